@@ -1,0 +1,46 @@
+# Referee: two commands on a fresh machine. `make demo` and `make test` set everything up
+# (Python venv, npm anvil) and are idempotent: a second run skips what is installed.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup demo test test-cuda bench vectors clean
+
+setup: $(VENV)/.installed $(BIN)/anvil
+
+# The full pinned set first (torch==2.13.0 resolves to the CPU build on disk, never a CUDA
+# download), then the project itself without touching the pins.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip check
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# ape-foundry finds anvil on PATH; link the real binary (not npm's node wrapper, which
+# leaves the chain running when it is stopped).
+$(BIN)/anvil: node_modules/.installed $(VENV)/.installed
+	ln -sf $(CURDIR)/$(ANVIL) $@
+	$@ --version | head -1
+
+demo: setup
+	$(BIN)/referee demo
+
+test: setup
+	$(BIN)/ape test tests -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_forward.py
+
+vectors: setup
+	$(BIN)/python tests/vectors/generate.py
+
+clean:
+	rm -rf $(VENV) node_modules .build build

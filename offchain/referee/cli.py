@@ -1,0 +1,165 @@
+"""The ``referee`` command line: quantize a model, run it exactly, show the commitments.
+
+User mistakes (missing files, wrong shapes, corrupt models) end in one ``Error:`` line and
+exit status 1; a traceback means a bug in Referee.
+"""
+
+import time
+from pathlib import Path
+
+import click
+import torch
+from tqdm import tqdm
+
+from .errors import ModelFormatError, RefereeError
+from .executor import Executor
+from .hashing import to_hex
+from .inputs import load_input, save_input
+from .model import IntegerModel
+from .modelfile import load_model, save_model
+from .quantize import quantize_input, quantize_sequential
+from .trace import Trace, TraceStore
+
+DEFAULT_STORE = Path.home() / ".referee" / "traces"
+
+
+class _RefereeGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RefereeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_RefereeGroup)
+@click.version_option(package_name="referee")
+def main() -> None:
+    """Referee: exact integer inference with keccak commitments, for optimistic verification."""
+
+
+def _show(label: str, value: str) -> None:
+    click.echo(f"{label:<13}{value}")
+
+
+def run_and_store(model: IntegerModel, x: torch.Tensor, store: TraceStore | None, device: str = "auto",
+                  backend: str = "auto") -> tuple[Trace, Path | None, float]:
+    """Run with a progress bar (shown only when a run takes over a second); store the trace."""
+    executor = Executor(model, device, backend)
+    started = time.perf_counter()
+    with tqdm(total=len(model.ops), desc="ops", unit="op", delay=1.0, leave=False) as bar:
+        slots = executor.run(x, on_op=lambda _: bar.update())
+    trace = Trace(model.root, slots)
+    path = store.save(trace) if store else None
+    return trace, path, time.perf_counter() - started
+
+
+def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: float) -> None:
+    rows, cols = trace.slots[0].shape
+    _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
+    _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
+    _show("prediction", " ".join(str(int(p)) for p in trace.output.argmax(dim=1)))
+    _show("output root", to_hex(trace.output_root))
+    _show("trace root", f"{to_hex(trace.trace_root)}  (S_{trace.op_count})")
+    _show("time", f"{seconds * 1000:.1f} ms")
+    if path:
+        _show("stored", str(path))
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("input_file", type=click.Path(path_type=Path))
+@click.option("--store", type=click.Path(path_type=Path), default=DEFAULT_STORE, show_default=True,
+              envvar="REFEREE_STORE", help="Trace store directory (env REFEREE_STORE).")
+@click.option("--no-store", is_flag=True, help="Do not save the trace.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--backend", type=click.Choice(["auto", "float", "int_mm", "int64"]), default="auto",
+              show_default=True, help="How accumulators are computed; all are exact.")
+def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str) -> None:
+    """Run MODEL_DIR on INPUT_FILE (.json or .npy of int8 rows) and print the commitments."""
+    model = load_model(model_dir)
+    x = load_input(input_file)
+    trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
+    _print_run(model, trace, path, seconds)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+def info(model_dir: Path) -> None:
+    """Show a model's ops and commitments (verifying them on load)."""
+    model = load_model(model_dir)
+    _show("model", model.name)
+    _show("model root", to_hex(model.root))
+    _show("ops root", to_hex(model.ops_root))
+    _show("shape", f"{model.input_cols} -> {model.output_cols}, {len(model.ops)} ops, state depth {model.state_depth}")
+    for j, op in enumerate(model.ops, start=1):
+        relu = " + relu" if op.relu else ""
+        _show(f"op {j}", f"linear slot {op.input_slot} ({op.in_cols}) -> {op.out_cols}{relu}, "
+                         f"weights {to_hex(op.weights.root)}")
+
+
+def _load_float_model(path: Path) -> torch.nn.Module:
+    try:
+        # A full pickled module: only load files you trust (pickle runs code).
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path} not found") from None
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelFormatError(f"cannot load {path} as a torch model: {exc}") from None
+
+
+@main.command()
+@click.argument("torch_model", required=False, type=click.Path(path_type=Path))
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help="Float calibration inputs (.npy, shape (samples, in_features)).")
+@click.option("--digits", is_flag=True, help="Train the bundled digits MLP and quantize it.")
+@click.option("--name", default=None, help="Model name stored in the manifest.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output model directory.")
+def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, name: str | None, out_dir: Path) -> None:
+    """Compile a torch.nn.Sequential of Linear/ReLU (saved whole with torch.save) to an integer model."""
+    if digits == bool(torch_model):
+        raise click.UsageError("give either TORCH_MODEL with --calibration, or --digits")
+    if digits:
+        from .digits import train_and_quantize
+
+        result = train_and_quantize()
+        model = result.integer_model
+        _show("accuracy", f"float {result.float_accuracy:.2%}, integer {result.integer_accuracy:.2%} "
+                          f"(digits test set, {len(result.data.test_y)} images)")
+    else:
+        if calibration is None:
+            raise click.UsageError("--calibration is required with TORCH_MODEL")
+        import numpy as np
+
+        try:
+            samples = torch.tensor(np.load(calibration, allow_pickle=False), dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise RefereeError(f"cannot read calibration data {calibration}: {exc}") from None
+        model = quantize_sequential(_load_float_model(torch_model), samples, name=name or torch_model.stem)
+    if name:
+        model.name = name
+    save_model(model, out_dir)
+    _show("saved", f"{out_dir} (model root {to_hex(model.root)})")
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
+@click.option("--samples", type=click.IntRange(1, 450), default=8, show_default=True,
+              help="How many test digits to classify in one job.")
+def demo(workdir: Path, samples: int) -> None:
+    """Train and quantize the digits MLP, run it exactly on test digits, print the commitments."""
+    from .digits import train_and_quantize
+
+    click.echo("1. train the digits MLP and compile it to an integer model")
+    result = train_and_quantize()
+    _show("accuracy", f"float {result.float_accuracy:.2%}, integer {result.integer_accuracy:.2%} "
+                      f"on {len(result.data.test_y)} test digits")
+    model_dir = save_model(result.integer_model, workdir / "digits-model")
+    model = load_model(model_dir)  # what a solver would do: load and verify from disk
+    _show("saved", f"{model_dir}")
+    click.echo(f"2. a job: {samples} test digits, quantized to int8")
+    x = quantize_input(result.data.test_x[:samples], model.input_scale)
+    save_input(x, workdir / "input.json")
+    _show("labels", " ".join(str(int(v)) for v in result.data.test_y[:samples]))
+    click.echo("3. exact integer run, trace stored")
+    trace, path, seconds = run_and_store(model, x, TraceStore(workdir / "traces"))
+    _print_run(model, trace, path, seconds)

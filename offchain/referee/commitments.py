@@ -1,0 +1,119 @@
+"""Commitments of protocol sections 3-6: tensor roots, weight leaves, op descriptors, model
+root and the state roots S_0..S_N.
+
+Tensors arrive as int8 torch tensors; their bytes are the protocol's packed encoding
+(two's complement, row-major), so hashing reads ``numpy().tobytes()`` directly.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from .hashing import ZERO32, enc, keccak256
+from .merkle import MerkleTree, depth_for, hash_pair, zero_hash
+
+KIND_LINEAR = 1
+FLAG_RELU = 1
+
+
+def packed(tensor: torch.Tensor) -> bytes:
+    """Packed int8 bytes of a 2-D int8 tensor, row-major."""
+    if tensor.dtype != torch.int8 or tensor.dim() != 2:
+        raise ValueError(f"expected a 2-D int8 tensor, got {tensor.dtype} of shape {tuple(tensor.shape)}")
+    return tensor.detach().cpu().contiguous().numpy().tobytes()
+
+
+def row_leaves(tensor: torch.Tensor) -> list[bytes]:
+    """keccak256 of each packed row."""
+    data, cols = packed(tensor), tensor.shape[1]
+    return [keccak256(data[r * cols:(r + 1) * cols]) for r in range(tensor.shape[0])]
+
+
+def header_root(rows: int, cols: int, rows_root: bytes) -> bytes:
+    """H(enc(rows, cols, rows_root)): the root of a tensor (or of a weights matrix)."""
+    return keccak256(enc(rows, cols, rows_root))
+
+
+@dataclass(frozen=True)
+class TensorCommitment:
+    """A tensor's header, its root, and its row tree (for row-descent moves and row proofs)."""
+
+    rows: int
+    cols: int
+    tree: MerkleTree
+
+    @property
+    def rows_root(self) -> bytes:
+        return self.tree.root
+
+    @property
+    def root(self) -> bytes:
+        return header_root(self.rows, self.cols, self.rows_root)
+
+    @property
+    def header(self) -> tuple[int, int, bytes]:
+        return self.rows, self.cols, self.rows_root
+
+
+def commit_tensor(tensor: torch.Tensor) -> TensorCommitment:
+    rows, cols = tensor.shape
+    return TensorCommitment(rows, cols, MerkleTree(row_leaves(tensor), depth_for(rows)))
+
+
+def weight_leaves(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
+                  shift: torch.Tensor) -> list[bytes]:
+    """WL[c] = H(enc(b[c], m[c], s[c]) || packed W[c, :]) for every output channel c."""
+    data, k = packed(weight), weight.shape[1]
+    params = zip(bias.tolist(), multiplier.tolist(), shift.tolist())
+    return [keccak256(enc(b, m, s) + data[c * k:(c + 1) * k]) for c, (b, m, s) in enumerate(params)]
+
+
+def commit_weights(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
+                   shift: torch.Tensor) -> TensorCommitment:
+    """The weights' header (n, k, weight rows root) and tree; ``.root`` is the weights root."""
+    n, k = weight.shape
+    return TensorCommitment(n, k, MerkleTree(weight_leaves(weight, bias, multiplier, shift), depth_for(n)))
+
+
+def descriptor(kind: int, flags: int, input_a: int, input_b: int, in_cols: int, out_cols: int,
+               params_root: bytes) -> bytes:
+    """The seven-word op descriptor of protocol section 5."""
+    return enc(kind, flags, input_a, input_b, in_cols, out_cols, params_root)
+
+
+def op_leaf(desc: bytes) -> bytes:
+    """OL[j] = H(desc_j); op j sits at leaf index j - 1 of the ops tree."""
+    return keccak256(desc)
+
+
+def model_root(op_count: int, input_cols: int, output_cols: int, ops_root: bytes) -> bytes:
+    return keccak256(enc(op_count, input_cols, output_cols, ops_root))
+
+
+def state_depth(op_count: int) -> int:
+    """Depth of the state tree over slots 0..N."""
+    return depth_for(op_count + 1)
+
+
+def state_roots(slot_roots: list[bytes]) -> list[bytes]:
+    """S_0..S_N from the slot roots T_0..T_N: S_j has slots 0..j filled, the rest zero."""
+    depth = state_depth(len(slot_roots) - 1)
+    # Fill the slots one by one, rehashing only the filled slot's path: D hashes per step.
+    levels = [[zero_hash(h)] * (1 << (depth - h)) for h in range(depth + 1)]
+    roots = []
+    for slot, slot_root in enumerate(slot_roots):
+        levels[0][slot] = slot_root
+        index = slot
+        for height in range(depth):
+            index >>= 1
+            levels[height + 1][index] = hash_pair(levels[height][2 * index], levels[height][2 * index + 1])
+        roots.append(levels[depth][0])
+    return roots
+
+
+def state_tree(slot_roots: list[bytes], filled_through: int) -> MerkleTree:
+    """The state tree S_j (slots 0..j filled), for slot proofs against it."""
+    return MerkleTree(slot_roots[:filled_through + 1], state_depth(len(slot_roots) - 1))
+
+
+EMPTY_SLOT = ZERO32

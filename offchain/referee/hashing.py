@@ -1,0 +1,40 @@
+"""keccak256 and the byte encodings of docs/protocol.md section 1.
+
+``enc`` is ``abi.encode`` of static 32-byte words: what the contracts hash with
+``concat(convert(x, bytes32), ...)``.
+"""
+
+from eth_hash.auto import keccak as _keccak
+
+WORD = 32
+ZERO32 = bytes(WORD)
+
+
+def keccak256(data: bytes) -> bytes:
+    """keccak256 as the EVM computes it (original Keccak padding, not NIST SHA3)."""
+    return _keccak(data)
+
+
+def word(value: int | bytes) -> bytes:
+    """One 32-byte big-endian word: an int (two's complement if negative) or 32 raw bytes."""
+    if isinstance(value, bytes):
+        if len(value) != WORD:
+            raise ValueError(f"a word is 32 bytes, got {len(value)}")
+        return value
+    return (value % (1 << 256)).to_bytes(WORD, "big")
+
+
+def enc(*values: int | bytes) -> bytes:
+    """The words of ``values`` concatenated (Solidity ``abi.encode`` of static values)."""
+    return b"".join(word(v) for v in values)
+
+
+def to_hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def from_hex(text: str) -> bytes:
+    """Parse a 0x-prefixed hex string."""
+    if not isinstance(text, str) or not text.startswith("0x"):
+        raise ValueError(f"expected a 0x-prefixed hex string, got {text!r}")
+    return bytes.fromhex(text[2:])

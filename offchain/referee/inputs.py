@@ -1,0 +1,67 @@
+"""Reading a job input from a file: JSON (a list of rows, or one flat row) or NumPy ``.npy``.
+
+Values must be integers in [-128, 127]; anything else is refused with the first offending
+position, never silently rounded or wrapped.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def _from_json(path: Path) -> np.ndarray:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(data, list) and data and all(not isinstance(v, list) for v in data):
+        data = [data]  # one flat row
+    if not isinstance(data, list) or not data or not all(isinstance(row, list) for row in data):
+        raise InputError(f"{path}: expected a list of rows (lists of integers)")
+    widths = {len(row) for row in data}
+    if len(widths) != 1:
+        raise InputError(f"{path}: rows have different lengths {sorted(widths)}")
+    for r, row in enumerate(data):
+        for c, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{path}: row {r}, column {c} is {value!r}; inputs must be integers in [-128, 127]")
+    return np.array(data, dtype=object)
+
+
+def _from_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise InputError(f"{path} is not a readable .npy file: {exc}") from None
+    if array.dtype.kind not in "iu":
+        raise InputError(f"{path} holds {array.dtype} values; inputs must be integers in [-128, 127]")
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.size == 0:
+        raise InputError(f"{path}: expected a 2-D array (rows, cols), got shape {array.shape}")
+    return array.astype(object)
+
+
+def load_input(path: Path) -> torch.Tensor:
+    """An int8 tensor (rows, cols) from ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {path} not found")
+    readers = {".json": _from_json, ".npy": _from_npy}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"{path}: unknown input format {path.suffix!r}; use .json or .npy")
+    array = reader(path)
+    out_of_range = np.argwhere((array < -128) | (array > 127))
+    if len(out_of_range):
+        r, c = out_of_range[0]
+        raise InputError(f"{path}: row {r}, column {c} is {array[r, c]}; inputs must be integers in [-128, 127]")
+    return torch.tensor(array.astype(np.int8))
+
+
+def save_input(x: torch.Tensor, path: Path) -> None:
+    Path(path).write_text(json.dumps(x.tolist()) + "\n")
