@@ -1,0 +1,68 @@
+"""Test helpers: golden vectors, random models, and conversion between the reference's plain
+dict models (tests/reference.py) and ``referee.model.IntegerModel``."""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import torch
+
+from referee.model import IntegerModel, LinearOp
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def load_vectors(name: str) -> dict:
+    return json.loads((VECTORS / f"{name}.json").read_text())
+
+
+def h(text: str) -> bytes:
+    """0x-hex -> bytes."""
+    return bytes.fromhex(text[2:])
+
+
+def to_integer_model(ref_model: dict) -> IntegerModel:
+    """A reference dict model as an IntegerModel (the same numbers, typed tensors)."""
+    ops = [LinearOp(op["input_a"], torch.tensor(op["weights"], dtype=torch.int8),
+                    torch.tensor(op["bias"], dtype=torch.int32), torch.tensor(op["multiplier"], dtype=torch.int32),
+                    torch.tensor(op["shift"], dtype=torch.int32), bool(op["flags"] & 1))
+           for op in ref_model["ops"]]
+    return IntegerModel(ref_model["input_cols"], ops).validate()
+
+
+def int8_tensor(rows: list[list[int]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int8)
+
+
+def random_ref_model(rng: random.Random, input_cols: int, widths: list[int], extreme: bool = False) -> dict:
+    """A random valid model: op j reads a random earlier slot, weights within the acc bound.
+
+    ``extreme`` fills weights with -128/127 and pushes bias, multiplier and shift to their ends.
+    """
+    slot_cols, ops = [input_cols], []
+    for j, n in enumerate(widths, start=1):
+        input_a = rng.randrange(j)
+        k = slot_cols[input_a]
+        if extreme:
+            weights = [[rng.choice((-128, 127, -128, 0)) for _ in range(k)] for _ in range(n)]
+        else:
+            weights = [[rng.randint(-128, 127) for _ in range(k)] for _ in range(n)]
+        bias, multiplier, shift = [], [], []
+        for row in weights:
+            room = (1 << 31) - 1 - 128 * sum(abs(w) for w in row)
+            bias.append(rng.choice((room, -room, 0)) if extreme else rng.randint(-min(room, 1 << 20), min(room, 1 << 20)))
+            # Typical |acc| ~ sqrt(k) * 74^2 and m ~ 2^30: this shift lands outputs mid int8.
+            target_shift = min(62, (math.isqrt(k) * 5500).bit_length() + 24)
+            multiplier.append(rng.choice((1, (1 << 31) - 1)) if extreme and rng.random() < 0.3
+                              else rng.randint(1 << 29, (1 << 31) - 1))
+            shift.append(rng.choice((1, 62, target_shift)) if extreme else target_shift + rng.randint(-3, 3))
+        ops.append({"kind": 1, "flags": rng.randint(0, 1), "input_a": input_a, "input_b": 0,
+                    "weights": weights, "bias": bias, "multiplier": multiplier, "shift": shift})
+        slot_cols.append(n)
+    return {"input_cols": input_cols, "ops": ops}
+
+
+def random_input(rng: random.Random, rows: int, cols: int, extreme: bool = False) -> list[list[int]]:
+    values = (-128, 127, 0, -1) if extreme else range(-128, 128)
+    return [[rng.choice(values) for _ in range(cols)] for _ in range(rows)]

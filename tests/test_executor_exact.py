@@ -1,0 +1,103 @@
+"""The exact executor against the independent pure-integer reference, bit for bit."""
+
+import random
+
+import pytest
+import torch
+
+import reference as ref
+from helpers import int8_tensor, load_vectors, random_input, random_ref_model, to_integer_model
+from referee.errors import InputError, RefereeError
+from referee.executor import BACKENDS, Executor, float_blocks, requantize
+from referee.model import IntegerModel, LinearOp
+
+CPU_BACKENDS = list(BACKENDS)
+
+
+def test_requantize_golden_vectors_succeeds():
+    cases = load_vectors("requant")["cases"]
+    acc = torch.tensor([[c["acc"] for c in cases]], dtype=torch.int64)
+    m = torch.tensor([c["multiplier"] for c in cases], dtype=torch.int32)
+    s = torch.tensor([c["shift"] for c in cases], dtype=torch.int32)
+    plain = requantize(acc, m, s, relu=False)[0].tolist()
+    relu = requantize(acc, m, s, relu=True)[0].tolist()
+    for case, y_plain, y_relu in zip(cases, plain, relu):
+        assert (y_relu if case["relu"] else y_plain) == case["y"], case["name"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_linear_golden_vectors_succeeds(backend):
+    for case in load_vectors("linear")["cases"]:
+        if backend == "int_mm" and len(case["x"]) > 4096:
+            continue  # the CPU int_mm kernel is slow; the float and int64 paths cover large k
+        model = to_integer_model({"input_cols": len(case["x"]), "ops": [{
+            "kind": 1, "flags": int(case["relu"]), "input_a": 0, "input_b": 0, "weights": [case["w"]],
+            "bias": [case["bias"]], "multiplier": [case["multiplier"]], "shift": [case["shift"]]}]})
+        out = Executor(model, "cpu", backend).run(int8_tensor([case["x"]]))[-1]
+        assert out.tolist() == [[case["y"]]], case["name"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_models_golden_vectors_every_slot_succeeds(backend):
+    for vec in load_vectors("models")["models"]:
+        slots = Executor(to_integer_model(vec), "cpu", backend).run(int8_tensor(vec["input"]))
+        assert [s.tolist() for s in slots] == [slot["values"] for slot in vec["slots"]], vec["name"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("extreme", [False, True])
+def test_random_models_match_reference_succeeds(seed, extreme):
+    rng = random.Random(1000 * seed + extreme)
+    input_cols = rng.choice([1, 7, 64, 129, 300])
+    widths = [rng.choice([1, 3, 8, 33, 100]) for _ in range(rng.randint(1, 4))]
+    ref_model = random_ref_model(rng, input_cols, widths, extreme=extreme)
+    x = random_input(rng, rng.choice([1, 2, 5, 17, 40]), input_cols, extreme=extreme)
+    expected = ref.run_model(ref_model, x)
+    model = to_integer_model(ref_model)
+    for backend in CPU_BACKENDS:
+        got = Executor(model, "cpu", backend).run(int8_tensor(x))
+        assert [s.tolist() for s in got] == expected, backend
+    if not extreme:  # a meaningful test: the outputs are not all saturated or all zero
+        assert len({v for row in expected[-1] for v in row}) > 1 or len(expected[-1][0]) == 1
+
+
+def test_float_path_worst_case_accumulators_exact_succeeds():
+    # -128 * -128 = 2^14 in every product: each float32 block's partial sums reach exactly its
+    # 2^24 limit, and k = MAX_COLS - 1 gives 16 blocks; one inexact block would show here.
+    k = 16383
+    w = torch.full((2, k), -128, dtype=torch.int8)
+    w[1] = 127
+    model = IntegerModel(k, [LinearOp(0, w, torch.tensor([0, -5], dtype=torch.int32),
+                                      torch.tensor([1, 1], dtype=torch.int32),
+                                      torch.tensor([24, 24], dtype=torch.int32), False)]).validate()
+    x = torch.full((3, k), -128, dtype=torch.int8)
+    x[1] = 127
+    x[2, ::2] = 127
+    expected = ref.linear(x.tolist(), w.tolist(), [0, -5], [1, 1], [24, 24], False)
+    assert Executor(model, "cpu", "float").run(x)[-1].tolist() == expected
+    assert all(128 * int(w[:, a:b].to(torch.int64).abs().sum(1).max()) <= 1 << 24 for a, b in float_blocks(w))
+
+
+def test_float_blocks_cover_k_without_gaps_succeeds():
+    w = torch.randint(-128, 128, (5, 5000), dtype=torch.int8, generator=torch.Generator().manual_seed(3))
+    blocks = float_blocks(w)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 5000
+    assert all(a < b and b == c for (a, b), (c, _) in zip(blocks, blocks[1:]))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.zeros(2, 5, dtype=torch.int8), "expects (rows, 4)"),
+    (torch.zeros(2, 4, dtype=torch.int32), "int8"),
+    (torch.zeros(4, dtype=torch.int8), "expects (rows, 4)"),
+])
+def test_run_bad_input_fails(bad, message):
+    rng = random.Random(5)
+    model = to_integer_model(random_ref_model(rng, 4, [3]))
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Executor(model, "cpu").run(bad)
+
+
+def test_unknown_backend_fails():
+    model = to_integer_model(random_ref_model(random.Random(1), 4, [3]))
+    with pytest.raises(RefereeError, match="unknown backend"):
+        Executor(model, "cpu", "fp16")
