@@ -1,0 +1,141 @@
+"""The trace store: persistent, atomic, self-verifying, and enough to answer every dispute move."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from referee import commitments as cm
+from referee.executor import run_model
+from referee.game import bisection_points
+from referee.hashing import keccak256
+from referee.merkle import hash_pair, verify_proof
+from referee.errors import TraceStoreError
+from referee.trace import Trace, TraceStore
+
+
+@pytest.fixture(scope="module")
+def model_and_trace():
+    rng = random.Random(11)
+    model = to_integer_model(random_ref_model(rng, 20, [16, 12, 12, 8, 5]))
+    x = int8_tensor(random_input(rng, 6, 20))
+    return model, Trace(model.root, run_model(model, x, "cpu"))
+
+
+def test_save_then_load_in_new_store_succeeds(tmp_path, model_and_trace):
+    model, trace = model_and_trace
+    path = TraceStore(tmp_path).save(trace)
+    assert path.name.endswith(".trace") and not list(path.parent.glob(".*.tmp"))
+    loaded = TraceStore(tmp_path).load(model.root, trace.input_root)  # a fresh store: a restart
+    assert loaded.state_roots == trace.state_roots
+    assert all(a.equal(b) for a, b in zip(loaded.slots, trace.slots))
+    assert (model.root, trace.input_root) in TraceStore(tmp_path)
+
+
+def test_load_unknown_key_fails(tmp_path, model_and_trace):
+    model, _ = model_and_trace
+    with pytest.raises(TraceStoreError, match="no stored trace"):
+        TraceStore(tmp_path).load(model.root, b"\1" * 32)
+
+
+@pytest.mark.parametrize("cut", [3, 50, -1])
+def test_load_truncated_file_fails(tmp_path, model_and_trace, cut):
+    model, trace = model_and_trace
+    path = TraceStore(tmp_path).save(trace)
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(TraceStoreError, match="corrupt or truncated"):
+        TraceStore(tmp_path).load(model.root, trace.input_root)
+
+
+def test_load_flipped_value_fails(tmp_path, model_and_trace):
+    model, trace = model_and_trace
+    path = TraceStore(tmp_path).save(trace)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the last slot tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(TraceStoreError, match="does not verify"):
+        TraceStore(tmp_path).load(model.root, trace.input_root)
+
+
+def test_crash_before_rename_leaves_no_trace_succeeds(tmp_path, model_and_trace, monkeypatch):
+    model, trace = model_and_trace
+
+    def crash(*_):
+        raise OSError("simulated crash before rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        TraceStore(tmp_path).save(trace)
+    monkeypatch.undo()
+    with pytest.raises(TraceStoreError, match="no stored trace"):
+        TraceStore(tmp_path).load(model.root, trace.input_root)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # the temporary file is gone too
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.45])
+def test_killed_writer_never_leaves_a_torn_file_succeeds(tmp_path, delay):
+    """SIGKILL a process that rewrites a large trace in a loop; what is left must verify."""
+    script = textwrap.dedent(f"""
+        import torch
+        from referee.trace import Trace, TraceStore
+        g = torch.Generator().manual_seed(0)
+        slots = [torch.randint(-128, 128, (256, 4096), dtype=torch.int8, generator=g) for _ in range(4)]
+        store = TraceStore({str(tmp_path)!r})
+        trace = Trace(b"\\x07" * 32, slots)
+        while True:
+            store.save(trace)
+            print("saved", trace.input_root.hex(), flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        input_root = bytes.fromhex(proc.stdout.readline().split()[1])
+        time.sleep(delay)  # somewhere inside a later write
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    loaded = TraceStore(tmp_path).load(b"\x07" * 32, input_root)
+    assert loaded.slots[0].shape == (256, 4096)
+
+
+def test_trace_answers_every_dispute_move_succeeds(tmp_path, model_and_trace):
+    model, trace = model_and_trace
+    TraceStore(tmp_path).save(trace)
+    t = TraceStore(tmp_path).load(model.root, trace.input_root)
+    n = t.op_count
+    # Bisection: every state the solver may be asked for is at hand.
+    assert bisection_points(0, n, 4)[1:-1] and all(len(t.state_roots[q]) == 32 for q in bisection_points(0, n, 4))
+    for step in range(1, n + 1):
+        op = model.ops[step - 1]
+        # Transition: slot update, input slot proof in S_{step-1}, op descriptor against the ops root.
+        siblings = t.slot_update_proof(step)
+        assert verify_proof(cm.EMPTY_SLOT, step, siblings, t.state_roots[step - 1])
+        assert verify_proof(t.slot_roots[step], step, siblings, t.state_roots[step])
+        in_proof = t.state_tree(step - 1).proof(op.input_slot)
+        assert verify_proof(t.slot_roots[op.input_slot], op.input_slot, in_proof, t.state_roots[step - 1])
+        assert verify_proof(keccak256(op.descriptor()), step - 1, model.op_tree.proof(step - 1), model.ops_root)
+        out = t.slot_commitments[step]
+        assert cm.header_root(*out.header) == t.slot_roots[step]
+        # Row descent: children of every node hash to the node.
+        tree = out.tree
+        for height in range(tree.depth, 0, -1):
+            for index in range(1 << (tree.depth - height)):
+                assert hash_pair(*tree.children(height, index)) == tree.node(height, index)
+        # One step: the row bytes, the input row and the weight row, each with its proof.
+        for row in range(out.rows):
+            y = t.row_bytes(step, row)
+            assert keccak256(y) == tree.node(0, row)
+            x_row = t.row_bytes(op.input_slot, row)
+            x_tree = t.slot_commitments[op.input_slot].tree
+            assert verify_proof(keccak256(x_row), row, x_tree.proof(row), x_tree.root)
+        for c in range(op.out_cols):
+            assert verify_proof(op.weights.tree.node(0, c), c, op.weights.tree.proof(c), op.weights.rows_root)
+    for row in range(t.slots[0].shape[0], 1 << t.slot_commitments[1].tree.depth):
+        assert t.slot_commitments[1].tree.node(0, row) == cm.EMPTY_SLOT  # padding rows are zero leaves
