@@ -33,7 +33,9 @@ $(BIN)/anvil: node_modules/.installed $(VENV)/.installed
 demo: setup
 	$(BIN)/referee demo
 
+# --force: ape does not notice edits to imported modules (contracts/modules is excluded).
 test: setup
+	$(BIN)/ape compile --force
 	$(BIN)/ape test tests -q
 
 bench: setup
