@@ -163,3 +163,7 @@ def demo(workdir: Path, samples: int) -> None:
     click.echo("3. exact integer run, trace stored")
     trace, path, seconds = run_and_store(model, x, TraceStore(workdir / "traces"))
     _print_run(model, trace, path, seconds)
+
+
+if __name__ == "__main__":
+    main()

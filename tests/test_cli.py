@@ -1,0 +1,158 @@
+"""The ``referee`` CLI: clear one-line errors, no tracebacks; commitments equal the reference's.
+
+Most cases run in-process (click's runner); the demo and one run go through a real process,
+the way a user calls the installed command.
+"""
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import reference as ref
+from helpers import random_ref_model, to_integer_model
+from referee.cli import main
+from referee.hashing import to_hex
+from referee.modelfile import load_model, save_model
+from referee.trace import TraceStore
+
+
+def referee(*args):
+    result = CliRunner(mix_stderr=False).invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a bug: let pytest show its traceback
+    return result
+
+
+def referee_process(*args):
+    return subprocess.run([sys.executable, "-m", "referee.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    rng = random.Random(21)
+    ref_model = random_ref_model(rng, 6, [5, 4])
+    path = save_model(to_integer_model(ref_model), tmp_path_factory.mktemp("cli") / "model")
+    return path, ref_model
+
+
+def _assert_one_line_error(result, fragment):
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], result.stderr
+
+
+def test_run_prints_commitments_and_stores_trace_succeeds(tmp_path, small_model):
+    path, ref_model = small_model
+    x = [[1, -2, 3, -128, 127, 0], [5, 5, 5, 5, 5, 5]]
+    (tmp_path / "x.json").write_text(json.dumps(x))
+    result = referee_process("run", path, tmp_path / "x.json", "--store", tmp_path / "store")
+    assert result.returncode == 0, result.stderr
+    slots = ref.run_model(ref_model, x)
+    slot_roots = [ref.tensor_root(s) for s in slots]
+    trace_root = ref.state_root(slot_roots, ref.depth(len(slots)))
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines() if line and not line.startswith("output"))
+    assert f"output root  {to_hex(slot_roots[-1])}" in result.stdout
+    assert lines["trace"].split()[1] == to_hex(trace_root)
+    assert lines["prediction"].split() == [str(max(range(4), key=lambda c: (row[c], -c))) for row in slots[-1]]
+    model = load_model(path)
+    assert TraceStore(tmp_path / "store").load(model.root, slot_roots[0]).trace_root == trace_root
+
+
+def test_run_accepts_npy_input_succeeds(tmp_path, small_model):
+    path, _ = small_model
+    np.save(tmp_path / "x.npy", np.array([[1, 2, 3, 4, 5, 6]], dtype=np.int16))
+    result = referee("run", path, tmp_path / "x.npy", "--no-store")
+    assert result.exit_code == 0 and "prediction" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ([[1, 2, 3]], "input has shape (1, 3); the model expects (rows, 6)"),
+    ([[1, 2, 3, 4, 5, 0.5]], "row 0, column 5 is 0.5; inputs must be integers"),
+    ([[1, 2, 3, 4, 5, 128]], "row 0, column 5 is 128; inputs must be integers in [-128, 127]"),
+    ([[1, 2, 3, 4, 5, 6], [1]], "rows have different lengths"),
+    ({"x": 1}, "expected a list of rows"),
+])
+def test_run_bad_input_fails(tmp_path, small_model, content, fragment):
+    path, _ = small_model
+    (tmp_path / "x.json").write_text(json.dumps(content))
+    _assert_one_line_error(referee("run", path, tmp_path / "x.json", "--no-store"), fragment)
+
+
+def test_run_float_npy_input_fails(tmp_path, small_model):
+    path, _ = small_model
+    np.save(tmp_path / "x.npy", np.zeros((1, 6), dtype=np.float32))
+    _assert_one_line_error(referee("run", path, tmp_path / "x.npy", "--no-store"), "holds float32 values")
+
+
+def test_run_missing_files_fails(tmp_path, small_model):
+    path, _ = small_model
+    _assert_one_line_error(referee("run", path, tmp_path / "absent.json"), "input file")
+    _assert_one_line_error(referee("run", tmp_path / "nomodel", tmp_path / "absent.json"), "is not a directory")
+
+
+def test_run_unknown_input_format_fails(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "x.csv").write_text("1,2,3,4,5,6\n")
+    _assert_one_line_error(referee("run", path, tmp_path / "x.csv"), "unknown input format '.csv'")
+
+
+def test_run_cuda_without_cuda_fails(tmp_path, small_model):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path is for machines without it")
+    path, _ = small_model
+    (tmp_path / "x.json").write_text("[[1, 2, 3, 4, 5, 6]]")
+    _assert_one_line_error(referee("run", path, tmp_path / "x.json", "--device", "cuda"), "no usable CUDA device")
+
+
+def test_info_corrupt_model_fails(tmp_path, small_model):
+    path, _ = small_model
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text((path / "model.json").read_text())
+    (broken / "weights.safetensors").write_bytes((path / "weights.safetensors").read_bytes()[:40])
+    _assert_one_line_error(referee("info", broken), "corrupt or truncated")
+
+
+def test_info_shows_roots_succeeds(small_model):
+    path, ref_model = small_model
+    result = referee("info", path)
+    assert result.exit_code == 0
+    assert to_hex(ref.model_root(ref_model)) in result.stdout
+
+
+def test_quantize_torch_model_succeeds(tmp_path):
+    import torch
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    torch.save(net, tmp_path / "net.pt")
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32))
+    result = referee("quantize", tmp_path / "net.pt", "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q")
+    assert result.exit_code == 0, result.stderr
+    model = load_model(tmp_path / "q")
+    assert [(op.in_cols, op.out_cols, op.relu) for op in model.ops] == [(5, 7, True), (7, 3, False)]
+
+
+def test_quantize_unsupported_layer_fails(tmp_path):
+    import torch
+    torch.save(torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh()), tmp_path / "net.pt")
+    np.save(tmp_path / "cal.npy", np.zeros((4, 5), dtype=np.float32))
+    result = referee("quantize", tmp_path / "net.pt", "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q")
+    _assert_one_line_error(result, "layer 1 (Tanh) is not supported")
+
+
+def test_demo_prints_correct_predictions_succeeds(tmp_path):
+    result = referee_process("demo", "--workdir", tmp_path / "demo", "--samples", "8")
+    assert result.returncode == 0, result.stderr
+    fields = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in result.stdout.splitlines()
+              if line and not line[0].isdigit()}
+    labels, predictions = fields["labels"].split(), fields["prediction"].split()
+    assert len(predictions) == 8 and sum(a == b for a, b in zip(labels, predictions)) >= 7
+    assert (tmp_path / "demo" / "digits-model" / "model.json").is_file()
