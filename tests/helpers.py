@@ -31,6 +31,13 @@ def to_integer_model(ref_model: dict) -> IntegerModel:
     return IntegerModel(ref_model["input_cols"], ops).validate()
 
 
+def linear_case_model(case: dict) -> IntegerModel:
+    """The one-channel model of a ``linear.json`` golden case."""
+    return to_integer_model({"input_cols": len(case["x"]), "ops": [{
+        "kind": 1, "flags": int(case["relu"]), "input_a": 0, "input_b": 0, "weights": [case["w"]],
+        "bias": [case["bias"]], "multiplier": [case["multiplier"]], "shift": [case["shift"]]}]})
+
+
 def int8_tensor(rows: list[list[int]]) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.int8)
 

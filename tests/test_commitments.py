@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import h, int8_tensor, load_vectors, to_integer_model
+from helpers import h, int8_tensor, linear_case_model, load_vectors, to_integer_model
 from referee import commitments as cm
 from referee.game import bisection_points
 from referee.hashing import keccak256
@@ -60,9 +60,7 @@ def test_tensor_commitments_golden_vectors_succeeds():
 
 def test_weight_leaves_golden_vectors_succeeds():
     for case in load_vectors("linear")["cases"]:
-        model = to_integer_model({"input_cols": len(case["x"]), "ops": [{
-            "kind": 1, "flags": int(case["relu"]), "input_a": 0, "input_b": 0, "weights": [case["w"]],
-            "bias": [case["bias"]], "multiplier": [case["multiplier"]], "shift": [case["shift"]]}]})
+        model = linear_case_model(case)
         op = model.ops[0]
         assert cm.weight_leaves(op.weight, op.bias, op.multiplier, op.shift) == [h(case["weight_leaf"])], case["name"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import reference as ref
-from helpers import int8_tensor, load_vectors, random_input, random_ref_model, to_integer_model
+from helpers import int8_tensor, linear_case_model, load_vectors, random_input, random_ref_model, to_integer_model
 from referee.executor import Executor
 
 pytestmark = [
@@ -25,9 +25,7 @@ def test_cuda_models_golden_vectors_succeeds(backend):
 @pytest.mark.parametrize("backend", ["int_mm", "float"])
 def test_cuda_linear_golden_vectors_succeeds(backend):
     for case in load_vectors("linear")["cases"]:
-        model = to_integer_model({"input_cols": len(case["x"]), "ops": [{
-            "kind": 1, "flags": int(case["relu"]), "input_a": 0, "input_b": 0, "weights": [case["w"]],
-            "bias": [case["bias"]], "multiplier": [case["multiplier"]], "shift": [case["shift"]]}]})
+        model = linear_case_model(case)
         assert Executor(model, "cuda", backend).run(int8_tensor([case["x"]]))[-1].tolist() == [[case["y"]]], case["name"]
 
 

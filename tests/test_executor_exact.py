@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import reference as ref
-from helpers import int8_tensor, load_vectors, random_input, random_ref_model, to_integer_model
+from helpers import int8_tensor, linear_case_model, load_vectors, random_input, random_ref_model, to_integer_model
 from referee.errors import InputError, RefereeError
 from referee.executor import BACKENDS, Executor, float_blocks, requantize
 from referee.model import IntegerModel, LinearOp
@@ -30,9 +30,7 @@ def test_linear_golden_vectors_succeeds(backend):
     for case in load_vectors("linear")["cases"]:
         if backend == "int_mm" and len(case["x"]) > 4096:
             continue  # the CPU int_mm kernel is slow; the float and int64 paths cover large k
-        model = to_integer_model({"input_cols": len(case["x"]), "ops": [{
-            "kind": 1, "flags": int(case["relu"]), "input_a": 0, "input_b": 0, "weights": [case["w"]],
-            "bias": [case["bias"]], "multiplier": [case["multiplier"]], "shift": [case["shift"]]}]})
+        model = linear_case_model(case)
         out = Executor(model, "cpu", backend).run(int8_tensor([case["x"]]))[-1]
         assert out.tolist() == [[case["y"]]], case["name"]
 
