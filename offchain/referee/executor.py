@@ -49,22 +49,25 @@ def float_blocks(weight: torch.Tensor) -> list[tuple[int, int]]:
 
 
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor, relu: bool) -> torch.Tensor:
-    """clamp((acc * m + 2^(s-1)) >> s, -128, 127), then ReLU; acc is int64 (rows, n)."""
-    m = multiplier.to(torch.int64)
-    s = shift.to(torch.int64)
-    half = torch.bitwise_left_shift(torch.ones_like(s), s - 1)
-    y = torch.bitwise_right_shift(acc * m + half, s).clamp_(-128, 127)
-    if relu:
-        y.clamp_(min=0)
-    return y.to(torch.int8)
+    """clamp((acc * m + 2^(s-1)) >> s, -128, 127), then ReLU; acc is int64 (rows, n), m and s (n,)."""
+    m, s = multiplier.to(torch.int64), shift.to(torch.int64)
+    return _requantize_(acc.clone(), m, torch.bitwise_left_shift(torch.ones_like(s), s - 1), s, relu)
+
+
+def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torch.Tensor, relu: bool) -> torch.Tensor:
+    """In-place requantization of an int64 accumulator; m, half = 2^(s-1) and s are int64 (n,)."""
+    # |acc| < 2^31 and m < 2^31, so acc * m + half < 2^63: no int64 overflow.
+    acc.mul_(m).add_(half).bitwise_right_shift_(s)
+    return acc.clamp_(0 if relu else -128, 127).to(torch.int8)
 
 
 @dataclass
 class _PreparedLinear:
     op: LinearOp
-    bias: torch.Tensor
-    multiplier: torch.Tensor
-    shift: torch.Tensor
+    bias: torch.Tensor        # int64 (n,)
+    multiplier: torch.Tensor  # int64 (n,)
+    half: torch.Tensor        # int64 (n,): 2^(s-1)
+    shift: torch.Tensor       # int64 (n,)
     blocks: list[tuple[int, int, torch.Tensor]]  # float: (start, end, W^T block float32 (kb, n))
     weight_t: torch.Tensor | None  # int_mm / int64: W^T (k_padded, n_padded)
 
@@ -121,7 +124,10 @@ class Executor:
             weight_t = weight_t.to(dev)
         else:
             weight_t = op.weight.t().to(torch.int64).contiguous().to(dev)
-        return _PreparedLinear(op, op.bias.to(torch.int64).to(dev), op.multiplier.to(dev), op.shift.to(dev),
+        shift = op.shift.to(torch.int64)
+        half = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
+        as_dev = lambda t: t.to(torch.int64).to(dev)  # noqa: E731
+        return _PreparedLinear(op, as_dev(op.bias), as_dev(op.multiplier), as_dev(half), as_dev(shift),
                                blocks, weight_t)
 
     def _accumulate(self, prep: _PreparedLinear, x: torch.Tensor) -> torch.Tensor:
@@ -130,8 +136,10 @@ class Executor:
             xf = x.to(torch.float32)
             acc = None
             for start, end, w_block in prep.blocks:
-                part = (xf[:, start:end] @ w_block).to(torch.int64)
-                acc = part if acc is None else acc.add_(part)
+                part = xf[:, start:end] @ w_block  # exact: every partial sum is an integer below 2^24
+                # Block sums add up in float64, exact below 2^53 (|acc| < 2^31).
+                acc = part.to(torch.float64) if acc is None else acc.add_(part)
+            acc = acc.to(torch.int64)
         elif self.backend == "int_mm":
             rows, k = x.shape
             # _int_mm wants more than 16 rows and k, n multiples of 8: zero padding adds nothing.
@@ -158,7 +166,7 @@ class Executor:
         with torch.inference_mode(), _ieee_float32_matmul():
             for j, prep in enumerate(self._ops, start=1):
                 acc = self._accumulate(prep, slots_dev[prep.op.input_slot])
-                slots_dev.append(requantize(acc, prep.multiplier, prep.shift, prep.op.relu))
+                slots_dev.append(_requantize_(acc, prep.multiplier, prep.half, prep.shift, prep.op.relu))
                 if on_op:
                     on_op(j)
         return [s.cpu() for s in slots_dev]
