@@ -42,10 +42,12 @@ def int8_tensor(rows: list[list[int]]) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.int8)
 
 
-def random_ref_model(rng: random.Random, input_cols: int, widths: list[int], extreme: bool = False) -> dict:
+def random_ref_model(rng: random.Random, input_cols: int, widths: list[int], extreme: bool = False,
+                     multiplier_bits: int = 31) -> dict:
     """A random valid model: op j reads a random earlier slot, weights within the acc bound.
 
-    ``extreme`` fills weights with -128/127 and pushes bias, multiplier and shift to their ends.
+    ``extreme`` fills weights with -128/127 and pushes bias, multiplier and shift to their ends;
+    ``multiplier_bits = 21`` gives the quantizer's multipliers (and small biases).
     """
     slot_cols, ops = [input_cols], []
     for j, n in enumerate(widths, start=1):
@@ -58,11 +60,12 @@ def random_ref_model(rng: random.Random, input_cols: int, widths: list[int], ext
         bias, multiplier, shift = [], [], []
         for row in weights:
             room = (1 << 31) - 1 - 128 * sum(abs(w) for w in row)
-            bias.append(rng.choice((room, -room, 0)) if extreme else rng.randint(-min(room, 1 << 20), min(room, 1 << 20)))
-            # Typical |acc| ~ sqrt(k) * 74^2 and m ~ 2^30: this shift lands outputs mid int8.
-            target_shift = min(62, (math.isqrt(k) * 5500).bit_length() + 24)
-            multiplier.append(rng.choice((1, (1 << 31) - 1)) if extreme and rng.random() < 0.3
-                              else rng.randint(1 << 29, (1 << 31) - 1))
+            typical = math.isqrt(k) * 5500  # typical |acc| for random int8 x and W
+            bias.append(rng.choice((room, -room, 0)) if extreme else rng.randint(-min(room, typical), min(room, typical)))
+            # With m ~ 2^(bits-1) this shift lands a typical acc mid int8.
+            target_shift = min(62, typical.bit_length() + multiplier_bits - 7)
+            multiplier.append(rng.choice((1, (1 << multiplier_bits) - 1)) if extreme and rng.random() < 0.3
+                              else rng.randint(1 << (multiplier_bits - 2), (1 << multiplier_bits) - 1))
             shift.append(rng.choice((1, 62, target_shift)) if extreme else target_shift + rng.randint(-3, 3))
         ops.append({"kind": 1, "flags": rng.randint(0, 1), "input_a": input_a, "input_b": 0,
                     "weights": weights, "bias": bias, "multiplier": multiplier, "shift": shift})

@@ -8,8 +8,8 @@ import torch
 import reference as ref
 from helpers import int8_tensor, linear_case_model, load_vectors, random_input, random_ref_model, to_integer_model
 from referee.errors import InputError, RefereeError
-from referee.executor import BACKENDS, Executor, float_blocks, requantize
-from referee.model import IntegerModel, LinearOp
+from referee.executor import BACKENDS, FLOAT64_EXACT, Executor, float_blocks, fused64_exact, requantize
+from referee.model import MAX_COLS, IntegerModel, LinearOp
 
 CPU_BACKENDS = list(BACKENDS)
 
@@ -44,19 +44,31 @@ def test_models_golden_vectors_every_slot_succeeds(backend):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("extreme", [False, True])
-def test_random_models_match_reference_succeeds(seed, extreme):
-    rng = random.Random(1000 * seed + extreme)
-    input_cols = rng.choice([1, 7, 64, 129, 300])
+@pytest.mark.parametrize("multiplier_bits", [31, 21])
+def test_random_models_match_reference_succeeds(seed, extreme, multiplier_bits):
+    rng = random.Random(1000 * seed + 10 * extreme + multiplier_bits)
+    input_cols = rng.choice([1, 7, 64, 129, 300, 700])
     widths = [rng.choice([1, 3, 8, 33, 100]) for _ in range(rng.randint(1, 4))]
-    ref_model = random_ref_model(rng, input_cols, widths, extreme=extreme)
+    ref_model = random_ref_model(rng, input_cols, widths, extreme=extreme, multiplier_bits=multiplier_bits)
     x = random_input(rng, rng.choice([1, 2, 5, 17, 40]), input_cols, extreme=extreme)
     expected = ref.run_model(ref_model, x)
     model = to_integer_model(ref_model)
     for backend in CPU_BACKENDS:
-        got = Executor(model, "cpu", backend).run(int8_tensor(x))
-        assert [s.tolist() for s in got] == expected, backend
-    if not extreme:  # a meaningful test: the outputs are not all saturated or all zero
-        assert len({v for row in expected[-1] for v in row}) > 1 or len(expected[-1][0]) == 1
+        for fused64_max_k in (0, MAX_COLS):  # without, then wherever the float64 bound allows it
+            got = Executor(model, "cpu", backend, fused64_max_k).run(int8_tensor(x))
+            assert [s.tolist() for s in got] == expected, backend
+
+
+@pytest.mark.parametrize("multiplier_bits", [31, 21])
+def test_random_models_are_not_degenerate_succeeds(multiplier_bits):
+    """The generator above makes outputs that test something: mostly neither clamped nor zero."""
+    values = []
+    for seed in range(12):
+        rng = random.Random(seed)
+        ref_model = random_ref_model(rng, 64, [32, 16], multiplier_bits=multiplier_bits)
+        values += [v for row in ref.run_model(ref_model, random_input(rng, 8, 64))[-1] for v in row]
+    inside = [v for v in values if -128 < v < 127 and v != 0]
+    assert len(inside) > len(values) / 3 and len(set(inside)) > 50
 
 
 def test_float_path_worst_case_accumulators_exact_succeeds():
@@ -99,3 +111,42 @@ def test_unknown_backend_fails():
     model = to_integer_model(random_ref_model(random.Random(1), 4, [3]))
     with pytest.raises(RefereeError, match="unknown backend"):
         Executor(model, "cpu", "fp16")
+
+
+def _single_op(w, bias, m, s, relu=False):
+    n = len(w)
+    return IntegerModel(len(w[0]), [LinearOp(0, torch.tensor(w, dtype=torch.int8),
+                                             torch.tensor(bias, dtype=torch.int32),
+                                             torch.tensor(m, dtype=torch.int32),
+                                             torch.tensor(s, dtype=torch.int32), relu)]).validate()
+
+
+def test_fused64_at_float64_edge_exact_succeeds():
+    # B = 128 * 1024 * 128 = 2^24 and m = 2^28 - 1, s = 52: B*m + 2^51 = 2^53 - 2^51 - 2^24,
+    # just inside the float64 bound; x spans the extremes so acc*m/2^s lands on every kind of value.
+    k, m, s = 1024, (1 << 28) - 1, 52
+    w = [[-128] * k, [127] * k, [(-128, 127)[j % 2] for j in range(k)]]
+    model = _single_op(w, [0, 0, 0], [m] * 3, [s] * 3)
+    assert fused64_exact(model.ops[0])
+    rng = random.Random(9)
+    x = [[-128] * k, [127] * k, [0] * k] + [[rng.choice((-128, 127, 1, -1)) for _ in range(k)] for _ in range(20)]
+    executor = Executor(model, "cpu", "float", fused64_max_k=MAX_COLS)
+    assert [kernel.name for kernel in executor.kernels] == ["fused64"]
+    assert executor.run(int8_tensor(x))[-1].tolist() == ref.linear(x, w, [0, 0, 0], [m] * 3, [s] * 3, False)
+
+
+def test_fused64_refused_past_float64_bound_succeeds():
+    k, s = 1024, 52
+    m = -(-(FLOAT64_EXACT - (1 << (s - 1))) // (1 << 24))  # the smallest m with B*m + half >= 2^53
+    model = _single_op([[-128] * k], [0], [m], [s])
+    assert not fused64_exact(model.ops[0])
+    assert [kernel.name for kernel in Executor(model, "cpu", "float", fused64_max_k=MAX_COLS).kernels] == ["float32"]
+    assert fused64_exact(_single_op([[-128] * k], [0], [m - 1], [s]).ops[0])
+
+
+def test_kernel_choice_by_k_succeeds():
+    small = _single_op([[1] * 8], [0], [1 << 20], [30])
+    wide = _single_op([[1] * 2000], [0], [1 << 20], [30])
+    assert Executor(small, "cpu").kernels[0].name == "fused64"
+    assert Executor(wide, "cpu").kernels[0].name == "float32"
+    assert Executor(wide, "cpu", fused64_max_k=MAX_COLS).kernels[0].name == "fused64"

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from referee.executor import BACKENDS, Executor, requantize
+from referee.executor import BACKENDS, Executor, fused64_exact, requantize
 from referee.model import IntegerModel, LinearOp
 
 int8s = st.integers(-128, 127)
@@ -22,7 +22,7 @@ def test_requantize_matches_reference_succeeds(acc, m, s, relu):
 
 
 @st.composite
-def linear_cases(draw):
+def linear_cases(draw, multipliers=multipliers):
     k = draw(st.integers(1, 40))
     n = draw(st.integers(1, 6))
     rows = draw(st.integers(1, 5))
@@ -45,3 +45,15 @@ def test_linear_matches_reference_on_every_backend_succeeds(case):
     expected = ref.linear(x, w, bias, m, s, relu)
     for backend in BACKENDS:
         assert Executor(model, "cpu", backend).run(torch.tensor(x, dtype=torch.int8))[-1].tolist() == expected, backend
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=linear_cases(multipliers=st.integers(1, 2**21 - 1)))
+def test_linear_fused64_matches_reference_succeeds(case):
+    """21-bit multipliers (the quantizer's): the fused float64 kernel wherever its bound holds."""
+    x, w, bias, m, s, relu = case
+    op = LinearOp(0, torch.tensor(w, dtype=torch.int8), torch.tensor(bias, dtype=torch.int32),
+                  torch.tensor(m, dtype=torch.int32), torch.tensor(s, dtype=torch.int32), relu)
+    executor = Executor(IntegerModel(len(x[0]), [op]).validate(), "cpu", "float")
+    assert executor.kernels[0].name == ("fused64" if fused64_exact(op) else "float32")
+    assert executor.run(torch.tensor(x, dtype=torch.int8))[-1].tolist() == ref.linear(x, w, bias, m, s, relu)

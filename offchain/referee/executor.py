@@ -1,22 +1,26 @@
 """Exact executor: runs an integer model on a batch and returns every slot tensor.
 
-Three ways to compute the accumulators, all exact and bit-identical (tests compare them with
-an independent pure-integer reference):
+Each op gets one of four kernels, all exact and bit-identical (tests compare every one with an
+independent pure-integer reference):
 
-* ``float`` (CPU default): float32 GEMMs over blocks of k whose worst case
-  ``128 * sum |W[c, j]|`` stays within 2^24, so every partial sum in any summation order is an
-  integer float32 represents exactly (protocol section 4); block results are summed in int64.
+* ``fused64`` (``float`` backend, small k): one float64 GEMM computes
+  ``(acc * m + 2^(s-1)) / 2^s`` directly, with ``m * 2^-s`` folded into the weights; a floor
+  and a clamp finish the protocol's rounding. Exact when ``B[c] * m[c] + 2^(s[c]-1) < 2^53``
+  for every channel (``B`` the accumulator bound): every product and partial sum, in any
+  order, is a multiple of ``2^-s`` whose numerator stays below ``2^53``, so float64 holds it
+  exactly. The quantizer's 21-bit multipliers meet this whenever ``s <= 52``.
+* ``float32`` (``float`` backend otherwise): float32 GEMMs over blocks of k whose worst case
+  ``128 * sum |W[c, j]|`` stays within 2^24, so every partial sum in any order is an integer
+  float32 represents exactly (protocol section 4); block sums add up in float64, then int64
+  requantization with an arithmetic shift.
 * ``int_mm`` (CUDA default): ``torch._int_mm`` int8 x int8 -> int32, exact because the model
   compiler bounds |acc| below 2^31; operands are zero-padded to the kernel's shape rules.
 * ``int64``: a plain int64 matmul, slow, kept as the obvious-by-inspection path.
-
-Requantization is int64 element-wise arithmetic with an arithmetic right shift, the single
-rounding rule of the protocol.
 """
 
 import contextlib
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -24,8 +28,12 @@ from .errors import InputError, RefereeError
 from .model import MAX_ROWS, IntegerModel, LinearOp
 
 FLOAT32_EXACT = 1 << 24
+FLOAT64_EXACT = 1 << 53
 INT8_ABS_MAX = 128
 BACKENDS = ("float", "int_mm", "int64")
+# Above this k a float64 GEMM costs more than the int64 requantization passes it saves
+# (measured on 2 AVX-512 cores: break-even near k = 300).
+FUSED64_MAX_K = 512
 
 
 def float_blocks(weight: torch.Tensor) -> list[tuple[int, int]]:
@@ -61,19 +69,102 @@ def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torc
     return acc.clamp_(0 if relu else -128, 127).to(torch.int8)
 
 
-@dataclass
-class _PreparedLinear:
-    op: LinearOp
-    bias: torch.Tensor        # int64 (n,)
-    multiplier: torch.Tensor  # int64 (n,)
-    half: torch.Tensor        # int64 (n,): 2^(s-1)
-    shift: torch.Tensor       # int64 (n,)
-    blocks: list[tuple[int, int, torch.Tensor]]  # float: (start, end, W^T block float32 (kb, n))
-    weight_t: torch.Tensor | None  # int_mm / int64: W^T (k_padded, n_padded)
+def fused64_exact(op: LinearOp) -> bool:
+    """Whether every channel has B[c] * m[c] + 2^(s[c]-1) < 2^53 (the fused64 kernel is exact)."""
+    s = op.shift.to(torch.int64)
+    worst = op.accumulator_bounds() * op.multiplier.to(torch.int64) + torch.bitwise_left_shift(torch.ones_like(s), s - 1)
+    return bool((worst < FLOAT64_EXACT).all())  # B < 2^31 and m < 2^31: no int64 overflow
+
+
+class _Kernel:
+    """One prepared op: int8 input slot (rows, k) on the device -> int8 output slot (rows, n)."""
+
+    name = ""
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        self.op = op
+        as_dev = lambda t: t.to(torch.int64).to(device)  # noqa: E731
+        shift = op.shift.to(torch.int64)
+        self.bias, self.multiplier, self.shift = as_dev(op.bias), as_dev(op.multiplier), as_dev(shift)
+        self.half = as_dev(torch.bitwise_left_shift(torch.ones_like(shift), shift - 1))
+
+    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact int64 acc = x @ W^T (no bias)."""
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        acc = self.accumulate(x).add_(self.bias)
+        return _requantize_(acc, self.multiplier, self.half, self.shift, self.op.relu)
+
+
+class _Fused64(_Kernel):
+    name = "fused64"
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        super().__init__(op, device)
+        shifts = op.shift.tolist()
+        scale = torch.tensor([math.ldexp(1.0, -s) for s in shifts], dtype=torch.float64)
+        half = torch.tensor([math.ldexp(1.0, s - 1) for s in shifts], dtype=torch.float64)
+        m = op.multiplier.to(torch.float64)
+        # W' = W * m * 2^-s and c' = (b * m + 2^(s-1)) * 2^-s: integers below 2^53 times powers
+        # of two, so float64 holds every one of them exactly.
+        self.weight_t = (op.weight.to(torch.float64) * (m * scale)[:, None]).t().contiguous().to(device)
+        self.offset = ((op.bias.to(torch.float64) * m + half) * scale).to(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.addmm(self.offset, x.to(torch.float64), self.weight_t)  # (acc * m + half) / 2^s, exact
+        return y.floor_().clamp_(0 if self.op.relu else -128, 127).to(torch.int8)
+
+
+class _Float32Blocks(_Kernel):
+    name = "float32"
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        super().__init__(op, device)
+        w_t = op.weight.t().to(torch.float32)
+        self.blocks = [(a, b, w_t[a:b].contiguous().to(device)) for a, b in float_blocks(op.weight)]
+
+    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.to(torch.float32)
+        acc = None
+        for start, end, w_block in self.blocks:
+            part = xf[:, start:end] @ w_block  # exact: every partial sum is an integer below 2^24
+            # Block sums add up in float64, exact below 2^53 (|acc| < 2^31).
+            acc = part.to(torch.float64) if acc is None else acc.add_(part)
+        return acc.to(torch.int64)
 
 
 def _ceil_to(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+class _IntMM(_Kernel):
+    name = "int_mm"
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        super().__init__(op, device)
+        k, n = op.in_cols, op.out_cols
+        weight_t = torch.zeros(_ceil_to(k, 8), _ceil_to(n, 8), dtype=torch.int8)
+        weight_t[:k, :n] = op.weight.t()
+        self.weight_t = weight_t.to(device)
+
+    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
+        rows, k = x.shape
+        # _int_mm wants more than 16 rows and k, n multiples of 8: zero padding adds nothing.
+        x_pad = torch.zeros(max(32, _ceil_to(rows, 8)), self.weight_t.shape[0], dtype=torch.int8, device=x.device)
+        x_pad[:rows, :k] = x
+        return torch._int_mm(x_pad, self.weight_t)[:rows, :self.op.out_cols].to(torch.int64)
+
+
+class _Int64(_Kernel):
+    name = "int64"
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        super().__init__(op, device)
+        self.weight_t = op.weight.t().to(torch.int64).contiguous().to(device)
+
+    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.int64) @ self.weight_t
 
 
 @contextlib.contextmanager
@@ -99,9 +190,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Executor:
-    """Prepares a model for one device and backend once, then runs batches exactly."""
+    """Prepares a model for one device and backend once, then runs batches exactly.
 
-    def __init__(self, model: IntegerModel, device: str = "auto", backend: str = "auto"):
+    ``fused64_max_k`` bounds k for the fused float64 kernel (a speed choice only: every kernel
+    is exact); tests set it to force one kernel or the other.
+    """
+
+    def __init__(self, model: IntegerModel, device: str = "auto", backend: str = "auto",
+                 fused64_max_k: int = FUSED64_MAX_K):
         self.model = model
         self.device = resolve_device(device)
         if backend == "auto":
@@ -109,46 +205,14 @@ class Executor:
         if backend not in BACKENDS:
             raise RefereeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
-        self._ops = [self._prepare(op) for op in model.ops]
+        self.kernels = [self._kernel_for(op, fused64_max_k)(op, self.device) for op in model.ops]
 
-    def _prepare(self, op: LinearOp) -> _PreparedLinear:
-        dev = self.device
-        blocks, weight_t = [], None
-        if self.backend == "float":
-            w_t = op.weight.t().to(torch.float32)
-            blocks = [(start, end, w_t[start:end].contiguous().to(dev)) for start, end in float_blocks(op.weight)]
-        elif self.backend == "int_mm":
-            k, n = op.in_cols, op.out_cols
-            weight_t = torch.zeros(_ceil_to(k, 8), _ceil_to(n, 8), dtype=torch.int8)
-            weight_t[:k, :n] = op.weight.t()
-            weight_t = weight_t.to(dev)
-        else:
-            weight_t = op.weight.t().to(torch.int64).contiguous().to(dev)
-        shift = op.shift.to(torch.int64)
-        half = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
-        as_dev = lambda t: t.to(torch.int64).to(dev)  # noqa: E731
-        return _PreparedLinear(op, as_dev(op.bias), as_dev(op.multiplier), as_dev(half), as_dev(shift),
-                               blocks, weight_t)
-
-    def _accumulate(self, prep: _PreparedLinear, x: torch.Tensor) -> torch.Tensor:
-        """Exact int64 acc = x @ W^T + b for int8 x (rows, k) on the device."""
-        if self.backend == "float":
-            xf = x.to(torch.float32)
-            acc = None
-            for start, end, w_block in prep.blocks:
-                part = xf[:, start:end] @ w_block  # exact: every partial sum is an integer below 2^24
-                # Block sums add up in float64, exact below 2^53 (|acc| < 2^31).
-                acc = part.to(torch.float64) if acc is None else acc.add_(part)
-            acc = acc.to(torch.int64)
-        elif self.backend == "int_mm":
-            rows, k = x.shape
-            # _int_mm wants more than 16 rows and k, n multiples of 8: zero padding adds nothing.
-            x_pad = torch.zeros(max(32, _ceil_to(rows, 8)), prep.weight_t.shape[0], dtype=torch.int8, device=x.device)
-            x_pad[:rows, :k] = x
-            acc = torch._int_mm(x_pad, prep.weight_t)[:rows, :prep.op.out_cols].to(torch.int64)
-        else:
-            acc = x.to(torch.int64) @ prep.weight_t
-        return acc.add_(prep.bias)
+    def _kernel_for(self, op: LinearOp, fused64_max_k: int) -> type[_Kernel]:
+        if self.backend == "int_mm":
+            return _IntMM
+        if self.backend == "int64":
+            return _Int64
+        return _Fused64 if op.in_cols <= fused64_max_k and fused64_exact(op) else _Float32Blocks
 
     def check_input(self, x: torch.Tensor) -> None:
         cols = self.model.input_cols
@@ -162,14 +226,13 @@ class Executor:
     def run(self, x: torch.Tensor, on_op: Callable[[int], None] | None = None) -> list[torch.Tensor]:
         """All slot tensors [x, y_1, ..., y_N] as int8 CPU tensors; ``on_op(j)`` after op j."""
         self.check_input(x)
-        slots_dev = [x.to(self.device)]
+        slots = [x.to(self.device)]
         with torch.inference_mode(), _ieee_float32_matmul():
-            for j, prep in enumerate(self._ops, start=1):
-                acc = self._accumulate(prep, slots_dev[prep.op.input_slot])
-                slots_dev.append(_requantize_(acc, prep.multiplier, prep.half, prep.shift, prep.op.relu))
+            for j, kernel in enumerate(self.kernels, start=1):
+                slots.append(kernel(slots[kernel.op.input_slot]))
                 if on_op:
                     on_op(j)
-        return [s.cpu() for s in slots_dev]
+        return [s.cpu() for s in slots]
 
 
 def run_model(model: IntegerModel, x: torch.Tensor, device: str = "auto", backend: str = "auto") -> list[torch.Tensor]:
