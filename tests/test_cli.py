@@ -52,9 +52,11 @@ def test_run_prints_commitments_and_stores_trace_succeeds(tmp_path, small_model)
     path, ref_model = small_model
     x = [[1, -2, 3, -128, 127, 0], [5, 5, 5, 5, 5, 5]]
     (tmp_path / "x.json").write_text(json.dumps(x))
-    result = referee_process("run", path, tmp_path / "x.json", "--store", tmp_path / "store")
+    result = referee_process("run", path, tmp_path / "x.json", "--store", tmp_path / "store",
+                             "--output", tmp_path / "y.json")
     assert result.returncode == 0, result.stderr
     slots = ref.run_model(ref_model, x)
+    assert json.loads((tmp_path / "y.json").read_text()) == slots[-1]
     slot_roots = [ref.tensor_root(s) for s in slots]
     trace_root = ref.state_root(slot_roots, ref.depth(len(slots)))
     lines = dict(line.split(None, 1) for line in result.stdout.splitlines() if line and not line.startswith("output"))
@@ -63,6 +65,14 @@ def test_run_prints_commitments_and_stores_trace_succeeds(tmp_path, small_model)
     assert lines["prediction"].split() == [str(max(range(4), key=lambda c: (row[c], -c))) for row in slots[-1]]
     model = load_model(path)
     assert TraceStore(tmp_path / "store").load(model.root, slot_roots[0]).trace_root == trace_root
+
+
+def test_run_long_batch_prints_first_predictions_succeeds(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "x.json").write_text(json.dumps([[r % 7, 1, 2, 3, 4, -r % 128] for r in range(40)]))
+    result = referee("run", path, tmp_path / "x.json", "--no-store")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("prediction"))
+    assert len(line.split()) == 1 + 32 + 2 and line.endswith("(+8 more)")
 
 
 def test_run_accepts_npy_input_succeeds(tmp_path, small_model):

@@ -10,15 +10,17 @@ import time
 
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
 from referee.executor import run_model
 from referee.game import bisection_points
+from referee.errors import TraceStoreError
 from referee.hashing import keccak256
 from referee.merkle import hash_pair, verify_proof
-from referee.errors import TraceStoreError
-from referee.trace import Trace, TraceStore
+from referee.trace import Trace, TraceStore, _read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,31 @@ def test_load_flipped_value_fails(tmp_path, model_and_trace):
         TraceStore(tmp_path).load(model.root, trace.input_root)
 
 
+@pytest.mark.parametrize("edit, message", [
+    ({"slot_roots": "not json"}, "malformed metadata"),
+    ({"model_root": "0xzz"}, "malformed metadata"),
+    ({"format": "other"}, "not a Referee trace file"),
+])
+def test_load_bad_metadata_fails(tmp_path, model_and_trace, edit, message):
+    model, trace = model_and_trace
+    path = TraceStore(tmp_path).save(trace)
+    tensors = load_safetensors(path.read_bytes())
+    metadata = {**_read_metadata(path.read_bytes()), **edit}
+    path.write_bytes(save_safetensors(tensors, metadata=metadata))
+    with pytest.raises(TraceStoreError, match=message):
+        TraceStore(tmp_path).load(model.root, trace.input_root)
+
+
+def test_load_wrong_slot_dtype_fails(tmp_path, model_and_trace):
+    model, trace = model_and_trace
+    path = TraceStore(tmp_path).save(trace)
+    tensors = load_safetensors(path.read_bytes())
+    tensors["slot1"] = tensors["slot1"].to(torch.int16)
+    path.write_bytes(save_safetensors(tensors, metadata=_read_metadata(path.read_bytes())))
+    with pytest.raises(TraceStoreError, match="not a 2-D int8 tensor"):
+        TraceStore(tmp_path).load(model.root, trace.input_root)
+
+
 def test_crash_before_rename_leaves_no_trace_succeeds(tmp_path, model_and_trace, monkeypatch):
     model, trace = model_and_trace
 
@@ -85,7 +112,7 @@ def test_killed_writer_never_leaves_a_torn_file_succeeds(tmp_path, delay):
     """SIGKILL a process that rewrites a large trace in a loop; what is left must verify."""
     script = textwrap.dedent(f"""
         import torch
-        from referee.trace import Trace, TraceStore
+        from referee.trace import Trace, TraceStore, _read_metadata
         g = torch.Generator().manual_seed(0)
         slots = [torch.randint(-128, 128, (256, 4096), dtype=torch.int8, generator=g) for _ in range(4)]
         store = TraceStore({str(tmp_path)!r})

@@ -14,13 +14,14 @@ from tqdm import tqdm
 from .errors import ModelFormatError, RefereeError
 from .executor import Executor
 from .hashing import to_hex
-from .inputs import load_input, save_input
+from .inputs import load_input, save_rows
 from .model import IntegerModel
 from .modelfile import load_model, save_model
 from .quantize import quantize_input, quantize_sequential
 from .trace import Trace, TraceStore
 
 DEFAULT_STORE = Path.home() / ".referee" / "traces"
+MAX_SHOWN = 32  # predictions printed per run; --output has them all
 
 
 class _RefereeGroup(click.Group):
@@ -57,7 +58,9 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
     rows, cols = trace.slots[0].shape
     _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
     _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
-    _show("prediction", " ".join(str(int(p)) for p in trace.output.argmax(dim=1)))
+    predictions = [str(int(p)) for p in trace.output.argmax(dim=1)]
+    more = f" (+{len(predictions) - MAX_SHOWN} more)" if len(predictions) > MAX_SHOWN else ""
+    _show("prediction", " ".join(predictions[:MAX_SHOWN]) + more)
     _show("output root", to_hex(trace.output_root))
     _show("trace root", f"{to_hex(trace.trace_root)}  (S_{trace.op_count})")
     _show("time", f"{seconds * 1000:.1f} ms")
@@ -74,11 +77,16 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--backend", type=click.Choice(["auto", "float", "int_mm", "int64"]), default="auto",
               show_default=True, help="How accumulators are computed; all are exact.")
-def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str) -> None:
+@click.option("--output", "output_file", type=click.Path(path_type=Path),
+              help="Also write the int8 output rows here (JSON).")
+def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str,
+        output_file: Path | None) -> None:
     """Run MODEL_DIR on INPUT_FILE (.json or .npy of int8 rows) and print the commitments."""
     model = load_model(model_dir)
     x = load_input(input_file)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
+    if output_file:
+        save_rows(trace.output, output_file)
     _print_run(model, trace, path, seconds)
 
 
@@ -158,7 +166,7 @@ def demo(workdir: Path, samples: int) -> None:
     _show("saved", f"{model_dir}")
     click.echo(f"2. a job: {samples} test digits, quantized to int8")
     x = quantize_input(result.data.test_x[:samples], model.input_scale)
-    save_input(x, workdir / "input.json")
+    save_rows(x, workdir / "input.json")
     _show("labels", " ".join(str(int(v)) for v in result.data.test_y[:samples]))
     click.echo("3. exact integer run, trace stored")
     trace, path, seconds = run_and_store(model, x, TraceStore(workdir / "traces"))

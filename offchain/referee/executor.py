@@ -144,16 +144,18 @@ class _IntMM(_Kernel):
     def __init__(self, op: LinearOp, device: torch.device):
         super().__init__(op, device)
         k, n = op.in_cols, op.out_cols
-        weight_t = torch.zeros(_ceil_to(k, 8), _ceil_to(n, 8), dtype=torch.int8)
-        weight_t[:k, :n] = op.weight.t()
-        self.weight_t = weight_t.to(device)
+        weight = torch.zeros(_ceil_to(n, 8), _ceil_to(k, 8), dtype=torch.int8)
+        weight[:n, :k] = op.weight
+        # Kept (n, k) row-major and passed as its transpose: the column-major B operand that
+        # cuBLASLt's int8 kernels take (the usual `_int_mm(x, w.t())`).
+        self.weight = weight.to(device)
 
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         rows, k = x.shape
         # _int_mm wants more than 16 rows and k, n multiples of 8: zero padding adds nothing.
-        x_pad = torch.zeros(max(32, _ceil_to(rows, 8)), self.weight_t.shape[0], dtype=torch.int8, device=x.device)
+        x_pad = torch.zeros(max(32, _ceil_to(rows, 8)), self.weight.shape[1], dtype=torch.int8, device=x.device)
         x_pad[:rows, :k] = x
-        return torch._int_mm(x_pad, self.weight_t)[:rows, :self.op.out_cols].to(torch.int64)
+        return torch._int_mm(x_pad, self.weight.t())[:rows, :self.op.out_cols].to(torch.int64)
 
 
 class _Int64(_Kernel):

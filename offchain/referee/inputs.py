@@ -63,5 +63,6 @@ def load_input(path: Path) -> torch.Tensor:
     return torch.tensor(array.astype(np.int8))
 
 
-def save_input(x: torch.Tensor, path: Path) -> None:
+def save_rows(x: torch.Tensor, path: Path) -> None:
+    """Write int8 rows as JSON, the format ``load_input`` reads (used for inputs and outputs)."""
     Path(path).write_text(json.dumps(x.tolist()) + "\n")

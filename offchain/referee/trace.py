@@ -102,10 +102,16 @@ def _decode(data: bytes, path: Path) -> Trace:
     count = len(tensors)
     if sorted(tensors) != sorted(f"slot{j}" for j in range(count)) or count < 2:
         raise TraceStoreError(f"trace file {path} has unexpected tensors {sorted(tensors)}")
-    trace = Trace(from_hex(metadata["model_root"]), [tensors[f"slot{j}"] for j in range(count)])
-    for name, stored in (("slot", metadata["slot_roots"]), ("state", metadata["state_roots"])):
-        recomputed = [to_hex(r) for r in getattr(trace, f"{name}_roots")]
-        if json.loads(stored) != recomputed:
+    slots = [tensors[f"slot{j}"] for j in range(count)]
+    if any(slot.dtype != torch.int8 or slot.dim() != 2 for slot in slots):
+        raise TraceStoreError(f"trace file {path} holds a slot that is not a 2-D int8 tensor")
+    try:
+        trace = Trace(from_hex(metadata["model_root"]), slots)
+        stored = {name: json.loads(metadata[f"{name}_roots"]) for name in ("slot", "state")}
+    except (KeyError, ValueError) as exc:
+        raise TraceStoreError(f"trace file {path} has malformed metadata: {exc}") from None
+    for name, roots in stored.items():
+        if roots != [to_hex(r) for r in getattr(trace, f"{name}_roots")]:
             raise TraceStoreError(f"trace file {path} does not verify: its {name} roots do not match its tensors")
     return trace
 
