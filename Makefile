@@ -41,6 +41,12 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
 
+# On a machine with a CUDA build of torch: CUDA vs CPU vs the reference, bit for bit, then
+# the forward benchmark on the GPU. (The CPU-only setup above skips these tests.)
+test-cuda: setup
+	$(BIN)/python -m pytest -p no:ape_test -rs tests/test_cuda.py
+	$(BIN)/python benchmarks/bench_forward.py --device cuda
+
 vectors: setup
 	$(BIN)/python tests/vectors/generate.py
 
