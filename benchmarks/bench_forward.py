@@ -35,6 +35,7 @@ from collections.abc import Callable
 import torch
 
 from referee.digits import train_and_quantize
+from referee.errors import RefereeError
 from referee.executor import Executor, resolve_device
 from referee.model import IntegerModel, LinearOp
 from referee.quantize import quantize_input
@@ -270,7 +271,10 @@ def main() -> None:
     repeats = 3 if args.quick else args.repeats
     if repeats < 1:
         parser.error("--repeats must be at least 1")
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except RefereeError as exc:
+        parser.error(str(exc))
 
     print(machine_line(device))
     print(f"timing: median of {repeats} runs after {WARMUP} warm-up runs, time.perf_counter")
