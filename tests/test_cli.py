@@ -148,6 +148,9 @@ def test_quantize_torch_model_succeeds(tmp_path):
     assert result.exit_code == 0, result.stderr
     model = load_model(tmp_path / "q")
     assert [(op.in_cols, op.out_cols, op.relu) for op in model.ops] == [(5, 7, True), (7, 3, False)]
+    again = ("quantize", tmp_path / "net.pt", "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q")
+    _assert_one_line_error(referee(*again), "already holds a model; pass --force")
+    assert referee(*again, "--force").exit_code == 0
 
 
 def test_quantize_unsupported_layer_fails(tmp_path):

@@ -16,7 +16,7 @@ from .executor import Executor
 from .hashing import to_hex
 from .inputs import load_input, save_rows
 from .model import IntegerModel
-from .modelfile import load_model, save_model
+from .modelfile import MANIFEST, load_model, save_model
 from .quantize import quantize_input, quantize_sequential
 from .trace import Trace, TraceStore
 
@@ -122,10 +122,14 @@ def _load_float_model(path: Path) -> torch.nn.Module:
 @click.option("--digits", is_flag=True, help="Train the bundled digits MLP and quantize it.")
 @click.option("--name", default=None, help="Model name stored in the manifest.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output model directory.")
-def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, name: str | None, out_dir: Path) -> None:
+@click.option("--force", is_flag=True, help="Replace a model already in the output directory.")
+def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, name: str | None, out_dir: Path,
+             force: bool) -> None:
     """Compile a torch.nn.Sequential of Linear/ReLU (saved whole with torch.save) to an integer model."""
     if digits == bool(torch_model):
         raise click.UsageError("give either TORCH_MODEL with --calibration, or --digits")
+    if (out_dir / MANIFEST).exists() and not force:
+        raise RefereeError(f"{out_dir} already holds a model; pass --force to replace it")
     if digits:
         from .digits import train_and_quantize
 
