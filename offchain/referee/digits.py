@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from .executor import run_model
 from .model import IntegerModel
@@ -65,7 +66,7 @@ def train(data: DigitsData) -> nn.Sequential:
         model = build_mlp()
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         x = data.train_x / 16.0
-        for _ in range(EPOCHS):
+        for _ in tqdm(range(EPOCHS), desc="training", unit="epoch", delay=1.0, leave=False):
             optimizer.zero_grad()
             loss = nn.functional.cross_entropy(model(x), data.train_y)
             loss.backward()
