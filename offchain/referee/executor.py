@@ -56,10 +56,15 @@ def float_blocks(weight: torch.Tensor) -> list[tuple[int, int]]:
     return blocks
 
 
+def _halves(shift: torch.Tensor) -> torch.Tensor:
+    """2^(s-1) per channel, int64: the rounding half of the protocol's shift."""
+    s = shift.to(torch.int64)
+    return torch.bitwise_left_shift(torch.ones_like(s), s - 1)
+
+
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor, relu: bool) -> torch.Tensor:
     """clamp((acc * m + 2^(s-1)) >> s, -128, 127), then ReLU; acc is int64 (rows, n), m and s (n,)."""
-    m, s = multiplier.to(torch.int64), shift.to(torch.int64)
-    return _requantize_(acc.clone(), m, torch.bitwise_left_shift(torch.ones_like(s), s - 1), s, relu)
+    return _requantize_(acc.clone(), multiplier.to(torch.int64), _halves(shift), shift.to(torch.int64), relu)
 
 
 def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torch.Tensor, relu: bool) -> torch.Tensor:
@@ -71,8 +76,7 @@ def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torc
 
 def fused64_exact(op: LinearOp) -> bool:
     """Whether every channel has B[c] * m[c] + 2^(s[c]-1) < 2^53 (the fused64 kernel is exact)."""
-    s = op.shift.to(torch.int64)
-    worst = op.accumulator_bounds() * op.multiplier.to(torch.int64) + torch.bitwise_left_shift(torch.ones_like(s), s - 1)
+    worst = op.accumulator_bounds() * op.multiplier.to(torch.int64) + _halves(op.shift)
     return bool((worst < FLOAT64_EXACT).all())  # B < 2^31 and m < 2^31: no int64 overflow
 
 
@@ -83,10 +87,19 @@ class _Kernel:
 
     def __init__(self, op: LinearOp, device: torch.device):
         self.op = op
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _IntegerRequant(_Kernel):
+    """Kernels that produce the exact int64 accumulator, then requantize it in int64."""
+
+    def __init__(self, op: LinearOp, device: torch.device):
+        super().__init__(op, device)
         as_dev = lambda t: t.to(torch.int64).to(device)  # noqa: E731
-        shift = op.shift.to(torch.int64)
-        self.bias, self.multiplier, self.shift = as_dev(op.bias), as_dev(op.multiplier), as_dev(shift)
-        self.half = as_dev(torch.bitwise_left_shift(torch.ones_like(shift), shift - 1))
+        self.bias, self.multiplier, self.shift, self.half = map(as_dev, (op.bias, op.multiplier, op.shift,
+                                                                         _halves(op.shift)))
 
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         """Exact int64 acc = x @ W^T (no bias)."""
@@ -116,7 +129,7 @@ class _Fused64(_Kernel):
         return y.floor_().clamp_(0 if self.op.relu else -128, 127).to(torch.int8)
 
 
-class _Float32Blocks(_Kernel):
+class _Float32Blocks(_IntegerRequant):
     name = "float32"
 
     def __init__(self, op: LinearOp, device: torch.device):
@@ -138,7 +151,7 @@ def _ceil_to(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-class _IntMM(_Kernel):
+class _IntMM(_IntegerRequant):
     name = "int_mm"
 
     def __init__(self, op: LinearOp, device: torch.device):
@@ -158,7 +171,7 @@ class _IntMM(_Kernel):
         return torch._int_mm(x_pad, self.weight.t())[:rows, :self.op.out_cols].to(torch.int64)
 
 
-class _Int64(_Kernel):
+class _Int64(_IntegerRequant):
     name = "int64"
 
     def __init__(self, op: LinearOp, device: torch.device):
