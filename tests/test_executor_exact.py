@@ -114,11 +114,9 @@ def test_unknown_backend_fails():
 
 
 def _single_op(w, bias, m, s, relu=False):
-    n = len(w)
-    return IntegerModel(len(w[0]), [LinearOp(0, torch.tensor(w, dtype=torch.int8),
-                                             torch.tensor(bias, dtype=torch.int32),
-                                             torch.tensor(m, dtype=torch.int32),
-                                             torch.tensor(s, dtype=torch.int32), relu)]).validate()
+    return to_integer_model({"input_cols": len(w[0]), "ops": [{
+        "kind": 1, "flags": int(relu), "input_a": 0, "input_b": 0, "weights": w,
+        "bias": bias, "multiplier": m, "shift": s}]})
 
 
 def test_fused64_at_float64_edge_exact_succeeds():

@@ -14,6 +14,7 @@ from .merkle import MerkleTree, depth_for, hash_pair, zero_hash
 
 KIND_LINEAR = 1
 FLAG_RELU = 1
+EMPTY_SLOT = ZERO32  # an unfilled state slot (Z[0])
 
 
 def packed(tensor: torch.Tensor) -> bytes:
@@ -115,5 +116,3 @@ def state_tree(slot_roots: list[bytes], filled_through: int) -> MerkleTree:
     """The state tree S_j (slots 0..j filled), for slot proofs against it."""
     return MerkleTree(slot_roots[:filled_through + 1], state_depth(len(slot_roots) - 1))
 
-
-EMPTY_SLOT = ZERO32
