@@ -1,4 +1,23 @@
-"""Dispute-game arithmetic shared by the solver and challenger (protocol section 7)."""
+"""Dispute-game moves, computed from one party's own trace (protocol section 7, 10.3).
+
+Each function answers one move of ``contracts/DisputeGame.vy`` from a ``Trace`` (all slots of a
+run with their commitments) and the ``IntegerModel``: what the solver posts (bisection roots,
+the transition proof, row-tree children, a row) and what the challenger picks (the first
+disputed sub-interval, the disputed child, the column and proofs of the one step). A party
+plays honestly with respect to its own trace; a lying party is one whose trace is wrong.
+
+Move arguments are returned in the order and shape the contract's ABI takes (bytes, ints,
+tuples), so a chain client passes them through unchanged.
+"""
+
+from dataclasses import dataclass
+
+from . import commitments as cm
+from .merkle import MerkleTree, depth_for
+from .model import IntegerModel
+from .trace import Trace
+
+WORD_BYTES = 32
 
 
 def bisection_points(lo: int, hi: int, arity: int) -> list[int]:
@@ -13,3 +32,121 @@ def bisection_points(lo: int, hi: int, arity: int) -> list[int]:
         raise ValueError(f"interval ({lo}, {hi}) has nothing to bisect")
     parts = min(arity, length)
     return [lo + i * length // parts for i in range(parts + 1)]
+
+
+def bisection_roots(trace: Trace, lo: int, hi: int, arity: int) -> list[bytes]:
+    """Solver: S_{q_1} .. S_{q_{p-1}} of its own trace."""
+    return [trace.state_roots[q] for q in bisection_points(lo, hi, arity)[1:-1]]
+
+
+def disputed_part(trace: Trace, lo: int, hi: int, arity: int, roots: list[bytes]) -> int:
+    """Challenger: the first i whose right end S_{q_{i+1}} differs from its own trace.
+
+    S_lo is agreed and S_hi disputed, so some right end differs; if the posted roots all agree,
+    the last part (whose right end is S_hi) is the disputed one.
+    """
+    points = bisection_points(lo, hi, arity)
+    for i, root in enumerate(roots):
+        if root != trace.state_roots[points[i + 1]]:
+            return i
+    return len(points) - 2
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The solver's transition move for op ``op`` (protocol 7.2), in ABI order."""
+
+    desc: tuple
+    desc_proof: list[bytes]
+    input: tuple
+    input_proof: list[bytes]
+    output: tuple
+    output_proof: list[bytes]
+
+    def args(self) -> tuple:
+        return (self.desc, self.desc_proof, self.input, self.input_proof, self.output, self.output_proof)
+
+
+def transition(model: IntegerModel, trace: Trace, op: int) -> Transition:
+    """Solver: op ``op``'s descriptor, its input header in S_{op-1}, its output header in S_op."""
+    linear = model.ops[op - 1]
+    desc = (cm.KIND_LINEAR, linear.flags, linear.input_slot, 0, linear.in_cols, linear.out_cols,
+            linear.weights.root)
+    return Transition(
+        desc=desc,
+        desc_proof=model.op_tree.proof(op - 1),
+        input=trace.slot_commitments[linear.input_slot].header,
+        input_proof=trace.state_tree(op - 1).proof(linear.input_slot),
+        output=trace.slot_commitments[op].header,
+        output_proof=trace.slot_update_proof(op),
+    )
+
+
+def row_children(trace: Trace, op: int, levels_left: int, node_index: int) -> tuple[bytes, bytes]:
+    """Solver: the children of the disputed node of slot ``op``'s row tree."""
+    return trace.slot_commitments[op].tree.children(levels_left, node_index)
+
+
+def disputed_child(trace: Trace, op: int, levels_left: int, node_index: int,
+                   left: bytes, right: bytes) -> bool:
+    """Challenger: True for the right child, False for the left: the first that differs from its own."""
+    mine_left, _ = row_children(trace, op, levels_left, node_index)
+    return left == mine_left
+
+
+def word_tree(row: bytes) -> MerkleTree:
+    """The row word tree of protocol 10.3: 32-byte words (the last zero-padded) as leaves."""
+    padded = row + bytes(-len(row) % WORD_BYTES)
+    words = [padded[i:i + WORD_BYTES] for i in range(0, len(padded), WORD_BYTES)]
+    return MerkleTree(words, depth_for(len(words)))
+
+
+@dataclass(frozen=True)
+class Step:
+    """The challenger's one-step move (protocol 7.4), in ABI order."""
+
+    column: int
+    row_word: bytes
+    row_word_proof: list[bytes]
+    x: bytes
+    x_proof: list[bytes]
+    bias: int
+    multiplier: int
+    shift: int
+    w: bytes
+    w_proof: list[bytes]
+    weights_rows_root: bytes
+
+    def args(self) -> tuple:
+        return (self.column, self.row_word, self.row_word_proof, self.x, self.x_proof, self.bias,
+                self.multiplier, self.shift, self.w, self.w_proof, self.weights_rows_root)
+
+
+def disputed_column(trace: Trace, op: int, row_index: int, revealed: bytes) -> int:
+    """Challenger: the first column where the revealed row differs from its own (0 if none)."""
+    mine = trace.row_bytes(op, row_index)
+    return next((c for c, (a, b) in enumerate(zip(revealed, mine)) if a != b), 0)
+
+
+def step(model: IntegerModel, trace: Trace, op: int, row_index: int, revealed: bytes,
+         column: int | None = None) -> Step:
+    """Challenger: proofs for ``column`` (default: the first disputed) of the revealed row."""
+    linear = model.ops[op - 1]
+    if column is None:
+        column = disputed_column(trace, op, row_index, revealed)
+    words = word_tree(revealed)
+    weights = linear.weights
+    return Step(
+        column=column,
+        row_word=words.levels[0][column // WORD_BYTES],
+        row_word_proof=words.proof(column // WORD_BYTES),
+        x=trace.row_bytes(linear.input_slot, row_index),
+        x_proof=trace.slot_commitments[linear.input_slot].tree.proof(row_index),
+        bias=int(linear.bias[column]),
+        multiplier=int(linear.multiplier[column]),
+        shift=int(linear.shift[column]),
+        w=cm.packed(linear.weight[column:column + 1]),
+        w_proof=weights.tree.proof(column),
+        weights_rows_root=weights.rows_root,
+    )
+

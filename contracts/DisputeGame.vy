@@ -1,0 +1,662 @@
+#pragma version ~=0.4.3
+"""
+@title Dispute Game
+@custom:contract-name DisputeGame
+@notice The interactive game of `docs/protocol.md` section 7 over one
+        committed result: op bisection, the transition proof, row
+        descent, the row reveal and the one-step check of a single
+        output element of a `linear` op. Each side has a chess clock.
+@dev Section 10.3 of `docs/protocol.md` is this contract's spec.
+     The contract holds no ETH. Whoever calls `open` owns the game:
+     only the owner may `close` it, and the owner is called back once
+     with the winner (`IGameOwner.on_game_over`). The job market opens
+     every game it settles; it trusts only its own games.
+
+     Every move checks, in this order: the game exists and is in the
+     move's phase, the caller is the side to move, that side's clock
+     has time left; then the hashes. A move whose hashes do not verify
+     reverts and changes nothing, so the mover may retry on its clock.
+
+     Storage is read field by field (never a whole `Game` copy), so a
+     move pays only for the fields it touches.
+"""
+
+
+# ---------------------------------------------------------------------------
+# INTERFACES
+# ---------------------------------------------------------------------------
+
+from .interfaces import IDisputeGame
+from .interfaces import IGameOwner
+
+implements: IDisputeGame
+
+
+# ---------------------------------------------------------------------------
+# MODULES
+# ---------------------------------------------------------------------------
+
+from .modules import merkle
+from .modules import tensor
+from .modules import int8 as packed_int8
+from .modules import linear
+
+
+# ---------------------------------------------------------------------------
+# CONSTANTS
+# ---------------------------------------------------------------------------
+
+# @dev Phases. The first seven are moves (who moves is in `_solver_moves`);
+# the last three are final.
+BISECT: constant(uint256) = 1
+CHOOSE: constant(uint256) = 2
+TRANSITION: constant(uint256) = 3
+CHILDREN: constant(uint256) = 4
+PICK: constant(uint256) = 5
+ROW: constant(uint256) = 6
+STEP: constant(uint256) = 7
+SOLVER_WON: constant(uint256) = 8
+CHALLENGER_WON: constant(uint256) = 9
+CLOSED: constant(uint256) = 10
+
+# @dev The bisection arity is a power of two in [2, MAX_ARITY]; a
+# solver posts at most MAX_ARITY - 1 roots per move.
+MAX_ARITY: constant(uint256) = 64
+MAX_ROOTS: constant(uint256) = MAX_ARITY - 1
+
+# @dev protocol.md section 8.
+MAX_OPS: constant(uint256) = 65535
+
+# @dev The only op kind so far (protocol.md section 5) and its one flag.
+KIND_LINEAR: constant(uint256) = 1
+FLAG_RELU: constant(uint256) = 1
+
+# @dev Bytes per EVM word: the row word tree's leaf width.
+WORD_BYTES: constant(uint256) = 32
+
+MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
+MAX_COLS: constant(uint256) = tensor.MAX_COLS
+
+
+# ---------------------------------------------------------------------------
+# STRUCTS
+# ---------------------------------------------------------------------------
+
+struct OpDescriptor:
+    kind: uint256
+    flags: uint256
+    input_a: uint256
+    input_b: uint256
+    in_cols: uint256
+    out_cols: uint256
+    params_root: bytes32
+
+
+struct Header:
+    rows: uint256
+    cols: uint256
+    rows_root: bytes32
+
+
+struct Game:
+    owner: address
+    solver: address
+    challenger: address
+    phase: uint256
+    # the model and the two ends of the committed run
+    ops_root: bytes32
+    n_ops: uint256
+    # op bisection: S_lo agreed, S_hi disputed
+    lo: uint256
+    hi: uint256
+    s_lo: bytes32
+    s_hi: bytes32
+    roots_hash: bytes32
+    # chess clocks: seconds left to each side, and when the side to move
+    # started thinking
+    solver_time: uint256
+    challenger_time: uint256
+    last_move: uint256
+    # the disputed op, set by `transition`
+    relu: bool
+    params_root: bytes32
+    in_cols: uint256
+    rows: uint256
+    cols: uint256
+    input_rows_root: bytes32
+    # row descent: the disputed node, its index in its level, levels left
+    node: bytes32
+    node_index: uint256
+    levels_left: uint256
+    # the revealed row's word tree root, set by `reveal_row`
+    row_word_root: bytes32
+
+
+# ---------------------------------------------------------------------------
+# EVENTS
+# ---------------------------------------------------------------------------
+
+event GameOpened:
+    game_id: indexed(uint256)
+    owner: indexed(address)
+    solver: indexed(address)
+    challenger: address
+    n_ops: uint256
+    s_0: bytes32
+    s_n: bytes32
+
+event Bisected:
+    game_id: indexed(uint256)
+    lo: uint256
+    hi: uint256
+    roots: DynArray[bytes32, MAX_ROOTS]
+
+event Chosen:
+    game_id: indexed(uint256)
+    index: uint256
+    lo: uint256
+    hi: uint256
+
+event Transitioned:
+    game_id: indexed(uint256)
+    op: uint256
+    input_rows: uint256
+    input_cols: uint256
+    output_rows: uint256
+    output_cols: uint256
+    output_rows_root: bytes32
+
+event ChildrenRevealed:
+    game_id: indexed(uint256)
+    levels_left: uint256
+    node_index: uint256
+    left: bytes32
+    right: bytes32
+
+event ChildPicked:
+    game_id: indexed(uint256)
+    right: bool
+    levels_left: uint256
+    node_index: uint256
+
+event RowRevealed:
+    game_id: indexed(uint256)
+    row_index: uint256
+    row: Bytes[MAX_COLS]
+
+event Stepped:
+    game_id: indexed(uint256)
+    row_index: uint256
+    column: uint256
+    claimed: int256
+    computed: int256
+
+event GameResolved:
+    game_id: indexed(uint256)
+    solver_won: bool
+    reason: String[64]
+
+event GameClosed:
+    game_id: indexed(uint256)
+
+
+# ---------------------------------------------------------------------------
+# STORAGE
+# ---------------------------------------------------------------------------
+
+ARITY: public(immutable(uint256))
+CLOCK: public(immutable(uint256))
+
+games: public(HashMap[uint256, Game])
+game_count: public(uint256)
+
+
+# ---------------------------------------------------------------------------
+# CONSTRUCTOR
+# ---------------------------------------------------------------------------
+
+@deploy
+def __init__(arity: uint256, clock: uint256):
+    """
+    @param arity States per bisection move plus one: a power of two in
+           [2, MAX_ARITY].
+    @param clock Seconds each side may think in total during one game.
+    """
+    # INVARIANT: q_i = lo + i*L/p needs p >= 2, and a power of two keeps
+    # every level's point spacing even.
+    assert arity >= 2 and arity <= MAX_ARITY, "game: arity out of range"
+    assert arity & (arity - 1) == 0, "game: arity must be a power of two"
+    assert clock > 0, "game: zero clock"
+    ARITY = arity
+    CLOCK = clock
+
+
+# ---------------------------------------------------------------------------
+# OWNER
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def open(solver: address, challenger: address, ops_root: bytes32, n_ops: uint256,
+         s_0: bytes32, s_n: bytes32) -> uint256:
+    """
+    @notice Opens a game over the run from `s_0` (agreed) to `s_n`
+            (disputed) of a model with `n_ops` ops; the caller owns it.
+    @return The new game's id (ids start at 1).
+    """
+    assert solver != empty(address) and challenger != empty(address), "game: zero address"
+    assert solver != challenger, "game: solver and challenger must differ"
+    assert n_ops >= 1 and n_ops <= MAX_OPS, "game: op count out of range"
+
+    game_id: uint256 = self.game_count + 1
+    self.game_count = game_id
+    phase: uint256 = BISECT
+    if n_ops == 1:
+        phase = TRANSITION
+    self.games[game_id] = Game(
+        owner=msg.sender, solver=solver, challenger=challenger, phase=phase,
+        ops_root=ops_root, n_ops=n_ops, lo=0, hi=n_ops, s_lo=s_0, s_hi=s_n,
+        roots_hash=empty(bytes32), solver_time=CLOCK, challenger_time=CLOCK,
+        last_move=block.timestamp, relu=False, params_root=empty(bytes32),
+        in_cols=0, rows=0, cols=0, input_rows_root=empty(bytes32),
+        node=empty(bytes32), node_index=0, levels_left=0,
+        row_word_root=empty(bytes32),
+    )
+    log GameOpened(game_id=game_id, owner=msg.sender, solver=solver,
+                   challenger=challenger, n_ops=n_ops, s_0=s_0, s_n=s_n)
+    return game_id
+
+
+@external
+@nonreentrant
+def close(game_id: uint256):
+    """
+    @notice Ends an unfinished game without a winner; owner only (the
+            market closes the other games of a rejected result).
+    """
+    assert self.games[game_id].owner == msg.sender, "game: caller is not the owner"
+    # INVARIANT: a finished game keeps its winner.
+    assert self._in_play(self.games[game_id].phase), "game: game is over"
+    self.games[game_id].phase = CLOSED
+    log GameClosed(game_id=game_id)
+
+
+# ---------------------------------------------------------------------------
+# OP BISECTION (protocol.md 7.1)
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def bisect(game_id: uint256, roots: DynArray[bytes32, MAX_ROOTS]):
+    """
+    @notice Solver: posts the states S_{q_1} .. S_{q_{p-1}} inside the
+            disputed interval.
+    """
+    self._begin_move(game_id, BISECT)
+    lo: uint256 = self.games[game_id].lo
+    hi: uint256 = self.games[game_id].hi
+    # INVARIANT: exactly one root per inner bisection point.
+    assert len(roots) == min(ARITY, hi - lo) - 1, "game: wrong number of roots"
+    self.games[game_id].roots_hash = keccak256(abi_encode(roots))
+    self.games[game_id].phase = CHOOSE
+    log Bisected(game_id=game_id, lo=lo, hi=hi, roots=roots)
+
+
+@external
+@nonreentrant
+def choose(game_id: uint256, index: uint256, roots: DynArray[bytes32, MAX_ROOTS]):
+    """
+    @notice Challenger: agrees with S_{q_index} and disputes
+            S_{q_{index+1}}; `roots` repeats the solver's last `bisect`.
+    """
+    self._begin_move(game_id, CHOOSE)
+    # INVARIANT: the roots are the solver's, not the challenger's.
+    assert keccak256(abi_encode(roots)) == self.games[game_id].roots_hash, "game: roots differ from the solver's"
+    lo: uint256 = self.games[game_id].lo
+    span: uint256 = self.games[game_id].hi - lo
+    parts: uint256 = min(ARITY, span)
+    assert index < parts, "game: index out of range"
+
+    # q_i = lo + floor(i * L / p); the ends keep the stored S_lo / S_hi.
+    if index > 0:
+        self.games[game_id].s_lo = roots[index - 1]
+    if index + 1 < parts:
+        self.games[game_id].s_hi = roots[index]
+    new_lo: uint256 = lo + index * span // parts
+    new_hi: uint256 = lo + (index + 1) * span // parts
+    self.games[game_id].lo = new_lo
+    self.games[game_id].hi = new_hi
+    self.games[game_id].roots_hash = empty(bytes32)
+    if new_hi == new_lo + 1:
+        self.games[game_id].phase = TRANSITION
+    else:
+        self.games[game_id].phase = BISECT
+    log Chosen(game_id=game_id, index=index, lo=new_lo, hi=new_hi)
+
+
+# ---------------------------------------------------------------------------
+# TRANSITION (protocol.md 7.2)
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def transition(game_id: uint256, desc: OpDescriptor, desc_proof: DynArray[bytes32, MAX_PROOF],
+               input: Header, input_proof: DynArray[bytes32, MAX_PROOF],
+               output: Header, output_proof: DynArray[bytes32, MAX_PROOF]):
+    """
+    @notice Solver: reveals the disputed op `hi`'s descriptor, its input
+            header (in S_lo) and its output header (the only difference
+            between S_lo and S_hi).
+    @dev The solver loses here if the descriptor's kind is unknown or a
+         shape disagrees with it; bad hashes revert instead.
+    """
+    self._begin_move(game_id, TRANSITION)
+    op: uint256 = self.games[game_id].hi
+    s_lo: bytes32 = self.games[game_id].s_lo
+    state_depth: uint256 = merkle.depth(self.games[game_id].n_ops + 1)
+
+    # INVARIANT: the descriptor is op `op` of the registered model.
+    leaf: bytes32 = keccak256(abi_encode(desc.kind, desc.flags, desc.input_a, desc.input_b,
+                                         desc.in_cols, desc.out_cols, desc.params_root))
+    assert merkle.verify(leaf, op - 1, desc_proof, merkle.depth(self.games[game_id].n_ops),
+                         self.games[game_id].ops_root), "game: descriptor not in the model"
+    # INVARIANT: the input header is the agreed content of slot input_a.
+    input_root: bytes32 = tensor.header_root(input.rows, input.cols, input.rows_root)
+    assert merkle.verify(input_root, desc.input_a, input_proof, state_depth, s_lo), \
+        "game: input header not in the agreed state"
+    # INVARIANT: S_hi is S_lo with slot `op` filled by the output, nothing else.
+    assert merkle.verify(empty(bytes32), op, output_proof, state_depth, s_lo), \
+        "game: slot not empty in the agreed state"
+    output_root: bytes32 = tensor.header_root(output.rows, output.cols, output.rows_root)
+    assert merkle.verify(output_root, op, output_proof, state_depth, self.games[game_id].s_hi), \
+        "game: output header not in the disputed state"
+
+    log Transitioned(game_id=game_id, op=op, input_rows=input.rows, input_cols=input.cols,
+                     output_rows=output.rows, output_cols=output.cols,
+                     output_rows_root=output.rows_root)
+
+    # The hashes hold: the solver is bound to these headers. A kind the
+    # contract cannot check or a shape the descriptor forbids is a loss.
+    if desc.kind != KIND_LINEAR or desc.flags & ~FLAG_RELU != 0 or desc.input_b != 0:
+        self._resolve(game_id, False, "unknown op")
+        return
+    if input.cols != desc.in_cols:
+        self._resolve(game_id, False, "input cols differ from the op's")
+        return
+    if output.rows != input.rows:
+        self._resolve(game_id, False, "output rows differ from input rows")
+        return
+    if output.cols != desc.out_cols:
+        self._resolve(game_id, False, "output cols differ from the op's")
+        return
+
+    self.games[game_id].relu = desc.flags & FLAG_RELU != 0
+    self.games[game_id].params_root = desc.params_root
+    self.games[game_id].in_cols = desc.in_cols
+    self.games[game_id].rows = output.rows
+    self.games[game_id].cols = output.cols
+    self.games[game_id].input_rows_root = input.rows_root
+    self.games[game_id].node = output.rows_root
+    self.games[game_id].node_index = 0
+    levels: uint256 = merkle.depth(output.rows)
+    self.games[game_id].levels_left = levels
+    if levels == 0:
+        self.games[game_id].phase = ROW
+    else:
+        self.games[game_id].phase = CHILDREN
+
+
+# ---------------------------------------------------------------------------
+# ROW DESCENT (protocol.md 7.3)
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def reveal_children(game_id: uint256, left: bytes32, right: bytes32):
+    """
+    @notice Solver: reveals the two children of the disputed node of the
+            output's row tree.
+    """
+    self._begin_move(game_id, CHILDREN)
+    assert merkle.hash_pair(left, right) == self.games[game_id].node, \
+        "game: children do not hash to the node"
+    self.games[game_id].phase = PICK
+    log ChildrenRevealed(game_id=game_id, levels_left=self.games[game_id].levels_left,
+                         node_index=self.games[game_id].node_index, left=left, right=right)
+
+
+@external
+@nonreentrant
+def pick(game_id: uint256, right_side: bool, left: bytes32, right: bytes32):
+    """
+    @notice Challenger: disputes one of the children the solver revealed
+            (`left`, `right` repeat them).
+    @dev At a leaf past the last row the game ends: padding must be Z[0].
+    """
+    self._begin_move(game_id, PICK)
+    assert merkle.hash_pair(left, right) == self.games[game_id].node, \
+        "game: children differ from the solver's"
+    node: bytes32 = left
+    index: uint256 = 2 * self.games[game_id].node_index
+    if right_side:
+        node = right
+        index += 1
+    levels: uint256 = self.games[game_id].levels_left - 1
+    self.games[game_id].node = node
+    self.games[game_id].node_index = index
+    self.games[game_id].levels_left = levels
+    log ChildPicked(game_id=game_id, right=right_side, levels_left=levels, node_index=index)
+
+    if levels > 0:
+        self.games[game_id].phase = CHILDREN
+    elif index >= self.games[game_id].rows:
+        # INVARIANT: a padding leaf is Z[0] (protocol.md section 3).
+        self._resolve(game_id, node == empty(bytes32), "padding leaf")
+    else:
+        self.games[game_id].phase = ROW
+
+
+# ---------------------------------------------------------------------------
+# ONE STEP (protocol.md 7.4)
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def reveal_row(game_id: uint256, row: Bytes[MAX_COLS]):
+    """
+    @notice Solver: reveals the disputed output row; the contract keeps
+            only the root of its word tree (protocol.md 10.3).
+    """
+    self._begin_move(game_id, ROW)
+    assert len(row) == self.games[game_id].cols, "game: row length differs from the output's cols"
+    assert keccak256(row) == self.games[game_id].node, "game: row does not hash to the leaf"
+    self.games[game_id].row_word_root = tensor.word_root(row)
+    self.games[game_id].phase = STEP
+    log RowRevealed(game_id=game_id, row_index=self.games[game_id].node_index, row=row)
+
+
+@external
+@nonreentrant
+def step(game_id: uint256, column: uint256, row_word: bytes32,
+         row_word_proof: DynArray[bytes32, MAX_PROOF], x: Bytes[MAX_COLS],
+         x_proof: DynArray[bytes32, MAX_PROOF], bias: int256, multiplier: int256,
+         shift_: uint256, w: Bytes[MAX_COLS], w_proof: DynArray[bytes32, MAX_PROOF],
+         weights_rows_root: bytes32):
+    """
+    @notice Challenger: names a column of the revealed row and supplies
+            the op's input row and that column's weight row; the contract
+            recomputes the element. A difference: the solver loses;
+            equality: the challenger loses.
+    @param row_word The revealed row's word holding `column`, with its
+           proof in the row word tree.
+    @param x Input row `i` of the op's input, with its row proof.
+    @param w Weight row `column` with its bias, multiplier and shift, and
+           the proof of its weight leaf under `weights_rows_root`.
+    """
+    self._begin_move(game_id, STEP)
+    cols: uint256 = self.games[game_id].cols
+    in_cols: uint256 = self.games[game_id].in_cols
+    row_index: uint256 = self.games[game_id].node_index
+    assert column < cols, "game: column out of range"
+
+    # INVARIANT: the claimed element is byte `column` of the revealed row.
+    words: uint256 = (cols + WORD_BYTES - 1) // WORD_BYTES
+    assert merkle.verify(row_word, column // WORD_BYTES, row_word_proof, merkle.depth(words),
+                         self.games[game_id].row_word_root), "game: row word not in the revealed row"
+    claimed: int256 = packed_int8.element(row_word, column % WORD_BYTES)
+
+    # INVARIANT: x is row `row_index` of the op's agreed input.
+    assert len(x) == in_cols, "game: input row length differs from the op's"
+    assert merkle.verify(keccak256(x), row_index, x_proof, merkle.depth(self.games[game_id].rows),
+                         self.games[game_id].input_rows_root), "game: input row not in the op's input"
+
+    # INVARIANT: the weight row is row `column` of the op's committed
+    # weights, whose header (n = cols, k = in_cols) hashes to params_root.
+    assert tensor.header_root(cols, in_cols, weights_rows_root) == self.games[game_id].params_root, \
+        "game: weights header does not match the op"
+    assert len(w) == in_cols, "game: weight row length differs from the op's"
+    assert merkle.verify(linear.weight_leaf(bias, multiplier, shift_, w), column, w_proof,
+                         merkle.depth(cols), weights_rows_root), "game: weight row not in the weights"
+
+    computed: int256 = linear.output_element(x, w, bias, multiplier, shift_,
+                                             self.games[game_id].relu)
+    log Stepped(game_id=game_id, row_index=row_index, column=column, claimed=claimed,
+                computed=computed)
+    if computed == claimed:
+        self._resolve(game_id, True, "element matches")
+    else:
+        self._resolve(game_id, False, "element differs")
+
+
+# ---------------------------------------------------------------------------
+# CLOCKS
+# ---------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def timeout(game_id: uint256):
+    """
+    @notice Anyone: ends a game whose side to move has used up its clock;
+            that side loses.
+    """
+    phase: uint256 = self.games[game_id].phase
+    assert self._in_play(phase), "game: not in play"
+    solver_moves: bool = self._solver_moves(phase)
+    # INVARIANT: only a side whose clock has run out loses on time.
+    assert block.timestamp - self.games[game_id].last_move > self._time_left_of(game_id, solver_moves), \
+        "game: clock has not run out"
+    self._resolve(game_id, not solver_moves, "timeout")
+
+
+# ---------------------------------------------------------------------------
+# VIEWS
+# ---------------------------------------------------------------------------
+
+@view
+@external
+def to_move(game_id: uint256) -> address:
+    """
+    @notice The address whose move it is, or empty if the game is over.
+    """
+    phase: uint256 = self.games[game_id].phase
+    if not self._in_play(phase):
+        return empty(address)
+    if self._solver_moves(phase):
+        return self.games[game_id].solver
+    return self.games[game_id].challenger
+
+
+@view
+@external
+def deadline(game_id: uint256) -> uint256:
+    """
+    @notice The last timestamp at which the side to move may still move;
+            `timeout` succeeds after it.
+    """
+    phase: uint256 = self.games[game_id].phase
+    assert self._in_play(phase), "game: not in play"
+    return self.games[game_id].last_move + self._time_left_of(game_id, self._solver_moves(phase))
+
+
+@view
+@external
+def points(game_id: uint256) -> DynArray[uint256, MAX_ARITY + 1]:
+    """
+    @notice The bisection points q_0 .. q_p of the current interval
+            (protocol.md 7.1); empty once bisection is over.
+    """
+    lo: uint256 = self.games[game_id].lo
+    span: uint256 = self.games[game_id].hi - lo
+    result: DynArray[uint256, MAX_ARITY + 1] = []
+    if span < 2:
+        return result
+    parts: uint256 = min(ARITY, span)
+    for i: uint256 in range(MAX_ARITY + 1):
+        if i > parts:
+            break
+        result.append(lo + i * span // parts)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# INTERNALS
+# ---------------------------------------------------------------------------
+
+@pure
+@internal
+def _in_play(phase: uint256) -> bool:
+    return phase >= BISECT and phase <= STEP
+
+
+@pure
+@internal
+def _solver_moves(phase: uint256) -> bool:
+    return phase == BISECT or phase == TRANSITION or phase == CHILDREN or phase == ROW
+
+
+@view
+@internal
+def _time_left_of(game_id: uint256, solver: bool) -> uint256:
+    if solver:
+        return self.games[game_id].solver_time
+    return self.games[game_id].challenger_time
+
+
+@internal
+def _begin_move(game_id: uint256, phase: uint256):
+    """
+    @dev The checks every move starts with, then the clock: the mover
+         pays the seconds since the last move from its own budget.
+    """
+    assert game_id != 0 and game_id <= self.game_count, "game: unknown game"
+    # INVARIANT: right phase.
+    assert self.games[game_id].phase == phase, "game: wrong phase"
+    solver_moves: bool = self._solver_moves(phase)
+    mover: address = self.games[game_id].challenger
+    if solver_moves:
+        mover = self.games[game_id].solver
+    # INVARIANT: right party.
+    assert msg.sender == mover, "game: not your move"
+    # INVARIANT: clock not run out.
+    spent: uint256 = block.timestamp - self.games[game_id].last_move
+    left: uint256 = self._time_left_of(game_id, solver_moves)
+    assert spent <= left, "game: clock ran out"
+    if solver_moves:
+        self.games[game_id].solver_time = left - spent
+    else:
+        self.games[game_id].challenger_time = left - spent
+    self.games[game_id].last_move = block.timestamp
+
+
+@internal
+def _resolve(game_id: uint256, solver_won: bool, reason: String[64]):
+    """
+    @dev Records the winner, then tells the owner (state first: the
+         owner's callback sees a finished game).
+    """
+    if solver_won:
+        self.games[game_id].phase = SOLVER_WON
+    else:
+        self.games[game_id].phase = CHALLENGER_WON
+    log GameResolved(game_id=game_id, solver_won=solver_won, reason=reason)
+    extcall IGameOwner(self.games[game_id].owner).on_game_over(game_id, solver_won)
