@@ -7,10 +7,12 @@
         descent, the row reveal and the one-step check of a single
         output element of a `linear` op. Each side has a chess clock.
 @dev Section 10.3 of `docs/protocol.md` is this contract's spec.
-     The contract holds no ETH. Whoever calls `open` owns the game:
-     only the owner may `close` it, and the owner is called back once
-     with the winner (`IGameOwner.on_game_over`). The job market opens
-     every game it settles; it trusts only its own games.
+     The contract holds no ETH and calls no other contract. Whoever
+     calls `open` owns the game: only the owner may `close` it. The
+     winner is read with `result` (the job market settles a finished
+     game by reading it); nothing is pushed to the owner, so the one
+     step transaction pays for the check alone and no callee can make
+     a move fail.
 
      Every move checks, in this order: the game exists and is in the
      move's phase, the caller is the side to move, that side's clock
@@ -27,7 +29,6 @@
 # ---------------------------------------------------------------------------
 
 from .interfaces import IDisputeGame
-from .interfaces import IGameOwner
 
 implements: IDisputeGame
 
@@ -58,6 +59,12 @@ STEP: constant(uint256) = 7
 SOLVER_WON: constant(uint256) = 8
 CHALLENGER_WON: constant(uint256) = 9
 CLOSED: constant(uint256) = 10
+
+# @dev What `result` returns (protocol.md 10.3).
+RESULT_NONE: constant(uint256) = 0
+RESULT_SOLVER_WON: constant(uint256) = 1
+RESULT_CHALLENGER_WON: constant(uint256) = 2
+RESULT_CLOSED: constant(uint256) = 3
 
 # @dev The bisection arity is a power of two in [2, MAX_ARITY]; a
 # solver posts at most MAX_ARITY - 1 roots per move.
@@ -554,6 +561,23 @@ def timeout(game_id: uint256):
 
 @view
 @external
+def result(game_id: uint256) -> uint256:
+    """
+    @notice 0 while in play (or unknown), 1 if the solver won, 2 if the
+            challenger won, 3 if closed by the owner without a winner.
+    """
+    phase: uint256 = self.games[game_id].phase
+    if phase == SOLVER_WON:
+        return RESULT_SOLVER_WON
+    if phase == CHALLENGER_WON:
+        return RESULT_CHALLENGER_WON
+    if phase == CLOSED:
+        return RESULT_CLOSED
+    return RESULT_NONE
+
+
+@view
+@external
 def to_move(game_id: uint256) -> address:
     """
     @notice The address whose move it is, or empty if the game is over.
@@ -651,12 +675,10 @@ def _begin_move(game_id: uint256, phase: uint256):
 @internal
 def _resolve(game_id: uint256, solver_won: bool, reason: String[64]):
     """
-    @dev Records the winner, then tells the owner (state first: the
-         owner's callback sees a finished game).
+    @dev Records the winner; the owner reads it with `result`.
     """
     if solver_won:
         self.games[game_id].phase = SOLVER_WON
     else:
         self.games[game_id].phase = CHALLENGER_WON
     log GameResolved(game_id=game_id, solver_won=solver_won, reason=reason)
-    extcall IGameOwner(self.games[game_id].owner).on_game_over(game_id, solver_won)

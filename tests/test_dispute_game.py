@@ -1,6 +1,6 @@
 """DisputeGame on anvil: whole games between traces, every move's checks, and the clocks.
 
-Games are opened through ``game_owner_mock`` (a recording owner) so the game is tested on its
+Games are opened through ``game_owner_mock`` (an owner harness) so the game is tested on its
 own; ``test_disputes.py`` plays the same games through the job market. Each side plays from its
 own trace with ``referee.game``; a liar is a party whose trace is wrong (``dispute_driver``).
 """
@@ -56,7 +56,7 @@ def stranger(accounts):
 
 @pytest.fixture(scope="module")
 def games(project, deployer):
-    """One game contract and one recording owner per arity."""
+    """One game contract and one owner harness per arity."""
     deployed = {}
     for arity in ARITIES:
         game = deployer.deploy(project.DisputeGame, arity, CLOCK)
@@ -106,7 +106,7 @@ def test_play_lying_solver_vs_honest_challenger_succeeds(chain, games, five_ops,
 
     assert outcome.phase == CHALLENGER_WON and not outcome.solver_won
     assert outcome.reason == reason
-    assert owner.outcome(gid) == 2 and owner.calls(gid) == 1
+    assert game.result(gid) == 2
 
 
 CHALLENGER_LIES = {
@@ -130,7 +130,7 @@ def test_play_honest_solver_vs_lying_challenger_succeeds(chain, games, five_ops,
 
     assert outcome.phase == SOLVER_WON and outcome.solver_won
     assert outcome.reason == reason
-    assert owner.outcome(gid) == 1 and owner.calls(gid) == 1
+    assert game.result(gid) == 1
 
 
 @pytest.mark.parametrize("stalling", ["solver", "challenger"])
@@ -145,7 +145,7 @@ def test_timeout_stalling_side_loses_succeeds(chain, games, five_ops, solver, ch
 
     assert outcome.solver_won == (stalling == "challenger")
     assert outcome.reason == "timeout"
-    assert owner.calls(gid) == 1
+    assert game.result(gid) == (1 if stalling == "challenger" else 2)
 
 
 def test_open_single_op_model_starts_at_transition_succeeds(chain, games, solver, challenger, stranger):
@@ -379,7 +379,7 @@ def test_close_not_owner_reverts(at_phase, stranger):
 def test_close_by_owner_ends_game_succeeds(games, at_phase, solver, stranger):
     game, gid, _, judge, _ = at_phase(1)
     games[2][1].close(gid, sender=stranger)
-    assert game.games(gid).phase == 10 and game.to_move(gid) == "0x" + "00" * 20
+    assert game.games(gid).phase == 10 and game.result(gid) == 3 and game.to_move(gid) == "0x" + "00" * 20
     with ape.reverts("game: wrong phase"):
         game.bisect(gid, moves.bisection_roots(judge.trace, 0, 5, 2), sender=solver)
     with ape.reverts("game: game is over"):

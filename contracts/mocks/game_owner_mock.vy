@@ -2,26 +2,14 @@
 """
 @title Game Owner Harness
 @custom:contract-name game_owner_mock
-@notice Opens games on a `DisputeGame` and records each winner it is
-        told, so the game can be tested without the job market.
+@notice Opens and closes games on a `DisputeGame` as their owner, so
+        the game can be tested without the job market.
 """
 
 from ..interfaces import IDisputeGame
-from ..interfaces import IGameOwner
-
-implements: IGameOwner
-
-
-event Told:
-    game_id: indexed(uint256)
-    solver_won: bool
 
 
 GAME: public(immutable(address))
-
-# @dev 0 = not over, 1 = solver won, 2 = challenger won.
-outcome: public(HashMap[uint256, uint256])
-calls: public(HashMap[uint256, uint256])
 
 
 @deploy
@@ -44,17 +32,3 @@ def close(game_id: uint256):
     @notice Closes a game this harness owns.
     """
     extcall IDisputeGame(GAME).close(game_id)
-
-
-@external
-def on_game_over(game_id: uint256, solver_won: bool):
-    """
-    @notice Records the winner; counts calls to prove it is told once.
-    """
-    assert msg.sender == GAME, "game_owner_mock: not the game"
-    self.calls[game_id] += 1
-    if solver_won:
-        self.outcome[game_id] = 1
-    else:
-        self.outcome[game_id] = 2
-    log Told(game_id=game_id, solver_won=solver_won)
