@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test test-cuda bench vectors clean
+.PHONY: setup demo test test-cuda bench gas vectors clean
 
 setup: $(VENV)/.installed $(BIN)/anvil
 
@@ -40,6 +40,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
+
+# Gas of every call and of whole disputes on a local anvil (about 10 minutes here).
+gas: setup
+	$(BIN)/ape compile
+	$(BIN)/python benchmarks/gas_report.py
 
 # On a machine with a CUDA build of torch: CUDA vs CPU vs the reference, bit for bit, then
 # the forward benchmark on the GPU. (The CPU-only setup above skips these tests.)

@@ -1,0 +1,1033 @@
+#pragma version ~=0.4.3
+"""
+@title Job Market
+@custom:contract-name JobMarket
+@notice Jobs, escrow, solver stakes, challenger bonds, credits and
+        payouts of Referee (protocol.md section 10.2). A requester posts
+        a model id and an input with a fee; a solver claims the job by
+        locking a bond from its stake and commits the output and the
+        trace root `S_N`; during the challenge window anyone may
+        challenge, each challenge opening its own game in the dispute
+        game contract; without a lost game the job is finalized and the
+        solver is paid.
+@dev Holds all of Referee's ETH. Every wei is one of five kinds, each
+     kept in a storage total by every function:
+       - `total_stake`: solver stakes (`stake(a)`, a locked part included),
+       - `total_escrow`: fees of jobs that are OPEN, CLAIMED or COMMITTED,
+       - `total_bonds`: challenger bonds of games that are still open,
+       - `total_credit`: credits waiting for `withdraw()`,
+       - `sink_pending`: slashed solver bond waiting for `release_to_sink()`,
+     and `self.balance == obligations()`, their sum, always (the tests
+     check it after every transaction they send).
+
+     Payments are pull payments: settlement only credits; ETH leaves in
+     `withdraw`, `withdraw_stake` and `release_to_sink`, which are
+     `@nonreentrant` and update state before sending. Every
+     state-changing external is `@nonreentrant` (Vyper 0.4 has one global
+     lock), so no callback from a payee can reach any function that
+     changes state. `challenge` and `reclaim` call `open` and `close` on
+     the game while holding the lock, which is fine because the game
+     calls no contract.
+
+     The market trusts the game contract `GAME` (fixed at deployment) to
+     decide its games; `settle` reads a finished game's winner with
+     `result` (a staticcall) and settles only games this market opened,
+     each once.
+"""
+
+
+# ---------------------------------------------------------------------------
+# INTERFACES
+# ---------------------------------------------------------------------------
+
+
+# @dev `open`, `close` and `result` of the market's own games.
+from .interfaces import IDisputeGame
+
+
+# @dev The model entries: shapes, op count, ops root and state depth.
+from .interfaces import IModelRegistry
+
+
+# ---------------------------------------------------------------------------
+# MODULES
+# ---------------------------------------------------------------------------
+
+
+# @dev Stateless: proofs against the trace root, hashes for `S_0`.
+from .modules import merkle
+
+
+# @dev Stateless: tensor roots of the posted input and committed output.
+from .modules import tensor
+
+
+# ---------------------------------------------------------------------------
+# EVENTS
+# ---------------------------------------------------------------------------
+
+
+# @dev A solver added to its stake.
+event StakeDeposited:
+    solver: indexed(address)
+    amount: uint256
+    stake: uint256
+
+
+# @dev A solver took free stake out.
+event StakeWithdrawn:
+    solver: indexed(address)
+    amount: uint256
+    stake: uint256
+
+
+# @dev A job was posted. It carries the input bytes, so a solver reads a
+# job's data from the logs and never needs the requester.
+event JobPosted:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    model_id: indexed(uint256)
+    rows: uint256
+    input_root: bytes32
+    s_0: bytes32
+    fee: uint256
+    solver_bond: uint256
+    claim_window: uint256
+    commit_window: uint256
+    challenge_window: uint256
+    claim_deadline: uint256
+    input: Bytes[tensor.MAX_TENSOR_BYTES]
+
+
+# @dev The requester took an OPEN job back; its fee went to its credit.
+event JobCancelled:
+    job_id: indexed(uint256)
+    requester: indexed(address)
+    refund: uint256
+
+
+# @dev A solver claimed a job and locked `solver_bond` of its stake.
+event JobClaimed:
+    job_id: indexed(uint256)
+    solver: indexed(address)
+    bond: uint256
+    commit_deadline: uint256
+
+
+# @dev A claim was not committed in time: the solver's bond went to the
+# requester's credit and the job is OPEN again.
+event JobExpired:
+    job_id: indexed(uint256)
+    solver: indexed(address)
+    slashed: uint256
+    claim_deadline: uint256
+
+
+# @dev A solver committed the output (its bytes included, so anyone can
+# read the result from the logs) and the trace root `S_N`.
+event JobCommitted:
+    job_id: indexed(uint256)
+    solver: indexed(address)
+    trace_root: bytes32
+    output_root: bytes32
+    challenge_deadline: uint256
+    output: Bytes[tensor.MAX_TENSOR_BYTES]
+
+
+# @dev A challenger posted its bond and a game was opened for it.
+event JobChallenged:
+    job_id: indexed(uint256)
+    game_id: indexed(uint256)
+    challenger: indexed(address)
+    bond: uint256
+
+
+# @dev A game ended and was settled: `to_solver` and `to_challenger` are
+# what each party was credited by this settlement.
+event GameSettled:
+    game_id: indexed(uint256)
+    job_id: indexed(uint256)
+    solver_won: bool
+    to_solver: uint256
+    to_challenger: uint256
+
+
+# @dev The solver lost a game while the job was COMMITTED: the result is
+# rejected, the requester refunded and the solver's bond slashed.
+event JobRejected:
+    job_id: indexed(uint256)
+    game_id: indexed(uint256)
+    challenger: indexed(address)
+    refund: uint256
+    reward: uint256
+    to_sink: uint256
+
+
+# @dev A game of a rejected job was closed and its challenger's bond
+# credited back.
+event ChallengeReclaimed:
+    game_id: indexed(uint256)
+    job_id: indexed(uint256)
+    challenger: indexed(address)
+    bond: uint256
+
+
+# @dev The challenge window passed with no lost game: the fee went to
+# the solver's credit and its bond was unlocked.
+event JobFinalized:
+    job_id: indexed(uint256)
+    solver: indexed(address)
+    fee: uint256
+
+
+# @dev An account withdrew its whole credit.
+event CreditWithdrawn:
+    account: indexed(address)
+    amount: uint256
+
+
+# @dev The accrued sink amount was sent to `SINK`.
+event SinkReleased:
+    sink: indexed(address)
+    amount: uint256
+
+
+# ---------------------------------------------------------------------------
+# CONSTANTS
+# ---------------------------------------------------------------------------
+
+
+# @dev The longest claim, commit or challenge window, in seconds: bounds
+# every deadline so that `now + window` cannot overflow and no job can
+# lock funds for longer than a year per phase.
+MAX_WINDOW: public(constant(uint256)) = 365 * 86400
+
+
+# @dev The largest row count of a job (protocol.md 10.0,
+# MAX_POSTED_ROWS): hashing a posted tensor costs about 650 gas per row,
+# so 4096 rows keep `post` and `commit` near 2.7M gas, far below the
+# 2^24 transaction cap (section 8 allows 65536 rows off-chain).
+MAX_ROWS: public(constant(uint256)) = 4096
+
+# @dev What `IDisputeGame.result` returns for a game with a winner.
+RESULT_SOLVER_WON: constant(uint256) = 1
+RESULT_CHALLENGER_WON: constant(uint256) = 2
+
+
+# @dev Basis points of one whole: `reward_share_bps` is below this.
+BPS: constant(uint256) = 10000
+
+
+# @dev Job status: posted, escrowed, waiting for a solver to claim it.
+# (0 is "no such job": ids start at 1.)
+OPEN: public(constant(uint256)) = 1
+
+
+# @dev Job status: a solver locked its bond and must commit by the
+# commit deadline.
+CLAIMED: public(constant(uint256)) = 2
+
+
+# @dev Job status: the output and trace root are committed; challenges
+# are open until the challenge deadline.
+COMMITTED: public(constant(uint256)) = 3
+
+
+# @dev Job status (final): paid to the solver.
+FINALIZED: public(constant(uint256)) = 4
+
+
+# @dev Job status (final): the solver lost a game; the fee was refunded.
+REJECTED: public(constant(uint256)) = 5
+
+
+# @dev Job status (final): the requester took the OPEN job back.
+CANCELLED: public(constant(uint256)) = 6
+
+
+# ---------------------------------------------------------------------------
+# STRUCTS
+# ---------------------------------------------------------------------------
+
+
+# @dev One job. The windows are kept so that every later deadline is
+# `now + window` at the step that starts it; deadlines and the solver are
+# zero until their step happens.
+struct Job:
+    requester: address
+    model_id: uint256
+    rows: uint256
+    input_root: bytes32
+    s_0: bytes32
+    fee: uint256
+    solver_bond: uint256
+    claim_window: uint256
+    commit_window: uint256
+    challenge_window: uint256
+    status: uint256
+    claim_deadline: uint256
+    solver: address
+    commit_deadline: uint256
+    trace_root: bytes32
+    output_root: bytes32
+    challenge_deadline: uint256
+    open_games: uint256
+
+
+# @dev One challenge, keyed by the id of its game. `open` is true from
+# `challenge` until the game is settled (`settle`) or closed
+# (`reclaim`); while open, `bond` is part of `total_bonds`.
+struct Challenge:
+    job_id: uint256
+    challenger: address
+    bond: uint256
+    open: bool
+
+
+# ---------------------------------------------------------------------------
+# STORAGE
+# ---------------------------------------------------------------------------
+
+
+# @dev The model registry (protocol.md 10.1).
+REGISTRY: public(immutable(address))
+
+
+# @dev The dispute game contract: opens, closes and decides the games.
+GAME: public(immutable(address))
+
+
+# @dev The exact bond a challenger posts with `challenge`.
+CHALLENGER_BOND: public(immutable(uint256))
+
+
+# @dev The smallest solver bond a job may require.
+MIN_SOLVER_BOND: public(immutable(uint256))
+
+
+# @dev The winning challenger's share of a slashed solver bond, in basis
+# points, below 10000 (design, "Who gets a slashed solver bond").
+REWARD_SHARE_BPS: public(immutable(uint256))
+
+
+# @dev Receives the rest of a slashed solver bond (burn by default).
+SINK: public(immutable(address))
+
+
+# @dev Job id -> job; ids run from 1 to `_job_count`.
+_jobs: HashMap[uint256, Job]
+
+
+# @dev The number of jobs posted, which is also the last id.
+_job_count: uint256
+
+
+# @dev Game id -> the challenge that opened it (job id 0: not ours).
+_challenges: HashMap[uint256, Challenge]
+
+
+# @dev Solver -> stake, the locked part included.
+_stake: HashMap[address, uint256]
+
+
+# @dev Solver -> the part of its stake locked as bonds of CLAIMED and
+# COMMITTED jobs.
+_locked: HashMap[address, uint256]
+
+
+# @dev Account -> ETH credited and not yet withdrawn.
+_credit: HashMap[address, uint256]
+
+
+# @dev The sum of all stakes.
+total_stake: public(uint256)
+
+
+# @dev The sum of the fees of OPEN, CLAIMED and COMMITTED jobs.
+total_escrow: public(uint256)
+
+
+# @dev The sum of the bonds of open challenges.
+total_bonds: public(uint256)
+
+
+# @dev The sum of all credits.
+total_credit: public(uint256)
+
+
+# @dev Slashed solver bond owed to `SINK`.
+sink_pending: public(uint256)
+
+
+# ---------------------------------------------------------------------------
+# CONSTRUCTOR
+# ---------------------------------------------------------------------------
+
+
+@deploy
+def __init__(
+    registry: address,
+    game: address,
+    challenger_bond: uint256,
+    min_solver_bond: uint256,
+    reward_share_bps: uint256,
+    sink: address,
+):
+    """
+    @dev Fixes the deployment parameters for ever.
+    @param registry The model registry.
+    @param game The dispute game contract.
+    @param challenger_bond The exact bond of a challenge; nonzero.
+    @param min_solver_bond The smallest solver bond a job may require;
+           nonzero.
+    @param reward_share_bps The winning challenger's share of a slashed
+           solver bond, in basis points, below 10000.
+    @param sink The receiver of the rest of a slashed bond; nonzero (a
+           burn address such as 0x...dEaD, never the zero address, which
+           a payment to would only look like a burn).
+    """
+    # INVARIANT: the market reads its models from a real registry.
+    assert registry != empty(address), "market: zero registry"
+    # INVARIANT: games are opened on, and reported by, a real contract.
+    assert game != empty(address), "market: zero game"
+    # INVARIANT: a slashed bond always has somewhere to go.
+    assert sink != empty(address), "market: zero sink"
+    # INVARIANT: a challenge costs something, so a losing one pays the solver.
+    assert challenger_bond > 0, "market: zero challenger bond"
+    # INVARIANT: a claim always puts something at stake.
+    assert min_solver_bond > 0, "market: zero minimum solver bond"
+    # INVARIANT: a self-challenging cheater still loses part of its bond.
+    assert reward_share_bps < BPS, "market: reward share out of range"
+
+    REGISTRY = registry
+    GAME = game
+    CHALLENGER_BOND = challenger_bond
+    MIN_SOLVER_BOND = min_solver_bond
+    REWARD_SHARE_BPS = reward_share_bps
+    SINK = sink
+
+
+# ---------------------------------------------------------------------------
+# SOLVER STAKE
+# ---------------------------------------------------------------------------
+
+
+@payable
+@external
+@nonreentrant
+def deposit():
+    """
+    @notice Adds `msg.value` to the caller's stake; claims lock bonds
+            from it.
+    """
+    # INVARIANT: every deposit moves ETH (and emits a meaningful event).
+    assert msg.value > 0, "market: zero deposit"
+    stake: uint256 = self._stake[msg.sender] + msg.value
+    self._stake[msg.sender] = stake
+    self.total_stake += msg.value
+    log StakeDeposited(solver=msg.sender, amount=msg.value, stake=stake)
+
+
+@external
+@nonreentrant
+def withdraw_stake(amount: uint256):
+    """
+    @notice Sends `amount` of the caller's free (unlocked) stake to it.
+    @param amount The wei to take out; nonzero and at most
+           `stake(caller) - locked(caller)`.
+    """
+    # INVARIANT: a withdrawal moves ETH.
+    assert amount > 0, "market: zero amount"
+    stake: uint256 = self._stake[msg.sender]
+    # INVARIANT: a locked bond stays in the market until its job settles.
+    assert amount <= stake - self._locked[msg.sender], "market: insufficient free stake"
+
+    stake -= amount
+    self._stake[msg.sender] = stake
+    self.total_stake -= amount
+    log StakeWithdrawn(solver=msg.sender, amount=amount, stake=stake)
+    self._send(msg.sender, amount)
+
+
+# ---------------------------------------------------------------------------
+# JOB LIFECYCLE
+# ---------------------------------------------------------------------------
+
+
+@payable
+@external
+@nonreentrant
+def post(
+    model_id: uint256,
+    rows: uint256,
+    input: Bytes[tensor.MAX_TENSOR_BYTES],
+    solver_bond: uint256,
+    claim_window: uint256,
+    commit_window: uint256,
+    challenge_window: uint256,
+) -> uint256:
+    """
+    @notice Posts a job: runs model `model_id` on `input`, for a fee of
+            `msg.value`, escrowed until the job ends.
+    @dev Computes the input's tensor root `T_0` (section 3) and the
+         initial state root `S_0` (section 6): slot 0 holds `T_0` and
+         every other slot is empty, so `S_0` is `T_0` folded with the
+         zero hashes `Z[0] ... Z[D-1]` up the `D` levels of the state
+         tree.
+    @param model_id A registered model (the registry reverts with
+           "registry: unknown model" otherwise).
+    @param rows The input's row count, in [1, MAX_ROWS].
+    @param input The packed int8 input, `rows * input_cols` bytes.
+    @param solver_bond The bond a solver must lock to claim the job; at
+           least `MIN_SOLVER_BOND`.
+    @param claim_window Seconds a solver has to claim, from now (and
+           again after an expired claim); in [1, MAX_WINDOW].
+    @param commit_window Seconds a solver has to commit, from its claim;
+           in [1, MAX_WINDOW].
+    @param challenge_window Seconds to challenge, from the commit; in
+           [1, MAX_WINDOW].
+    @return uint256 The new job id (ids start at 1).
+    """
+    # INVARIANT: a solver is paid something for its work.
+    assert msg.value > 0, "market: zero fee"
+    # INVARIANT: a claim always risks at least the deployment's minimum.
+    assert solver_bond >= MIN_SOLVER_BOND, "market: solver bond below minimum"
+    # INVARIANT: every window is nonempty and bounded (see MAX_WINDOW).
+    assert claim_window >= 1 and claim_window <= MAX_WINDOW, "market: claim window out of range"
+    # INVARIANT: likewise for the commit window.
+    assert commit_window >= 1 and commit_window <= MAX_WINDOW, "market: commit window out of range"
+    # INVARIANT: likewise for the challenge window.
+    assert challenge_window >= 1 and challenge_window <= MAX_WINDOW, "market: challenge window out of range"
+    # INVARIANT: the input's root is computable in one transaction.
+    assert rows >= 1 and rows <= MAX_ROWS, "market: rows out of range"
+
+    model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(model_id)
+    # INVARIANT: the input is exactly the packed `[rows, input_cols]`
+    # tensor; checked here so the reason names the market, before the
+    # tensor module would refuse it.
+    assert len(input) == rows * model.input_cols, "market: input does not match shape"
+
+    input_root: bytes32 = tensor.tensor_root(input, rows, model.input_cols)
+    s_0: bytes32 = self._initial_state(input_root, model.state_depth)
+
+    job_id: uint256 = self._job_count + 1
+    self._job_count = job_id
+    claim_deadline: uint256 = block.timestamp + claim_window
+    self._jobs[job_id] = Job(
+        requester=msg.sender,
+        model_id=model_id,
+        rows=rows,
+        input_root=input_root,
+        s_0=s_0,
+        fee=msg.value,
+        solver_bond=solver_bond,
+        claim_window=claim_window,
+        commit_window=commit_window,
+        challenge_window=challenge_window,
+        status=OPEN,
+        claim_deadline=claim_deadline,
+        solver=empty(address),
+        commit_deadline=0,
+        trace_root=empty(bytes32),
+        output_root=empty(bytes32),
+        challenge_deadline=0,
+        open_games=0,
+    )
+    self.total_escrow += msg.value
+    log JobPosted(
+        job_id=job_id,
+        requester=msg.sender,
+        model_id=model_id,
+        rows=rows,
+        input_root=input_root,
+        s_0=s_0,
+        fee=msg.value,
+        solver_bond=solver_bond,
+        claim_window=claim_window,
+        commit_window=commit_window,
+        challenge_window=challenge_window,
+        claim_deadline=claim_deadline,
+        input=input,
+    )
+    return job_id
+
+
+@external
+@nonreentrant
+def cancel(job_id: uint256):
+    """
+    @notice Takes an OPEN job back; its fee is credited to the requester.
+    @dev Only OPEN: once claimed, the solver's work is protected until
+         its commit deadline (after which `expire` reopens the job).
+    @param job_id The job.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only the requester decides to withdraw its own offer.
+    assert msg.sender == job.requester, "market: caller is not the requester"
+    # INVARIANT: a claimed or settled job cannot be taken back.
+    assert job.status == OPEN, "market: job is not open"
+
+    self._jobs[job_id].status = CANCELLED
+    self.total_escrow -= job.fee
+    self._add_credit(job.requester, job.fee)
+    log JobCancelled(job_id=job_id, requester=job.requester, refund=job.fee)
+
+
+@external
+@nonreentrant
+def claim(job_id: uint256):
+    """
+    @notice Claims an OPEN job: locks `solver_bond` of the caller's stake
+            and starts the commit window.
+    @param job_id The job.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: one solver at a time, and only for a live offer.
+    assert job.status == OPEN, "market: job is not open"
+    # INVARIANT: the requester's offer lapses at its claim deadline.
+    assert block.timestamp <= job.claim_deadline, "market: claim deadline passed"
+    # INVARIANT: the bond is backed by stake not locked for another job.
+    assert self._stake[msg.sender] - self._locked[msg.sender] >= job.solver_bond, "market: insufficient free stake"
+
+    self._locked[msg.sender] += job.solver_bond
+    commit_deadline: uint256 = block.timestamp + job.commit_window
+    self._jobs[job_id].status = CLAIMED
+    self._jobs[job_id].solver = msg.sender
+    self._jobs[job_id].commit_deadline = commit_deadline
+    log JobClaimed(job_id=job_id, solver=msg.sender, bond=job.solver_bond, commit_deadline=commit_deadline)
+
+
+@external
+@nonreentrant
+def expire(job_id: uint256):
+    """
+    @notice Ends a claim that was not committed by its commit deadline:
+            the solver's bond is slashed to the requester's credit and
+            the job is OPEN again with a fresh claim deadline.
+    @dev The requester's fee stays escrowed: the job can still be done
+         (or cancelled). The whole bond goes to the requester, who lost
+         the time.
+    @param job_id The job.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only a claim can expire.
+    assert job.status == CLAIMED, "market: job is not claimed"
+    # INVARIANT: the solver keeps its whole commit window.
+    assert block.timestamp > job.commit_deadline, "market: commit deadline not passed"
+
+    self._slash(job.solver, job.solver_bond)
+    self._add_credit(job.requester, job.solver_bond)
+    claim_deadline: uint256 = block.timestamp + job.claim_window
+    self._jobs[job_id].status = OPEN
+    self._jobs[job_id].claim_deadline = claim_deadline
+    self._jobs[job_id].solver = empty(address)
+    self._jobs[job_id].commit_deadline = 0
+    log JobExpired(job_id=job_id, solver=job.solver, slashed=job.solver_bond, claim_deadline=claim_deadline)
+
+
+@external
+@nonreentrant
+def commit(
+    job_id: uint256,
+    output: Bytes[tensor.MAX_TENSOR_BYTES],
+    trace_root: bytes32,
+    output_proof: DynArray[bytes32, merkle.MAX_PROOF],
+):
+    """
+    @notice Commits the job's result: the output bytes and the trace
+            root `S_N`, and starts the challenge window.
+    @dev The output's tensor root `T_N` must be slot `N` of `trace_root`
+         (section 6, "the output proof at commit"), so the bytes in the
+         `JobCommitted` log are the output any game is played over.
+    @param job_id The job.
+    @param output The packed int8 output, `rows * output_cols` bytes.
+    @param trace_root The final state root `S_N`.
+    @param output_proof The `D` siblings of slot `N` in `trace_root`.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only a claimed job takes a result.
+    assert job.status == CLAIMED, "market: job is not claimed"
+    # INVARIANT: only the solver whose bond is locked may commit.
+    assert msg.sender == job.solver, "market: caller is not the solver"
+    # INVARIANT: after the deadline the claim can only expire.
+    assert block.timestamp <= job.commit_deadline, "market: commit deadline passed"
+
+    model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(job.model_id)
+    # INVARIANT: the output is exactly the packed `[rows, output_cols]`
+    # tensor; checked here so the reason names the market.
+    assert len(output) == job.rows * model.output_cols, "market: output does not match shape"
+    output_root: bytes32 = tensor.tensor_root(output, job.rows, model.output_cols)
+    # INVARIANT: the posted output is the one the trace root commits to.
+    assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
+
+    challenge_deadline: uint256 = block.timestamp + job.challenge_window
+    self._jobs[job_id].status = COMMITTED
+    self._jobs[job_id].trace_root = trace_root
+    self._jobs[job_id].output_root = output_root
+    self._jobs[job_id].challenge_deadline = challenge_deadline
+    log JobCommitted(
+        job_id=job_id,
+        solver=msg.sender,
+        trace_root=trace_root,
+        output_root=output_root,
+        challenge_deadline=challenge_deadline,
+        output=output,
+    )
+
+
+@payable
+@external
+@nonreentrant
+def challenge(job_id: uint256) -> uint256:
+    """
+    @notice Challenges a committed result with a bond of exactly
+            `CHALLENGER_BOND`; opens a dispute game over it.
+    @dev Any number of challenges may run in parallel against one
+         result, each its own game. The game gets `S_0` computed here at
+         `post` and the committed `S_N`, so neither party can change
+         what is disputed.
+    @param job_id The job.
+    @return uint256 The id of the game opened.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only a committed result can be disputed.
+    assert job.status == COMMITTED, "market: job is not committed"
+    # INVARIANT: after the window the result is final.
+    assert block.timestamp <= job.challenge_deadline, "market: challenge deadline passed"
+    # INVARIANT: every challenge puts the same bond at risk.
+    assert msg.value == CHALLENGER_BOND, "market: wrong challenger bond"
+    # INVARIANT: a solver cannot play both sides of one game.
+    assert msg.sender != job.solver, "market: solver cannot challenge"
+
+    model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(job.model_id)
+    game_id: uint256 = extcall IDisputeGame(GAME).open(
+        job.solver, msg.sender, model.ops_root, model.n_ops, job.s_0, job.trace_root
+    )
+    # INVARIANT: one challenge per game id (the game never reuses ids).
+    assert self._challenges[game_id].job_id == 0, "market: game id reused"
+
+    self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True)
+    self._jobs[job_id].open_games = job.open_games + 1
+    self.total_bonds += msg.value
+    log JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
+    return game_id
+
+
+@external
+@nonreentrant
+def settle(game_id: uint256):
+    """
+    @notice Settles a game the market opened once it has a winner;
+            anyone may call it (the winner has every reason to).
+    @dev Solver won: the challenger's bond is credited to the solver.
+         Challenger won while the job is COMMITTED: the job is REJECTED,
+         the fee is credited back to the requester, the challenger is
+         credited its bond plus `solver_bond * REWARD_SHARE_BPS // 10000`,
+         the rest of the solver's bond goes to the sink, and the solver's
+         stake and lock drop by the bond. Challenger won after the job
+         was already REJECTED (by an earlier game): its bond is credited
+         back. A job with an open game is always COMMITTED or REJECTED
+         (`finalize` needs no open game), so there is no other case.
+    @param game_id The game that ended.
+    """
+    c: Challenge = self._challenges[game_id]
+    # INVARIANT: only games this market opened are settled here.
+    assert c.job_id != 0, "market: unknown game"
+    # INVARIANT: each game is settled once.
+    assert c.open, "market: game already settled"
+    result: uint256 = staticcall IDisputeGame(GAME).result(game_id)
+    # INVARIANT: only a game with a winner is settled (a closed one was
+    # settled by `reclaim` when it was closed).
+    assert result == RESULT_SOLVER_WON or result == RESULT_CHALLENGER_WON, "market: game not over"
+    solver_won: bool = result == RESULT_SOLVER_WON
+
+    job: Job = self._jobs[c.job_id]
+    self._challenges[game_id].open = False
+    self._jobs[c.job_id].open_games = job.open_games - 1
+    self.total_bonds -= c.bond
+
+    if solver_won:
+        # A losing challenger's bond covers the solver's gas for the game.
+        self._add_credit(job.solver, c.bond)
+        log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
+        return
+
+    if job.status == COMMITTED:
+        # Integer division rounds the reward down; the remainder, never
+        # negative since REWARD_SHARE_BPS < 10000, goes to the sink.
+        reward: uint256 = job.solver_bond * REWARD_SHARE_BPS // BPS
+        to_sink: uint256 = job.solver_bond - reward
+        self._jobs[c.job_id].status = REJECTED
+        self.total_escrow -= job.fee
+        self._add_credit(job.requester, job.fee)
+        self._slash(job.solver, job.solver_bond)
+        self._add_credit(c.challenger, c.bond + reward)
+        self.sink_pending += to_sink
+        log JobRejected(
+            job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, reward=reward, to_sink=to_sink
+        )
+        log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + reward)
+        return
+
+    # The result was already rejected: the bond alone comes back, the
+    # slashed solver bond having gone to the first winner and the sink.
+    self._add_credit(c.challenger, c.bond)
+    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond)
+
+
+@external
+@nonreentrant
+def reclaim(game_id: uint256):
+    """
+    @notice Closes a still-open game of a REJECTED job and credits its
+            challenger's bond back.
+    @dev Once the result is rejected, the remaining games have nothing
+         left to decide: the solver's bond is already slashed. Anyone may
+         call this (the challenger need not wait for its game to end).
+    @param game_id The game to close.
+    """
+    c: Challenge = self._challenges[game_id]
+    # INVARIANT: only games this market opened are closed here.
+    assert c.job_id != 0, "market: unknown game"
+    # INVARIANT: each game is settled once.
+    assert c.open, "market: game already settled"
+    # INVARIANT: a game of a live result must be played to its end.
+    assert self._jobs[c.job_id].status == REJECTED, "market: job is not rejected"
+    # INVARIANT: a game that already has a winner is settled by its result.
+    assert staticcall IDisputeGame(GAME).result(game_id) == 0, "market: game is over, settle it"
+
+    self._challenges[game_id].open = False
+    self._jobs[c.job_id].open_games -= 1
+    self.total_bonds -= c.bond
+    self._add_credit(c.challenger, c.bond)
+    log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond)
+    # State first: the game is trusted and never calls back, but the
+    # settlement above must stand whatever `close` does.
+    extcall IDisputeGame(GAME).close(game_id)
+
+
+@external
+@nonreentrant
+def finalize(job_id: uint256):
+    """
+    @notice Pays a committed result that survived its challenge window:
+            the fee is credited to the solver and its bond unlocked.
+    @param job_id The job.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only a committed result is paid.
+    assert job.status == COMMITTED, "market: job is not committed"
+    # INVARIANT: every challenger gets its whole window.
+    assert block.timestamp > job.challenge_deadline, "market: challenge window not over"
+    # INVARIANT: a running game could still reject the result.
+    assert job.open_games == 0, "market: game still open"
+
+    self._jobs[job_id].status = FINALIZED
+    self.total_escrow -= job.fee
+    self._locked[job.solver] -= job.solver_bond
+    self._add_credit(job.solver, job.fee)
+    log JobFinalized(job_id=job_id, solver=job.solver, fee=job.fee)
+
+
+# ---------------------------------------------------------------------------
+# PAYOUTS
+# ---------------------------------------------------------------------------
+
+
+@external
+@nonreentrant
+def withdraw():
+    """
+    @notice Sends the caller its whole credit.
+    """
+    amount: uint256 = self._credit[msg.sender]
+    # INVARIANT: a withdrawal moves ETH.
+    assert amount > 0, "market: nothing to withdraw"
+
+    self._credit[msg.sender] = 0
+    self.total_credit -= amount
+    log CreditWithdrawn(account=msg.sender, amount=amount)
+    self._send(msg.sender, amount)
+
+
+@external
+@nonreentrant
+def release_to_sink():
+    """
+    @notice Sends the accrued slashed-bond remainder to `SINK`.
+    @dev Anyone may call it; the sink is fixed at deployment.
+    """
+    amount: uint256 = self.sink_pending
+    # INVARIANT: a release moves ETH.
+    assert amount > 0, "market: nothing to release"
+
+    self.sink_pending = 0
+    log SinkReleased(sink=SINK, amount=amount)
+    self._send(SINK, amount)
+
+
+# ---------------------------------------------------------------------------
+# VIEWS
+# ---------------------------------------------------------------------------
+
+
+@view
+@external
+def job(job_id: uint256) -> Job:
+    """
+    @notice A job's full record.
+    @param job_id The job, in [1, job_count()].
+    @return Job The job.
+    """
+    self._check_job(job_id)
+    return self._jobs[job_id]
+
+
+@view
+@external
+def job_count() -> uint256:
+    """
+    @notice The number of jobs posted (also the last id).
+    @return uint256 The job count.
+    """
+    return self._job_count
+
+
+@view
+@external
+def challenge_of(game_id: uint256) -> Challenge:
+    """
+    @notice The challenge that opened a game.
+    @dev Named `challenge_of`, not `challenge`: Vyper has no overloading
+         and `challenge(job_id)` is the payable function.
+    @param game_id A game the market opened.
+    @return Challenge The job, challenger, bond and whether it is open.
+    """
+    c: Challenge = self._challenges[game_id]
+    # INVARIANT: only games this market opened have records.
+    assert c.job_id != 0, "market: unknown game"
+    return c
+
+
+@view
+@external
+def stake(account: address) -> uint256:
+    """
+    @notice An account's stake, the locked part included.
+    @param account The account.
+    @return uint256 The stake in wei.
+    """
+    return self._stake[account]
+
+
+@view
+@external
+def locked(account: address) -> uint256:
+    """
+    @notice The part of an account's stake locked as bonds of its
+            CLAIMED and COMMITTED jobs.
+    @param account The account.
+    @return uint256 The locked stake in wei.
+    """
+    return self._locked[account]
+
+
+@view
+@external
+def credit(account: address) -> uint256:
+    """
+    @notice ETH credited to an account and not yet withdrawn.
+    @param account The account.
+    @return uint256 The credit in wei.
+    """
+    return self._credit[account]
+
+
+@view
+@external
+def obligations() -> uint256:
+    """
+    @notice Everything the market owes: stakes, escrowed fees, open
+            challenger bonds, credits and the sink's share. Always equal
+            to the market's balance.
+    @return uint256 The sum of the five totals, in wei.
+    """
+    return self.total_stake + self.total_escrow + self.total_bonds + self.total_credit + self.sink_pending
+
+
+# ---------------------------------------------------------------------------
+# INTERNAL FUNCTIONS
+# ---------------------------------------------------------------------------
+
+
+@view
+@internal
+def _check_job(job_id: uint256):
+    """
+    @dev Reverts unless `job_id` was issued.
+    @param job_id The job id.
+    """
+    # INVARIANT: only issued ids have jobs.
+    assert job_id >= 1 and job_id <= self._job_count, "market: unknown job"
+
+
+@pure
+@internal
+def _initial_state(input_root: bytes32, state_depth: uint256) -> bytes32:
+    """
+    @dev `S_0 = root([T_0], D)` (section 6): slot 0 is the leftmost leaf,
+         so at every level the node is a left child whose right sibling
+         is an empty subtree `Z[h]`.
+    @param input_root The input's tensor root `T_0`.
+    @param state_depth The model's state depth `D`.
+    @return bytes32 The initial state root `S_0`.
+    """
+    node: bytes32 = input_root
+    zero: bytes32 = empty(bytes32)
+    for h: uint256 in range(state_depth, bound=merkle.MAX_PROOF):
+        node = merkle.hash_pair(node, zero)
+        zero = merkle.hash_pair(zero, zero)
+    return node
+
+
+@internal
+def _add_credit(account: address, amount: uint256):
+    """
+    @dev Credits `amount` to `account`; the ETH is already held (moved
+         from escrow, stake or bonds by the caller).
+    @param account The account credited.
+    @param amount The wei credited.
+    """
+    self._credit[account] += amount
+    self.total_credit += amount
+
+
+@internal
+def _slash(solver: address, bond: uint256):
+    """
+    @dev Takes a locked bond out of a solver's stake; the caller says
+         where the ETH goes.
+    @param solver The solver.
+    @param bond The locked bond removed from its stake and lock.
+    """
+    self._stake[solver] -= bond
+    self._locked[solver] -= bond
+    self.total_stake -= bond
+
+
+@internal
+def _send(to: address, amount: uint256):
+    """
+    @dev Sends ETH with all remaining gas, so contract wallets can
+         receive; reverts if the receiver does. Called last, after every
+         state update, and only from `@nonreentrant` functions.
+    @param to The receiver.
+    @param amount The wei sent.
+    """
+    raw_call(to, b"", value=amount, gas=msg.gas, revert_on_failure=True)
