@@ -3,7 +3,31 @@
 Keep this file small: one section per contract, session-scoped deployments.
 """
 
+import ape
 import pytest
+
+
+# ---------------------------------------------------------------------------
+# Reverts
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_revert_traces():
+    """Reverted transactions without ape's source tracebacks.
+
+    On every revert ape replays the transaction with a full struct-log trace (anvil's
+    ``--steps-tracing``, memory included) to map it to source lines and ``# dev:`` comments,
+    which this project does not use (shared/style.md). The market's 64 KiB byte buffers put
+    its memory at a few hundred KiB, so one such trace is gigabytes and ~30 s. The revert
+    reason itself comes from the replayed call and is unaffected.
+    """
+    import ape_vyper.compiler.api
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
+        patch.setattr(ape_vyper.compiler.api, "enrich_error", lambda err: err)
+        yield
 
 
 # ---------------------------------------------------------------------------
