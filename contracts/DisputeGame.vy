@@ -372,11 +372,9 @@ def transition(game_id: uint256, desc: OpDescriptor, desc_proof: DynArray[bytes3
     assert merkle.verify(input_root, desc.input_a, input_proof, state_depth, s_lo), \
         "game: input header not in the agreed state"
     # INVARIANT: S_hi is S_lo with slot `op` filled by the output, nothing else.
-    assert merkle.verify(empty(bytes32), op, output_proof, state_depth, s_lo), \
-        "game: slot not empty in the agreed state"
     output_root: bytes32 = tensor.header_root(output.rows, output.cols, output.rows_root)
-    assert merkle.verify(output_root, op, output_proof, state_depth, self.games[game_id].s_hi), \
-        "game: output header not in the disputed state"
+    assert merkle.verify_update(op, output_proof, state_depth, s_lo, output_root, self.games[game_id].s_hi), \
+        "game: output is not the one change from the agreed state"
 
     log Transitioned(game_id=game_id, op=op, input_rows=input.rows, input_cols=input.cols,
                      output_rows=output.rows, output_cols=output.cols,

@@ -267,14 +267,14 @@ def test_transition_slot_not_empty_reverts(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
     args[5] = [b"\x02" * 32] + list(t.output_proof[1:])
-    _reverts_unchanged(game, gid, "game: slot not empty in the agreed state", "transition", *args, sender=solver)
+    _reverts_unchanged(game, gid, "game: output is not the one change from the agreed state", "transition", *args, sender=solver)
 
 
 def test_transition_output_header_not_in_disputed_state_reverts(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
     args[4] = (t.output[0], t.output[1], b"\x03" * 32)
-    _reverts_unchanged(game, gid, "game: output header not in the disputed state", "transition", *args,
+    _reverts_unchanged(game, gid, "game: output is not the one change from the agreed state", "transition", *args,
                        sender=solver)
 
 

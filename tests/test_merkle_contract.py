@@ -19,12 +19,6 @@ ZERO = b"\x00" * 32
 
 
 @pytest.fixture(scope="module")
-def merkle_mock(project, deployer):
-    """The merkle module's test harness, deployed once per test module."""
-    return deployer.deploy(project.merkle_mock)
-
-
-@pytest.fixture(scope="module")
 def vectors():
     """tests/vectors/merkle.json, loaded once."""
     data = load_vectors("merkle")
@@ -234,3 +228,28 @@ def test_verify_max_depth_succeeds(merkle_mock):
     assert root == node
     assert merkle_mock.verify(leaf, index, siblings, 16, root)
     assert not merkle_mock.verify(leaf, 2**16, siblings, 16, root)
+
+
+# ---------------------------------------------------------------------------
+# verify_update: the slot-update proof of the state tree (protocol section 6)
+# ---------------------------------------------------------------------------
+
+
+def test_verify_update_model_vectors_succeeds(merkle_mock):
+    """Every step of every golden model: S_{j-1} -> S_j at slot j, and no other pair of roots."""
+    checked = 0
+    for model in load_vectors("models")["models"]:
+        roots = [h(r) for r in model["state_roots"]]
+        depth = model["state_depth"]
+        for update in model["slot_update_proofs"]:
+            j, siblings = update["step"], [h(s) for s in update["siblings"]]
+            slot_root = h(model["slots"][j]["tensor_root"])
+            assert merkle_mock.verify_update(j, siblings, depth, roots[j - 1], slot_root, roots[j])
+            # the same proof cannot skip a step, reuse a slot, or fill a slot that was not empty
+            if j >= 2:
+                assert not merkle_mock.verify_update(j, siblings, depth, roots[j - 2], slot_root, roots[j])
+            assert not merkle_mock.verify_update(j, siblings, depth, roots[j], slot_root, roots[j])
+            assert not merkle_mock.verify_update(j - 1, siblings, depth, roots[j - 1], slot_root, roots[j])
+            assert not merkle_mock.verify_update(j, siblings[:-1], depth, roots[j - 1], slot_root, roots[j])
+            checked += 1
+    assert checked >= 9

@@ -79,3 +79,20 @@ def verify(
     @return bool True iff the proof is valid.
     """
     return merkle.verify(leaf, index, proof, depth_, root)
+
+
+@external
+@pure
+def verify_update(
+    index: uint256,
+    proof: DynArray[bytes32, merkle.MAX_PROOF],
+    depth_: uint256,
+    before: bytes32,
+    leaf: bytes32,
+    after: bytes32,
+) -> bool:
+    """
+    @notice `merkle.verify_update`: slot `index` empty under `before`
+            and holding `leaf` under `after`, with one sibling list.
+    """
+    return merkle.verify_update(index, proof, depth_, before, leaf, after)

@@ -142,3 +142,30 @@ def verify(
     if index >> depth_ != 0:
         return False
     return self.root_from_proof(leaf, index, proof) == root
+
+
+@internal
+@pure
+def verify_update(
+    index: uint256,
+    proof: DynArray[bytes32, MAX_PROOF],
+    depth_: uint256,
+    before: bytes32,
+    leaf: bytes32,
+    after: bytes32,
+) -> bool:
+    """
+    @dev The slot-update proof of the state tree (protocol.md section
+         6): one sibling list proves that leaf `index` is empty (`Z[0]`)
+         under `before` and holds `leaf` under `after`, so the two roots
+         differ in that leaf alone.
+    @param index The slot.
+    @param proof The `depth_` siblings of the slot, shared by both roots.
+    @param depth_ The committed depth of the state tree.
+    @param before The root with the slot empty (`S_{j-1}`).
+    @param leaf The slot's new value (`T_j`).
+    @param after The root with the slot filled (`S_j`).
+    @return bool True iff both proofs hold.
+    """
+    return self.verify(empty(bytes32), index, proof, depth_, before) and \
+        self.verify(leaf, index, proof, depth_, after)
