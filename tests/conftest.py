@@ -42,11 +42,19 @@ def deployer(accounts):
 
 
 # ---------------------------------------------------------------------------
-# Requantization (contracts/modules/requant.vy via contracts/mocks/requant_mock.vy)
+# The stateless modules' test harnesses (contracts/mocks/*_mock.vy), deployed once per session
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def requant(project, deployer):
-    """The requant module's test harness, deployed once per session."""
-    return deployer.deploy(project.requant_mock)
+def _harness(contract_name: str):
+    @pytest.fixture(scope="session")
+    def deployed(project, deployer):
+        return deployer.deploy(getattr(project, contract_name))
+    return deployed
+
+
+requant = _harness("requant_mock")
+merkle_mock = _harness("merkle_mock")
+tensor_mock = _harness("tensor_mock")
+int8_mock = _harness("int8_mock")
+linear_mock = _harness("linear_mock")

@@ -53,6 +53,13 @@ def deployment(project, deployer, roles, model_and_trace):
     return registry, game, market, registry.model_count()
 
 
+@pytest.fixture(autouse=True)
+def _accounting_holds(deployment):
+    """The market's balance equals its recorded obligations after every test, whatever it did."""
+    yield
+    assert_accounting(deployment[2])
+
+
 def post_and_commit(market, model_id, honest: Trace, solver: Party, requester):
     """Post a job with the honest input; the solver claims and commits its own trace."""
     market.post(model_id, honest.slots[0].shape[0], cm.packed(honest.slots[0]), SOLVER_BOND, *WINDOWS, value=FEE,

@@ -23,18 +23,6 @@ INT32_MAX = 2**31 - 1
 
 
 @pytest.fixture(scope="module")
-def int8_mock(project, deployer):
-    """The int8 module's test harness, deployed once per test module."""
-    return deployer.deploy(project.int8_mock)
-
-
-@pytest.fixture(scope="module")
-def linear_mock(project, deployer):
-    """The linear module's test harness, deployed once per test module."""
-    return deployer.deploy(project.linear_mock)
-
-
-@pytest.fixture(scope="module")
 def linear_cases():
     """tests/vectors/linear.json's cases, loaded once."""
     cases = load_vectors("linear")["cases"]

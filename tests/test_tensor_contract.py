@@ -20,12 +20,6 @@ MAX_TENSOR_BYTES = 65536
 
 
 @pytest.fixture(scope="module")
-def tensor_mock(project, deployer):
-    """The tensor module's test harness, deployed once per test module."""
-    return deployer.deploy(project.tensor_mock)
-
-
-@pytest.fixture(scope="module")
 def vector_cases():
     """tests/vectors/tensors.json's cases, loaded once."""
     cases = load_vectors("tensors")["cases"]
