@@ -41,7 +41,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
 
-# Gas of every call and of whole disputes on a local anvil (about 10 minutes here).
+# Gas of every call and of whole disputes on local anvil chains (about 3 minutes here).
 gas: setup
 	$(BIN)/ape compile
 	$(BIN)/python benchmarks/gas_report.py

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from ape import accounts, chain, networks, project  # noqa: E402
+from ape_foundry.provider import FoundryProvider  # noqa: E402
 
 from bench_forward import large_case  # noqa: E402
 from dispute_driver import Party, play, wrong_element  # noqa: E402
@@ -143,26 +144,43 @@ def main() -> None:
         cases["large MLP, lie in hidden"] = (large.model, large.x_int, 1)
         cases["large MLP, lie in output"] = (large.model, large.x_int, 2)
 
-    with networks.parse_network_choice("ethereum:local:foundry"):
-        results = {}
-        for arity in arities:
-            deployment = Deployment(arity)
-            for name, (model, x, lie_slot) in cases.items():
-                print(f"  arity {arity}: {name} ...", flush=True)
-                results[(name, arity)] = deployment.dispute(model, x, lie_slot)
-        print("\n## Job and dispute gas\n")
-        print_job_table(results)
+    results = {}
+    for arity in arities:
+        for name, (model, x, lie_slot) in cases.items():
+            print(f"  arity {arity}: {name} ...", flush=True)
+            results[(name, arity)] = fresh_chain_dispute(arity, model, x, lie_slot)
+    print("\n## Job and dispute gas\n")
+    print_job_table(results)
 
-        print("\n## One-step transaction (the challenger's `step`), one-op model k -> 4096\n")
-        print("| k | rows | step gas | target | verdict |")
-        print("| --- | --- | --- | --- | --- |")
-        deployment = Deployment(2)
-        for k in step_ks:
-            model, x = one_op_case(k)
-            gas = deployment.dispute(model, x, 1)["moves"]["step"][0]
-            target = STEP_TARGETS.get(k)
-            verdict = "–" if target is None else ("PASS" if gas <= target else "MISS")
-            print(f"| {k} | {x.shape[0]} | {gas:,} | {_fmt(target) if target else '–'} | {verdict} |", flush=True)
+    print("\n## One-step transaction (the challenger's `step`), one-op model k -> 4096\n")
+    print("| k | rows | step gas | target | verdict |")
+    print("| --- | --- | --- | --- | --- |")
+    for k in step_ks:
+        model, x = one_op_case(k)
+        gas = fresh_chain_dispute(2, model, x, 1)["moves"]["step"][0]
+        target = STEP_TARGETS.get(k)
+        verdict = "–" if target is None else ("PASS" if gas <= target else "MISS")
+        print(f"| {k} | {x.shape[0]} | {gas:,} | {_fmt(target) if target else '–'} | {verdict} |", flush=True)
+
+
+def fresh_chain_dispute(arity: int, model: IntegerModel, x: torch.Tensor, lie_slot: int) -> dict:
+    """One dispute on a fresh anvil, started by ape-foundry without ``--steps-tracing``.
+
+    With that flag (ape-foundry's default) anvil keeps every transaction's full step trace in
+    memory: gigabytes for calls with 64 KiB buffers, and it was killed for memory on this
+    24 GiB machine. Gas figures do not depend on tracing.
+    """
+    build_command = FoundryProvider.build_command
+
+    def untraced(self):
+        return [arg for arg in build_command(self) if arg != "--steps-tracing"]
+
+    FoundryProvider.build_command = untraced
+    try:
+        with networks.parse_network_choice("ethereum:local:foundry"):
+            return Deployment(arity).dispute(model, x, lie_slot)
+    finally:
+        FoundryProvider.build_command = build_command
 
 
 if __name__ == "__main__":
