@@ -92,10 +92,11 @@ class Deployment:
         gas["commit"] = m.commit(job, cm.packed(lying.output), lying.trace_root, lying.state_tree(n).proof(n),
                                  sender=self.solver).gas_used
         gas["challenge"] = m.challenge(job, value=CHALLENGER_BOND, sender=self.challenger).gas_used
-        outcome = play(chain, self.game, self.game.game_count(), Party(self.solver, model, lying),
+        game_id = self.game.game_count()
+        outcome = play(chain, self.game, game_id, Party(self.solver, model, lying),
                        Party(self.challenger, model, honest))
         assert not outcome.solver_won, "the honest challenger must win"
-        gas["settle"] = m.settle(self.game.game_count(), sender=self.challenger).gas_used
+        gas["settle"] = m.settle(game_id, sender=self.challenger).gas_used
         gas["moves"] = dict(outcome.gas)
         gas["solver_total"] = sum(sum(v) for k, v in outcome.gas.items() if k in SOLVER_MOVES)
         gas["challenger_total"] = gas["challenge"] + gas["settle"] + sum(sum(v) for k, v in outcome.gas.items()

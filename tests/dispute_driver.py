@@ -46,10 +46,6 @@ class Outcome:
     children: tuple = (b"", b"")
     row: bytes = b""
 
-    @property
-    def total_gas(self) -> int:
-        return sum(sum(v) for v in self.gas.values())
-
 
 # ---------------------------------------------------------------------------
 # Lies
@@ -96,10 +92,6 @@ def garbage_padding(trace: Trace, slot: int, garbage: bytes = b"\x01" * 32) -> T
 # ---------------------------------------------------------------------------
 
 
-def _field(game_struct, name):
-    return getattr(game_struct, name) if hasattr(game_struct, name) else game_struct[name]
-
-
 def _record_resolution(game, receipt, outcome: Outcome) -> None:
     for log in receipt.decode_logs(game.GameResolved):
         outcome.reason = log.reason
@@ -113,7 +105,7 @@ def play(chain, game, game_id: int, solver: Party, challenger: Party, stop_at: i
     outcome = Outcome(solver_won=False, phase=0)
     for _ in range(max_moves):
         g = game.games(game_id)
-        phase = _field(g, "phase")
+        phase = g.phase
         if phase not in PHASES or phase == stop_at:
             outcome.phase = phase
             outcome.solver_won = phase == SOLVER_WON
@@ -126,8 +118,7 @@ def play(chain, game, game_id: int, solver: Party, challenger: Party, stop_at: i
             outcome.gas["timeout"].append(receipt.gas_used)
             _record_resolution(game, receipt, outcome)
             continue
-        lo, hi = _field(g, "lo"), _field(g, "hi")
-        levels, index = _field(g, "levels_left"), _field(g, "node_index")
+        lo, hi, levels, index = g.lo, g.hi, g.levels_left, g.node_index
         if phase == 1:
             outcome.roots = moves.bisection_roots(solver.trace, lo, hi, arity)
             receipt = game.bisect(game_id, outcome.roots, sender=solver.account)

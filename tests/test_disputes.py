@@ -12,7 +12,7 @@ import ape
 import pytest
 
 from accounting import assert_accounting, assert_drained
-from dispute_driver import Party, garbage_padding, play, wrong_element, wrong_shape
+from dispute_driver import CLOSED, Party, garbage_padding, play, wrong_element, wrong_shape
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
 from referee.executor import run_model
@@ -196,7 +196,7 @@ def test_dispute_two_challengers_one_wrong_result_succeeds(chain, deployment, mo
     assert market.credit(second.account) == CHALLENGER_BOND
     assert market.credit(third.account) == CHALLENGER_BOND
     assert market.job(job_id).open_games == 0
-    assert game.games(g3).phase == 10  # CLOSED
+    assert game.games(g3).phase == CLOSED
     assert_accounting(market)
     withdraw_all(market, [roles["requester"], first.account, second.account, third.account])
     market.release_to_sink(sender=roles["stranger"])
