@@ -1,20 +1,16 @@
 """Plays whole dispute games on the real contracts, each side from its own trace.
 
 A ``Party`` is an account with a model and a trace; it plays every move honestly with respect
-to that trace (``referee.game``), so a liar is simply a party whose trace is wrong. The lies
-the tests need are built here from an honest trace: a wrong element in any slot, a wrong
-shape, garbage in a padding leaf of a row tree. ``play`` drives one game to its end, moving
+to that trace (``referee.game``), so a liar is simply a party whose trace is wrong (the lies
+are built by ``referee.cheats`` from an honest trace). ``play`` drives one game to its end, moving
 chain time past a clock for a party that stalls, and returns the gas of every move.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import torch
-
-from referee import commitments as cm
 from referee import game as moves
-from referee.merkle import MerkleTree
+from referee.cheats import garbage_padding, wrong_element, wrong_shape  # noqa: F401 (re-exported for tests)
 from referee.model import IntegerModel
 from referee.trace import Trace
 
@@ -45,46 +41,6 @@ class Outcome:
     roots: list = field(default_factory=list)
     children: tuple = (b"", b"")
     row: bytes = b""
-
-
-# ---------------------------------------------------------------------------
-# Lies
-# ---------------------------------------------------------------------------
-
-
-def wrong_element(trace: Trace, slot: int, row: int = 0, col: int = 0) -> Trace:
-    """The trace with one element of one slot changed and nothing recomputed after it."""
-    slots = [s.clone() for s in trace.slots]
-    value = int(slots[slot][row, col])
-    slots[slot][row, col] = value + 1 if value < 127 else value - 1
-    return Trace(trace.model_root, slots)
-
-
-def wrong_shape(trace: Trace, slot: int, extra_rows: int = 0, extra_cols: int = 0) -> Trace:
-    """The trace with slot ``slot`` padded by zero rows or columns."""
-    slots = [s.clone() for s in trace.slots]
-    rows, cols = slots[slot].shape
-    grown = torch.zeros((rows + extra_rows, cols + extra_cols), dtype=torch.int8)
-    grown[:rows, :cols] = slots[slot]
-    slots[slot] = grown
-    return Trace(trace.model_root, slots)
-
-
-def garbage_padding(trace: Trace, slot: int, garbage: bytes = b"\x01" * 32) -> Trace:
-    """The trace with the first padding leaf of slot ``slot``'s row tree set to ``garbage``.
-
-    The rows themselves are right; only the committed tree is wrong. Needs a row count that is
-    not a power of two.
-    """
-    lying = Trace(trace.model_root, [s.clone() for s in trace.slots])
-    commitments = list(trace.slot_commitments)
-    honest = commitments[slot]
-    if honest.rows == 1 << honest.tree.depth:
-        raise ValueError("no padding leaf: the row count is a power of two")
-    leaves = cm.row_leaves(trace.slots[slot]) + [garbage]
-    commitments[slot] = cm.TensorCommitment(honest.rows, honest.cols, MerkleTree(leaves, honest.tree.depth))
-    lying.__dict__["slot_commitments"] = commitments  # cached_property: the lie replaces it
-    return lying
 
 
 # ---------------------------------------------------------------------------

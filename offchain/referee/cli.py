@@ -157,8 +157,10 @@ def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, n
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
 @click.option("--samples", type=click.IntRange(1, 450), default=8, show_default=True,
               help="How many test digits to classify in one job.")
-def demo(workdir: Path, samples: int) -> None:
-    """Train and quantize the digits MLP, run it exactly on test digits, print the commitments."""
+@click.option("--no-chain", is_flag=True, help="Stop after the off-chain part (no local chain).")
+def demo(workdir: Path, samples: int, no_chain: bool) -> None:
+    """The whole story: train and quantize the digits MLP, run it exactly, then on a fresh local
+    chain an honest solver is paid and a cheating solver is caught and slashed."""
     from .digits import train_and_quantize
 
     click.echo("1. train the digits MLP and compile it to an integer model")
@@ -175,6 +177,20 @@ def demo(workdir: Path, samples: int) -> None:
     click.echo("3. exact integer run, trace stored")
     trace, path, seconds = run_and_store(model, x, TraceStore(workdir / "traces"))
     _print_run(model, trace, path, seconds)
+    if not no_chain:
+        from .agents.story import tell
+
+        tell(model, x, workdir)
+
+
+def _add_agent_commands() -> None:
+    from .agents.cli import rehearse, solve, watch
+
+    for command in (solve, watch, rehearse):
+        main.add_command(command)
+
+
+_add_agent_commands()
 
 
 if __name__ == "__main__":

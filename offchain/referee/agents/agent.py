@@ -1,0 +1,192 @@
+"""What the solver and the challenger share: the watch loop, traces, games and payouts.
+
+An agent is a loop of ``tick``s. Each tick reads the market's logs from where the last one
+stopped (the cursor lives in the journal), then acts on every job and game it follows, from
+their state on chain: a move when it is its turn, ``timeout`` when the opponent's clock has
+run out, ``settle`` for a game it won, ``withdraw`` when it has credit. Because each action is
+decided from the chain and sent once per key, an agent killed at any moment and started
+again with the same journal and trace store picks up every job and game where they stand.
+
+Traces are computed once per job (CUDA when present), with the agent's cheat applied, and
+kept in the trace store before anything depends on them: a restarted agent plays from the
+same trace it committed or challenged with.
+"""
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from .. import cheats
+from .. import commitments as cm
+from ..errors import RefereeError, TraceStoreError
+from ..executor import Executor
+from ..hashing import to_hex
+from ..model import IntegerModel
+from ..trace import Trace, TraceStore
+from .client import CHALLENGER_WON, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
+from .journal import DONE, JobRow, Journal
+from .player import next_move
+
+ETHER = 10**18
+LOG_CHUNK = 2000  # blocks per log query
+
+
+def ether(wei: int) -> str:
+    return f"{wei / ETHER:.4g} ETH"
+
+
+class Agent:
+    """Base of ``Solver`` and ``Challenger``; subclasses read their logs and act on jobs."""
+
+    role = "agent"
+    is_solver = False
+
+    def __init__(self, client: ChainClient, journal: Journal, models: list[IntegerModel], store: TraceStore, *,
+                 cheat: str | None = None, device: str = "auto", name: str | None = None,
+                 log: Callable[[str], None] = print):
+        self.client = client
+        self.journal = journal
+        self.store = store
+        self.cheat = cheat
+        self.device = device
+        self.name = name or self.role
+        self._log = log
+        journal.bind(chain_id=client.deployment.chain_id, market=client.deployment.market,
+                     account=client.address, role=self.role)
+        self.models: dict[int, IntegerModel] = {}
+        for model in models:
+            cheats.check_mode(cheat, len(model.ops))
+            model_id = client.read(client.registry.model_id, model.root)
+            if model_id == 0:
+                raise RefereeError(f"model {model.name} ({to_hex(model.root)}) is not registered on this chain; "
+                                   "register it first (ape run register_model)")
+            self.models[model_id] = model
+        if not self.models:
+            raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
+        self._executors: dict[int, Executor] = {}
+        self._traces: dict[int, Trace] = {}
+
+    def log(self, line: str) -> None:
+        self._log(f"{self.name}: {line}")
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """One pass over logs, jobs, games and credit; returns the number of transactions sent."""
+        self._scan()
+        sent = 0
+        # games first: a job is done only once its games are
+        for game_id, job_id in self.journal.active_games():
+            sent += self._guarded(self.advance_game, game_id, job_id)
+        for row in self.journal.active_jobs():
+            sent += self._guarded(self.advance_job, row)
+        sent += self._guarded(self._withdraw)
+        return sent
+
+    def run(self, poll: float = 2.0, once: bool = False) -> None:
+        """Tick until interrupted (Ctrl-C stops between ticks; state is always saved)."""
+        self.log(f"{self.client.address} watching market {self.client.deployment.market} "
+                 f"for {len(self.models)} model(s)")
+        try:
+            while True:
+                try:
+                    self.tick()
+                except ChainUnavailable as exc:
+                    self.log(f"{exc}; still trying")
+                if once:
+                    return
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            self.log("stopped; start again with the same --state to resume")
+
+    def _guarded(self, action: Callable, *args) -> int:
+        """Run one action; a revert or a dropped connection is logged and retried next tick."""
+        try:
+            return int(bool(action(*args)))
+        except TxReverted as exc:
+            self.log(f"error: {exc}")
+        except Exception as exc:  # only connection failures are expected here
+            if not is_transient(exc):
+                raise
+            self.log(f"connection lost ({type(exc).__name__}); will retry")
+        return 0
+
+    def _scan(self) -> None:
+        cursor = int(self.journal.get("cursor") or self.client.deployment.block - 1)
+        head = self.client.head()
+        while cursor < head:
+            stop = min(cursor + LOG_CHUNK, head)
+            self.on_logs(cursor + 1, stop)
+            cursor = stop
+            self.journal.set("cursor", str(cursor))
+
+    def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = ""):
+        receipt = self.client.send(key, contract or self.client.market, method, *args, value=value)
+        if receipt is not None:
+            self.log(f"{what or method} (gas {receipt.gas_used:,})")
+        return receipt
+
+    # -- subclass hooks ------------------------------------------------------------------
+
+    def on_logs(self, start: int, stop: int) -> None:
+        raise NotImplementedError
+
+    def advance_job(self, row: JobRow):
+        raise NotImplementedError
+
+    # -- traces --------------------------------------------------------------------------
+
+    def trace_for(self, row: JobRow) -> Trace:
+        """The trace this agent stands by for a job: from the store, or computed and stored."""
+        if row.job_id in self._traces:
+            return self._traces[row.job_id]
+        model = self.models[row.model_id]
+        x = torch.frombuffer(bytearray(row.input), dtype=torch.int8).reshape(row.rows, model.input_cols)
+        input_root = cm.commit_tensor(x).root
+        try:
+            trace = self.store.load(model.root, input_root)
+        except TraceStoreError:
+            executor = self._executors.setdefault(row.model_id, Executor(model, self.device))
+            started = time.perf_counter()
+            trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)))
+            self.store.save(trace)
+            self.log(f"job {row.job_id}: ran {model.name} on {row.rows} rows on {executor.device.type} in "
+                     f"{(time.perf_counter() - started) * 1000:.0f} ms, S_N {to_hex(trace.trace_root)[:12]}…")
+        self._traces[row.job_id] = trace
+        return trace
+
+    # -- games ---------------------------------------------------------------------------
+
+    def advance_game(self, game_id: int, job_id: int):
+        client = self.client
+        result = client.read(client.game.result, game_id)
+        if result == IN_PLAY:
+            return self.play(game_id, job_id)
+        challenge = client.read(client.market.challenge_of, game_id)
+        won = (result == SOLVER_WON) == self.is_solver and result in (SOLVER_WON, CHALLENGER_WON)
+        if challenge.open and won:
+            return self.send(f"settle:{game_id}", "settle", game_id, what=f"game {game_id}: settled")
+        if challenge.open:
+            return None  # the winner settles; nothing for the loser to do
+        resolved = client.last_log(client.game, "GameResolved", game_id=game_id)
+        outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
+        note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
+        self.journal.set_game(game_id, DONE, note)
+        self.log(f"game {game_id}: over, {note}; {'we won' if won else 'we lost' if result != 3 else 'no winner'}")
+        return None
+
+    def play(self, game_id: int, job_id: int):
+        row = self.journal.job(job_id)
+        move = next_move(self.client, game_id, self.is_solver, self.models[row.model_id], self.trace_for(row),
+                         answer=self.cheat != "stall")
+        if move is None:
+            return None
+        return self.send(move.key, move.method, *move.args, contract=self.client.game,
+                         what=f"game {game_id}: {move.method}")
+
+    def _withdraw(self):
+        credit = self.client.credit()
+        if credit == 0:
+            return None
+        return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}")

@@ -1,0 +1,74 @@
+"""The challenger agent (``referee watch``): re-executes committed results, disputes wrong ones.
+
+For each result committed on a model it watches: read the job's input from its ``JobPosted``
+log, run the model exactly (the trace is stored before anything depends on it), compare the
+final state root with the committed ``S_N``, and challenge on a difference while the window
+is open and the bond is within ``max_bond``. Then it plays each of its games to the end
+(choosing the disputed part and child, building the one-step proof), settles the games it
+won, takes its bond back from a game made moot by another challenger's win (``reclaim``), and
+withdraws its credit.
+"""
+
+from ..hashing import to_hex
+from .agent import Agent, ether
+from .client import COMMITTED, JOB_STATUS, REJECTED
+from .journal import DONE, JobRow
+
+
+class Challenger(Agent):
+    role = "challenger"
+    is_solver = False
+
+    def __init__(self, *args, max_bond: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_bond = max_bond
+
+    def on_logs(self, start: int, stop: int) -> None:
+        client, me = self.client, self.client.address
+        for log in client.logs(client.market, "JobCommitted", start, stop):
+            job = client.job(log.job_id)
+            if job.model_id not in self.models or job.solver == me:
+                continue
+            posted = client.logs(client.market, "JobPosted", client.deployment.block, stop, job_id=log.job_id)
+            if self.journal.add_job(log.job_id, job.model_id, job.rows, bytes(posted[0].input), "to check"):
+                self.log(f"job {log.job_id}: result committed by {log.solver}, S_N {to_hex(bytes(log.trace_root))[:12]}…")
+        for log in client.logs(client.market, "JobChallenged", start, stop, challenger=me):
+            self.journal.add_game(log.game_id, log.job_id)
+            self.journal.set_job(log.job_id, "challenged")
+
+    def _done(self, row: JobRow, note: str) -> None:
+        self.journal.set_job(row.job_id, DONE, note)
+        self.log(f"job {row.job_id}: {note}")
+
+    def advance_job(self, row: JobRow):
+        client = self.client
+        job = client.job(row.job_id)
+        if row.state == "challenged":
+            if any(j == row.job_id for _, j in self.journal.active_games()):
+                return None
+            return self._done(row, f"every game over; job {JOB_STATUS[job.status]}")
+        if job.status != COMMITTED:
+            return self._done(row, f"job {JOB_STATUS[job.status]} before it was checked")
+        trace = self.trace_for(row)
+        if trace.trace_root == bytes(job.trace_root):
+            return self._done(row, "checked: the result is right")
+        if client.now() >= job.challenge_deadline:
+            return self._done(row, "wrong result, but the challenge window has passed")
+        if self.max_bond is not None and client.challenger_bond > self.max_bond:
+            return self._done(row, f"wrong result; not challenged: bond {ether(client.challenger_bond)} "
+                                   "is above --max-bond")
+        receipt = self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
+                            what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}")
+        if receipt is not None:
+            for log in receipt.decode_logs(client.market.JobChallenged):
+                self.journal.add_game(log.game_id, log.job_id)
+            self.journal.set_job(row.job_id, "challenged")
+        return receipt
+
+    def play(self, game_id: int, job_id: int):
+        client = self.client
+        if client.job(job_id).status == REJECTED:
+            # another challenger already won: this game can only return our bond
+            return self.send(f"reclaim:{game_id}", "reclaim", game_id,
+                             what=f"game {game_id}: job already rejected, bond reclaimed")
+        return super().play(game_id, job_id)

@@ -1,0 +1,192 @@
+"""``referee solve``, ``referee watch`` and ``referee rehearse``: the operator commands.
+
+Networks are chosen the Ape way (``--network ethereum:sepolia:node``, or a node's URL such as
+``http://127.0.0.1:8545``); accounts come from Ape's keystore (``--account ALIAS``; the
+passphrase from ``REFEREE_PASSPHRASE`` or a prompt) or, on a local chain, its test accounts
+(``--account TEST::1``). Each agent keeps its journal and traces under
+``--home/<role>-<address>/`` unless ``--state``/``--store`` say otherwise.
+"""
+
+import contextlib
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from ..cheats import MODES as CHEATS
+from ..errors import RefereeError
+from ..modelfile import load_model
+from .deployment import Deployment, default_path
+
+DEFAULT_NETWORK = "http://127.0.0.1:8545"
+DEFAULT_HOME = Path.home() / ".referee"
+
+
+class EtherAmount(click.ParamType):
+    """An amount in ETH (``0.5``), converted to wei."""
+
+    name = "ETH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            wei = Decimal(str(value)) * 10**18
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount of ETH", param, ctx)
+        if wei < 0 or wei != wei.to_integral_value():
+            self.fail(f"{value!r} is not a whole number of wei", param, ctx)
+        return int(wei)
+
+
+ETH = EtherAmount()
+
+
+@contextlib.contextmanager
+def connected(network: str):
+    """Connect Ape to ``network``; a clear error when it cannot be reached or parsed."""
+    import ape
+    from ape.exceptions import ApeException
+
+    try:
+        context = ape.networks.parse_network_choice(network)
+        provider = context.__enter__()
+    except ApeException as exc:
+        raise RefereeError(f"cannot connect to {network}: {exc}") from None
+    try:
+        yield provider
+    finally:
+        context.__exit__(None, None, None)
+
+
+def load_account(name: str):
+    """``TEST::N`` (a local test account) or an alias in Ape's keystore, unlocked for signing."""
+    import ape
+    from ape.exceptions import AccountsError
+
+    if name.upper().startswith("TEST::"):
+        try:
+            return ape.accounts.test_accounts[int(name.split("::", 1)[1])]
+        except (ValueError, IndexError):
+            raise RefereeError(f"no test account {name!r}; use TEST::0 to TEST::9") from None
+    try:
+        account = ape.accounts.load(name)
+    except (AccountsError, IndexError):
+        raise RefereeError(f"no account {name!r} in Ape's keystore (see `ape accounts list`)") from None
+    passphrase = os.environ.get("REFEREE_PASSPHRASE")
+    account.set_autosign(True, passphrase=passphrase) if passphrase else account.unlock()
+    return account
+
+
+def resolve_deployment(path: Path | None) -> Deployment:
+    import ape
+
+    network = ape.chain.provider.network
+    return Deployment.load(path or default_path(network.ecosystem.name, network.name))
+
+
+def build_agent(kind: str, account, deployment: Deployment, model_dirs: tuple[Path, ...], home: Path,
+                state: Path | None, store: Path | None, **options):
+    """A Solver or Challenger with its journal and trace store (defaults under ``home``)."""
+    from ..trace import TraceStore
+    from .challenger import Challenger
+    from .client import ChainClient
+    from .journal import Journal
+    from .solver import Solver
+
+    agent_dir = home / f"{kind}-{str(account.address).lower()}"
+    journal = Journal(state or agent_dir / "state.sqlite")
+    client = ChainClient(deployment, account, journal, log=lambda line: click.echo(f"{kind}: {line}"))
+    models = [load_model(d) for d in model_dirs]
+    cls = Solver if kind == "solver" else Challenger
+    return cls(client, journal, models, TraceStore(store or agent_dir / "traces"), log=click.echo, **options)
+
+
+def _agent_options(command):
+    options = [
+        click.option("--network", default=DEFAULT_NETWORK, show_default=True, envvar="REFEREE_NETWORK",
+                     help="Ape network choice or node URL (env REFEREE_NETWORK)."),
+        click.option("--account", required=True, envvar="REFEREE_ACCOUNT",
+                     help="Ape keystore alias, or TEST::N on a local chain (env REFEREE_ACCOUNT)."),
+        click.option("--deployment", type=click.Path(path_type=Path),
+                     help="Deployments file [default: deployments/<ecosystem>-<network>.json]."),
+        click.option("--model", "model_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+                     help="A model directory to serve or watch (repeat for several)."),
+        click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
+                     help="Where agents keep their journal and traces."),
+        click.option("--state", type=click.Path(path_type=Path), help="SQLite journal (overrides --home)."),
+        click.option("--store", type=click.Path(path_type=Path), help="Trace store directory (overrides --home)."),
+        click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda[:N]."),
+        click.option("--poll", type=click.FloatRange(0.1), default=2.0, show_default=True,
+                     help="Seconds between passes over the chain."),
+        click.option("--once", is_flag=True, help="Make one pass and exit (for cron or scripts)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k, v in CHEATS.items()) + "."
+
+
+@click.command()
+@_agent_options
+@click.option("--stake", type=ETH, default=0, show_default=True,
+              help="Keep at least this much ETH staked in the market (deposits the difference).")
+@click.option("--max-bond", type=ETH, help="Skip jobs asking a larger solver bond (ETH).")
+@click.option("--cheat", type=click.Choice(sorted(CHEATS)),
+              help=CHEAT_HELP)
+def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, stake, max_bond, cheat):
+    """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
+    with connected(network):
+        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), model_dirs, home,
+                            state, store, device=device, cheat=cheat, max_bond=max_bond)
+        if stake:
+            agent.ensure_stake(stake)
+        agent.run(poll, once)
+
+
+@click.command()
+@_agent_options
+@click.option("--max-bond", type=ETH, default=10**18, show_default="1 ETH",
+              help="Do not challenge when the challenger bond is above this (ETH).")
+@click.option("--cheat", type=click.Choice(sorted(CHEATS)),
+              help="For tests only: believe a wrong trace, and so challenge right results.")
+def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, max_bond, cheat):
+    """Check every committed result on the given models; challenge wrong ones and play to the end."""
+    with connected(network):
+        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), model_dirs, home,
+                            state, store, device=device, cheat=cheat, max_bond=max_bond)
+        agent.run(poll, once)
+
+
+@click.command()
+@click.option("--fork-url", required=True, help="URL of the real chain's node to fork (read only).")
+@click.option("--job", "job_id", required=True, type=click.IntRange(1), help="The job whose dispute to rehearse.")
+@click.option("--account", required=True, envvar="REFEREE_ACCOUNT",
+              help="Ape keystore alias, or TEST::N (env REFEREE_ACCOUNT): the side to rehearse.")
+@click.option("--deployment", type=click.Path(path_type=Path), required=True, help="The real chain's deployments file.")
+@click.option("--model", "model_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="The job's model directory.")
+@click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
+              help="Where the agent keeps its traces (read; the rehearsal journal is temporary).")
+@click.option("--store", type=click.Path(path_type=Path), help="Trace store directory (overrides --home).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda[:N].")
+def rehearse(fork_url, job_id, account, deployment, model_dirs, home, store, device):
+    """Play job N's pending dispute on an anvil fork of --fork-url and report outcome and gas."""
+    import ape
+
+    from .localchain import fork
+    from .rehearse import print_report
+    from .rehearse import rehearse as play_on_fork
+
+    with fork(fork_url) as url, connected(url):
+        signer = load_account(account)
+        chosen = Deployment.load(deployment)
+
+        def build(kind, state):
+            return build_agent(kind, signer, chosen, model_dirs, home, state, store, device=device)
+
+        report = play_on_fork(build, job_id)
+        print_report(report, ape.chain.provider.gas_price)

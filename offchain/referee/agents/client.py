@@ -1,0 +1,166 @@
+"""A thin typed layer over the deployed contracts, through Ape, for the agents and scripts.
+
+Reads are retried with exponential backoff while the RPC endpoint is unreachable (a node
+restarting, a dropped connection) and give up with ``ChainUnavailable`` after ``patience``
+seconds. Writes go through ``send``, which journals each transaction under a key naming what
+it does before it is signed; a key still in flight after a crash or a dropped connection is
+waited for (the account nonce tells whether it reached the chain), never sent twice. A
+reverted transaction raises ``TxReverted`` with the contract's reason.
+"""
+
+import http.client
+import time
+from collections.abc import Callable
+
+from ..errors import RefereeError
+from .deployment import Deployment, contracts_project
+from .journal import Journal
+
+# JobMarket job status and DisputeGame result codes (protocol section 10.8).
+OPEN, CLAIMED, COMMITTED, FINALIZED, REJECTED, CANCELLED = range(1, 7)
+JOB_STATUS = {OPEN: "open", CLAIMED: "claimed", COMMITTED: "committed", FINALIZED: "finalized",
+              REJECTED: "rejected", CANCELLED: "cancelled"}
+IN_PLAY, SOLVER_WON, CHALLENGER_WON, CLOSED = range(4)
+
+_TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborted", "max retries exceeded",
+                    "remote end closed", "timed out", "not connected", "broken pipe", "bad gateway",
+                    "could not discover provider")
+
+
+class ChainUnavailable(RefereeError):
+    """The RPC endpoint stayed unreachable for longer than the client's patience."""
+
+
+class TxReverted(RefereeError):
+    """A transaction was rejected by a contract; ``reason`` is the contract's revert string."""
+
+    def __init__(self, method: str, reason: str):
+        super().__init__(f"{method} reverted: {reason}")
+        self.method = method
+        self.reason = reason
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure of the connection to the node, not of the request itself."""
+    import requests
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConnectionError, TimeoutError, http.client.HTTPException,
+                            requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return True
+        if type(exc).__name__ == "ProviderNotConnectedError":
+            return True
+        if any(word in str(exc).lower() for word in _TRANSIENT_WORDS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class ChainClient:
+    """The registry, market and game of one deployment, as seen and moved by ``account``."""
+
+    def __init__(self, deployment: Deployment, account, journal: Journal | None = None,
+                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None):
+        import ape
+
+        self._ape = ape
+        self.deployment = deployment
+        self.account = account
+        self.address = str(account.address)
+        self.journal = journal
+        self.patience = patience
+        self.log = log
+        chain_id = self.read(lambda: ape.chain.provider.chain_id)
+        if chain_id != deployment.chain_id:
+            raise RefereeError(f"connected to chain {chain_id}, but the deployment is on chain {deployment.chain_id}")
+        project = contracts_project()
+        self.registry = self.read(project.ModelRegistry.at, deployment.registry)
+        self.game = self.read(project.DisputeGame.at, deployment.game)
+        self.market = self.read(project.JobMarket.at, deployment.market)
+        self.arity = self.read(self.game.ARITY)
+        self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self, fn: Callable, *args):
+        """``fn(*args)``, retried with backoff while the node cannot be reached."""
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                return fn(*args)
+            except Exception as exc:  # classified below: only connection failures are retried
+                if not is_transient(exc):
+                    raise
+                if waited >= self.patience:
+                    raise ChainUnavailable(f"the node has been unreachable for {waited:.0f} s: {exc}") from None
+                self.log(f"node unreachable ({type(exc).__name__}); retrying in {delay:.2f} s")
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 8.0)
+
+    def head(self) -> int:
+        return self.read(lambda: self._ape.chain.blocks.head.number)
+
+    def now(self) -> int:
+        """The latest block's timestamp: what the contracts compare deadlines against."""
+        return self.read(lambda: self._ape.chain.blocks.head.timestamp)
+
+    def job(self, job_id: int):
+        return self.read(self.market.job, job_id)
+
+    def logs(self, contract, event: str, start: int, stop: int, **topics) -> list:
+        """Logs of ``event`` in blocks ``start..stop`` (inclusive), filtered by indexed fields."""
+        if stop < start:
+            return []
+        return self.read(lambda: list(getattr(contract, event).range(start, stop + 1, search_topics=topics or None)))
+
+    def last_log(self, contract, event: str, **topics):
+        found = self.logs(contract, event, self.deployment.block, self.head(), **topics)
+        return found[-1] if found else None
+
+    def credit(self) -> int:
+        return self.read(self.market.credit, self.address)
+
+    def free_stake(self) -> int:
+        return self.read(self.market.stake, self.address) - self.read(self.market.locked, self.address)
+
+    def _nonce(self, block: str) -> int:
+        return self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction_count(self.address, block))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def send(self, key: str, contract, method: str, *args, value: int = 0):
+        """Send ``contract.method(*args)`` once per ``key``; the receipt, or None when the
+        transaction for ``key`` went out before (the chain now shows its effect) or is in flight."""
+        from ape.exceptions import ContractLogicError
+
+        if self.journal is not None:
+            row = self.journal.tx(key)
+            if row is not None and row.status != "sent":
+                return None
+            if row is not None:
+                if self._nonce("pending") <= row.nonce:
+                    self.journal.forget_tx(key)  # it never reached the node: send it now
+                else:
+                    if self._nonce("latest") > row.nonce:
+                        self.journal.tx_done(key, "mined")
+                    return None
+        handle = getattr(contract, method)
+        try:
+            # our own margin over the node's estimate: not the network's default (a block's worth
+            # on local chains), and never short when the state moves a little before mining
+            gas = self.read(lambda: handle.estimate_gas_cost(*args, sender=self.account, value=value))
+            nonce = self._nonce("pending")
+            if self.journal is not None:
+                self.journal.tx_sent(key, nonce)
+            receipt = handle(*args, sender=self.account, value=value, nonce=nonce, gas_limit=gas * 6 // 5 + 20_000)
+        except ContractLogicError as exc:
+            reason = str(exc.message or exc)
+            if self.journal is not None:
+                self.journal.tx_done(key, "reverted", reason=reason)
+            raise TxReverted(method, reason) from None
+        if self.journal is not None:
+            self.journal.tx_done(key, "mined", gas=receipt.gas_used)
+        return receipt

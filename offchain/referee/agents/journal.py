@@ -1,0 +1,154 @@
+"""An agent's local state in SQLite: what it follows, how far it has read, what it has sent.
+
+The chain is the source of truth; the journal only remembers what the chain cannot tell an
+agent cheaply after a restart:
+
+- ``meta``: the market, account and chain the journal belongs to (another is refused), and
+  the block up to which logs have been read.
+- ``jobs``: every job the agent follows, with its role in it and the job's input bytes (so a
+  restarted solver re-runs a job without rescanning history).
+- ``games``: every game the agent plays, by id, with its job.
+- ``txs``: every transaction, keyed by what it does (``claim:7``, ``move:3:2:0:5``), with the
+  account nonce it was sent at, its status and gas. A key still ``sent`` after a restart
+  is waited for, never sent again, until the account's nonce shows it mined or dropped.
+
+Every write is its own transaction (autocommit), so a kill at any moment loses at most the
+step in flight, which the next run redoes from the chain.
+"""
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import RefereeError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL, rows INTEGER NOT NULL,
+    input BLOB NOT NULL, state TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS games (
+    game_id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, state TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS txs (
+    key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
+    gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');
+"""
+
+DONE = "done"  # a job or game the agent no longer acts on
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: int
+    model_id: int
+    rows: int
+    input: bytes
+    state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class TxRow:
+    key: str
+    nonce: int
+    status: str  # sent | mined | reverted
+    gas: int
+    reason: str
+
+
+class Journal:
+    """One agent's SQLite journal at ``path`` (created on first use)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise RefereeError(f"agent state {self.path} is not a usable SQLite database: {exc}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- identity ------------------------------------------------------------------------
+
+    def bind(self, **identity: str) -> None:
+        """Tie the journal to one market/account/chain; refuse one written for another."""
+        for key, value in identity.items():
+            stored = self.get(key)
+            if stored is None:
+                self.set(key, str(value))
+            elif stored != str(value):
+                raise RefereeError(f"agent state {self.path} belongs to {key} {stored}, not {value}; "
+                                   "use another --state file")
+
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- jobs and games ------------------------------------------------------------------
+
+    def add_job(self, job_id: int, model_id: int, rows: int, input_bytes: bytes, state: str) -> bool:
+        """Follow a job; False if it was already followed."""
+        cursor = self._db.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, '')",
+                                  (job_id, model_id, rows, input_bytes, state))
+        return cursor.rowcount == 1
+
+    def job(self, job_id: int) -> JobRow | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return JobRow(*row) if row else None
+
+    def active_jobs(self) -> list[JobRow]:
+        rows = self._db.execute("SELECT * FROM jobs WHERE state != ? ORDER BY job_id", (DONE,))
+        return [JobRow(*row) for row in rows]
+
+    def set_job(self, job_id: int, state: str, note: str = "") -> None:
+        self._db.execute("UPDATE jobs SET state = ?, note = ? WHERE job_id = ?", (state, note, job_id))
+
+    def add_game(self, game_id: int, job_id: int) -> bool:
+        cursor = self._db.execute("INSERT OR IGNORE INTO games VALUES (?, ?, 'playing', '')", (game_id, job_id))
+        return cursor.rowcount == 1
+
+    def active_games(self) -> list[tuple[int, int]]:
+        rows = self._db.execute("SELECT game_id, job_id FROM games WHERE state != ? ORDER BY game_id", (DONE,))
+        return list(rows)
+
+    def games_of(self, job_id: int) -> list[int]:
+        return [r[0] for r in self._db.execute("SELECT game_id FROM games WHERE job_id = ?", (job_id,))]
+
+    def game_note(self, game_id: int) -> str:
+        row = self._db.execute("SELECT note FROM games WHERE game_id = ?", (game_id,)).fetchone()
+        return row[0] if row else ""
+
+    def set_game(self, game_id: int, state: str, note: str = "") -> None:
+        self._db.execute("UPDATE games SET state = ?, note = ? WHERE game_id = ?", (state, note, game_id))
+
+    # -- transactions --------------------------------------------------------------------
+
+    def tx(self, key: str) -> TxRow | None:
+        row = self._db.execute("SELECT * FROM txs WHERE key = ?", (key,)).fetchone()
+        return TxRow(*row) if row else None
+
+    def tx_sent(self, key: str, nonce: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '')", (key, nonce))
+
+    def tx_done(self, key: str, status: str, gas: int = 0, reason: str = "") -> None:
+        self._db.execute("UPDATE txs SET status = ?, gas = ?, reason = ? WHERE key = ?", (status, gas, reason, key))
+
+    def forget_tx(self, key: str) -> None:
+        self._db.execute("DELETE FROM txs WHERE key = ?", (key,))
+
+    def keys(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT key FROM txs ORDER BY rowid")]
+
+    def gas_by_key(self) -> list[tuple[str, int]]:
+        return list(self._db.execute("SELECT key, gas FROM txs WHERE status = 'mined' ORDER BY rowid"))
+
+    def gas_spent(self) -> int:
+        return self._db.execute("SELECT COALESCE(SUM(gas), 0) FROM txs").fetchone()[0]

@@ -1,0 +1,71 @@
+"""A fresh local chain for the demo, the gas report and rehearsals: anvil, started and stopped.
+
+``local_chain`` connects Ape to ``ethereum:local:foundry``; ape-foundry starts the anvil
+binary on a free port and stops it on exit. It is started without ``--steps-tracing``
+(ape-foundry's default): with that flag anvil keeps every transaction's full step trace in
+memory, gigabytes for calls with 64 KiB buffers, and nothing here needs the traces.
+
+``fork`` starts the anvil binary itself, forked from another node, on a free port, and stops
+it (its whole process group) on exit.
+"""
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+
+from ..errors import RefereeError
+
+
+@contextlib.contextmanager
+def local_chain():
+    import ape
+    from ape_foundry.provider import FoundryProvider
+
+    build_command = FoundryProvider.build_command
+
+    def untraced(self):
+        return [arg for arg in build_command(self) if arg != "--steps-tracing"]
+
+    FoundryProvider.build_command = untraced
+    try:
+        with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
+            yield provider
+    finally:
+        FoundryProvider.build_command = build_command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fork(url: str, timeout: float = 30.0):
+    """An anvil forked from ``url`` at its latest block; yields the fork's URL."""
+    binary = shutil.which("anvil")
+    if binary is None:
+        raise RefereeError("anvil is not on PATH (make setup installs it)")
+    port = _free_port()
+    process = subprocess.Popen([binary, "--fork-url", url, "--port", str(port), "--silent"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                error = process.stderr.read().decode(errors="replace").strip().splitlines()
+                raise RefereeError(f"anvil could not fork {url}: {error[-1] if error else 'it exited'}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            if time.monotonic() > deadline:
+                raise RefereeError(f"anvil did not start forking {url} within {timeout:.0f} s")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,73 @@
+"""One party's next move in a dispute game, from the game's state on chain and its own trace.
+
+``next_move`` reads the game (phase, interval, row-tree position, clocks) and the values the
+opponent revealed in its last move (the ``Bisected`` roots, the ``ChildrenRevealed`` pair, the
+``RowRevealed`` row, read back from the logs, so a restarted agent needs no memory of them),
+and returns the contract call that answers it, built by ``referee.game``. When the opponent
+is to move and its clock has run out, the answer is ``timeout``. Nothing is returned while
+the opponent still has time.
+
+Each move carries a key naming the position it answers, so the chain client sends it once.
+"""
+
+from dataclasses import dataclass
+
+from .. import game as moves
+from ..model import IntegerModel
+from ..trace import Trace
+from .client import ChainClient
+
+BISECT, CHOOSE, TRANSITION, CHILDREN, PICK, ROW, STEP = range(1, 8)
+PHASE_NAMES = {BISECT: "bisect", CHOOSE: "choose", TRANSITION: "transition", CHILDREN: "reveal_children",
+               PICK: "pick", ROW: "reveal_row", STEP: "step"}
+SOLVER_PHASES = {BISECT, TRANSITION, CHILDREN, ROW}
+
+
+@dataclass(frozen=True)
+class Move:
+    key: str
+    method: str  # a DisputeGame function
+    args: tuple
+
+
+def _position(game_id: int, g) -> str:
+    return f"{game_id}:{g.phase}:{g.lo}:{g.hi}:{g.levels_left}:{g.node_index}"
+
+
+def next_move(client: ChainClient, game_id: int, as_solver: bool, model: IntegerModel, trace: Trace,
+              answer: bool = True) -> Move | None:
+    """The move ``as_solver``'s side makes now in ``game_id``, or None (not its turn, or over).
+
+    ``answer=False`` (a stalling party) never moves but still claims an opponent's timeout.
+    """
+    g = client.read(client.game.games, game_id)
+    phase = g.phase
+    if phase not in PHASE_NAMES:
+        return None
+    if (phase in SOLVER_PHASES) != as_solver:
+        deadline = client.read(client.game.deadline, game_id)
+        if client.now() > deadline:
+            return Move(f"timeout:{game_id}", "timeout", (game_id,))
+        return None
+    if not answer:
+        return None
+    key = f"{PHASE_NAMES[phase]}:{_position(game_id, g)}"
+    lo, hi, levels, index = g.lo, g.hi, g.levels_left, g.node_index
+    if phase == BISECT:
+        return Move(key, "bisect", (game_id, moves.bisection_roots(trace, lo, hi, client.arity)))
+    if phase == CHOOSE:
+        roots = [bytes(r) for r in client.last_log(client.game, "Bisected", game_id=game_id).roots]
+        part = moves.disputed_part(trace, lo, hi, client.arity, roots)
+        return Move(key, "choose", (game_id, part, roots))
+    if phase == TRANSITION:
+        return Move(key, "transition", (game_id, *moves.transition(model, trace, hi).args()))
+    if phase == CHILDREN:
+        return Move(key, "reveal_children", (game_id, *moves.row_children(trace, hi, levels, index)))
+    if phase == PICK:
+        log = client.last_log(client.game, "ChildrenRevealed", game_id=game_id)
+        left, right = bytes(log.left), bytes(log.right)
+        return Move(key, "pick", (game_id, moves.disputed_child(trace, hi, levels, index, left, right), left, right))
+    if phase == ROW:
+        return Move(key, "reveal_row", (game_id, trace.row_bytes(hi, index)))
+    row = bytes(client.last_log(client.game, "RowRevealed", game_id=game_id).row)
+    return Move(key, "step", (game_id, *moves.step(model, trace, hi, index, row).args()))

@@ -1,0 +1,96 @@
+"""The solver agent (``referee solve``): claims jobs on its models, commits, defends, is paid.
+
+For each job posted on a model it serves, within its free stake and ``max_bond``: run the
+model exactly and store the trace (before claiming, so a slow run never costs the bond),
+claim, commit the output with ``S_N`` and its slot proof, then answer every game opened
+against the result until each is over, settle the games it won, finalize the job once the
+challenge window has passed, and withdraw what it is owed.
+
+With ``cheat`` (``referee.cheats``) it commits and defends a lie instead: for demonstrations
+and tests of the challenger, never for real use.
+"""
+
+from .. import commitments as cm
+from .agent import Agent, ether
+from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
+from .journal import DONE, JobRow
+
+
+class Solver(Agent):
+    role = "solver"
+    is_solver = True
+
+    def __init__(self, *args, max_bond: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_bond = max_bond
+
+    def ensure_stake(self, target: int):
+        """Top the stake up to ``target`` wei (a no-op when it is already there)."""
+        stake = self.client.read(self.client.market.stake, self.client.address)
+        if stake >= target:
+            return None
+        return self.send(f"deposit:{target}:{stake}", "deposit", value=target - stake,
+                         what=f"staked {ether(target - stake)} (stake now {ether(target)})")
+
+    def on_logs(self, start: int, stop: int) -> None:
+        client = self.client
+        for model_id in self.models:
+            for log in client.logs(client.market, "JobPosted", start, stop, model_id=model_id):
+                if self.journal.add_job(log.job_id, model_id, log.rows, bytes(log.input), "seen"):
+                    self.log(f"job {log.job_id}: posted ({log.rows} rows, fee {ether(log.fee)}, "
+                             f"bond {ether(log.solver_bond)})")
+        for log in client.logs(client.market, "JobChallenged", start, stop):
+            if self.journal.job(log.job_id) is None or client.job(log.job_id).solver != client.address:
+                continue
+            if self.journal.add_game(log.game_id, log.job_id):
+                self.log(f"job {log.job_id}: challenged by {log.challenger} (game {log.game_id})")
+
+    def _done(self, row: JobRow, note: str) -> None:
+        self.journal.set_job(row.job_id, DONE, note)
+        self.log(f"job {row.job_id}: {note}")
+
+    def advance_job(self, row: JobRow):
+        client, me = self.client, self.client.address
+        job = client.job(row.job_id)
+        now = client.now()
+        if job.status == OPEN:
+            if now >= job.claim_deadline:
+                return self._done(row, "claim window passed")
+            if self.max_bond is not None and job.solver_bond > self.max_bond:
+                return self._done(row, f"skipped: bond {ether(job.solver_bond)} is above --max-bond")
+            if client.free_stake() < job.solver_bond:
+                if row.state != "short of stake":
+                    self.journal.set_job(row.job_id, "short of stake")
+                    self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
+                return None
+            self.trace_for(row)  # before the claim: the commit window never waits on the executor
+            return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
+                             what=f"job {row.job_id}: claimed")
+        if job.solver != me or job.status == CANCELLED:
+            return self._done(row, f"{JOB_STATUS[job.status]} by another solver" if job.solver != me
+                              else "cancelled")
+        if job.status == CLAIMED:
+            if now >= job.commit_deadline:
+                return self._done(row, "commit deadline passed: the bond is forfeit")
+            trace = self.trace_for(row)
+            n = trace.op_count
+            receipt = self.send(f"commit:{row.job_id}", "commit", row.job_id, cm.packed(trace.output),
+                                trace.trace_root, trace.state_tree(n).proof(n), what=f"job {row.job_id}: committed")
+            self.journal.set_job(row.job_id, "committed")
+            return receipt
+        if row.state != "committed":
+            self.journal.set_job(row.job_id, "committed")  # restarted after the commit went out
+        if job.status == COMMITTED:
+            if now > job.challenge_deadline and job.open_games == 0:
+                return self.send(f"finalize:{row.job_id}", "finalize", row.job_id,
+                                 what=f"job {row.job_id}: finalized, fee {ether(job.fee)} credited")
+            return None
+        if any(j == row.job_id for _, j in self.journal.active_games()):
+            return None  # its games end first (each settled by its winner)
+        return self._done(row, "paid" if job.status == FINALIZED else
+                          "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status])
+
+    def play(self, game_id: int, job_id: int):
+        if self.client.job(job_id).status == REJECTED:
+            return None  # another game already rejected the result; the challenger reclaims this one
+        return super().play(game_id, job_id)
