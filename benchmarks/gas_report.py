@@ -28,12 +28,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from ape import accounts, chain, networks, project  # noqa: E402
-from ape_foundry.provider import FoundryProvider  # noqa: E402
+from ape import accounts, chain, project  # noqa: E402
 
 from bench_forward import large_case  # noqa: E402
 from dispute_driver import Party, play, wrong_element  # noqa: E402
 from referee import commitments as cm  # noqa: E402
+from referee.agents.localchain import local_chain  # noqa: E402
 from referee.digits import train_and_quantize  # noqa: E402
 from referee.executor import run_model  # noqa: E402
 from referee.model import IntegerModel, LinearOp  # noqa: E402
@@ -165,24 +165,14 @@ def main() -> None:
 
 
 def fresh_chain_dispute(arity: int, model: IntegerModel, x: torch.Tensor, lie_slot: int) -> dict:
-    """One dispute on a fresh anvil, started by ape-foundry without ``--steps-tracing``.
+    """One dispute on a fresh anvil started without ``--steps-tracing`` (``local_chain``).
 
     With that flag (ape-foundry's default) anvil keeps every transaction's full step trace in
     memory: gigabytes for calls with 64 KiB buffers, and it was killed for memory on this
     24 GiB machine. Gas figures do not depend on tracing.
     """
-    build_command = FoundryProvider.build_command
-
-    def untraced(self):
-        return [arg for arg in build_command(self) if arg != "--steps-tracing"]
-
-    FoundryProvider.build_command = untraced
-    try:
-        with networks.parse_network_choice("ethereum:local:foundry"):
-            return Deployment(arity).dispute(model, x, lie_slot)
-    finally:
-        FoundryProvider.build_command = build_command
-
+    with local_chain():
+        return Deployment(arity).dispute(model, x, lie_slot)
 
 if __name__ == "__main__":
     main()

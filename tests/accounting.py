@@ -77,8 +77,11 @@ class _Views:
 
     def call(self, signature: str, args: list, types: list, out: list):
         data = keccak256(signature.encode())[:4] + encode(types, args)
-        raw = self.web3.eth.call({"to": self.address, "data": "0x" + data.hex()})
-        return decode(out, bytes(raw))
+        # the bare RPC request: web3's middleware stack costs ~10 ms a call, four times the node
+        reply = self.web3.provider.make_request("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
+        if "error" in reply:
+            raise AssertionError(f"{signature} failed: {reply['error']}")
+        return decode(out, bytes.fromhex(reply["result"][2:]))
 
     def uint(self, name: str, *account: str) -> int:
         if account:

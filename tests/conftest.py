@@ -6,6 +6,8 @@ Keep this file small: one section per contract, session-scoped deployments.
 import ape
 import pytest
 
+from referee.agents.localchain import drop_steps_tracing
+
 
 # ---------------------------------------------------------------------------
 # Reverts
@@ -21,12 +23,17 @@ def _no_revert_traces():
     which this project does not use (shared/style.md). The market's 64 KiB byte buffers put
     its memory at a few hundred KiB, so one such trace is gigabytes and ~30 s. The revert
     reason itself comes from the replayed call and is unaffected.
+
+    ape-foundry also prints the call trace of every reverted transaction (``Trace.show``,
+    about 0.5 s each, to a log nobody reads); that is turned off too.
     """
+    import ape_ethereum.trace
     import ape_vyper.compiler.api
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
         patch.setattr(ape_vyper.compiler.api, "enrich_error", lambda err: err)
+        patch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
         yield
 
 
@@ -58,3 +65,13 @@ merkle_mock = _harness("merkle_mock")
 tensor_mock = _harness("tensor_mock")
 int8_mock = _harness("int8_mock")
 linear_mock = _harness("linear_mock")
+
+
+
+# ---------------------------------------------------------------------------
+# The chain
+# ---------------------------------------------------------------------------
+
+# anvil without --steps-tracing: nothing here reads step traces (revert reasons come from the
+# error data), and keeping them costs memory on every transaction (referee.agents.localchain).
+drop_steps_tracing()

@@ -5,6 +5,7 @@ exit status 1; a traceback means a bug in Referee.
 """
 
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -19,6 +20,9 @@ from .model import IntegerModel
 from .modelfile import MANIFEST, load_model, save_model
 from .quantize import quantize_input, quantize_sequential
 from .trace import Trace, TraceStore
+
+# Raised inside pydantic-settings when the pinned Ape stack loads its config; not ours to fix.
+warnings.filterwarnings("ignore", message="Field 'import_remapping' has an incomplete definition")
 
 DEFAULT_STORE = Path.home() / ".referee" / "traces"
 MAX_SHOWN = 32  # predictions printed per run; --output has them all

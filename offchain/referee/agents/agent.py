@@ -91,12 +91,14 @@ class Agent:
         try:
             while True:
                 try:
-                    self.tick()
+                    sent = self.tick()
                 except ChainUnavailable as exc:
                     self.log(f"{exc}; still trying")
-                if once:
-                    return
-                time.sleep(poll)
+                    sent = 0
+                if once and not sent:
+                    return  # --once: every pass that sent something is followed by another
+                if not once:
+                    time.sleep(poll)
         except KeyboardInterrupt:
             self.log("stopped; start again with the same --state to resume")
 

@@ -43,11 +43,20 @@ class EtherAmount(click.ParamType):
 ETH = EtherAmount()
 
 
+def quiet_ape() -> None:
+    """Ape's own INFO lines (every confirmed transaction) are noise next to the agents' log."""
+    from ape.logging import LogLevel, logger
+
+    logger.set_level(LogLevel.WARNING)
+
+
 @contextlib.contextmanager
 def connected(network: str):
     """Connect Ape to ``network``; a clear error when it cannot be reached or parsed."""
     import ape
     from ape.exceptions import ApeException
+
+    quiet_ape()
 
     try:
         context = ape.networks.parse_network_choice(network)
@@ -58,6 +67,19 @@ def connected(network: str):
         yield provider
     finally:
         context.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """A user mistake or a reverted transaction ends in one ``Error:`` line, not a traceback."""
+    from ape.exceptions import ContractLogicError
+
+    try:
+        yield
+    except RefereeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ContractLogicError as exc:
+        raise click.ClickException(f"transaction reverted: {exc.message or exc}") from None
 
 
 def load_account(name: str):
@@ -72,7 +94,7 @@ def load_account(name: str):
             raise RefereeError(f"no test account {name!r}; use TEST::0 to TEST::9") from None
     try:
         account = ape.accounts.load(name)
-    except (AccountsError, IndexError):
+    except (AccountsError, IndexError, KeyError):
         raise RefereeError(f"no account {name!r} in Ape's keystore (see `ape accounts list`)") from None
     passphrase = os.environ.get("REFEREE_PASSPHRASE")
     account.set_autosign(True, passphrase=passphrase) if passphrase else account.unlock()

@@ -67,8 +67,9 @@ class ChainClient:
 
         self._ape = ape
         self.deployment = deployment
-        self.account = account
-        self.address = str(account.address)
+        self.account = account  # None: read only
+        self.address = str(account.address) if account is not None else ""
+
         self.journal = journal
         self.patience = patience
         self.log = log
@@ -106,6 +107,9 @@ class ChainClient:
     def now(self) -> int:
         """The latest block's timestamp: what the contracts compare deadlines against."""
         return self.read(lambda: self._ape.chain.blocks.head.timestamp)
+
+    def block_timestamp(self, number: int) -> int:
+        return self.read(lambda: self._ape.chain.blocks[number].timestamp)
 
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)

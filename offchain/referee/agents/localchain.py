@@ -18,22 +18,28 @@ import time
 from ..errors import RefereeError
 
 
-@contextlib.contextmanager
-def local_chain():
-    import ape
+def drop_steps_tracing() -> None:
+    """From now on, ape-foundry starts anvil without ``--steps-tracing`` (idempotent)."""
     from ape_foundry.provider import FoundryProvider
 
     build_command = FoundryProvider.build_command
+    if getattr(build_command, "untraced", False):
+        return
 
     def untraced(self):
         return [arg for arg in build_command(self) if arg != "--steps-tracing"]
 
+    untraced.untraced = True
     FoundryProvider.build_command = untraced
-    try:
-        with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
-            yield provider
-    finally:
-        FoundryProvider.build_command = build_command
+
+
+@contextlib.contextmanager
+def local_chain():
+    import ape
+
+    drop_steps_tracing()
+    with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
+        yield provider
 
 
 def _free_port() -> int:

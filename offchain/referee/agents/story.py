@@ -24,6 +24,7 @@ from ..model import IntegerModel
 from ..trace import TraceStore
 from .agent import ether
 from .challenger import Challenger
+from .cli import quiet_ape
 from .client import FINALIZED, REJECTED, ChainClient
 from .deployment import deploy
 from .drive import drive
@@ -76,6 +77,7 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
     chain_dir = workdir / "chain"
     shutil.rmtree(chain_dir, ignore_errors=True)  # a fresh chain: no journal from an old one
     started = time.perf_counter()
+    quiet_ape()
     with local_chain():
         accounts = dict(zip(ROLES, ape.accounts.test_accounts))
         timeline = Timeline()

@@ -1,0 +1,52 @@
+"""``ape run deploy``: deploy the model registry, dispute game and job market on a network.
+
+Parameters come from flags (defaults suit a local chain); the addresses, chain id, deployment
+block and parameters are written to a deployments file, one per network, which the other
+scripts and the agents read.
+
+    ape run deploy --network ethereum:local:foundry --account TEST::0
+    ape run deploy --network http://127.0.0.1:8545 --account TEST::0 --clock 7200
+"""
+
+from pathlib import Path
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option
+
+from referee.agents.cli import ETH, user_errors
+from referee.agents.deployment import DEFAULT_PARAMS, default_path, deploy
+from referee.errors import RefereeError
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Deploy the registry, game and market")
+@account_option()
+@click.option("--arity", type=int, default=DEFAULT_PARAMS["arity"], show_default=True,
+              help="Parts per bisection round: a power of two from 2 to 64.")
+@click.option("--clock", type=click.IntRange(1), default=DEFAULT_PARAMS["clock"], show_default=True,
+              help="Seconds on each side's chess clock for a whole game.")
+@click.option("--challenger-bond", type=ETH, default=DEFAULT_PARAMS["challenger_bond"], show_default="0.1",
+              help="ETH a challenger puts up per challenge.")
+@click.option("--min-solver-bond", type=ETH, default=DEFAULT_PARAMS["min_solver_bond"], show_default="0.1",
+              help="The least solver bond (ETH) a job may ask for.")
+@click.option("--reward-share-bps", type=click.IntRange(0, 9999), default=DEFAULT_PARAMS["reward_share_bps"],
+              show_default=True, help="Share of a slashed solver bond paid to the winning challenger, in 1/10000.")
+@click.option("--sink", help="Address that receives the rest of slashed bonds [default: the deploying account].")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Deployments file to write [default: deployments/<ecosystem>-<network>.json].")
+@click.option("--force", is_flag=True, help="Replace an existing deployments file.")
+def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps, sink, out,
+        force):
+    """Deploy Referee's three contracts and record them in a deployments file."""
+    with user_errors():
+        if arity < 2 or arity > 64 or arity & (arity - 1):
+            raise RefereeError(f"--arity must be a power of two from 2 to 64, got {arity}")
+        out = out or default_path(ecosystem.name, network.name)
+        if out.exists() and not force:
+            raise RefereeError(f"{out} exists; pass --force to replace it (or --out another file)")
+        deployment = deploy(account, sink=sink or str(account.address), arity=arity, clock=clock,
+                            challenger_bond=challenger_bond, min_solver_bond=min_solver_bond,
+                            reward_share_bps=reward_share_bps)
+        deployment.save(out)
+        for name in ("registry", "game", "market"):
+            click.echo(f"{name:<10}{getattr(deployment, name)}")
+        click.echo(f"written   {out}")
