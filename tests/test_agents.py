@@ -290,3 +290,56 @@ def test_agents_rehearse_on_fork_leaves_real_chain_untouched_succeeds(chain, dep
     # the real chain: no block, no game, the job still open to challenge
     assert chain.blocks.height == head and solver.client.game.game_count() == games
     assert market.job(job).status == COMMITTED
+
+
+def test_agents_solver_sigkilled_process_resumes_and_wins_succeeds(chain, market, deployment, model, x, roles,
+                                                                 make_agent, tmp_path):
+    """The real ``referee solve`` process, SIGKILLed in the middle of a game and started again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from referee.agents.client import IN_PLAY
+    from referee.modelfile import save_model
+
+    deployment_file = deployment.save(tmp_path / "deployment.json")
+    save_model(model, tmp_path / "model")
+    command = [sys.executable, "-m", "referee.cli", "solve", "--network", chain.provider.uri, "--account", "TEST::2",
+               "--deployment", str(deployment_file), "--model", str(tmp_path / "model"), "--home", str(tmp_path / "home"),
+               "--device", "cpu", "--poll", "0.2", "--stake", "1"]
+    nonce = roles["solver"].nonce
+    liar = make_agent(Challenger, roles["challenger"], "liar", cheat="wrong-output")
+    job = post(market, deployment, x, roles["requester"])
+    game = liar.client.game
+
+    def tick_until(condition, seconds=120):
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, "the solver process did not answer in time"
+            liar.tick()
+            time.sleep(0.1)
+
+    def started():
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+    solver = started()
+    try:
+        tick_until(lambda: game.game_count() == 1 and game.games(1).phase >= 4)  # past the transition
+        os.killpg(solver.pid, signal.SIGKILL)
+        first_run = solver.communicate()[0]
+        liar.tick()  # the challenger waits on a dead solver
+        solver = started()
+        tick_until(lambda: game.result(1) != IN_PLAY and not market.challenge_of(1).open
+                   and market.credit(roles["solver"]) == 0)
+    finally:
+        os.killpg(solver.pid, signal.SIGKILL)
+    second_run = solver.communicate()[0]
+    assert "game 1: transition" in first_run and "game 1: settled" in second_run, first_run + second_run
+    assert resolved(game, 1).solver_won
+    assert withdrawn(market, roles["solver"]) == market.CHALLENGER_BOND()  # the liar's bond, settled and paid
+    journal = Journal(tmp_path / "home" / f"solver-{str(roles['solver'].address).lower()}" / "state.sqlite")
+    _assert_each_sent_once(journal, roles["solver"], nonce, "transition")
+    assert market.job(job).status == COMMITTED  # finalized after the window, by the next run

@@ -188,9 +188,9 @@ def demo(workdir: Path, samples: int, no_chain: bool) -> None:
 
 
 def _add_agent_commands() -> None:
-    from .agents.cli import rehearse, solve, watch
+    from .agents.cli import rehearse, solve, unstake, watch
 
-    for command in (solve, watch, rehearse):
+    for command in (solve, watch, rehearse, unstake):
         main.add_command(command)
 
 

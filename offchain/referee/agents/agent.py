@@ -44,16 +44,18 @@ class Agent:
 
     def __init__(self, client: ChainClient, journal: Journal, models: list[IntegerModel], store: TraceStore, *,
                  cheat: str | None = None, device: str = "auto", name: str | None = None,
-                 log: Callable[[str], None] = print):
+                 confirmations: int = 0, log: Callable[[str], None] = print):
         self.client = client
         self.journal = journal
         self.store = store
         self.cheat = cheat
         self.device = device
         self.name = name or self.role
+        self.confirmations = confirmations  # logs are read this many blocks behind the head
         self._log = log
+        # the deployment block's hash tells a restarted local chain (same addresses) from the old one
         journal.bind(chain_id=client.deployment.chain_id, market=client.deployment.market,
-                     account=client.address, role=self.role)
+                     deployed_in=client.block_hash(client.deployment.block), account=client.address, role=self.role)
         self.models: dict[int, IntegerModel] = {}
         for model in models:
             cheats.check_mode(cheat, len(model.ops))
@@ -108,15 +110,20 @@ class Agent:
             return int(bool(action(*args)))
         except TxReverted as exc:
             self.log(f"error: {exc}")
-        except Exception as exc:  # only connection failures are expected here
-            if not is_transient(exc):
+        except Exception as exc:  # connection failures, and the node refusing a transaction
+            from ape.exceptions import ApeException
+
+            if is_transient(exc):
+                self.log(f"connection lost ({type(exc).__name__}); will retry")
+            elif isinstance(exc, ApeException):  # e.g. too little ETH for the bond or the gas
+                self.log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            else:
                 raise
-            self.log(f"connection lost ({type(exc).__name__}); will retry")
         return 0
 
     def _scan(self) -> None:
         cursor = int(self.journal.get("cursor") or self.client.deployment.block - 1)
-        head = self.client.head()
+        head = self.client.head() - self.confirmations
         while cursor < head:
             stop = min(cursor + LOG_CHUNK, head)
             self.on_logs(cursor + 1, stop)

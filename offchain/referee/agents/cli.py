@@ -142,7 +142,9 @@ def _agent_options(command):
         click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda[:N]."),
         click.option("--poll", type=click.FloatRange(0.1), default=2.0, show_default=True,
                      help="Seconds between passes over the chain."),
-        click.option("--once", is_flag=True, help="Make one pass and exit (for cron or scripts)."),
+        click.option("--once", is_flag=True, help="Act until there is nothing to send now, then exit."),
+        click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
+                     help="Read logs this many blocks behind the head (a few on a real chain, against reorgs)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -159,14 +161,36 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 @click.option("--max-bond", type=ETH, help="Skip jobs asking a larger solver bond (ETH).")
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help=CHEAT_HELP)
-def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, stake, max_bond, cheat):
+def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, stake,
+          max_bond, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
     with connected(network):
         agent = build_agent("solver", load_account(account), resolve_deployment(deployment), model_dirs, home,
-                            state, store, device=device, cheat=cheat, max_bond=max_bond)
+                            state, store, device=device, cheat=cheat, max_bond=max_bond,
+                            confirmations=confirmations)
         if stake:
             agent.ensure_stake(stake)
         agent.run(poll, once)
+
+
+@click.command()
+@click.option("--network", default=DEFAULT_NETWORK, show_default=True, envvar="REFEREE_NETWORK",
+              help="Ape network choice or node URL (env REFEREE_NETWORK).")
+@click.option("--account", required=True, envvar="REFEREE_ACCOUNT",
+              help="Ape keystore alias, or TEST::N on a local chain (env REFEREE_ACCOUNT).")
+@click.option("--deployment", type=click.Path(path_type=Path),
+              help="Deployments file [default: deployments/<ecosystem>-<network>.json].")
+def unstake(network, account, deployment):
+    """Withdraw the solver's free stake (what no claimed or committed job has locked)."""
+    from .client import ChainClient
+
+    with connected(network):
+        client = ChainClient(resolve_deployment(deployment), load_account(account))
+        free = client.free_stake()
+        if free == 0:
+            raise RefereeError(f"{client.address} has no free stake in market {client.market.address}")
+        receipt = client.send(f"unstake:{client.head()}", client.market, "withdraw_stake", free)
+        click.echo(f"withdrew {free / 10**18:.6g} ETH of stake (gas {receipt.gas_used:,})")
 
 
 @click.command()
@@ -175,11 +199,13 @@ def solve(network, account, deployment, model_dirs, home, state, store, device, 
               help="Do not challenge when the challenger bond is above this (ETH).")
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help="For tests only: believe a wrong trace, and so challenge right results.")
-def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, max_bond, cheat):
+def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, max_bond,
+          cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
     with connected(network):
         agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), model_dirs, home,
-                            state, store, device=device, cheat=cheat, max_bond=max_bond)
+                            state, store, device=device, cheat=cheat, max_bond=max_bond,
+                            confirmations=confirmations)
         agent.run(poll, once)
 
 

@@ -108,6 +108,9 @@ class ChainClient:
         """The latest block's timestamp: what the contracts compare deadlines against."""
         return self.read(lambda: self._ape.chain.blocks.head.timestamp)
 
+    def block_hash(self, number: int) -> str:
+        return "0x" + bytes(self.read(lambda: self._ape.chain.blocks[number].hash)).hex()
+
     def block_timestamp(self, number: int) -> int:
         return self.read(lambda: self._ape.chain.blocks[number].timestamp)
 

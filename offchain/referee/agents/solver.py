@@ -32,6 +32,14 @@ class Solver(Agent):
         return self.send(f"deposit:{target}:{stake}", "deposit", value=target - stake,
                          what=f"staked {ether(target - stake)} (stake now {ether(target)})")
 
+    def withdraw_stake(self):
+        """Take all free stake (not locked by a claimed or committed job) out of the market."""
+        free = self.client.free_stake()
+        if free == 0:
+            return None
+        return self.send(f"unstake:{self.client.head()}", "withdraw_stake", free,
+                         what=f"withdrew {ether(free)} of free stake")
+
     def on_logs(self, start: int, stop: int) -> None:
         client = self.client
         for model_id in self.models:
@@ -66,6 +74,15 @@ class Solver(Agent):
             self.trace_for(row)  # before the claim: the commit window never waits on the executor
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
                              what=f"job {row.job_id}: claimed")
+        if job.status == CLAIMED and job.solver != me:
+            if now > job.commit_deadline:
+                # the claimant let its commit window pass: expiring reopens the job (its bond
+                # goes to the requester) and we may claim it on the next pass
+                return self.send(f"expire:{row.job_id}:{job.commit_deadline}", "expire", row.job_id,
+                                 what=f"job {row.job_id}: expired the other solver's claim")
+            if row.state != "claimed by another":
+                self.journal.set_job(row.job_id, "claimed by another")
+            return None
         if job.solver != me or job.status == CANCELLED:
             return self._done(row, f"{JOB_STATUS[job.status]} by another solver" if job.solver != me
                               else "cancelled")

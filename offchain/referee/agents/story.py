@@ -116,6 +116,7 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
             timeline(f"requester: fee refunded and withdrawn (gas {receipt.gas_used:,})")
         receipt = market.release_to_sink(sender=accounts["deployer"])
         timeline(f"the slashed remainder sent to the sink (gas {receipt.gas_used:,})")
+        honest.withdraw_stake()
 
         click.echo("7. gas and ETH per party")
         for name in ROLES:
@@ -124,6 +125,5 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
             stake = market.stake(address)
             click.echo(f"  {name:<16} {gas:>10,} gas   stake {ether(stake):>9}   balance change "
                        f"{ether(accounts[name].balance - 10_000 * 10**18):>12}")
-        click.echo(f"  market balance {ether(market.balance)} = stakes {ether(market.total_stake())} "
-                   f"(obligations {ether(market.obligations())})")
+        click.echo(f"  market balance {ether(market.balance)}, obligations {ether(market.obligations())}")
     click.echo(f"chain stopped; story told in {time.perf_counter() - started:.0f} s")

@@ -1,0 +1,133 @@
+"""The operator commands against the test chain: Ape scripts and ``referee solve|watch|unstake``.
+
+The commands are invoked in-process with click's runner and ``--network`` set to the test
+chain's URL (so Ape connects a second provider to the same anvil, exactly as an operator's
+command connects to a running node); one test runs the installed ``referee`` entry point in a
+subprocess. A whole job goes through the scripts and agents: deploy, register, post, solve
+with a cheat, watch and dispute, status, unstake. User mistakes end in one ``Error:`` line.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from referee.cli import main as referee
+from referee.inputs import save_rows
+from referee.modelfile import save_model
+
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cli
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import random
+
+    base = tmp_path_factory.mktemp("operator")
+    model = to_integer_model(random_ref_model(random.Random(9), 6, [5, 7, 3]))
+    model.name = "operator-model"
+    save_model(model, base / "model")
+    save_rows(int8_tensor(random_input(random.Random(10), 3, 6)), base / "input.json")
+    return base
+
+
+def run(command, args: list[str], expect_ok: bool = True) -> str:
+    result = CliRunner().invoke(command, args, catch_exceptions=False)
+    if expect_ok:
+        assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
+    network = ["--network", chain.provider.uri]
+    deployment = str(files / "deployment.json")
+    out = run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment, "--clock", "600"])
+    assert "market" in out and json.loads(Path(deployment).read_text())["params"]["clock"] == 600
+    out = run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment], expect_ok=False)
+    assert "pass --force" in out
+
+    d = ["--deployment", deployment]
+    assert "registered operator-model as model 1" in run(script("register_model"),
+                                                         [*network, "--account", "TEST::0", str(files / "model"), *d])
+    assert "already model 1" in run(script("register_model"), [*network, "--account", "TEST::0",
+                                                               str(files / "model"), *d])
+    out = run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"),
+                                   "--fee", "0.02", "--challenge-window", "900", *d])
+    assert out.startswith("job 1: operator-model on 3 rows, fee 0.02 ETH")
+
+    agent = [*network, *d, "--model", str(files / "model"), "--home", str(files / "home"), "--once"]
+    out = run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "wrong-output", *agent])
+    assert "job 1: claimed" in out and "job 1: committed" in out
+    # the two agents take turns, each a fresh process-like start from its journal
+    for _ in range(12):
+        run(referee, ["watch", "--account", "TEST::3", *agent])
+        run(referee, ["solve", "--account", "TEST::2", "--cheat", "wrong-output", *agent])
+    status = run(script("status"), [*network, "1", *d])
+    assert "job 1: rejected" in status and "game 1: challenger won" in status
+    assert "GameResolved solver_won=0 reason=element differs" in status
+    assert "JobRejected" in status and "GameSettled" in status
+    assert "game 1: challenger won" in run(script("dispute"), [*network, "1", *d])
+
+    # the cheater staked 1 ETH and lost its 0.1 ETH bond; the rest comes out, then nothing more
+    assert "withdrew 0.9 ETH of stake" in run(referee, ["unstake", *network, "--account", "TEST::2", *d])
+    assert "has no free stake" in run(referee, ["unstake", *network, "--account", "TEST::2", *d], expect_ok=False)
+
+
+def test_operator_dispute_by_hand_and_timeout_succeeds(chain, files):
+    network = ["--network", chain.provider.uri]
+    deployment = str(files / "hand.json")
+    run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment, "--clock", "600"])
+    d = ["--deployment", deployment]
+    run(script("register_model"), [*network, "--account", "TEST::0", str(files / "model"), *d])
+    run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"), *d])
+    agent = [*network, *d, "--model", str(files / "model"), "--home", str(files / "hand-home"), "--once"]
+    run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "stall", *agent])
+    run(referee, ["watch", "--account", "TEST::3", *agent])  # challenges: the solver must bisect next
+
+    out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::3", *d])
+    assert "solver to move" in out and "nothing for" in out  # its clock has not run out
+    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", "--model", str(files / "model"),
+                                  *d])
+    assert "nothing for" in out  # not the challenger's move
+    chain.mine(timestamp=chain.blocks.head.timestamp + 601)
+    out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::4", *d])
+    assert "sent timeout" in out and "challenger won" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["solve", "--network", "http://127.0.0.1:9", "--account", "TEST::2", "--model", "m"], "cannot connect"),
+    (["watch", "--account", "TEST::3", "--model", "m", "--deployment", "/nonexistent.json"], "no deployments file"),
+    (["watch", "--account", "no-such-alias", "--model", "m"], "no account 'no-such-alias'"),
+    (["solve", "--account", "TEST::2", "--model", "m", "--cheat", "lie"], "Invalid value for '--cheat'"),
+    (["solve", "--account", "TEST::2", "--model", "m", "--stake", "lots"], "is not an amount of ETH"),
+])
+def test_operator_user_mistake_one_line_error_reverts(chain, files, args, message):
+    if "--network" not in args:
+        args = [*args, "--network", chain.provider.uri]
+    result = CliRunner().invoke(referee, args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_operator_entry_point_wrong_model_one_line_error_reverts(chain, files, tmp_path):
+    deployment = tmp_path / "d.json"
+    run(script("deploy"), ["--network", chain.provider.uri, "--account", "TEST::0", "--out", str(deployment)])
+    result = subprocess.run([sys.executable, "-m", "referee.cli", "watch", "--network", chain.provider.uri,
+                             "--account", "TEST::3", "--deployment", str(deployment), "--model", str(files / "model"),
+                             "--home", str(tmp_path), "--once"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "is not registered on this chain" in result.stderr
+    assert "Traceback" not in result.stderr
