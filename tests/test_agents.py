@@ -343,3 +343,32 @@ def test_agents_solver_sigkilled_process_resumes_and_wins_succeeds(chain, market
     journal = Journal(tmp_path / "home" / f"solver-{str(roles['solver'].address).lower()}" / "state.sqlite")
     _assert_each_sent_once(journal, roles["solver"], nonce, "transition")
     assert market.job(job).status == COMMITTED  # finalized after the window, by the next run
+
+
+# ---------------------------------------------------------------------------
+# Limits and other solvers
+# ---------------------------------------------------------------------------
+
+
+def test_agents_bond_above_max_bond_not_risked_succeeds(market, deployment, x, roles, make_agent):
+    cheater = make_agent(Solver, roles["solver"], "cheater", cheat="wrong-output")
+    careful = make_agent(Challenger, roles["challenger"], "careful", max_bond=market.CHALLENGER_BOND() - 1)
+    frugal = make_agent(Solver, roles["second"], "frugal", max_bond=SOLVER_BOND - 1)
+    job = post(market, deployment, x, roles["requester"])
+    drive([frugal, cheater, careful], lambda: market.job(job).status == FINALIZED)
+    assert "above --max-bond" in frugal.journal.job(job).note
+    assert "not challenged" in careful.journal.job(job).note and not careful.journal.games_of(job)
+    assert market.job(job).solver == roles["solver"]  # the wrong result stood: nobody risked a bond
+
+
+def test_agents_lapsed_claim_expired_and_served_succeeds(market, deployment, x, roles, make_agent):
+    market.deposit(value=SOLVER_BOND, sender=roles["second"])
+    job = post(market, deployment, x, roles["requester"])
+    market.claim(job, sender=roles["second"])  # a solver that claims and then never commits
+    solver = make_agent(Solver, roles["solver"], "solver")
+    drive([solver], lambda: market.job(job).status == FINALIZED and market.credit(roles["solver"]) == 0)
+    assert any("expired the other solver's claim" in line for line in make_agent.lines)
+    assert market.job(job).solver == roles["solver"]
+    assert withdrawn(market, roles["solver"]) == FEE
+    assert market.credit(roles["requester"]) == SOLVER_BOND  # the lapsed solver's bond
+    assert market.stake(roles["second"]) == 0

@@ -1,0 +1,54 @@
+"""The agents' SQLite journal on its own: identity binding, jobs and games, the transaction keys."""
+
+import sqlite3
+
+import pytest
+
+from referee.agents.journal import DONE, Journal
+from referee.errors import RefereeError
+
+
+def test_journal_bind_other_market_reverts(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    journal.bind(market="0xabc", account="0x1")
+    journal.bind(market="0xabc", account="0x1")  # the same identity again is fine
+    journal.close()
+    reopened = Journal(tmp_path / "state.sqlite")
+    with pytest.raises(RefereeError, match="belongs to market 0xabc, not 0xdef"):
+        reopened.bind(market="0xdef", account="0x1")
+
+
+def test_journal_jobs_games_and_txs_survive_reopen_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.add_job(7, 1, 2, b"\x01\x02", "seen")
+    assert not journal.add_job(7, 1, 2, b"\x01\x02", "seen")  # followed once
+    assert journal.add_game(3, 7) and not journal.add_game(3, 7)
+    journal.tx_sent("claim:7", nonce=4)
+    journal.set_job(7, "committed")
+    journal.close()
+
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.job(7).input == b"\x01\x02" and journal.job(7).state == "committed"
+    assert journal.active_games() == [(3, 7)]
+    assert journal.tx("claim:7").status == "sent" and journal.tx("claim:7").nonce == 4
+    journal.tx_done("claim:7", "mined", gas=1000)
+    journal.set_game(3, DONE, "solver won")
+    journal.set_job(7, DONE)
+    assert journal.active_jobs() == [] and journal.active_games() == []
+    assert journal.gas_by_key() == [("claim:7", 1000)] and journal.game_note(3) == "solver won"
+
+
+def test_journal_not_a_database_reverts(tmp_path):
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(RefereeError, match="not a usable SQLite database"):
+        Journal(path)
+
+
+def test_journal_survives_sqlite_readers_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    journal.add_job(1, 1, 1, b"\x00", "seen")
+    # another process (an operator's sqlite3 shell) reads while the agent runs: WAL allows it
+    other = sqlite3.connect(tmp_path / "state.sqlite")
+    assert other.execute("SELECT job_id, state FROM jobs").fetchall() == [(1, "seen")]
+    other.close()
