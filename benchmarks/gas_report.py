@@ -31,9 +31,10 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from ape import accounts, chain, project  # noqa: E402
 
 from bench_forward import large_case  # noqa: E402
-from dispute_driver import Party, play, wrong_element  # noqa: E402
+from dispute_driver import Party, play  # noqa: E402
 from referee import commitments as cm  # noqa: E402
 from referee.agents.localchain import local_chain  # noqa: E402
+from referee.cheats import wrong_element  # noqa: E402
 from referee.digits import train_and_quantize  # noqa: E402
 from referee.executor import run_model  # noqa: E402
 from referee.model import IntegerModel, LinearOp  # noqa: E402

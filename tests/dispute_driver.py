@@ -10,7 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from referee import game as moves
-from referee.cheats import garbage_padding, wrong_element, wrong_shape  # noqa: F401 (re-exported for tests)
 from referee.model import IntegerModel
 from referee.trace import Trace
 

@@ -10,10 +10,10 @@ import random
 import ape
 import pytest
 
-from dispute_driver import (CHALLENGER_WON, SOLVER_WON, Party, garbage_padding, play, wrong_element,
-                            wrong_shape)
+from dispute_driver import CHALLENGER_WON, SOLVER_WON, Party, play
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import game as moves
+from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
 

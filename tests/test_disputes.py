@@ -12,9 +12,10 @@ import ape
 import pytest
 
 from accounting import assert_accounting, assert_drained
-from dispute_driver import CLOSED, Party, garbage_padding, play, wrong_element, wrong_shape
+from dispute_driver import CLOSED, Party, play
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
+from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
 

@@ -44,8 +44,9 @@ class Agent:
 
     def __init__(self, client: ChainClient, journal: Journal, models: list[IntegerModel], store: TraceStore, *,
                  cheat: str | None = None, device: str = "auto", name: str | None = None,
-                 confirmations: int = 0, log: Callable[[str], None] = print):
+                 max_bond: int | None = None, confirmations: int = 0, log: Callable[[str], None] = print):
         self.client = client
+        self.max_bond = max_bond  # the largest bond (wei) this agent puts at risk; None: any
         self.journal = journal
         self.store = store
         self.cheat = cheat
@@ -71,6 +72,11 @@ class Agent:
 
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
+
+    def finish(self, row: JobRow, note: str) -> None:
+        """Stop following a job, with a note saying why."""
+        self.journal.set_job(row.job_id, DONE, note)
+        self.log(f"job {row.job_id}: {note}")
 
     # -- the loop ------------------------------------------------------------------------
 

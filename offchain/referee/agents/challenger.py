@@ -12,16 +12,12 @@ withdraws its credit.
 from ..hashing import to_hex
 from .agent import Agent, ether
 from .client import COMMITTED, JOB_STATUS, REJECTED
-from .journal import DONE, JobRow
+from .journal import JobRow
 
 
 class Challenger(Agent):
     role = "challenger"
     is_solver = False
-
-    def __init__(self, *args, max_bond: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.max_bond = max_bond
 
     def on_logs(self, start: int, stop: int) -> None:
         client, me = self.client, self.client.address
@@ -36,26 +32,22 @@ class Challenger(Agent):
             self.journal.add_game(log.game_id, log.job_id)
             self.journal.set_job(log.job_id, "challenged")
 
-    def _done(self, row: JobRow, note: str) -> None:
-        self.journal.set_job(row.job_id, DONE, note)
-        self.log(f"job {row.job_id}: {note}")
-
     def advance_job(self, row: JobRow):
         client = self.client
         job = client.job(row.job_id)
         if row.state == "challenged":
             if any(j == row.job_id for _, j in self.journal.active_games()):
                 return None
-            return self._done(row, f"every game over; job {JOB_STATUS[job.status]}")
+            return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}")
         if job.status != COMMITTED:
-            return self._done(row, f"job {JOB_STATUS[job.status]} before it was checked")
+            return self.finish(row, f"job {JOB_STATUS[job.status]} before it was checked")
         trace = self.trace_for(row)
         if trace.trace_root == bytes(job.trace_root):
-            return self._done(row, "checked: the result is right")
+            return self.finish(row, "checked: the result is right")
         if client.now() >= job.challenge_deadline:
-            return self._done(row, "wrong result, but the challenge window has passed")
+            return self.finish(row, "wrong result, but the challenge window has passed")
         if self.max_bond is not None and client.challenger_bond > self.max_bond:
-            return self._done(row, f"wrong result; not challenged: bond {ether(client.challenger_bond)} "
+            return self.finish(row, f"wrong result; not challenged: bond {ether(client.challenger_bond)} "
                                    "is above --max-bond")
         receipt = self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                             what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}")

@@ -13,16 +13,12 @@ and tests of the challenger, never for real use.
 from .. import commitments as cm
 from .agent import Agent, ether
 from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
-from .journal import DONE, JobRow
+from .journal import JobRow
 
 
 class Solver(Agent):
     role = "solver"
     is_solver = True
-
-    def __init__(self, *args, max_bond: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.max_bond = max_bond
 
     def ensure_stake(self, target: int):
         """Top the stake up to ``target`` wei (a no-op when it is already there)."""
@@ -53,19 +49,15 @@ class Solver(Agent):
             if self.journal.add_game(log.game_id, log.job_id):
                 self.log(f"job {log.job_id}: challenged by {log.challenger} (game {log.game_id})")
 
-    def _done(self, row: JobRow, note: str) -> None:
-        self.journal.set_job(row.job_id, DONE, note)
-        self.log(f"job {row.job_id}: {note}")
-
     def advance_job(self, row: JobRow):
         client, me = self.client, self.client.address
         job = client.job(row.job_id)
         now = client.now()
         if job.status == OPEN:
             if now >= job.claim_deadline:
-                return self._done(row, "claim window passed")
+                return self.finish(row, "claim window passed")
             if self.max_bond is not None and job.solver_bond > self.max_bond:
-                return self._done(row, f"skipped: bond {ether(job.solver_bond)} is above --max-bond")
+                return self.finish(row, f"skipped: bond {ether(job.solver_bond)} is above --max-bond")
             if client.free_stake() < job.solver_bond:
                 if row.state != "short of stake":
                     self.journal.set_job(row.job_id, "short of stake")
@@ -84,11 +76,11 @@ class Solver(Agent):
                 self.journal.set_job(row.job_id, "claimed by another")
             return None
         if job.solver != me or job.status == CANCELLED:
-            return self._done(row, f"{JOB_STATUS[job.status]} by another solver" if job.solver != me
+            return self.finish(row, f"{JOB_STATUS[job.status]} by another solver" if job.solver != me
                               else "cancelled")
         if job.status == CLAIMED:
             if now >= job.commit_deadline:
-                return self._done(row, "commit deadline passed: the bond is forfeit")
+                return self.finish(row, "commit deadline passed: the bond is forfeit")
             trace = self.trace_for(row)
             n = trace.op_count
             receipt = self.send(f"commit:{row.job_id}", "commit", row.job_id, cm.packed(trace.output),
@@ -104,7 +96,7 @@ class Solver(Agent):
             return None
         if any(j == row.job_id for _, j in self.journal.active_games()):
             return None  # its games end first (each settled by its winner)
-        return self._done(row, "paid" if job.status == FINALIZED else
+        return self.finish(row, "paid" if job.status == FINALIZED else
                           "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status])
 
     def play(self, game_id: int, job_id: int):
