@@ -1,6 +1,6 @@
 """Shared pytest fixtures for the contract tests, run by `ape test` on anvil (ape-foundry).
 
-Keep this file small: one section per contract, session-scoped deployments.
+Keep this file small: one section per contract; deployments shared per session or module.
 """
 
 import ape
@@ -49,12 +49,13 @@ def deployer(accounts):
 
 
 # ---------------------------------------------------------------------------
-# The stateless modules' test harnesses (contracts/mocks/*_mock.vy), deployed once per session
+# The stateless modules' test harnesses (contracts/mocks/*_mock.vy), deployed once per module
 # ---------------------------------------------------------------------------
 
 
 def _harness(contract_name: str):
-    @pytest.fixture(scope="session")
+    # module scope: a session fixture first asked for mid-session makes ape rebase its snapshots
+    @pytest.fixture(scope="module")
     def deployed(project, deployer):
         return deployer.deploy(getattr(project, contract_name))
     return deployed

@@ -6,6 +6,7 @@ and checks the money: who was credited and withdrew what, and the market's accou
 """
 
 import random
+import shutil
 from pathlib import Path
 
 import ape
@@ -195,7 +196,8 @@ def _assert_each_sent_once(journal, account, first_nonce: int, killed_at: str) -
 
 
 @pytest.mark.parametrize("move", ["bisect", "transition", "reveal_row"])
-def test_agents_solver_killed_mid_game_still_wins_succeeds(market, deployment, x, roles, make_agent, move):
+def test_agents_solver_killed_mid_game_still_wins_succeeds(market, deployment, x, roles, make_agent, move,
+                                                           tmp_path):
     nonce = roles["solver"].nonce
     solver = make_agent(Solver, roles["solver"], "solver")
     liar = make_agent(Challenger, roles["challenger"], "liar", cheat="wrong-output")
@@ -204,6 +206,8 @@ def test_agents_solver_killed_mid_game_still_wins_succeeds(market, deployment, x
     with pytest.raises(Killed):
         drive([solver, liar], lambda: False)
     solver.journal.close()
+    if move == "transition":  # and the trace store lost too: the job's input is in the journal
+        shutil.rmtree(tmp_path / "solver" / "traces")
 
     restarted = make_agent(Solver, roles["solver"], "solver")  # same journal and trace store
     drive([restarted, liar], lambda: market.job(job).status == FINALIZED and market.credit(roles["solver"]) == 0)

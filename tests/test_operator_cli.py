@@ -131,3 +131,28 @@ def test_operator_entry_point_wrong_model_one_line_error_reverts(chain, files, t
     assert result.returncode == 1
     assert "is not registered on this chain" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_operator_keystore_account_signs_unattended_succeeds(chain, accounts, files, tmp_path, monkeypatch):
+    """An account from Ape's keystore, unlocked with REFEREE_PASSPHRASE; a wrong one is one line."""
+    import uuid
+
+    from ape_accounts import generate_account
+
+    alias = f"referee-test-{uuid.uuid4().hex[:8]}"
+    account, _ = generate_account(alias, "correct horse")
+    try:
+        accounts[0].transfer(account, 2 * 10**18)
+        deployment = tmp_path / "d.json"
+        run(script("deploy"), ["--network", chain.provider.uri, "--account", "TEST::0", "--out", str(deployment)])
+        run(script("register_model"), ["--network", chain.provider.uri, "--account", "TEST::0",
+                                       str(files / "model"), "--deployment", str(deployment)])
+        solve = ["solve", "--network", chain.provider.uri, "--account", alias, "--deployment", str(deployment),
+                 "--model", str(files / "model"), "--home", str(tmp_path), "--stake", "0.5", "--once"]
+        monkeypatch.setenv("REFEREE_PASSPHRASE", "wrong")
+        result = CliRunner().invoke(referee, solve)
+        assert result.exit_code == 1 and f"wrong passphrase for account '{alias}'" in result.output
+        monkeypatch.setenv("REFEREE_PASSPHRASE", "correct horse")
+        assert "staked 0.5 ETH" in run(referee, solve)
+    finally:
+        account.keyfile_path.unlink()

@@ -97,7 +97,13 @@ def load_account(name: str):
     except (AccountsError, IndexError, KeyError):
         raise RefereeError(f"no account {name!r} in Ape's keystore (see `ape accounts list`)") from None
     passphrase = os.environ.get("REFEREE_PASSPHRASE")
-    account.set_autosign(True, passphrase=passphrase) if passphrase else account.unlock()
+    if passphrase is None:
+        passphrase = click.prompt(f"Passphrase for account {name!r}", hide_input=True, err=True)
+    try:
+        # an agent signs unattended: without autosign Ape would ask before every transaction
+        account.set_autosign(True, passphrase=passphrase)
+    except AccountsError:
+        raise RefereeError(f"wrong passphrase for account {name!r}") from None
     return account
 
 

@@ -83,7 +83,7 @@ class Solver(Agent):
                 return self.finish(row, "commit deadline passed: the bond is forfeit")
             trace = self.trace_for(row)
             n = trace.op_count
-            receipt = self.send(f"commit:{row.job_id}", "commit", row.job_id, cm.packed(trace.output),
+            receipt = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id, cm.packed(trace.output),
                                 trace.trace_root, trace.state_tree(n).proof(n), what=f"job {row.job_id}: committed")
             self.journal.set_job(row.job_id, "committed")
             return receipt
