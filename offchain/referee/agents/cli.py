@@ -170,7 +170,7 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, stake,
           max_bond, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
-    with connected(network):
+    with user_errors(), connected(network):
         agent = build_agent("solver", load_account(account), resolve_deployment(deployment), model_dirs, home,
                             state, store, device=device, cheat=cheat, max_bond=max_bond,
                             confirmations=confirmations)
@@ -190,7 +190,7 @@ def unstake(network, account, deployment):
     """Withdraw the solver's free stake (what no claimed or committed job has locked)."""
     from .client import ChainClient
 
-    with connected(network):
+    with user_errors(), connected(network):
         client = ChainClient(resolve_deployment(deployment), load_account(account))
         free = client.free_stake()
         if free == 0:
@@ -208,7 +208,7 @@ def unstake(network, account, deployment):
 def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, max_bond,
           cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
-    with connected(network):
+    with user_errors(), connected(network):
         agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), model_dirs, home,
                             state, store, device=device, cheat=cheat, max_bond=max_bond,
                             confirmations=confirmations)
@@ -235,7 +235,7 @@ def rehearse(fork_url, job_id, account, deployment, model_dirs, home, store, dev
     from .rehearse import print_report
     from .rehearse import rehearse as play_on_fork
 
-    with fork(fork_url) as url, connected(url):
+    with user_errors(), fork(fork_url) as url, connected(url):
         signer = load_account(account)
         chosen = Deployment.load(deployment)
 

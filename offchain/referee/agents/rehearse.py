@@ -63,6 +63,8 @@ def rehearse(build_agent, job_id: int, log=click.echo) -> Rehearsal:
 
     with tempfile.TemporaryDirectory(prefix="referee-rehearsal-") as scratch:
         probe = build_agent("challenger", Path(scratch) / "probe.sqlite")
+        if not 1 <= job_id <= probe.client.read(probe.client.market.job_count):
+            raise RefereeError(f"there is no job {job_id} on this chain")
         job = probe.client.job(job_id)
         if job.status not in (COMMITTED, REJECTED):
             raise RefereeError(f"job {job_id} is {JOB_STATUS.get(job.status, 'unknown')}: no result to dispute")
