@@ -25,9 +25,9 @@ from referee.trace import TraceStore
 
 
 def _trace(client, job_id, model_dir, store):
-    import torch
-
+    """The account's trace for the job: from its store, or run here on the model."""
     from referee import commitments as cm
+    from referee.agents.agent import job_rows
     from referee.executor import Executor
     from referee.modelfile import load_model
     from referee.trace import Trace
@@ -35,11 +35,10 @@ def _trace(client, job_id, model_dir, store):
     if model_dir is None:
         raise RefereeError("--move needs --model, the job's model directory")
     model = load_model(model_dir)
-    job = client.job(job_id)
-    posted = client.logs(client.market, "JobPosted", client.deployment.block, client.head(), job_id=job_id)[0]
-    x = torch.frombuffer(bytearray(bytes(posted.input)), dtype=torch.int8).reshape(job.rows, model.input_cols)
-    if store is not None and (model.root, cm.commit_tensor(x).root) in TraceStore(store):
-        return model, TraceStore(store).load(model.root, cm.commit_tensor(x).root)
+    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols)
+    key = (model.root, cm.commit_tensor(x).root)
+    if store is not None and key in TraceStore(store):
+        return model, TraceStore(store).load(*key)
     click.echo("no stored trace: running the model here")
     return model, Trace(model.root, Executor(model, "auto").run(x))
 

@@ -86,7 +86,7 @@ def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
     assert "has no free stake" in run(referee, ["unstake", *network, "--account", "TEST::2", *d], expect_ok=False)
 
 
-def test_operator_dispute_by_hand_and_timeout_succeeds(chain, files):
+def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files):
     network = ["--network", chain.provider.uri]
     deployment = str(files / "hand.json")
     run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment, "--clock", "600"])
@@ -102,6 +102,15 @@ def test_operator_dispute_by_hand_and_timeout_succeeds(chain, files):
     out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", "--model", str(files / "model"),
                                   *d])
     assert "nothing for" in out  # not the challenger's move
+    # the stalling solver's move made by hand from its agent's store, then the challenger's
+    # from a fresh run of the model
+    solver_store = files / "hand-home" / f"solver-{str(accounts[2].address).lower()}" / "traces"
+    model = ["--model", str(files / "model")]
+    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::2", *model, "--store",
+                                  str(solver_store), *d])
+    assert "sent bisect" in out and "no stored trace" not in out
+    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", *model, *d])
+    assert "no stored trace: running the model here" in out and "sent choose" in out
     chain.mine(timestamp=chain.blocks.head.timestamp + 601)
     out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::4", *d])
     assert "sent timeout" in out and "challenger won" in out

@@ -36,6 +36,11 @@ def ether(wei: int) -> str:
     return f"{wei / ETHER:.4g} ETH"
 
 
+def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
+    """A job's packed int8 input (from its ``JobPosted`` log) as a (rows, cols) tensor."""
+    return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
+
+
 class Agent:
     """Base of ``Solver`` and ``Challenger``; subclasses read their logs and act on jobs."""
 
@@ -157,12 +162,14 @@ class Agent:
         if row.job_id in self._traces:
             return self._traces[row.job_id]
         model = self.models[row.model_id]
-        x = torch.frombuffer(bytearray(row.input), dtype=torch.int8).reshape(row.rows, model.input_cols)
+        x = job_rows(row.input, row.rows, model.input_cols)
         input_root = cm.commit_tensor(x).root
         try:
             trace = self.store.load(model.root, input_root)
         except TraceStoreError:
-            executor = self._executors.setdefault(row.model_id, Executor(model, self.device))
+            if row.model_id not in self._executors:  # weights prepared for the device once per model
+                self._executors[row.model_id] = Executor(model, self.device)
+            executor = self._executors[row.model_id]
             started = time.perf_counter()
             trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)))
             self.store.save(trace)

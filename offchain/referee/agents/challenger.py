@@ -25,8 +25,7 @@ class Challenger(Agent):
             job = client.job(log.job_id)
             if job.model_id not in self.models or job.solver == me:
                 continue
-            posted = client.logs(client.market, "JobPosted", client.deployment.block, stop, job_id=log.job_id)
-            if self.journal.add_job(log.job_id, job.model_id, job.rows, bytes(posted[0].input), "to check"):
+            if self.journal.add_job(log.job_id, job.model_id, job.rows, client.posted_input(log.job_id), "to check"):
                 self.log(f"job {log.job_id}: result committed by {log.solver}, S_N {to_hex(bytes(log.trace_root))[:12]}…")
         for log in client.logs(client.market, "JobChallenged", start, stop, challenger=me):
             self.journal.add_game(log.game_id, log.job_id)

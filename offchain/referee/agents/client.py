@@ -27,6 +27,12 @@ _TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborte
                     "could not discover provider")
 
 
+def open_window(job) -> tuple[str, int] | None:
+    """The window a job is in and its last second: claim, commit or challenge (None after)."""
+    return {OPEN: ("claim", job.claim_deadline), CLAIMED: ("commit", job.commit_deadline),
+            COMMITTED: ("challenge", job.challenge_deadline)}.get(job.status)
+
+
 class ChainUnavailable(RefereeError):
     """The RPC endpoint stayed unreachable for longer than the client's patience."""
 
@@ -116,6 +122,13 @@ class ChainClient:
 
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)
+
+    def posted_input(self, job_id: int) -> bytes:
+        """The packed input of job ``job_id``, from its ``JobPosted`` log."""
+        posted = self.logs(self.market, "JobPosted", self.deployment.block, self.head(), job_id=job_id)
+        if not posted:
+            raise RefereeError(f"job {job_id} does not exist on this chain")
+        return bytes(posted[0].input)
 
     def logs(self, contract, event: str, start: int, stop: int, **topics) -> list:
         """Logs of ``event`` in blocks ``start..stop`` (inclusive), filtered by indexed fields."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import RefereeError
 from .agent import Agent
-from .client import CLAIMED, COMMITTED, IN_PLAY, OPEN
+from .client import IN_PLAY, open_window
 
 
 def warp(timestamp: int) -> None:
@@ -28,9 +28,8 @@ def deadlines(agent: Agent) -> list[int]:
     """Every deadline ``agent`` may be waiting for: its jobs' windows and its games' clocks."""
     client, found = agent.client, []
     for row in agent.journal.active_jobs():
-        job = client.job(row.job_id)
-        found += {OPEN: [job.claim_deadline], CLAIMED: [job.commit_deadline],
-                  COMMITTED: [job.challenge_deadline]}.get(job.status, [])
+        window = open_window(client.job(row.job_id))
+        found += [window[1]] if window else []
     for game_id, _ in agent.journal.active_games():
         if client.read(client.game.result, game_id) == IN_PLAY:
             found.append(client.read(client.game.deadline, game_id))

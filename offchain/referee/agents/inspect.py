@@ -10,7 +10,7 @@ import datetime
 from dataclasses import dataclass
 
 from .agent import ether
-from .client import JOB_STATUS, ChainClient
+from .client import JOB_STATUS, ChainClient, open_window
 from .player import PHASE_NAMES, SOLVER_PHASES
 
 MARKET_EVENTS = ("JobPosted", "JobClaimed", "JobExpired", "JobCommitted", "JobChallenged", "GameSettled",
@@ -94,10 +94,9 @@ def job_summary(client: ChainClient, job_id: int) -> list[str]:
     now = client.now()
     lines = [f"job {job_id}: {JOB_STATUS.get(job.status, 'unknown')}, model {job.model_id}, {job.rows} rows, "
              f"fee {ether(job.fee)}, solver bond {ether(job.solver_bond)}"]
-    windows = {1: ("claim", job.claim_deadline), 2: ("commit", job.commit_deadline),
-               3: ("challenge", job.challenge_deadline)}
-    if job.status in windows:
-        name, deadline = windows[job.status]
+    window = open_window(job)
+    if window:
+        name, deadline = window
         left = deadline - now
         lines.append(f"  {name} window: {f'{left:,} s left' if left >= 0 else f'closed {-left:,} s ago'}")
     if job.status >= 2:

@@ -40,9 +40,7 @@ def seed(agent, job_id: int) -> None:
     """Give a fresh journal the job and the games this agent plays in it, read from the chain."""
     client, journal = agent.client, agent.journal
     job = client.job(job_id)
-    posted = client.logs(client.market, "JobPosted", client.deployment.block, client.head(), job_id=job_id)
-    if not posted:
-        raise RefereeError(f"job {job_id} does not exist on this chain")
+    input_bytes = client.posted_input(job_id)
     if job.model_id not in agent.models:
         raise RefereeError(f"job {job_id} is on model {job.model_id}, which --model does not give")
     topics = {"job_id": job_id} if agent.is_solver else {"job_id": job_id, "challenger": client.address}
@@ -50,7 +48,7 @@ def seed(agent, job_id: int) -> None:
                                                 client.head(), **topics)
              if client.read(client.market.challenge_of, log.game_id).open]
     state = "committed" if agent.is_solver else ("challenged" if games else "to check")
-    journal.add_job(job_id, job.model_id, job.rows, bytes(posted[0].input), state)
+    journal.add_job(job_id, job.model_id, job.rows, input_bytes, state)
     for game_id in games:
         journal.add_game(game_id, job_id)
     journal.set("cursor", str(client.head()))
