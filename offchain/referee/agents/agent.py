@@ -24,7 +24,7 @@ from ..executor import Executor
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
-from .client import CHALLENGER_WON, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
+from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
 from .player import next_move
 
@@ -195,7 +195,7 @@ class Agent:
         outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
         note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
         self.journal.set_game(game_id, DONE, note)
-        self.log(f"game {game_id}: over, {note}; {'we won' if won else 'we lost' if result != 3 else 'no winner'}")
+        self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner' if result == CLOSED else 'we lost'}")
         return None
 
     def play(self, game_id: int, job_id: int):

@@ -114,9 +114,14 @@ def resolve_deployment(path: Path | None) -> Deployment:
     return Deployment.load(path or default_path(network.ecosystem.name, network.name))
 
 
-def build_agent(kind: str, account, deployment: Deployment, model_dirs: tuple[Path, ...], home: Path,
-                state: Path | None, store: Path | None, **options):
-    """A Solver or Challenger with its journal and trace store (defaults under ``home``)."""
+def _models(model_dirs: tuple[Path, ...]) -> list:
+    return [load_model(d) for d in model_dirs]
+
+
+def build_agent(kind: str, account, deployment: Deployment, models: list, home: Path, state: Path | None = None,
+                store: Path | None = None, log=click.echo, **options):
+    """A Solver or Challenger with its journal and trace store (defaults under ``home``); the
+    command line, the demo and rehearsals all build their agents here."""
     from ..trace import TraceStore
     from .challenger import Challenger
     from .client import ChainClient
@@ -125,10 +130,10 @@ def build_agent(kind: str, account, deployment: Deployment, model_dirs: tuple[Pa
 
     agent_dir = home / f"{kind}-{str(account.address).lower()}"
     journal = Journal(state or agent_dir / "state.sqlite")
-    client = ChainClient(deployment, account, journal, log=lambda line: click.echo(f"{kind}: {line}"))
-    models = [load_model(d) for d in model_dirs]
+    name = options.get("name", kind)
+    client = ChainClient(deployment, account, journal, log=lambda line: log(f"{name}: {line}"))
     cls = Solver if kind == "solver" else Challenger
-    return cls(client, journal, models, TraceStore(store or agent_dir / "traces"), log=click.echo, **options)
+    return cls(client, journal, models, TraceStore(store or agent_dir / "traces"), log=log, **options)
 
 
 def _agent_options(command):
@@ -171,7 +176,7 @@ def solve(network, account, deployment, model_dirs, home, state, store, device, 
           max_bond, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
     with user_errors(), connected(network):
-        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), model_dirs, home,
+        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), _models(model_dirs), home,
                             state, store, device=device, cheat=cheat, max_bond=max_bond,
                             confirmations=confirmations)
         if stake:
@@ -188,6 +193,7 @@ def solve(network, account, deployment, model_dirs, home, state, store, device, 
               help="Deployments file [default: deployments/<ecosystem>-<network>.json].")
 def unstake(network, account, deployment):
     """Withdraw the solver's free stake (what no claimed or committed job has locked)."""
+    from .agent import ether
     from .client import ChainClient
 
     with user_errors(), connected(network):
@@ -196,7 +202,7 @@ def unstake(network, account, deployment):
         if free == 0:
             raise RefereeError(f"{client.address} has no free stake in market {client.market.address}")
         receipt = client.send(f"unstake:{client.head()}", client.market, "withdraw_stake", free)
-        click.echo(f"withdrew {free / 10**18:.6g} ETH of stake (gas {receipt.gas_used:,})")
+        click.echo(f"withdrew {ether(free)} of stake (gas {receipt.gas_used:,})")
 
 
 @click.command()
@@ -209,7 +215,8 @@ def watch(network, account, deployment, model_dirs, home, state, store, device, 
           cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
     with user_errors(), connected(network):
-        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), model_dirs, home,
+        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), _models(model_dirs),
+                            home,
                             state, store, device=device, cheat=cheat, max_bond=max_bond,
                             confirmations=confirmations)
         agent.run(poll, once)
@@ -238,9 +245,10 @@ def rehearse(fork_url, job_id, account, deployment, model_dirs, home, store, dev
     with user_errors(), fork(fork_url) as url, connected(url):
         signer = load_account(account)
         chosen = Deployment.load(deployment)
+        models = _models(model_dirs)
 
         def build(kind, state):
-            return build_agent(kind, signer, chosen, model_dirs, home, state, store, device=device)
+            return build_agent(kind, signer, chosen, models, home, state, store, device=device)
 
         report = play_on_fork(build, job_id)
         print_report(report, ape.chain.provider.gas_price)

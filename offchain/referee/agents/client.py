@@ -75,7 +75,6 @@ class ChainClient:
         self.deployment = deployment
         self.account = account  # None: read only
         self.address = str(account.address) if account is not None else ""
-
         self.journal = journal
         self.patience = patience
         self.log = log
@@ -156,17 +155,15 @@ class ChainClient:
         transaction for ``key`` went out before (the chain now shows its effect) or is in flight."""
         from ape.exceptions import ContractLogicError
 
-        if self.journal is not None:
-            row = self.journal.tx(key)
-            if row is not None and row.status != "sent":
+        row = self.journal.tx(key) if self.journal is not None else None
+        if row is not None:
+            if row.status != "sent":
+                return None  # mined or reverted before: never again
+            if self._nonce("pending") > row.nonce:  # it reached the node: the chain will show it
+                if self._nonce("latest") > row.nonce:
+                    self.journal.tx_done(key, "mined")
                 return None
-            if row is not None:
-                if self._nonce("pending") <= row.nonce:
-                    self.journal.forget_tx(key)  # it never reached the node: send it now
-                else:
-                    if self._nonce("latest") > row.nonce:
-                        self.journal.tx_done(key, "mined")
-                    return None
+            self.journal.forget_tx(key)  # it never reached the node: send it now
         handle = getattr(contract, method)
         try:
             # our own margin over the node's estimate: not the network's default (a block's worth

@@ -149,6 +149,3 @@ class Journal:
 
     def gas_by_key(self) -> list[tuple[str, int]]:
         return list(self._db.execute("SELECT key, gas FROM txs WHERE status = 'mined' ORDER BY rowid"))
-
-    def gas_spent(self) -> int:
-        return self._db.execute("SELECT COALESCE(SUM(gas), 0) FROM txs").fetchone()[0]

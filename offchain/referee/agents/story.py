@@ -21,16 +21,12 @@ import click
 from .. import commitments as cm
 from ..hashing import to_hex
 from ..model import IntegerModel
-from ..trace import TraceStore
 from .agent import ether
-from .challenger import Challenger
-from .cli import quiet_ape
+from .cli import build_agent, quiet_ape
 from .client import FINALIZED, REJECTED, ChainClient
 from .deployment import deploy
 from .drive import drive
-from .journal import Journal
 from .localchain import local_chain
-from .solver import Solver
 
 FEE = 10**16           # 0.01 ETH per job
 SOLVER_BOND = 10**18   # 1 ETH asked of the solver
@@ -55,14 +51,6 @@ class Timeline:
         self(f"... {new - old:,} s pass on the chain clock ...")
 
 
-def _agent(cls, name, account, deployment, model, workdir, timeline, **options):
-    home = workdir / name.replace(" ", "-")
-    journal = Journal(home / "state.sqlite")
-    client = ChainClient(deployment, account, journal, log=timeline)
-    return cls(client, journal, [model], TraceStore(home / "traces"), name=name, log=timeline, device="cpu",
-               **options)
-
-
 def _post(market, model_id: int, x, requester, timeline) -> int:
     receipt = market.post(model_id, x.shape[0], cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
     job_id = market.job_count()
@@ -80,6 +68,7 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
     quiet_ape()
     with local_chain():
         accounts = dict(zip(ROLES, ape.accounts.test_accounts))
+        opening = {name: account.balance for name, account in accounts.items()}
         timeline = Timeline()
         click.echo("4. a fresh local chain (anvil): deploy and register the model")
         deployment = deploy(accounts["deployer"], sink=str(accounts["sink"].address))
@@ -94,8 +83,9 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
         timeline(f"registered {model.name} as model {model_id}, root {to_hex(model.root)[:12]}… "
                  f"(gas {receipt.gas_used:,})")
 
-        agents = {name: _agent(Solver if "solver" in name else Challenger, name, accounts[name], deployment,
-                               model, chain_dir, timeline, **({"cheat": "wrong-output"} if "cheating" in name else {}))
+        agents = {name: build_agent("solver" if "solver" in name else "challenger", accounts[name], deployment,
+                                    [model], chain_dir, log=timeline, name=name, device="cpu",
+                                    cheat="wrong-output" if "cheating" in name else None)
                   for name in ("honest solver", "cheating solver", "challenger")}
         for name in ("honest solver", "cheating solver"):
             agents[name].ensure_stake(SOLVER_BOND)
@@ -124,6 +114,6 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
             gas = sum(r.gas_used for r in ape.chain.history[address])
             stake = market.stake(address)
             click.echo(f"  {name:<16} {gas:>10,} gas   stake {ether(stake):>9}   balance change "
-                       f"{ether(accounts[name].balance - 10_000 * 10**18):>12}")
+                       f"{ether(accounts[name].balance - opening[name]):>12}")
         click.echo(f"  market balance {ether(market.balance)}, obligations {ether(market.obligations())}")
     click.echo(f"chain stopped; story told in {time.perf_counter() - started:.0f} s")
