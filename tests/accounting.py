@@ -21,9 +21,9 @@ credit to. So contract accounts (the reentrant receiver) are covered too.
 ``assert_drained(market)`` is for after full resolution and every withdrawal: balance zero and
 every total zero.
 
-The views are read with plain ``eth_call``s and the logs with one ``eth_getLogs``, not through
-ape's contract wrappers: this runs after every test of tests/test_market.py, and the wrappers
-cost tens of milliseconds a call.
+The views and logs are read in two batched JSON-RPC round trips (tests/rpc.py), not through
+ape's contract wrappers: this runs after every test of tests/test_market.py and after every
+transaction of the randomized games, and the wrappers cost tens of milliseconds a call.
 """
 
 from collections import defaultdict
@@ -34,6 +34,7 @@ from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
 from referee.hashing import keccak256
+from rpc import Node
 
 OPEN, CLAIMED, COMMITTED, FINALIZED, REJECTED, CANCELLED = 1, 2, 3, 4, 5, 6
 LIVE = (OPEN, CLAIMED, COMMITTED)  # statuses whose fee is still escrowed
@@ -68,36 +69,46 @@ def _address(word: bytes) -> str:
     return to_checksum_address(word[-20:])
 
 
+def _call(address: str, signature: str, types: list, args: list) -> tuple[str, list]:
+    data = keccak256(signature.encode())[:4] + encode(types, args)
+    return ("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
+
+
 class _Views:
-    """The market's views through bare eth_call."""
+    """The market's views, read in two batched round trips of bare eth_calls (rpc.Node)."""
 
-    def __init__(self, market):
-        self.address = str(market.address)
-        self.web3 = chain.provider.web3
+    def __init__(self, market, node: Node | None = None):
+        self.address = str(getattr(market, "address", market))
+        self.node = node or _default_node(chain.provider.uri)
+        self.pending = []  # (request, output types, key)
+        self.values = {}
 
-    def call(self, signature: str, args: list, types: list, out: list):
-        data = keccak256(signature.encode())[:4] + encode(types, args)
-        # the bare RPC request: web3's middleware stack costs ~10 ms a call, four times the node
-        reply = self.web3.provider.make_request("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
-        if "error" in reply:
-            raise AssertionError(f"{signature} failed: {reply['error']}")
-        return decode(out, bytes.fromhex(reply["result"][2:]))
+    def queue(self, key, signature: str, args: list = (), types: list = (), fields: list | None = None):
+        """One view call; a struct's ``fields`` (name, type) make its value a dict."""
+        self.pending.append((_call(self.address, signature, list(types), list(args)), fields, key))
 
-    def uint(self, name: str, *account: str) -> int:
-        if account:
-            return self.call(f"{name}(address)", list(account), ["address"], ["uint256"])[0]
-        return self.call(f"{name}()", [], [], ["uint256"])[0]
+    def fetch(self, extra: list = ()) -> list:
+        """Runs the queued calls (their values land in ``self.values``) and ``extra`` raw requests."""
+        replies = self.node.batch([request for request, _, _ in self.pending] + list(extra))
+        for (request, fields, key), reply in zip(self.pending, replies):
+            if isinstance(reply, dict) and "error" in reply:
+                raise AssertionError(f"{key} failed: {reply['error']}")
+            raw = bytes.fromhex(reply[2:])
+            if fields:
+                struct = "(" + ",".join(t for _, t in fields) + ")"
+                self.values[key] = dict(zip([n for n, _ in fields], decode([struct], raw)[0]))
+            else:
+                self.values[key] = decode(["uint256"], raw)[0]
+        self.pending = []
+        return replies[len(replies) - len(extra):] if extra else []
 
-    def job(self, job_id: int) -> dict:
-        values = self.call("job(uint256)", [job_id], ["uint256"], [t for _, t in JOB_FIELDS])
-        return dict(zip([n for n, _ in JOB_FIELDS], values))
 
-    def challenge(self, game_id: int) -> dict:
-        values = self.call("challenge_of(uint256)", [game_id], ["uint256"], [t for _, t in CHALLENGE_FIELDS])
-        return dict(zip([n for n, _ in CHALLENGE_FIELDS], values))
+@lru_cache(maxsize=4)
+def _default_node(uri: str) -> Node:
+    return Node(uri)
 
-    def logs(self) -> list:
-        return self.web3.eth.get_logs({"address": self.address, "fromBlock": 0, "toBlock": "latest"})
+
+TOTALS = ("total_stake", "total_escrow", "total_bonds", "total_credit", "sink_pending", "obligations")
 
 
 @lru_cache(maxsize=1)
@@ -106,14 +117,14 @@ def _test_accounts() -> frozenset[str]:
     return frozenset(str(a.address) for a in accounts.test_accounts)
 
 
-def holders_and_games(views: _Views) -> tuple[set[str], list[int]]:
+def holders_and_games(logs: list) -> tuple[set[str], list[int]]:
     """Every address that may hold stake or credit, and the ids of the games opened."""
     found = set(_test_accounts())
     by_topic = {_topic(sig): index for sig, index in HOLDER_TOPICS.items()}
     challenged = _topic(CHALLENGED)
     games = []
-    for log in views.logs():
-        topics = [bytes(t) for t in log["topics"]]
+    for log in logs:
+        topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
         if topics and topics[0] in by_topic:
             found.add(_address(topics[by_topic[topics[0]]]))
         if topics and topics[0] == challenged:
@@ -121,34 +132,51 @@ def holders_and_games(views: _Views) -> tuple[set[str], list[int]]:
     return found, games
 
 
-def assert_accounting(market) -> int:
-    """Checks the invariant; returns ``obligations()``."""
-    views = _Views(market)
-    holders, games = holders_and_games(views)
+# Invariant checks executed in this test session (printed by tests/conftest.py).
+CHECKS = {"accounting": 0}
 
-    stake = credit = 0
-    stakes, locks = {}, {}
+
+def assert_accounting(market, node: Node | None = None) -> int:
+    """Checks the invariant; returns ``obligations()``."""
+    CHECKS["accounting"] += 1
+    views = _Views(market, node)
+    views.queue("job_count", "job_count()")
+    for total in TOTALS:
+        views.queue(total, f"{total}()")
+    logs, balance = views.fetch([
+        ("eth_getLogs", [{"address": views.address, "fromBlock": "0x0", "toBlock": "latest"}]),
+        ("eth_getBalance", [views.address, "latest"])])
+    holders, games = holders_and_games(logs)
+    totals = {total: views.values[total] for total in TOTALS}
     for address in holders:
-        stakes[address] = views.uint("stake", address)
-        locks[address] = views.uint("locked", address)
-        stake += stakes[address]
-        credit += views.uint("credit", address)
+        for view in ("stake", "locked", "credit"):
+            views.queue((view, address), f"{view}(address)", [address], ["address"])
+    for job_id in range(1, views.values["job_count"] + 1):
+        views.queue(("job", job_id), "job(uint256)", [job_id], ["uint256"], JOB_FIELDS)
+    for game_id in games:
+        views.queue(("challenge", game_id), "challenge_of(uint256)", [game_id], ["uint256"], CHALLENGE_FIELDS)
+    views.fetch()
+    value = views.values
+    stakes = {a: value[("stake", a)] for a in holders}
+    locks = {a: value[("locked", a)] for a in holders}
+    credit = sum(value[("credit", a)] for a in holders)
+    stake = sum(stakes.values())
 
     escrow = 0
     expected_locked: dict[str, int] = defaultdict(int)
     expected_open_games: dict[int, int] = defaultdict(int)
     jobs = {}
-    for job_id in range(1, views.uint("job_count") + 1):
-        job = views.job(job_id)
+    for job_id in range(1, value["job_count"] + 1):
+        job = value[("job", job_id)]
         jobs[job_id] = job
         if job["status"] in LIVE:
             escrow += job["fee"]
         if job["status"] in BONDED:
-            expected_locked[_address(bytes.fromhex(job["solver"][2:]))] += job["solver_bond"]
+            expected_locked[to_checksum_address(job["solver"])] += job["solver_bond"]
 
     bonds = 0
     for game_id in games:
-        challenge = views.challenge(game_id)
+        challenge = value[("challenge", game_id)]
         if challenge["open"]:
             bonds += challenge["bond"]
             expected_open_games[challenge["job_id"]] += 1
@@ -160,20 +188,23 @@ def assert_accounting(market) -> int:
         assert locks[address] == expected_locked[address], f"{address}: locked"
         assert locks[address] <= stakes[address], f"{address}: locked above stake"
 
-    assert views.uint("total_stake") == stake, "total_stake"
-    assert views.uint("total_escrow") == escrow, "total_escrow"
-    assert views.uint("total_bonds") == bonds, "total_bonds"
-    assert views.uint("total_credit") == credit, "total_credit"
-    recomputed = stake + escrow + bonds + credit + views.uint("sink_pending")
-    assert views.uint("obligations") == recomputed, "obligations() differs from the recomputed sum"
-    assert chain.provider.get_balance(views.address) == recomputed, "balance differs from the obligations"
+    assert totals["total_stake"] == stake, "total_stake"
+    assert totals["total_escrow"] == escrow, "total_escrow"
+    assert totals["total_bonds"] == bonds, "total_bonds"
+    assert totals["total_credit"] == credit, "total_credit"
+    recomputed = stake + escrow + bonds + credit + totals["sink_pending"]
+    assert totals["obligations"] == recomputed, "obligations() differs from the recomputed sum"
+    assert int(balance, 16) == recomputed, "balance differs from the obligations"
     return recomputed
 
 
-def assert_drained(market):
+def assert_drained(market, node: Node | None = None):
     """After full resolution and every withdrawal: nothing held, nothing owed."""
-    assert assert_accounting(market) == 0
-    views = _Views(market)
-    assert chain.provider.get_balance(views.address) == 0
-    for total in ("total_stake", "total_escrow", "total_bonds", "total_credit", "sink_pending", "obligations"):
-        assert views.uint(total) == 0, total
+    assert assert_accounting(market, node) == 0
+    views = _Views(market, node)
+    for total in TOTALS:
+        views.queue(total, f"{total}()")
+    [balance] = views.fetch([("eth_getBalance", [views.address, "latest"])])
+    assert int(balance, 16) == 0
+    for total in TOTALS:
+        assert views.values[total] == 0, total

@@ -76,3 +76,20 @@ linear_mock = _harness("linear_mock")
 # anvil without --steps-tracing: nothing here reads step traces (revert reasons come from the
 # error data), and keeping them costs memory on every transaction (referee.agents.localchain).
 drop_steps_tracing()
+
+
+# ---------------------------------------------------------------------------
+# What the randomized games and the money checks did (tests/test_random_games.py)
+# ---------------------------------------------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter):
+    from accounting import CHECKS
+    from game_bots import STATS
+
+    if STATS.jobs:
+        terminalreporter.section("randomized dispute games")
+        for line in STATS.report().splitlines():
+            terminalreporter.write_line(line)
+    if CHECKS["accounting"]:
+        terminalreporter.write_line(f"money invariant (tests/accounting.py) checked {CHECKS['accounting']} times")

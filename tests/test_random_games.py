@@ -1,0 +1,291 @@
+"""Randomized dispute games on anvil: honest and lying solvers and challengers, every wei checked.
+
+Each hypothesis example is one job on the real ModelRegistry, JobMarket and DisputeGame:
+
+- a random small model (1-5 ops, 1-40 columns, so rows of more than one 32-byte word) and a
+  random input of 1-6 rows (so row trees with padding leaves);
+- a solver that tells the truth, or commits a lying trace: one element of any slot (the input
+  slot included), a hidden slot of the wrong shape, or garbage in a padding leaf;
+- one to three challengers, honest or lying (a lying one believes the honest trace or a lying
+  one), all challenging within the window; a liar also lies at random moves
+  (tests/game_bots.py: forged roots and proofs, wrong sub-interval, child or column, forged
+  input or weight rows, proofs replayed from another job, moves after its clock ran out);
+- every game of the job played at once on the chain's clock, each side taking random delays up
+  to its deadline (a liar sometimes past it).
+
+After every transaction the market's balance must equal its obligations, recomputed
+independently (tests/accounting.py). After each game: an honest side always wins (an honest
+challenger's game may instead be closed by ``reclaim`` once another win rejected the job), an
+honest move is never refused, a refused move changes nothing, and every game ends within
+``2 * CLOCK + 1`` seconds of its opening. After the job: every credit, the stake and the sink
+equal what protocol section 10.2 says, computed here from the outcomes; once everyone
+withdraws, the market holds nothing, and each party's ETH changed by exactly what it was owed
+minus what it paid (gas included): nobody is paid twice.
+
+``REFEREE_RANDOM_JOBS`` sets the number of jobs (default 170, about 300 games, 90 s here); ``make
+test-long`` runs more with a fresh seed. The counts are printed at the end of the run.
+"""
+
+import os
+import random
+
+import pytest
+from ape import chain
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
+from game_bots import (CHALLENGER_WON, CLOSED, SOLVER_WON, STATS, Arena, Chooser, Match, Party)
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from referee import commitments as cm
+from referee.cheats import garbage_padding, wrong_element, wrong_shape
+from referee.executor import run_model
+from referee.trace import Trace
+from rpc import Abi, Node
+
+ARITY = 4
+CLOCK = 3600
+CHALLENGER_BOND = 10**17 + 3
+MIN_SOLVER_BOND = 10**17
+SOLVER_BOND = 10**18 + 1
+FEE = 3 * 10**16 + 7
+SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
+REWARD = SOLVER_BOND * SHARE_BPS // 10000
+WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
+SINK = "0x000000000000000000000000000000000000dEaD"
+
+JOBS = int(os.environ.get("REFEREE_RANDOM_JOBS", "170"))
+FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
+
+
+class Setup:
+    """The contracts and the parties' accounts, addressed through bare RPC."""
+
+    def __init__(self, project, accounts):
+        deployer = accounts[0]
+        registry = deployer.deploy(project.ModelRegistry)
+        game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+        market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
+                                 SINK)
+        self.node = Node(chain.provider.uri)
+        self.registry = Abi(self.node, registry.address, registry.contract_type.abi)
+        self.game = Abi(self.node, game.address, game.contract_type.abi)
+        self.market = Abi(self.node, market.address, market.contract_type.abi)
+        self.requester, self.solver, self.referee = (str(a.address) for a in accounts[1:4])
+        self.challengers = [str(a.address) for a in accounts[4:7]]
+
+    def check(self):
+        assert_accounting(self.market.address, self.node)
+
+
+@pytest.fixture(scope="module")
+def setup(project, accounts):
+    return Setup(project, accounts)
+
+
+# ---------------------------------------------------------------------------
+# A random job and the lies told about it
+# ---------------------------------------------------------------------------
+
+
+def random_job(choose: Chooser):
+    """A random model, its honest trace and a second job's trace (for replayed proofs)."""
+    rng = choose.rng
+    input_cols = choose.integer(1, 40, "input cols")
+    widths = [choose.integer(1, 40, "op width") for _ in range(choose.integer(1, 5, "ops"))]
+    rows = choose.integer(1, 6, "rows")
+    model = to_integer_model(random_ref_model(rng, input_cols, widths))
+    honest, other = (Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
+                     for _ in range(2))
+    return model, honest, other
+
+
+def lying_trace(choose: Chooser, honest: Trace, label: str) -> tuple[str, Trace]:
+    """A wrong trace: one element of any slot, a hidden slot's shape, or a padding leaf."""
+    n, rng = honest.op_count, choose.rng
+    kinds = ["element"] + (["shape"] if n > 1 else [])
+    padded = [k for k in range(n) if honest.slots[k].shape[0] & (honest.slots[k].shape[0] - 1)]
+    kinds += ["padding"] if padded else []
+    kind = choose.pick(kinds, f"{label} lie")
+    if kind == "element":
+        slot = choose.integer(0, n, f"{label} slot")
+        rows, cols = honest.slots[slot].shape
+        name = "input element" if slot == 0 else "output element" if slot == n else "hidden element"
+        return name, wrong_element(honest, slot, rng.randrange(rows), rng.randrange(cols))
+    if kind == "shape":
+        slot = choose.integer(1, n - 1, f"{label} slot")
+        grow = choose.pick([(1, 0), (0, 1), (2, 3)], f"{label} growth")
+        return "hidden slot shape", wrong_shape(honest, slot, *grow)
+    return "padding leaf", garbage_padding(honest, choose.pick(padded, f"{label} slot"), rng.randbytes(32))
+
+
+def lie_odds(choose: Chooser, label: str) -> int:
+    """Percent odds of a move-level lie at each move: often none (the trace lie alone is tested
+    to the end), else up to 60%."""
+    return 0 if choose.chance(40, f"{label} plays its trace straight") else choose.integer(1, 60, f"{label} lie odds")
+
+
+# ---------------------------------------------------------------------------
+# The money, by protocol section 10.2, from the outcomes
+# ---------------------------------------------------------------------------
+
+
+class Ledger:
+    """What each party is owed, computed from the rules, never read from the market."""
+
+    def __init__(self, requester: str, solver: str):
+        self.requester, self.solver = requester, solver
+        self.credit = {}
+        self.sink = 0
+        self.stake = SOLVER_BOND
+        self.rejected = False
+
+    def add(self, who: str, amount: int):
+        self.credit[who] = self.credit.get(who, 0) + amount
+
+    def settle(self, m: Match):
+        if m.result == SOLVER_WON:
+            self.add(self.solver, CHALLENGER_BOND)
+        elif not self.rejected:
+            self.rejected = True
+            self.add(self.requester, FEE)
+            self.add(m.challenger.address, CHALLENGER_BOND + REWARD)
+            self.sink += SOLVER_BOND - REWARD
+            self.stake -= SOLVER_BOND
+        else:
+            self.add(m.challenger.address, CHALLENGER_BOND)
+
+    def reclaim(self, m: Match):
+        self.add(m.challenger.address, CHALLENGER_BOND)
+
+    def finalize(self):
+        self.add(self.solver, FEE)
+
+
+# ---------------------------------------------------------------------------
+# One job, played out
+# ---------------------------------------------------------------------------
+
+
+def play_job(s: Setup, choose: Chooser):
+    node, market, game = s.node, s.market, s.game
+    model, honest, other = random_job(choose)
+    STATS.jobs += 1
+
+    solver_lies = choose.chance(60, "solver lies")
+    believed = honest
+    if solver_lies:
+        lie, believed = lying_trace(choose, honest, "solver")
+        STATS.trace_lies[f"solver: {lie}"] += 1
+    solver = Party("solver", s.solver, model, believed, not solver_lies, other, lie_odds(choose, "solver"))
+
+    challengers = []
+    for i, address in enumerate(s.challengers[:choose.integer(1, 3, "challengers")]):
+        is_honest = solver_lies and choose.chance(60, "challenger honest")
+        mind = honest
+        if not is_honest and choose.chance(50, "liar believes a wrong trace"):
+            lie, mind = lying_trace(choose, honest, f"challenger {i}")
+            STATS.trace_lies[f"challenger: {lie}"] += 1
+        challengers.append(Party(f"challenger {i}", address, model, mind, is_honest, other,
+                                 lie_odds(choose, f"challenger {i}")))
+
+    before = {a: node.balance(a) for a in [s.requester, s.solver, SINK, *s.challengers]}
+    gas_before = dict(node.gas_paid)
+    s.registry.transact(s.requester, "register", len(model.ops), model.input_cols, model.output_cols, model.ops_root)
+    model_id = s.registry.view("model_count")
+    rows = honest.slots[0].shape[0]
+    market.transact(s.requester, "post", model_id, rows, cm.packed(honest.slots[0]), SOLVER_BOND, *WINDOWS,
+                    value=FEE)
+    job_id = market.view("job_count")
+    market.transact(s.solver, "deposit", value=SOLVER_BOND)
+    market.transact(s.solver, "claim", job_id)
+    n = believed.op_count
+    market.transact(s.solver, "commit", job_id, cm.packed(believed.output), believed.trace_root,
+                    believed.state_tree(n).proof(n))
+    s.check()
+
+    matches = []
+    for party in challengers:
+        if party.honest:
+            assert party.trace.trace_root != market.view("job", job_id)["trace_root"]
+        market.transact(party.address, "challenge", job_id, value=CHALLENGER_BOND)
+        gid = game.view("game_count")
+        matches.append(Match(gid, solver, party, node.timestamp()))
+        s.check()
+
+    ledger = Ledger(s.requester, s.solver)
+
+    def on_end(m: Match):
+        STATS.games += 1
+        if m.result == CLOSED:
+            return
+        STATS.outcomes[f"{'solver' if m.result == SOLVER_WON else 'challenger'} won: {m.reason}"] += 1
+        market.transact(choose.pick([s.referee, m.solver.address, m.challenger.address], "settler"), "settle", m.gid)
+        ledger.settle(m)
+        s.check()
+        if market.view("job", job_id)["status"] != REJECTED:
+            return
+        for other_match in matches:
+            if not other_match.result and choose.chance(70, "reclaim"):
+                market.transact(other_match.challenger.address, "reclaim", other_match.gid)
+                ledger.reclaim(other_match)
+                s.check()
+                other_match.result, other_match.ended = CLOSED, node.timestamp()
+                STATS.games += 1
+                STATS.outcomes["closed by reclaim after the job was rejected"] += 1
+
+    arena = Arena(node, game, choose, STATS, s.check, CLOCK, ARITY, s.referee)
+    arena.play(matches, on_end)
+
+    for m in matches:
+        assert m.ended - m.opened <= 2 * CLOCK + 1, f"game {m.gid} took {m.ended - m.opened} s"
+        if m.solver.honest:
+            assert m.result == SOLVER_WON, f"honest solver lost game {m.gid}: {m.reason}"
+        if m.challenger.honest:
+            assert m.result in (CHALLENGER_WON, CLOSED), f"honest challenger lost game {m.gid}: {m.reason}"
+
+    job = market.view("job", job_id)
+    if job["status"] == COMMITTED:
+        node.mine(max(node.timestamp(), job["challenge_deadline"]) + 1)
+        market.transact(s.referee, "finalize", job_id)
+        ledger.finalize()
+        s.check()
+    status = market.view("job", job_id)["status"]
+    assert status == (REJECTED if ledger.rejected else FINALIZED)
+    if solver_lies and any(c.honest for c in challengers):
+        assert status == REJECTED
+
+    # every figure as the rules say, then everyone withdraws to an empty market
+    for who in [s.requester, s.solver, *s.challengers]:
+        assert market.view("credit", who) == ledger.credit.get(who, 0), who
+    assert market.view("stake", s.solver) == ledger.stake
+    assert market.view("sink_pending") == ledger.sink
+    for who, amount in ledger.credit.items():
+        market.transact(who, "withdraw")
+        s.check()
+    if ledger.stake:
+        market.transact(s.solver, "withdraw_stake", ledger.stake)
+    if ledger.sink:
+        market.transact(s.referee, "release_to_sink")
+    assert_drained(market.address, node)
+
+    paid_in = {s.requester: FEE, s.solver: SOLVER_BOND}
+    for c in challengers:
+        paid_in[c.address] = CHALLENGER_BOND
+    for who in [s.requester, s.solver, *s.challengers]:
+        gas = node.gas_paid[who.lower()] - gas_before.get(who.lower(), 0)
+        got = ledger.credit.get(who, 0) + (ledger.stake if who == s.solver else 0)
+        assert node.balance(who) - before[who] == got - paid_in.get(who, 0) - gas, f"{who} was paid wrongly"
+    assert node.balance(SINK) - before[SINK] == ledger.sink
+
+
+# No shrinking: an example is a whole job on a chain, and the failing one is printed draw by draw.
+@settings(max_examples=JOBS, deadline=None, database=None, derandomize=not FRESH_SEED,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_dispute_games_honest_side_wins_and_money_adds_up(setup, data):
+    snapshot = setup.node.snapshot()
+    try:
+        play_job(setup, Chooser(data, st))
+    finally:
+        setup.node.revert(snapshot)
