@@ -87,7 +87,7 @@ def pytest_terminal_summary(terminalreporter):
     from accounting import CHECKS
     from game_bots import STATS
 
-    if STATS.jobs:
+    if STATS.jobs or STATS.figures:
         terminalreporter.section("randomized dispute games")
         for line in STATS.report().splitlines():
             terminalreporter.write_line(line)

@@ -55,7 +55,7 @@ class Chooser:
         return (0, left, self.rng.randint(0, left), min(left, 1))[kind]
 
 
-@dataclass
+@dataclass(eq=False)  # a party is itself: compared by identity
 class Party:
     name: str
     address: str
@@ -77,8 +77,11 @@ class Stats:
     lies_rejected: Counter = field(default_factory=Counter)
     trace_lies: Counter = field(default_factory=Counter)
     moves: int = 0
+    figures: list = field(default_factory=list)  # measured lines other suites add (bond sizing)
 
     def report(self) -> str:
+        if not self.jobs:
+            return "\n".join(self.figures)
         lines = [f"{self.jobs} jobs, {self.games} games, {self.moves} moves",
                  f"trace lies: {sum(self.trace_lies.values())}  " + ", ".join(f"{k} {v}" for k, v in sorted(self.trace_lies.items())),
                  f"move lies tried: {sum(self.lies_tried.values())}, rejected by the contract: "
@@ -86,7 +89,7 @@ class Stats:
         lines += [f"  {name}: {count} tried, {self.lies_rejected[name]} rejected"
                   for name, count in sorted(self.lies_tried.items())]
         lines += ["outcomes:"] + [f"  {name}: {count}" for name, count in sorted(self.outcomes.items())]
-        return "\n".join(lines)
+        return "\n".join(lines + self.figures)
 
 
 # ---------------------------------------------------------------------------
@@ -131,6 +134,17 @@ def _flip(data: bytes, rng: random.Random) -> bytes:
 def _flip_in(proof: list, rng: random.Random) -> list:
     i = rng.randrange(len(proof))
     return proof[:i] + [_flip(proof[i], rng)] + proof[i + 1:]
+
+
+def observe(game: Abi, seen: Seen, method: str, receipt) -> None:
+    """What a move's event tells both sides (the agents read the same logs)."""
+    if method == "bisect":
+        seen.roots = list(game.event_logs(receipt, "Bisected")[0]["roots"])
+    elif method == "reveal_children":
+        log = game.event_logs(receipt, "ChildrenRevealed")[0]
+        seen.children = (log["left"], log["right"])
+    elif method == "reveal_row":
+        seen.row = game.event_logs(receipt, "RowRevealed")[0]["row"]
 
 
 # Each trick: (phase, applies(args, g) -> bool, lie(party, args, g, seen, rng, arity) -> args).
@@ -336,18 +350,8 @@ class Arena:
             assert self._state(m) == g, "a refused move changed the game"
             raise
         self.stats.moves += 1
-        self._observe(m, method, receipt)
+        observe(self.game, m.seen, method, receipt)
         self._resolved(m, receipt)
-
-    def _observe(self, m: Match, method: str, receipt) -> None:
-        """What the move's event tells both sides (the agents read the same logs)."""
-        if method == "bisect":
-            m.seen.roots = list(self.game.event_logs(receipt, "Bisected")[0]["roots"])
-        elif method == "reveal_children":
-            log = self.game.event_logs(receipt, "ChildrenRevealed")[0]
-            m.seen.children = (log["left"], log["right"])
-        elif method == "reveal_row":
-            m.seen.row = self.game.event_logs(receipt, "RowRevealed")[0]["row"]
 
     def _resolved(self, m: Match, receipt) -> None:
         for log in self.game.event_logs(receipt, "GameResolved"):

@@ -67,6 +67,8 @@ class Node:
         self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
         self.ids = 0
         self.gas_paid = Counter()  # wei of gas per sender, over every transaction sent here
+        self.gas_used = Counter()  # gas units per sender
+        self.gas_price: int | None = None  # wei per gas for what is sent (None: the node's price)
 
     def request(self, method: str, params: list):
         [reply] = self.batch([(method, params)])
@@ -118,6 +120,8 @@ class Node:
         block's, so the chain's clock moves only when told); raises ``Reverted`` (the failed
         transaction is mined all the same, as on a real chain)."""
         tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value), "gas": hex(GAS)}
+        if self.gas_price is not None:
+            tx["gasPrice"] = hex(self.gas_price)
         at = self.timestamp() if at is None else at
         self.request("evm_setNextBlockTimestamp", [at])
         tx_hash = self.request("eth_sendTransaction", [tx])
@@ -133,6 +137,7 @@ class Node:
             raise AssertionError(f"transaction {tx_hash} was not mined")
         block = int(receipt["blockNumber"], 16)
         self.gas_paid[sender.lower()] += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+        self.gas_used[sender.lower()] += int(receipt["gasUsed"], 16)
         if int(receipt["status"], 16) != 1:
             # replay on the state before it, at its block's time: the reason the node saw
             try:

@@ -27,60 +27,26 @@ test-long`` runs more with a fresh seed. The counts are printed at the end of th
 """
 
 import os
-import random
 
 import pytest
-from ape import chain
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
-from game_bots import (CHALLENGER_WON, CLOSED, SOLVER_WON, STATS, Arena, Chooser, Match, Party)
+from accounting import REJECTED
+from game_bots import CHALLENGER_WON, CLOSED, SOLVER_WON, STATS, Arena, Chooser, Match, Party
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from referee import commitments as cm
+from market_world import ARITY, CHALLENGER_BOND, CLOCK, Ledger, World
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
-from rpc import Abi, Node
-
-ARITY = 4
-CLOCK = 3600
-CHALLENGER_BOND = 10**17 + 3
-MIN_SOLVER_BOND = 10**17
-SOLVER_BOND = 10**18 + 1
-FEE = 3 * 10**16 + 7
-SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
-REWARD = SOLVER_BOND * SHARE_BPS // 10000
-WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
-SINK = "0x000000000000000000000000000000000000dEaD"
 
 JOBS = int(os.environ.get("REFEREE_RANDOM_JOBS", "170"))
 FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 
 
-class Setup:
-    """The contracts and the parties' accounts, addressed through bare RPC."""
-
-    def __init__(self, project, accounts):
-        deployer = accounts[0]
-        registry = deployer.deploy(project.ModelRegistry)
-        game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
-        market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
-                                 SINK)
-        self.node = Node(chain.provider.uri)
-        self.registry = Abi(self.node, registry.address, registry.contract_type.abi)
-        self.game = Abi(self.node, game.address, game.contract_type.abi)
-        self.market = Abi(self.node, market.address, market.contract_type.abi)
-        self.requester, self.solver, self.referee = (str(a.address) for a in accounts[1:4])
-        self.challengers = [str(a.address) for a in accounts[4:7]]
-
-    def check(self):
-        assert_accounting(self.market.address, self.node)
-
-
 @pytest.fixture(scope="module")
 def setup(project, accounts):
-    return Setup(project, accounts)
+    return World(project, accounts)
 
 
 # ---------------------------------------------------------------------------
@@ -130,44 +96,12 @@ def lie_odds(choose: Chooser, label: str) -> int:
 # ---------------------------------------------------------------------------
 
 
-class Ledger:
-    """What each party is owed, computed from the rules, never read from the market."""
-
-    def __init__(self, requester: str, solver: str):
-        self.requester, self.solver = requester, solver
-        self.credit = {}
-        self.sink = 0
-        self.stake = SOLVER_BOND
-        self.rejected = False
-
-    def add(self, who: str, amount: int):
-        self.credit[who] = self.credit.get(who, 0) + amount
-
-    def settle(self, m: Match):
-        if m.result == SOLVER_WON:
-            self.add(self.solver, CHALLENGER_BOND)
-        elif not self.rejected:
-            self.rejected = True
-            self.add(self.requester, FEE)
-            self.add(m.challenger.address, CHALLENGER_BOND + REWARD)
-            self.sink += SOLVER_BOND - REWARD
-            self.stake -= SOLVER_BOND
-        else:
-            self.add(m.challenger.address, CHALLENGER_BOND)
-
-    def reclaim(self, m: Match):
-        self.add(m.challenger.address, CHALLENGER_BOND)
-
-    def finalize(self):
-        self.add(self.solver, FEE)
-
-
 # ---------------------------------------------------------------------------
 # One job, played out
 # ---------------------------------------------------------------------------
 
 
-def play_job(s: Setup, choose: Chooser):
+def play_job(s: World, choose: Chooser):
     node, market, game = s.node, s.market, s.game
     model, honest, other = random_job(choose)
     STATS.jobs += 1
@@ -189,20 +123,8 @@ def play_job(s: Setup, choose: Chooser):
         challengers.append(Party(f"challenger {i}", address, model, mind, is_honest, other,
                                  lie_odds(choose, f"challenger {i}")))
 
-    before = {a: node.balance(a) for a in [s.requester, s.solver, SINK, *s.challengers]}
-    gas_before = dict(node.gas_paid)
-    s.registry.transact(s.requester, "register", len(model.ops), model.input_cols, model.output_cols, model.ops_root)
-    model_id = s.registry.view("model_count")
-    rows = honest.slots[0].shape[0]
-    market.transact(s.requester, "post", model_id, rows, cm.packed(honest.slots[0]), SOLVER_BOND, *WINDOWS,
-                    value=FEE)
-    job_id = market.view("job_count")
-    market.transact(s.solver, "deposit", value=SOLVER_BOND)
-    market.transact(s.solver, "claim", job_id)
-    n = believed.op_count
-    market.transact(s.solver, "commit", job_id, cm.packed(believed.output), believed.trace_root,
-                    believed.state_tree(n).proof(n))
-    s.check()
+    accounts = s.open_books([s.requester, s.solver, *s.challengers])
+    job_id = s.post_and_commit(model, honest, believed)
 
     matches = []
     for party in challengers:
@@ -213,7 +135,7 @@ def play_job(s: Setup, choose: Chooser):
         matches.append(Match(gid, solver, party, node.timestamp()))
         s.check()
 
-    ledger = Ledger(s.requester, s.solver)
+    ledger = Ledger(s)
 
     def on_end(m: Match):
         STATS.games += 1
@@ -244,39 +166,9 @@ def play_job(s: Setup, choose: Chooser):
         if m.challenger.honest:
             assert m.result in (CHALLENGER_WON, CLOSED), f"honest challenger lost game {m.gid}: {m.reason}"
 
-    job = market.view("job", job_id)
-    if job["status"] == COMMITTED:
-        node.mine(max(node.timestamp(), job["challenge_deadline"]) + 1)
-        market.transact(s.referee, "finalize", job_id)
-        ledger.finalize()
-        s.check()
-    status = market.view("job", job_id)["status"]
-    assert status == (REJECTED if ledger.rejected else FINALIZED)
+    status = s.close_out(job_id, ledger, accounts, {c.address: CHALLENGER_BOND for c in challengers})
     if solver_lies and any(c.honest for c in challengers):
         assert status == REJECTED
-
-    # every figure as the rules say, then everyone withdraws to an empty market
-    for who in [s.requester, s.solver, *s.challengers]:
-        assert market.view("credit", who) == ledger.credit.get(who, 0), who
-    assert market.view("stake", s.solver) == ledger.stake
-    assert market.view("sink_pending") == ledger.sink
-    for who, amount in ledger.credit.items():
-        market.transact(who, "withdraw")
-        s.check()
-    if ledger.stake:
-        market.transact(s.solver, "withdraw_stake", ledger.stake)
-    if ledger.sink:
-        market.transact(s.referee, "release_to_sink")
-    assert_drained(market.address, node)
-
-    paid_in = {s.requester: FEE, s.solver: SOLVER_BOND}
-    for c in challengers:
-        paid_in[c.address] = CHALLENGER_BOND
-    for who in [s.requester, s.solver, *s.challengers]:
-        gas = node.gas_paid[who.lower()] - gas_before.get(who.lower(), 0)
-        got = ledger.credit.get(who, 0) + (ledger.stake if who == s.solver else 0)
-        assert node.balance(who) - before[who] == got - paid_in.get(who, 0) - gas, f"{who} was paid wrongly"
-    assert node.balance(SINK) - before[SINK] == ledger.sink
 
 
 # No shrinking: an example is a whole job on a chain, and the failing one is printed draw by draw.

@@ -1,0 +1,149 @@
+"""One deployment of the three contracts on the test chain, driven through bare JSON-RPC, and
+the money each party is owed by the rules (for tests/test_random_games.py and
+tests/test_griefing.py).
+
+``World`` deploys ModelRegistry, DisputeGame and JobMarket with ape and then addresses them
+through ``rpc.Abi`` (a transaction or a view in a few milliseconds). ``Ledger`` computes every
+credit, the solver's stake and the sink's share from game outcomes by protocol section 10.2,
+never reading them from the market, so a test can compare the two.
+"""
+
+from ape import chain
+
+from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
+from game_bots import SOLVER_WON
+from referee import commitments as cm
+from rpc import Abi, Node
+
+ARITY = 4
+CLOCK = 3600
+CHALLENGER_BOND = 10**17 + 3
+MIN_SOLVER_BOND = 10**17
+SOLVER_BOND = 10**18 + 1
+FEE = 3 * 10**16 + 7
+SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
+WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
+SINK = "0x000000000000000000000000000000000000dEaD"
+
+
+class World:
+    """The contracts and the parties' accounts, addressed through bare RPC."""
+
+    def __init__(self, project, accounts, challenger_bond: int = CHALLENGER_BOND,
+                 min_solver_bond: int = MIN_SOLVER_BOND):
+        # the jobs' solver bond is the larger of SOLVER_BOND and the deployment's minimum
+        self.challenger_bond, self.solver_bond = challenger_bond, max(SOLVER_BOND, min_solver_bond)
+        self.fee = FEE
+        self.reward = self.solver_bond * SHARE_BPS // 10000
+        deployer = accounts[0]
+        registry = deployer.deploy(project.ModelRegistry)
+        game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+        market = deployer.deploy(project.JobMarket, registry, game, challenger_bond, min_solver_bond, SHARE_BPS,
+                                 SINK)
+        self.node = Node(chain.provider.uri)
+        self.registry = Abi(self.node, registry.address, registry.contract_type.abi)
+        self.game = Abi(self.node, game.address, game.contract_type.abi)
+        self.market = Abi(self.node, market.address, market.contract_type.abi)
+        self.requester, self.solver, self.referee = (str(a.address) for a in accounts[1:4])
+        self.challengers = [str(a.address) for a in accounts[4:7]]
+
+    def check(self):
+        assert_accounting(self.market.address, self.node)
+
+    def open_books(self, accounts: list[str]) -> dict:
+        """Each account's balance and gas paid so far, for ``close_out``."""
+        return {a: (self.node.balance(a), self.node.gas_paid[a.lower()]) for a in accounts + [SINK]}
+
+    def post_and_commit(self, model, honest, believed) -> int:
+        """Registers ``model`` (once), posts the honest input, and has the solver stake, claim and commit
+        the trace it believes; returns the job id."""
+        model_id = self.registry.view("model_id", model.root)
+        if model_id == 0:
+            self.registry.transact(self.requester, "register", len(model.ops), model.input_cols, model.output_cols,
+                                   model.ops_root)
+            model_id = self.registry.view("model_count")
+        rows = honest.slots[0].shape[0]
+        self.market.transact(self.requester, "post", model_id, rows, cm.packed(honest.slots[0]), self.solver_bond,
+                             *WINDOWS, value=self.fee)
+        job_id = self.market.view("job_count")
+        self.market.transact(self.solver, "deposit", value=self.solver_bond)
+        self.market.transact(self.solver, "claim", job_id)
+        n = believed.op_count
+        self.market.transact(self.solver, "commit", job_id, cm.packed(believed.output), believed.trace_root,
+                             believed.state_tree(n).proof(n))
+        self.check()
+        return job_id
+
+    def close_out(self, job_id: int, ledger: "Ledger", books: dict, bonds: dict) -> int:
+        """Finalizes the job if no one won against it, checks every credit, the stake and the
+        sink against ``ledger``, has everyone withdraw to an empty market, and checks that each
+        account's ETH moved by exactly what it was owed minus what it put in (``bonds`` per
+        challenger) and its gas. Returns the job's final status."""
+        market, node = self.market, self.node
+        job = market.view("job", job_id)
+        if job["status"] == COMMITTED:
+            node.mine(max(node.timestamp(), job["challenge_deadline"]) + 1)
+            market.transact(self.referee, "finalize", job_id)
+            ledger.finalize()
+            self.check()
+        status = market.view("job", job_id)["status"]
+        assert status == (REJECTED if ledger.rejected else FINALIZED)
+
+        for who in books:
+            if who != SINK:
+                assert market.view("credit", who) == ledger.credit.get(who, 0), who
+        assert market.view("stake", self.solver) == ledger.stake
+        assert market.view("sink_pending") == ledger.sink
+        for who in ledger.credit:
+            market.transact(who, "withdraw")
+            self.check()
+        if ledger.stake:
+            market.transact(self.solver, "withdraw_stake", ledger.stake)
+        if ledger.sink:
+            market.transact(self.referee, "release_to_sink")
+        assert_drained(market.address, node)
+
+        paid_in = {self.requester: self.fee, self.solver: self.solver_bond, **bonds}
+        for who, (balance, gas_before) in books.items():
+            if who == SINK:
+                assert node.balance(SINK) - balance == ledger.sink
+                continue
+            gas = node.gas_paid[who.lower()] - gas_before
+            got = ledger.credit.get(who, 0) + (ledger.stake if who == self.solver else 0)
+            assert node.balance(who) - balance == got - paid_in.get(who, 0) - gas, f"{who} was paid wrongly"
+        return status
+
+
+class Ledger:
+    """What each party is owed, computed from the rules and ``world``'s parameters, never read
+    from the market."""
+
+    def __init__(self, world: World):
+        self.requester, self.solver, self.fee = world.requester, world.solver, world.fee
+        self.bond, self.solver_bond, self.reward = world.challenger_bond, world.solver_bond, world.reward
+        self.credit = {}
+        self.sink = 0
+        self.stake = world.solver_bond
+        self.rejected = False
+
+    def add(self, who: str, amount: int):
+        self.credit[who] = self.credit.get(who, 0) + amount
+
+    def settle(self, m):
+        """A ``game_bots.Match`` that ended with a winner is settled."""
+        if m.result == SOLVER_WON:
+            self.add(self.solver, self.bond)
+        elif not self.rejected:
+            self.rejected = True
+            self.add(self.requester, self.fee)
+            self.add(m.challenger.address, self.bond + self.reward)
+            self.sink += self.solver_bond - self.reward
+            self.stake -= self.solver_bond
+        else:
+            self.add(m.challenger.address, self.bond)
+
+    def reclaim(self, m):
+        self.add(m.challenger.address, self.bond)
+
+    def finalize(self):
+        self.add(self.solver, self.fee)
