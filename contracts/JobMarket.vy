@@ -18,7 +18,9 @@
        - `total_credit`: credits waiting for `withdraw()`,
        - `sink_pending`: slashed solver bond waiting for `release_to_sink()`,
      and `self.balance == obligations()`, their sum, always (the tests
-     check it after every transaction they send).
+     check it after every transaction they send), except for ETH forced
+     in without a call (SELFDESTRUCT, a block reward), which no one is
+     owed and `release_to_sink()` sweeps to the sink.
 
      Payments are pull payments: settlement only credits; ETH leaves in
      `withdraw`, `withdraw_stake` and `release_to_sink`, which are
@@ -860,10 +862,17 @@ def withdraw():
 @nonreentrant
 def release_to_sink():
     """
-    @notice Sends the accrued slashed-bond remainder to `SINK`.
-    @dev Anyone may call it; the sink is fixed at deployment.
+    @notice Sends the accrued slashed-bond remainder to `SINK`, with any
+            surplus: ETH that reached the market without a call
+            (SELFDESTRUCT, a block reward) and that no one is owed.
+    @dev Anyone may call it; the sink is fixed at deployment. Without
+         the sweep such ETH would be stuck for good: every other path
+         pays out recorded obligations only.
     """
-    amount: uint256 = self.sink_pending
+    # INVARIANT: the balance never falls below the obligations, so this
+    # cannot underflow; it is zero unless ETH was forced in.
+    surplus: uint256 = self.balance - self._obligations()
+    amount: uint256 = self.sink_pending + surplus
     # INVARIANT: a release moves ETH.
     assert amount > 0, "market: nothing to release"
 
@@ -954,16 +963,26 @@ def credit(account: address) -> uint256:
 def obligations() -> uint256:
     """
     @notice Everything the market owes: stakes, escrowed fees, open
-            challenger bonds, credits and the sink's share. Always equal
-            to the market's balance.
+            challenger bonds, credits and the sink's share. Equal to the
+            market's balance, unless ETH was forced in without a call
+            (`release_to_sink` sweeps that surplus).
     @return uint256 The sum of the five totals, in wei.
     """
-    return self.total_stake + self.total_escrow + self.total_bonds + self.total_credit + self.sink_pending
+    return self._obligations()
 
 
 # ---------------------------------------------------------------------------
 # INTERNAL FUNCTIONS
 # ---------------------------------------------------------------------------
+
+
+@view
+@internal
+def _obligations() -> uint256:
+    """
+    @dev The five totals: what the market owes, in wei.
+    """
+    return self.total_stake + self.total_escrow + self.total_bonds + self.total_credit + self.sink_pending
 
 
 @view

@@ -1123,6 +1123,31 @@ def test_release_to_sink_succeeds(stub_market, stub, model_id, who):
         stub_market.release_to_sink(sender=who.stranger)
 
 
+@pytest.mark.parametrize("slashed", [False, True])
+def test_release_to_sink_sweeps_forced_eth_succeeds(stub_market, stub, model_id, who, slashed):
+    # ETH forced in without a call (SELFDESTRUCT, a block reward; anvil_setBalance here) is owed
+    # to no one: the balance exceeds the obligations until release_to_sink sends the surplus,
+    # with any slashed remainder, to the sink. Nothing is stuck; no one's credit changes.
+    if slashed:
+        job_id = committed(stub_market, model_id, who)
+        stub.report(stub_market, challenge(stub_market, job_id, who.challengers[0]), False, sender=who.stranger)
+    forced = 10**15 + 9
+    balance = chain.provider.get_balance(stub_market.address)
+    chain.provider.set_balance(stub_market.address, balance + forced)
+    assert stub_market.obligations() == balance
+    credits = [stub_market.credit(a) for a in (who.requester, who.solver, *who.challengers)]
+    before = chain.provider.get_balance(SINK)
+    tx = stub_market.release_to_sink(sender=who.stranger)
+    expected = forced + (TO_SINK if slashed else 0)
+    [log] = tx.decode_logs(stub_market.SinkReleased)
+    assert (log.sink, log.amount) == (SINK, expected)
+    assert chain.provider.get_balance(SINK) == before + expected
+    assert chain.provider.get_balance(stub_market.address) == stub_market.obligations()
+    assert [stub_market.credit(a) for a in (who.requester, who.solver, *who.challengers)] == credits
+    with ape.reverts("market: nothing to release"):
+        stub_market.release_to_sink(sender=who.stranger)
+
+
 # ---------------------------------------------------------------------------
 # Reentrancy: a receiver that calls back into the market when paid
 # ---------------------------------------------------------------------------
