@@ -11,7 +11,7 @@ never reading them from the market, so a test can compare the two.
 from ape import chain
 
 from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
-from game_bots import SOLVER_WON
+from game_bots import SOLVER_PHASES, SOLVER_WON, Match, Party, observe, trace_move
 from referee import commitments as cm
 from rpc import Abi, Node
 
@@ -147,3 +147,55 @@ class Ledger:
 
     def finalize(self):
         self.add(self.solver, self.fee)
+
+
+# ---------------------------------------------------------------------------
+# Playing games from traces (scripted: who stalls, who is slow)
+# ---------------------------------------------------------------------------
+
+
+def party(name, address, model_and_traces, trace=None, honest=True) -> Party:
+    model, honest_trace, other = model_and_traces
+    return Party(name, address, model, trace or honest_trace, honest, other, lies=0)
+
+
+def challenge(w: "World", job_id: int, who: Party, solver: Party, at: int | None = None) -> Match:
+    w.market.transact(who.address, "challenge", job_id, value=w.challenger_bond, at=at)
+    w.check()
+    return Match(w.game.view("game_count"), solver, who, w.node.timestamp())
+
+
+def play(w: "World", matches: list[Match], stalls=(), slow=(), pause_at_challenger: bool = False,
+         until_phase: int = 0):
+    """Plays ``matches`` at once on the chain's clock, each side from its own trace: a party in
+    ``stalls`` never moves (the other side calls timeout the first second it may), one in
+    ``slow`` moves at its deadline each time (its whole clock on its first move), the others
+    move at once. The earliest action across games goes first. With ``pause_at_challenger``
+    a game stops when its challenger is to move; with ``until_phase``, on reaching that phase."""
+    live = list(matches)
+    while live:
+        actions = []
+        for m in list(live):
+            g = w.game.view("games", m.gid)
+            phase = g["phase"]
+            mover = m.solver if phase in SOLVER_PHASES else m.challenger
+            if phase >= SOLVER_WON or phase == until_phase or (pause_at_challenger and mover is m.challenger):
+                m.result, m.ended = phase, w.node.timestamp()
+                live.remove(m)
+                continue
+            deadline = w.game.view("deadline", m.gid)
+            at = deadline + 1 if mover in stalls else deadline if mover in slow else w.node.timestamp()
+            actions.append((at, m.gid, m, g, mover))
+        if not actions:
+            return
+        at, _, m, g, mover = min(actions, key=lambda a: a[:2])
+        if mover in stalls:
+            other = m.challenger if mover is m.solver else m.solver
+            receipt = w.game.transact(other.address, "timeout", m.gid, at=at)
+        else:
+            method, args = trace_move(mover, g["phase"], m.gid, g, m.seen, ARITY)
+            receipt = w.game.transact(mover.address, method, *args, at=at)
+            observe(w.game, m.seen, method, receipt)
+        w.check()
+        for log in w.game.event_logs(receipt, "GameResolved"):
+            m.reason = log["reason"]

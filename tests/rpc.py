@@ -183,8 +183,8 @@ class Abi:
         self.node = node
         self.address = str(address)
         self.functions, self.events = {}, {}
-        for entry in abi:
-            entry = entry if isinstance(entry, dict) else entry.model_dump(mode="json", by_alias=True)
+        self.abi = [e if isinstance(e, dict) else e.model_dump(mode="json", by_alias=True) for e in abi]
+        for entry in self.abi:
             if entry["type"] == "function":
                 inputs = [_type(p) for p in entry["inputs"]]
                 selector = keccak256(f"{entry['name']}({','.join(inputs)})".encode())[:4]

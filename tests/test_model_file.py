@@ -107,6 +107,19 @@ def test_load_manifest_model_root_mismatch_fails(model_dir):
         load_model(path)
 
 
+@pytest.mark.parametrize("key, value", [("ops_root", "0x" + "11" * 32), ("output_cols", 5), ("state_depth", 9)])
+def test_load_manifest_stated_figure_mismatch_fails(model_dir, key, value):
+    # Found by the hostile-input review: an edited ops_root was once ignored (only model_root
+    # was compared). Every stated figure must match the weights.
+    path, _ = model_dir
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest[key] != value
+    manifest[key] = value
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=f"{key} is .*, the weights give .*tampered or mixed up"):
+        load_model(path)
+
+
 def test_validate_accumulator_bound_broken_fails():
     ref_model = random_ref_model(random.Random(2), 4, [2])
     ref_model["ops"][0]["weights"][1] = [127, 127, 127, 127]

@@ -126,6 +126,13 @@ def load_model(directory: Path) -> IntegerModel:
     for j, (op, spec) in enumerate(zip(ops, op_specs), start=1):
         if to_hex(op.weights.root) != _field(spec, "weights_root", str, f"{MANIFEST} op {j}"):
             raise ModelFormatError(f"op {j}: the weights do not match weights_root in {MANIFEST} (tampered or mixed up)")
+    # every figure the manifest states is checked, not only the model root: a stated ops root or
+    # shape that disagrees with the weights means the manifest was edited or mixed up
+    for key, actual in (("ops_root", to_hex(model.ops_root)), ("output_cols", model.output_cols),
+                        ("state_depth", model.state_depth)):
+        if _field(manifest, key, type(actual), MANIFEST) != actual:
+            raise ModelFormatError(f"{MANIFEST}: {key} is {manifest[key]!r}, the weights give {actual!r} "
+                                   "(tampered or mixed up)")
     if to_hex(model.root) != _field(manifest, "model_root", str, MANIFEST):
         raise ModelFormatError(f"the model root recomputed from the weights does not match {MANIFEST}")
     return model
