@@ -8,6 +8,7 @@ with a cheat, watch and dispute, status, unstake. User mistakes end in one ``Err
 """
 
 import importlib.util
+import shutil
 import json
 import subprocess
 import sys
@@ -165,3 +166,56 @@ def test_operator_keystore_account_signs_unattended_succeeds(chain, accounts, fi
         assert "staked 0.5 ETH" in run(referee, solve)
     finally:
         account.keyfile_path.unlink()
+
+
+@pytest.fixture(scope="module")
+def hostile(chain, files, tmp_path_factory):
+    """A deployment with the operator model registered, and hostile files next to the good ones."""
+    import numpy as np
+
+    base = tmp_path_factory.mktemp("hostile")
+    deployment = str(base / "deployment.json")
+    network = ["--network", chain.provider.uri]
+    run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment])
+    run(script("register_model"), [*network, "--account", "TEST::0", str(files / "model"), "--deployment", deployment])
+    tampered = base / "tampered"
+    shutil.copytree(files / "model", tampered)
+    weights = bytearray((tampered / "weights.safetensors").read_bytes())
+    weights[-1] ^= 1  # one weight changed: the model root no longer matches
+    (tampered / "weights.safetensors").write_bytes(bytes(weights))
+    truncated = base / "truncated"
+    shutil.copytree(files / "model", truncated)
+    (truncated / "weights.safetensors").write_bytes((files / "model" / "weights.safetensors").read_bytes()[:100])
+    np.save(base / "float.npy", np.zeros((3, 6), dtype=np.float32))
+    save_rows(int8_tensor([[1] * 5] * 3), base / "narrow.json")  # one column short
+    save_rows(int8_tensor([[1] * 6] * 4097), base / "tall.json")  # past the market's 4096 rows
+    (base / "ragged.json").write_text("[[1, 2, 3, 4, 5, 6], [1]]")
+    return base, ["--network", chain.provider.uri, "--deployment", deployment]
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("register_model", ["TEST::0", "{base}/tampered"], "weights do not match weights_root"),
+    ("register_model", ["TEST::0", "{base}/truncated"], "is corrupt or truncated"),
+    ("post_job", ["TEST::1", "{model}", "{base}/float.npy"], "holds float32 values"),
+    ("post_job", ["TEST::1", "{model}", "{base}/narrow.json"], "input has shape (3, 5); the model expects (rows, 6)"),
+    ("post_job", ["TEST::1", "{model}", "{base}/ragged.json"], "rows have different lengths"),
+    ("post_job", ["TEST::1", "{model}", "{base}/tall.json"], "market: rows out of range"),
+    ("post_job", ["TEST::1", "{base}/tampered", "{model}/../input.json"], "weights do not match weights_root"),
+    ("solve", ["TEST::2", "{base}/tampered"], "weights do not match weights_root"),
+    ("watch", ["TEST::3", "{base}/truncated"], "is corrupt or truncated"),
+])
+def test_operator_hostile_file_one_line_error_reverts(hostile, files, command, args, message):
+    """Tampered or truncated model files and inputs of the wrong dtype, shape or size: one Error
+    line, no traceback, nothing sent (the job count is unchanged)."""
+    base, connection = hostile
+    account, *paths = [a.format(base=base, model=files / "model") for a in args]
+    if command in ("solve", "watch"):
+        result = CliRunner().invoke(referee, [command, "--account", account, "--model", paths[0], "--home",
+                                              str(base / "home"), "--once", *connection])
+    else:
+        result = CliRunner().invoke(script(command), [*connection, "--account", account, *paths])
+    assert result.exit_code != 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error") and message in last and "Traceback" not in result.output, result.output
+    status = CliRunner().invoke(script("status"), [*connection, "1"])
+    assert "there is no job 1 (jobs so far: 0)" in status.output, status.output
