@@ -27,6 +27,7 @@ transaction of the randomized games, and the wrappers cost tens of milliseconds 
 """
 
 from collections import defaultdict
+from contextlib import contextmanager
 from functools import lru_cache
 
 from ape import accounts, chain
@@ -208,3 +209,24 @@ def assert_drained(market, node: Node | None = None):
     assert int(balance, 16) == 0
     for total in TOTALS:
         assert views.values[total] == 0, total
+
+
+@contextmanager
+def after_every_transaction(*markets):
+    """Checks the invariant of each of ``markets`` after every transaction ape sends meanwhile
+    (a lifecycle test's every step, not only its end). A reverted transaction raises before the
+    check: it changed nothing."""
+    provider_class = type(chain.provider)  # ape-foundry's class holds its own send_transaction
+    send = provider_class.send_transaction
+
+    def checked(provider, txn):
+        receipt = send(provider, txn)
+        for market in markets:
+            assert_accounting(market)
+        return receipt
+
+    provider_class.send_transaction = checked
+    try:
+        yield
+    finally:
+        provider_class.send_transaction = send

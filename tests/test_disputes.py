@@ -11,7 +11,7 @@ import random
 import ape
 import pytest
 
-from accounting import assert_accounting, assert_drained
+from accounting import after_every_transaction, assert_accounting, assert_drained
 from dispute_driver import CLOSED, Party, play
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
@@ -56,8 +56,9 @@ def deployment(project, deployer, roles, model_and_trace):
 
 @pytest.fixture(autouse=True)
 def _accounting_holds(deployment):
-    """The market's balance equals its recorded obligations after every test, whatever it did."""
-    yield
+    """The market's balance equals its recorded obligations after every transaction, whatever it did."""
+    with after_every_transaction(deployment[2]):
+        yield
     assert_accounting(deployment[2])
 
 

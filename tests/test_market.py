@@ -15,8 +15,8 @@ import pytest
 import torch
 from ape import chain
 
-from accounting import (CANCELLED, CLAIMED, COMMITTED, FINALIZED, OPEN, REJECTED, assert_accounting,
-                        assert_drained)
+from accounting import (CANCELLED, CLAIMED, COMMITTED, FINALIZED, OPEN, REJECTED, after_every_transaction,
+                        assert_accounting, assert_drained)
 from helpers import h, load_vectors
 from referee.commitments import commit_tensor, state_roots, state_tree
 from referee.hashing import keccak256
@@ -146,8 +146,9 @@ def stub_market(project, deployer, registry, stub):
 
 @pytest.fixture(autouse=True)
 def _accounting_holds(market, stub_market):
-    """The accounting invariant holds after every test, whatever it did."""
-    yield
+    """The accounting invariant holds after every transaction of every test, whatever it did."""
+    with after_every_transaction(market, stub_market):
+        yield
     assert_accounting(market)
     assert_accounting(stub_market)
 
