@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test test-cuda bench gas vectors clean
+.PHONY: setup demo test test-long test-cuda bench gas vectors clean
 
 setup: $(VENV)/.installed $(BIN)/anvil
 
@@ -37,6 +37,14 @@ demo: setup
 test: setup
 	$(BIN)/ape compile --force
 	$(BIN)/ape test tests -q
+
+# The adversarial suites at nightly size, with a fresh seed each run (about 35 minutes here):
+# 2000 randomized jobs (~3600 dispute games), 2000 hostile calls and 200 market state-machine
+# runs. `make test` runs 170, 150 and 20 with a fixed seed.
+test-long: setup
+	$(BIN)/ape compile --force
+	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
+		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py

@@ -88,7 +88,7 @@ def pytest_terminal_summary(terminalreporter):
     from game_bots import STATS
 
     if STATS.jobs or STATS.figures:
-        terminalreporter.section("adversarial suites: randomized games, griefing, hostile calls")
+        terminalreporter.section("adversarial suites (docs/security.md)")
         for line in STATS.report().splitlines():
             terminalreporter.write_line(line)
     if CHECKS["accounting"]:

@@ -21,6 +21,7 @@ Every example starts from the same snapshot. Calldata that is not ABI at all (an
 selector, a truncated encoding, ETH sent to a function that takes none) is checked too.
 """
 
+import os
 import random
 
 import pytest
@@ -38,7 +39,8 @@ from referee.executor import run_model
 from referee.trace import Trace
 from rpc import Reverted
 
-CALLS = 150  # hypothesis examples, one transaction each
+CALLS = int(os.environ.get("REFEREE_HOSTILE_CALLS", "150"))  # hypothesis examples, one transaction each
+FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 
 # Declared limits of dynamic arguments (contracts' Bytes[...] / DynArray[..., N]); past them
 # the ABI decoder reverts without a reason.
@@ -206,7 +208,7 @@ def functions(scene: Scene) -> list[tuple[str, str, dict]]:
 TALLY = {"calls": 0, "succeeded": 0, "refused with a reason": 0, "refused past a declared limit": 0}
 
 
-@settings(max_examples=CALLS, deadline=None, database=None, derandomize=True,
+@settings(max_examples=CALLS, deadline=None, database=None, derandomize=not FRESH_SEED,
           phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_call_reverts_with_reason_and_changes_nothing(scene, data):

@@ -26,6 +26,7 @@ minus what it paid (gas included): nobody is paid twice.
 test-long`` runs more with a fresh seed. The counts are printed at the end of the run.
 """
 
+import copy
 import os
 
 import pytest
@@ -177,7 +178,12 @@ def play_job(s: World, choose: Chooser):
 @given(data=st.data())
 def test_random_dispute_games_honest_side_wins_and_money_adds_up(setup, data):
     snapshot = setup.node.snapshot()
+    counted = copy.deepcopy(STATS)
     try:
         play_job(setup, Chooser(data, st))
+    except BaseException:
+        # an example hypothesis stops early (its data ran out) or that fails is not counted
+        STATS.__dict__.update(counted.__dict__)
+        raise
     finally:
         setup.node.revert(snapshot)
