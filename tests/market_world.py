@@ -8,11 +8,16 @@ credit, the solver's stake and the sink's share from game outcomes by protocol s
 never reading them from the market, so a test can compare the two.
 """
 
+import random
+
 from ape import chain
 
 from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
 from game_bots import SOLVER_PHASES, SOLVER_WON, Match, Party, observe, trace_move
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
+from referee.executor import run_model
+from referee.trace import Trace
 from rpc import Abi, Node
 
 ARITY = 4
@@ -24,6 +29,16 @@ FEE = 3 * 10**16 + 7
 SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
 WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
 SINK = "0x000000000000000000000000000000000000dEaD"
+
+
+def model_and_traces(seed: int, input_cols: int, widths: list[int], rows: int):
+    """A random model with its honest trace on a random input, and a second job's trace (another
+    input) for replayed proofs: the ``job_model`` triple the parties are built from."""
+    rng = random.Random(seed)
+    model = to_integer_model(random_ref_model(rng, input_cols, widths))
+    honest, other = (Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
+                     for _ in range(2))
+    return model, honest, other
 
 
 class World:

@@ -16,18 +16,14 @@ Every transaction is followed by the money invariant; every job ends with exact 
 an empty market (``market_world.World.close_out``).
 """
 
-import random
 
 import pytest
 
 from game_bots import CHALLENGER_WON, SOLVER_WON, STATS, Match
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from market_world import (ARITY, CHALLENGER_BOND, CLOCK, SHARE_BPS, SOLVER_BOND, Ledger, World, challenge, party,
-                          play)
+from market_world import (ARITY, CHALLENGER_BOND, CLOCK, SHARE_BPS, SOLVER_BOND, Ledger, World, challenge,
+                          model_and_traces, party, play)
 from referee.bonds import HEADROOM_PCT, minimum_bonds
 from referee.cheats import wrong_element
-from referee.executor import run_model
-from referee.trace import Trace
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +34,7 @@ def world(project, accounts):
 @pytest.fixture(scope="module")
 def job_model():
     """4 ops, 5 rows (a row tree with padding), a 40-column hidden slot (two row words)."""
-    rng = random.Random(5)
-    model = to_integer_model(random_ref_model(rng, 10, [12, 40, 8, 6]))
-    honest = Trace(model.root, run_model(model, int8_tensor(random_input(rng, 5, 10)), "cpu"))
-    other = Trace(model.root, run_model(model, int8_tensor(random_input(rng, 5, 10)), "cpu"))
-    return model, honest, other
+    return model_and_traces(5, 10, [12, 40, 8, 6], rows=5)
 
 
 @pytest.fixture(autouse=True)

@@ -30,13 +30,10 @@ from hypothesis import strategies as st
 
 from accounting import assert_accounting
 from game_bots import BISECT, CHILDREN, CHOOSE, PICK, ROW, STEP, TRANSITION
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from market_world import CHALLENGER_BOND, World, challenge, party, play
+from market_world import CHALLENGER_BOND, World, challenge, model_and_traces, party, play
 from referee import commitments as cm
 from referee import game as moves
 from referee.cheats import wrong_element
-from referee.executor import run_model
-from referee.trace import Trace
 from rpc import Reverted
 
 CALLS = int(os.environ.get("REFEREE_HOSTILE_CALLS", "150"))  # hypothesis examples, one transaction each
@@ -60,11 +57,8 @@ class Scene:
 
     def __init__(self, w: World):
         self.w = w
-        rng = random.Random(31)
-        model = to_integer_model(random_ref_model(rng, 9, [7, 40, 5]))
-        honest = Trace(model.root, run_model(model, int8_tensor(random_input(rng, 5, 9)), "cpu"))
-        other = Trace(model.root, run_model(model, int8_tensor(random_input(rng, 5, 9)), "cpu"))
-        job_model = (model, honest, other)
+        job_model = model_and_traces(31, 9, [7, 40, 5], rows=5)
+        model, honest, other = job_model
         self.model, self.honest, self.other = job_model
         solver = party("solver", w.solver, job_model)
         liar = party("liar", w.solver, job_model, trace=wrong_element(honest, 3, row=4, col=1), honest=False)

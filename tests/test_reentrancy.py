@@ -10,16 +10,12 @@ sweep the sink (the last two would succeed outside the payment). Every attempt m
 and the money invariant holds after every transaction (tests/accounting.py).
 """
 
-import random
 
 import pytest
 
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from market_world import WINDOWS, World
+from market_world import WINDOWS, World, model_and_traces
 from referee import commitments as cm
 from referee.cheats import wrong_element
-from referee.executor import run_model
-from referee.trace import Trace
 from rpc import Abi
 
 
@@ -30,10 +26,7 @@ def world(project, accounts):
 
 @pytest.fixture(scope="module")
 def job_model():
-    rng = random.Random(12)
-    model = to_integer_model(random_ref_model(rng, 6, [5, 4]))
-    honest = Trace(model.root, run_model(model, int8_tensor(random_input(rng, 3, 6)), "cpu"))
-    return model, honest, honest
+    return model_and_traces(12, 6, [5, 4], rows=3)
 
 
 @pytest.fixture
