@@ -25,9 +25,11 @@ from referee.errors import RefereeError
 @click.option("--clock", type=click.IntRange(1), default=DEFAULT_PARAMS["clock"], show_default=True,
               help="Seconds on each side's chess clock for a whole game.")
 @click.option("--challenger-bond", type=ETH, default=DEFAULT_PARAMS["challenger_bond"], show_default="0.1",
-              help="ETH a challenger puts up per challenge.")
+              help="ETH a challenger puts up per challenge; it must repay an honest solver's gas for a "
+                   "whole game at the gas prices you expect (docs/security.md, minimum bonds).")
 @click.option("--min-solver-bond", type=ETH, default=DEFAULT_PARAMS["min_solver_bond"], show_default="0.1",
-              help="The least solver bond (ETH) a job may ask for.")
+              help="The least solver bond (ETH) a job may ask for; its reward share must repay an honest "
+                   "challenger's gas for a whole game (docs/security.md, minimum bonds).")
 @click.option("--reward-share-bps", type=click.IntRange(0, 9999), default=DEFAULT_PARAMS["reward_share_bps"],
               show_default=True, help="Share of a slashed solver bond paid to the winning challenger, in 1/10000.")
 @click.option("--sink", help="Address that receives the rest of slashed bonds [default: the deploying account].")

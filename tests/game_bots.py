@@ -86,8 +86,8 @@ class Stats:
                  f"trace lies: {sum(self.trace_lies.values())}  " + ", ".join(f"{k} {v}" for k, v in sorted(self.trace_lies.items())),
                  f"move lies tried: {sum(self.lies_tried.values())}, rejected by the contract: "
                  f"{sum(self.lies_rejected.values())}"]
-        lines += [f"  {name}: {count} tried, {self.lies_rejected[name]} rejected"
-                  for name, count in sorted(self.lies_tried.items())]
+        every = sorted(set(SOLVER_TRICKS) | set(CHALLENGER_TRICKS) | set(self.lies_tried))
+        lines += [f"  {name}: {self.lies_tried[name]} tried, {self.lies_rejected[name]} rejected" for name in every]
         lines += ["outcomes:"] + [f"  {name}: {count}" for name, count in sorted(self.outcomes.items())]
         return "\n".join(lines + self.figures)
 
@@ -303,7 +303,7 @@ class Arena:
             self._move(m, mover, phase, g, at, lie=not mover.honest and self.choose.chance(mover.lies, "lie"))
         except Reverted as exc:
             assert not mover.honest, f"{mover.name}'s honest {phase} move was rejected: {exc.reason}"
-            if self.choose.chance(50, "liar stalls after a rejected lie"):
+            if self.choose.chance(30, "liar stalls after a rejected lie"):
                 m.stalled = mover.name  # otherwise it falls back on its trace at the next plan
 
     def _late_move(self, m: Match, mover: Party, phase: int, g: dict, at: int) -> None:
