@@ -1,7 +1,7 @@
 """Plays whole dispute games on the real contracts, each side from its own trace.
 
-A ``Party`` is an account with a model and a trace; it plays every move honestly with respect
-to that trace (``referee.game``), so a liar is simply a party whose trace is wrong (the lies
+A ``Party`` is an ape account with a model and a trace; it plays every move honestly with
+respect to that trace (``game_bots.trace_move``, from ``referee.game``), so a liar is simply a party whose trace is wrong (the lies
 are built by ``referee.cheats`` from an honest trace). ``play`` drives one game to its end, moving
 chain time past a clock for a party that stalls, and returns the gas of every move.
 """
@@ -9,14 +9,12 @@ chain time past a clock for a party that stalls, and returns the gas of every mo
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from referee import game as moves
+from game_bots import SOLVER_PHASES, SOLVER_WON, Seen, remember, trace_move
 from referee.model import IntegerModel
 from referee.trace import Trace
 
 PHASES = {1: "bisect", 2: "choose", 3: "transition", 4: "reveal_children", 5: "pick",
           6: "reveal_row", 7: "step"}
-SOLVER_PHASES = {1, 3, 4, 6}
-SOLVER_WON, CHALLENGER_WON, CLOSED = 8, 9, 10
 
 
 @dataclass
@@ -36,10 +34,20 @@ class Outcome:
     gas: dict = field(default_factory=lambda: defaultdict(list))  # move name -> [gas_used]
     moves: int = 0
     reason: str = ""  # GameResolved.reason
-    # what the last moves revealed, for a caller that stops early and moves by hand
-    roots: list = field(default_factory=list)
-    children: tuple = (b"", b"")
-    row: bytes = b""
+    # what the moves revealed, for a caller that stops early and moves by hand
+    seen: Seen = field(default_factory=Seen)
+
+    @property
+    def roots(self) -> list:
+        return self.seen.roots
+
+    @property
+    def children(self) -> tuple:
+        return self.seen.children
+
+    @property
+    def row(self) -> bytes:
+        return self.seen.row
 
 
 # ---------------------------------------------------------------------------
@@ -73,28 +81,10 @@ def play(chain, game, game_id: int, solver: Party, challenger: Party, stop_at: i
             outcome.gas["timeout"].append(receipt.gas_used)
             _record_resolution(game, receipt, outcome)
             continue
-        lo, hi, levels, index = g.lo, g.hi, g.levels_left, g.node_index
-        if phase == 1:
-            outcome.roots = moves.bisection_roots(solver.trace, lo, hi, arity)
-            receipt = game.bisect(game_id, outcome.roots, sender=solver.account)
-        elif phase == 2:
-            part = moves.disputed_part(challenger.trace, lo, hi, arity, outcome.roots)
-            receipt = game.choose(game_id, part, outcome.roots, sender=challenger.account)
-        elif phase == 3:
-            t = moves.transition(solver.model, solver.trace, hi)
-            receipt = game.transition(game_id, *t.args(), sender=solver.account)
-        elif phase == 4:
-            outcome.children = moves.row_children(solver.trace, hi, levels, index)
-            receipt = game.reveal_children(game_id, *outcome.children, sender=solver.account)
-        elif phase == 5:
-            right = moves.disputed_child(challenger.trace, hi, levels, index, *outcome.children)
-            receipt = game.pick(game_id, right, *outcome.children, sender=challenger.account)
-        elif phase == 6:
-            outcome.row = solver.trace.row_bytes(hi, index)
-            receipt = game.reveal_row(game_id, outcome.row, sender=solver.account)
-        else:
-            s = moves.step(challenger.model, challenger.trace, hi, index, outcome.row)
-            receipt = game.step(game_id, *s.args(), sender=challenger.account)
+        state = {key: getattr(g, key) for key in ("lo", "hi", "levels_left", "node_index")}
+        method, args = trace_move(mover, phase, game_id, state, outcome.seen, arity)
+        receipt = getattr(game, method)(*args, sender=mover.account)
+        remember(outcome.seen, method, args)
         outcome.gas[PHASES[phase]].append(receipt.gas_used)
         outcome.moves += 1
         _record_resolution(game, receipt, outcome)

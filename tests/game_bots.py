@@ -136,15 +136,15 @@ def _flip_in(proof: list, rng: random.Random) -> list:
     return proof[:i] + [_flip(proof[i], rng)] + proof[i + 1:]
 
 
-def observe(game: Abi, seen: Seen, method: str, receipt) -> None:
-    """What a move's event tells both sides (the agents read the same logs)."""
+def remember(seen: Seen, method: str, args: list) -> None:
+    """What an accepted move put on the chain: its event carries the same roots, children or row,
+    which is all the other side reads."""
     if method == "bisect":
-        seen.roots = list(game.event_logs(receipt, "Bisected")[0]["roots"])
+        seen.roots = list(args[1])
     elif method == "reveal_children":
-        log = game.event_logs(receipt, "ChildrenRevealed")[0]
-        seen.children = (log["left"], log["right"])
+        seen.children = (args[1], args[2])
     elif method == "reveal_row":
-        seen.row = game.event_logs(receipt, "RowRevealed")[0]["row"]
+        seen.row = args[1]
 
 
 # Each trick: (phase, applies(args, g) -> bool, lie(party, args, g, seen, rng, arity) -> args).
@@ -350,7 +350,7 @@ class Arena:
             assert self._state(m) == g, "a refused move changed the game"
             raise
         self.stats.moves += 1
-        observe(self.game, m.seen, method, receipt)
+        remember(m.seen, method, args)
         self._resolved(m, receipt)
 
     def _resolved(self, m: Match, receipt) -> None:

@@ -13,7 +13,7 @@ import random
 from ape import chain
 
 from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert_drained
-from game_bots import SOLVER_PHASES, SOLVER_WON, Match, Party, observe, trace_move
+from game_bots import SOLVER_PHASES, SOLVER_WON, Match, Party, remember, trace_move
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
 from referee.executor import run_model
@@ -210,7 +210,7 @@ def play(w: "World", matches: list[Match], stalls=(), slow=(), pause_at_challeng
         else:
             method, args = trace_move(mover, g["phase"], m.gid, g, m.seen, ARITY)
             receipt = w.game.transact(mover.address, method, *args, at=at)
-            observe(w.game, m.seen, method, receipt)
+            remember(m.seen, method, args)
         w.check()
         for log in w.game.event_logs(receipt, "GameResolved"):
             m.reason = log["reason"]

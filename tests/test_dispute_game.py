@@ -10,7 +10,8 @@ import random
 import ape
 import pytest
 
-from dispute_driver import CHALLENGER_WON, SOLVER_WON, Party, play
+from dispute_driver import Party, play
+from game_bots import CHALLENGER_WON, SOLVER_WON
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import game as moves
 from referee.cheats import garbage_padding, wrong_element, wrong_shape

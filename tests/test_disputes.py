@@ -12,7 +12,8 @@ import ape
 import pytest
 
 from accounting import after_every_transaction, assert_accounting, assert_drained
-from dispute_driver import CLOSED, Party, play
+from dispute_driver import Party, play
+from game_bots import CLOSED
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
 from referee.cheats import garbage_padding, wrong_element, wrong_shape

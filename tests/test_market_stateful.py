@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from accounting import CHECKS, CLAIMED, COMMITTED, OPEN, assert_accounting, assert_drained
-from game_bots import SOLVER_PHASES, SOLVER_WON, Party, Seen, observe, trace_move
+from game_bots import SOLVER_PHASES, SOLVER_WON, Party, Seen, remember, trace_move
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from market_world import ARITY, CLOCK, World
 from referee import commitments as cm
@@ -103,10 +103,15 @@ class MarketMachine(RuleBasedStateMachine):
             ids = [j for j in ids if self.w.market.view("job", j)["status"] == status] or ids
         return ids[job % len(ids)]
 
-    @initialize()
-    def staked_solver_and_a_job(self):
+    @initialize(lie=st.booleans())
+    def staked_solver_and_a_committed_job(self, lie):
+        """Every run starts with a staked solver, an open job and a committed one (a lie or not),
+        so the later rules reach claims, challenges and games, not only deposits and posts."""
         self.call("market", self.w.solver, "deposit", value=3 * 10**18)
-        self.post(0, 2, 10**16, 10**18 + 1, (600, 600, 1800))
+        self.post(0, 2, 10**16, 10**18 + 1, (1800, 1800, 1800))
+        self.post(0, 1, 10**16, 10**18 + 1, (1800, 1800, 1800))
+        self.claim(1, 0, True)
+        self.commit(1, 0, lie, True)
 
     def actor(self, fitting: str | None, other: int, sensible: bool) -> str:
         return fitting if sensible and fitting else self.fx.actors[other]
@@ -175,9 +180,8 @@ class MarketMachine(RuleBasedStateMachine):
         mover = Party("mover", g["solver"] if solver_moves else challenger, self.fx.model, trace, True, honest)
         method, args = trace_move(mover, g["phase"], gid, g, seen, ARITY)
         sender = self.fx.actors[0] if by_other else mover.address
-        receipt = self.call("game", sender, method, *args)
-        if receipt:
-            observe(self.w.game, seen, method, receipt)
+        if self.call("game", sender, method, *args):
+            remember(seen, method, args)
 
     @rule(who=st.integers(0, 4), game=st.integers(0, 7), name=st.sampled_from(["settle", "reclaim"]))
     def game_call(self, who, game, name):
