@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from accounting import REJECTED
 from game_bots import CHALLENGER_WON, CLOSED, SOLVER_WON, STATS, Arena, Chooser, Match, Party
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from market_world import ARITY, CHALLENGER_BOND, CLOCK, Ledger, World
+from market_world import ARITY, CHALLENGER_BOND, CLOCK, Ledger, World, challenge
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
@@ -132,14 +132,9 @@ def play_job(s: World, choose: Chooser):
     accounts = s.open_books([s.requester, s.solver, *s.challengers])
     job_id = s.post_and_commit(model, honest, believed)
 
-    matches = []
-    for party in challengers:
-        if party.honest:
-            assert party.trace.trace_root != market.view("job", job_id)["trace_root"]
-        market.transact(party.address, "challenge", job_id, value=CHALLENGER_BOND)
-        gid = game.view("game_count")
-        matches.append(Match(gid, solver, party, node.timestamp()))
-        s.check()
+    committed = market.view("job", job_id)["trace_root"]
+    assert all(party.trace.trace_root != committed for party in challengers if party.honest)
+    matches = [challenge(s, job_id, party, solver) for party in challengers]
 
     ledger = Ledger(s)
 
