@@ -52,7 +52,6 @@ def _reason(error: dict) -> str:
 
 @dataclass
 class Receipt:
-    block: int
     gas_used: int
     logs: list
 
@@ -61,7 +60,6 @@ class Node:
     """One anvil node by URL."""
 
     def __init__(self, url: str):
-        self.url = url
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/"
         self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
@@ -145,7 +143,7 @@ class Node:
             except Reverted as exc:
                 raise Reverted(exc.reason) from None
             raise Reverted("")
-        return Receipt(block, int(receipt["gasUsed"], 16), receipt["logs"])
+        return Receipt(int(receipt["gasUsed"], 16), receipt["logs"])
 
     def mine(self, at: int) -> None:
         """An empty block at timestamp ``at``: the chain's clock moves on."""

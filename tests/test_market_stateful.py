@@ -35,6 +35,7 @@ FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 STEPS = 50
 WINDOW_CHOICES = [1, 600, 1800]
 WARPS = [0, 1, 2, 60, 599, 600, 601, 1801, CLOCK, CLOCK + 1]
+TOTALS = ("total_stake", "total_escrow", "total_bonds", "total_credit", "sink_pending", "job_count")
 TALLY = {"runs": 0, "calls": 0, "refused": 0}
 DONE = Counter()  # calls that went through, by function (how deep the runs reached)
 
@@ -78,8 +79,7 @@ class MarketMachine(RuleBasedStateMachine):
         """One call: refused calls must give a contract's reason and change nothing."""
         TALLY["calls"] += 1
         abi = getattr(self.w, contract)
-        before = [self.w.market.view(v) for v in ("total_stake", "total_escrow", "total_bonds", "total_credit",
-                                                    "sink_pending", "job_count")]
+        before = [self.w.market.view(v) for v in TOTALS]
         try:
             receipt = abi.transact(sender, name, *args, value=value, at=at)
             DONE[name] += 1
@@ -87,8 +87,7 @@ class MarketMachine(RuleBasedStateMachine):
         except Reverted as exc:
             TALLY["refused"] += 1
             assert exc.reason.startswith(("market: ", "game: ")), f"{name}: {exc.reason!r}"
-            assert before == [self.w.market.view(v) for v in ("total_stake", "total_escrow", "total_bonds",
-                                                               "total_credit", "sink_pending", "job_count")]
+            assert before == [self.w.market.view(v) for v in TOTALS]
             return None
 
     def job_ids(self):
