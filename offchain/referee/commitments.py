@@ -1,38 +1,58 @@
 """Commitments of protocol sections 3-6: tensor roots, weight leaves, op descriptors, model
 root and the state roots S_0..S_N.
 
-Tensors arrive as int8 torch tensors; their bytes are the protocol's packed encoding
-(two's complement, row-major), so hashing reads ``numpy().tobytes()`` directly.
+Tensors arrive as int8 or int32 torch tensors (section 3's two dtypes). int8 bytes are the
+packed encoding as they lie in memory (two's complement, row-major), so hashing reads
+``numpy().tobytes()`` directly; int32 elements are packed big-endian, as the EVM reads them.
+An int8 tensor's root is the three-word header hash it always was; any other dtype appends
+its code as a fourth word.
 """
 
 from dataclasses import dataclass
 
 import torch
 
-from .hashing import ZERO32, enc, keccak256
+from .hashing import ZERO32, enc, keccak256  # noqa: F401 (enc is re-exported)
 from .merkle import MerkleTree, depth_for, hash_pair, zero_hash
 
 KIND_LINEAR = 1
 FLAG_RELU = 1
+FLAG_WIDE = 2  # linear: the output is the int32 accumulator (protocol 5.0)
 EMPTY_SLOT = ZERO32  # an unfilled state slot (Z[0])
+
+DTYPE_INT8, DTYPE_INT32 = 0, 1
+DTYPES = {torch.int8: DTYPE_INT8, torch.int32: DTYPE_INT32}
+WIDTHS = {DTYPE_INT8: 1, DTYPE_INT32: 4}
+
+
+def dtype_code(tensor: torch.Tensor) -> int:
+    """Section 3's dtype code of a torch tensor (ValueError for any other dtype)."""
+    if tensor.dtype not in DTYPES:
+        raise ValueError(f"tensors are int8 or int32, got {tensor.dtype}")
+    return DTYPES[tensor.dtype]
 
 
 def packed(tensor: torch.Tensor) -> bytes:
-    """Packed int8 bytes of a 2-D int8 tensor, row-major."""
-    if tensor.dtype != torch.int8 or tensor.dim() != 2:
-        raise ValueError(f"expected a 2-D int8 tensor, got {tensor.dtype} of shape {tuple(tensor.shape)}")
-    return tensor.detach().cpu().contiguous().numpy().tobytes()
+    """Packed bytes of a 2-D int8 or int32 tensor, row-major; int32 elements big-endian."""
+    if tensor.dtype not in DTYPES or tensor.dim() != 2:
+        raise ValueError(f"expected a 2-D int8 or int32 tensor, got {tensor.dtype} of shape {tuple(tensor.shape)}")
+    array = tensor.detach().cpu().contiguous().numpy()
+    return (array if tensor.dtype == torch.int8 else array.astype(">i4")).tobytes()
 
 
 def row_leaves(tensor: torch.Tensor) -> list[bytes]:
     """keccak256 of each packed row."""
-    data, cols = packed(tensor), tensor.shape[1]
-    return [keccak256(data[r * cols:(r + 1) * cols]) for r in range(tensor.shape[0])]
+    data = packed(tensor)
+    size = tensor.shape[1] * WIDTHS[dtype_code(tensor)]
+    return [keccak256(data[r * size:(r + 1) * size]) for r in range(tensor.shape[0])]
 
 
-def header_root(rows: int, cols: int, rows_root: bytes) -> bytes:
-    """H(enc(rows, cols, rows_root)): the root of a tensor (or of a weights matrix)."""
-    return keccak256(enc(rows, cols, rows_root))
+def header_root(rows: int, cols: int, rows_root: bytes, dtype: int = DTYPE_INT8) -> bytes:
+    """The root of a tensor (or of a weights matrix): H(enc(rows, cols, rows_root)) for int8,
+    H(enc(rows, cols, rows_root, dtype)) for any other dtype."""
+    if dtype == DTYPE_INT8:
+        return keccak256(enc(rows, cols, rows_root))
+    return keccak256(enc(rows, cols, rows_root, dtype))
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,7 @@ class TensorCommitment:
     rows: int
     cols: int
     tree: MerkleTree
+    dtype: int = DTYPE_INT8
 
     @property
     def rows_root(self) -> bytes:
@@ -49,16 +70,22 @@ class TensorCommitment:
 
     @property
     def root(self) -> bytes:
-        return header_root(self.rows, self.cols, self.rows_root)
+        return header_root(self.rows, self.cols, self.rows_root, self.dtype)
 
     @property
     def header(self) -> tuple[int, int, bytes]:
+        """(rows, cols, rows_root): the three words the linear-only contracts take."""
         return self.rows, self.cols, self.rows_root
+
+    @property
+    def full_header(self) -> tuple[int, int, bytes, int]:
+        """(rows, cols, rows_root, dtype): section 3's header of any tensor."""
+        return self.rows, self.cols, self.rows_root, self.dtype
 
 
 def commit_tensor(tensor: torch.Tensor) -> TensorCommitment:
     rows, cols = tensor.shape
-    return TensorCommitment(rows, cols, MerkleTree(row_leaves(tensor), depth_for(rows)))
+    return TensorCommitment(rows, cols, MerkleTree(row_leaves(tensor), depth_for(rows)), dtype_code(tensor))
 
 
 def weight_leaves(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
@@ -87,8 +114,12 @@ def op_leaf(desc: bytes) -> bytes:
     return keccak256(desc)
 
 
-def model_root(op_count: int, input_cols: int, output_cols: int, ops_root: bytes) -> bytes:
-    return keccak256(enc(op_count, input_cols, output_cols, ops_root))
+def model_root(op_count: int, input_cols: int, output_cols: int, ops_root: bytes,
+               input_dtype: int = DTYPE_INT8) -> bytes:
+    """MR of section 5; a model whose input is not int8 (a token model) appends its dtype."""
+    if input_dtype == DTYPE_INT8:
+        return keccak256(enc(op_count, input_cols, output_cols, ops_root))
+    return keccak256(enc(op_count, input_cols, output_cols, ops_root, input_dtype))
 
 
 def state_depth(op_count: int) -> int:

@@ -107,6 +107,8 @@ class _IntegerRequant(_Kernel):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         acc = self.accumulate(x).add_(self.bias)
+        if self.op.wide:  # protocol 5.0: the int32 accumulator itself, exact by the bound
+            return acc.to(torch.int32)
         return _requantize_(acc, self.multiplier, self.half, self.shift, self.op.relu)
 
 
@@ -196,6 +198,16 @@ def _ieee_float32_matmul():
         torch.backends.cuda.matmul.allow_tf32 = saved_tf32
 
 
+def kernel_class(op: LinearOp, backend: str, fused64_max_k: int = FUSED64_MAX_K) -> type[_Kernel]:
+    """The linear kernel a backend uses for one op (every choice is exact; this picks the fastest)."""
+    if backend == "int_mm":
+        return _IntMM
+    if backend == "int64":
+        return _Int64
+    fused = op.in_cols <= fused64_max_k and not op.wide and fused64_exact(op)
+    return _Fused64 if fused else _Float32Blocks
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -220,14 +232,7 @@ class Executor:
         if backend not in BACKENDS:
             raise RefereeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
-        self.kernels = [self._kernel_for(op, fused64_max_k)(op, self.device) for op in model.ops]
-
-    def _kernel_for(self, op: LinearOp, fused64_max_k: int) -> type[_Kernel]:
-        if self.backend == "int_mm":
-            return _IntMM
-        if self.backend == "int64":
-            return _Int64
-        return _Fused64 if op.in_cols <= fused64_max_k and fused64_exact(op) else _Float32Blocks
+        self.kernels = [kernel_class(op, backend, fused64_max_k)(op, self.device) for op in model.ops]
 
     def check_input(self, x: torch.Tensor) -> None:
         cols = self.model.input_cols

@@ -32,6 +32,9 @@ class LinearOp:
     multiplier: torch.Tensor  # (n,) int32, in [1, 2^31 - 1]
     shift: torch.Tensor       # (n,) int32, in [1, 62]
     relu: bool
+    # Protocol 5.0: the output is the int32 accumulator itself (logits for argmax); graph
+    # models only, an MLP's IntegerModel refuses it.
+    wide: bool = False
 
     @property
     def in_cols(self) -> int:
@@ -43,7 +46,7 @@ class LinearOp:
 
     @property
     def flags(self) -> int:
-        return cm.FLAG_RELU if self.relu else 0
+        return (cm.FLAG_RELU if self.relu else 0) | (cm.FLAG_WIDE if self.wide else 0)
 
     def accumulator_bounds(self) -> torch.Tensor:
         """B[c] = 128 * sum_j |W[c, j]| + |b[c]|: the largest |acc| any int8 input can reach."""
@@ -52,6 +55,14 @@ class LinearOp:
     @cached_property
     def weights(self) -> cm.TensorCommitment:
         return cm.commit_weights(self.weight, self.bias, self.multiplier, self.shift)
+
+    def params_header(self) -> bytes:
+        """enc(n, k, weight rows root): the words hashed into the weights root."""
+        return cm.enc(self.out_cols, self.in_cols, self.weights.rows_root)
+
+    @property
+    def params_root(self) -> bytes:
+        return self.weights.root
 
     def descriptor(self) -> bytes:
         return cm.descriptor(cm.KIND_LINEAR, self.flags, self.input_slot, 0, self.in_cols,
@@ -68,6 +79,26 @@ def _check_range(name: str, tensor: torch.Tensor, low: int, high: int) -> None:
     if len(bad):
         index = int(bad[0][0])
         raise ModelCompileError(f"{name}[{index}] = {int(tensor[index])} is outside [{low}, {high}]")
+
+
+def check_linear(op: LinearOp, where: str) -> None:
+    """Every rule of protocol section 4 on one linear op's own parameters (not its slots)."""
+    _require(op.weight.dtype == torch.int8 and op.weight.dim() == 2,
+             f"{where}: weight must be a 2-D int8 tensor, got {op.weight.dtype} {tuple(op.weight.shape)}")
+    n, k = op.weight.shape
+    for name in ("bias", "multiplier", "shift"):
+        tensor = getattr(op, name)
+        _require(tensor.dtype == torch.int32 and tuple(tensor.shape) == (n,),
+                 f"{where}: {name} must be int32 of shape ({n},), got {tensor.dtype} {tuple(tensor.shape)}")
+    _require(1 <= n <= MAX_COLS and 1 <= k <= MAX_COLS, f"{where}: shape ({n}, {k}) exceeds {MAX_COLS}")
+    _require(not (op.relu and op.wide), f"{where}: a linear op is not both ReLU and wide")
+    _check_range(f"{where}: multiplier", op.multiplier, 1, INT32_MAX)
+    _check_range(f"{where}: shift", op.shift, MIN_SHIFT, MAX_SHIFT)
+    bounds = op.accumulator_bounds()
+    worst = int(bounds.argmax())
+    _require(int(bounds[worst]) <= INT32_MAX,
+             f"{where}, output channel {worst}: worst-case |accumulator| {int(bounds[worst])} "
+             f"reaches 2^31; scale down its weights or bias")
 
 
 @dataclass(eq=False)
@@ -100,24 +131,11 @@ class IntegerModel:
         for j, op in enumerate(self.ops, start=1):
             where = f"op {j}"
             _require(isinstance(op, LinearOp), f"{where}: only linear ops are supported")
-            _require(op.weight.dtype == torch.int8 and op.weight.dim() == 2,
-                     f"{where}: weight must be a 2-D int8 tensor, got {op.weight.dtype} {tuple(op.weight.shape)}")
-            n, k = op.weight.shape
-            for name in ("bias", "multiplier", "shift"):
-                tensor = getattr(op, name)
-                _require(tensor.dtype == torch.int32 and tuple(tensor.shape) == (n,),
-                         f"{where}: {name} must be int32 of shape ({n},), got {tensor.dtype} {tuple(tensor.shape)}")
-            _require(1 <= n <= MAX_COLS and 1 <= k <= MAX_COLS, f"{where}: shape ({n}, {k}) exceeds {MAX_COLS}")
+            _require(not op.wide, f"{where}: a wide linear op needs a graph model (referee.graph)")
+            check_linear(op, where)
             _require(0 <= op.input_slot < j, f"{where}: input slot {op.input_slot} is not an earlier slot")
             expected = self.slot_cols(op.input_slot)
-            _require(k == expected, f"{where}: takes {k} columns but slot {op.input_slot} has {expected}")
-            _check_range(f"{where}: multiplier", op.multiplier, 1, INT32_MAX)
-            _check_range(f"{where}: shift", op.shift, MIN_SHIFT, MAX_SHIFT)
-            bounds = op.accumulator_bounds()
-            worst = int(bounds.argmax())
-            _require(int(bounds[worst]) <= INT32_MAX,
-                     f"{where}, output channel {worst}: worst-case |accumulator| {int(bounds[worst])} "
-                     f"reaches 2^31; scale down its weights or bias")
+            _require(op.in_cols == expected, f"{where}: takes {op.in_cols} columns but slot {op.input_slot} has {expected}")
         return self
 
     @cached_property

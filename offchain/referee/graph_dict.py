@@ -1,0 +1,128 @@
+"""Graph models as plain dicts of ints and lists: the form the pure-integer reference and the
+golden vectors use (tests/reference.py's model dict, extended by issue 13).
+
+``{"input_cols", "input_dtype" (0 int8 / 1 int32, default 0), "ops": [...]}``; every op dict
+has ``kind``, ``flags``, ``input_a``, ``input_b`` and the fields of its kind (below, and
+/work/scratch/t1/API.md). It is also the serialization of the transformer kinds until the
+model file format (referee.modelfile) learns them.
+"""
+
+import torch
+
+from . import ops as k
+from .errors import ModelCompileError
+from .graph import GraphModel
+from .model import LinearOp
+
+_BITS = {k.KIND_MATMUL: {"causal": 1}, k.KIND_SOFTMAX: {"causal": 1}, k.KIND_NORM: {"rms": 1}}
+
+
+def _int(d: dict, key: str) -> int:
+    value = d.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelCompileError(f"op field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _tensor(d: dict, key: str, dtype: torch.dtype) -> torch.Tensor:
+    try:
+        wide = torch.tensor(d[key], dtype=torch.int64)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelCompileError(f"op field {key!r} is missing or not a list of integers ({e})") from None
+    if dtype != torch.int64:
+        info = torch.iinfo(dtype)
+        if wide.numel() and (int(wide.min()) < info.min or int(wide.max()) > info.max):
+            raise ModelCompileError(f"op field {key!r} has a value outside {dtype}")
+    return wide.to(dtype)
+
+
+def _flags(d: dict, kind: int, allowed: int) -> int:
+    flags = d.get("flags", 0)
+    if not isinstance(flags, int) or flags & ~allowed:
+        raise ModelCompileError(f"kind {kind}: flags {flags!r} set a bit the kind does not define")
+    return flags
+
+
+def op_from_dict(d: dict):
+    """One op dict -> a referee op (ranges are checked by GraphModel.validate or run_op)."""
+    kind = _int(d, "kind")
+    a, b = _int(d, "input_a"), d.get("input_b", 0)
+    if kind == 1:
+        flags = _flags(d, kind, 3)
+        return LinearOp(a, _tensor(d, "weights", torch.int8), _tensor(d, "bias", torch.int32),
+                        _tensor(d, "multiplier", torch.int32), _tensor(d, "shift", torch.int32),
+                        relu=bool(flags & 1), wide=bool(flags & 2))
+    if kind not in range(k.KIND_MATMUL, k.KIND_ARGMAX + 1):
+        raise ModelCompileError(f"unknown op kind {kind}")
+    flags = _flags(d, kind, 1 if kind in _BITS else 0)
+    if kind not in (k.KIND_MATMUL, k.KIND_ADD) and b != 0:
+        raise ModelCompileError(f"kind {kind}: input_b must be 0, got {b!r}")
+    ic, oc = _int(d, "in_cols"), _int(d, "out_cols")
+    if kind == k.KIND_MATMUL:
+        op = k.MatmulOp(a, _int(d, "input_b"), ic, oc, _int(d, "heads"), _int(d, "seq"), _int(d, "multiplier"),
+                        _int(d, "shift"), causal=bool(flags))
+    elif kind == k.KIND_TRANSPOSE:
+        op = k.TransposeOp(a, ic, oc, _int(d, "heads"))
+    elif kind == k.KIND_ADD:
+        op = k.AddOp(a, _int(d, "input_b"), ic, _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"))
+    elif kind == k.KIND_LUT:
+        op = k.LutOp(a, ic, _tensor(d, "table", torch.int8))
+    elif kind == k.KIND_SOFTMAX:
+        op = k.SoftmaxOp(a, ic, _int(d, "heads"), _int(d, "seq"), _tensor(d, "exp_table", torch.int32), causal=bool(flags))
+    elif kind == k.KIND_NORM:
+        op = k.NormOp(a, _tensor(d, "gamma", torch.int64), _tensor(d, "beta", torch.int64), _int(d, "multiplier"),
+                      _int(d, "shift"), rms=bool(flags))
+    elif kind == k.KIND_EMBED:
+        op = k.EmbedOp(a, _tensor(d, "token_table", torch.int8), _tensor(d, "position_table", torch.int8),
+                       _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"))
+    else:
+        op = k.ArgmaxOp(a, ic)
+    if (op.in_cols, op.out_cols) != (ic, oc):
+        raise ModelCompileError(f"kind {kind}: in_cols/out_cols ({ic}, {oc}) do not match its tables "
+                                f"({op.in_cols}, {op.out_cols})")
+    return op
+
+
+def op_to_dict(op) -> dict:
+    d = {"kind": 1 if isinstance(op, LinearOp) else op.kind, "flags": op.flags, "input_a": op.input_slot,
+         "input_b": op.input_b if not isinstance(op, LinearOp) else 0, "in_cols": op.in_cols, "out_cols": op.out_cols}
+    if isinstance(op, LinearOp):
+        d.update(weights=op.weight.tolist(), bias=op.bias.tolist(), multiplier=op.multiplier.tolist(),
+                 shift=op.shift.tolist())
+    elif isinstance(op, k.MatmulOp):
+        d.update(heads=op.heads, seq=op.seq, multiplier=op.multiplier, shift=op.shift)
+    elif isinstance(op, k.TransposeOp):
+        d.update(heads=op.heads)
+    elif isinstance(op, k.AddOp):
+        d.update(multiplier_a=op.multiplier_a, multiplier_b=op.multiplier_b, shift=op.shift)
+    elif isinstance(op, k.LutOp):
+        d.update(table=op.table.tolist())
+    elif isinstance(op, k.SoftmaxOp):
+        d.update(heads=op.heads, seq=op.seq, exp_table=op.exp_table.tolist())
+    elif isinstance(op, k.NormOp):
+        d.update(multiplier=op.multiplier, shift=op.shift, gamma=op.gamma.tolist(), beta=op.beta.tolist())
+    elif isinstance(op, k.EmbedOp):
+        d.update(token_table=op.token_table.tolist(), position_table=op.position_table.tolist(),
+                 multiplier_a=op.multiplier_a, multiplier_b=op.multiplier_b, shift=op.shift)
+    return d
+
+
+def model_from_dict(d: dict) -> GraphModel:
+    """A validated GraphModel from its dict (ModelCompileError on any broken rule)."""
+    if not isinstance(d, dict) or not isinstance(d.get("ops"), list) or not d["ops"]:
+        raise ModelCompileError("a model dict has input_cols and a non-empty ops list")
+    model = GraphModel(_int(d, "input_cols"), [op_from_dict(o) for o in d["ops"]], d.get("input_dtype", 0))
+    return model.validate()
+
+
+def model_to_dict(model: GraphModel) -> dict:
+    return {"input_cols": model.input_cols, "input_dtype": model.input_dtype,
+            "ops": [op_to_dict(op) for op in model.ops]}
+
+
+def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> list[list[list[int]]]:
+    """Every slot (slot 0 included) of the model dict ``d`` on input rows ``x``, as lists of ints."""
+    from .graph_exec import TORCH_DTYPES, GraphExecutor
+    model = model_from_dict(d)
+    tensor = torch.tensor(x, dtype=torch.int64).to(TORCH_DTYPES[model.input_dtype])
+    return [s.tolist() for s in GraphExecutor(model, device, backend).run(tensor)]

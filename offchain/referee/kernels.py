@@ -1,0 +1,218 @@
+"""Exact kernels for the transformer kinds of protocol 5.1-5.8, on CPU or CUDA.
+
+Every kernel is bit-identical to the spec (tests compare each with the independent
+pure-integer reference). Where a float is used, the comment next to it says why it is exact:
+int8 values and their products are exact in float32, so float32 GEMMs are exact while every
+partial sum stays within 2^24 (here K * 2^14 <= 2^24, i.e. K <= 1024 per block); a float64
+operation on integers is exact while every intermediate stays below 2^53; and the float64
+quotient of two integers a, b below 2^53 with b > 0 and |a / b| < 2^e floors to floor(a / b)
+whenever b * 2^e <= 2^52: an integer quotient is exact, and a non-integer one lies at least
+1 / b from every integer, more than the rounding error 2^(e - 53) (the "quotient rule" cited
+below). Everything else is int64 with the protocol's arithmetic shift.
+"""
+
+import torch
+
+from . import ops as k
+
+FLOAT32_EXACT_K = 1024  # K * 128 * 128 <= 2^24
+FLOAT64_EXACT = 1 << 53
+
+
+def _clamp8(t: torch.Tensor) -> torch.Tensor:
+    return t.clamp_(-128, 127).to(torch.int8)
+
+
+def _rq_(acc: torch.Tensor, m: int, s: int) -> torch.Tensor:
+    """rq(acc, m, s) in place on int64: |acc| < 2^31 (or < 2^40 for two-input sums), m < 2^31."""
+    return _clamp8(acc.mul_(m).add_(1 << (s - 1)).bitwise_right_shift_(s))
+
+
+def dot_blocks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact sum_k a[..., i, k] * b[..., j, k] of int8 batches as float64 (|sum| <= K * 2^14 <= 2^28).
+
+    Float32 batched GEMMs over blocks of at most 1024 along k: every partial sum, in any order,
+    is an integer of magnitude <= 1024 * 2^14 = 2^24, exact in float32; blocks add in float64.
+    """
+    kk = a.shape[-1]
+    af, bf = a.to(torch.float32), b.to(torch.float32)
+    if kk <= FLOAT32_EXACT_K:
+        return (af @ bf.transpose(-1, -2)).to(torch.float64)
+    acc = None
+    for start in range(0, kk, FLOAT32_EXACT_K):
+        part = af[..., start:start + FLOAT32_EXACT_K] @ bf[..., start:start + FLOAT32_EXACT_K].transpose(-1, -2)
+        acc = part.to(torch.float64) if acc is None else acc.add_(part)
+    return acc
+
+
+class Matmul:
+    """5.1 on a batch of sequences and heads: one batched GEMM, then rq and the causal mask."""
+
+    def __init__(self, op: k.MatmulOp, device: torch.device):
+        self.op = op
+        kk = op.in_cols // op.heads
+        # (acc * m + 2^(s-1)) * 2^-s in float64 is exact when |acc| * m + 2^(s-1) < 2^53 (integers
+        # below 2^53, then a power-of-two scale), and its floor is the protocol's >>.
+        self.fused = kk * (1 << 14) * op.multiplier + (1 << (op.shift - 1)) < FLOAT64_EXACT
+        self.mask = None
+
+    def _causal_mask(self, ta: int, rb: int, device: torch.device) -> torch.Tensor:
+        if self.mask is None or self.mask.device != device:
+            i = torch.arange(ta, device=device)[:, None]
+            j = torch.arange(rb, device=device)[None, :]
+            self.mask = j > i  # (ta, rb): key j after query i
+        return self.mask
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        op, h = self.op, self.op.heads
+        ta, kk, rb = op.seq, op.in_cols // h, op.out_cols // h
+        g = a.shape[0] // ta
+        a4 = a.reshape(g, ta, h, kk).transpose(1, 2)  # (g, h, ta, K)
+        b4 = b.reshape(g, rb, h, kk).transpose(1, 2)  # (g, h, rb, K)
+        acc = dot_blocks(a4, b4)                   # (g, h, ta, rb), exact integers
+        if self.fused:
+            y = acc.mul_(op.multiplier).add_(1 << (op.shift - 1)).mul_(2.0 ** -op.shift).floor_()
+            y = y.clamp_(-128, 127).to(torch.int8)
+        else:
+            y = _rq_(acc.to(torch.int64), op.multiplier, op.shift)
+        if op.causal:
+            y.masked_fill_(self._causal_mask(ta, rb, y.device), -128)
+        return y.transpose(1, 2).reshape(g * ta, h * rb)
+
+
+class Transpose:
+    """5.2: a view and a copy; out[g*C + c, h*Rin + i] = in[g*Rin + i, h*C + c]."""
+
+    def __init__(self, op: k.TransposeOp, device: torch.device):
+        self.op = op
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.op.heads
+        c, r_in = self.op.in_cols // h, self.op.out_cols // h
+        g = x.shape[0] // r_in
+        return x.reshape(g, r_in, h, c).permute(0, 3, 2, 1).reshape(g * c, h * r_in)
+
+
+class Add:
+    """5.3 in int64: |a * m_a + b * m_b| <= 2^39, plus 2^(s-1) <= 2^61, below 2^63."""
+
+    def __init__(self, op: k.AddOp, device: torch.device):
+        self.op = op
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        op = self.op
+        acc = a.to(torch.int64).mul_(op.multiplier_a).add_(b.to(torch.int64).mul_(op.multiplier_b))
+        return _clamp8(acc.add_(1 << (op.shift - 1)).bitwise_right_shift_(op.shift))
+
+
+class Lut:
+    """5.4: one gather. The table is re-indexed by the byte's unsigned value u = x mod 256."""
+
+    def __init__(self, op: k.LutOp, device: torch.device):
+        order = (torch.arange(256) + 128) % 256  # u -> index x + 128 of the signed value x
+        self.by_byte = op.table[order].to(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.by_byte[x.view(torch.uint8).to(torch.int64)]
+
+
+class Softmax:
+    """5.5: max over valid keys, exp by table, int64 sums, one exact floor division."""
+
+    def __init__(self, op: k.SoftmaxOp, device: torch.device):
+        self.op = op
+        self.table = op.exp_table.to(torch.int64).to(device)
+        self.mask = None
+
+    def _valid(self, rows: int, length: int, device: torch.device) -> torch.Tensor:
+        if self.mask is None or self.mask.shape[0] != rows or self.mask.device != device:
+            i = torch.arange(rows, device=device) % self.op.seq  # the row's position in its sequence
+            self.mask = torch.arange(length, device=device)[None, None, :] <= i[:, None, None]
+        return self.mask  # (rows, 1, L)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        op, rows = self.op, x.shape[0]
+        length = op.cols // op.heads
+        x3 = x.reshape(rows, op.heads, length)
+        valid = self._valid(rows, length, x.device) if op.causal else None
+        if valid is not None:
+            x3 = x3.masked_fill(~valid, -128)  # cannot raise the max: every valid x >= -128
+        top = x3.max(dim=2, keepdim=True).values
+        d = top.to(torch.int64) - x3.to(torch.int64)  # in [0, 255] on valid keys
+        e = self.table[d]
+        if valid is not None:
+            e.masked_fill_(~valid, 0)
+        total = e.sum(dim=2, keepdim=True)  # <= L * 2^23 < 2^38
+        # Quotient rule: 127 * e / S <= 127 < 2^7 and S < 2^38, so S * 2^7 < 2^45 <= 2^52: exact floor.
+        q = (e * k.SOFTMAX_ONE).to(torch.float64).div_(total.clamp(min=1).to(torch.float64)).floor_()
+        q.masked_fill_(total == 0, 0)
+        return q.to(torch.int8).view(rows, op.cols)
+
+
+def isqrt_(v: torch.Tensor) -> torch.Tensor:
+    """Floor square root of int64 values in [0, 2^58): float64 sqrt, then one correction each way.
+
+    float64(v) is v to 53 bits and sqrt is correctly rounded, so the float root is within far
+    less than 1 of the true root (< 2^29): its floor is off by at most one, fixed below.
+    """
+    r = v.to(torch.float64).sqrt_().floor_().to(torch.int64)
+    r.sub_((r * r > v).to(torch.int64))
+    r.add_(((r + 1) * (r + 1) <= v).to(torch.int64))
+    return r
+
+
+class Norm:
+    """5.6: exact integer centring and variance, floor root, one floor division, rq."""
+
+    def __init__(self, op: k.NormOp, device: torch.device):
+        self.op = op
+        self.gamma = op.gamma.to(device)
+        self.beta = op.beta.to(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        op = self.op
+        z = x.to(torch.int64)
+        if not op.rms:
+            z = z.mul_(op.cols).sub_(z.sum(dim=1, keepdim=True))  # n * x - sum x, |z| <= 255 n <= 2^22
+        v = (z * z).sum(dim=1, keepdim=True)                     # < 2^58
+        rho = isqrt_(v)
+        # Quotient rule: |z| <= rho, so |z * 2^15 / rho| <= 2^15 < 2^16, and rho < 2^29:
+        # rho * 2^16 < 2^45 <= 2^52, so the float64 floor is the exact floor (negative z too).
+        q = z.to(torch.float64).mul_(1 << k.NORM_FRAC).div_(rho.clamp(min=1).to(torch.float64)).floor_()
+        q = q.to(torch.int64).masked_fill_(rho == 0, 0)
+        return _rq_(q.mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
+
+
+class Embed:
+    """5.7: two gathers, one rescaled sum, one rounding; ids outside [0, V) embed as zero."""
+
+    def __init__(self, op: k.EmbedOp, device: torch.device):
+        self.op = op
+        # Row V is all zero: where ids outside the vocabulary point. Kept int8 (a GPT vocabulary
+        # in int64 would be 8x the table); rescaled after the gather.
+        self.tokens = torch.cat([op.token_table, torch.zeros(1, op.out_cols, dtype=torch.int8)]).to(device)
+        self.positions = op.position_table.to(torch.int64).mul_(op.multiplier_b).add_(1 << (op.shift - 1)).to(device)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        op = self.op
+        v = ids.to(torch.int64)
+        v = torch.where((v >= 0) & (v < op.vocab), v, op.vocab)
+        acc = self.tokens[v].to(torch.int64).mul_(op.multiplier_a).add_(self.positions)  # (B, T, d)
+        # |tok * m_a + pos * m_b| <= 2^39, plus 2^(s-1) <= 2^61: int64.
+        return _clamp8(acc.bitwise_right_shift_(op.shift)).view(-1, op.out_cols)
+
+
+class Argmax:
+    """5.8: the lowest index attaining the row maximum, computed without relying on torch's tie rule."""
+
+    def __init__(self, op: k.ArgmaxOp, device: torch.device):
+        self.op = op
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        top = x.max(dim=1, keepdim=True).values
+        index = torch.arange(x.shape[1], device=x.device, dtype=torch.int32).expand_as(x)
+        return torch.where(x == top, index, x.shape[1]).min(dim=1, keepdim=True).values.to(torch.int32)
+
+
+KERNELS = {k.MatmulOp: Matmul, k.TransposeOp: Transpose, k.AddOp: Add, k.LutOp: Lut, k.SoftmaxOp: Softmax,
+           k.NormOp: Norm, k.EmbedOp: Embed, k.ArgmaxOp: Argmax}
