@@ -11,14 +11,15 @@ scripts and the agents read.
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import account_option
 
+from scripts._shared import OperatorCommand
 from referee.agents.cli import ETH, user_errors
 from referee.agents.deployment import DEFAULT_PARAMS, default_path, deploy
 from referee.errors import RefereeError
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy the registry, game and market")
+@click.command(cls=OperatorCommand, short_help="Deploy the registry, game and market")
 @account_option()
 @click.option("--arity", type=int, default=DEFAULT_PARAMS["arity"], show_default=True,
               help="Parts per bisection round: a power of two from 2 to 64.")
@@ -32,22 +33,30 @@ from referee.errors import RefereeError
                    "challenger's gas for a whole game (docs/security.md, minimum bonds).")
 @click.option("--reward-share-bps", type=click.IntRange(0, 9999), default=DEFAULT_PARAMS["reward_share_bps"],
               show_default=True, help="Share of a slashed solver bond paid to the winning challenger, in 1/10000.")
+@click.option("--min-window", type=click.IntRange(1), default=DEFAULT_PARAMS["min_window"], show_default=True,
+              help="The shortest claim, commit or challenge window (seconds) a job may ask for: several blocks, "
+                   "so a claim, a commit and a challenge can always be mined in time.")
+@click.option("--max-window", type=click.IntRange(1, 365 * 86400), default=DEFAULT_PARAMS["max_window"],
+              show_default=True, help="The longest window (seconds) a job may ask for: bounds how long a job "
+                                      "can lock a solver's bond.")
 @click.option("--sink", help="Address that receives the rest of slashed bonds [default: the deploying account].")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Deployments file to write [default: deployments/<ecosystem>-<network>.json].")
 @click.option("--force", is_flag=True, help="Replace an existing deployments file.")
-def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps, sink, out,
-        force):
+def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps, min_window,
+        max_window, sink, out, force):
     """Deploy Referee's three contracts and record them in a deployments file."""
     with user_errors():
         if arity < 2 or arity > 64 or arity & (arity - 1):
             raise RefereeError(f"--arity must be a power of two from 2 to 64, got {arity}")
+        if min_window > max_window:
+            raise RefereeError(f"--min-window {min_window} is longer than --max-window {max_window}")
         out = out or default_path(ecosystem.name, network.name)
         if out.exists() and not force:
             raise RefereeError(f"{out} exists; pass --force to replace it (or --out another file)")
         deployment = deploy(account, sink=sink or str(account.address), arity=arity, clock=clock,
                             challenger_bond=challenger_bond, min_solver_bond=min_solver_bond,
-                            reward_share_bps=reward_share_bps)
+                            reward_share_bps=reward_share_bps, min_window=min_window, max_window=max_window)
         deployment.save(out)
         for name in ("registry", "game", "market"):
             click.echo(f"{name:<10}{getattr(deployment, name)}")

@@ -14,8 +14,9 @@ agents do.
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import account_option
 
+from scripts._shared import OperatorCommand
 from referee.agents import inspect
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import IN_PLAY, ChainClient
@@ -43,7 +44,7 @@ def _trace(client, job_id, model_dir, store):
     return model, Trace(model.root, Executor(model, "auto").run(x))
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Inspect or move in a job's games")
+@click.command(cls=OperatorCommand, short_help="Inspect or move in a job's games")
 @account_option(prompt=False)
 @click.argument("job_id", type=click.IntRange(1))
 @click.option("--game", "game_ids", type=int, multiple=True, help="Only this game (repeatable) [default: all].")

@@ -9,15 +9,16 @@ already registered is reported with its id, not registered twice.
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import account_option
 
+from scripts._shared import OperatorCommand
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import ChainClient
 from referee.hashing import to_hex
 from referee.modelfile import load_model
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Register a model")
+@click.command(cls=OperatorCommand, short_help="Register a model")
 @account_option()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--deployment", type=click.Path(path_type=Path),

@@ -1,6 +1,7 @@
 """The agents' SQLite journal on its own: identity binding, jobs and games, the transaction keys."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,62 @@ def test_journal_survives_sqlite_readers_succeeds(tmp_path):
     other = sqlite3.connect(tmp_path / "state.sqlite")
     assert other.execute("SELECT job_id, state FROM jobs").fetchall() == [(1, "seen")]
     other.close()
+
+
+def test_journal_second_agent_on_one_journal_reverts(tmp_path):
+    import os
+
+    first = Journal(tmp_path / "state.sqlite")
+    with pytest.raises(RefereeError, match=rf"agent state .*state.sqlite is in use by another agent \(pid {os.getpid()}\)"
+                                           r": stop that one first, or give this one its own --state"):
+        Journal(tmp_path / "state.sqlite")
+    reader = Journal(tmp_path / "state.sqlite", lock=False)  # a reader needs no lock
+    first.add_job(1, 1, 1, b"\x00", "seen")
+    assert reader.job(1).state == "seen"
+    reader.close()
+    first.close()
+    Journal(tmp_path / "state.sqlite").close()  # closed: the next agent may take it
+
+
+def test_journal_lock_freed_when_holder_killed_succeeds(tmp_path):
+    """A SIGKILLed agent leaves no stale lock: the kernel drops a flock with its process."""
+    import signal
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from referee.agents.journal import Journal; "
+                               f"j = Journal({str(tmp_path / 'state.sqlite')!r}); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RefereeError, match=f"in use by another agent \\(pid {holder.pid}\\)"):
+            Journal(tmp_path / "state.sqlite")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    Journal(tmp_path / "state.sqlite").close()
+
+
+def test_journal_from_earlier_deployment_says_what_to_do_reverts(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    journal.bind(market="0xabc", deployed_in="0x8d39" + "0" * 60)
+    journal.close()
+    reopened = Journal(tmp_path / "state.sqlite")
+    with pytest.raises(RefereeError) as caught:
+        reopened.bind(market="0xabc", deployed_in="0xc692" + "0" * 60)
+    message = str(caught.value)
+    assert "is from an earlier deployment at the same address" in message
+    assert "the chain was reset or the contracts deployed again" in message
+    assert "move" in message and "aside (or delete it) to start afresh, or pass --state" in message
+    with pytest.raises(RefereeError, match="belongs to account 0x1, not 0x2: each account and role keeps its own"):
+        reopened.bind(account="0x1")
+        reopened.bind(account="0x2")
+
+
+def test_journal_remembers_model_dirs_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.model_dirs() == []
+    journal.remember_models([tmp_path / "a", "b"])
+    journal.close()
+    reader = Journal(tmp_path / "state.sqlite", lock=False)
+    assert reader.model_dirs() == [(tmp_path / "a").resolve(), Path("b").resolve()]

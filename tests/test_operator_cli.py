@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def script(name: str):
+    if str(ROOT) not in sys.path:  # the scripts import scripts._shared, as under `ape run`
+        sys.path.insert(0, str(ROOT))
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -66,8 +68,15 @@ def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
     assert "already model 1" in run(script("register_model"), [*network, "--account", "TEST::0",
                                                                str(files / "model"), *d])
     out = run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"),
-                                   "--fee", "0.02", "--challenge-window", "900", *d])
-    assert out.startswith("job 1: operator-model on 3 rows, fee 0.02 ETH")
+                                   "--fee", "0.02", "--challenge-window", "900", "--yes", *d])
+    # the cost is shown before sending (--yes: without asking), then the job
+    preview, posted = out.strip().splitlines()[:-1], out.strip().splitlines()[-1]
+    assert preview[0] == "post a job: operator-model (model 1) on 3 rows"
+    assert any(line.split() == ["windows", "claim", "3,600", "s,", "commit", "3,600", "s,", "challenge", "900", "s"]
+               for line in preview)
+    gas_line = next(line for line in preview if line.lstrip().startswith("gas"))
+    assert "about" in gas_line and "gwei" in gas_line and "0.02 ETH, escrowed now" in out
+    assert posted.startswith("job 1: operator-model on 3 rows, fee 0.02 ETH")
 
     agent = [*network, *d, "--model", str(files / "model"), "--home", str(files / "home"), "--once"]
     out = run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "wrong-output", *agent])
@@ -76,11 +85,20 @@ def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
     for _ in range(12):
         run(referee, ["watch", "--account", "TEST::3", *agent])
         run(referee, ["solve", "--account", "TEST::2", "--cheat", "wrong-output", *agent])
-    status = run(script("status"), [*network, "1", *d])
-    assert "job 1: rejected" in status and "game 1: challenger won" in status
-    assert "GameResolved solver_won=0 reason=element differs" in status
-    assert "JobRejected" in status and "GameSettled" in status
-    assert "game 1: challenger won" in run(script("dispute"), [*network, "1", *d])
+    status = run(script("status"), [*network, "1", "--model", str(files / "model"), *d])
+    assert "job 1: rejected" in status and "game 1: over, challenger won" in status
+    # the timeline in words: who moved and what it means, never raw event names
+    for said in ("requester 0x7099…79C8 posted job 1: model 1 on 3 rows, fee 0.02 ETH",
+                 "claimed it, locking a bond of 0.1 ETH", "committed its result", "challenged with a bond of 0.1 ETH",
+                 "game 1: the challenger disputes part", "the disputed op is found",
+                 "game 1: the solver revealed op 3 (linear)'s output, 3 x 3",
+                 "game 1: the challenger disputes the", "game 1: over: the challenger won (element differs)",
+                 "the result is rejected (game 1", "game 1 settled, the challenger won"):
+        assert said in status, (said, status)
+    assert "GameResolved" not in status and "JobRejected" not in status
+    step = next(line for line in status.splitlines() if "recompute row" in line)
+    assert "column" in step and "the solver claimed" in step and "they differ" in step
+    assert "game 1: over, challenger won" in run(script("dispute"), [*network, "1", *d])
 
     # the cheater staked 1 ETH and lost its 0.1 ETH bond; the rest comes out, then nothing more
     assert "withdrew 0.9 ETH of stake" in run(referee, ["unstake", *network, "--account", "TEST::2", *d])
@@ -93,13 +111,16 @@ def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files):
     run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment, "--clock", "600"])
     d = ["--deployment", deployment]
     run(script("register_model"), [*network, "--account", "TEST::0", str(files / "model"), *d])
-    run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"), *d])
+    run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"), "--yes",
+                             *d])
     agent = [*network, *d, "--model", str(files / "model"), "--home", str(files / "hand-home"), "--once"]
     run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "stall", *agent])
     run(referee, ["watch", "--account", "TEST::3", *agent])  # challenges: the solver must bisect next
 
     out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::3", *d])
     assert "solver to move" in out and "nothing for" in out  # its clock has not run out
+    # the clocks say time left (the contract's figure), the challenger's untouched since the challenge
+    assert "clocks: solver" in out and "challenger 10 min 00 s left" in out and "used" not in out
     out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", "--model", str(files / "model"),
                                   *d])
     assert "nothing for" in out  # not the challenger's move
@@ -199,7 +220,7 @@ def hostile(chain, files, tmp_path_factory):
     ("post_job", ["TEST::1", "{model}", "{base}/float.npy"], "holds float32 values"),
     ("post_job", ["TEST::1", "{model}", "{base}/narrow.json"], "input has shape (3, 5); the model expects (rows, 6)"),
     ("post_job", ["TEST::1", "{model}", "{base}/ragged.json"], "rows have different lengths"),
-    ("post_job", ["TEST::1", "{model}", "{base}/tall.json"], "market: rows out of range"),
+    ("post_job", ["TEST::1", "{model}", "{base}/tall.json"], "the input has 4,097 rows; this market takes at most 4,096 per job"),
     ("post_job", ["TEST::1", "{base}/tampered", "{model}/../input.json"], "weights do not match weights_root"),
     ("solve", ["TEST::2", "{base}/tampered"], "weights do not match weights_root"),
     ("watch", ["TEST::3", "{base}/truncated"], "is corrupt or truncated"),

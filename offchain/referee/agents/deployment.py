@@ -2,11 +2,14 @@
 
 A deployments file (``deployments/<ecosystem>-<network>.json`` by default) records the chain
 id, the block the market was deployed in (where agents start reading logs), the addresses and
-the parameters. Agents and scripts load it to find the contracts; a file written for another
-chain is refused, so an agent never plays against the wrong contracts.
+the parameters. Agents and scripts load it to find the contracts. Loaded while connected, it
+is checked against the chain: a file written for another chain, or for a local chain since
+restarted (the same chain id, but no code at its addresses), is refused with what happened and
+what to do, so an agent never plays against the wrong contracts (or none).
 """
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,8 @@ DEFAULT_PARAMS = {
     "challenger_bond": 10**17,     # wei, exactly this per challenge
     "min_solver_bond": 10**17,     # wei, the least a job may ask of its solver
     "reward_share_bps": 5000,      # share of a slashed solver bond paid to the challenger
+    "min_window": 60,              # seconds: the shortest claim/commit/challenge window (5 blocks of 12 s)
+    "max_window": 30 * 86400,      # seconds: the longest window, so no job locks a bond for longer
 }
 
 
@@ -42,15 +47,62 @@ class Deployment:
         return Path(path)
 
     @classmethod
-    def load(cls, path: Path) -> "Deployment":
+    def load(cls, path: Path, check: bool = True) -> "Deployment":
+        """The deployment in ``path``; when Ape is connected (and ``check``), checked against
+        the chain (``check_chain``)."""
         try:
-            data = json.loads(Path(path).read_text())
-            return cls(**data)
+            deployment = cls(**json.loads(Path(path).read_text()))
         except FileNotFoundError:
             raise RefereeError(f"no deployments file {path}: deploy first (ape run deploy) or pass --deployment") \
                 from None
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise RefereeError(f"deployments file {path} is malformed: {exc}") from None
+        if check and _connected():
+            deployment.check_chain(path)
+        return deployment
+
+    def check_chain(self, path: Path | str = "the deployment") -> None:
+        """Refuse a deployment the connected chain does not hold: another chain id, or an
+        address without code (the chain was reset, e.g. anvil restarted, since the file was
+        written). Ape would otherwise fail deep inside with ContractNotFoundError."""
+        import ape
+
+        provider = ape.chain.provider
+        chain_id = provider.chain_id
+        redo = ("deploy on this chain (ape run deploy, with --force to replace the file) or pass --deployment "
+                "with this chain's file")
+        if chain_id != self.chain_id:
+            raise RefereeError(f"deployments file {path} is for chain {self.chain_id}, but the node is chain "
+                               f"{chain_id}: {redo}")
+        missing = [name for name in ("registry", "game", "market") if not provider.get_code(getattr(self, name))]
+        if missing:
+            head = provider.get_block("latest").number
+            names = " and ".join(missing) if len(missing) < 3 else "registry, game and market"
+            raise RefereeError(
+                f"deployments file {path}: no contract at its {names} address{'es' if len(missing) > 1 else ''} "
+                f"({missing[-1]} {getattr(self, missing[-1])}) on this chain (chain {chain_id}, {head + 1:,} blocks): the chain was reset since the file was "
+                f"written (a restarted anvil starts empty), or the file is another chain's; {redo}")
+
+
+def _connected() -> bool:
+    import ape
+
+    provider = ape.networks.active_provider
+    return provider is not None and provider.is_connected
+
+
+def connection_error(network: str, exc: BaseException) -> str:
+    """One line saying why ``network`` could not be used: Ape's own messages run to dozens of
+    lines (a stack, or every ecosystem it knows after a bad choice)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = re.sub(r"[.:]?\s*Options:?$", "", first).rstrip(". :")  # Ape's list of choices follows
+    if re.fullmatch(r"[\w.-]+:\d+(/.*)?", network):  # host:port, the scheme forgotten
+        return (f"--network {network}: a node's URL needs its scheme, e.g. http://{network} "
+                "(or give an Ape network choice such as ethereum:sepolia:node)")
+    if "://" in network:
+        return f"cannot connect to {network}: {first}; is the node running and is the URL right?"
+    return (f"cannot use network {network}: {first}; give an Ape network choice such as ethereum:sepolia:node "
+            "(see `ape networks list`) or a node's URL such as http://127.0.0.1:8545")
 
 
 def default_path(ecosystem: str, network: str) -> Path:
@@ -82,7 +134,8 @@ def deploy(account, sink: str, **overrides) -> Deployment:
     registry = account.deploy(project.ModelRegistry)
     game = account.deploy(project.DisputeGame, params["arity"], params["clock"])
     market = account.deploy(project.JobMarket, registry, game, params["challenger_bond"],
-                            params["min_solver_bond"], params["reward_share_bps"], sink)
+                            params["min_solver_bond"], params["reward_share_bps"], sink, params["min_window"],
+                            params["max_window"])
     provider = ape.chain.provider
     return Deployment(
         chain_id=provider.chain_id,

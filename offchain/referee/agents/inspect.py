@@ -1,9 +1,14 @@
 """Reading a job and its games back from the chain, for people: ``ape run status`` and ``dispute``.
 
 ``timeline`` merges every market and game log about one job into one list, oldest first, each
-line stamped with its block's time; ``game_state`` says where a game stands (phase, who is to
-move, how long each side has left on its clock). Large values in logs (inputs, outputs, rows,
-roots) are shown by size, amounts of wei in ETH.
+line stamped with its block's time (UTC) and saying in words who did what: who posted,
+claimed, committed and challenged, and in each game what each move means (the ops interval
+or the op the bisection narrowed to, the rows of the op's output the row descent narrowed
+to, the op and column the one step checked, the claimed and computed values). ``game_state``
+says where a game stands: phase, who is to move and how long it has left, and both chess
+clocks as time *left* (the contract stores seconds left; the mover's clock runs down from
+its last move). Amounts are in ETH; large values (inputs, outputs, rows, roots) are shown
+by size or by a short prefix.
 """
 
 import datetime
@@ -11,50 +16,166 @@ from dataclasses import dataclass
 
 from .agent import ether
 from .client import JOB_STATUS, ChainClient, open_window
+from .logs import seconds
 from .player import PHASE_NAMES, SOLVER_PHASES
 
 MARKET_EVENTS = ("JobPosted", "JobClaimed", "JobExpired", "JobCommitted", "JobChallenged", "GameSettled",
-                 "JobRejected", "ChallengeReclaimed", "JobFinalized", "JobCancelled")
+                 "JobRejected", "RewardPaid", "ChallengeReclaimed", "JobFinalized", "JobCancelled")
 GAME_EVENTS = ("Bisected", "Chosen", "Transitioned", "ChildrenRevealed", "ChildPicked", "RowRevealed", "Stepped",
                "GameResolved", "GameClosed")
-WEI_FIELDS = {"fee", "solver_bond", "bond", "amount", "refund", "reward", "to_sink", "to_solver", "to_challenger",
-              "slashed"}
-HIDDEN_FIELDS = {"job_id", "game_id"}
 RESULTS = {0: "in play", 1: "solver won", 2: "challenger won", 3: "closed"}
+# what each phase asks of the side to move, in words
+PHASE_WORDS = {"bisect": "bisect the disputed ops", "choose": "choose the disputed part",
+               "transition": "reveal the disputed op's output", "reveal_children": "reveal two halves of rows",
+               "pick": "pick the disputed half", "reveal_row": "reveal the disputed row",
+               "step": "name the disputed column for the one-step check"}
 
 
-def _show(name: str, value) -> str:
-    if name in WEI_FIELDS:
-        return f"{name}={ether(int(value))}"
-    if isinstance(value, (bytes, bytearray)) or type(value).__name__ == "HexBytes":
-        data = bytes(value)
-        return f"{name}=0x{data.hex()[:10]}…" if len(data) == 32 else f"{name}=<{len(data)} bytes>"
-    if isinstance(value, (list, tuple)):
-        return f"{name}=<{len(value)} values>"
-    return f"{name}={value}"
+def short(address) -> str:
+    text = str(address)
+    return f"{text[:6]}…{text[-4:]}" if len(text) > 12 else text
 
 
-def describe(log) -> str:
-    """``EventName a=1 b=0.1 ETH ...`` for one decoded log."""
-    fields = " ".join(_show(k, v) for k, v in log.event_arguments.items() if k not in HIDDEN_FIELDS)
-    game = f"game {log.event_arguments['game_id']}: " if "game_id" in log.event_arguments else ""
-    return f"{game}{log.event_name} {fields}".rstrip()
+def _root(value) -> str:
+    return "0x" + bytes(value).hex()[:10] + "…"
 
 
-def _stamp(client: ChainClient, block: int) -> str:
-    timestamp = client.block_timestamp(block)
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _ops(lo: int, hi: int) -> str:
+    """The ops of the interval (lo, hi]: ``op 3`` or ``ops 2-4``."""
+    return f"op {hi}" if hi == lo + 1 else f"ops {lo + 1}-{hi}"
 
 
-def timeline(client: ChainClient, job_id: int) -> list[str]:
-    """Every log about job ``job_id`` and its games, oldest first, one line each."""
+def _rows(levels_left: int, node_index: int, rows: int | None) -> str:
+    """The rows under one node of the row tree (padded to a power of two), within ``rows``."""
+    first = node_index << levels_left
+    last = ((node_index + 1) << levels_left) - 1
+    if rows is not None:
+        last = min(last, rows - 1)
+        if first > last:
+            return f"padding row {first}"
+    return f"row {first}" if first == last else f"rows {first}-{last}"
+
+
+class _Story:
+    """The context one line needs from the lines before it: each game's op and row count."""
+
+    def __init__(self, ops_kinds: dict[int, str] | None = None):
+        self.ops_kinds = ops_kinds or {}
+        self.op: dict[int, int] = {}
+        self.rows: dict[int, int] = {}
+
+    def op_name(self, op: int) -> str:
+        kind = self.ops_kinds.get(op)
+        return f"op {op} ({kind})" if kind else f"op {op}"
+
+    def describe(self, log, block_time: int) -> str:
+        a = log.event_arguments
+        name = log.event_name
+        g = a.get("game_id")
+        game = f"game {g}: " if g is not None and name in GAME_EVENTS else ""
+        return game + self._text(name, a, g, block_time)
+
+    def _text(self, name: str, a: dict, g, t: int) -> str:  # noqa: C901 (one branch per event)
+        if name == "JobPosted":
+            return (f"requester {short(a['requester'])} posted job {a['job_id']}: model {a['model_id']} on "
+                    f"{a['rows']} rows, fee {ether(a['fee'])}, solver bond {ether(a['solver_bond'])}; windows: "
+                    f"claim {seconds(a['claim_window'])}, commit {seconds(a['commit_window'])}, "
+                    f"challenge {seconds(a['challenge_window'])}")
+        if name == "JobClaimed":
+            return (f"solver {short(a['solver'])} claimed it, locking a bond of {ether(a['bond'])}; "
+                    f"it must commit within {seconds(a['commit_deadline'] - t)}")
+        if name == "JobExpired":
+            return (f"solver {short(a['solver'])} did not commit in time: its bond {ether(a['slashed'])} went to "
+                    "the requester, and the job is open to claim again")
+        if name == "JobCommitted":
+            return (f"solver {short(a['solver'])} committed its result (S_N {_root(a['trace_root'])}, "
+                    f"{len(bytes(a['output']))} output bytes); anyone may challenge for "
+                    f"{seconds(a['challenge_deadline'] - t)}")
+        if name == "JobChallenged":
+            return f"challenger {short(a['challenger'])} challenged with a bond of {ether(a['bond'])}: game {g} opened"
+        if name == "GameSettled":
+            winner = "solver" if a["solver_won"] else "challenger"
+            return (f"game {g} settled, the {winner} won: credited {ether(a['to_solver'])} to the solver, "
+                    f"{ether(a['to_challenger'])} to the challenger")
+        if name == "JobRejected":
+            return (f"the result is rejected (game {g}, challenger {short(a['challenger'])}): requester refunded "
+                    f"{ether(a['refund'])}; reward {ether(a['reward'])} to the challenger, {ether(a['to_sink'])} "
+                    "to the sink")
+        if name == "RewardPaid":
+            return f"reward {ether(a['reward'])} paid to challenger {short(a['challenger'])} (game {g})"
+        if name == "ChallengeReclaimed":
+            return (f"game {g} closed, the job already rejected: challenger {short(a['challenger'])} took back its "
+                    f"bond {ether(a['bond'])}")
+        if name == "JobFinalized":
+            return (f"finalized, no challenge won: fee {ether(a['fee'])} credited to solver {short(a['solver'])}, "
+                    "its bond unlocked")
+        if name == "JobCancelled":
+            return f"requester {short(a['requester'])} cancelled it: {ether(a['refund'])} refunded"
+        return self._game_text(name, a, g)
+
+    def _game_text(self, name: str, a: dict, g) -> str:
+        if name == "Bisected":
+            lo, hi, roots = a["lo"], a["hi"], a["roots"]
+            return (f"the solver split {_ops(lo, hi)} into {len(roots) + 1} parts, posting its state roots "
+                    f"at {len(roots)} points between them")
+        if name == "Chosen":
+            lo, hi = a["lo"], a["hi"]
+            found = "; the disputed op is found" if hi == lo + 1 else ""
+            return f"the challenger disputes part {a['index'] + 1}: {_ops(lo, hi)}{found}"
+        if name == "Transitioned":
+            self.op[g], self.rows[g] = a["op"], a["output_rows"]
+            return (f"the solver revealed {self.op_name(a['op'])}'s output, {a['output_rows']} x {a['output_cols']} "
+                    f"(its input {a['input_rows']} x {a['input_cols']}); the row descent begins")
+        if name == "ChildrenRevealed":
+            rows = _rows(a["levels_left"], a["node_index"], self.rows.get(g))
+            return f"the solver revealed the two halves of {rows}"
+        if name == "ChildPicked":
+            side = "right" if a["right"] else "left"
+            return f"the challenger disputes the {side} half: {_rows(a['levels_left'], a['node_index'], self.rows.get(g))}"
+        if name == "RowRevealed":
+            where = self.op_name(self.op[g]) if g in self.op else "the op"
+            return f"the solver revealed row {a['row_index']} of {where}'s output ({len(bytes(a['row']))} values)"
+        if name == "Stepped":
+            where = self.op_name(self.op[g]) if g in self.op else "the op"
+            verdict = "they match" if a["claimed"] == a["computed"] else "they differ"
+            return (f"the challenger had the contract recompute row {a['row_index']}, column {a['column']} of "
+                    f"{where}: the solver claimed {a['claimed']}, the contract computed {a['computed']}: {verdict}")
+        if name == "GameResolved":
+            winner = "the solver" if a["solver_won"] else "the challenger"
+            return f"over: {winner} won ({a['reason']})"
+        if name == "GameClosed":
+            return "closed before it ended (the job was already rejected)"
+        return name
+
+
+def _stamp(timestamp: int) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _events(contract, names: tuple[str, ...]) -> list[str]:
+    """The names the contract's ABI has (an older deployment may lack a newer event)."""
+    have = {event.name for event in contract.contract_type.events}
+    return [name for name in names if name in have]
+
+
+def timeline(client: ChainClient, job_id: int, ops_kinds: dict[int, str] | None = None) -> list[str]:
+    """Every log about job ``job_id`` and its games, oldest first, one line each, in words.
+
+    ``ops_kinds`` (op number -> kind, from the model when the caller has it) names each op."""
     start, head = client.deployment.block, client.head()
-    logs = [log for name in MARKET_EVENTS for log in client.logs(client.market, name, start, head, job_id=job_id)]
+    logs = [log for name in _events(client.market, MARKET_EVENTS)
+            for log in client.logs(client.market, name, start, head, job_id=job_id)]
     game_ids = [log.game_id for log in logs if log.event_name == "JobChallenged"]
-    logs += [log for game_id in game_ids for name in GAME_EVENTS
+    logs += [log for game_id in game_ids for name in _events(client.game, GAME_EVENTS)
              for log in client.logs(client.game, name, start, head, game_id=game_id)]
     logs.sort(key=lambda log: (log.block_number, log.log_index))
-    return [f"{_stamp(client, log.block_number)}  block {log.block_number:<6} {describe(log)}" for log in logs]
+    story, lines, times = _Story(ops_kinds), [], {}
+    for log in logs:
+        if log.block_number not in times:
+            times[log.block_number] = client.block_timestamp(log.block_number)
+        t = times[log.block_number]
+        lines.append(f"{_stamp(t)}  block {log.block_number:<6} {story.describe(log, t)}")
+    return lines
 
 
 @dataclass
@@ -64,18 +185,27 @@ class GameState:
     phase: str
     to_move: str  # "solver" / "challenger" / "" when over
     deadline: int  # the mover's last second; 0 when over
-    solver_time: int
-    challenger_time: int
+    solver_time: int  # seconds left on the solver's clock when it last stopped (the contract's figure)
+    challenger_time: int  # likewise for the challenger
     interval: tuple[int, int]
+
+    def left(self, side: str, now: int) -> int:
+        """Seconds left on ``side``'s clock now: the mover's runs down to its deadline."""
+        if side == self.to_move:
+            return self.deadline - now
+        return self.solver_time if side == "solver" else self.challenger_time
 
     def lines(self, now: int) -> list[str]:
         if self.result != "in play":
-            return [f"game {self.game_id}: {self.result}"]
+            return [f"game {self.game_id}: over, {self.result}"]
         left = self.deadline - now
-        clock = f"{left:,} s left" if left >= 0 else f"clock ran out {-left:,} s ago: anyone may call timeout"
-        return [f"game {self.game_id}: {self.phase}, ops ({self.interval[0]}, {self.interval[1]}], "
-                f"{self.to_move} to move ({clock})",
-                f"  clocks: solver {self.solver_time:,} s used, challenger {self.challenger_time:,} s used"]
+        clock = f"{seconds(left)} left" if left >= 0 else \
+            f"its clock ran out {seconds(-left)} ago: anyone may call timeout"
+        where = _ops(*self.interval)
+        return [f"game {self.game_id}: {self.phase} ({where}): {self.to_move} to move, to "
+                f"{PHASE_WORDS.get(self.phase, self.phase)} ({clock})",
+                f"  clocks: solver {seconds(max(self.left('solver', now), 0))} left, "
+                f"challenger {seconds(max(self.left('challenger', now), 0))} left"]
 
 
 def game_state(client: ChainClient, game_id: int) -> GameState:
@@ -98,7 +228,8 @@ def job_summary(client: ChainClient, job_id: int) -> list[str]:
     if window:
         name, deadline = window
         left = deadline - now
-        lines.append(f"  {name} window: {f'{left:,} s left' if left >= 0 else f'closed {-left:,} s ago'}")
+        lines.append(f"  {name} window: {f'{seconds(left)} left' if left >= 0 else f'closed {seconds(-left)} ago'} "
+                     f"(until {_stamp(deadline)})")
     if job.status >= 2:
         lines.append(f"  solver {job.solver}, open games {job.open_games}")
     return lines

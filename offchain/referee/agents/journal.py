@@ -14,8 +14,16 @@ agent cheaply after a restart:
 
 Every write is its own transaction (autocommit), so a kill at any moment loses at most the
 step in flight, which the next run redoes from the chain.
+
+One agent at a time: a journal is locked (``flock`` on ``<journal>.lock``, which the kernel
+releases when the process dies, even by SIGKILL) for as long as it is open, so a second agent
+started on the same journal refuses to run instead of sending the same transactions twice.
+Readers (``ape run dispute``, an operator's ``sqlite3`` shell) open it without the lock.
 """
 
+import fcntl
+import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,33 +65,84 @@ class TxRow:
     reason: str
 
 
-class Journal:
-    """One agent's SQLite journal at ``path`` (created on first use)."""
+def _take_lock(path: Path):
+    """The open lock file next to ``path``, locked for this process; a clear error if another
+    process holds it."""
+    lock_path = path.with_name(path.name + ".lock")
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RefereeError(f"agent state {path} is in use by another agent (pid {holder}): stop that one first, "
+                           "or give this one its own --state (or --home)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
-    def __init__(self, path: Path):
+
+class Journal:
+    """One agent's SQLite journal at ``path`` (created on first use), locked while open unless
+    ``lock=False`` (a reader)."""
+
+    def __init__(self, path: Path, lock: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _take_lock(self.path) if lock else None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._unlock()
             raise RefereeError(f"agent state {self.path} is not a usable SQLite database: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     # -- identity ------------------------------------------------------------------------
 
     def bind(self, **identity: str) -> None:
-        """Tie the journal to one market/account/chain; refuse one written for another."""
+        """Tie the journal to one market/account/chain; refuse one written for another, saying
+        what happened and what to do."""
         for key, value in identity.items():
             stored = self.get(key)
             if stored is None:
                 self.set(key, str(value))
             elif stored != str(value):
-                raise RefereeError(f"agent state {self.path} belongs to {key} {stored}, not {value}; "
-                                   "use another --state file")
+                raise RefereeError(self._mismatch(key, stored, str(value)))
+
+    def _mismatch(self, key: str, stored: str, value: str) -> str:
+        fresh = (f"move {self.path} aside (or delete it) to start afresh, or pass --state (or --home) "
+                 "for another journal")
+        if key == "deployed_in":
+            return (f"agent state {self.path} is from an earlier deployment at the same address (its deployment "
+                    f"block's hash was {stored[:10]}…, the chain's is now {value[:10]}…): the chain was reset or the "
+                    f"contracts deployed again, so the jobs and games it remembers no longer exist; {fresh}")
+        if key in ("market", "chain_id"):
+            return (f"agent state {self.path} belongs to {key} {stored}, not {value}: it is another deployment's "
+                    f"journal; {fresh}")
+        return (f"agent state {self.path} belongs to {key} {stored}, not {value}: each account and role keeps its "
+                f"own journal; {fresh}")
+
+    def remember_models(self, model_dirs) -> None:
+        """The model directories the agent serves or watches, for the commands that act for it
+        by hand (``ape run dispute --move`` defaults its ``--model`` from them)."""
+        self.set("model_dirs", json.dumps([str(Path(d).resolve()) for d in model_dirs]))
+
+    def model_dirs(self) -> list[Path]:
+        return [Path(d) for d in json.loads(self.get("model_dirs") or "[]")]
 
     def get(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
