@@ -71,7 +71,7 @@ class Deployment:
         self.registry = self.deployer.deploy(project.ModelRegistry)
         self.game = self.deployer.deploy(project.DisputeGame, arity, CLOCK)
         self.market = self.deployer.deploy(project.JobMarket, self.registry, self.game, CHALLENGER_BOND,
-                                           CHALLENGER_BOND, 5000, self.sink)
+                                           CHALLENGER_BOND, 5000, self.sink, 60, 30 * 86400)
         self.market.deposit(value=100 * SOLVER_BOND, sender=self.solver)
 
     def dispute(self, model: IntegerModel, x: torch.Tensor, lie_slot: int) -> dict:

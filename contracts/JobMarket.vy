@@ -14,6 +14,8 @@
      kept in a storage total by every function:
        - `total_stake`: solver stakes (`stake(a)`, a locked part included),
        - `total_escrow`: fees of jobs that are OPEN, CLAIMED or COMMITTED,
+         and the reward of a REJECTED job held until its earliest
+         winning challenge is known,
        - `total_bonds`: challenger bonds of games that are still open,
        - `total_credit`: credits waiting for `withdraw()`,
        - `sink_pending`: slashed solver bond waiting for `release_to_sink()`,
@@ -165,8 +167,17 @@ event JobRejected:
     to_sink: uint256
 
 
-# @dev A game of a rejected job was closed and its challenger's bond
-# credited back.
+# @dev The reward share of a rejected job went to the challenger of its
+# earliest-opened winning game, once the job's last game was closed.
+event RewardPaid:
+    job_id: indexed(uint256)
+    game_id: indexed(uint256)
+    challenger: indexed(address)
+    reward: uint256
+
+
+# @dev A game of a REJECTED job was closed before it ended; its
+# challenger's bond is credited back.
 event ChallengeReclaimed:
     game_id: indexed(uint256)
     job_id: indexed(uint256)
@@ -199,10 +210,10 @@ event SinkReleased:
 # ---------------------------------------------------------------------------
 
 
-# @dev The longest claim, commit or challenge window, in seconds: bounds
+# @dev The largest `max_window` a deployment may set, in seconds: bounds
 # every deadline so that `now + window` cannot overflow and no job can
 # lock funds for longer than a year per phase.
-MAX_WINDOW: public(constant(uint256)) = 365 * 86400
+WINDOW_LIMIT: public(constant(uint256)) = 365 * 86400
 
 
 # @dev The largest row count of a job (protocol.md 10.0,
@@ -274,6 +285,11 @@ struct Job:
     output_root: bytes32
     challenge_deadline: uint256
     open_games: uint256
+    # after a lost game: the earliest-opened game the challenger won
+    # (game ids grow in opening order), and the reward share held in
+    # escrow until no earlier game can still win
+    best_game: uint256
+    reward: uint256
 
 
 # @dev One challenge, keyed by the id of its game. `open` is true from
@@ -314,6 +330,17 @@ REWARD_SHARE_BPS: public(immutable(uint256))
 
 # @dev Receives the rest of a slashed solver bond (burn by default).
 SINK: public(immutable(address))
+
+
+# @dev The shortest claim, commit or challenge window a job may ask for,
+# in seconds: a few blocks, so that a claim, a commit and a challenge
+# can always be mined in time.
+MIN_WINDOW: public(immutable(uint256))
+
+
+# @dev The longest window a job may ask for, in seconds: bounds how long
+# a claim or a commit can lock a solver's bond.
+MAX_WINDOW: public(immutable(uint256))
 
 
 # @dev Job id -> job; ids run from 1 to `_job_count`.
@@ -374,6 +401,8 @@ def __init__(
     min_solver_bond: uint256,
     reward_share_bps: uint256,
     sink: address,
+    min_window: uint256,
+    max_window: uint256,
 ):
     """
     @dev Fixes the deployment parameters for ever.
@@ -387,6 +416,10 @@ def __init__(
     @param sink The receiver of the rest of a slashed bond; nonzero (a
            burn address such as 0x...dEaD, never the zero address, which
            a payment to would only look like a burn).
+    @param min_window The shortest window a job may ask for, in seconds;
+           at least 1.
+    @param max_window The longest window a job may ask for, in seconds;
+           in [min_window, WINDOW_LIMIT].
     """
     # INVARIANT: the market reads its models from a real registry.
     assert registry != empty(address), "market: zero registry"
@@ -400,6 +433,10 @@ def __init__(
     assert min_solver_bond > 0, "market: zero minimum solver bond"
     # INVARIANT: a self-challenging cheater still loses part of its bond.
     assert reward_share_bps < BPS, "market: reward share out of range"
+    # INVARIANT: every window a job can ask for is nonempty, and no
+    # deadline can lock funds for longer than WINDOW_LIMIT.
+    assert min_window >= 1 and min_window <= max_window and max_window <= WINDOW_LIMIT, \
+        "market: window limits out of range"
 
     REGISTRY = registry
     GAME = game
@@ -407,6 +444,8 @@ def __init__(
     MIN_SOLVER_BOND = min_solver_bond
     REWARD_SHARE_BPS = reward_share_bps
     SINK = sink
+    MIN_WINDOW = min_window
+    MAX_WINDOW = max_window
 
 
 # ---------------------------------------------------------------------------
@@ -483,23 +522,24 @@ def post(
     @param solver_bond The bond a solver must lock to claim the job; at
            least `MIN_SOLVER_BOND`.
     @param claim_window Seconds a solver has to claim, from now (and
-           again after an expired claim); in [1, MAX_WINDOW].
+           again after an expired claim); in [MIN_WINDOW, MAX_WINDOW].
     @param commit_window Seconds a solver has to commit, from its claim;
-           in [1, MAX_WINDOW].
+           in [MIN_WINDOW, MAX_WINDOW].
     @param challenge_window Seconds to challenge, from the commit; in
-           [1, MAX_WINDOW].
+           [MIN_WINDOW, MAX_WINDOW].
     @return uint256 The new job id (ids start at 1).
     """
     # INVARIANT: a solver is paid something for its work.
     assert msg.value > 0, "market: zero fee"
     # INVARIANT: a claim always risks at least the deployment's minimum.
     assert solver_bond >= MIN_SOLVER_BOND, "market: solver bond below minimum"
-    # INVARIANT: every window is nonempty and bounded (see MAX_WINDOW).
-    assert claim_window >= 1 and claim_window <= MAX_WINDOW, "market: claim window out of range"
+    # INVARIANT: every window lasts a few blocks at least, so the step it
+    # waits for can be mined, and locks nothing for longer than MAX_WINDOW.
+    assert claim_window >= MIN_WINDOW and claim_window <= MAX_WINDOW, "market: claim window out of range"
     # INVARIANT: likewise for the commit window.
-    assert commit_window >= 1 and commit_window <= MAX_WINDOW, "market: commit window out of range"
+    assert commit_window >= MIN_WINDOW and commit_window <= MAX_WINDOW, "market: commit window out of range"
     # INVARIANT: likewise for the challenge window.
-    assert challenge_window >= 1 and challenge_window <= MAX_WINDOW, "market: challenge window out of range"
+    assert challenge_window >= MIN_WINDOW and challenge_window <= MAX_WINDOW, "market: challenge window out of range"
     # INVARIANT: the input's root is computable in one transaction.
     assert rows >= 1 and rows <= MAX_ROWS, "market: rows out of range"
 
@@ -508,6 +548,9 @@ def post(
     # tensor; checked here so the reason names the market, before the
     # tensor module would refuse it.
     assert len(input) == rows * model.input_cols, "market: input does not match shape"
+    # INVARIANT: the job's output fits what `commit` accepts, so an honest
+    # solver can always commit (a job it could not would cost it its bond).
+    assert rows * model.output_cols <= tensor.MAX_TENSOR_BYTES, "market: output too large to commit"
 
     input_root: bytes32 = tensor.tensor_root(input, rows, model.input_cols)
     s_0: bytes32 = self._initial_state(input_root, model.state_depth)
@@ -534,6 +577,8 @@ def post(
         output_root=empty(bytes32),
         challenge_deadline=0,
         open_games=0,
+        best_game=0,
+        reward=0,
     )
     self.total_escrow += msg.value
     log JobPosted(
@@ -729,12 +774,17 @@ def settle(game_id: uint256):
     @dev Solver won: the challenger's bond is credited to the solver.
          Challenger won while the job is COMMITTED: the job is REJECTED,
          the fee is credited back to the requester, the challenger is
-         credited its bond plus `solver_bond * REWARD_SHARE_BPS // 10000`,
-         the rest of the solver's bond goes to the sink, and the solver's
-         stake and lock drop by the bond. Challenger won after the job
-         was already REJECTED (by an earlier game): its bond is credited
-         back. A job with an open game is always COMMITTED or REJECTED
-         (`finalize` needs no open game), so there is no other case.
+         credited its bond, the reward `solver_bond * REWARD_SHARE_BPS //
+         10000` is held in escrow, the rest of the solver's bond goes to
+         the sink, and the solver's stake and lock drop by the bond.
+         Challenger won after the job was already REJECTED: its bond is
+         credited back. The reward goes to the earliest-opened game the
+         challenger won, whatever order the settles come in, so a copycat
+         that replays an honest challenger's moves in a later game and
+         settles first earns nothing; it is credited once the job's last
+         game is settled or reclaimed (`_release_reward`). A job with an
+         open game is always COMMITTED or REJECTED (`finalize` needs no
+         open game), so there is no other case.
     @param game_id The game that ended.
     """
     c: Challenge = self._challenges[game_id]
@@ -757,40 +807,46 @@ def settle(game_id: uint256):
         # A losing challenger's bond covers the solver's gas for the game.
         self._add_credit(job.solver, c.bond)
         log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
+        self._release_reward(c.job_id)
         return
 
+    self._add_credit(c.challenger, c.bond)
+    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond)
     if job.status == COMMITTED:
         # Integer division rounds the reward down; the remainder, never
         # negative since REWARD_SHARE_BPS < 10000, goes to the sink.
         reward: uint256 = job.solver_bond * REWARD_SHARE_BPS // BPS
         to_sink: uint256 = job.solver_bond - reward
         self._jobs[c.job_id].status = REJECTED
-        self.total_escrow -= job.fee
+        self._jobs[c.job_id].best_game = game_id
+        self._jobs[c.job_id].reward = reward
+        # the fee leaves escrow and the reward enters it until it is paid
+        self.total_escrow = self.total_escrow - job.fee + reward
         self._add_credit(job.requester, job.fee)
         self._slash(job.solver, job.solver_bond)
-        self._add_credit(c.challenger, c.bond + reward)
         self.sink_pending += to_sink
         log JobRejected(
             job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, reward=reward, to_sink=to_sink
         )
-        log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + reward)
-        return
-
-    # The result was already rejected: the bond alone comes back, the
-    # slashed solver bond having gone to the first winner and the sink.
-    self._add_credit(c.challenger, c.bond)
-    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond)
+    elif game_id < job.best_game:
+        # An earlier-opened challenge won: it takes the reward's place.
+        self._jobs[c.job_id].best_game = game_id
+    self._release_reward(c.job_id)
 
 
 @external
 @nonreentrant
 def reclaim(game_id: uint256):
     """
-    @notice Closes a still-open game of a REJECTED job and credits its
+    @notice Closes a still-open game of a REJECTED job, opened after the
+            earliest game the challenger won so far, and credits its
             challenger's bond back.
-    @dev Once the result is rejected, the remaining games have nothing
-         left to decide: the solver's bond is already slashed. Anyone may
-         call this (the challenger need not wait for its game to end).
+    @dev Once the result is rejected, a game opened later than the
+         earliest winner has nothing left to decide: the solver's bond is
+         slashed and the reward is not its to win. An earlier-opened game
+         could still win the reward, so it is played to its end (both
+         clocks bound that). Anyone may call this (the challenger need
+         not wait for its game to end).
     @param game_id The game to close.
     """
     c: Challenge = self._challenges[game_id]
@@ -802,12 +858,15 @@ def reclaim(game_id: uint256):
     assert self._jobs[c.job_id].status == REJECTED, "market: job is not rejected"
     # INVARIANT: a game that already has a winner is settled by its result.
     assert staticcall IDisputeGame(GAME).result(game_id) == 0, "market: game is over, settle it"
+    # INVARIANT: a game that may still earn the reward is played out.
+    assert game_id > self._jobs[c.job_id].best_game, "market: an earlier challenge may still win, play it out"
 
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games -= 1
     self.total_bonds -= c.bond
     self._add_credit(c.challenger, c.bond)
     log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond)
+    self._release_reward(c.job_id)
     # State first: the game is trusted and never calls back, but the
     # settlement above must stand whatever `close` does.
     extcall IDisputeGame(GAME).close(game_id)
@@ -1025,6 +1084,25 @@ def _add_credit(account: address, amount: uint256):
     """
     self._credit[account] += amount
     self.total_credit += amount
+
+
+@internal
+def _release_reward(job_id: uint256):
+    """
+    @dev Credits a REJECTED job's held reward to the challenger of its
+         earliest-opened winning game once the job has no open game: by
+         then no earlier game can still win (`reclaim` closes only later
+         ones). A no-op otherwise.
+    @param job_id The job whose game was just settled or reclaimed.
+    """
+    job: Job = self._jobs[job_id]
+    if job.status != REJECTED or job.open_games != 0 or job.reward == 0:
+        return
+    winner: address = self._challenges[job.best_game].challenger
+    self._jobs[job_id].reward = 0
+    self.total_escrow -= job.reward
+    self._add_credit(winner, job.reward)
+    log RewardPaid(job_id=job_id, game_id=job.best_game, challenger=winner, reward=job.reward)
 
 
 @internal

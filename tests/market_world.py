@@ -28,6 +28,7 @@ SOLVER_BOND = 10**18 + 1
 FEE = 3 * 10**16 + 7
 SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
 WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
+WINDOW_LIMITS = (1, 365 * 86400)  # the deployment's: any window the state machine may draw
 SINK = "0x000000000000000000000000000000000000dEaD"
 
 
@@ -54,7 +55,7 @@ class World:
         registry = deployer.deploy(project.ModelRegistry)
         game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
         market = deployer.deploy(project.JobMarket, registry, game, challenger_bond, min_solver_bond, SHARE_BPS,
-                                 SINK)
+                                 SINK, *WINDOW_LIMITS)
         self.node = Node(chain.provider.uri)
         self.registry = Abi(self.node, registry.address, registry.contract_type.abi)
         self.game = Abi(self.node, game.address, game.contract_type.abi)
@@ -131,15 +132,18 @@ class World:
 
 class Ledger:
     """What each party is owed, computed from the rules and ``world``'s parameters, never read
-    from the market."""
+    from the market. ``games`` is the number of games opened on the job: the reward share goes
+    to the earliest-opened game the challenger won, once the last of them is closed."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, games: int = 1):
         self.requester, self.solver, self.fee = world.requester, world.solver, world.fee
         self.bond, self.solver_bond, self.reward = world.challenger_bond, world.solver_bond, world.reward
         self.credit = {}
         self.sink = 0
         self.stake = world.solver_bond
         self.rejected = False
+        self.games_left = games
+        self.best = None  # (game id, challenger) of the earliest-opened game a challenger won
 
     def add(self, who: str, amount: int):
         self.credit[who] = self.credit.get(who, 0) + amount
@@ -148,17 +152,25 @@ class Ledger:
         """A ``game_bots.Match`` that ended with a winner is settled."""
         if m.result == SOLVER_WON:
             self.add(self.solver, self.bond)
-        elif not self.rejected:
-            self.rejected = True
-            self.add(self.requester, self.fee)
-            self.add(m.challenger.address, self.bond + self.reward)
-            self.sink += self.solver_bond - self.reward
-            self.stake -= self.solver_bond
         else:
+            if not self.rejected:
+                self.rejected = True
+                self.add(self.requester, self.fee)
+                self.sink += self.solver_bond - self.reward
+                self.stake -= self.solver_bond
             self.add(m.challenger.address, self.bond)
+            if self.best is None or m.gid < self.best[0]:
+                self.best = (m.gid, m.challenger.address)
+        self._closed()
 
     def reclaim(self, m):
         self.add(m.challenger.address, self.bond)
+        self._closed()
+
+    def _closed(self):
+        self.games_left -= 1
+        if self.games_left == 0 and self.rejected:
+            self.add(self.best[1], self.reward)
 
     def finalize(self):
         self.add(self.solver, self.fee)

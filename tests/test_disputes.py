@@ -28,6 +28,7 @@ SOLVER_BOND = 10**18
 FEE = 3 * 10**16
 SHARE_BPS = 5000
 WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
+MIN_WINDOW, MAX_WINDOW = 60, 30 * 86400  # the deployment's window limits
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def deployment(project, deployer, roles, model_and_trace):
     registry = deployer.deploy(project.ModelRegistry)
     game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
     market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
-                             roles["sink"])
+                             roles["sink"], MIN_WINDOW, MAX_WINDOW)
     registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
     return registry, game, market, registry.model_count()
 
@@ -176,7 +177,8 @@ def test_dispute_lying_challenger_pays_honest_solver_succeeds(chain, deployment,
 
 
 def test_dispute_two_challengers_one_wrong_result_succeeds(chain, deployment, model_and_trace, roles):
-    """The first winner takes the reward; a second winner and a still-open game get bonds back."""
+    """The earliest-opened winner takes the reward; a later winner and a still-open later game get
+    bonds back."""
     registry, game, market, model_id = deployment
     model, honest = model_and_trace
     solver = Party(roles["solver"], model, wrong_element(honest, 4, row=0, col=0))

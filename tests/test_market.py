@@ -38,7 +38,8 @@ SOLVER_BOND = 10**18 + 7
 DEPOSIT = 3 * 10**18
 CLAIM_WINDOW, COMMIT_WINDOW, CHALLENGE_WINDOW = 600, 1200, 86400
 WINDOWS = (CLAIM_WINDOW, COMMIT_WINDOW, CHALLENGE_WINDOW)
-MAX_WINDOW = 365 * 86400
+MIN_WINDOW = 60  # the deployment's window limits (constructor)
+MAX_WINDOW = 365 * 86400  # the largest a deployment may set (WINDOW_LIMIT)
 MAX_TENSOR_BYTES = 65536
 MAX_ROWS = 4096  # rows of a posted input (protocol.md 10.0, MAX_POSTED_ROWS)
 
@@ -130,7 +131,7 @@ def game(project, deployer):
 @pytest.fixture(scope="module")
 def market(project, deployer, registry, game):
     return deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, REWARD_SHARE_BPS,
-                           SINK)
+                           SINK, MIN_WINDOW, MAX_WINDOW)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def stub(project, deployer):
 @pytest.fixture(scope="module")
 def stub_market(project, deployer, registry, stub):
     return deployer.deploy(project.JobMarket, registry, stub, CHALLENGER_BOND, MIN_SOLVER_BOND, REWARD_SHARE_BPS,
-                           SINK)
+                           SINK, MIN_WINDOW, MAX_WINDOW)
 
 
 @pytest.fixture(autouse=True)
@@ -265,7 +266,8 @@ def test_constructor_parameters_succeeds(market, registry, game):
     assert market.MIN_SOLVER_BOND() == MIN_SOLVER_BOND
     assert market.REWARD_SHARE_BPS() == REWARD_SHARE_BPS
     assert market.SINK() == SINK
-    assert market.MAX_WINDOW() == MAX_WINDOW
+    assert market.MIN_WINDOW() == MIN_WINDOW and market.MAX_WINDOW() == MAX_WINDOW
+    assert market.WINDOW_LIMIT() == 365 * 86400
     assert (market.OPEN(), market.CLAIMED(), market.COMMITTED(), market.FINALIZED(), market.REJECTED(),
             market.CANCELLED()) == (1, 2, 3, 4, 5, 6)
     assert market.job_count() == 0 and market.obligations() == 0
@@ -279,9 +281,13 @@ def test_constructor_parameters_succeeds(market, registry, game):
     (4, 10000, "market: reward share out of range"),
     (4, 2**256 - 1, "market: reward share out of range"),
     (5, ZERO_ADDRESS, "market: zero sink"),
+    (6, 0, "market: window limits out of range"),                 # an empty window
+    (6, MAX_WINDOW + 1, "market: window limits out of range"),    # minimum above the maximum
+    (7, MIN_WINDOW - 1, "market: window limits out of range"),    # maximum below the minimum
+    (7, MAX_WINDOW + 1, "market: window limits out of range"),    # longer than a year
 ])
 def test_constructor_bad_parameter_reverts(project, deployer, registry, game, index, value, reason):
-    args = [registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, REWARD_SHARE_BPS, SINK]
+    args = [registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, REWARD_SHARE_BPS, SINK, MIN_WINDOW, MAX_WINDOW]
     args[index] = value
     with ape.reverts(reason):
         deployer.deploy(project.JobMarket, *args)
@@ -290,7 +296,7 @@ def test_constructor_bad_parameter_reverts(project, deployer, registry, game, in
 def test_constructor_zero_reward_share_succeeds(project, deployer, registry, game):
     # 0 bps is allowed (all of a slashed bond to the sink); 9999 is the largest share.
     for bps in (0, 9999):
-        deployed = deployer.deploy(project.JobMarket, registry, game, 1, 1, bps, SINK)
+        deployed = deployer.deploy(project.JobMarket, registry, game, 1, 1, bps, SINK, 1, 1)
         assert deployed.REWARD_SHARE_BPS() == bps
 
 
@@ -450,7 +456,7 @@ def test_post_minimum_solver_bond_succeeds(market, model_id, who):
 
 
 @pytest.mark.parametrize("which,name", [(0, "claim"), (1, "commit"), (2, "challenge")])
-@pytest.mark.parametrize("value", [0, MAX_WINDOW + 1, 2**256 - 1])
+@pytest.mark.parametrize("value", [0, MIN_WINDOW - 1, MAX_WINDOW + 1, 2**256 - 1])
 def test_post_window_out_of_range_reverts(market, model_id, who, which, name, value):
     windows = list(WINDOWS)
     windows[which] = value
@@ -459,7 +465,7 @@ def test_post_window_out_of_range_reverts(market, model_id, who, which, name, va
 
 
 def test_post_window_bounds_succeeds(market, model_id, who):
-    job_id, _ = post(market, model_id, who.requester, windows=(1, 1, 1))
+    job_id, _ = post(market, model_id, who.requester, windows=(MIN_WINDOW,) * 3)
     job_id, tx = post(market, model_id, who.requester, windows=(MAX_WINDOW,) * 3)
     assert market.job(job_id).claim_deadline == tx.timestamp + MAX_WINDOW
 
@@ -481,6 +487,21 @@ def test_post_input_above_limit_shape_reverts(market, registry, deployer, who):
     registry.register(2, 4096, 10, OPS_ROOT, sender=deployer)
     with ape.reverts("market: input does not match shape"):
         post(market, registry.model_count(), who.requester, data=packed(16, 4096, 0), rows=17)
+
+
+def test_post_output_too_large_to_commit_reverts(market, registry, deployer, who):
+    # A 16 -> 32 model on 4096 rows: a 65,536-byte input that fits, a 131,072-byte output that
+    # commit could never take; posting it would only bait a solver out of its bond.
+    registry.register(2, 16, 32, OPS_ROOT, sender=deployer)
+    with ape.reverts("market: output too large to commit"):
+        post(market, registry.model_count(), who.requester, data=packed(4096, 16, 0), rows=4096)
+
+
+def test_post_output_at_commit_limit_succeeds(market, registry, deployer, who):
+    # 4096 rows x 16 output columns is exactly MAX_TENSOR_BYTES: committable, so accepted.
+    registry.register(2, 1, 16, OPS_ROOT, sender=deployer)
+    job_id, _ = post(market, registry.model_count(), who.requester, data=packed(4096, 1, 0), rows=4096)
+    assert market.job(job_id).rows == 4096
 
 
 def test_post_oversize_input_reverts(market, registry, deployer, who):
@@ -806,7 +827,11 @@ def test_settle_challenger_won_succeeds(stub_market, stub, model_id, who):
     assert (rejected.job_id, rejected.game_id, rejected.challenger) == (job_id, game_id, challenger.address)
     assert (rejected.refund, rejected.reward, rejected.to_sink) == (FEE, REWARD, TO_SINK)
     [settled] = tx.decode_logs(stub_market.GameSettled)
-    assert (settled.solver_won, settled.to_solver, settled.to_challenger) == (False, 0, CHALLENGER_BOND + REWARD)
+    assert (settled.solver_won, settled.to_solver, settled.to_challenger) == (False, 0, CHALLENGER_BOND)
+    # its only game: no earlier one can still win, so the reward is paid at once
+    [paid] = tx.decode_logs(stub_market.RewardPaid)
+    assert (paid.job_id, paid.game_id, paid.challenger, paid.reward) == (job_id, game_id, challenger.address, REWARD)
+    assert job.reward == 0 and job.best_game == game_id
 
 
 def test_settle_after_rejection_succeeds(stub_market, stub, model_id, who):
@@ -816,8 +841,14 @@ def test_settle_after_rejection_succeeds(stub_market, stub, model_id, who):
     games = [challenge(stub_market, job_id, c) for c in who.challengers]
     stub.report(stub_market, games[0], True, sender=who.stranger)
     stub.report(stub_market, games[1], False, sender=who.stranger)
+    # rejected; the reward waits in escrow while games are open
+    assert stub_market.credit(who.challengers[1]) == CHALLENGER_BOND
+    assert stub_market.total_escrow() == REWARD and stub_market.job(job_id).reward == REWARD
     stub.report(stub_market, games[2], False, sender=who.stranger)
-    stub.report(stub_market, games[3], True, sender=who.stranger)
+    tx = stub.report(stub_market, games[3], True, sender=who.stranger)
+    [paid] = tx.decode_logs(stub_market.RewardPaid)  # the last game closed: the earliest winner is paid
+    assert (paid.game_id, paid.challenger, paid.reward) == (games[1], who.challengers[1].address, REWARD)
+    assert stub_market.total_escrow() == 0
     assert stub_market.job(job_id).status == REJECTED
     assert stub_market.credit(who.solver) == 2 * CHALLENGER_BOND
     assert stub_market.credit(who.challengers[0]) == 0
@@ -826,6 +857,31 @@ def test_settle_after_rejection_succeeds(stub_market, stub, model_id, who):
     assert stub_market.credit(who.challengers[3]) == 0
     assert stub_market.sink_pending() == TO_SINK  # slashed once
     assert stub_market.stake(who.solver) == DEPOSIT - SOLVER_BOND
+
+
+@pytest.mark.parametrize("order", ["honest first", "copycat first"])
+def test_settle_reward_to_earliest_opened_winner_succeeds(stub_market, stub, model_id, who, order):
+    # An honest challenger opens first; a copycat opens later, replays its moves and wins first.
+    # Whatever order the settles come in, the reward goes to the earlier game.
+    job_id = committed(stub_market, model_id, who)
+    honest, copycat = who.challengers[:2]
+    first, later = challenge(stub_market, job_id, honest), challenge(stub_market, job_id, copycat)
+    if order == "copycat first":
+        stub.report(stub_market, later, False, sender=who.stranger)
+        assert stub_market.job(job_id).best_game == later
+        with ape.reverts("market: an earlier challenge may still win, play it out"):
+            stub_market.reclaim(first, sender=copycat)
+        assert stub_market.credit(copycat) == CHALLENGER_BOND  # the bond, no reward yet
+    tx = stub.report(stub_market, first, False, sender=who.stranger)
+    if order == "honest first":
+        stub_market.reclaim(later, sender=copycat)  # a later game: nothing left for it to win
+    else:
+        [paid] = tx.decode_logs(stub_market.RewardPaid)
+        assert (paid.game_id, paid.challenger) == (first, honest.address)
+    assert stub_market.credit(honest) == CHALLENGER_BOND + REWARD
+    assert stub_market.credit(copycat) == CHALLENGER_BOND
+    assert stub_market.job(job_id).best_game == first and stub_market.total_escrow() == 0
+    assert stub_market.sink_pending() == TO_SINK
 
 
 def test_settle_by_anyone_succeeds(market, game, model_id, who):
@@ -906,8 +962,12 @@ def test_reclaim_succeeds(stub_market, stub, model_id, who):
     still_open = challenge(stub_market, job_id, other)
     stub.report(stub_market, won, False, sender=who.stranger)
     assert stub_market.job(job_id).open_games == 1
+    assert stub_market.credit(winner) == CHALLENGER_BOND  # the reward waits for the open game
     tx = stub_market.reclaim(still_open, sender=who.stranger)
     assert stub.closed(still_open) == 1
+    assert stub_market.credit(winner) == CHALLENGER_BOND + REWARD
+    [paid] = tx.decode_logs(stub_market.RewardPaid)
+    assert (paid.game_id, paid.challenger, paid.reward) == (won, winner.address, REWARD)
     assert not stub_market.challenge_of(still_open).open
     assert stub_market.job(job_id).open_games == 0
     assert stub_market.credit(other) == CHALLENGER_BOND
@@ -924,6 +984,19 @@ def test_reclaim_committed_job_reverts(stub_market, model_id, who):
     game_id = challenge(stub_market, job_id, who.challengers[0])
     with ape.reverts("market: job is not rejected"):
         stub_market.reclaim(game_id, sender=who.challengers[0])
+
+
+def test_reclaim_game_opened_before_the_winner_reverts(stub_market, stub, model_id, who):
+    # The game opened first could still win the reward: it is played out, never closed early.
+    job_id = committed(stub_market, model_id, who)
+    earlier = challenge(stub_market, job_id, who.challengers[0])
+    won = challenge(stub_market, job_id, who.challengers[1])
+    stub.report(stub_market, won, False, sender=who.stranger)
+    with ape.reverts("market: an earlier challenge may still win, play it out"):
+        stub_market.reclaim(earlier, sender=who.stranger)
+    stub.report(stub_market, earlier, True, sender=who.stranger)  # the solver wins it: the later winner is paid
+    assert stub_market.credit(who.challengers[1]) == CHALLENGER_BOND + REWARD
+    assert stub_market.credit(who.solver) == CHALLENGER_BOND
 
 
 def test_reclaim_settled_game_reverts(stub_market, stub, model_id, who):

@@ -136,7 +136,7 @@ def play_job(s: World, choose: Chooser):
     assert all(party.trace.trace_root != committed for party in challengers if party.honest)
     matches = [challenge(s, job_id, party, solver) for party in challengers]
 
-    ledger = Ledger(s)
+    ledger = Ledger(s, games=len(matches))
 
     def on_end(m: Match):
         STATS.games += 1
@@ -149,7 +149,9 @@ def play_job(s: World, choose: Chooser):
         if market.view("job", job_id)["status"] != REJECTED:
             return
         for other_match in matches:
-            if not other_match.result and choose.chance(70, "reclaim"):
+            # only a game opened after the earliest winner may be closed early: an earlier one
+            # could still win the reward and is played out
+            if not other_match.result and other_match.gid > ledger.best[0] and choose.chance(70, "reclaim"):
                 market.transact(other_match.challenger.address, "reclaim", other_match.gid)
                 ledger.reclaim(other_match)
                 s.check()
