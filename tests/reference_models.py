@@ -1,0 +1,206 @@
+"""Random transformer-shaped models built on the reference (docs/protocol.md 5.9), for the
+golden traces (``tests/vectors/generate_transformer.py``) and the exact-kernel tests.
+
+An encoder (BERT-style: embed, LayerNorm, post-norm blocks, mean pooling, L2 normalisation)
+or a decoder (GPT-style: embed, pre-norm causal blocks, final norm, a ``wide`` head and
+``argmax``), each block being multi-head attention in seven ops (5.9) and an MLP with a GELU
+``lut``, with ``add`` residuals. Weights come from a ``random.Random``; every multiplier and
+shift is calibrated from the reference's own values on the given input (so outputs are
+varied, some saturated). Tables are built with integer or ``Fraction`` arithmetic only, so
+the result is byte-for-byte the same on every machine. Nothing here comes from
+``offchain/``.
+"""
+
+from fractions import Fraction
+
+import reference_kinds as rk
+import reference_transformer as rt
+
+M_MAX = 2**31 - 1
+
+
+def pick_scale(acc_mag, target, max_shift=40):
+    """A ``(multiplier, shift)`` mapping ``acc_mag`` to about ``target`` (largest shift that fits)."""
+    acc_mag = max(acc_mag, 1)
+    for s in range(max_shift, 0, -1):
+        m = (target * 2**s + acc_mag // 2) // acc_mag
+        if 1 <= m <= M_MAX:
+            return m, s
+    return 1, 1
+
+
+def exp_table(k):
+    """``E[d] ≈ 2^23 · (1 - 2^-k)^d``: an integer exp(-d / 2^k), non-increasing, ``E[0] = 2^23``."""
+    E = [2**23]
+    for _ in range(255):
+        E.append(E[-1] - (E[-1] >> k))
+    return E
+
+
+def gelu_table(in_scale, out_scale):
+    """I-BERT's i-GELU as an int8 table: ``x·½(1 + L(x/√2))``, ``L`` its second-order erf,
+    ``x = v · in_scale``, output rounded half up to ``out_scale`` and clamped."""
+    a, b, sqrt2 = Fraction("-0.2888"), Fraction("-1.769"), Fraction("1.41421356")
+    table = []
+    for v in range(-128, 128):
+        x = v * in_scale
+        u = abs(x / sqrt2)
+        erf = a * (min(u, -b) + b) ** 2 + 1
+        erf = erf if x >= 0 else -erf
+        y = x * (1 + erf) / 2 / out_scale
+        table.append(rk.clamp8(int((y + Fraction(1, 2)).__floor__())))
+    return table
+
+
+class Builder:
+    """Appends ops to a model and runs each on the reference at once, to calibrate the next."""
+
+    def __init__(self, rng, x, input_dtype, extreme=False):
+        self.rng, self.extreme = rng, extreme
+        self.model = {"input_cols": len(x[0]), "input_dtype": input_dtype, "ops": []}
+        self.slots = [x]
+
+    def _push(self, op):
+        self.model["ops"].append(op)
+        inputs = [self.slots[op["input_a"]]]
+        if op["kind"] in rt.TWO_INPUTS:
+            inputs.append(self.slots[op["input_b"]])
+        self.slots.append(rt.run_op(op, inputs))
+        return len(self.slots) - 1
+
+    def _int8(self, scale=128):
+        if self.extreme and self.rng.randrange(3) == 0:
+            return self.rng.choice((-128, 127))
+        return self.rng.randrange(-scale, scale)
+
+    def _target(self):
+        return self.rng.randrange(150, 400) if self.extreme else self.rng.randrange(60, 127)
+
+    def linear(self, src, n, relu=False, wide=False):
+        x = self.slots[src]
+        k = len(x[0])
+        W = [[self._int8(64) for _ in range(k)] for _ in range(n)]
+        b = [self.rng.randrange(-500, 501) for _ in range(n)]
+        m, s = [], []
+        for c in range(n):
+            acc = max(abs(b[c] + sum(xv * wv for xv, wv in zip(row, W[c]))) for row in x)
+            mc, sc = pick_scale(acc, self._target(), self.rng.randrange(20, 40))
+            m.append(mc)
+            s.append(sc)
+        flags = (rt.FLAG_RELU if relu else 0) | (rt.FLAG_WIDE if wide else 0)
+        return self._push({"kind": rt.LINEAR, "flags": flags, "input_a": src, "input_b": 0,
+                           "weights": W, "bias": b, "multiplier": m, "shift": s})
+
+    def matmul(self, a, b, heads, seq, out_cols, causal):
+        A, B = self.slots[a], self.slots[b]
+        K, R_b = len(A[0]) // heads, out_cols // heads
+        acc = 1
+        for r, row in enumerate(A):
+            for c in range(out_cols):
+                h, j = divmod(c, R_b)
+                brow = B[(r // seq) * R_b + j]
+                acc = max(acc, abs(sum(row[h * K + k] * brow[h * K + k] for k in range(K))))
+        m, s = pick_scale(acc, self._target(), 30)
+        return self._push({"kind": rt.MATMUL, "flags": rt.FLAG_CAUSAL if causal else 0,
+                           "input_a": a, "input_b": b, "in_cols": len(A[0]), "out_cols": out_cols,
+                           "heads": heads, "seq": seq, "multiplier": m, "shift": s})
+
+    def softmax(self, src, heads, seq, causal):
+        n = len(self.slots[src][0])
+        return self._push({"kind": rt.SOFTMAX, "flags": rt.FLAG_CAUSAL if causal else 0,
+                           "input_a": src, "input_b": 0, "in_cols": n, "out_cols": n,
+                           "heads": heads, "seq": seq, "exp_table": exp_table(self.rng.randrange(3, 6))})
+
+    def transpose(self, src, heads, out_cols):
+        return self._push({"kind": rt.TRANSPOSE, "flags": 0, "input_a": src, "input_b": 0,
+                           "in_cols": len(self.slots[src][0]), "out_cols": out_cols, "heads": heads})
+
+    def add(self, a, b):
+        s = self.rng.randrange(6, 20)
+        hi = 2 ** (s + 1) if self.extreme else 2 ** (s - 1)
+        m_a, m_b = self.rng.randrange(2 ** (s - 2), hi), self.rng.randrange(2 ** (s - 2), hi)
+        n = len(self.slots[a][0])
+        return self._push({"kind": rt.ADD, "flags": 0, "input_a": a, "input_b": b, "in_cols": n,
+                           "out_cols": n, "multiplier_a": m_a, "multiplier_b": m_b, "shift": s})
+
+    def gelu(self, src):
+        n = len(self.slots[src][0])
+        table = gelu_table(Fraction(1, self.rng.randrange(16, 48)), Fraction(1, 32))
+        return self._push({"kind": rt.LUT, "flags": 0, "input_a": src, "input_b": 0,
+                           "in_cols": n, "out_cols": n, "table": table})
+
+    def norm(self, src, rms):
+        x = self.slots[src]
+        n = len(x[0])
+        gamma = [self.rng.choice((-1, 1, 1, 1)) * self.rng.randrange(1, 400) for _ in range(n)]
+        beta = [self.rng.randrange(-20000, 20001) for _ in range(n)]
+        acc = 1
+        for row in x:
+            z, _, rho = rk.norm_stats(row, rms)
+            for c in range(n):
+                q = rk.floor_div(z[c] * 2**rk.NORM_FRAC, rho) if rho else 0
+                acc = max(acc, abs(q * gamma[c] + beta[c]))
+        m, s = pick_scale(acc, self._target(), 40)
+        return self._push({"kind": rt.NORM, "flags": rt.FLAG_RMS if rms else 0, "input_a": src,
+                           "input_b": 0, "in_cols": n, "out_cols": n, "multiplier": m,
+                           "shift": s, "gamma": gamma, "beta": beta})
+
+    def embed(self, vocab, width):
+        T = len(self.slots[0][0])
+        s = self.rng.randrange(4, 12)
+        return self._push({
+            "kind": rt.EMBED, "flags": 0, "input_a": 0, "input_b": 0, "in_cols": T, "out_cols": width,
+            "token_table": [[self._int8() for _ in range(width)] for _ in range(vocab)],
+            "position_table": [[self._int8(64) for _ in range(width)] for _ in range(T)],
+            "multiplier_a": self.rng.randrange(2 ** (s - 1), 2**s),
+            "multiplier_b": self.rng.randrange(2 ** (s - 2), 2**s), "shift": s})
+
+    def argmax(self, src):
+        n = len(self.slots[src][0])
+        return self._push({"kind": rt.ARGMAX, "flags": 0, "input_a": src, "input_b": 0,
+                           "in_cols": n, "out_cols": 1})
+
+    def attention(self, x, heads, seq, causal):
+        """Seven ops (5.9): Q, K, V, Q·Kᵀ, softmax, transpose(V), P·V', and the projection."""
+        d = len(self.slots[x][0])
+        q, k, v = self.linear(x, d), self.linear(x, d), self.linear(x, d)
+        scores = self.matmul(q, k, heads, seq, heads * seq, causal)
+        p = self.softmax(scores, heads, seq, causal)
+        vt = self.transpose(v, heads, heads * seq)
+        o = self.matmul(p, vt, heads, seq, d, False)
+        return self.linear(o, d)
+
+    def mlp(self, x, ffn):
+        return self.linear(self.gelu(self.linear(x, ffn)), len(self.slots[x][0]))
+
+
+def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme=False):
+    """``(model, token ids)`` of a random ``"encoder"`` or ``"decoder"`` over ``batch``
+    sequences of ``seq`` tokens (the ids include out-of-vocabulary ones when ``extreme``)."""
+    if width % heads:
+        raise ValueError("width must be a multiple of heads")
+    hi = vocab + 2 if extreme else vocab
+    ids = [[rng.randrange(-1 if extreme else 0, hi) for _ in range(seq)] for _ in range(batch)]
+    b = Builder(rng, ids, rt.DTYPE_INT32, extreme)
+    x = b.embed(vocab, width)
+    causal = kind == "decoder"
+    if not causal:
+        x = b.norm(x, rms=False)
+    for _ in range(layers):
+        if causal:  # pre-norm (GPT-2)
+            x = b.add(x, b.attention(b.norm(x, False), heads, seq, True))
+            x = b.add(x, b.mlp(b.norm(x, False), ffn))
+        else:       # post-norm (BERT)
+            x = b.norm(b.add(x, b.attention(x, heads, seq, False)), False)
+            x = b.norm(b.add(x, b.mlp(x, ffn)), False)
+    if causal:
+        x = b.linear(b.norm(x, False), vocab, wide=True)
+        b.argmax(x)
+    else:  # mean pooling as transpose, a ones linear and transpose (5.9), then L2 norm
+        t = b.transpose(x, 1, seq)
+        m, s = pick_scale(seq, 1, 30)
+        b._push({"kind": rt.LINEAR, "flags": 0, "input_a": t, "input_b": 0,
+                 "weights": [[1] * seq], "bias": [0], "multiplier": [m], "shift": [s]})
+        pooled = b.transpose(len(b.slots) - 1, 1, width)
+        b.norm(pooled, rms=True)
+    return b.model, ids

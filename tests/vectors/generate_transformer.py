@@ -1,0 +1,240 @@
+"""Generate the transformer golden vectors of docs/protocol.md section 9 (kinds 5.1-5.9).
+
+    python tests/vectors/generate_transformer.py           write tests/vectors/transformer_*.json
+    python tests/vectors/generate_transformer.py --check   regenerate in memory; exit 1 naming
+                                                           every file that differs or is missing
+
+(``--dir PATH`` writes or checks PATH instead of this script's directory.)
+
+Every value comes from the independent reference (``tests/reference_transformer.py``,
+``tests/reference_kinds.py``, ``tests/reference.py``: plain Python integers, no code shared
+with ``offchain/referee/``); the per-kind edge cases are in ``tests/reference_cases.py``, the
+random models from ``tests/reference_models.py``. Randomness comes only from
+``random.Random`` instances with fixed seeds, one per file. Hashes and byte strings are
+``0x``-prefixed lowercase hex, integers JSON numbers. Files are ``json.dumps(indent=1)`` with
+every list of numbers collapsed onto one line, plus a trailing newline.
+"""
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/, for the reference modules
+
+import reference as ref  # noqa: E402
+import reference_kinds as rk  # noqa: E402
+import reference_models as rm  # noqa: E402
+import reference_transformer as rt  # noqa: E402
+import reference_cases as tc  # noqa: E402
+
+SEED = 0x7EA5_F0E1  # base seed; each file adds its own offset
+
+
+def hx(data: bytes) -> str:
+    return "0x" + bytes(data).hex()
+
+
+def hxs(items) -> list:
+    return [hx(x) for x in items]
+
+
+# ---------------------------------------------------------------------------------------
+# transformer_tensors.json
+
+
+def tensor_entry(name, values, dtype):
+    rows, cols, rows_root, _ = rt.tensor_header(values, dtype)
+    return {"name": name, "dtype": dtype, "rows": rows, "cols": cols, "values": values,
+            "packed": hx(rt.pack_tensor(values, dtype)),
+            "row_leaves": hxs(rt.row_leaves(values, dtype)), "rows_root": hx(rows_root),
+            "tensor_root": hx(rt.tensor_root(values, dtype))}
+
+
+def gen_tensors():
+    rng = random.Random(SEED + 1)
+    i32 = rt.DTYPE_INT32
+    big = [[rng.randrange(-2**31, 2**31) for _ in range(5)] for _ in range(3)]
+    cases = [
+        tensor_entry("int8_1x3_same_root_as_section3", [[1, -1, 0]], rt.DTYPE_INT8),
+        tensor_entry("int32_1x3_same_values", [[1, -1, 0]], i32),
+        tensor_entry("int32_1x1_zero", [[0]], i32),
+        tensor_entry("int32_1x1_minus_one", [[-1]], i32),
+        tensor_entry("int32_extremes", [[-2**31, 2**31 - 1], [-2**31 + 1, 2**31 - 2]], i32),
+        tensor_entry("int32_256_257_byte_order", [[256, 257, 65536, -256]], i32),
+        tensor_entry("int32_3x5_random_padding", big, i32),
+        tensor_entry("int32_token_ids_2x4", [[0, 1, 2, 3], [15, 14, 13, 12]], i32),
+        tensor_entry("int32_argmax_column_5x1", [[0], [4], [4], [2], [0]], i32),
+    ]
+    return {
+        "description": "Tensors with a dtype (docs/protocol.md section 3): dtype 0 = int8 "
+                       "(one byte), 1 = int32 (four bytes, big-endian two's complement); row "
+                       "leaf H(packed row); rows_root at depth(rows), padded with Z[0]; "
+                       "tensor_root = H(enc(rows, cols, rows_root)) for int8 and "
+                       "H(enc(rows, cols, rows_root, dtype)) otherwise.",
+        "cases": cases,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# transformer_ops.json and transformer_large.json
+
+
+def op_entry(name, op, inputs, in_dtypes=None):
+    """One op on given inputs: the op dict, its commitments, inputs, output (+ norm's rho)."""
+    in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
+    # The inputs are slots 0 (and 1): op j = len(inputs) is validated against them.
+    rt._validate_op(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
+    out = rt.run_op(op, inputs)
+    entry = {"name": name, "op": op,
+             "inputs": [{"dtype": dt, "values": v} for v, dt in zip(inputs, in_dtypes)],
+             "output": {"dtype": rt.out_dtype(op), "values": out},
+             "params_header": hx(rt.params_header(op)), "params_root": hx(rt.params_root(op)),
+             "descriptor": hx(rt.op_descriptor(op))}
+    if op["kind"] == rt.NORM:
+        entry["rho"] = [rk.norm_stats(row, op["flags"] & 1)[2] for row in inputs[0]]
+    if op["kind"] == rt.SOFTMAX:
+        entry["exp_table_root"] = hx(rt.exp_table_root(op["exp_table"]))
+    if op["kind"] == rt.NORM:
+        entry["columns_root"] = hx(rt.norm_columns_root(op["gamma"], op["beta"]))
+    if op["kind"] == rt.EMBED:
+        entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"]))
+        entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"]))
+    return entry
+
+
+def gen_ops():
+    rng = random.Random(SEED + 2)
+    return {
+        "description": "One transformer op on given inputs (docs/protocol.md 5.0-5.8): op is "
+                       "the op (kind, flags, input_a, input_b and the kind's fields; inputs "
+                       "are slot input_a, and slot input_b for matmul and add); output = the "
+                       "kind's semantics; params_header is hashed into params_root (argmax: "
+                       "empty header, params_root Z[0]); descriptor = enc(kind, flags, "
+                       "input_a, input_b, in_cols, out_cols, params_root). norm cases give "
+                       "rho (isqrt(V)) per row and columns_root GR; softmax cases ER; embed "
+                       "cases TR and PR. Edge cases: ties, negative sums at every division "
+                       "and shift, saturation, constant rows, causal masks, S = 0.",
+        "cases": [op_entry(*c) for c in tc.edge_cases(rng)],
+    }
+
+
+def gen_large():
+    rng = random.Random(SEED + 3)
+    return {
+        "description": "The largest sizes (same fields as transformer_ops.json): norm at "
+                       "n = MAX_COLS with V > 2^53 (not exact in float64), matmul and wide "
+                       "linear whose sums pass 2^24 (not exact in float32), a long softmax row.",
+        "cases": [op_entry(*c) for c in tc.large_cases(rng)],
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# transformer_models.json
+
+
+def model_entry(name, model, x):
+    slots, roots, s_roots = rt.trace(model, x)
+    _, dtypes = rt.validate_model(model)
+    n_ops = len(model["ops"])
+    d = ref.depth(n_ops + 1)
+    o_root, o_leaves = rt.ops_root(model), rt.op_leaves(model)
+    ops = []
+    for j, op in enumerate(model["ops"], start=1):
+        proof = rt.op_proof(model, j)
+        assert ref.merkle_verify(o_leaves[j - 1], j - 1, proof, o_root, depth=ref.depth(n_ops))
+        in_cols, out_cols = rt.op_cols(op)
+        ops.append({**op, "in_cols": in_cols, "out_cols": out_cols,
+                    "params_root": hx(rt.params_root(op)), "descriptor": hx(rt.op_descriptor(op)),
+                    "op_leaf": hx(o_leaves[j - 1]), "op_proof": hxs(proof)})
+    updates = []
+    for j in range(1, n_ops + 1):
+        sib = ref.slot_update_proof(roots, d, j)
+        assert ref.merkle_verify(bytes(32), j, sib, s_roots[j - 1], depth=d)
+        assert ref.merkle_verify(roots[j], j, sib, s_roots[j], depth=d)
+        updates.append({"step": j, "siblings": hxs(sib)})
+    return {
+        "name": name, "input_dtype": dtypes[0], "input_cols": model["input_cols"],
+        "output_cols": len(slots[-1][0]), "state_depth": d, "ops": ops, "ops_root": hx(o_root),
+        "model_root": hx(rt.model_root(model)), "input": x,
+        "slots": [{"dtype": dt, "values": v, "rows_root": hx(rt.tensor_header(v, dt)[2]),
+                   "tensor_root": hx(r)} for v, dt, r in zip(slots, dtypes, roots)],
+        "state_roots": hxs(s_roots), "slot_update_proofs": updates,
+    }
+
+
+MODELS = [  # name, kind, layers, width, heads, ffn, seq, vocab, batch
+    ("encoder_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 2),
+    ("decoder_2_layers_4_heads", "decoder", 2, 8, 4, 16, 4, 16, 2),
+]
+
+
+def gen_models():
+    rng = random.Random(SEED + 4)
+    models = []
+    for name, kind, *shape in MODELS:
+        model, ids = rm.transformer(rng, kind, *shape)
+        models.append(model_entry(name, model, ids))
+    return {
+        "description": "Whole traces of a small multi-head encoder (BERT-style: embed, "
+                       "LayerNorm, post-norm blocks, mean pooling, L2 norm) and decoder "
+                       "(GPT-style: pre-norm causal blocks, wide head, argmax), docs/protocol.md "
+                       "5.9 and section 6. ops[j-1] is op j with its kind's fields; slots[] "
+                       "are slots 0 ... N with their dtype; state_roots S_0 ... S_N at "
+                       "state_depth; slot_update_proofs as in models.json.",
+        "models": models,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+
+GENERATORS = {
+    "transformer_tensors.json": gen_tensors,
+    "transformer_ops.json": gen_ops,
+    "transformer_large.json": gen_large,
+    "transformer_models.json": gen_models,
+}
+
+_NUMBER_LIST = re.compile(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]")
+
+
+def render(obj) -> str:
+    text = json.dumps(obj, indent=1)
+    # Lists of numbers on one line: the files stay small and a matrix reads row by row.
+    text = _NUMBER_LIST.sub(lambda m: "[" + ",".join(re.split(r",\s*", m.group(1))) + "]", text)
+    return text + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate in memory and compare with the files on disk")
+    parser.add_argument("--dir", type=Path, default=HERE,
+                        help="directory of the JSON files (default: this script's)")
+    args = parser.parse_args(argv)
+    bad = []
+    for fname, gen in GENERATORS.items():
+        text = render(gen())
+        path = args.dir / fname
+        if args.check:
+            if not path.is_file():
+                bad.append(f"{fname}: missing")
+            elif path.read_text(encoding="utf-8") != text:
+                bad.append(f"{fname}: differs from the regenerated vectors")
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path} ({len(text)} bytes)")
+    if bad:
+        for line in bad:
+            print(f"generate_transformer.py --check: {line}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"generate_transformer.py --check: all {len(GENERATORS)} files match")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
