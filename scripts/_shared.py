@@ -24,6 +24,7 @@ import click  # noqa: E402
 from ape.cli import ConnectedProviderCommand  # noqa: E402
 
 CONNECTED = "referee.connected"
+VERBOSE = "referee.verbose"
 NETWORK = "referee.network"
 
 
@@ -50,6 +51,7 @@ class OperatorCommand(ConnectedProviderCommand):
 
         network = _network_arg(list(args))
         ctx.meta[NETWORK] = network
+        ctx.meta[VERBOSE] = any(a in ("-v", "--verbosity") or a.startswith("--verbosity=") for a in args)
         if network is not None and re.fullmatch(r"[\w.-]+:\d+(/.*)?", network):
             raise click.ClickException(connection_error(network, ValueError("no scheme")))
         try:
@@ -64,6 +66,10 @@ class OperatorCommand(ConnectedProviderCommand):
 
         from referee.agents.deployment import connection_error
 
+        if not ctx.meta.get(VERBOSE):  # Ape's "Connecting to a node" line, unless -v asked for Ape's lines
+            from ape.logging import LogLevel, logger
+
+            logger.set_level(LogLevel.WARNING)
         try:
             return super().invoke(ctx)
         except ApeException as exc:
@@ -76,7 +82,16 @@ class OperatorCommand(ConnectedProviderCommand):
         from referee.agents.logs import quiet_ape
 
         ctx.meta[CONNECTED] = True
+        verbosity = None
+        if ctx.meta.get(VERBOSE):
+            from ape.logging import logger
+
+            verbosity = logger.level
         quiet_ape()
+        if verbosity is not None:
+            from ape.logging import logger
+
+            logger.set_level(verbosity)
         return super()._invoke(ctx, provider=provider)
 
 
@@ -113,4 +128,58 @@ def confirm_cost(lines: list[str], yes: bool, what: str) -> None:
         click.echo()
         raise click.ClickException(f"nothing sent: pass --yes to {what} without being asked") from None
     if not answer:
-        raise click.ClickException("nothing sent")
+        raise click.ClickException(f"nothing sent: not confirmed (--yes would {what} without asking)")
+
+
+def agent_dir(home, role: str, address: str):
+    """Where ``referee solve|watch`` keeps an account's journal and traces (``--home``'s layout)."""
+    from pathlib import Path
+
+    return Path(home) / f"{role}-{str(address).lower()}"
+
+
+def job_model(client, job_id: int, model_dir, journal_path):
+    """The model of job ``job_id``: ``model_dir``, or the one of the agent's own models (named
+    in its journal at ``journal_path``) that the job runs; a clear error when neither is."""
+    from referee.agents.journal import Journal
+    from referee.errors import RefereeError
+    from referee.hashing import to_hex
+    from referee.modelfile import load_model
+
+    model_id = client.job(job_id).model_id
+    if model_dir is None:
+        candidates = Journal(journal_path, lock=False).model_dirs() if journal_path.is_file() else []
+        for candidate in candidates:
+            if candidate.is_dir() and client.registry.model_id(load_model(candidate).root) == model_id:
+                return load_model(candidate)
+        known = f"the agent's journal {journal_path} names {len(candidates)} model(s), none of them it" \
+            if journal_path.is_file() else f"no agent journal at {journal_path} to take it from"
+        raise RefereeError(f"job {job_id} runs model {model_id}: pass --model DIR, its model directory ({known})")
+    model = load_model(model_dir)
+    found = client.registry.model_id(model.root)
+    if found != model_id:
+        registered = f"is model {found}" if found else "is not registered"
+        raise RefereeError(f"--model {model_dir} ({to_hex(model.root)[:12]}…) {registered} on this chain, but job "
+                           f"{job_id} runs model {model_id}")
+    return model
+
+
+def job_trace(client, job_id: int, model, store, save: bool = True):
+    """The trace of job ``job_id`` on ``model``: from the trace store ``store``, or run here
+    (exactly, as the agents do) and, with ``save``, kept there so an agent or a later move
+    finds it."""
+    from referee import commitments as cm
+    from referee.agents.agent import job_rows
+    from referee.executor import Executor
+    from referee.trace import Trace, TraceStore
+
+    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols)
+    key = (model.root, cm.commit_tensor(x).root)
+    traces = TraceStore(store)
+    if key in traces:
+        return traces.load(*key)
+    click.echo(f"no stored trace in {store}: running {model.name} on job {job_id}'s {x.shape[0]} rows here")
+    trace = Trace(model.root, Executor(model, "auto").run(x))
+    if save:
+        traces.save(trace)
+    return trace

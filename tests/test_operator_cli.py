@@ -105,37 +105,61 @@ def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
     assert "has no free stake" in run(referee, ["unstake", *network, "--account", "TEST::2", *d], expect_ok=False)
 
 
-def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files):
+def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files, tmp_path):
+    """A challenge by hand (its cost shown first), moves by hand with defaults taken from the
+    account, the clock advanced by the advance script, and a timeout."""
+    from referee.agents.journal import Journal
+
     network = ["--network", chain.provider.uri]
     deployment = str(files / "hand.json")
     run(script("deploy"), [*network, "--account", "TEST::0", "--out", deployment, "--clock", "600"])
     d = ["--deployment", deployment]
     run(script("register_model"), [*network, "--account", "TEST::0", str(files / "model"), *d])
-    run(script("post_job"), [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"), "--yes",
-                             *d])
-    agent = [*network, *d, "--model", str(files / "model"), "--home", str(files / "hand-home"), "--once"]
-    run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "stall", *agent])
-    run(referee, ["watch", "--account", "TEST::3", *agent])  # challenges: the solver must bisect next
+    home = files / "hand-home"
+    agent = [*network, *d, "--model", str(files / "model"), "--home", str(home), "--once"]
+    post = [*network, "--account", "TEST::1", str(files / "model"), str(files / "input.json"), "--yes", *d]
+    run(script("post_job"), post)
+    run(referee, ["solve", "--account", "TEST::2", "--stake", "1", "--cheat", "stall", *agent])  # job 1, a lie
+    run(script("post_job"), post)
+    run(referee, ["solve", "--account", "TEST::5", "--stake", "1", *agent])  # job 2, right
+
+    model = ["--model", str(files / "model")]
+    hand = [*network, "--account", "TEST::3", "--home", str(home), *model, *d]
+    out = run(script("challenge"), ["2", *hand, "--yes"], expect_ok=False)
+    assert "Error: job 2's result is right" in out and "a challenge would lose its bond of 0.1 ETH; nothing sent" in out
+    out = run(script("challenge"), ["1", *hand], expect_ok=False)  # no --yes, nothing to answer with
+    assert "bond         0.1 ETH at risk" in out and "the bond back plus 0.05 ETH" in out and "gwei" in out
+    assert out.strip().splitlines()[-1].startswith("Error: nothing sent: not confirmed (--yes would send the challenge")
+    out = run(script("challenge"), ["1", *hand, "--yes"])
+    assert "job 1: challenged, game 1 opened" in out
 
     out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::3", *d])
-    assert "solver to move" in out and "nothing for" in out  # its clock has not run out
+    assert "solver to move, to bisect the disputed ops" in out and "nothing for" in out  # its clock is running
     # the clocks say time left (the contract's figure), the challenger's untouched since the challenge
     assert "clocks: solver" in out and "challenger 10 min 00 s left" in out and "used" not in out
-    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", "--model", str(files / "model"),
-                                  *d])
+    out = run(script("dispute"), [*network, "1", "--move", *hand])
     assert "nothing for" in out  # not the challenger's move
-    # the stalling solver's move made by hand from its agent's store, then the challenger's
-    # from a fresh run of the model
-    solver_store = files / "hand-home" / f"solver-{str(accounts[2].address).lower()}" / "traces"
-    model = ["--model", str(files / "model")]
-    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::2", *model, "--store",
-                                  str(solver_store), *d])
+    # the stalling solver's move made by hand with every default from the account: its agent's
+    # trace store and the model its journal names
+    solver_journal = home / f"solver-{str(accounts[2].address).lower()}" / "state.sqlite"
+    journal = Journal(solver_journal, lock=False)
+    if not journal.model_dirs():  # recorded by the agent once build_agent calls remember_models
+        journal.remember_models([files / "model"])
+    journal.close()
+    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::2", "--home", str(home), *d])
     assert "sent bisect" in out and "no stored trace" not in out
-    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", *model, *d])
-    assert "no stored trace: running the model here" in out and "sent choose" in out
-    chain.mine(timestamp=chain.blocks.head.timestamp + 601)
+    out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::3", "--home", str(tmp_path), *d],
+              expect_ok=False)
+    assert "Error: job 1 runs model 1: pass --model DIR, its model directory (no agent journal at" in out
+    # the challenger's trace was kept by the challenge; a fresh store makes it run the model here
+    out = run(script("dispute"), [*network, "1", "--move", *hand, "--store", str(tmp_path / "empty")])
+    assert "no stored trace in" in out and "sent choose" in out
+    out = run(script("advance"), [*network, "--game", "1", *d])
+    assert "past the solver's clock in game 1" in out
     out = run(script("dispute"), [*network, "1", "--timeout", "--account", "TEST::4", *d])
     assert "sent timeout" in out and "challenger won" in out
+    out = run(script("advance"), [*network, "--game", "1", *d], expect_ok=False)
+    assert "Error: game 1 is over: it has no clock running" in out
 
 
 @pytest.mark.parametrize("args, message", [

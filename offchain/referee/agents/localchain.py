@@ -7,6 +7,9 @@ memory, gigabytes for calls with 64 KiB buffers, and nothing here needs the trac
 
 ``fork`` starts the anvil binary itself, forked from another node, on a free port, and stops
 it (its whole process group) on exit.
+
+``advance_clock`` mines a block at a later time on a local chain, where nothing happens between
+transactions: ``ape run advance`` uses it to move past a job's window or a game's clock.
 """
 
 import contextlib
@@ -75,3 +78,22 @@ def fork(url: str, timeout: float = 30.0):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def advance_clock(timestamp: int) -> int:
+    """Mine one block at ``timestamp`` on the connected local chain (anvil, hardhat); return its
+    number. A node that does not let its clock be set (any real chain) is a clear error."""
+    import ape
+
+    web3 = ape.chain.provider.web3
+    now = ape.chain.blocks.head.timestamp
+    if timestamp <= now:
+        raise RefereeError(f"the chain's clock is already at {now}, past {timestamp}: nothing to advance")
+    for method, params in (("evm_setNextBlockTimestamp", [int(timestamp)]), ("evm_mine", [])):
+        response = web3.provider.make_request(method, params)
+        if isinstance(response, dict) and response.get("error"):
+            error = response["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise RefereeError(f"this node does not let its clock be set ({method}: {message}): only a local chain "
+                               "(anvil) can be advanced; on a real chain, wait")
+    return ape.chain.blocks.head.number
