@@ -169,3 +169,128 @@ def test_demo_prints_correct_predictions_succeeds(tmp_path):
     labels, predictions = fields["labels"].split(), fields["prediction"].split()
     assert len(predictions) == 8 and sum(a == b for a, b in zip(labels, predictions)) >= 7
     assert (tmp_path / "demo" / "digits-model" / "model.json").is_file()
+
+
+# ---------------------------------------------------------------------------
+# Float inputs, and the mistakes an independent check of the CLI found
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scaled_model(tmp_path_factory):
+    """A quantized float net: its manifest records the input scale."""
+    import torch
+
+    from referee.quantize import quantize_sequential
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 4))
+    model = quantize_sequential(net, torch.randn(64, 6) * 3, name="scaled")
+    return save_model(model, tmp_path_factory.mktemp("scaled") / "model"), None
+
+
+def test_quantize_input_matches_pure_python_rounding_succeeds(tmp_path, scaled_model):
+    """Float rows -> int8 bit for bit as docs/formats.md says: round(x / input_scale) in float64,
+    half to even (Python's round), clamped to [-128, 127]; through the installed command."""
+    path, _ = scaled_model
+    scale = load_model(path).input_scale
+    rng = random.Random(5)
+    rows = [[rng.uniform(-200, 200) * scale for _ in range(6)] for _ in range(40)]
+    rows[0][:4] = [2.5 * scale, -2.5 * scale, 0.5 * scale, 1000.0 * scale]  # ties to even; a clamp
+    rows[1][:2] = [3.5 * scale, -128.5 * scale]
+    (tmp_path / "x.json").write_text(json.dumps(rows))
+    result = referee_process("quantize-input", path, tmp_path / "x.json", "-o", tmp_path / "q.json")
+    assert result.returncode == 0, result.stderr
+    expected = [[max(-128, min(127, round(v / scale))) for v in row] for row in rows]
+    assert json.loads((tmp_path / "q.json").read_text()) == expected
+    assert "40 x 6 floats at input scale" in result.stdout and "values clamped to [-128, 127]" in result.stdout
+    # the same floats from .npy give the same rows, which `referee run` takes
+    np.save(tmp_path / "x.npy", np.array(rows, dtype=np.float64))
+    assert referee("quantize-input", path, tmp_path / "x.npy", "-o", tmp_path / "q2.json").exit_code == 0
+    assert json.loads((tmp_path / "q2.json").read_text()) == expected
+    assert referee("run", path, tmp_path / "q.json", "--no-store").exit_code == 0
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ([[1.0, 2.0, float("nan"), 0.0, 0.0, 0.0]], "row 0, column 2 is nan; float inputs must be finite"),
+    ([[1.0, 2.0, 3.0]], "has rows of 3 values; operator-free takes 6"),
+    ([[1, "a", 3, 4, 5, 6]], "row 0, column 1 is 'a'; float inputs must be numbers"),
+])
+def test_quantize_input_bad_floats_fails(tmp_path, scaled_model, content, fragment):
+    path, _ = scaled_model
+    (tmp_path / "x.json").write_text(json.dumps(content))
+    fragment = fragment.replace("operator-free", load_model(path).name)
+    _assert_one_line_error(referee("quantize-input", path, tmp_path / "x.json", "-o", tmp_path / "q.json"), fragment)
+
+
+def test_quantize_input_model_without_scale_fails(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "x.json").write_text("[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]")
+    _assert_one_line_error(referee("quantize-input", path, tmp_path / "x.json", "-o", tmp_path / "q.json"),
+                           "records no input_scale")
+
+
+def test_info_shows_input_scale_succeeds(scaled_model):
+    path, _ = scaled_model
+    line = next(line for line in referee("info", path).stdout.splitlines() if line.startswith("input scale"))
+    assert repr(load_model(path).input_scale) in line and "referee quantize-input" in line
+
+
+def test_run_output_folder_missing_fails(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "x.json").write_text("[[1, 2, 3, 4, 5, 6]]")
+    _assert_one_line_error(referee("run", path, tmp_path / "x.json", "--no-store", "--output",
+                                   tmp_path / "no" / "such" / "o.json"), "folder")
+    assert not (tmp_path / "no").exists()
+
+
+def test_run_unknown_device_fails(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "x.json").write_text("[[1, 2, 3, 4, 5, 6]]")
+    _assert_one_line_error(referee("run", path, tmp_path / "x.json", "--device", "tpu"),
+                           "--device tpu: not a device; use auto, cpu, cuda or cuda:N")
+
+
+def _quantize(tmp_path, net, calibration):
+    import torch
+    torch.save(net, tmp_path / "net.pt")
+    np.save(tmp_path / "cal.npy", calibration)
+    return referee("quantize", tmp_path / "net.pt", "--calibration", tmp_path / "cal.npy", "-o", tmp_path / "q")
+
+
+def test_quantize_layers_that_do_not_chain_fails(tmp_path):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(5, 2))
+    _assert_one_line_error(_quantize(tmp_path, net, np.ones((8, 4), dtype=np.float32)),
+                           "Linear layer 2 takes 5 features, but Linear layer 1 gives 3: the layers do not chain")
+
+
+@pytest.mark.parametrize("calibration, fragment", [
+    (np.zeros((0, 4), dtype=np.float32), "calibration data has 0 samples"),
+    (np.array([[1.0, np.nan, 0.0, 0.0]] * 3, dtype=np.float32), "calibration data holds nan at [0, 1]"),
+    (np.array([[1.0, 0.0, np.inf, 0.0]] * 3, dtype=np.float32), "calibration data holds inf at [0, 2]"),
+    (np.zeros((5, 4), dtype=np.float32), "calibration data is all zeros"),
+])
+def test_quantize_bad_calibration_fails(tmp_path, calibration, fragment):
+    import torch
+    torch.manual_seed(0)
+    _assert_one_line_error(_quantize(tmp_path, torch.nn.Sequential(torch.nn.Linear(4, 3)), calibration), fragment)
+
+
+def test_quantize_non_finite_weight_fails(tmp_path):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        net[2].weight[1, 0] = float("nan")
+    _assert_one_line_error(_quantize(tmp_path, net, np.ones((8, 4), dtype=np.float32)),
+                           "Linear layer 2's weight holds nan at [1, 0]: every value must be finite")
+
+
+def test_quantize_tiny_calibration_names_the_cause_fails(tmp_path):
+    import torch
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    tiny = (np.random.default_rng(0).normal(size=(64, 4)) * 1e-7).astype(np.float32)
+    result = _quantize(tmp_path, net, tiny)
+    _assert_one_line_error(result, "past int32, because the calibration inputs are tiny")
+    assert "calibrate on data at the scale the model will really see" in result.stderr
+    assert "scale down its weights" not in result.stderr

@@ -1,9 +1,10 @@
-"""The ``referee`` command line: quantize a model, run it exactly, show the commitments.
+"""The ``referee`` command line: quantize a model and its inputs, run it exactly, show the commitments.
 
 User mistakes (missing files, wrong shapes, corrupt models) end in one ``Error:`` line and
 exit status 1; a traceback means a bug in Referee.
 """
 
+import re
 import time
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from .errors import ModelFormatError, RefereeError
 from .executor import Executor
 from .hashing import to_hex
-from .inputs import load_input, save_rows
+from .inputs import load_float_input, load_input, save_rows
 from .model import IntegerModel
 from .modelfile import MANIFEST, load_model, save_model
 from .quantize import quantize_input, quantize_sequential
@@ -40,6 +41,22 @@ class _RefereeGroup(click.Group):
 @click.version_option(package_name="referee")
 def main() -> None:
     """Referee: exact integer inference with keccak commitments, for optimistic verification."""
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _device(ctx, param, value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (torch itself would raise a RuntimeError)."""
+    if not DEVICE.fullmatch(value):  # one Error line, like every other mistake (not click's usage text)
+        raise RefereeError(f"--device {value}: not a device; use auto, cpu, cuda or cuda:N")
+    return value
+
+
+def _writable(path: Path | None, option: str) -> None:
+    """Refuse an output file whose folder does not exist, before any work is done."""
+    if path is not None and not path.parent.is_dir():
+        raise RefereeError(f"{option} {path}: folder {path.parent} does not exist")
 
 
 def _show(label: str, value: str) -> None:
@@ -78,7 +95,7 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 @click.option("--store", type=click.Path(path_type=Path), default=DEFAULT_STORE, show_default=True,
               envvar="REFEREE_STORE", help="Trace store directory (env REFEREE_STORE).")
 @click.option("--no-store", is_flag=True, help="Do not save the trace.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--device", default="auto", show_default=True, callback=_device, help="auto, cpu or cuda[:N].")
 @click.option("--backend", type=click.Choice(["auto", "float", "int_mm", "int64"]), default="auto",
               show_default=True, help="How accumulators are computed; all are exact.")
 @click.option("--output", "output_file", type=click.Path(path_type=Path),
@@ -86,6 +103,7 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str,
         output_file: Path | None) -> None:
     """Run MODEL_DIR on INPUT_FILE (.json or .npy of int8 rows) and print the commitments."""
+    _writable(output_file, "--output")
     model = load_model(model_dir)
     x = load_input(input_file)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
@@ -103,10 +121,40 @@ def info(model_dir: Path) -> None:
     _show("model root", to_hex(model.root))
     _show("ops root", to_hex(model.ops_root))
     _show("shape", f"{model.input_cols} -> {model.output_cols}, {len(model.ops)} ops, state depth {model.state_depth}")
+    _show("input scale", _scale_text(model.input_scale, "float input = int8 x scale (referee quantize-input)"))
+    _show("output scale", _scale_text(model.output_scale, "float output = int8 x scale"))
     for j, op in enumerate(model.ops, start=1):
         relu = " + relu" if op.relu else ""
         _show(f"op {j}", f"linear slot {op.input_slot} ({op.in_cols}) -> {op.out_cols}{relu}, "
                          f"weights {to_hex(op.weights.root)}")
+
+
+def _scale_text(scale, meaning: str) -> str:
+    return f"{scale!r}  ({meaning})" if scale is not None else "not recorded (a model written without one)"
+
+
+@main.command("quantize-input")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("float_file", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_file", required=True, type=click.Path(path_type=Path),
+              help="Where to write the int8 rows (JSON, as `referee run` and `ape run post_job` read).")
+def quantize_input_command(model_dir: Path, float_file: Path, out_file: Path) -> None:
+    """Turn FLOAT_FILE's float rows (.json or .npy) into the int8 rows MODEL_DIR's model takes:
+    round(x / input_scale), half to even, clamped to [-128, 127]."""
+    _writable(out_file, "--out")
+    model = load_model(model_dir)
+    if model.input_scale is None:
+        raise RefereeError(f"{model_dir}'s manifest records no input_scale: float inputs cannot be quantized for it")
+    x = load_float_input(float_file)
+    if x.shape[1] != model.input_cols:
+        raise RefereeError(f"{float_file} has rows of {x.shape[1]} values; {model.name} takes {model.input_cols}")
+    rows = quantize_input(x, model.input_scale)
+    scaled = torch.round(x / model.input_scale)
+    clamped = int(((scaled > 127) | (scaled < -128)).sum())
+    save_rows(rows, out_file)
+    _show("quantized", f"{x.shape[0]} x {x.shape[1]} floats at input scale {model.input_scale!r}"
+                       + (f"; {clamped} values clamped to [-128, 127]" if clamped else ""))
+    _show("written", str(out_file))
 
 
 def _load_float_model(path: Path) -> torch.nn.Module:
@@ -132,6 +180,8 @@ def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, n
     """Compile a torch.nn.Sequential of Linear/ReLU (saved whole with torch.save) to an integer model."""
     if digits == bool(torch_model):
         raise click.UsageError("give either TORCH_MODEL with --calibration, or --digits")
+    if not out_dir.parent.is_dir():
+        raise RefereeError(f"-o {out_dir}: folder {out_dir.parent} does not exist")
     if (out_dir / MANIFEST).exists() and not force:
         raise RefereeError(f"{out_dir} already holds a model; pass --force to replace it")
     if digits:
