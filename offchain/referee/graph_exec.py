@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 
 from . import commitments as cm
+from . import graph_linear
 from .errors import InputError, RefereeError
 from .executor import BACKENDS, FUSED64_MAX_K, _ieee_float32_matmul, kernel_class, resolve_device
 from .graph import GraphModel, accepted_dtypes, input_slots, output_rows
@@ -22,6 +23,8 @@ TORCH_DTYPES = {cm.DTYPE_INT8: torch.int8, cm.DTYPE_INT32: torch.int32}
 def prepare(op, device: torch.device, backend: str = "float", fused64_max_k: int = FUSED64_MAX_K):
     """The kernel of one op on one device: a callable taking its input tensors."""
     if isinstance(op, LinearOp):
+        if backend == "float" and graph_linear.usable(op):
+            return graph_linear.FastLinear(op, device)
         return kernel_class(op, backend, fused64_max_k)(op, device)
     return KERNELS[type(op)](op, device)
 

@@ -14,9 +14,10 @@ below). Everything else is int64 with the protocol's arithmetic shift.
 import torch
 
 from . import ops as k
+from .requant_f64 import FLOAT64_EXACT, fits, requant_scalar_
 
 FLOAT32_EXACT_K = 1024  # K * 128 * 128 <= 2^24
-FLOAT64_EXACT = 1 << 53
+NORM_F64_MAX_COLS = 4096  # n * (255 n)^2 < 2^52: the variance is an exact float64 sum
 
 
 def _clamp8(t: torch.Tensor) -> torch.Tensor:
@@ -51,9 +52,7 @@ class Matmul:
     def __init__(self, op: k.MatmulOp, device: torch.device):
         self.op = op
         kk = op.in_cols // op.heads
-        # (acc * m + 2^(s-1)) * 2^-s in float64 is exact when |acc| * m + 2^(s-1) < 2^53 (integers
-        # below 2^53, then a power-of-two scale), and its floor is the protocol's >>.
-        self.fused = kk * (1 << 14) * op.multiplier + (1 << (op.shift - 1)) < FLOAT64_EXACT
+        self.fused = fits(kk << 14, op.multiplier, op.shift)  # |acc| <= K * 2^14 (requant_f64)
         self.mask = None
 
     def _causal_mask(self, ta: int, rb: int, device: torch.device) -> torch.Tensor:
@@ -71,8 +70,7 @@ class Matmul:
         b4 = b.reshape(g, rb, h, kk).transpose(1, 2)  # (g, h, rb, K)
         acc = dot_blocks(a4, b4)                   # (g, h, ta, rb), exact integers
         if self.fused:
-            y = acc.mul_(op.multiplier).add_(1 << (op.shift - 1)).mul_(2.0 ** -op.shift).floor_()
-            y = y.clamp_(-128, 127).to(torch.int8)
+            y = requant_scalar_(acc, op.multiplier, op.shift)
         else:
             y = _rq_(acc.to(torch.int64), op.multiplier, op.shift)
         if op.causal:
@@ -94,13 +92,22 @@ class Transpose:
 
 
 class Add:
-    """5.3 in int64: |a * m_a + b * m_b| <= 2^39, plus 2^(s-1) <= 2^61, below 2^63."""
+    """5.3. Float64 when 128 (m_a + m_b) + 2^(s-1) + 2^(s+7) < 2^53 (requant_f64: every product
+    and sum is an exact float64), else int64 (|a m_a + b m_b| <= 2^39, + 2^(s-1) < 2^63)."""
 
     def __init__(self, op: k.AddOp, device: torch.device):
         self.op = op
+        s = op.shift
+        self.fused = 128 * (op.multiplier_a + op.multiplier_b) + (1 << (s - 1)) + (1 << (s + 7)) < FLOAT64_EXACT
+        self.scale_a, self.scale_b = op.multiplier_a * 2.0 ** -s, op.multiplier_b * 2.0 ** -s
+        self.offset = 0.5 + 128.0  # (2^(s-1) + 128 * 2^s) * 2^-s
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         op = self.op
+        if self.fused:
+            acc = a.to(torch.float64).mul_(self.scale_a).add_(b.to(torch.float64), alpha=self.scale_b)
+            v = acc.add_(self.offset).clamp_(0.0, 255.0)
+            return v.to(torch.uint8).bitwise_xor_(0x80).view(torch.int8)
         acc = a.to(torch.int64).mul_(op.multiplier_a).add_(b.to(torch.int64).mul_(op.multiplier_b))
         return _clamp8(acc.add_(1 << (op.shift - 1)).bitwise_right_shift_(op.shift))
 
@@ -117,11 +124,16 @@ class Lut:
 
 
 class Softmax:
-    """5.5: max over valid keys, exp by table, int64 sums, one exact floor division."""
+    """5.5: max over valid keys, exp by table, sums and one floor division, all in float64.
+
+    ``E[d] <= 2^23`` and ``S <= L * 2^23 < 2^38`` are exact float64 integers (any summation
+    order); the quotient rule (module doc) makes the float64 ``127 e / S`` floor exactly, and
+    the quotient is non-negative, so the uint8 conversion's truncation is that floor.
+    """
 
     def __init__(self, op: k.SoftmaxOp, device: torch.device):
         self.op = op
-        self.table = op.exp_table.to(torch.int64).to(device)
+        self.table = op.exp_table.to(torch.float64).to(device)
         self.mask = None
 
     def _valid(self, rows: int, length: int, device: torch.device) -> torch.Tensor:
@@ -138,49 +150,61 @@ class Softmax:
         if valid is not None:
             x3 = x3.masked_fill(~valid, -128)  # cannot raise the max: every valid x >= -128
         top = x3.max(dim=2, keepdim=True).values
-        d = top.to(torch.int64) - x3.to(torch.int64)  # in [0, 255] on valid keys
-        e = self.table[d]
+        # d = M - x is in [0, 255] on every key (masked ones were set to -128 <= M), so the
+        # uint8 difference, which wraps modulo 256, is d itself.
+        d = top.view(torch.uint8) - x3.view(torch.uint8)
+        e = self.table[d.to(torch.int64)]
         if valid is not None:
-            e.masked_fill_(~valid, 0)
-        total = e.sum(dim=2, keepdim=True)  # <= L * 2^23 < 2^38
-        # Quotient rule: 127 * e / S <= 127 < 2^7 and S < 2^38, so S * 2^7 < 2^45 <= 2^52: exact floor.
-        q = (e * k.SOFTMAX_ONE).to(torch.float64).div_(total.clamp(min=1).to(torch.float64)).floor_()
-        q.masked_fill_(total == 0, 0)
-        return q.to(torch.int8).view(rows, op.cols)
+            e.masked_fill_(~valid, 0.0)
+        total = e.sum(dim=2, keepdim=True).clamp_(min=1.0)  # S = 0 only if every e = 0: 0 / 1 = 0
+        # Quotient rule: 127 e / S <= 127 < 2^7 and S < 2^38, so S * 2^7 < 2^45 <= 2^52.
+        q = e.mul_(k.SOFTMAX_ONE).div_(total)
+        return q.to(torch.uint8).view(torch.int8).reshape(rows, op.cols)
 
 
 def isqrt_(v: torch.Tensor) -> torch.Tensor:
-    """Floor square root of int64 values in [0, 2^58): float64 sqrt, then one correction each way.
+    """Floor square root of integers in [0, 2^58) (int64) or [0, 2^52) (float64), same dtype back.
 
     float64(v) is v to 53 bits and sqrt is correctly rounded, so the float root is within far
-    less than 1 of the true root (< 2^29): its floor is off by at most one, fixed below.
+    less than 1 of the true root (< 2^29): its floor is off by at most one, fixed below with
+    exact products (int64: r^2 < 2^58; float64: r < 2^26, so r^2 and (r+1)^2 <= 2^52).
     """
-    r = v.to(torch.float64).sqrt_().floor_().to(torch.int64)
-    r.sub_((r * r > v).to(torch.int64))
-    r.add_(((r + 1) * (r + 1) <= v).to(torch.int64))
-    return r
+    r = v.to(torch.float64).sqrt().floor_().to(v.dtype)
+    r = r - (r * r > v).to(v.dtype)
+    return r + ((r + 1) * (r + 1) <= v).to(v.dtype)
 
 
 class Norm:
-    """5.6: exact integer centring and variance, floor root, one floor division, rq."""
+    """5.6: exact integer centring and variance, floor root, one floor division, rq.
+
+    Float64 when n <= 4096: then |z| <= 255 n, V = sum z^2 <= n (255 n)^2 < 2^52 and every
+    partial sum are exact float64 integers, sqrt is correctly rounded (isqrt_ corrects its
+    floor), and the requantization goes through requant_f64 when its bound holds. Wider rows
+    use int64 throughout.
+    """
 
     def __init__(self, op: k.NormOp, device: torch.device):
         self.op = op
-        self.gamma = op.gamma.to(device)
-        self.beta = op.beta.to(device)
+        worst = int(((op.gamma.abs() << k.NORM_FRAC) + op.beta.abs()).max())
+        self.f64 = op.cols <= NORM_F64_MAX_COLS and fits(worst, op.multiplier, op.shift)
+        dtype = torch.float64 if self.f64 else torch.int64
+        self.gamma, self.beta = op.gamma.to(dtype).to(device), op.beta.to(dtype).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         op = self.op
-        z = x.to(torch.int64)
+        z = x.to(torch.float64 if self.f64 else torch.int64)
         if not op.rms:
-            z = z.mul_(op.cols).sub_(z.sum(dim=1, keepdim=True))  # n * x - sum x, |z| <= 255 n <= 2^22
-        v = (z * z).sum(dim=1, keepdim=True)                     # < 2^58
+            total = z.sum(dim=1, keepdim=True)  # before z changes in place
+            z = z.mul_(op.cols).sub_(total)     # n * x - sum x, |z| <= 255 n <= 2^22
+        v = (z * z).sum(dim=1, keepdim=True)    # < 2^58 (int64), < 2^53 (float64 path)
         rho = isqrt_(v)
         # Quotient rule: |z| <= rho, so |z * 2^15 / rho| <= 2^15 < 2^16, and rho < 2^29:
         # rho * 2^16 < 2^45 <= 2^52, so the float64 floor is the exact floor (negative z too).
         q = z.to(torch.float64).mul_(1 << k.NORM_FRAC).div_(rho.clamp(min=1).to(torch.float64)).floor_()
-        q = q.to(torch.int64).masked_fill_(rho == 0, 0)
-        return _rq_(q.mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
+        q.masked_fill_(rho == 0, 0)
+        if self.f64:  # |q gamma + beta| < 2^31: exact; then requant_f64 (fits checked above)
+            return requant_scalar_(q.mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
+        return _rq_(q.to(torch.int64).mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
 
 
 class Embed:

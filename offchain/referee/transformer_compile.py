@@ -1,0 +1,171 @@
+"""Compile a float transformer (referee.transformer) into an exact integer graph model.
+
+Static post-training quantization, the usual recipe (gemmlowp / TFLite, I-BERT's integer-only
+inference): every activation gets one symmetric int8 scale, calibrated as max|x| / 127 over
+the float model's activations on calibration tokens; weights get one scale per output channel
+(per tensor for the logits, whose argmax must compare channels on one scale); every
+requantization factor becomes a fixed-point (m, s) (referee.quantize.fixed_point). The
+non-linearities become tables built from the float functions (GELU for ``lut``, exp for
+``softmax``), LayerNorm becomes ``norm`` with gamma/beta folded as protocol 5.6 describes.
+``GraphModel.validate`` then checks every range, including the int32 accumulator bound, and
+raises ModelCompileError naming the op and channel that breaks one.
+
+The op list per block follows protocol 5.9 (seven attention ops whatever the heads and batch).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import ops as k
+from .errors import ModelCompileError
+from .graph import GraphModel
+from .model import INT32_MAX, LinearOp
+from .quantize import fixed_point
+from .transformer import FloatTransformer
+
+INT8_MAX = 127
+
+
+def _scale(t: torch.Tensor) -> float:
+    peak = float(t.abs().max()) if t.numel() else 0.0
+    return peak / INT8_MAX if peak > 0 else 1.0
+
+
+def _fixed_point_common(*reals: float) -> tuple[list[int], int]:
+    """Multipliers sharing one shift: the largest real sets the shift (21-bit multiplier)."""
+    m_big, s = fixed_point(max(reals))
+    return [max(1, min(INT32_MAX, round(r * (1 << s)))) for r in reals], s
+
+
+def _quant(t: torch.Tensor, scale) -> torch.Tensor:
+    return torch.round(t / scale).clamp(-128, 127).to(torch.int8)
+
+
+class _Builder:
+    """Appends ops, tracking each slot's float scale."""
+
+    def __init__(self, stats: dict[str, float]):
+        self.ops, self.scales, self.stats, self.names = [], {}, stats, {}
+
+    def add(self, op, scale: float, name: str | None = None) -> int:
+        """Append op; ``name`` is the float activation its slot approximates (kept in meta)."""
+        self.ops.append(op)
+        self.scales[len(self.ops)] = scale
+        if name:
+            self.names[len(self.ops)] = name
+        return len(self.ops)
+
+    def linear(self, x: int, layer: torch.nn.Linear, out: str, wide: bool = False) -> int:
+        w = layer.weight.detach().double()
+        s_x = self.scales[x]
+        if wide:  # one weight scale: the int32 logits of every channel share the scale s_x * s_w
+            s_w = torch.full((w.shape[0],), _scale(w), dtype=torch.float64)
+        else:
+            s_w = w.abs().amax(dim=1).clamp(min=1e-12) / INT8_MAX
+        wq = _quant(w, s_w[:, None])
+        bias = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        bq = torch.round(bias / (s_x * s_w)).clamp(-INT32_MAX, INT32_MAX).to(torch.int32)
+        if wide:
+            pairs = [(1, 1)] * w.shape[0]
+            out_scale = s_x * float(s_w[0])
+        else:
+            out_scale = self.stats[out]
+            pairs = [fixed_point(float(s_x * s_w[c] / out_scale)) for c in range(w.shape[0])]
+        op = LinearOp(x, wq, bq, torch.tensor([m for m, _ in pairs], dtype=torch.int32),
+                      torch.tensor([s for _, s in pairs], dtype=torch.int32), relu=False, wide=wide)
+        return self.add(op, out_scale, out)
+
+    def norm(self, x: int, ln: torch.nn.LayerNorm | None, out: str | None, rms: bool = False) -> int:
+        """Protocol 5.6: q ~ 2^15 * xhat / sqrt(n); acc = q * G + B; y = rq(acc, m, s) ~ (gamma xhat + beta) / s_y."""
+        n = self.ops[x - 1].out_cols if x else None
+        if ln is None:  # L2 normalisation to unit vectors at scale 1/127: y ~ 127 * x / |x| = 127 q / 2^15
+            m, s = fixed_point(INT8_MAX / (1 << k.NORM_FRAC))
+            op = k.NormOp(x, torch.ones(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64), m, s, rms=True)
+            return self.add(op, 1.0 / INT8_MAX)
+        gamma, beta = ln.weight.detach().double(), ln.bias.detach().double()
+        s_y = self.stats[out]
+        # g = m / 2^s just large enough that 2^15 |G| + |B| stays below 2^31 (a 5% margin for rounding).
+        need = float((gamma.abs() * math.sqrt(n) + beta.abs()).max()) / (s_y * INT32_MAX) * 1.05
+        m, s = fixed_point(need)
+        g = m / (1 << s)
+        G = torch.round(gamma * math.sqrt(n) / ((1 << k.NORM_FRAC) * s_y * g)).to(torch.int64)
+        B = torch.round(beta / (s_y * g)).to(torch.int64)
+        return self.add(k.NormOp(x, G, B, m, s, rms=rms), s_y, out)
+
+    def residual(self, a: int, b: int, out: str) -> int:
+        s_y = self.stats[out]
+        (ma, mb), s = _fixed_point_common(self.scales[a] / s_y, self.scales[b] / s_y)
+        return self.add(k.AddOp(a, b, self.ops[a - 1].out_cols, ma, mb, s), s_y, out)
+
+    def gelu(self, x: int, out: str) -> int:
+        s_x, s_y = self.scales[x], self.stats[out]
+        v = torch.arange(-128, 128, dtype=torch.float64) * s_x
+        return self.add(k.LutOp(x, self.ops[x - 1].out_cols, _quant(F.gelu(v), s_y)), s_y, out)
+
+
+def calibrate(model: FloatTransformer, tokens: torch.Tensor) -> dict[str, float]:
+    """max|x| / 127 of every recorded activation of the float model on ``tokens`` (B, T)."""
+    record: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model(tokens, record=record)
+    return {name: _scale(t) for name, t in record.items()}
+
+
+def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str = "transformer") -> GraphModel:
+    """The exact integer model of ``model``, calibrated on ``tokens`` (int (B, T) in [0, vocab))."""
+    cfg = model.cfg
+    if tokens.dim() != 2 or tokens.shape[1] != cfg.seq:
+        raise ModelCompileError(f"calibration tokens must have shape (batch, {cfg.seq}), got {tuple(tokens.shape)}")
+    stats = calibrate(model, tokens)
+    b = _Builder(stats)
+    d, h, t, dh = cfg.width, cfg.heads, cfg.seq, cfg.head_width
+    causal = cfg.kind == "decoder"
+
+    tok, pos = model.tok.detach().double(), model.pos.detach().double()
+    s_tok, s_pos, s_e = _scale(tok), _scale(pos), stats["embed"]
+    (ma, mb), s = _fixed_point_common(s_tok / s_e, s_pos / s_e)
+    x = b.add(k.EmbedOp(0, _quant(tok, s_tok), _quant(pos, s_pos), ma, mb, s), s_e, "embed")
+    if cfg.kind == "encoder":
+        x = b.norm(x, model.ln_e, "ln_e")
+
+    for i, block in enumerate(model.blocks):
+        p = f"b{i}."
+        inp = b.norm(x, block.ln1, p + "ln1") if causal else x
+        q, kk, v = (b.linear(inp, getattr(block, n), p + n) for n in ("q", "k", "v"))
+        s_sc = stats[p + "scores"]
+        m, s = fixed_point(b.scales[q] * b.scales[kk] / (math.sqrt(dh) * s_sc))
+        scores = b.add(k.MatmulOp(q, kk, d, h * t, h, t, m, s, causal=causal), s_sc, p + "scores")
+        exp = torch.round((1 << 23) * torch.exp(-torch.arange(256, dtype=torch.float64) * s_sc)).to(torch.int32)
+        probs = b.add(k.SoftmaxOp(scores, h * t, h, t, exp, causal=causal), 1.0 / k.SOFTMAX_ONE)
+        v_t = b.add(k.TransposeOp(v, d, h * t, h), b.scales[v])
+        m, s = fixed_point(b.scales[v] / (k.SOFTMAX_ONE * stats[p + "att"]))
+        att = b.add(k.MatmulOp(probs, v_t, h * t, d, h, t, m, s), stats[p + "att"], p + "att")
+        attn_out = b.linear(att, block.o, p + "attn_out")
+        x = b.residual(x, attn_out, p + "res1")
+        if not causal:
+            x = b.norm(x, block.ln1, p + "ln1")
+        inp = b.norm(x, block.ln2, p + "ln2") if causal else x
+        hidden = b.gelu(b.linear(inp, block.fc1, p + "fc1"), p + "gelu")
+        x = b.residual(x, b.linear(hidden, block.fc2, p + "mlp_out"), p + "res2")
+        if not causal:
+            x = b.norm(x, block.ln2, p + "ln2")
+
+    if causal:
+        x = b.norm(x, model.ln_e, "ln_f")
+        x = b.linear(x, model.head, "logits", wide=True)
+        b.add(k.ArgmaxOp(x, cfg.vocab), 1.0)
+    else:
+        # Mean pooling as protocol 5.9: transpose, a linear of ones (1/T in m, s), transpose back.
+        x_t = b.add(k.TransposeOp(x, d, t, 1), b.scales[x])
+        m, s = fixed_point(b.scales[x] / (t * stats["pool"]))
+        ones = LinearOp(x_t, torch.ones(1, t, dtype=torch.int8), torch.zeros(1, dtype=torch.int32),
+                        torch.tensor([m], dtype=torch.int32), torch.tensor([s], dtype=torch.int32), relu=False)
+        pooled = b.add(ones, stats["pool"])
+        pooled = b.add(k.TransposeOp(pooled, 1, d, 1), stats["pool"])
+        b.norm(pooled, None, None)
+    graph = GraphModel(cfg.seq, b.ops, input_dtype=1, name=name,
+                       meta={"config": cfg, "output_scale": b.scales[len(b.ops)],
+                             "slot_scales": b.scales, "slot_names": b.names})
+    return graph.validate()
