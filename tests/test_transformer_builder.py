@@ -1,0 +1,80 @@
+"""The transformer builder: a float encoder and decoder compiled to exact integer graph models
+track the float models, run bit-identically on every CPU backend and against the independent
+reference (whole traces and roots), and refuse weights that break the int32 accumulator bound."""
+
+import pytest
+import torch
+
+import reference_transformer as rt
+from referee import commitments as cm
+from referee.errors import ModelCompileError
+from referee.graph_dict import model_from_dict, model_to_dict
+from referee.graph_exec import GraphExecutor
+from referee.transformer import FloatTransformer, TransformerConfig
+from referee.transformer_compile import compile_transformer
+
+SMALL = {"encoder": TransformerConfig("encoder", layers=2, width=64, heads=4, ffn=256, seq=16, vocab=256),
+         "decoder": TransformerConfig("decoder", layers=2, width=64, heads=4, ffn=256, seq=16, vocab=256, eps=1e-5)}
+
+
+def tokens(cfg: TransformerConfig, batch: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, cfg.vocab, (batch, cfg.seq), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module", params=["encoder", "decoder"])
+def compiled(request):
+    cfg = SMALL[request.param]
+    float_model = FloatTransformer(cfg, seed=1).eval()
+    return cfg, float_model, compile_transformer(float_model, tokens(cfg, 16, 5))
+
+
+def test_integer_model_tracks_float_model_succeeds(compiled):
+    cfg, float_model, model = compiled
+    x = tokens(cfg, 8, 6)
+    out = GraphExecutor(model, "cpu").run(x.to(torch.int32))[-1]
+    with torch.no_grad():
+        expected = float_model(x)
+    if cfg.kind == "encoder":  # unit vectors at scale 1/127
+        cos = torch.nn.functional.cosine_similarity(out.double() / 127, expected.double(), dim=-1)
+        assert cos.min() > 0.99, cos
+    else:  # greedy tokens after every position; random weights leave near-ties, so not all agree
+        agree = (out.view(-1) == expected.argmax(-1).view(-1)).double().mean()
+        assert agree > 0.8, agree
+
+
+def test_backends_agree_bit_for_bit_succeeds(compiled):
+    cfg, _, model = compiled
+    x = tokens(cfg, 3, 7).to(torch.int32)
+    x[0, 0], x[1, 3] = cfg.vocab + 5, -1  # ids outside the vocabulary are defined too
+    float_slots = GraphExecutor(model, "cpu", "float").run(x)
+    int_slots = GraphExecutor(model, "cpu", "int64").run(x)
+    assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(float_slots, int_slots))
+
+
+def test_whole_trace_equals_reference_succeeds(compiled):
+    cfg, _, model = compiled
+    small = compile_transformer(FloatTransformer(TransformerConfig(cfg.kind, 2, 16, 4, 32, 6, 40), seed=2),
+                                tokens(TransformerConfig(cfg.kind, 2, 16, 4, 32, 6, 40), 4, 1))
+    d = model_to_dict(small)
+    x = [[3, 39, 0, 41, -7, 12], [5, 5, 5, 5, 5, 5]]
+    slots, roots, states = rt.trace(d, x)
+    mine = GraphExecutor(small, "cpu").run(torch.tensor(x, dtype=torch.int32))
+    assert [s.tolist() for s in mine] == slots
+    assert [cm.commit_tensor(s).root for s in mine] == roots
+    assert cm.state_roots(roots) == states
+    assert small.root == rt.model_root(d) == model_from_dict(d).root
+    assert [op.params_root for op in small.ops] == [rt.params_root(op) for op in d["ops"]]
+
+
+def test_weights_breaking_the_accumulator_bound_are_refused_fails():
+    cfg = SMALL["decoder"]
+    float_model = FloatTransformer(cfg, seed=1)
+    with torch.no_grad():
+        float_model.blocks[0].fc1.bias[7] = 1e6  # bias / (s_x * s_w) far beyond 2^31
+    with pytest.raises(ModelCompileError, match=r"op \d+, output channel 7: worst-case \|accumulator\|"):
+        compile_transformer(float_model, tokens(cfg, 4, 5))
+
+
+def test_calibration_tokens_of_the_wrong_length_fails():
+    with pytest.raises(ModelCompileError, match=r"calibration tokens must have shape \(batch, 16\)"):
+        compile_transformer(FloatTransformer(SMALL["encoder"]), torch.zeros(2, 15, dtype=torch.int64))

@@ -1,0 +1,159 @@
+"""The transformer kernels' fast and fallback paths, bit for bit against the independent
+reference (tests/reference_kinds.py), and the graph model's shape and range errors.
+
+tests/test_transformer_exact.py fuzzes every kind on random shapes; this file forces the
+paths a random case rarely reaches: float32 blocking beyond k = 1024, the int64 fallbacks
+when float64 would not be exact (large multipliers and shifts, rows wider than 4096), the
+integer square root at perfect squares, and the extremes of every range.
+"""
+
+import random
+
+import pytest
+import torch
+
+import reference_kinds as rk
+from referee import kernels, ops
+from referee.errors import InputError, ModelCompileError
+from referee.graph import GraphModel
+from referee.graph_exec import GraphExecutor, run_op
+from referee.model import LinearOp
+
+
+def i8(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int8)
+
+
+def rand_rows(rng: random.Random, rows: int, cols: int, extreme: bool = False) -> list[list[int]]:
+    pick = (lambda: rng.choice([-128, 127, -127, 0])) if extreme else (lambda: rng.randint(-128, 127))
+    return [[pick() for _ in range(cols)] for _ in range(rows)]
+
+
+@pytest.mark.parametrize("m, s", [(1, 1), (3, 7), ((1 << 31) - 1, 62), ((1 << 31) - 1, 40), (1 << 20, 30)])
+@pytest.mark.parametrize("kk", [1, 1024, 1025, 2500])
+def test_matmul_blocks_and_requant_paths_match_reference_succeeds(kk, m, s):
+    rng = random.Random(kk * 7 + s)
+    a, b = rand_rows(rng, 2, kk, extreme=kk > 1000), rand_rows(rng, 3, kk, extreme=kk > 1000)
+    op = ops.MatmulOp(0, 0, kk, 3, heads=1, seq=2, multiplier=m, shift=s, causal=True)
+    expected = rk.matmul(a, b, 1, 2, 3, m, s, True)
+    assert kernels.Matmul(op, torch.device("cpu")).fused == (kk * (1 << 14) * m + (1 << (s - 1)) + (1 << (s + 7)) < 1 << 53)
+    assert run_op(op, [i8(a), i8(b)]).tolist() == expected
+
+
+def test_matmul_all_minus_128_saturates_largest_sum_succeeds():
+    a = [[-128] * 4096]
+    op = ops.MatmulOp(0, 0, 4096, 1, 1, 1, 1, 1)
+    assert run_op(op, [i8(a), i8(a)]).tolist() == rk.matmul(a, a, 1, 1, 1, 1, 1, False) == [[127]]
+    op = ops.MatmulOp(0, 0, 4096, 1, 1, 1, (1 << 31) - 1, 62)  # 2^26 * (2^31 - 1) / 2^62 -> 0 or 1
+    assert run_op(op, [i8(a), i8(a)]).tolist() == rk.matmul(a, a, 1, 1, 1, (1 << 31) - 1, 62, False)
+
+
+@pytest.mark.parametrize("ma, mb, s", [(1, 1, 1), ((1 << 31) - 1, (1 << 31) - 1, 62), ((1 << 31) - 1, 1, 31),
+                                       (5, 3, 2), (1 << 30, 1 << 30, 45)])
+def test_add_float64_and_int64_paths_match_reference_succeeds(ma, mb, s):
+    rng = random.Random(ma + s)
+    a, b = rand_rows(rng, 4, 33, extreme=True), rand_rows(rng, 4, 33)
+    op = ops.AddOp(0, 0, 33, ma, mb, s)
+    assert run_op(op, [i8(a), i8(b)]).tolist() == rk.add(a, b, ma, mb, s)
+
+
+@pytest.mark.parametrize("cols", [1, 2, 384, 4096, 4097, 16384])
+@pytest.mark.parametrize("rms", [False, True])
+def test_norm_paths_and_extremes_match_reference_succeeds(cols, rms):
+    rng = random.Random(cols * 2 + rms)
+    rows = [[rng.choice([-128, 127]) for _ in range(cols)],          # largest variance
+            [5] * cols,                                              # constant row: rho = 0 (LayerNorm)
+            [0] * cols,                                              # zero row
+            [rng.randint(-128, 127) for _ in range(cols)],
+            [-128] + [127] * (cols - 1)]
+    gamma = [rng.choice([-(1 << 15), (1 << 15) - 1, rng.randint(-999, 999)]) for _ in range(cols)]
+    beta = [rng.randint(-(1 << 30), 1 << 30) for _ in range(cols)]
+    for m, s in [(1 << 20, 36), ((1 << 31) - 1, 62), (7, 3)]:
+        op = ops.NormOp(0, torch.tensor(gamma), torch.tensor(beta), m, s, rms=rms)
+        assert run_op(op, [i8(rows)]).tolist() == rk.norm(rows, gamma, beta, m, s, rms), (m, s)
+
+
+def test_isqrt_at_perfect_squares_and_neighbours_succeeds():
+    roots = [0, 1, 2, 3, (1 << 26) - 1, 1 << 26, (1 << 29) - 1, 123456789]
+    values = sorted({max(0, r * r + d) for r in roots for d in (-1, 0, 1)} | {(1 << 58) - 1})
+    got = kernels.isqrt_(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert got == [rk.isqrt(v) for v in values]
+    small = [v for v in values if v < 1 << 52]
+    assert kernels.isqrt_(torch.tensor(small, dtype=torch.float64)).tolist() == [rk.isqrt(v) for v in small]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_extreme_rows_and_tables_match_reference_succeeds(causal):
+    length, heads, seq = 512, 2, 4
+    rows = [[-128] * (heads * length), [127] * (heads * length),
+            [127 if c % 2 else -128 for c in range(heads * length)], [c % 256 - 128 for c in range(heads * length)]]
+    for table in ([1 << 23] * 256, [0] * 256, [0] + [1 << 23] * 255, [(1 << 23) >> min(d, 23) for d in range(256)]):
+        op = ops.SoftmaxOp(0, heads * length, heads, seq, torch.tensor(table, dtype=torch.int32), causal=causal)
+        assert run_op(op, [i8(rows)]).tolist() == rk.softmax(rows, heads, seq, table, causal)
+
+
+def test_embed_ids_out_of_vocabulary_and_saturation_succeeds():
+    tok, pos = [[127, -128], [-128, 127], [1, -1]], [[127, 127], [-128, -128]]
+    ids = [[0, 3], [-1, 2], [2**31 - 1, -2**31]]
+    op = ops.EmbedOp(0, i8(tok), i8(pos), (1 << 31) - 1, (1 << 31) - 1, 30)
+    got = run_op(op, [torch.tensor(ids, dtype=torch.int32)])
+    assert got.tolist() == rk.embed(ids, tok, pos, (1 << 31) - 1, (1 << 31) - 1, 30)
+
+
+def test_wide_linear_and_argmax_ties_match_reference_succeeds():
+    rng = random.Random(3)
+    w = rand_rows(rng, 9, 1500, extreme=True)
+    op = LinearOp(0, i8(w), torch.full((9,), -(1 << 31) + 1 + 128 * 1500 * 128, dtype=torch.int32),
+                  torch.ones(9, dtype=torch.int32), torch.ones(9, dtype=torch.int32), relu=False, wide=True)
+    x = rand_rows(rng, 5, 1500, extreme=True)
+    logits = run_op(op, [i8(x)])
+    assert logits.dtype == torch.int32
+    assert logits.tolist() == rk.linear_wide(x, w, op.bias.tolist(), [1] * 9, [1] * 9)
+    ties = torch.tensor([[5, 5, 5], [-(1 << 31), -(1 << 31), 0], [2, 7, 7]], dtype=torch.int32)
+    assert run_op(ops.ArgmaxOp(0, 3), [ties]).tolist() == rk.argmax(ties.tolist()) == [[0], [2], [1]]
+
+
+def _attention_model(seq: int = 4) -> GraphModel:
+    table = torch.tensor([max(0, (1 << 23) - 40000 * d) for d in range(256)], dtype=torch.int32)
+    return GraphModel(8, [
+        ops.MatmulOp(0, 0, 8, 2 * seq, 2, seq, 1 << 20, 24, causal=True),
+        ops.SoftmaxOp(1, 2 * seq, 2, seq, table, causal=True),
+        ops.TransposeOp(0, 8, 2 * seq, 2),
+        ops.MatmulOp(2, 3, 2 * seq, 8, 2, seq, 1 << 20, 27),
+    ]).validate()
+
+
+def test_graph_rows_that_break_a_shape_rule_are_refused_succeeds():
+    ex = GraphExecutor(_attention_model(), "cpu")
+    assert [s.shape for s in ex.run(torch.zeros(8, 8, dtype=torch.int8))][-1] == (8, 8)
+    with pytest.raises(InputError, match="op 1 cannot run on an input of 6 rows: A has 6 rows, not a multiple of seq = 4"):
+        ex.run(torch.zeros(6, 8, dtype=torch.int8))
+    with pytest.raises(InputError, match="must be an torch.int8 tensor"):
+        ex.run(torch.zeros(8, 8, dtype=torch.int32))
+    embed = GraphModel(300, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(300, 4, dtype=torch.int8),
+                                         1, 1, 1)], input_dtype=1).validate()
+    with pytest.raises(InputError, match="op 1 would write 65700 rows"):
+        embed.slot_shapes(219)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ops.MatmulOp(0, 0, 8, 6, 4, 2, 1, 1), "heads = 4 must be >= 1 and divide out_cols = 6"),
+    (lambda: ops.SoftmaxOp(0, 8, 2, 4, torch.full((256,), (1 << 23) + 1, dtype=torch.int32)), "exp_table has an entry"),
+    (lambda: ops.NormOp(0, torch.tensor([1 << 16]), torch.tensor([0]), 1, 1), r"column 0: 2\^15 \* \|gamma\|"),
+    (lambda: ops.AddOp(0, 0, 8, 0, 1, 1), r"multiplier_a = 0 is outside \[1, 2147483647\]"),
+    (lambda: ops.MatmulOp(0, 0, 8, 8, 1, 2, 1, 63), r"shift = 63 is outside \[1, 62\]"),
+    (lambda: ops.TransposeOp(0, 8, 8, 3), "heads = 3 must be >= 1 and divide in_cols = 8"),
+])
+def test_graph_ranges_are_enforced_with_the_op_named_fails(build, message):
+    with pytest.raises(ModelCompileError, match="op 1.*" + message):
+        GraphModel(8, [build()]).validate()
+
+
+def test_graph_dtype_and_slot_rules_fails():
+    with pytest.raises(ModelCompileError, match="op 1: cannot read slot 0 of dtype int8"):
+        GraphModel(4, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(4, 4, dtype=torch.int8),
+                                   1, 1, 1)]).validate()
+    with pytest.raises(ModelCompileError, match="op 2: input slot 2 is not an earlier slot"):
+        GraphModel(8, [ops.LutOp(0, 8, torch.zeros(256, dtype=torch.int8)), ops.AddOp(1, 2, 8, 1, 1, 1)]).validate()
+    with pytest.raises(ModelCompileError, match="op 1: takes 8 columns but slot 0 has 4"):
+        GraphModel(4, [ops.ArgmaxOp(0, 8)]).validate()
