@@ -1,11 +1,16 @@
 """What the solver and the challenger share: the watch loop, traces, games and payouts.
 
-An agent is a loop of ``tick``s. Each tick reads the market's logs from where the last one
-stopped (the cursor lives in the journal), then acts on every job and game it follows, from
-their state on chain: a move when it is its turn, ``timeout`` when the opponent's clock has
-run out, ``settle`` for a game it won, ``withdraw`` when it has credit. Because each action is
-decided from the chain and sent once per key, an agent killed at any moment and started
-again with the same journal and trace store picks up every job and game where they stand.
+An agent is a loop of ``tick``s. Each tick collects the receipts of what it sent, reads the
+market's logs from where the last one stopped (the cursor lives in the journal), then decides
+what to do on every job and game it follows, from their state on chain: a move when it is its
+turn, ``timeout`` when the opponent's clock has run out, ``settle`` for a game it won,
+``withdraw`` when it has credit. The actions of all its games are then sent together, most
+urgent clock first, as pipelined transactions that do not wait for one another
+(``_flush``), within its share of a block's gas: with K games in play every move still goes
+out in the next block, and no game's move waits on another game's receipt (docs/agents.md).
+Because each action is decided from the chain and sent once per key, an agent killed at any
+moment and started again with the same journal and trace store picks up every job and game
+where they stand.
 
 Traces are computed once per job (CUDA when present), with the agent's cheat applied, and
 kept in the trace store before anything depends on them: a restarted agent plays from the
@@ -14,6 +19,7 @@ same trace it committed or challenged with.
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -24,16 +30,28 @@ from ..executor import Executor
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
+from . import capacity as cap
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
 from .player import next_move
+from .terms import Limits, ether
 
-ETHER = 10**18
 LOG_CHUNK = 2000  # blocks per log query
+NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
+BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
 
 
-def ether(wei: int) -> str:
-    return f"{wei / ETHER:.4g} ETH"
+@dataclass
+class Action:
+    """One transaction an agent decided on this tick, sent in order of ``deadline``."""
+
+    key: str
+    method: str
+    args: tuple
+    contract: object
+    value: int
+    what: str
+    deadline: int
 
 
 def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
@@ -49,9 +67,12 @@ class Agent:
 
     def __init__(self, client: ChainClient, journal: Journal, models: list[IntegerModel], store: TraceStore, *,
                  cheat: str | None = None, device: str = "auto", name: str | None = None,
-                 max_bond: int | None = None, confirmations: int = 0, log: Callable[[str], None] = print):
+                 max_bond: int | None = None, min_fee: int | None = None, max_window: int | None = None,
+                 block_time: float | None = None, confirmations: int = 0, log: Callable[[str], None] = print):
         self.client = client
-        self.max_bond = max_bond  # the largest bond (wei) this agent puts at risk; None: any
+        defaults = Limits()
+        self.limits = Limits(max_bond=defaults.max_bond if max_bond is None else max_bond, min_fee=min_fee,
+                             max_window=defaults.max_window if max_window is None else max_window)
         self.journal = journal
         self.store = store
         self.cheat = cheat
@@ -74,9 +95,48 @@ class Agent:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
         self._executors: dict[int, Executor] = {}
         self._traces: dict[int, Trace] = {}
+        self.block_time = block_time or self._measured_block_time()
+        self._queue: list[Action] = []
+        self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
+        self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
+        self._jobs_seen: dict[int, object] = {}  # job records read this tick
 
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
+
+    # -- capacity ------------------------------------------------------------------------
+
+    def _measured_block_time(self) -> float:
+        head = self.client.head()
+        first = max(0, head - BLOCK_TIME_SAMPLE)
+        return cap.block_time_of([self.client.block_timestamp(n) for n in range(first, head + 1)])
+
+    def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
+        """How many games of jobs like this one (model, rows) this agent can play at once."""
+        widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
+        measured = max((gas for key, gas in self.journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
+        return cap.Capacity(block_time=self.block_time, block_gas=self.client.block_gas_limit(),
+                            clock=self.client.clock,
+                            moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
+                            move_gas=max(cap.move_gas_bound(widest), measured))
+
+    def games_in_play(self) -> int:
+        return len(self.journal.active_games())
+
+    def describe_capacity(self) -> None:
+        """Logs the worst-case capacity per model (the largest job it can be posted), and what a
+        flood of games beyond it costs an attacker in bonds."""
+        for model in self.models.values():
+            worst = self.capacity(model, cap.MAX_POSTED_ROWS)
+            self.log(f"capacity for {model.name}: {worst.describe()}; a flood beyond it costs the attacker "
+                     f"{ether(worst.flood_cost(self.client.challenger_bond))} in challenger bonds "
+                     f"(at most {ether(self.limits.max_bond)} of ours at risk per job)")
+
+    def job(self, job_id: int):
+        """The job's record, read once per tick."""
+        if job_id not in self._jobs_seen:
+            self._jobs_seen[job_id] = self.client.job(job_id)
+        return self._jobs_seen[job_id]
 
     def finish(self, row: JobRow, note: str) -> None:
         """Stop following a job, with a note saying why."""
@@ -86,21 +146,24 @@ class Agent:
     # -- the loop ------------------------------------------------------------------------
 
     def tick(self) -> int:
-        """One pass over logs, jobs, games and credit; returns the number of transactions sent."""
+        """One pass over receipts, logs, jobs, games and credit; returns the number of
+        transactions submitted (they are mined by the next block, not waited for)."""
+        self._guarded(self._receipts)
         self._scan()
-        sent = 0
+        self._queue, self._jobs_seen = [], {}
         # games first: a job is done only once its games are
         for game_id, job_id in self.journal.active_games():
-            sent += self._guarded(self.advance_game, game_id, job_id)
+            self._guarded(self.advance_game, game_id, job_id)
         for row in self.journal.active_jobs():
-            sent += self._guarded(self.advance_job, row)
-        sent += self._guarded(self._withdraw)
-        return sent
+            self._guarded(self.advance_job, row)
+        self._guarded(self._withdraw)
+        return self._flush()
 
     def run(self, poll: float = 2.0, once: bool = False) -> None:
         """Tick until interrupted (Ctrl-C stops between ticks; state is always saved)."""
         self.log(f"{self.client.address} watching market {self.client.deployment.market} "
-                 f"for {len(self.models)} model(s)")
+                 f"for {len(self.models)} model(s); blocks of {self.block_time:g} s")
+        self.describe_capacity()
         try:
             while True:
                 try:
@@ -108,17 +171,44 @@ class Agent:
                 except ChainUnavailable as exc:
                     self.log(f"{exc}; still trying")
                     sent = 0
-                if once and not sent:
+                if once and not sent and not self.client.in_flight():
                     return  # --once: every pass that sent something is followed by another
-                if not once:
-                    time.sleep(poll)
+                if not once or self.client.in_flight():
+                    time.sleep(poll if not once else min(poll, 0.2))
         except KeyboardInterrupt:
             self.log("stopped; start again with the same --state to resume")
 
-    def _guarded(self, action: Callable, *args) -> int:
-        """Run one action; a revert or a dropped connection is logged and retried next tick."""
+    def _flush(self) -> int:
+        """Submits this tick's actions, the nearest deadline first, within the agent's share of
+        the block's gas (the rest go in the next block); returns how many were submitted."""
+        head = self.client.head()
+        block, used = self._budget if self._budget[0] == head else (head, 0)
+        budget, sent = int(self.client.block_gas_limit() * cap.BLOCK_SHARE), 0
+        for i, action in enumerate(sorted(self._queue, key=lambda a: a.deadline)):
+            tx = self._guarded(self.client.prepare, action.key, action.contract or self.client.market,
+                               action.method, *action.args, value=action.value)
+            if tx is None:
+                continue
+            if used and used + tx.gas_limit > budget:
+                self.log(f"this block's share of gas is used: {len(self._queue) - i} action(s) wait for the next")
+                break
+            if self._guarded(self.client.submit, tx) is not None:
+                used += tx.gas_limit
+                sent += 1
+                self._whats[action.key] = action.what or action.method
+                self.log(f"{self._whats[action.key]}: sent")
+        self._budget, self._queue = (block, used), []
+        return sent
+
+    def _receipts(self) -> None:
+        for mined in self.client.poll():
+            what = self._whats.pop(mined.key, mined.method)
+            self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
+
+    def _guarded(self, action: Callable, *args, **kwargs):
+        """Run one step; a revert or a dropped connection is logged (None) and retried next tick."""
         try:
-            return int(bool(action(*args)))
+            return action(*args, **kwargs)
         except TxReverted as exc:
             self.log(f"error: {exc}")
         except Exception as exc:  # connection failures, and the node refusing a transaction
@@ -130,7 +220,7 @@ class Agent:
                 self.log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             else:
                 raise
-        return 0
+        return None
 
     def _scan(self) -> None:
         cursor = int(self.journal.get("cursor") or self.client.deployment.block - 1)
@@ -141,8 +231,16 @@ class Agent:
             cursor = stop
             self.journal.set("cursor", str(cursor))
 
-    def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = ""):
-        receipt = self.client.send(key, contract or self.client.market, method, *args, value=value)
+    def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = "",
+             deadline: int = NO_DEADLINE) -> Action:
+        """Queue ``method(*args)`` for this tick's batch; ``deadline`` (a timestamp) orders it."""
+        action = Action(key, method, args, contract, value, what, deadline)
+        self._queue.append(action)
+        return action
+
+    def send_now(self, key: str, method: str, *args, value: int = 0, what: str = ""):
+        """Send one market call and wait for it (set-up and operator commands, not the loop)."""
+        receipt = self.client.send(key, self.client.market, method, *args, value=value)
         if receipt is not None:
             self.log(f"{what or method} (gas {receipt.gas_used:,})")
         return receipt
@@ -205,10 +303,16 @@ class Agent:
         if move is None:
             return None
         return self.send(move.key, move.method, *move.args, contract=self.client.game,
-                         what=f"game {game_id}: {move.method}")
+                         what=f"game {game_id}: {move.method}", deadline=move.deadline)
 
     def _withdraw(self):
         credit = self.client.credit()
         if credit == 0:
             return None
+        if any(key.startswith("withdraw:") for key in self._whats):
+            return None  # one withdrawal in flight at a time
         return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}")
+
+
+# the keys of game moves (journal), whose measured gas refines the capacity
+_MOVES = {"bisect", "choose", "transition", "reveal_children", "pick", "reveal_row", "step"}

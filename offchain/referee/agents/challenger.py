@@ -5,14 +5,17 @@ log, run the model exactly (the trace is stored before anything depends on it), 
 final state root with the committed ``S_N``, and challenge on a difference while the window
 is open and the bond is within ``max_bond``. Then it plays each of its games to the end
 (choosing the disputed part and child, building the one-step proof), settles the games it
-won, takes its bond back from a game made moot by another challenger's win (``reclaim``), and
-withdraws its credit.
+won, takes its bond back from a game made moot by another challenger's win (``reclaim``: a game
+opened after the earliest winning one; an earlier game is played out, since it may still earn
+the reward), and withdraws its credit. It takes on no game beyond its capacity
+(``capacity.py``) or ``max_bond``, and logs why it declined.
 """
 
 from ..hashing import to_hex
-from .agent import Agent, ether
+from .agent import Agent
 from .client import COMMITTED, JOB_STATUS, REJECTED
 from .journal import JobRow
+from .terms import challenger_refusal, ether
 
 
 class Challenger(Agent):
@@ -33,7 +36,7 @@ class Challenger(Agent):
 
     def advance_job(self, row: JobRow):
         client = self.client
-        job = client.job(row.job_id)
+        job = self.job(row.job_id)
         if row.state == "challenged":
             if any(j == row.job_id for _, j in self.journal.active_games()):
                 return None
@@ -45,21 +48,19 @@ class Challenger(Agent):
             return self.finish(row, "checked: the result is right")
         if client.now() >= job.challenge_deadline:
             return self.finish(row, "wrong result, but the challenge window has passed")
-        if self.max_bond is not None and client.challenger_bond > self.max_bond:
-            return self.finish(row, f"wrong result; not challenged: bond {ether(client.challenger_bond)} "
-                                   "is above --max-bond")
-        receipt = self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
-                            what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}")
-        if receipt is not None:
-            for log in receipt.decode_logs(client.market.JobChallenged):
-                self.journal.add_game(log.game_id, log.job_id)
-            self.journal.set_job(row.job_id, "challenged")
-        return receipt
+        refusal = challenger_refusal(client.challenger_bond, self.limits, self.games_in_play(),
+                                     self.capacity(self.models[row.model_id], row.rows).games)
+        if refusal is not None:
+            return self.finish(row, f"wrong result; not challenged: {refusal}")
+        # the game is recorded from the JobChallenged log (on_logs), once the challenge is mined
+        return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
+                         what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
+                         deadline=job.challenge_deadline)
 
     def play(self, game_id: int, job_id: int):
-        client = self.client
-        if client.job(job_id).status == REJECTED:
-            # another challenger already won: this game can only return our bond
+        job = self.job(job_id)
+        if job.status == REJECTED and game_id > job.best_game:
+            # a game opened earlier already won: this one can only return our bond
             return self.send(f"reclaim:{game_id}", "reclaim", game_id,
                              what=f"game {game_id}: job already rejected, bond reclaimed")
         return super().play(game_id, job_id)

@@ -18,6 +18,7 @@ from ..cheats import MODES as CHEATS
 from ..errors import RefereeError
 from ..modelfile import load_model
 from .deployment import Deployment, default_path
+from .terms import DEFAULT_MAX_BOND, DEFAULT_MAX_WINDOW
 
 DEFAULT_NETWORK = "http://127.0.0.1:8545"
 DEFAULT_HOME = Path.home() / ".referee"
@@ -156,6 +157,9 @@ def _agent_options(command):
         click.option("--once", is_flag=True, help="Act until there is nothing to send now, then exit."),
         click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
                      help="Read logs this many blocks behind the head (a few on a real chain, against reorgs)."),
+        click.option("--block-time", type=click.FloatRange(0.1), default=None,
+                     help="Seconds between blocks, for the capacity in games [default: measured from recent "
+                          "blocks; 12 where they say nothing]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -169,16 +173,21 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 @_agent_options
 @click.option("--stake", type=ETH, default=0, show_default=True,
               help="Keep at least this much ETH staked in the market (deposits the difference).")
-@click.option("--max-bond", type=ETH, help="Skip jobs asking a larger solver bond (ETH).")
+@click.option("--max-bond", type=ETH, default=DEFAULT_MAX_BOND, show_default="1 ETH",
+              help="Skip jobs asking a larger solver bond (ETH).")
+@click.option("--min-fee", type=ETH, default=None,
+              help="Skip jobs paying less (ETH) [default: the gas of serving the job at the current gas price].")
+@click.option("--max-window", type=click.IntRange(1), default=DEFAULT_MAX_WINDOW, show_default=True,
+              help="Skip jobs whose commit and challenge windows together would lock the bond longer (seconds).")
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help=CHEAT_HELP)
-def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, stake,
-          max_bond, cheat):
+def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
+          block_time, stake, max_bond, min_fee, max_window, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
     with user_errors(), connected(network):
         agent = build_agent("solver", load_account(account), resolve_deployment(deployment), _models(model_dirs), home,
-                            state, store, device=device, cheat=cheat, max_bond=max_bond,
-                            confirmations=confirmations)
+                            state, store, device=device, cheat=cheat, max_bond=max_bond, min_fee=min_fee,
+                            max_window=max_window, block_time=block_time, confirmations=confirmations)
         if stake:
             agent.ensure_stake(stake)
         agent.run(poll, once)
@@ -207,18 +216,17 @@ def unstake(network, account, deployment):
 
 @click.command()
 @_agent_options
-@click.option("--max-bond", type=ETH, default=10**18, show_default="1 ETH",
+@click.option("--max-bond", type=ETH, default=DEFAULT_MAX_BOND, show_default="1 ETH",
               help="Do not challenge when the challenger bond is above this (ETH).")
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help="For tests only: believe a wrong trace, and so challenge right results.")
-def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations, max_bond,
-          cheat):
+def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
+          block_time, max_bond, cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
     with user_errors(), connected(network):
         agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), _models(model_dirs),
-                            home,
-                            state, store, device=device, cheat=cheat, max_bond=max_bond,
-                            confirmations=confirmations)
+                            home, state, store, device=device, cheat=cheat, max_bond=max_bond,
+                            block_time=block_time, confirmations=confirmations)
         agent.run(poll, once)
 
 

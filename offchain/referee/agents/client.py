@@ -2,15 +2,22 @@
 
 Reads are retried with exponential backoff while the RPC endpoint is unreachable (a node
 restarting, a dropped connection) and give up with ``ChainUnavailable`` after ``patience``
-seconds. Writes go through ``send``, which journals each transaction under a key naming what
-it does before it is signed; a key still in flight after a crash or a dropped connection is
-waited for (the account nonce tells whether it reached the chain), never sent twice. A
-reverted transaction raises ``TxReverted`` with the contract's reason.
+seconds. Writes are journaled under a key naming what they do before they are signed; a key
+still in flight after a crash or a dropped connection is waited for (the account nonce tells
+whether it reached the chain), never sent twice. A transaction the node's estimate says would
+revert raises ``TxReverted`` with the contract's reason and is not sent.
+
+Two ways to write: ``send`` waits for the receipt (scripts, set-up); ``prepare`` + ``submit``
+hand a signed transaction to the node and return at once, with consecutive nonces, so an agent
+playing many games sends every move of a block together and no game's move waits on another
+game's receipt (docs/agents.md, "Many games at once"). ``poll`` collects the receipts of what
+was submitted.
 """
 
 import http.client
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
@@ -44,6 +51,41 @@ class TxReverted(RefereeError):
         super().__init__(f"{method} reverted: {reason}")
         self.method = method
         self.reason = reason
+
+
+@dataclass
+class Prepared:
+    """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block."""
+
+    key: str
+    contract: object
+    method: str
+    args: tuple
+    value: int
+    gas_limit: int
+
+
+@dataclass
+class Submitted:
+    """A transaction handed to the node, not yet seen mined."""
+
+    key: str
+    method: str
+    nonce: int
+    tx_hash: str
+    block: int  # the head when it was submitted
+
+
+@dataclass
+class Mined:
+    """A submitted transaction's receipt: ``ok`` is False when it reverted on chain."""
+
+    key: str
+    method: str
+    ok: bool
+    gas_used: int
+    block: int
+    logs: list
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -86,7 +128,10 @@ class ChainClient:
         self.game = self.read(project.DisputeGame.at, deployment.game)
         self.market = self.read(project.JobMarket.at, deployment.market)
         self.arity = self.read(self.game.ARITY)
+        self.clock = self.read(self.game.CLOCK)
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
+        self._submitted: dict[str, Submitted] = {}
+        self._next_nonce = 0  # the lowest nonce not yet used by a submission of this process
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -145,34 +190,102 @@ class ChainClient:
     def free_stake(self) -> int:
         return self.read(self.market.stake, self.address) - self.read(self.market.locked, self.address)
 
+    def gas_price(self) -> int:
+        return int(self.read(lambda: self._ape.chain.provider.web3.eth.gas_price))
+
+    def block_gas_limit(self) -> int:
+        return int(self.read(lambda: self._ape.chain.provider.web3.eth.get_block("latest")["gasLimit"]))
+
     def _nonce(self, block: str) -> int:
         return self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction_count(self.address, block))
 
     # -- writes --------------------------------------------------------------------------
 
-    def send(self, key: str, contract, method: str, *args, value: int = 0):
-        """Send ``contract.method(*args)`` once per ``key``; the receipt, or None when the
-        transaction for ``key`` went out before (the chain now shows its effect) or is in flight."""
+    def _already_sent(self, key: str) -> bool:
+        """Whether ``key`` went out before: mined, reverted, or still in flight (never resent)."""
+        if key in self._submitted:
+            return True
+        row = self.journal.tx(key) if self.journal is not None else None
+        if row is None:
+            return False
+        if row.status != "sent":
+            return True  # mined or reverted before: never again
+        if self._nonce("pending") > row.nonce:  # it reached the node: the chain will show it
+            if self._nonce("latest") > row.nonce:
+                self.journal.tx_done(key, "mined")
+            return True
+        self.journal.forget_tx(key)  # it never reached the node: send it now
+        return False
+
+    def prepare(self, key: str, contract, method: str, *args, value: int = 0) -> Prepared | None:
+        """Estimate ``contract.method(*args)`` for ``key``; None when ``key`` went out before.
+        Raises ``TxReverted`` when the node's estimate says it would revert (nothing is sent or
+        journaled, so a later call may try again)."""
         from ape.exceptions import ContractLogicError
 
-        row = self.journal.tx(key) if self.journal is not None else None
-        if row is not None:
-            if row.status != "sent":
-                return None  # mined or reverted before: never again
-            if self._nonce("pending") > row.nonce:  # it reached the node: the chain will show it
-                if self._nonce("latest") > row.nonce:
-                    self.journal.tx_done(key, "mined")
-                return None
-            self.journal.forget_tx(key)  # it never reached the node: send it now
+        if self._already_sent(key):
+            return None
         handle = getattr(contract, method)
         try:
-            # our own margin over the node's estimate: not the network's default (a block's worth
-            # on local chains), and never short when the state moves a little before mining
             gas = self.read(lambda: handle.estimate_gas_cost(*args, sender=self.account, value=value))
-            nonce = self._nonce("pending")
+        except ContractLogicError as exc:
+            raise TxReverted(method, str(exc.message or exc)) from None
+        # our own margin over the node's estimate: not the network's default (a block's worth
+        # on local chains), and never short when the state moves a little before mining
+        return Prepared(key, contract, method, args, value, gas * 6 // 5 + 20_000)
+
+    def submit(self, tx: Prepared) -> Submitted:
+        """Sign and hand ``tx`` to the node without waiting for it to be mined."""
+        web3 = self._ape.chain.provider.web3
+        nonce = max(self._nonce("pending"), self._next_nonce)
+        if self.journal is not None:
+            self.journal.tx_sent(tx.key, nonce)
+        handle = getattr(tx.contract, tx.method)
+        signed = self.read(lambda: handle.as_transaction(*tx.args, sender=self.account, value=tx.value, nonce=nonce,
+                                                         gas_limit=tx.gas_limit, sign=True))
+        tx_hash = self.read(lambda: web3.eth.send_raw_transaction(signed.serialize_transaction()))
+        self._next_nonce = nonce + 1
+        submitted = Submitted(tx.key, tx.method, nonce, "0x" + bytes(tx_hash).hex(), self.head())
+        self._submitted[tx.key] = submitted
+        return submitted
+
+    def in_flight(self) -> list[Submitted]:
+        return list(self._submitted.values())
+
+    def poll(self) -> list[Mined]:
+        """Receipts of submitted transactions mined since the last poll (journaled as they come)."""
+        from web3.exceptions import TransactionNotFound
+
+        web3, mined = self._ape.chain.provider.web3, []
+        for key, tx in list(self._submitted.items()):
+            try:
+                receipt = self.read(lambda: web3.eth.get_transaction_receipt(tx.tx_hash))
+            except TransactionNotFound:
+                continue
+            ok = receipt["status"] == 1
+            if self.journal is not None:
+                self.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
+                                     reason="" if ok else "reverted on chain")
+            del self._submitted[key]
+            mined.append(Mined(key, tx.method, ok, receipt["gasUsed"], receipt["blockNumber"], receipt["logs"]))
+        return mined
+
+    def send(self, key: str, contract, method: str, *args, value: int = 0):
+        """Send ``contract.method(*args)`` once per ``key`` and wait for it; the receipt, or None
+        when the transaction for ``key`` went out before (the chain now shows its effect) or is in
+        flight."""
+        from ape.exceptions import ContractLogicError
+
+        tx = self.prepare(key, contract, method, *args, value=value)
+        if tx is None:
+            return None
+        try:
+            nonce = max(self._nonce("pending"), self._next_nonce)
             if self.journal is not None:
                 self.journal.tx_sent(key, nonce)
-            receipt = handle(*args, sender=self.account, value=value, nonce=nonce, gas_limit=gas * 6 // 5 + 20_000)
+            receipt = getattr(contract, method)(*args, sender=self.account, value=value, nonce=nonce,
+                                                gas_limit=tx.gas_limit)
+            self._next_nonce = nonce + 1
         except ContractLogicError as exc:
             reason = str(exc.message or exc)
             if self.journal is not None:

@@ -7,7 +7,9 @@ and returns the contract call that answers it, built by ``referee.game``. When t
 is to move and its clock has run out, the answer is ``timeout``. Nothing is returned while
 the opponent still has time.
 
-Each move carries a key naming the position it answers, so the chain client sends it once.
+Each move carries a key naming the position it answers, so the chain client sends it once,
+and the last second its side may make it (``deadline``), by which an agent playing many games
+orders its moves.
 """
 
 from dataclasses import dataclass
@@ -23,11 +25,15 @@ PHASE_NAMES = {BISECT: "bisect", CHOOSE: "choose", TRANSITION: "transition", CHI
 SOLVER_PHASES = {BISECT, TRANSITION, CHILDREN, ROW}
 
 
+NO_DEADLINE = 2**63 - 1  # a timeout: it only ends a game already won, after every move
+
+
 @dataclass(frozen=True)
 class Move:
     key: str
     method: str  # a DisputeGame function
     args: tuple
+    deadline: int = NO_DEADLINE
 
 
 def _position(game_id: int, g) -> str:
@@ -52,22 +58,27 @@ def next_move(client: ChainClient, game_id: int, as_solver: bool, model: Integer
     if not answer:
         return None
     key = f"{PHASE_NAMES[phase]}:{_position(game_id, g)}"
-    lo, hi, levels, index = g.lo, g.hi, g.levels_left, g.node_index
+    deadline = g.last_move + (g.solver_time if as_solver else g.challenger_time)
+    return Move(key, PHASE_NAMES[phase], (game_id, *_arguments(client, game_id, g, model, trace)), deadline)
+
+
+def _arguments(client: ChainClient, game_id: int, g, model: IntegerModel, trace: Trace) -> tuple:
+    """The arguments after ``game_id`` of the move the phase ``g.phase`` asks for."""
+    phase, lo, hi, levels, index = g.phase, g.lo, g.hi, g.levels_left, g.node_index
     if phase == BISECT:
-        return Move(key, "bisect", (game_id, moves.bisection_roots(trace, lo, hi, client.arity)))
+        return (moves.bisection_roots(trace, lo, hi, client.arity),)
     if phase == CHOOSE:
         roots = [bytes(r) for r in client.last_log(client.game, "Bisected", game_id=game_id).roots]
-        part = moves.disputed_part(trace, lo, hi, client.arity, roots)
-        return Move(key, "choose", (game_id, part, roots))
+        return (moves.disputed_part(trace, lo, hi, client.arity, roots), roots)
     if phase == TRANSITION:
-        return Move(key, "transition", (game_id, *moves.transition(model, trace, hi).args()))
+        return moves.transition(model, trace, hi).args()
     if phase == CHILDREN:
-        return Move(key, "reveal_children", (game_id, *moves.row_children(trace, hi, levels, index)))
+        return moves.row_children(trace, hi, levels, index)
     if phase == PICK:
         log = client.last_log(client.game, "ChildrenRevealed", game_id=game_id)
         left, right = bytes(log.left), bytes(log.right)
-        return Move(key, "pick", (game_id, moves.disputed_child(trace, hi, levels, index, left, right), left, right))
+        return (moves.disputed_child(trace, hi, levels, index, left, right), left, right)
     if phase == ROW:
-        return Move(key, "reveal_row", (game_id, trace.row_bytes(hi, index)))
+        return (trace.row_bytes(hi, index),)
     row = bytes(client.last_log(client.game, "RowRevealed", game_id=game_id).row)
-    return Move(key, "step", (game_id, *moves.step(model, trace, hi, index, row).args()))
+    return moves.step(model, trace, hi, index, row).args()

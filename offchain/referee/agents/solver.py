@@ -1,19 +1,21 @@
 """The solver agent (``referee solve``): claims jobs on its models, commits, defends, is paid.
 
-For each job posted on a model it serves, within its free stake and ``max_bond``: run the
-model exactly and store the trace (before claiming, so a slow run never costs the bond),
-claim, commit the output with ``S_N`` and its slot proof, then answer every game opened
-against the result until each is over, settle the games it won, finalize the job once the
-challenge window has passed, and withdraw what it is owed.
+For each job posted on a model it serves, within its free stake and whose terms it can honour
+(``terms.solver_refusal``: output size, bond, fee, windows, games in play against its
+capacity): run the model exactly and store the trace (before claiming, so a slow run never
+costs the bond), claim, commit the output with ``S_N`` and its slot proof, then answer every
+game opened against the result until each is over, settle the games it won, finalize the job
+once the challenge window has passed, and withdraw what it is owed.
 
 With ``cheat`` (``referee.cheats``) it commits and defends a lie instead: for demonstrations
 and tests of the challenger, never for real use.
 """
 
 from .. import commitments as cm
-from .agent import Agent, ether
+from .agent import Agent
 from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
 from .journal import JobRow
+from .terms import ether, solver_refusal
 
 
 class Solver(Agent):
@@ -25,16 +27,16 @@ class Solver(Agent):
         stake = self.client.read(self.client.market.stake, self.client.address)
         if stake >= target:
             return None
-        return self.send(f"deposit:{target}:{stake}", "deposit", value=target - stake,
-                         what=f"staked {ether(target - stake)} (stake now {ether(target)})")
+        return self.send_now(f"deposit:{target}:{stake}", "deposit", value=target - stake,
+                             what=f"staked {ether(target - stake)} (stake now {ether(target)})")
 
     def withdraw_stake(self):
         """Take all free stake (not locked by a claimed or committed job) out of the market."""
         free = self.client.free_stake()
         if free == 0:
             return None
-        return self.send(f"unstake:{self.client.head()}", "withdraw_stake", free,
-                         what=f"withdrew {ether(free)} of free stake")
+        return self.send_now(f"unstake:{self.client.head()}", "withdraw_stake", free,
+                             what=f"withdrew {ether(free)} of free stake")
 
     def on_logs(self, start: int, stop: int) -> None:
         client = self.client
@@ -51,13 +53,22 @@ class Solver(Agent):
 
     def advance_job(self, row: JobRow):
         client, me = self.client, self.client.address
-        job = client.job(row.job_id)
+        job = self.job(row.job_id)
         now = client.now()
         if job.status == OPEN:
             if now >= job.claim_deadline:
                 return self.finish(row, "claim window passed")
-            if self.max_bond is not None and job.solver_bond > self.max_bond:
-                return self.finish(row, f"skipped: bond {ether(job.solver_bond)} is above --max-bond")
+            model = self.models[row.model_id]
+            games, capacity = self.games_in_play(), self.capacity(model, job.rows).games
+            refusal = solver_refusal(job, model.output_cols, self.limits, client.gas_price(), self.block_time,
+                                     games, capacity)
+            if refusal is not None and games < capacity:
+                return self.finish(row, f"skipped: {refusal}")
+            if refusal is not None:  # games end: this one may be claimed once some have
+                if row.state != "at capacity":
+                    self.journal.set_job(row.job_id, "at capacity")
+                    self.log(f"job {row.job_id}: waiting, {refusal}")
+                return None
             if client.free_stake() < job.solver_bond:
                 if row.state != "short of stake":
                     self.journal.set_job(row.job_id, "short of stake")
@@ -65,7 +76,7 @@ class Solver(Agent):
                 return None
             self.trace_for(row)  # before the claim: the commit window never waits on the executor
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
-                             what=f"job {row.job_id}: claimed")
+                             what=f"job {row.job_id}: claimed", deadline=job.claim_deadline)
         if job.status == CLAIMED and job.solver != me:
             if now > job.commit_deadline:
                 # the claimant let its commit window pass: expiring reopens the job (its bond
@@ -83,10 +94,11 @@ class Solver(Agent):
                 return self.finish(row, "commit deadline passed: the bond is forfeit")
             trace = self.trace_for(row)
             n = trace.op_count
-            receipt = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id, cm.packed(trace.output),
-                                trace.trace_root, trace.state_tree(n).proof(n), what=f"job {row.job_id}: committed")
+            action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id,
+                               cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n),
+                               what=f"job {row.job_id}: committed", deadline=job.commit_deadline)
             self.journal.set_job(row.job_id, "committed")
-            return receipt
+            return action
         if row.state != "committed":
             self.journal.set_job(row.job_id, "committed")  # restarted after the commit went out
         if job.status == COMMITTED:
@@ -100,6 +112,7 @@ class Solver(Agent):
                           "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status])
 
     def play(self, game_id: int, job_id: int):
-        if self.client.job(job_id).status == REJECTED:
-            return None  # another game already rejected the result; the challenger reclaims this one
-        return super().play(game_id, job_id)
+        job = self.job(job_id)
+        if job.status == REJECTED and game_id > job.best_game:
+            return None  # opened after the game that rejected the result: its challenger reclaims it
+        return super().play(game_id, job_id)  # an earlier game is played out: its bond may still be ours

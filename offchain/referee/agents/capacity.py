@@ -1,0 +1,99 @@
+"""How many games an agent can play at once, and what a flood beyond that costs the attacker.
+
+An agent submits the moves of all its games together each block (``Agent._flush``), so a move
+waits about one block however many games there are, until the moves due in one block no longer
+fit the agent's share of a block's gas. Past that, a round of moves takes
+``ceil(games / moves_per_block)`` blocks, and a game of ``moves`` own moves charges the agent's
+clock about ``moves × ceil(games / moves_per_block) × block_time``. An agent plans to spend at
+most half its clock (``CLOCK_MARGIN``), so
+
+    capacity = moves_per_block × floor(clock / (CLOCK_MARGIN × moves × block_time))
+
+games at once, with ``moves_per_block = floor(BLOCK_SHARE × block_gas / move_gas)``.
+
+Both figures are bounds, not averages: ``moves`` is the most moves one side makes in a game of
+the job's shape (bisection rounds, the row descent, the transition and the row or the step),
+and ``move_gas`` is the largest gas one move may take, from the shape of the model (its widest
+row in calldata) or, once the agent has played, the largest move it measured, whichever is more.
+A challenger takes no game beyond its capacity; a solver cannot refuse games, but a Sybil flood
+that outruns it must first open ``capacity + 1`` games and lose their bonds.
+"""
+
+from dataclasses import dataclass
+
+from ..merkle import depth_for
+
+BLOCK_SHARE = 0.5     # the part of each block's gas an agent plans to fill
+CLOCK_MARGIN = 2      # an agent plans to spend at most 1 / CLOCK_MARGIN of its clock
+DEFAULT_BLOCK_TIME = 12.0  # seconds, Ethereum's slot; used when the chain does not tell
+MAX_POSTED_ROWS = 4096     # JobMarket.MAX_ROWS: the largest job, for worst-case figures
+# The largest move but for calldata: a transition with three 16-deep proofs measured
+# 225k-260k gas here (docs/benchmarks.md); calldata costs at most 40 gas a byte (EIP-7623).
+BASE_MOVE_GAS = 300_000
+CALLDATA_GAS_PER_BYTE = 40
+
+
+def bisection_rounds(n_ops: int, arity: int) -> int:
+    """The most ``bisect``/``choose`` rounds a game over ``n_ops`` ops takes (protocol 7.1)."""
+    rounds, length = 0, n_ops
+    while length > 1:
+        parts = min(arity, length)
+        length = -(-length // parts)  # the longest sub-interval a choice can leave
+        rounds += 1
+    return rounds
+
+
+def moves_per_game(n_ops: int, rows: int, arity: int, as_solver: bool) -> int:
+    """The most moves one side makes in a game: bisection rounds, row descent, and its last move."""
+    rounds, descent = bisection_rounds(n_ops, arity), depth_for(rows)
+    # solver: bisect per round, transition, reveal_children per level, reveal_row;
+    # challenger: choose per round, pick per level, step
+    return rounds + descent + (2 if as_solver else 1)
+
+
+def move_gas_bound(widest_cols: int) -> int:
+    """An upper bound on the gas of one move of a model whose widest slot has ``widest_cols``
+    columns: the one step carries two rows of that width, ``reveal_row`` one."""
+    return BASE_MOVE_GAS + CALLDATA_GAS_PER_BYTE * 2 * widest_cols
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """An agent's capacity for games of one shape, at one block time and block gas limit."""
+
+    block_time: float
+    block_gas: int
+    clock: int
+    moves: int
+    move_gas: int
+
+    @property
+    def moves_per_block(self) -> int:
+        return int(self.block_gas * BLOCK_SHARE) // self.move_gas
+
+    @property
+    def blocks_per_move(self) -> int:
+        """How many blocks each move may wait, in the worst case, within the planned clock."""
+        return int(self.clock // (CLOCK_MARGIN * self.moves * self.block_time))
+
+    @property
+    def games(self) -> int:
+        return self.moves_per_block * self.blocks_per_move
+
+    def flood_cost(self, challenger_bond: int) -> int:
+        """Wei in challenger bonds an attacker must put up (and lose) to outrun this capacity."""
+        return (self.games + 1) * challenger_bond
+
+    def describe(self) -> str:
+        return (f"{self.games:,} games at once ({self.moves} moves a game, at most {self.move_gas:,} gas a move, "
+                f"{self.moves_per_block} moves a block in half of {self.block_gas:,} gas, "
+                f"{self.block_time:g} s blocks, clock {self.clock:,} s)")
+
+
+def block_time_of(timestamps: list[int]) -> float:
+    """The chain's block time from consecutive block timestamps: the median gap, robust to the
+    clock jumps of a local chain; ``DEFAULT_BLOCK_TIME`` when the gaps say nothing (a local chain
+    that mines a block per transaction, often several in one second)."""
+    gaps = sorted(b - a for a, b in zip(timestamps, timestamps[1:]))
+    median = gaps[len(gaps) // 2] if gaps else 0
+    return float(median) if median >= 1 else DEFAULT_BLOCK_TIME

@@ -1,0 +1,184 @@
+"""Honest parties win under floods: the real agents against floods of games, at the default
+deployment (clock 3600 s, arity 4, 0.1 ETH bonds) with 12-second blocks (tests/flood.py).
+
+- A Sybil flood on an honest solver: an attacker opens K games against its right result,
+  answers every solver move in the next block, never plays ``step`` and waits for the solver's
+  clock to run out. The solver (``referee.agents.Solver``) answers every game in the next block
+  and wins all K on the attacker's clock.
+- A flood of jobs on an honest challenger: a liar posts J jobs of its own at 1 wei, commits a
+  wrong output on each (its own solver agent, which answers every move at once), and the
+  challenger (``referee.agents.Challenger``) challenges all J and wins all J.
+
+Each prints one ``flood`` line: K or J, games won, the worst move latency in blocks, the gas
+used per block. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD_JOBS`` set K and J (50 and 30 in
+``make test``; ``make test-long`` runs 200 and 100).
+"""
+
+import os
+import random
+
+import ape
+import pytest
+
+from accounting import assert_accounting
+from flood import Attacker, Lockstep, move_latencies
+from game_bots import STATS
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from referee import cheats
+from referee import commitments as cm
+from referee.agents.challenger import Challenger
+from referee.agents.client import COMMITTED, FINALIZED, REJECTED, ChainClient
+from referee.agents.deployment import DEFAULT_PARAMS, deploy
+from referee.agents.journal import Journal
+from referee.agents.solver import Solver
+from referee.executor import run_model
+from referee.trace import Trace, TraceStore
+
+K = int(os.environ.get("REFEREE_FLOOD_GAMES", "50"))
+J = int(os.environ.get("REFEREE_FLOOD_JOBS", "30"))
+ROWS = 8
+FEE = 3 * 10**16
+SOLVER_BOND = 10**18
+WINDOWS = (600, 600, 1800)
+BOND = DEFAULT_PARAMS["challenger_bond"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    # 5 ops (2 bisection rounds at arity 4), 8 rows (3 levels of row descent)
+    return to_integer_model(random_ref_model(random.Random(7), 7, [6, 5, 8, 4, 6]))
+
+
+@pytest.fixture
+def deployment(accounts, model):
+    d = deploy(accounts[0], sink=str(accounts[9].address))  # the default parameters
+    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
+                                                  model.ops_root, sender=accounts[0])
+    return d
+
+
+@pytest.fixture
+def agent(deployment, model, tmp_path):
+    """``agent(cls, account, name, **options)``: a real agent at 12-second blocks."""
+    def make(cls, account, name, **options):
+        journal = Journal(tmp_path / name / "state.sqlite")
+        client = ChainClient(deployment, account, journal, patience=30)
+        options.setdefault("block_time", 12)
+        return cls(client, journal, [model], TraceStore(tmp_path / name / "traces"), name=name, device="cpu",
+                   log=lambda line: None, **options)
+    return make
+
+
+def job_input(seed: int):
+    return int8_tensor(random_input(random.Random(seed), ROWS, 7))
+
+
+def report(name: str, count_name: str, count: int, won: int, games: int, latencies: list[int], blocks) -> str:
+    line = (f"flood ({name}): {count_name}={count}, won {won}/{games}, worst move latency {max(latencies)} "
+            f"block(s) over {len(latencies)} moves, {blocks.line()}")
+    STATS.figures.append(line)
+    return line
+
+
+def test_flood_of_sybil_games_honest_solver_wins_every_game(chain, accounts, deployment, model, agent, tmp_path):
+    requester, solver_account, attacker_account = accounts[1], accounts[2], accounts[3]
+    solver = agent(Solver, solver_account, "solver")
+    solver.ensure_stake(SOLVER_BOND)
+    market, game = solver.client.market, solver.client.game
+    x = job_input(1)
+    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    job = market.job_count()
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
+                        lambda job_id: lie, as_solver=False, never=("step",))
+    start = chain.blocks.height
+    attacker_before = attacker_account.balance
+
+    with Lockstep(chain.provider.uri) as lockstep:
+        lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED)
+        attacker.challenge(job, K)
+        lockstep.run([solver, attacker], [solver],
+                     lambda: market.job(job).status == FINALIZED and market.credit(solver_account) == 0)
+
+    games = sorted(attacker.games)
+    won = sum(game.result(g) == 1 for g in games)
+    latencies = move_latencies(game, games, start, chain.blocks.height, solver_side=True)
+    report("Sybil games on an honest solver", "K", K, won, len(games), latencies, lockstep.blocks)
+    assert len(games) == K and won == K
+    assert max(latencies) <= 2, latencies  # about one block, whatever K
+    # the solver is paid the fee and every Sybil bond; its stake is whole
+    paid = sum(log.amount for log in market.CreditWithdrawn.range(start, chain.blocks.height + 1,
+                                                                  search_topics={"account": solver_account.address}))
+    assert paid == FEE + K * BOND
+    assert market.stake(solver_account) == SOLVER_BOND and market.locked(solver_account) == 0
+    assert attacker_before - attacker_account.balance > K * BOND  # the flood cost its bonds and gas
+    assert_accounting(market)
+
+
+def test_flood_of_jobs_honest_challenger_wins_every_game(chain, accounts, deployment, model, agent, tmp_path):
+    liar_account, challenger_account = accounts[4], accounts[5]
+    liar = agent(Solver, liar_account, "liar", cheat="wrong-output", min_fee=0)
+    min_bond = DEFAULT_PARAMS["min_solver_bond"]
+    liar.ensure_stake(J * min_bond)
+    market, game = liar.client.market, liar.client.game
+    jobs = []
+    for i in range(J):  # the liar's own jobs, at 1 wei each
+        market.post(1, ROWS, cm.packed(job_input(100 + i)), min_bond, *WINDOWS, value=1, sender=liar_account)
+        jobs.append(market.job_count())
+    challenger = agent(Challenger, challenger_account, "challenger")
+    start = chain.blocks.height
+
+    def done():
+        return (all(market.job(j).status == REJECTED for j in jobs) and not challenger.journal.active_games()
+                and market.credit(challenger_account) == 0)
+
+    with Lockstep(chain.provider.uri) as lockstep:
+        lockstep.run([liar, challenger], [liar, challenger], done)
+
+    games = sorted(g for g, _ in challenger.journal.active_games()) or sorted(
+        log.game_id for log in market.JobChallenged.range(start, chain.blocks.height + 1,
+                                                          search_topics={"challenger": challenger_account.address}))
+    won = sum(game.result(g) == 2 for g in games)
+    latencies = move_latencies(game, games, start, chain.blocks.height, solver_side=False)
+    report("jobs on an honest challenger", "J", J, won, len(games), latencies, lockstep.blocks)
+    assert len(games) == J and won == J
+    assert max(latencies) <= 2, latencies
+    # every bond came back with the reward share of each slashed liar bond
+    paid = sum(log.amount for log in market.CreditWithdrawn.range(start, chain.blocks.height + 1,
+                                                                  search_topics={"account": challenger_account.address}))
+    reward = min_bond * DEFAULT_PARAMS["reward_share_bps"] // 10_000
+    assert paid == J * (BOND + reward)
+    assert_accounting(market)
+
+
+def test_flood_beyond_capacity_is_declined_with_its_reason(chain, accounts, deployment, model, agent):
+    """A challenger at its capacity declines more games, saying why, instead of losing them on time."""
+    liar_account, challenger_account = accounts[4], accounts[5]
+    liar = agent(Solver, liar_account, "liar", cheat="wrong-output", min_fee=0)
+    min_bond = DEFAULT_PARAMS["min_solver_bond"]
+    liar.ensure_stake(3 * min_bond)
+    market = liar.client.market
+    for i in range(3):
+        market.post(1, ROWS, cm.packed(job_input(200 + i)), min_bond, *WINDOWS, value=1, sender=liar_account)
+    node = chain.provider.web3.provider
+    limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
+    node.make_request("anvil_setBlockGasLimit", [hex(1_300_000)])
+    node.make_request("evm_mine", [])
+    try:
+        # blocks of 1.3M gas and 200 s: two moves fit half a block, and 6 moves a game at one
+        # block each fit half the clock once (3600 // (2 * 6 * 200) = 1): capacity 2
+        challenger = agent(Challenger, challenger_account, "challenger", block_time=200)
+        assert challenger.capacity(model, ROWS).games == 2
+        decided = lambda: all(challenger.journal.job(j) is not None and  # noqa: E731
+                              challenger.journal.job(j).state != "to check" for j in range(1, 4))
+        with Lockstep(chain.provider.uri) as lockstep:
+            lockstep.run([liar, challenger], [liar], decided)
+    finally:
+        node.make_request("anvil_setBlockGasLimit", [hex(limit)])
+    states = {j: (challenger.journal.job(j).state, challenger.journal.job(j).note) for j in range(1, 4)}
+    declined = [j for j, (state, note) in states.items() if "not challenged" in note]
+    assert len(declined) == 1, states
+    assert "2 games in play already, at capacity 2" in states[declined[0]][1]
+    challenged = {log.job_id for log in market.JobChallenged.range(0, chain.blocks.height + 1,
+                                                                   search_topics={"challenger": challenger_account.address})}
+    assert challenged == {1, 2, 3} - set(declined)
