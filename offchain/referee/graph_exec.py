@@ -92,3 +92,9 @@ def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "
     kernel = prepare(op, dev, backend)
     with torch.inference_mode(), _ieee_float32_matmul():
         return kernel(*[t.to(dev) for t in inputs]).cpu()
+
+
+def trace_commitment(slots: list[torch.Tensor]) -> tuple[list[bytes], list[bytes]]:
+    """(slot roots T_0..T_N, state roots S_0..S_N) of one run: what a solver commits per job."""
+    roots = [cm.commit_tensor(s).root for s in slots]
+    return roots, cm.state_roots(roots)

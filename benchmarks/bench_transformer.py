@@ -1,0 +1,165 @@
+"""Transformer benchmark: fp32 torch forward vs Referee's exact integer forward, and the trace
+commitment, side by side in one run.
+
+Models (random weights, ``referee.transformer``; compiled by ``referee.transformer_compile``):
+
+1. an encoder with all-MiniLM-L6-v2's shapes: 6 layers, width 384, 12 heads, FFN 1536,
+   128 tokens, batch 8 (vocabulary 8192; the embedding is a gather, its size does not matter);
+2. a decoder with GPT-2-small's shapes: 12 layers, width 768, 12 heads, FFN 3072, 256 tokens,
+   batch 1, vocabulary 16384 (GPT-2's 50257 exceeds the protocol's MAX_COLS = 16384 for the
+   logits slot; the head costs 16384 / 50257 of GPT-2's).
+
+For each, the median of ``--repeats`` runs after one warm-up (``time.perf_counter``):
+
+* fp32: the float model under ``torch.inference_mode()`` with torch's fused attention
+  (``scaled_dot_product_attention``), the fastest plain float forward;
+* exact: ``GraphExecutor(model, device).run(ids)`` (prepared once), every slot returned as a
+  CPU tensor — the whole trace a solver keeps;
+* commit: every slot's tensor root and the state roots S_0..S_N (``trace_commitment``).
+
+Ratios: exact / fp32 (target <= 1.5x on CPU) and (exact + commit) / fp32 (target <= 2x).
+
+Run: ``python benchmarks/bench_transformer.py [--repeats N] [--quick] [--device auto|cpu|cuda]
+[--models minilm,gpt2]``. ``--quick`` keeps the shapes but 1 layer per model (a smoke run).
+"""
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
+
+from referee.graph_exec import GraphExecutor, trace_commitment  # noqa: E402
+from referee.executor import resolve_device  # noqa: E402
+from referee.transformer import GPT2_SMALL, MINILM, FloatTransformer, TransformerConfig  # noqa: E402
+from referee.transformer_compile import compile_transformer  # noqa: E402
+
+EXACT_TARGET = 1.5
+COMMIT_TARGET = 2.0
+MODELS = {"minilm": (MINILM, 8), "gpt2": (GPT2_SMALL, 1)}
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    backend: str
+    fp32_ms: float
+    exact_ms: float
+    commit_ms: float
+    other_load: float
+
+    @property
+    def exact_ratio(self) -> float:
+        return self.exact_ms / self.fp32_ms
+
+    @property
+    def commit_ratio(self) -> float:
+        return (self.exact_ms + self.commit_ms) / self.fp32_ms
+
+
+def median_ms(fn, repeats: int, sync=lambda: None, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def busy_seconds() -> float:
+    """CPU seconds all processes have used (Linux /proc/stat), or NaN elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def measure(cfg: TransformerConfig, batch: int, device: torch.device, repeats: int, backends: list[str]) -> list[Row]:
+    gen = torch.Generator().manual_seed(7)
+    float_model = FloatTransformer(cfg, seed=0).eval()
+    model = compile_transformer(float_model, torch.randint(0, cfg.vocab, (2, cfg.seq), generator=gen))
+    ids = torch.randint(0, cfg.vocab, (batch, cfg.seq), generator=gen)
+    float_model = float_model.to(device)
+    ids_dev = ids.to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    name = (f"{cfg.kind} {cfg.layers}L d{cfg.width} h{cfg.heads} ffn{cfg.ffn} T{cfg.seq} B{batch} "
+            f"({len(model.ops)} ops)")
+    rows = []
+    for backend in backends:
+        executor = GraphExecutor(model, str(device), backend)
+        slots = executor.run(ids.to(torch.int32))
+        start_busy, start_self, start = busy_seconds(), time.process_time(), time.perf_counter()
+        with torch.inference_mode():
+            fp32_ms = median_ms(lambda: float_model(ids_dev), repeats, sync)
+        exact_ms = median_ms(lambda: executor.run(ids.to(torch.int32)), repeats)
+        commit_ms = median_ms(lambda: trace_commitment(slots), repeats, warmup=0)
+        wall = time.perf_counter() - start
+        others = (busy_seconds() - start_busy) - (time.process_time() - start_self)
+        rows.append(Row(name, backend, fp32_ms, exact_ms, commit_ms, max(0.0, others) / wall))
+    return rows
+
+
+def verdict(ratio: float, target: float) -> str:
+    return f"{ratio:5.2f}x {'PASS' if ratio <= target else 'MISS'}"
+
+
+def print_table(rows: list[Row], device: torch.device) -> None:
+    headers = ["model", "backend", "fp32 ms", "exact ms", "commit ms", f"exact/fp32 (<= {EXACT_TARGET}x)",
+               f"(exact+commit)/fp32 (<= {COMMIT_TARGET:g}x)", "other load (cores)"]
+    table = [[r.name, r.backend, f"{r.fp32_ms:.1f}", f"{r.exact_ms:.1f}", f"{r.commit_ms:.1f}",
+              verdict(r.exact_ratio, EXACT_TARGET), verdict(r.commit_ratio, COMMIT_TARGET), f"{r.other_load:.2f}"]
+             for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for t in table:
+        print(line(t))
+    dev = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, device {dev}")
+    if device.type == "cpu" and any(r.other_load > 0.25 for r in rows):
+        print("note: other processes used CPU during the run; ratios on a busy machine overstate the exact cost")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="1 layer per model (a smoke run)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
+    parser.add_argument("--models", default="minilm,gpt2")
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except Exception as e:  # noqa: BLE001 (one line, not a traceback)
+        print(f"Error: {e}")
+        return 2
+    backends = ["int_mm", "float"] if device.type == "cuda" else ["float"]
+    rows = []
+    for key in args.models.split(","):
+        if key not in MODELS:
+            print(f"Error: unknown model {key!r}; choose from {', '.join(MODELS)}")
+            return 2
+        cfg, batch = MODELS[key]
+        if args.quick:
+            cfg = dataclasses.replace(cfg, layers=1)
+        rows += measure(cfg, batch, device, args.repeats, backends)
+    print_table(rows, device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
