@@ -200,7 +200,7 @@ def _check_params(op, in_cols, out_cols):
     elif kind == MATMUL:
         rk._split("heads", in_cols, op["heads"])
         rk._split("heads", out_cols, op["heads"])
-        _check_int("seq (T_a)", op["seq"], 1, 2**256 - 1)
+        _check_int("seq (T_a)", op["seq"], 1, ref.MAX_ROWS)
         ref._check_requant_params(op["multiplier"], op["shift"])
     elif kind == TRANSPOSE:
         rk._split("heads", in_cols, op["heads"])
@@ -211,7 +211,7 @@ def _check_params(op, in_cols, out_cols):
         rk.check_table(op["table"])
     elif kind == SOFTMAX:
         rk._split("heads", in_cols, op["heads"])
-        _check_int("seq (T)", op["seq"], 1, 2**256 - 1)
+        _check_int("seq (T)", op["seq"], 1, ref.MAX_ROWS)
         rk.check_exp_table(op["exp_table"])
     elif kind == NORM:
         rk.check_norm_params(op["gamma"], op["beta"], op["multiplier"], op["shift"], in_cols)

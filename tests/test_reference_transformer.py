@@ -245,6 +245,8 @@ def _one_op_model(op, input_cols=4, input_dtype=0):
     (rc.norm([1] * 3, [0] * 3, 1, 1), 0, "in_cols"),
     ({**rc.add(4, 1, 1, 63), "input_b": 0}, 0, "shift"),
     ({**rc.argmax(4), "out_cols": 2}, 0, "out_cols = 1"),
+    ({**rc.matmul(4, 4, 1, 65537, 1, 1), "input_b": 0}, 0, "T_a"),
+    (rc.softmax(4, 1, 65537, rc.E_HALVING), 0, "seq \\(T\\)"),
     ({**rc.lut(4, rc.IDENTITY), "out_cols": 5}, 0, "out_cols"),
 ])
 def test_validate_model_bad_op_fails(op, input_dtype, message):
