@@ -16,15 +16,27 @@ block it may. ``moves_latency`` reads every game's events back and measures, for
 the blocks between each of its moves and the move (or the opening) it answered.
 """
 
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import pytest
+
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee.agents.client import ChainClient, TxReverted
+from referee.agents.deployment import DEFAULT_PARAMS, deploy
 from referee.agents.drive import deadlines
+from referee.agents.journal import Journal
 from referee.agents.player import next_move
+from referee.trace import TraceStore
 from rpc import Node
 
 BLOCK_TIME = 12
+ROWS = 8
+FEE = 3 * 10**16
+SOLVER_BOND = 10**18
+WINDOWS = (600, 600, 1800)
+BOND = DEFAULT_PARAMS["challenger_bond"]
 SOLVER_EVENTS = ("Bisected", "Transitioned", "ChildrenRevealed", "RowRevealed")
 CHALLENGER_EVENTS = ("Chosen", "ChildPicked", "Stepped")
 
@@ -148,4 +160,42 @@ def move_latencies(game, game_ids: list[int], start: int, stop: int, solver_side
         history.sort()
         latencies += [b[0] - a[0] for a, b in zip(history, history[1:]) if b[2]]
     return latencies
+
+
+
+# ---------------------------------------------------------------------------
+# Fixtures of the agents-at-scale tests (floods, copycats, job terms)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model():
+    # 5 ops (2 bisection rounds at arity 4), 8 rows (3 levels of row descent)
+    return to_integer_model(random_ref_model(random.Random(7), 7, [6, 5, 8, 4, 6]))
+
+
+@pytest.fixture
+def deployment(accounts, model):
+    d = deploy(accounts[0], sink=str(accounts[9].address))  # the default parameters
+    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
+                                                  model.ops_root, sender=accounts[0])
+    return d
+
+
+@pytest.fixture
+def agent(deployment, model, tmp_path):
+    """``agent(cls, account, name, **options)``: a real agent at 12-second blocks."""
+    def make(cls, account, name, **options):
+        journal = Journal(tmp_path / name / "state.sqlite")
+        client = ChainClient(deployment, account, journal, patience=30)
+        options.setdefault("block_time", 12)
+        return cls(client, journal, [model], TraceStore(tmp_path / name / "traces"), name=name, device="cpu",
+                   log=lambda line: None, **options)
+    return make
+
+
+def job_input(seed: int):
+    return int8_tensor(random_input(random.Random(seed), ROWS, 7))
+
+
 

@@ -15,62 +15,26 @@ used per block. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD_JOBS`` set K and J (
 """
 
 import os
-import random
 
 import ape
 import pytest
 
 from accounting import assert_accounting
-from flood import Attacker, Lockstep, move_latencies
+from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, move_latencies
+from flood import agent, deployment, model  # noqa: F401 (fixtures)
 from game_bots import STATS
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import cheats
 from referee import commitments as cm
 from referee.agents.challenger import Challenger
 from referee.agents.client import COMMITTED, FINALIZED, REJECTED, ChainClient
-from referee.agents.deployment import DEFAULT_PARAMS, deploy
+from referee.agents.deployment import DEFAULT_PARAMS
 from referee.agents.journal import Journal
 from referee.agents.solver import Solver
 from referee.executor import run_model
-from referee.trace import Trace, TraceStore
+from referee.trace import Trace
 
 K = int(os.environ.get("REFEREE_FLOOD_GAMES", "50"))
 J = int(os.environ.get("REFEREE_FLOOD_JOBS", "30"))
-ROWS = 8
-FEE = 3 * 10**16
-SOLVER_BOND = 10**18
-WINDOWS = (600, 600, 1800)
-BOND = DEFAULT_PARAMS["challenger_bond"]
-
-
-@pytest.fixture(scope="module")
-def model():
-    # 5 ops (2 bisection rounds at arity 4), 8 rows (3 levels of row descent)
-    return to_integer_model(random_ref_model(random.Random(7), 7, [6, 5, 8, 4, 6]))
-
-
-@pytest.fixture
-def deployment(accounts, model):
-    d = deploy(accounts[0], sink=str(accounts[9].address))  # the default parameters
-    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                  model.ops_root, sender=accounts[0])
-    return d
-
-
-@pytest.fixture
-def agent(deployment, model, tmp_path):
-    """``agent(cls, account, name, **options)``: a real agent at 12-second blocks."""
-    def make(cls, account, name, **options):
-        journal = Journal(tmp_path / name / "state.sqlite")
-        client = ChainClient(deployment, account, journal, patience=30)
-        options.setdefault("block_time", 12)
-        return cls(client, journal, [model], TraceStore(tmp_path / name / "traces"), name=name, device="cpu",
-                   log=lambda line: None, **options)
-    return make
-
-
-def job_input(seed: int):
-    return int8_tensor(random_input(random.Random(seed), ROWS, 7))
 
 
 def report(name: str, count_name: str, count: int, won: int, games: int, latencies: list[int], blocks) -> str:
