@@ -364,3 +364,32 @@ def test_generate_check_tampered_vectors_fails(tmp_path):
     assert result.returncode == 1
     assert "transformer_ops.json" in result.stderr and "transformer_tensors.json" in result.stderr
     assert "transformer_models.json" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The vector files carry exactly the fields of docs/protocol.md section 9
+
+OP_CASE = ["name", "op", "inputs", "output", "params_header", "params_root", "descriptor"]
+OP_EXTRA = {rt.NORM: ["rho", "columns_root"], rt.SOFTMAX: ["exp_table_root"],
+            rt.EMBED: ["token_rows_root", "position_rows_root"]}
+MODEL_FIELDS = ["name", "input_dtype", "input_cols", "output_cols", "state_depth", "ops", "ops_root",
+                "model_root", "input", "slots", "state_roots", "slot_update_proofs"]
+
+
+def test_vector_fields_match_spec_succeeds():
+    assert list(load("transformer_tensors")["cases"][0]) == [
+        "name", "dtype", "rows", "cols", "values", "packed", "row_leaves", "rows_root", "tensor_root"]
+    for name in ("transformer_ops", "transformer_large"):
+        data = load(name)
+        assert set(data) == {"description", "cases"}
+        for case in data["cases"]:
+            assert list(case) == OP_CASE + OP_EXTRA.get(case["op"]["kind"], [])
+            assert all(list(i) == ["dtype", "values"] for i in case["inputs"])
+            assert list(case["output"]) == ["dtype", "values"]
+    for vec in load("transformer_models")["models"]:
+        assert list(vec) == MODEL_FIELDS
+        for op in vec["ops"]:
+            assert list(op)[-4:] == ["params_root", "descriptor", "op_leaf", "op_proof"]
+            assert {"kind", "flags", "input_a", "input_b", "in_cols", "out_cols"} <= set(op)
+        assert all(list(s) == ["dtype", "values", "rows_root", "tensor_root"] for s in vec["slots"])
+        assert all(list(p) == ["step", "siblings"] for p in vec["slot_update_proofs"])
