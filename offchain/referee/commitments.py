@@ -8,6 +8,7 @@ An int8 tensor's root is the three-word header hash it always was; any other dty
 its code as a fourth word.
 """
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +37,13 @@ def packed(tensor: torch.Tensor) -> bytes:
     """Packed bytes of a 2-D int8 or int32 tensor, row-major; int32 elements big-endian."""
     if tensor.dtype not in DTYPES or tensor.dim() != 2:
         raise ValueError(f"expected a 2-D int8 or int32 tensor, got {tensor.dtype} of shape {tuple(tensor.shape)}")
-    array = tensor.detach().cpu().contiguous().numpy()
-    return (array if tensor.dtype == torch.int8 else array.astype(">i4")).tobytes()
+    t = tensor.detach().cpu().contiguous()
+    if t.dtype == torch.int32:  # big-endian: the bytes of each element reversed (x86 and CUDA hosts are little-endian)
+        t = t.view(torch.uint8).view(-1, 4).flip(1) if sys.byteorder == "little" else t.view(torch.uint8)
+    try:
+        return t.numpy().tobytes()
+    except RuntimeError:  # torch built or installed without numpy (a bare GPU host)
+        return bytes(t.view(torch.uint8).flatten().tolist())
 
 
 def row_leaves(tensor: torch.Tensor) -> list[bytes]:

@@ -4,7 +4,26 @@
 ``concat(convert(x, bytes32), ...)``.
 """
 
-from sha3 import keccak_256 as _keccak_256  # safe-pysha3: C keccak, ~2 us a call (pycryptodome: ~20 us)
+try:
+    from sha3 import keccak_256 as _keccak_256  # safe-pysha3: C keccak, ~2 us a call (pycryptodome: ~20 us)
+    KECCAK = "safe-pysha3"
+except ImportError:  # a bare machine (e.g. a GPU host with only torch): same hashes, slower
+    try:
+        from Crypto.Hash import keccak as _crypto_keccak
+
+        def _keccak_256(data: bytes):
+            return _crypto_keccak.new(digest_bits=256, data=data)
+        KECCAK = "pycryptodome"
+    except ImportError:
+        from .keccak_py import keccak256 as _pure
+
+        class _keccak_256:  # noqa: N801 (mimics the hashlib-style constructor above)
+            def __init__(self, data: bytes):
+                self._digest = _pure(bytes(data))
+
+            def digest(self) -> bytes:
+                return self._digest
+        KECCAK = "pure Python"
 
 WORD = 32
 ZERO32 = bytes(WORD)
