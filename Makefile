@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test test-long test-cuda bench gas vectors clean
+.PHONY: setup demo test test-long test-cuda bench bench-transformer gas vectors clean
 
 setup: $(VENV)/.installed $(BIN)/anvil
 
@@ -48,16 +48,23 @@ test-long: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
+	$(BIN)/python benchmarks/bench_transformer.py
+
+# MiniLM- and GPT-2-shaped transformers: fp32 vs exact vs the trace commitment (a few minutes).
+bench-transformer: setup
+	$(BIN)/python benchmarks/bench_transformer.py
 
 # Gas of every call and of whole disputes on local anvil chains (about 3 minutes here).
 gas: setup
 	$(BIN)/ape compile
 	$(BIN)/python benchmarks/gas_report.py
 
-# On a machine with a CUDA build of torch: CUDA vs CPU vs the reference, bit for bit, then
-# the forward benchmark on the GPU. (The CPU-only setup above skips these tests.)
+# On a machine with a CUDA build of torch in .venv: CUDA vs CPU vs the reference for every op
+# kind, bit for bit, and the transformer benchmark on the GPU (gpu/check.py, which prints a
+# verdict), then the MLP forward benchmark. (The CPU-only setup above skips the CUDA tests.)
+# A GPU host with its own python3 and torch runs gpu/check.sh instead: no venv needed.
 test-cuda: setup
-	$(BIN)/python -m pytest -p no:ape_test -rs tests/test_cuda.py
+	$(BIN)/python gpu/check.py
 	$(BIN)/python benchmarks/bench_forward.py --device cuda
 
 vectors: setup
