@@ -70,14 +70,18 @@ def tensor(values, dtype=rt.DTYPE_INT8, device="cpu"):
                         device=device)
 
 
-def check_op(op, inputs, in_dtypes=None, device="cpu"):
-    """T1's kernel and commitments equal the reference's for one op on given inputs."""
+def check_op(op, inputs, in_dtypes=None, backends=("auto",)):
+    """T1's kernel (on every device here, with every backend named) and commitments equal the
+    reference's for one op on given inputs."""
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
     expected = rt.run_op(op, inputs)
     kernel_op = op_from_dict(op)
-    got = run_op(kernel_op, [tensor(v, dt, device) for v, dt in zip(inputs, in_dtypes)], device=device)
-    assert got.cpu().tolist() == expected, op["kind"]
-    assert got.dtype == (torch.int32 if rt.out_dtype(op) == rt.DTYPE_INT32 else torch.int8)
+    for device in DEVICES:
+        for backend in backends:
+            got = run_op(kernel_op, [tensor(v, dt, device) for v, dt in zip(inputs, in_dtypes)],
+                         device=device, backend=backend)
+            assert got.cpu().tolist() == expected, (op["kind"], device, backend)
+            assert got.dtype == (torch.int32 if rt.out_dtype(op) == rt.DTYPE_INT32 else torch.int8)
     header = rt.params_header(op)  # once: the reference's Merkle roots are slow at MAX_COLS
     assert kernel_op.params_root == (bytes(32) if op["kind"] == rt.ARGMAX else rt.keccak256(header))
     if op["kind"] != rt.ARGMAX:
@@ -102,7 +106,8 @@ def test_linear_wide_and_plain_match_reference_succeeds(seed, mode, rows, k, n, 
     b = [rng.choice((r, -r, 0)) if extreme else rng.randint(-min(r, 10**6), min(r, 10**6)) for r in room]
     m, s = zip(*(scale(rng, extreme) for _ in range(n)))
     flags = rt.FLAG_WIDE if wide else rng.choice((0, rt.FLAG_RELU))
-    check_op(rc.linear(W, b, list(m), list(s), flags), [matrix(rng, rows, k, rng.choice(MODES))])
+    check_op(rc.linear(W, b, list(m), list(s), flags), [matrix(rng, rows, k, rng.choice(MODES))],
+             backends=BACKENDS)
 
 
 @kind_settings
@@ -117,7 +122,7 @@ def test_matmul_matches_reference_succeeds(seed, mode, heads, K, seq, groups, r_
     else:
         B = matrix(rng, groups * r_b, heads * K, rng.choice(MODES))
     m, s = scale(rng, extreme)
-    check_op(rc.matmul(heads * K, heads * r_b, heads, seq, m, s, causal), [A, B])
+    check_op(rc.matmul(heads * K, heads * r_b, heads, seq, m, s, causal), [A, B], backends=BACKENDS)
 
 
 @kind_settings
@@ -240,15 +245,15 @@ def test_argmax_matches_reference_succeeds(seed, mode, rows, n, int32, near):
 # Whole models: every slot, every root
 
 
-def check_model(model, x, backends=("float",), device="cpu"):
+def check_model(model, x, backends=BACKENDS):
     slots, roots, s_roots = rt.trace(model, x)
     compiled = model_from_dict(model)
     assert compiled.root == rt.model_root(model)
     assert compiled.ops_root == rt.ops_root(model)
     assert compiled.descriptors() == [rt.op_descriptor(op) for op in model["ops"]]
-    for backend in backends:
-        got = run_dict(model, x, device=device, backend=backend)
-        assert got == slots, backend
+    for device in DEVICES:
+        for backend in backends:
+            assert run_dict(model, x, device=device, backend=backend) == slots, (device, backend)
     _, dtypes = rt.validate_model(model)
     tensors = [tensor(v, dt) for v, dt in zip(slots, dtypes)]
     assert [commit_tensor(t).root for t in tensors] == roots
@@ -277,7 +282,7 @@ def test_builder_models_run_on_the_reference_succeeds(kind):
     cfg = TransformerConfig(kind=kind, layers=2, width=16, heads=4, ffn=32, seq=6, vocab=24)
     tokens = torch.randint(0, 24, (3, 6), generator=torch.Generator().manual_seed(7))
     model = model_to_dict(compile_transformer(FloatTransformer(cfg, seed=0), tokens))
-    check_model(model, tokens.tolist(), backends=BACKENDS)
+    check_model(model, tokens.tolist())
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,7 +309,7 @@ def test_model_vectors_through_kernels_succeeds(backend):
         compiled = model_from_dict(model)
         assert "0x" + compiled.root.hex() == vec["model_root"]
         assert ["0x" + d.hex() for d in compiled.descriptors()] == [op["descriptor"] for op in vec["ops"]]
-        slots = run_dict(model, vec["input"], backend=backend)
+        slots = run_dict(model, vec["input"], backend=backend)  # CPU; CUDA in the op vectors
         assert slots == [s["values"] for s in vec["slots"]], vec["name"]
         roots = [commit_tensor(tensor(s["values"], s["dtype"])).root for s in vec["slots"]]
         assert ["0x" + r.hex() for r in roots] == [s["tensor_root"] for s in vec["slots"]]
