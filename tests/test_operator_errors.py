@@ -181,3 +181,19 @@ def test_operator_two_agents_one_journal_second_refused_reverts(chain, files, de
                                           str(deployed)])
     assert result.exit_code == 0, result.output  # once the first has stopped, the next one runs
     assert json.loads(deployed.read_text())["market"]
+
+
+def test_operator_journal_of_another_deployment_says_what_to_do_reverts(chain, files, deployed, tmp_path):
+    """An agent started on a journal written for another deployment: what happened, what to do."""
+    other = tmp_path / "other.json"
+    result = CliRunner().invoke(script("deploy"), ["--network", chain.provider.uri, "--account", "TEST::0", "--out",
+                                                   str(other)])
+    assert result.exit_code == 0, result.output
+    state = tmp_path / "state.sqlite"
+    watch = ["watch", "--account", "TEST::3", "--model", str(files / "model"), "--state", str(state), "--once",
+             "--network", chain.provider.uri]
+    assert CliRunner().invoke(referee, [*watch, "--deployment", str(deployed)]).exit_code == 0
+    result = CliRunner().invoke(referee, [*watch, "--deployment", str(other)])
+    assert result.exit_code == 1
+    line = one_error_line(result.output, f"agent state {state} belongs to market")
+    assert "it is another deployment's journal" in line and "aside (or delete it) to start afresh" in line
