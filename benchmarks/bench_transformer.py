@@ -9,7 +9,9 @@ Models (random weights, ``referee.transformer``; compiled by ``referee.transform
    batch 1, vocabulary 16384 (GPT-2's 50257 exceeds the protocol's MAX_COLS = 16384 for the
    logits slot; the head costs 16384 / 50257 of GPT-2's).
 
-For each, the median of ``--repeats`` runs after one warm-up (``time.perf_counter``):
+For each, the median (or with ``--stat min`` the best) of ``--repeats`` runs after one warm-up
+(``time.perf_counter``); the best is the fairer figure on a shared machine, where other
+processes' bursts inflate some runs of either side:
 
 * fp32: the float model under ``torch.inference_mode()`` with torch's fused attention
   (``scaled_dot_product_attention``), the fastest plain float forward;
@@ -65,6 +67,9 @@ class Row:
         return (self.exact_ms + self.commit_ms) / self.fp32_ms
 
 
+STAT = statistics.median
+
+
 def median_ms(fn, repeats: int, sync=lambda: None, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()
@@ -75,7 +80,7 @@ def median_ms(fn, repeats: int, sync=lambda: None, warmup: int = 1) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * STAT(times)
 
 
 def busy_seconds() -> float:
@@ -136,7 +141,7 @@ def print_table(rows: list[Row], device: torch.device) -> None:
         print(line(t))
     dev = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {dev}, keccak via {KECCAK}")
+          f"threads {torch.get_num_threads()}, device {dev}, keccak via {KECCAK}, {STAT.__name__} of the runs")
     if device.type == "cpu" and any(r.other_load > 0.25 for r in rows):
         print("note: other processes used CPU during the run; ratios on a busy machine overstate the exact cost")
 
@@ -147,7 +152,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 layer per model (a smoke run)")
     parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     parser.add_argument("--models", default="minilm,gpt2")
+    parser.add_argument("--stat", choices=["median", "min"], default="median")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    global STAT
+    STAT = min if args.stat == "min" else statistics.median
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
     except Exception as e:  # noqa: BLE001 (one line, not a traceback)
