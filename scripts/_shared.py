@@ -96,8 +96,8 @@ class OperatorCommand(ConnectedProviderCommand):
 
 
 def yes_option(command):
-    return click.option("--yes", "-y", is_flag=True, help="Send without asking (for scripts): the cost is still shown.")(
-        command)
+    return click.option("--yes", "-y", is_flag=True,
+                        help="Send without asking (for scripts): the cost is still shown.")(command)
 
 
 def eth(wei: int) -> str:

@@ -76,5 +76,6 @@ def cli(account, job_id, model_dir, home, store, deployment, yes):
         ], yes, "send the challenge")
         receipt = client.send(f"challenge:{job_id}", client.market, "challenge", job_id, value=bond)
         (opened,) = receipt.decode_logs(client.market.JobChallenged)
-        click.echo(f"job {job_id}: challenged, game {opened.game_id} opened (gas {receipt.gas_used:,}); play it on with "
+        click.echo(f"job {job_id}: challenged, game {opened.game_id} opened (gas {receipt.gas_used:,}); "
+                   f"play it on with "
                    f"`referee watch` (same --home) or `ape run dispute {job_id} --move`")

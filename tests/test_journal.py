@@ -59,8 +59,9 @@ def test_journal_second_agent_on_one_journal_reverts(tmp_path):
     import os
 
     first = Journal(tmp_path / "state.sqlite")
-    with pytest.raises(RefereeError, match=rf"agent state .*state.sqlite is in use by another agent \(pid {os.getpid()}\)"
-                                           r": stop that one first, or give this one its own --state"):
+    with pytest.raises(RefereeError, match=rf"agent state .*state.sqlite is in use by another agent "
+                                           rf"\(pid {os.getpid()}\): stop that one first, or give this one "
+                                           r"its own --state"):
         Journal(tmp_path / "state.sqlite")
     reader = Journal(tmp_path / "state.sqlite", lock=False)  # a reader needs no lock
     first.add_job(1, 1, 1, b"\x00", "seen")

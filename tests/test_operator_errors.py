@@ -159,7 +159,8 @@ def test_operator_post_job_without_yes_and_no_terminal_sends_nothing_reverts(cha
                      "--network", chain.provider.uri, "--deployment", deployed)
     assert result.returncode == 1, result.stdout
     assert "fee          0.01 ETH" in result.stdout  # the cost is shown first
-    assert result.stderr.strip().splitlines()[-1] == "Error: nothing sent: pass --yes to post the job without being asked"
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "Error: nothing sent: pass --yes to post the job without being asked"
     assert chain.blocks.height == head
 
 

@@ -80,8 +80,9 @@ class Deployment:
             names = " and ".join(missing) if len(missing) < 3 else "registry, game and market"
             raise RefereeError(
                 f"deployments file {path}: no contract at its {names} address{'es' if len(missing) > 1 else ''} "
-                f"({missing[-1]} {getattr(self, missing[-1])}) on this chain (chain {chain_id}, {head + 1:,} blocks): the chain was reset since the file was "
-                f"written (a restarted anvil starts empty), or the file is another chain's; {redo}")
+                f"({missing[-1]} {getattr(self, missing[-1])}) on this chain (chain {chain_id}, {head + 1:,} blocks): "
+                "the chain was reset since the file was written (a restarted anvil starts empty), or the file is "
+                f"another chain's; {redo}")
 
 
 def _connected() -> bool:

@@ -131,7 +131,8 @@ class _Story:
             return f"the solver revealed the two halves of {rows}"
         if name == "ChildPicked":
             side = "right" if a["right"] else "left"
-            return f"the challenger disputes the {side} half: {_rows(a['levels_left'], a['node_index'], self.rows.get(g))}"
+            rows = _rows(a["levels_left"], a["node_index"], self.rows.get(g))
+            return f"the challenger disputes the {side} half: {rows}"
         if name == "RowRevealed":
             where = self.op_name(self.op[g]) if g in self.op else "the op"
             return f"the solver revealed row {a['row_index']} of {where}'s output ({len(bytes(a['row']))} values)"

@@ -128,8 +128,8 @@ class Journal:
                  "for another journal")
         if key == "deployed_in":
             return (f"agent state {self.path} is from an earlier deployment at the same address (its deployment "
-                    f"block's hash was {stored[:10]}…, the chain's is now {value[:10]}…): the chain was reset or the "
-                    f"contracts deployed again, so the jobs and games it remembers no longer exist; {fresh}")
+                    f"block's hash was {stored[:10]}…, the chain's is now {value[:10]}…): the chain was reset or "
+                    f"the contracts deployed again, so the jobs and games it remembers no longer exist; {fresh}")
         if key in ("market", "chain_id"):
             return (f"agent state {self.path} belongs to {key} {stored}, not {value}: it is another deployment's "
                     f"journal; {fresh}")

@@ -8,18 +8,18 @@ process, as in tests) and ``start_server`` serves them as Prometheus text on
 
 Every metric carries ``role`` and ``account`` labels:
 
-| metric | type | what |
-| --- | --- | --- |
-| ``referee_games_in_play`` | gauge | games the agent plays that are not over |
-| ``referee_least_clock_seconds`` | gauge | the least time left on the agent's own clock across its games in play (``+Inf`` with none): alert when low |
-| ``referee_opponent_least_clock_seconds`` | gauge | the same for the opponents' clocks (a timeout to claim when it reaches 0) |
-| ``referee_bonds_at_risk_wei`` | gauge | the agent's bonds locked in jobs and games not yet over |
-| ``referee_jobs_served_total`` | counter | jobs finished: paid (solver) or checked (challenger) |
-| ``referee_transactions_sent_total`` | counter | transactions sent, by contract method |
-| ``referee_transactions_reverted_total`` | counter | transactions reverted, by contract method |
-| ``referee_rpc_errors_total`` | counter | failed calls to the node, by kind (``unreachable``, ``other``) |
-| ``referee_last_tick_timestamp_seconds`` | gauge | unix time of the agent's last pass over the chain: a stale value is a stuck agent |
-| ``referee_chain_head`` | gauge | the block the last pass read up to |
+- ``referee_games_in_play`` (gauge): games the agent plays that are not over;
+- ``referee_least_clock_seconds`` (gauge): the least time left on the agent's own clock across
+  its games in play (``+Inf`` with none): alert when it runs low;
+- ``referee_opponent_least_clock_seconds`` (gauge): the same for the opponents' clocks (a
+  timeout to claim when it reaches 0);
+- ``referee_bonds_at_risk_wei`` (gauge): the agent's bonds locked in jobs and games not yet over;
+- ``referee_jobs_served_total`` (counter): jobs finished, paid (solver) or checked (challenger);
+- ``referee_transactions_sent_total`` / ``referee_transactions_reverted_total`` (counters, by
+  contract ``method``);
+- ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
+- ``referee_last_tick_timestamp_seconds`` (gauge): unix time of the agent's last pass over the
+  chain, a stale value is a stuck agent; ``referee_chain_head`` (gauge): the block it read to.
 
 ``prometheus_client`` is imported when the first ``AgentMetrics`` is made, so the rest of the
 package works without it.
