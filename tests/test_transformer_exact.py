@@ -202,12 +202,40 @@ def test_norm_matches_reference_succeeds(seed, mode, rows, n, rms, extreme):
     check_norm(seed, mode, rows, n, rms, extreme)
 
 
-@settings(max_examples=max(CASES // 25, 8), **SETTINGS)
+@settings(max_examples=max(CASES // 50, 6), **SETTINGS)
 @given(seed=seeds, mode=st.sampled_from(["uniform", "extremes", "constant_rows"]), rms=st.booleans(),
        extreme=st.booleans())
 def test_norm_at_max_cols_matches_reference_succeeds(seed, mode, rms, extreme):
     # n = MAX_COLS with -128/127 rows: V passes 2^53, where a float64 variance is inexact.
     check_norm(seed, mode, 1, 16384, rms, extreme)
+
+
+def same_sign_rows(rng, k):
+    """Two int8 rows whose products mostly share a sign: their dot product passes 2^24."""
+    a = [rng.choice((-128, 127, -127, 125)) for _ in range(k)]
+    return a, [v if rng.randrange(10) else -v - 1 for v in a]
+
+
+@settings(max_examples=max(CASES // 25, 8), **SETTINGS)
+@given(seed=seeds, kind=st.sampled_from(["matmul", "linear", "softmax"]), heads=st.sampled_from([1, 2, 4]),
+       extreme=st.booleans())
+def test_max_cols_match_reference_succeeds(seed, kind, heads, extreme):
+    # k = MAX_COLS: sums up to 2^28 (matmul, wide linear) and S up to 2^37 (softmax), past
+    # float32's exact range; one or two rows keep the pure-Python reference quick.
+    rng = random.Random(seed)
+    n = 16384
+    if kind == "matmul":
+        a, b = same_sign_rows(rng, n)
+        m, s = scale(rng, extreme) if extreme else (1, 24)
+        check_op(rc.matmul(n, heads, heads, 1, m, s), [[a], [b]], backends=BACKENDS)
+    elif kind == "linear":
+        a, w = same_sign_rows(rng, n)
+        bias = rng.choice((0, 2**31 - 1 - 128 * sum(abs(v) for v in w)))
+        check_op(rc.linear([w, a[::-1]], [bias, -5], [1, 7], [1, 9], rt.FLAG_WIDE), [[a]], backends=BACKENDS)
+    else:
+        table = rc.E_FLAT if extreme else exp_table(rng, "random")
+        x = matrix(rng, 1, n, rng.choice(("uniform", "ties", "one_value")))
+        check_op(rc.softmax(n, heads, 1, table), [x])
 
 
 @kind_settings
