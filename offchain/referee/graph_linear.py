@@ -31,12 +31,18 @@ class FastLinear:
         w_t = op.weight.t().to(torch.float32)
         self.blocks = [(a, b, w_t[a:b].contiguous().to(device)) for a, b in float_blocks(op.weight)]
         if op.wide:
-            self.bias = op.bias.to(torch.float64).to(device)
+            # float32 adds the bias exactly while every |acc + b| stays within 2^24; else float64.
+            self.wide32 = int(op.accumulator_bounds().max()) <= 1 << 24
+            self.bias = op.bias.to(torch.float32 if self.wide32 else torch.float64).to(device)
+            self.no_bias = not bool(op.bias.any())
         else:
             self.scale, self.offset = scale_offset(op.multiplier, op.shift, op.bias, device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.to(torch.float32)
+        if len(self.blocks) == 1 and self.op.wide and self.wide32:
+            acc = xf @ self.blocks[0][2]  # exact float32 integers, |acc + b| <= 2^24
+            return (acc if self.no_bias else acc.add_(self.bias)).to(torch.int32)
         if len(self.blocks) == 1:
             acc = (xf @ self.blocks[0][2]).to(torch.float64)  # one block: every partial sum < 2^24, exact
         else:
