@@ -6,7 +6,8 @@ descriptors, model roots of int8 and token (int32-input) models, and whole-model
 traces. The kinds' arithmetic is in ``tests/reference_kinds.py``; sections 1-6 for ``linear``
 models are ``tests/reference.py``, whose roots this module reproduces unchanged for int8.
 
-A model is a dict (the shape ``docs``-free tests and T1's ``referee.graph_dict`` share)::
+A model is a dict, the same shape as the plain-dict bridge ``referee.graph_dict`` reads (so a
+test hands one model to both)::
 
     {"input_cols": int, "input_dtype": 0 or 1 (default 0),
      "ops": [op, ...]}              # ops[j - 1] is op j and writes slot j

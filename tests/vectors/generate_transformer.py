@@ -84,7 +84,7 @@ def gen_tensors():
 
 
 def op_entry(name, op, inputs, in_dtypes=None):
-    """One op on given inputs: the op dict, its commitments, inputs, output (+ norm's rho)."""
+    """One op on given inputs: the op dict, its commitments, inputs, output, table roots."""
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
     # The inputs are slots 0 (and 1): op j = len(inputs) is validated against them.
     rt._validate_op(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
@@ -94,12 +94,11 @@ def op_entry(name, op, inputs, in_dtypes=None):
              "output": {"dtype": rt.out_dtype(op), "values": out},
              "params_header": hx(rt.params_header(op)), "params_root": hx(rt.params_root(op)),
              "descriptor": hx(rt.op_descriptor(op))}
-    if op["kind"] == rt.NORM:
+    if op["kind"] == rt.NORM:  # the one step's witness and the column leaves' root
         entry["rho"] = [rk.norm_stats(row, op["flags"] & 1)[2] for row in inputs[0]]
+        entry["columns_root"] = hx(rt.norm_columns_root(op["gamma"], op["beta"]))
     if op["kind"] == rt.SOFTMAX:
         entry["exp_table_root"] = hx(rt.exp_table_root(op["exp_table"]))
-    if op["kind"] == rt.NORM:
-        entry["columns_root"] = hx(rt.norm_columns_root(op["gamma"], op["beta"]))
     if op["kind"] == rt.EMBED:
         entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"]))
         entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"]))
