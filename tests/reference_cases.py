@@ -177,3 +177,30 @@ def large_cases(rng):
         ("softmax_L2048_random_row", softmax(L, 1, 1, rm.exp_table(5)),
          [[[rng.randint(-128, 127) for _ in range(L)]]]),
     ]
+
+
+def bad_ops():
+    """``(op, input dtype, message)``: one-op models (input of 4 columns) that break a rule of
+    5.1-5.10; the reference raises ``ValueError`` matching ``message``."""
+    return [
+        ({**transpose(4, 4, 1), "kind": 10}, 0, "unknown kind"),
+        ({**transpose(4, 4, 1), "flags": 1}, 0, "flags"),
+        ({**softmax(4, 1, 1, E_HALVING), "flags": 2}, 0, "flags"),
+        ({**lut(4, IDENTITY), "input_b": 1}, 0, "input_b"),
+        (linear([[1] * 4], [0], [1], [1], 3), 0, "ReLU and wide"),
+        (linear([[1] * 4], [0], [1], [1]), 1, "dtype"),
+        (lut(4, IDENTITY), 1, "dtype"),
+        (embed([[1] * 2], [[0] * 2] * 4, 1, 1, 1), 0, "dtype"),
+        (lut(4, IDENTITY[:255]), 0, "256"),
+        (lut(4, [128] + IDENTITY[1:]), 0, "outside"),
+        (softmax(4, 1, 1, [2**23 + 1] + E_HALVING[1:]), 0, "outside"),
+        (softmax(4, 3, 1, E_HALVING), 0, "divide"),
+        ({**matmul(4, 5, 2, 1, 1, 1), "input_b": 0}, 0, "divide"),
+        (norm([2**16] * 4, [0] * 4, 1, 1), 0, "2\\^15"),
+        (norm([1] * 3, [0] * 3, 1, 1), 0, "in_cols"),
+        ({**add(4, 1, 1, 63), "input_b": 0}, 0, "shift"),
+        ({**argmax(4), "out_cols": 2}, 0, "out_cols = 1"),
+        ({**matmul(4, 4, 1, 65537, 1, 1), "input_b": 0}, 0, "T_a"),
+        (softmax(4, 1, 65537, E_HALVING), 0, "seq \\(T\\)"),
+        ({**lut(4, IDENTITY), "out_cols": 5}, 0, "out_cols"),
+    ]

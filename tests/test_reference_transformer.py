@@ -227,28 +227,7 @@ def _one_op_model(op, input_cols=4, input_dtype=0):
     return {"input_cols": input_cols, "input_dtype": input_dtype, "ops": [op]}
 
 
-@pytest.mark.parametrize("op, input_dtype, message", [
-    ({**rc.transpose(4, 4, 1), "kind": 10}, 0, "unknown kind"),
-    ({**rc.transpose(4, 4, 1), "flags": 1}, 0, "flags"),
-    ({**rc.softmax(4, 1, 1, rc.E_HALVING), "flags": 2}, 0, "flags"),
-    ({**rc.lut(4, rc.IDENTITY), "input_b": 1}, 0, "input_b"),
-    (rc.linear([[1] * 4], [0], [1], [1], 3), 0, "ReLU and wide"),
-    (rc.linear([[1] * 4], [0], [1], [1]), 1, "dtype"),
-    (rc.lut(4, rc.IDENTITY), 1, "dtype"),
-    (rc.embed([[1] * 2], [[0] * 2] * 4, 1, 1, 1), 0, "dtype"),
-    (rc.lut(4, rc.IDENTITY[:255]), 0, "256"),
-    (rc.lut(4, [128] + rc.IDENTITY[1:]), 0, "outside"),
-    (rc.softmax(4, 1, 1, [2**23 + 1] + rc.E_HALVING[1:]), 0, "outside"),
-    (rc.softmax(4, 3, 1, rc.E_HALVING), 0, "divide"),
-    ({**rc.matmul(4, 5, 2, 1, 1, 1), "input_b": 0}, 0, "divide"),
-    (rc.norm([2**16] * 4, [0] * 4, 1, 1), 0, "2\\^15"),
-    (rc.norm([1] * 3, [0] * 3, 1, 1), 0, "in_cols"),
-    ({**rc.add(4, 1, 1, 63), "input_b": 0}, 0, "shift"),
-    ({**rc.argmax(4), "out_cols": 2}, 0, "out_cols = 1"),
-    ({**rc.matmul(4, 4, 1, 65537, 1, 1), "input_b": 0}, 0, "T_a"),
-    (rc.softmax(4, 1, 65537, rc.E_HALVING), 0, "seq \\(T\\)"),
-    ({**rc.lut(4, rc.IDENTITY), "out_cols": 5}, 0, "out_cols"),
-])
+@pytest.mark.parametrize("op, input_dtype, message", rc.bad_ops())
 def test_validate_model_bad_op_fails(op, input_dtype, message):
     with pytest.raises(ValueError, match=message):
         rt.validate_model(_one_op_model(op, 4, input_dtype))

@@ -23,6 +23,7 @@ import reference_models as rm
 import reference_transformer as rt
 from helpers import load_vectors
 from referee.commitments import commit_tensor, packed, state_roots
+from referee.errors import RefereeError
 from referee.graph_dict import model_from_dict, model_to_dict, op_from_dict, run_dict
 from referee.graph_exec import run_op  # API.md says referee.kernels; it lives here
 
@@ -311,6 +312,17 @@ def test_builder_models_run_on_the_reference_succeeds(kind):
     tokens = torch.randint(0, 24, (3, 6), generator=torch.Generator().manual_seed(7))
     model = model_to_dict(compile_transformer(FloatTransformer(cfg, seed=0), tokens))
     check_model(model, tokens.tolist())
+
+
+@pytest.mark.parametrize("op, input_dtype, message", rc.bad_ops())
+def test_both_refuse_the_same_bad_models_fails(op, input_dtype, message):
+    """A one-op model that breaks a rule of 5.1-5.10 is refused by the reference and by
+    ``model_from_dict`` alike (one compile error, not a crash or an accepted model)."""
+    model = {"input_cols": 4, "input_dtype": input_dtype, "ops": [op]}
+    with pytest.raises(ValueError, match=message):
+        rt.validate_model(model)
+    with pytest.raises(RefereeError):
+        model_from_dict(model)
 
 
 # ---------------------------------------------------------------------------------------
