@@ -93,7 +93,8 @@ def edge_cases(rng):
     c(("matmul_saturation_both_ends_K64", matmul(64, 2, 1, 2, 1, 7),
        [[[-128] * 64, [127] * 64], [[-128] * 64, [127] * 64]]))
     c(("matmul_acc_2^20_exact_s14", matmul(64, 1, 1, 1, 1, 14), [[[-128] * 64], [[-128] * 64]]))
-    c(("matmul_m_max_s62", matmul(4, 2, 1, 2, M_MAX, 62), [[[-128] * 4, [127, -128, 5, 0]], [[-128] * 4, [1, 1, 1, 1]]]))
+    c(("matmul_m_max_s62", matmul(4, 2, 1, 2, M_MAX, 62),
+       [[[-128] * 4, [127, -128, 5, 0]], [[-128] * 4, [1, 1, 1, 1]]]))
     x = mat(rng, 6, 4)
     c(("matmul_qk_causal_2_heads_2_seqs_same_slot", matmul(4, 6, 2, 3, 1 << 20, 30, True), [x, x]))
     c(("matmul_pv_R_b_ne_T_a_2_heads", matmul(6, 4, 2, 3, 1 << 16, 24),
@@ -126,7 +127,8 @@ def edge_cases(rng):
     c(("softmax_E0_zero_S_zero", softmax(4, 2, 1, E_ZERO0), [[[9, 9, 1, 2], [5, -5, -5, -5]]]))
     c(("softmax_L1_single_column", softmax(2, 2, 1, E_HALVING), [[[5, -128], [0, 0]]]))
     c(("softmax_causal_2_heads_2_seqs", softmax(6, 2, 3, rm.exp_table(3), True), [mat(rng, 6, 6)]))
-    c(("softmax_causal_row0_only_u0", softmax(4, 1, 4, E_ZERO0, True), [[[1, 2, 3, 4], [-1, 5, 6, 7], [0, 0, 0, 1], [4, 3, 2, 1]]]))
+    c(("softmax_causal_row0_only_u0", softmax(4, 1, 4, E_ZERO0, True),
+       [[[1, 2, 3, 4], [-1, 5, 6, 7], [0, 0, 0, 1], [4, 3, 2, 1]]]))
     c(("softmax_floor_remainders", softmax(3, 1, 1, [7, 5, 3] + [1] * 253), [[[0, -1, -2], [0, 0, -1], [2, 0, 1]]]))
     # --- norm: LayerNorm and RMSNorm; every floor at negative values.
     c(("norm_layer_constant_rows_beta_only", norm([100, -100, 5], [7, -7, -1], 1, 1),
@@ -137,7 +139,8 @@ def edge_cases(rng):
     c(("norm_rms_negative_floor_q", norm([1, 1, 1], [0, 0, 0], 1, 8, True), [[[1, -1, 1], [-3, 1, 1]]]))
     c(("norm_n1_layer_and_rms_cases", norm([12345], [-9], 1, 2), [[[5], [-128], [0]]]))
     gmax = (2**31 - 1 - 5) // 2**15
-    c(("norm_param_bound_equality_saturation", norm([gmax, -gmax], [I32_MAX - 2**15 * gmax, -(I32_MAX - 2**15 * gmax)], 1, 20),
+    room = I32_MAX - 2**15 * gmax
+    c(("norm_param_bound_equality_saturation", norm([gmax, -gmax], [room, -room], 1, 20),
        [[[127, -128], [-128, 127], [0, 0]]]))
     c(("norm_layer_random_gamma_beta", norm([rng.randint(-400, 400) for _ in range(16)],
                                              [rng.randint(-30000, 30000) for _ in range(16)], 3, 16),
@@ -152,9 +155,11 @@ def edge_cases(rng):
     c(("embed_saturation_and_ties", embed(tok, pos, M_MAX, M_MAX, 31), [[[299, 299, 299]]], [I32]))
     c(("embed_negative_ties_s2", embed([[-1, -3, 1, 3]], [[-1, -3, -5, 1]], 1, 1, 2), [[[0], [7]]], [I32]))
     # --- argmax: ties to the lowest index, int8 and int32.
-    c(("argmax_int8_ties_lowest", argmax(5), [[[3, 7, 7, -1, 7], [-128] * 5, [0, 0, 1, 1, 1], [127, 127, -128, 0, 127]]]))
+    c(("argmax_int8_ties_lowest", argmax(5),
+       [[[3, 7, 7, -1, 7], [-128] * 5, [0, 0, 1, 1, 1], [127, 127, -128, 0, 127]]]))
     c(("argmax_int32_near_ties_float32_would_merge", argmax(4),
-       [[[2**30, 2**30 + 1, 2**30 + 1, 2**30 - 1], [I32_MIN, I32_MIN, I32_MIN + 1, I32_MIN], [I32_MAX - 1, I32_MAX, I32_MAX, 0]]], [I32]))
+       [[[2**30, 2**30 + 1, 2**30 + 1, 2**30 - 1], [I32_MIN, I32_MIN, I32_MIN + 1, I32_MIN],
+         [I32_MAX - 1, I32_MAX, I32_MAX, 0]]], [I32]))
     c(("argmax_n1", argmax(1), [[[-5], [5]]]))
     return out
 
