@@ -29,6 +29,9 @@ import math
 import time
 from collections.abc import Iterable
 
+from .client import IN_PLAY
+from .player import SOLVER_PHASES
+
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -75,6 +78,20 @@ class AgentMetrics:
         self._least_clock.set(min(own) if own else math.inf)
         self._opponent_clock.set(min(other) if other else math.inf)
 
+    def observe_games(self, game, game_ids, as_solver, now: int) -> None:
+        """``update_games`` from the chain: ``game`` is the DisputeGame contract, ``as_solver``
+        says for each game id (a dict) or for all (a bool) whether the agent is its solver;
+        games no longer in play are skipped. One call per tick keeps the gauges current."""
+        own, other = [], []
+        for game_id in game_ids:
+            if game.result(game_id) != IN_PLAY:
+                continue
+            solver_side = as_solver[game_id] if isinstance(as_solver, dict) else as_solver
+            mine, theirs = clocks_left(game.games(game_id), game.deadline(game_id), now, solver_side)
+            own.append(mine)
+            other.append(theirs)
+        self.update_games(own, other)
+
     def set_bonds_at_risk(self, wei: int) -> None:
         self._bonds.set(int(wei))
 
@@ -114,6 +131,16 @@ class AgentMetrics:
 
             raise RefereeError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}") from None
         return MetricsServer(server, thread)
+
+
+def clocks_left(game, deadline: int, now: int, as_solver: bool) -> tuple[int, int]:
+    """(own, opponent's) seconds left in one game in play. The contract stores each side's
+    seconds left as of the last move (``solver_time``, ``challenger_time``); the mover's clock
+    has run since, down to its ``deadline``."""
+    solver_moves = game.phase in SOLVER_PHASES
+    solver_left = deadline - now if solver_moves else game.solver_time
+    challenger_left = game.challenger_time if solver_moves else deadline - now
+    return (solver_left, challenger_left) if as_solver else (challenger_left, solver_left)
 
 
 class MetricsServer:
