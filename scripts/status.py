@@ -3,10 +3,14 @@
 First the job (its state, the open window and the time left in it), then each game (phase,
 who is to move and what that move is, both clocks as time left), then every event about the
 job, oldest first, in words: who moved and what the move means. ``--model`` names each op's
-kind in the game lines.
+kind in the game lines. ``--wait SECONDS`` first waits (up to that long) until the job is over:
+finalized, rejected or cancelled, with every game settled.
 
     ape run status 2 --network http://127.0.0.1:8545
+    ape run status 2 --wait 300 --network http://127.0.0.1:8545
 """
+
+import time
 
 from pathlib import Path
 
@@ -15,22 +19,29 @@ import click
 from scripts._shared import OperatorCommand
 from referee.agents import inspect
 from referee.agents.cli import resolve_deployment, user_errors
-from referee.agents.client import ChainClient
+from referee.agents.client import CANCELLED, FINALIZED, JOB_STATUS, REJECTED, ChainClient
+from referee.agents.logs import seconds
 from referee.errors import RefereeError
+
+POLL = 1.0  # seconds between looks while waiting
 
 
 @click.command(cls=OperatorCommand, short_help="Show a job and its games")
 @click.argument("job_id", type=click.IntRange(1))
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
               help="The job's model directory: names each op's kind in the timeline.")
+@click.option("--wait", "wait_for", type=click.IntRange(1), metavar="SECONDS",
+              help="First wait until the job is over (every game settled), for at most SECONDS.")
 @click.option("--deployment", type=click.Path(path_type=Path),
               help="Deployments file [default: deployments/<ecosystem>-<network>.json].")
-def cli(job_id, model_dir, deployment):
+def cli(job_id, model_dir, wait_for, deployment):
     """Print JOB_ID's state, its games' clocks and every event about it, oldest first."""
     with user_errors():
         client = ChainClient(resolve_deployment(deployment), None)
         if not 1 <= job_id <= client.market.job_count():
             raise RefereeError(f"there is no job {job_id} (jobs so far: {client.market.job_count()})")
+        if wait_for:
+            _wait(client, job_id, wait_for)
         now = client.now()
         for line in inspect.job_summary(client, job_id):
             click.echo(line)
@@ -45,3 +56,19 @@ def cli(job_id, model_dir, deployment):
         click.echo("timeline:")
         for line in inspect.timeline(client, job_id, kinds):
             click.echo(f"  {line}")
+
+
+def _wait(client: ChainClient, job_id: int, limit: int) -> None:
+    """Until job ``job_id`` is over (finalized, rejected or cancelled, no game open), or fail
+    after ``limit`` seconds of wall time (time passes by itself only on a real chain)."""
+    click.echo(f"waiting for job {job_id} to end (at most {seconds(limit)})")
+    started = time.monotonic()
+    while True:
+        job = client.job(job_id)
+        if job.status in (FINALIZED, REJECTED, CANCELLED) and job.open_games == 0:
+            return
+        if time.monotonic() - started > limit:
+            raise RefereeError(f"job {job_id} is still {JOB_STATUS.get(job.status, 'unknown')} with {job.open_games} "
+                               f"open game(s) after {seconds(limit)}: are its agents running (and, on a local "
+                               "chain, past its deadlines: ape run advance)?")
+        time.sleep(POLL)
