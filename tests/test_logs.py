@@ -102,3 +102,27 @@ def test_logs_heartbeat_every_interval_succeeds():
     clock.now += 1
     assert heart.beat(1206, 0, 2) == "alive: head 1,206, 0 jobs, 2 games in play"
     assert len(lines) == 2
+
+
+def test_logs_quiet_ape_silences_revert_trace_and_warning_succeeds():
+    """In a fresh process, as `ape run` and the agents start: after quiet_ape the call trace Ape
+    prints on every revert (raw input bytes) prints nothing, and the pydantic warning is filtered."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, warnings, contextlib\n"
+        "from referee.agents.logs import quiet_ape\n"
+        "quiet_ape()\n"
+        "import ape_ethereum.trace\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('default')\n"
+        "    quiet_ape()\n"
+        "    ape_ethereum.trace.Trace.show(object())\n"
+        "    warnings.warn(\"Field 'import_remapping' has an incomplete definition: ...\", UserWarning)\n"
+        "print(repr(out.getvalue()), len(caught))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["''", "0"], result.stdout + result.stderr
