@@ -134,8 +134,10 @@ class Attacker:
             job_id = self.to_open.pop()
             sent += self._submit(f"challenge:{job_id}:{len(self.to_open)}", client.market, "challenge", job_id,
                                  value=client.challenger_bond)
+        now = client.now()
         for game_id, job_id in sorted(self.games.items()):
-            move = next_move(client, game_id, self.as_solver, self.model, self.trace_of(job_id))
+            move = next_move(client, game_id, self.as_solver, self.model, self.trace_of(job_id),
+                             g=client.game_record(game_id), now=now)
             if move is not None and move.method not in self.never:
                 sent += self._submit(move.key, client.game, move.method, *move.args)
         return sent

@@ -135,7 +135,7 @@ class Agent:
     def job(self, job_id: int):
         """The job's record, read once per tick."""
         if job_id not in self._jobs_seen:
-            self._jobs_seen[job_id] = self.client.job(job_id)
+            self._jobs_seen[job_id] = self.client.job_record(job_id)
         return self._jobs_seen[job_id]
 
     def finish(self, row: JobRow, note: str) -> None:
@@ -148,9 +148,10 @@ class Agent:
     def tick(self) -> int:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
+        self._queue, self._jobs_seen = [], {}
         self._guarded(self._receipts)
         self._scan()
-        self._queue, self._jobs_seen = [], {}
+        self.now = self.client.now()  # the latest block's time, which every deadline is compared with
         # games first: a job is done only once its games are
         for game_id, job_id in self.journal.active_games():
             self._guarded(self.advance_game, game_id, job_id)
@@ -280,10 +281,11 @@ class Agent:
 
     def advance_game(self, game_id: int, job_id: int):
         client = self.client
-        result = client.read(client.game.result, game_id)
+        g = client.game_record(game_id)  # one read: the phase says whether it is over
+        result = RESULT_OF_PHASE.get(g.phase, IN_PLAY)
         if result == IN_PLAY:
-            return self.play(game_id, job_id)
-        challenge = client.read(client.market.challenge_of, game_id)
+            return self.play(game_id, job_id, g)
+        challenge = client.challenge_record(game_id)
         won = (result == SOLVER_WON) == self.is_solver and result in (SOLVER_WON, CHALLENGER_WON)
         if challenge.open and won:
             return self.send(f"settle:{game_id}", "settle", game_id, what=f"game {game_id}: settled")
@@ -296,10 +298,10 @@ class Agent:
         self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner' if result == CLOSED else 'we lost'}")
         return None
 
-    def play(self, game_id: int, job_id: int):
+    def play(self, game_id: int, job_id: int, g):
         row = self.journal.job(job_id)
         move = next_move(self.client, game_id, self.is_solver, self.models[row.model_id], self.trace_for(row),
-                         answer=self.cheat != "stall")
+                         answer=self.cheat != "stall", g=g, now=self.now)
         if move is None:
             return None
         return self.send(move.key, move.method, *move.args, contract=self.client.game,
@@ -313,6 +315,9 @@ class Agent:
             return None  # one withdrawal in flight at a time
         return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}")
 
+
+# DisputeGame's final phases and the result each means (protocol 10.3)
+RESULT_OF_PHASE = {8: SOLVER_WON, 9: CHALLENGER_WON, 10: CLOSED}
 
 # the keys of game moves (journal), whose measured gas refines the capacity
 _MOVES = {"bisect", "choose", "transition", "reveal_children", "pick", "reveal_row", "step"}

@@ -25,7 +25,7 @@ class Challenger(Agent):
     def on_logs(self, start: int, stop: int) -> None:
         client, me = self.client, self.client.address
         for log in client.logs(client.market, "JobCommitted", start, stop):
-            job = client.job(log.job_id)
+            job = self.job(log.job_id)
             if job.model_id not in self.models or job.solver == me:
                 continue
             if self.journal.add_job(log.job_id, job.model_id, job.rows, client.posted_input(log.job_id), "to check"):
@@ -57,10 +57,10 @@ class Challenger(Agent):
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
                          deadline=job.challenge_deadline)
 
-    def play(self, game_id: int, job_id: int):
+    def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)
         if job.status == REJECTED and game_id > job.best_game:
             # a game opened earlier already won: this one can only return our bond
             return self.send(f"reclaim:{game_id}", "reclaim", game_id,
                              what=f"game {game_id}: job already rejected, bond reclaimed")
-        return super().play(game_id, job_id)
+        return super().play(game_id, job_id, g)

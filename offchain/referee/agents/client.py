@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
+from .views import Views
 from .journal import Journal
 
 # JobMarket job status and DisputeGame result codes (protocol section 10.8).
@@ -58,9 +59,9 @@ class Prepared:
     """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block."""
 
     key: str
-    contract: object
+    to: str
     method: str
-    args: tuple
+    data: bytes
     value: int
     gas_limit: int
 
@@ -86,6 +87,12 @@ class Mined:
     gas_used: int
     block: int
     logs: list
+
+
+def _revert_reason(exc) -> str:
+    """The contract's reason from a node's "execution reverted: ..." error."""
+    message = str(exc.args[0] if exc.args else exc)
+    return message.split("execution reverted: ", 1)[-1] if "execution reverted" in message else message
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -127,11 +134,14 @@ class ChainClient:
         self.registry = self.read(project.ModelRegistry.at, deployment.registry)
         self.game = self.read(project.DisputeGame.at, deployment.game)
         self.market = self.read(project.JobMarket.at, deployment.market)
+        web3 = ape.chain.provider.web3
+        self.market_views, self.game_views = Views(web3, self.market), Views(web3, self.game)
         self.arity = self.read(self.game.ARITY)
         self.clock = self.read(self.game.CLOCK)
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
         self._submitted: dict[str, Submitted] = {}
         self._next_nonce = 0  # the lowest nonce not yet used by a submission of this process
+        self._fee_block, self._fee = -1, (0, 0)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -166,6 +176,17 @@ class ChainClient:
 
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)
+
+    # the agents' reads of every block (views.py: a bare eth_call each, not Ape's wrappers)
+
+    def job_record(self, job_id: int):
+        return self.read(self.market_views, "job", job_id)
+
+    def game_record(self, game_id: int):
+        return self.read(self.game_views, "games", game_id)
+
+    def challenge_record(self, game_id: int):
+        return self.read(self.market_views, "challenge_of", game_id)
 
     def posted_input(self, job_id: int) -> bytes:
         """The packed input of job ``job_id``, from its ``JobPosted`` log."""
@@ -220,32 +241,48 @@ class ChainClient:
     def prepare(self, key: str, contract, method: str, *args, value: int = 0) -> Prepared | None:
         """Estimate ``contract.method(*args)`` for ``key``; None when ``key`` went out before.
         Raises ``TxReverted`` when the node's estimate says it would revert (nothing is sent or
-        journaled, so a later call may try again)."""
-        from ape.exceptions import ContractLogicError
+        journaled, so a later call may try again).
+
+        The call is encoded once and estimated over bare JSON-RPC: an agent prepares every move
+        of every game each block, and Ape's transaction objects cost tens of milliseconds each."""
+        from web3.exceptions import ContractLogicError
 
         if self._already_sent(key):
             return None
-        handle = getattr(contract, method)
+        data = bytes(getattr(contract, method).encode_input(*args))
+        to = str(contract.address)
+        call = {"from": self.address, "to": to, "data": "0x" + data.hex(), "value": value}
         try:
-            gas = self.read(lambda: handle.estimate_gas_cost(*args, sender=self.account, value=value))
+            gas = self.read(lambda: self._ape.chain.provider.web3.eth.estimate_gas(call))
         except ContractLogicError as exc:
-            raise TxReverted(method, str(exc.message or exc)) from None
+            raise TxReverted(method, _revert_reason(exc)) from None
         # our own margin over the node's estimate: not the network's default (a block's worth
         # on local chains), and never short when the state moves a little before mining
-        return Prepared(key, contract, method, args, value, gas * 6 // 5 + 20_000)
+        return Prepared(key, to, method, data, value, gas * 6 // 5 + 20_000)
+
+    def _fees(self) -> tuple[int, int]:
+        """(max fee, priority fee) per gas for this block: twice the base fee plus the tip."""
+        web3 = self._ape.chain.provider.web3
+        block = self.read(lambda: web3.eth.get_block("latest"))
+        if self._fee_block != block["number"]:
+            tip = self.read(lambda: web3.eth.max_priority_fee)
+            self._fee_block, self._fee = block["number"], (2 * block.get("baseFeePerGas", 0) + tip, tip)
+        return self._fee
 
     def submit(self, tx: Prepared) -> Submitted:
         """Sign and hand ``tx`` to the node without waiting for it to be mined."""
-        web3 = self._ape.chain.provider.web3
+        provider = self._ape.chain.provider
         nonce = max(self._nonce("pending"), self._next_nonce)
         if self.journal is not None:
             self.journal.tx_sent(tx.key, nonce)
-        handle = getattr(tx.contract, tx.method)
-        signed = self.read(lambda: handle.as_transaction(*tx.args, sender=self.account, value=tx.value, nonce=nonce,
-                                                         gas_limit=tx.gas_limit, sign=True))
-        tx_hash = self.read(lambda: web3.eth.send_raw_transaction(signed.serialize_transaction()))
+        max_fee, tip = self._fees()
+        unsigned = provider.network.ecosystem.create_transaction(
+            chain_id=self.deployment.chain_id, receiver=tx.to, sender=self.address, data=tx.data, value=tx.value,
+            nonce=nonce, gas_limit=tx.gas_limit, max_fee=max_fee, max_priority_fee=tip, type=2)
+        signed = self.account.sign_transaction(unsigned)
+        tx_hash = self.read(lambda: provider.web3.eth.send_raw_transaction(signed.serialize_transaction()))
         self._next_nonce = nonce + 1
-        submitted = Submitted(tx.key, tx.method, nonce, "0x" + bytes(tx_hash).hex(), self.head())
+        submitted = Submitted(tx.key, tx.method, nonce, "0x" + bytes(tx_hash).hex(), self._fee_block)
         self._submitted[tx.key] = submitted
         return submitted
 

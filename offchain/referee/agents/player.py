@@ -40,26 +40,31 @@ def _position(game_id: int, g) -> str:
     return f"{game_id}:{g.phase}:{g.lo}:{g.hi}:{g.levels_left}:{g.node_index}"
 
 
+def deadline_of(g) -> int:
+    """The last second the side to move in game record ``g`` may move (``DisputeGame.deadline``)."""
+    return g.last_move + (g.solver_time if g.phase in SOLVER_PHASES else g.challenger_time)
+
+
 def next_move(client: ChainClient, game_id: int, as_solver: bool, model: IntegerModel, trace: Trace,
-              answer: bool = True) -> Move | None:
+              answer: bool = True, g=None, now: int | None = None) -> Move | None:
     """The move ``as_solver``'s side makes now in ``game_id``, or None (not its turn, or over).
 
     ``answer=False`` (a stalling party) never moves but still claims an opponent's timeout.
+    ``g`` (the game's record) and ``now`` (the latest block's timestamp) save reads when the
+    caller has them.
     """
-    g = client.read(client.game.games, game_id)
+    g = g if g is not None else client.read(client.game.games, game_id)
     phase = g.phase
     if phase not in PHASE_NAMES:
         return None
     if (phase in SOLVER_PHASES) != as_solver:
-        deadline = client.read(client.game.deadline, game_id)
-        if client.now() > deadline:
+        if (now if now is not None else client.now()) > deadline_of(g):
             return Move(f"timeout:{game_id}", "timeout", (game_id,))
         return None
     if not answer:
         return None
     key = f"{PHASE_NAMES[phase]}:{_position(game_id, g)}"
-    deadline = g.last_move + (g.solver_time if as_solver else g.challenger_time)
-    return Move(key, PHASE_NAMES[phase], (game_id, *_arguments(client, game_id, g, model, trace)), deadline)
+    return Move(key, PHASE_NAMES[phase], (game_id, *_arguments(client, game_id, g, model, trace)), deadline_of(g))
 
 
 def _arguments(client: ChainClient, game_id: int, g, model: IntegerModel, trace: Trace) -> tuple:

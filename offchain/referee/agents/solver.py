@@ -46,7 +46,7 @@ class Solver(Agent):
                     self.log(f"job {log.job_id}: posted ({log.rows} rows, fee {ether(log.fee)}, "
                              f"bond {ether(log.solver_bond)})")
         for log in client.logs(client.market, "JobChallenged", start, stop):
-            if self.journal.job(log.job_id) is None or client.job(log.job_id).solver != client.address:
+            if self.journal.job(log.job_id) is None or self.job(log.job_id).solver != client.address:
                 continue
             if self.journal.add_game(log.game_id, log.job_id):
                 self.log(f"job {log.job_id}: challenged by {log.challenger} (game {log.game_id})")
@@ -111,8 +111,8 @@ class Solver(Agent):
         return self.finish(row, "paid" if job.status == FINALIZED else
                           "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status])
 
-    def play(self, game_id: int, job_id: int):
+    def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)
         if job.status == REJECTED and game_id > job.best_game:
             return None  # opened after the game that rejected the result: its challenger reclaims it
-        return super().play(game_id, job_id)  # an earlier game is played out: its bond may still be ours
+        return super().play(game_id, job_id, g)  # an earlier game is played out: its bond may still be ours
