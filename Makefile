@@ -38,13 +38,16 @@ test: setup
 	$(BIN)/ape compile --force
 	$(BIN)/ape test tests -q
 
-# The adversarial suites at nightly size, with a fresh seed each run (about 35 minutes here):
-# 2000 randomized jobs (~3600 dispute games), 2000 hostile calls and 200 market state-machine
-# runs. `make test` runs 170, 150 and 20 with a fixed seed.
+# The adversarial suites at nightly size, with a fresh seed each run (about 45 minutes here):
+# 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
+# runs, floods of 200 Sybil games and 100 liar jobs, and 5000 random cases per transformer kind.
+# `make test` runs 170, 150, 20, 50, 30 and 500 with a fixed seed.
 test-long: setup
 	$(BIN)/ape compile --force
 	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
-		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py -q
+	REFEREE_FLOOD_GAMES=200 REFEREE_FLOOD_JOBS=100 REFEREE_TRANSFORMER_CASES=5000 REFEREE_TRANSFORMER_MODELS=250 \
+		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py \
+		tests/test_floods.py tests/test_transformer_exact.py -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
@@ -69,6 +72,7 @@ test-cuda: setup
 
 vectors: setup
 	$(BIN)/python tests/vectors/generate.py
+	$(BIN)/python tests/vectors/generate_transformer.py
 
 clean:
 	rm -rf $(VENV) node_modules .build build
