@@ -62,7 +62,7 @@ def test_logs_unknown_level_reverts():
 
 
 @pytest.mark.parametrize("left, text", [(0, "0 s"), (97, "97 s"), (119, "119 s"), (120, "2 min 00 s"),
-                                        (3725, "62 min 05 s"), (7200, "2 h 00 min"), (86_400, "24 h 00 min"),
+                                        (3599, "59 min 59 s"), (3725, "1 h 02 min"), (7200, "2 h 00 min"), (86_400, "24 h 00 min"),
                                         (3 * 86_400 + 4 * 3600 + 5, "3 d 4 h"), (-30, "-30 s")])
 def test_logs_seconds_readable_succeeds(left, text):
     assert logs.seconds(left) == text

@@ -106,13 +106,13 @@ def line_logger(logger: logging.Logger, prefix: str = "") -> Callable[[str], Non
 
 
 def seconds(left: int) -> str:
-    """``97 s``, ``1 h 02 min``, ``3 d 4 h``: a span an operator reads at a glance."""
+    """``97 s``, ``8 min 32 s``, ``1 h 02 min``, ``3 d 4 h``: a span read at a glance."""
     left = int(left)
     if left < 0:
         return f"-{seconds(-left)}"
     if left < 120:
         return f"{left} s"
-    if left < 7200:
+    if left < 3600:
         return f"{left // 60} min {left % 60:02d} s"
     if left < 2 * 86400:
         return f"{left // 3600} h {left % 3600 // 60:02d} min"
