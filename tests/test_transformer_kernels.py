@@ -157,3 +157,18 @@ def test_graph_dtype_and_slot_rules_fails():
         GraphModel(8, [ops.LutOp(0, 8, torch.zeros(256, dtype=torch.int8)), ops.AddOp(1, 2, 8, 1, 1, 1)]).validate()
     with pytest.raises(ModelCompileError, match="op 1: takes 8 columns but slot 0 has 4"):
         GraphModel(4, [ops.ArgmaxOp(0, 8)]).validate()
+
+
+@pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (1, 8, 8), (5, 16, 24), (40, 13, 7), (33, 64, 1)])
+@pytest.mark.parametrize("backend", ["int_mm", "float", "auto"])
+def test_linear_every_backend_at_small_shapes_matches_reference_succeeds(rows, k, n, backend):
+    """torch 2.13's CPU _int_mm returns zeros at k = 1, n >= 2: the kernels must never reach it there."""
+    rng = random.Random(rows * 100 + k * 10 + n)
+    w, x = rand_rows(rng, n, k), rand_rows(rng, rows, k)
+    bias = [rng.randint(-5000, 5000) for _ in range(n)]
+    for wide in (False, True):
+        op = LinearOp(0, i8(w), torch.tensor(bias, dtype=torch.int32), torch.full((n,), 12345, dtype=torch.int32),
+                      torch.full((n,), 17, dtype=torch.int32), relu=False, wide=wide)
+        expected = rk.linear_wide(x, w, bias, [12345] * n, [17] * n) if wide else \
+            [[rk.rq(a, 12345, 17) for a in row] for row in rk.linear_wide(x, w, bias, [12345] * n, [17] * n)]
+        assert run_op(op, [i8(x)], backend=backend).tolist() == expected, wide

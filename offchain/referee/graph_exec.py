@@ -20,11 +20,18 @@ from .model import MAX_COLS, MAX_ROWS, LinearOp, check_linear
 TORCH_DTYPES = {cm.DTYPE_INT8: torch.int8, cm.DTYPE_INT32: torch.int32}
 
 
+def default_backend(device: torch.device) -> str:
+    """int_mm on CUDA and on CPUs where it is exact and fast (VNNI), float elsewhere."""
+    if device.type == "cuda" or graph_linear.int_mm_exact_on_cpu():
+        return "int_mm"
+    return "float"
+
+
 def prepare(op, device: torch.device, backend: str = "float", fused64_max_k: int = FUSED64_MAX_K):
     """The kernel of one op on one device: a callable taking its input tensors."""
     if isinstance(op, LinearOp):
-        if backend == "float" and graph_linear.usable(op):
-            return graph_linear.FastLinear(op, device)
+        if device.type == "cpu" and backend in ("float", "int_mm") and graph_linear.usable(op):
+            return graph_linear.FastLinear(op, device, int_mm=backend == "int_mm" and graph_linear.int_mm_shape(op))
         return kernel_class(op, backend, fused64_max_k)(op, device)
     return KERNELS[type(op)](op, device)
 
@@ -37,7 +44,7 @@ class GraphExecutor:
         self.model = model
         self.device = resolve_device(device)
         if backend == "auto":
-            backend = "int_mm" if self.device.type == "cuda" else "float"
+            backend = default_backend(self.device)
         if backend not in BACKENDS:
             raise RefereeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
@@ -88,7 +95,7 @@ def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "
     if out > MAX_ROWS:
         raise InputError(f"the output would have {out} rows; at most {MAX_ROWS}")
     dev = resolve_device(device)
-    backend = ("int_mm" if dev.type == "cuda" else "float") if backend == "auto" else backend
+    backend = default_backend(dev) if backend == "auto" else backend
     kernel = prepare(op, dev, backend)
     with torch.inference_mode(), _ieee_float32_matmul():
         return kernel(*[t.to(dev) for t in inputs]).cpu()
