@@ -180,8 +180,6 @@ def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, n
     """Compile a torch.nn.Sequential of Linear/ReLU (saved whole with torch.save) to an integer model."""
     if digits == bool(torch_model):
         raise click.UsageError("give either TORCH_MODEL with --calibration, or --digits")
-    if not out_dir.parent.is_dir():
-        raise RefereeError(f"-o {out_dir}: folder {out_dir.parent} does not exist")
     if (out_dir / MANIFEST).exists() and not force:
         raise RefereeError(f"{out_dir} already holds a model; pass --force to replace it")
     if digits:
