@@ -2,8 +2,8 @@
 
 First the job (its state, the open window and the time left in it), then each game (phase,
 who is to move and what that move is, both clocks as time left), then every event about the
-job, oldest first, in words: who moved and what the move means. ``--model`` names each op's
-kind in the game lines. ``--wait SECONDS`` first waits (up to that long) until the job is over:
+job, oldest first, in words: who moved and what the move means. The disputed op's kind is
+read from the solver's transition on chain; ``--model`` names it from the model instead. ``--wait SECONDS`` first waits (up to that long) until the job is over:
 finalized, rejected or cancelled, with every game settled.
 
     ape run status 2 --network http://127.0.0.1:8545
@@ -29,7 +29,7 @@ POLL = 1.0  # seconds between looks while waiting
 @click.command(cls=OperatorCommand, short_help="Show a job and its games")
 @click.argument("job_id", type=click.IntRange(1))
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
-              help="The job's model directory: names each op's kind in the timeline.")
+              help="The job's model directory: op kinds from the model, not the chain.")
 @click.option("--wait", "wait_for", type=click.IntRange(1), metavar="SECONDS",
               help="First wait until the job is over (every game settled), for at most SECONDS.")
 @click.option("--deployment", type=click.Path(path_type=Path),

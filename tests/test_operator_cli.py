@@ -85,7 +85,7 @@ def test_operator_whole_job_through_scripts_and_agents_succeeds(chain, files):
     for _ in range(12):
         run(referee, ["watch", "--account", "TEST::3", *agent])
         run(referee, ["solve", "--account", "TEST::2", "--cheat", "wrong-output", *agent])
-    status = run(script("status"), [*network, "1", "--model", str(files / "model"), *d])
+    status = run(script("status"), [*network, "1", *d])  # the op's kind read from the chain, no --model
     assert "job 1: rejected" in status and "game 1: over, challenger won" in status
     # the timeline in words: who moved and what it means, never raw event names
     for said in ("requester 0x7099…79C8 posted job 1: model 1 on 3 rows, fee 0.02 ETH",

@@ -3,8 +3,8 @@
 ``timeline`` merges every market and game log about one job into one list, oldest first, each
 line stamped with its block's time (UTC) and saying in words who did what: who posted,
 claimed, committed and challenged, and in each game what each move means (the ops interval
-or the op the bisection narrowed to, the rows of the op's output the row descent narrowed
-to, the op and column the one step checked, the claimed and computed values). ``game_state``
+or the op the bisection narrowed to and its kind, the rows of the op's output the row descent
+narrowed to, the op and column the one step checked, the claimed and computed values). ``game_state``
 says where a game stands: phase, who is to move and how long it has left, and both chess
 clocks as time *left* (the contract stores seconds left; the mover's clock runs down from
 its last move). Amounts are in ETH; large values (inputs, outputs, rows, roots) are shown
@@ -24,6 +24,9 @@ MARKET_EVENTS = ("JobPosted", "JobClaimed", "JobExpired", "JobCommitted", "JobCh
 GAME_EVENTS = ("Bisected", "Chosen", "Transitioned", "ChildrenRevealed", "ChildPicked", "RowRevealed", "Stepped",
                "GameResolved", "GameClosed")
 RESULTS = {0: "in play", 1: "solver won", 2: "challenger won", 3: "closed"}
+# op kinds by descriptor code (protocol section 5.10)
+KINDS = {1: "linear", 2: "matmul", 3: "transpose", 4: "add", 5: "lut", 6: "softmax", 7: "norm", 8: "embed",
+         9: "argmax"}
 # what each phase asks of the side to move, in words
 PHASE_WORDS = {"bisect": "bisect the disputed ops", "choose": "choose the disputed part",
                "transition": "reveal the disputed op's output", "reveal_children": "reveal two halves of rows",
@@ -56,11 +59,52 @@ def _rows(levels_left: int, node_index: int, rows: int | None) -> str:
     return f"row {first}" if first == last else f"rows {first}-{last}"
 
 
+def revealed_kind(client: ChainClient, log) -> str | None:
+    """The kind of the op a ``Transitioned`` log is about, from its transaction's calldata (the
+    descriptor the solver proved; the event does not carry it). A batch of moves (a call whose
+    arguments are calls) is searched for this game's ``transition``. None when it cannot be
+    read."""
+    import ape
+
+    try:
+        tx = client.read(lambda: ape.chain.provider.web3.eth.get_transaction(log.transaction_hash))
+    except (ValueError, KeyError):
+        return None
+    desc = _find_transition(client.game, bytes(tx["input"]), log.game_id, depth=2)
+    if desc is None:
+        return None
+    kind = int(desc["kind"] if isinstance(desc, dict) else desc[0])
+    return KINDS.get(kind, f"kind {kind}")
+
+
+def _find_transition(game, calldata: bytes, game_id: int, depth: int):
+    """The ``desc`` argument of the ``transition`` call for ``game_id`` in ``calldata``."""
+    from ape.exceptions import ApeException
+
+    try:
+        selector, args = game.decode_input(calldata)
+    except (ApeException, ValueError, TypeError):  # not a call of the game (another contract's batch)
+        return None
+    if selector.startswith("transition("):
+        return args.get("desc") if int(args.get("game_id", -1)) == game_id else None
+    if depth == 0:
+        return None
+    for value in args.values():  # a batch: each argument that is a list of calls
+        if isinstance(value, (list, tuple)):
+            for inner in value:
+                if isinstance(inner, (bytes, bytearray)) or type(inner).__name__ == "HexBytes":
+                    found = _find_transition(game, bytes(inner), game_id, depth - 1)
+                    if found is not None:
+                        return found
+    return None
+
+
 class _Story:
     """The context one line needs from the lines before it: each game's op and row count."""
 
-    def __init__(self, ops_kinds: dict[int, str] | None = None):
+    def __init__(self, ops_kinds: dict[int, str] | None = None, reveal=lambda log: None):
         self.ops_kinds = ops_kinds or {}
+        self.reveal = reveal  # log -> the op's kind from the chain, when the model is not given
         self.op: dict[int, int] = {}
         self.rows: dict[int, int] = {}
 
@@ -69,6 +113,13 @@ class _Story:
         return f"op {op} ({kind})" if kind else f"op {op}"
 
     def describe(self, log, block_time: int) -> str:
+        if log.event_name == "Transitioned" and log.op not in self.ops_kinds:
+            kind = self.reveal(log)
+            if kind:
+                self.ops_kinds[log.op] = kind
+        return self._describe(log, block_time)
+
+    def _describe(self, log, block_time: int) -> str:
         a = log.event_arguments
         name = log.event_name
         g = a.get("game_id")
@@ -162,7 +213,8 @@ def _events(contract, names: tuple[str, ...]) -> list[str]:
 def timeline(client: ChainClient, job_id: int, ops_kinds: dict[int, str] | None = None) -> list[str]:
     """Every log about job ``job_id`` and its games, oldest first, one line each, in words.
 
-    ``ops_kinds`` (op number -> kind, from the model when the caller has it) names each op."""
+    ``ops_kinds`` (op number -> kind, from the model when the caller has it) names each op;
+    without it, the disputed op's kind is read from the transition's calldata."""
     start, head = client.deployment.block, client.head()
     logs = [log for name in _events(client.market, MARKET_EVENTS)
             for log in client.logs(client.market, name, start, head, job_id=job_id)]
@@ -170,7 +222,7 @@ def timeline(client: ChainClient, job_id: int, ops_kinds: dict[int, str] | None 
     logs += [log for game_id in game_ids for name in _events(client.game, GAME_EVENTS)
              for log in client.logs(client.game, name, start, head, game_id=game_id)]
     logs.sort(key=lambda log: (log.block_number, log.log_index))
-    story, lines, times = _Story(ops_kinds), [], {}
+    story, lines, times = _Story(dict(ops_kinds or {}), lambda log: revealed_kind(client, log)), [], {}
     for log in logs:
         if log.block_number not in times:
             times[log.block_number] = client.block_timestamp(log.block_number)
