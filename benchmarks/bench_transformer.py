@@ -10,8 +10,8 @@ Models (random weights, ``referee.transformer``; compiled by ``referee.transform
    logits slot; the head costs 16384 / 50257 of GPT-2's).
 
 For each, the median (or with ``--stat min`` the best) of ``--repeats`` runs after one warm-up
-(``time.perf_counter``); the best is the fairer figure on a shared machine, where other
-processes' bursts inflate some runs of either side:
+(``time.perf_counter``), the three measurements taking turns within each repeat so that a
+slow phase of a shared machine hits all three; the best is the fairer figure there:
 
 * fp32: the float model under ``torch.inference_mode()`` with torch's fused attention
   (``scaled_dot_product_attention``), the fastest plain float forward;
@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
 
-from referee.graph_exec import GraphExecutor, trace_commitment  # noqa: E402
+from referee.graph_exec import GraphExecutor, default_backend, trace_commitment  # noqa: E402
 from referee.executor import resolve_device  # noqa: E402
 from referee.hashing import KECCAK  # noqa: E402
 from referee.transformer import GPT2_SMALL, MINILM, FloatTransformer, TransformerConfig  # noqa: E402
@@ -70,17 +70,21 @@ class Row:
 STAT = statistics.median
 
 
-def median_ms(fn, repeats: int, sync=lambda: None, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
+def interleaved(fns, repeats: int, sync=lambda: None) -> list[float]:
+    """STAT of each function's wall time in ms, the functions run in turn within each repeat,
+    so that slow phases of a shared machine (other VMs' steal time included) hit all alike."""
+    with torch.inference_mode():
+        for fn in fns:  # warm-up
+            fn()
         sync()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * STAT(times)
+        times = [[] for _ in fns]
+        for _ in range(repeats):
+            for series, fn in zip(times, fns):
+                start = time.perf_counter()
+                fn()
+                sync()
+                series.append(time.perf_counter() - start)
+    return [1000.0 * STAT(series) for series in times]
 
 
 def busy_seconds() -> float:
@@ -108,13 +112,11 @@ def measure(cfg: TransformerConfig, batch: int, device: torch.device, repeats: i
         executor = GraphExecutor(model, str(device), backend)
         slots = executor.run(ids.to(torch.int32))
         start_busy, start_self, start = busy_seconds(), time.process_time(), time.perf_counter()
-        with torch.inference_mode():
-            fp32_ms = median_ms(lambda: float_model(ids_dev), repeats, sync)
-        exact_ms = median_ms(lambda: executor.run(ids.to(torch.int32)), repeats)
-        if KECCAK == "pure Python":  # a bare GPU host: minutes per trace, and not what is measured here
-            commit_ms = float("nan")
-        else:
-            commit_ms = median_ms(lambda: trace_commitment(slots), repeats, warmup=0)
+        hashing = KECCAK != "pure Python"  # a bare GPU host: minutes per trace, not what is measured here
+        times = interleaved([lambda: float_model(ids_dev), lambda: executor.run(ids.to(torch.int32))]
+                            + ([lambda: trace_commitment(slots)] if hashing else []), repeats, sync)
+        fp32_ms, exact_ms = times[0], times[1]
+        commit_ms = times[2] if hashing else float("nan")
         wall = time.perf_counter() - start
         others = (busy_seconds() - start_busy) - (time.process_time() - start_self)
         rows.append(Row(name, backend, fp32_ms, exact_ms, commit_ms, max(0.0, others) / wall))
@@ -164,7 +166,8 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 (one line, not a traceback)
         print(f"Error: {e}")
         return 2
-    backends = ["int_mm", "float"] if device.type == "cuda" else ["float"]
+    # The default backend first (int_mm on CUDA and on CPUs with VNNI), then float32 GEMMs.
+    backends = list(dict.fromkeys([default_backend(device), "float"]))
     rows = []
     for key in args.models.split(","):
         if key not in MODELS:
