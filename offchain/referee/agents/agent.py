@@ -172,10 +172,12 @@ class Agent:
                 except ChainUnavailable as exc:
                     self.log(f"{exc}; still trying")
                     sent = 0
-                if once and not sent and not self.client.in_flight():
-                    return  # --once: every pass that sent something is followed by another
-                if not once or self.client.in_flight():
-                    time.sleep(poll if not once else min(poll, 0.2))
+                if once:
+                    self.await_receipts()
+                    if not sent:
+                        return  # --once: every pass that sent something is followed by another
+                else:
+                    time.sleep(poll)
         except KeyboardInterrupt:
             self.log("stopped; start again with the same --state to resume")
 
@@ -200,6 +202,15 @@ class Agent:
                 self.log(f"{self._whats[action.key]}: sent")
         self._budget, self._queue = (block, used), []
         return sent
+
+    def await_receipts(self, timeout: float = 30.0) -> None:
+        """Collect the receipts of everything submitted, waiting for them up to ``timeout`` s
+        (a local chain mines at once; ``drive`` and ``--once`` wait for them between passes)."""
+        deadline = time.monotonic() + timeout
+        self._guarded(self._receipts)
+        while self.client.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self._guarded(self._receipts)
 
     def _receipts(self) -> None:
         for mined in self.client.poll():

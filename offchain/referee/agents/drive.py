@@ -41,7 +41,10 @@ def drive(agents: list[Agent], done: Callable[[], bool], max_rounds: int = 400,
     """Tick ``agents`` until ``done()``, warping the clock when all are waiting; returns rounds."""
     client, idle = agents[0].client, 0
     for rounds in range(1, max_rounds + 1):
-        sent = sum(agent.tick() for agent in agents)
+        sent = 0
+        for agent in agents:  # each agent's transactions are mined before the next one looks
+            sent += agent.tick()
+            agent.await_receipts()
         if done():
             return rounds
         idle = 0 if sent else idle + 1

@@ -83,8 +83,12 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
         timeline(f"registered {model.name} as model {model_id}, root {to_hex(model.root)[:12]}… "
                  f"(gas {receipt.gas_used:,})")
 
+        def told(line: str) -> None:  # each transaction once, when mined with its gas, not when sent
+            if not line.endswith(": sent"):
+                timeline(line)
+
         agents = {name: build_agent("solver" if "solver" in name else "challenger", accounts[name], deployment,
-                                    [model], chain_dir, log=timeline, name=name, device="cpu",
+                                    [model], chain_dir, log=told, name=name, device="cpu",
                                     cheat="wrong-output" if "cheating" in name else None)
                   for name in ("honest solver", "cheating solver", "challenger")}
         for name in ("honest solver", "cheating solver"):
