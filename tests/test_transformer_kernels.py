@@ -111,6 +111,9 @@ def test_wide_linear_and_argmax_ties_match_reference_succeeds():
     assert logits.tolist() == rk.linear_wide(x, w, op.bias.tolist(), [1] * 9, [1] * 9)
     ties = torch.tensor([[5, 5, 5], [-(1 << 31), -(1 << 31), 0], [2, 7, 7]], dtype=torch.int32)
     assert run_op(ops.ArgmaxOp(0, 3), [ties]).tolist() == rk.argmax(ties.tolist()) == [[0], [2], [1]]
+    many = torch.tensor(rand_rows(rng, 50, 40, extreme=True), dtype=torch.int8)  # ties everywhere
+    assert kernels.lowest_argmax(many).tolist() == run_op(ops.ArgmaxOp(0, 40), [many]).tolist() == rk.argmax(
+        many.tolist(), -128, 127)
 
 
 def _attention_model(seq: int = 4) -> GraphModel:

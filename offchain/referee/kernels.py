@@ -242,9 +242,14 @@ class Argmax:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu":
             return x.argmax(dim=1, keepdim=True).to(torch.int32)
-        top = x.max(dim=1, keepdim=True).values
-        index = torch.arange(x.shape[1], device=x.device, dtype=torch.int32).expand_as(x)
-        return torch.where(x == top, index, x.shape[1]).min(dim=1, keepdim=True).values.to(torch.int32)
+        return lowest_argmax(x)
+
+
+def lowest_argmax(x: torch.Tensor) -> torch.Tensor:
+    """(rows, 1) int32: min { c : x[r, c] = max_c' x[r, c'] }, by construction."""
+    top = x.max(dim=1, keepdim=True).values
+    index = torch.arange(x.shape[1], device=x.device, dtype=torch.int32).expand_as(x)
+    return torch.where(x == top, index, x.shape[1]).min(dim=1, keepdim=True).values.to(torch.int32)
 
 
 KERNELS = {k.MatmulOp: Matmul, k.TransposeOp: Transpose, k.AddOp: Add, k.LutOp: Lut, k.SoftmaxOp: Softmax,
