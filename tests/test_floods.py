@@ -146,3 +146,16 @@ def test_flood_beyond_capacity_is_declined_with_its_reason(chain, accounts, depl
     challenged = {log.job_id for log in market.JobChallenged.range(0, chain.blocks.height + 1,
                                                                    search_topics={"challenger": challenger_account.address})}
     assert challenged == {1, 2, 3} - set(declined)
+
+
+def test_solver_prints_its_capacity_and_the_flood_cost(accounts, deployment, model, agent):
+    """At start a solver logs, per model, its worst-case capacity and what outrunning it costs."""
+    lines = []
+    solver = agent(Solver, accounts[2], "solver")
+    solver._log = lines.append
+    solver.describe_capacity()
+    worst = solver.capacity(model, 4096)  # the largest job a model can be posted
+    assert worst.moves == 16 and worst.games == 441  # 2 rounds + 12 levels + transition + row
+    [line] = lines
+    assert f"{worst.games:,} games at once" in line
+    assert "a flood beyond it costs the attacker 44.2 ETH in challenger bonds" in line  # 442 x 0.1 ETH

@@ -33,7 +33,8 @@ from ..trace import Trace, TraceStore
 from . import capacity as cap
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
-from .player import next_move
+from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
+from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .terms import Limits, ether
 
 LOG_CHUNK = 2000  # blocks per log query
@@ -100,6 +101,10 @@ class Agent:
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
         self._jobs_seen: dict[int, object] = {}  # job records read this tick
+        self._clocks: list[tuple[int, int]] = []  # (own, opponent's) seconds left, per game in play
+        self.waits = WaitNotes(self.log, every=300)  # "waiting: ..." once, then every 5 minutes
+        self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
+        self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
 
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
@@ -138,17 +143,20 @@ class Agent:
             self._jobs_seen[job_id] = self.client.job_record(job_id)
         return self._jobs_seen[job_id]
 
-    def finish(self, row: JobRow, note: str) -> None:
-        """Stop following a job, with a note saying why."""
+    def finish(self, row: JobRow, note: str, served: bool = False) -> None:
+        """Stop following a job, with a note saying why; ``served``: the agent did its work on
+        it (a solver was paid, a challenger checked the result or played its games out)."""
         self.journal.set_job(row.job_id, DONE, note)
         self.log(f"job {row.job_id}: {note}")
+        if self.metrics and served:
+            self.metrics.job_served()
 
     # -- the loop ------------------------------------------------------------------------
 
     def tick(self) -> int:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
-        self._queue, self._jobs_seen = [], {}
+        self._queue, self._jobs_seen, self._clocks = [], {}, []
         self._guarded(self._receipts)
         self._scan()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
@@ -158,19 +166,48 @@ class Agent:
         for row in self.journal.active_jobs():
             self._guarded(self.advance_job, row)
         self._guarded(self._withdraw)
-        return self._flush()
+        sent = self._flush()
+        self._guarded(self._report)
+        return sent
+
+    def _report(self) -> None:
+        """The heartbeat line and the metrics, from what this tick read."""
+        games, head = len(self.journal.active_games()), self.client.head()
+        ahead = [own for own, _ in self._clocks]
+        self.heartbeat.beat(head, len(self.journal.active_jobs()), games, min(ahead) if ahead else None)
+        if self.metrics:
+            self.metrics.update_games([own for own, _ in self._clocks], [other for _, other in self._clocks])
+            self.metrics.set_bonds_at_risk(self.bonds_at_risk())
+            self.metrics.ticked(head)
+
+    def bonds_at_risk(self) -> int:
+        """Wei of this agent's bonds locked in jobs and games not yet over."""
+        raise NotImplementedError
+
+    def resume_notes(self) -> None:
+        """On start: what the journal says this agent was doing, game by game and job by job."""
+        for game_id, _ in self.journal.active_games():
+            g = self.client.game_record(game_id)
+            if g.phase in PHASE_NAMES:
+                mover = "solver" if g.phase in SOLVER_PHASES else "challenger"
+                self.log(resuming_line(game_id, PHASE_NAMES[g.phase], mover, deadline_of(g) - self.client.now()))
+        for row in self.journal.active_jobs():
+            self.log(resuming_job_line(row.job_id, row.state))
 
     def run(self, poll: float = 2.0, once: bool = False) -> None:
         """Tick until interrupted (Ctrl-C stops between ticks; state is always saved)."""
         self.log(f"{self.client.address} watching market {self.client.deployment.market} "
                  f"for {len(self.models)} model(s); blocks of {self.block_time:g} s")
         self.describe_capacity()
+        self.resume_notes()
         try:
             while True:
                 try:
                     sent = self.tick()
                 except ChainUnavailable as exc:
                     self.log(f"{exc}; still trying")
+                    if self.metrics:
+                        self.metrics.rpc_error("unreachable")
                     sent = 0
                 if once:
                     self.await_receipts()
@@ -199,6 +236,8 @@ class Agent:
                 used += tx.gas_limit
                 sent += 1
                 self._whats[action.key] = action.what or action.method
+                if self.metrics:
+                    self.metrics.tx_sent(action.method)
                 self.log(f"{self._whats[action.key]}: sent")
         self._budget, self._queue = (block, used), []
         return sent
@@ -216,6 +255,8 @@ class Agent:
         for mined in self.client.poll():
             what = self._whats.pop(mined.key, mined.method)
             self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
+            if self.metrics and not mined.ok:
+                self.metrics.tx_reverted(mined.method)
 
     def _guarded(self, action: Callable, *args, **kwargs):
         """Run one step; a revert or a dropped connection is logged (None) and retried next tick."""
@@ -223,9 +264,13 @@ class Agent:
             return action(*args, **kwargs)
         except TxReverted as exc:
             self.log(f"error: {exc}")
+            if self.metrics:
+                self.metrics.tx_reverted(exc.method)
         except Exception as exc:  # connection failures, and the node refusing a transaction
             from ape.exceptions import ApeException
 
+            if self.metrics:
+                self.metrics.rpc_error("unreachable" if is_transient(exc) else "other")
             if is_transient(exc):
                 self.log(f"connection lost ({type(exc).__name__}); will retry")
             elif isinstance(exc, ApeException):  # e.g. too little ETH for the bond or the gas
@@ -310,6 +355,15 @@ class Agent:
         return None
 
     def play(self, game_id: int, job_id: int, g):
+        # each side's seconds left as of the last move; the mover's clock has run since
+        left = deadline_of(g) - self.now
+        solver_left, challenger_left = ((left, g.challenger_time) if g.phase in SOLVER_PHASES
+                                        else (g.solver_time, left))
+        self._clocks.append((solver_left, challenger_left) if self.is_solver else (challenger_left, solver_left))
+        if (g.phase in SOLVER_PHASES) != self.is_solver:
+            self.waits.note(("clock", game_id), f"game {game_id}: the opponent's move", left)
+        else:
+            self.waits.forget(("clock", game_id))
         row = self.journal.job(job_id)
         move = next_move(self.client, game_id, self.is_solver, self.models[row.model_id], self.trace_for(row),
                          answer=self.cheat != "stall", g=g, now=self.now)

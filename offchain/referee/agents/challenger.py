@@ -40,12 +40,12 @@ class Challenger(Agent):
         if row.state == "challenged":
             if any(j == row.job_id for _, j in self.journal.active_games()):
                 return None
-            return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}")
+            return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}", served=True)
         if job.status != COMMITTED:
             return self.finish(row, f"job {JOB_STATUS[job.status]} before it was checked")
         trace = self.trace_for(row)
         if trace.trace_root == bytes(job.trace_root):
-            return self.finish(row, "checked: the result is right")
+            return self.finish(row, "checked: the result is right", served=True)
         if client.now() >= job.challenge_deadline:
             return self.finish(row, "wrong result, but the challenge window has passed")
         refusal = challenger_refusal(client.challenger_bond, self.limits, self.games_in_play(),
@@ -56,6 +56,9 @@ class Challenger(Agent):
         return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
                          deadline=job.challenge_deadline)
+
+    def bonds_at_risk(self) -> int:
+        return self.client.challenger_bond * len(self.journal.active_games())
 
     def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)

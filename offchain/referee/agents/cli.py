@@ -17,7 +17,7 @@ import click
 from ..cheats import MODES as CHEATS
 from ..errors import RefereeError
 from ..modelfile import load_model
-from .deployment import Deployment, default_path
+from .deployment import Deployment, connection_error, default_path
 from .terms import DEFAULT_MAX_BOND, DEFAULT_MAX_WINDOW
 
 DEFAULT_NETWORK = "http://127.0.0.1:8545"
@@ -45,10 +45,11 @@ ETH = EtherAmount()
 
 
 def quiet_ape() -> None:
-    """Ape's own INFO lines (every confirmed transaction) are noise next to the agents' log."""
-    from ape.logging import LogLevel, logger
+    """Ape's own INFO lines (every confirmed transaction), its revert traces and a pydantic
+    warning are noise next to the agents' log (``logs.quiet_ape``)."""
+    from .logs import quiet_ape as quiet
 
-    logger.set_level(LogLevel.WARNING)
+    quiet()
 
 
 @contextlib.contextmanager
@@ -63,7 +64,7 @@ def connected(network: str):
         context = ape.networks.parse_network_choice(network)
         provider = context.__enter__()
     except ApeException as exc:
-        raise RefereeError(f"cannot connect to {network}: {exc}") from None
+        raise RefereeError(connection_error(network, exc)) from None
     try:
         yield provider
     finally:
@@ -73,7 +74,7 @@ def connected(network: str):
 @contextlib.contextmanager
 def user_errors():
     """A user mistake or a reverted transaction ends in one ``Error:`` line, not a traceback."""
-    from ape.exceptions import ContractLogicError
+    from ape.exceptions import ApeException, ContractLogicError
 
     try:
         yield
@@ -81,6 +82,9 @@ def user_errors():
         raise click.ClickException(str(exc)) from None
     except ContractLogicError as exc:
         raise click.ClickException(f"transaction reverted: {exc.message or exc}") from None
+    except ApeException as exc:  # the node refused a transaction (funds, nonce, gas), and the like
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise click.ClickException(f"{type(exc).__name__}: {first}") from None
 
 
 def load_account(name: str):
@@ -120,9 +124,10 @@ def _models(model_dirs: tuple[Path, ...]) -> list:
 
 
 def build_agent(kind: str, account, deployment: Deployment, models: list, home: Path, state: Path | None = None,
-                store: Path | None = None, log=click.echo, **options):
+                store: Path | None = None, log=click.echo, model_dirs: tuple[Path, ...] = (), **options):
     """A Solver or Challenger with its journal and trace store (defaults under ``home``); the
-    command line, the demo and rehearsals all build their agents here."""
+    command line, the demo and rehearsals all build their agents here. ``model_dirs`` (the
+    ``--model`` folders) are remembered in the journal, for ``ape run dispute --move``."""
     from ..trace import TraceStore
     from .challenger import Challenger
     from .client import ChainClient
@@ -131,6 +136,8 @@ def build_agent(kind: str, account, deployment: Deployment, models: list, home: 
 
     agent_dir = home / f"{kind}-{str(account.address).lower()}"
     journal = Journal(state or agent_dir / "state.sqlite")
+    if model_dirs:
+        journal.remember_models(model_dirs)
     name = options.get("name", kind)
     client = ChainClient(deployment, account, journal, log=lambda line: log(f"{name}: {line}"))
     cls = Solver if kind == "solver" else Challenger
@@ -160,10 +167,48 @@ def _agent_options(command):
         click.option("--block-time", type=click.FloatRange(0.1), default=None,
                      help="Seconds between blocks, for the capacity in games [default: measured from recent "
                           "blocks; 12 where they say nothing]."),
+        click.option("--log-file", type=click.Path(path_type=Path), help="Also append the log lines to this file."),
+        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+                     show_default=True, help="The least level of line to show."),
+        click.option("--metrics-port", type=click.IntRange(0, 65535),
+                     help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _device(device: str) -> str:
+    from ..cli import DEVICE  # here, not at the top: referee.cli imports this module
+
+    if not DEVICE.fullmatch(device):
+        raise RefereeError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _agent_log(role: str, level: str, log_file: Path | None):
+    """Timestamped, levelled lines on stderr (and ``log_file``): ``referee.agents.logs``."""
+    from .logs import agent_logger, line_logger, setup_logging
+
+    setup_logging(level, log_file)
+    return line_logger(agent_logger(role), prefix=f"{role}: ")
+
+
+@contextlib.contextmanager
+def _metrics(agent, port: int | None):
+    """With ``port``, the agent's Prometheus endpoint for as long as it runs."""
+    if port is None:
+        yield
+        return
+    from .metrics import AgentMetrics
+
+    agent.metrics = AgentMetrics(agent.role, agent.client.address)
+    server = agent.metrics.start_server(port)
+    agent.log(f"metrics on {server.url}")
+    try:
+        yield
+    finally:
+        server.close()
 
 
 CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k, v in CHEATS.items()) + "."
@@ -182,15 +227,17 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help=CHEAT_HELP)
 def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
-          block_time, stake, max_bond, min_fee, max_window, cheat):
+          block_time, log_file, log_level, metrics_port, stake, max_bond, min_fee, max_window, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
     with user_errors(), connected(network):
         agent = build_agent("solver", load_account(account), resolve_deployment(deployment), _models(model_dirs), home,
-                            state, store, device=device, cheat=cheat, max_bond=max_bond, min_fee=min_fee,
+                            state, store, log=_agent_log("solver", log_level, log_file), model_dirs=model_dirs,
+                            device=_device(device), cheat=cheat, max_bond=max_bond, min_fee=min_fee,
                             max_window=max_window, block_time=block_time, confirmations=confirmations)
-        if stake:
-            agent.ensure_stake(stake)
-        agent.run(poll, once)
+        with contextlib.closing(agent.journal), _metrics(agent, metrics_port):  # closing: the lock goes
+            if stake:
+                agent.ensure_stake(stake)
+            agent.run(poll, once)
 
 
 @click.command()
@@ -221,13 +268,15 @@ def unstake(network, account, deployment):
 @click.option("--cheat", type=click.Choice(sorted(CHEATS)),
               help="For tests only: believe a wrong trace, and so challenge right results.")
 def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
-          block_time, max_bond, cheat):
+          block_time, log_file, log_level, metrics_port, max_bond, cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
     with user_errors(), connected(network):
         agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), _models(model_dirs),
-                            home, state, store, device=device, cheat=cheat, max_bond=max_bond,
+                            home, state, store, log=_agent_log("challenger", log_level, log_file),
+                            model_dirs=model_dirs, device=_device(device), cheat=cheat, max_bond=max_bond,
                             block_time=block_time, confirmations=confirmations)
-        agent.run(poll, once)
+        with contextlib.closing(agent.journal), _metrics(agent, metrics_port):
+            agent.run(poll, once)
 
 
 @click.command()

@@ -103,13 +103,21 @@ class Solver(Agent):
             self.journal.set_job(row.job_id, "committed")  # restarted after the commit went out
         if job.status == COMMITTED:
             if now > job.challenge_deadline and job.open_games == 0:
+                self.waits.forget(("challenge", row.job_id))
                 return self.send(f"finalize:{row.job_id}", "finalize", row.job_id,
                                  what=f"job {row.job_id}: finalized, fee {ether(job.fee)} credited")
+            if now <= job.challenge_deadline:
+                self.waits.note(("challenge", row.job_id), f"job {row.job_id}'s challenge window",
+                                job.challenge_deadline - now)
             return None
         if any(j == row.job_id for _, j in self.journal.active_games()):
             return None  # its games end first (each settled by its winner)
         return self.finish(row, "paid" if job.status == FINALIZED else
-                          "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status])
+                          "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status],
+                          served=job.status == FINALIZED)
+
+    def bonds_at_risk(self) -> int:
+        return self.client.read(self.client.market.locked, self.client.address)
 
     def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)
