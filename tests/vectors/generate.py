@@ -455,14 +455,21 @@ def render(obj) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    return write_or_check(GENERATORS, render, "generate.py", __doc__, argv)
+
+
+def write_or_check(generators: dict, render, name: str, doc: str, argv=None) -> int:
+    """Writes each of ``generators``' files (``fname -> () -> obj``, as ``render(obj)``), or with
+    ``--check`` regenerates them in memory and fails on a missing or differing file; shared with
+    generate_transformer.py."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="regenerate in memory and compare with the files on disk")
     parser.add_argument("--dir", type=Path, default=HERE,
                         help="directory of the JSON files (default: this script's)")
     args = parser.parse_args(argv)
     bad = []
-    for fname, gen in GENERATORS.items():
+    for fname, gen in generators.items():
         text = render(gen())
         path = args.dir / fname
         if args.check:
@@ -475,10 +482,10 @@ def main(argv=None) -> int:
             print(f"wrote {path} ({len(text)} bytes)")
     if bad:
         for line in bad:
-            print(f"generate.py --check: {line}", file=sys.stderr)
+            print(f"{name} --check: {line}", file=sys.stderr)
         return 1
     if args.check:
-        print(f"generate.py --check: all {len(GENERATORS)} files match")
+        print(f"{name} --check: all {len(generators)} files match")
     return 0
 
 

@@ -15,7 +15,6 @@ random models from ``tests/reference_models.py``. Randomness comes only from
 every list of numbers collapsed onto one line, plus a trailing newline.
 """
 
-import argparse
 import json
 import random
 import re
@@ -208,31 +207,9 @@ def render(obj) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate in memory and compare with the files on disk")
-    parser.add_argument("--dir", type=Path, default=HERE,
-                        help="directory of the JSON files (default: this script's)")
-    args = parser.parse_args(argv)
-    bad = []
-    for fname, gen in GENERATORS.items():
-        text = render(gen())
-        path = args.dir / fname
-        if args.check:
-            if not path.is_file():
-                bad.append(f"{fname}: missing")
-            elif path.read_text(encoding="utf-8") != text:
-                bad.append(f"{fname}: differs from the regenerated vectors")
-        else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path} ({len(text)} bytes)")
-    if bad:
-        for line in bad:
-            print(f"generate_transformer.py --check: {line}", file=sys.stderr)
-        return 1
-    if args.check:
-        print(f"generate_transformer.py --check: all {len(GENERATORS)} files match")
-    return 0
+    from generate import write_or_check  # this folder is on sys.path when run as a script
+
+    return write_or_check(GENERATORS, render, "generate_transformer.py", __doc__, argv)
 
 
 if __name__ == "__main__":
