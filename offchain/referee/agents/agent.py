@@ -112,9 +112,7 @@ class Agent:
     # -- capacity ------------------------------------------------------------------------
 
     def _measured_block_time(self) -> float:
-        head = self.client.head()
-        first = max(0, head - BLOCK_TIME_SAMPLE)
-        return cap.block_time_of([self.client.block_timestamp(n) for n in range(first, head + 1)])
+        return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
 
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
         """How many games of jobs like this one (model, rows) this agent can play at once."""

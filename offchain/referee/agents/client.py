@@ -174,6 +174,12 @@ class ChainClient:
     def block_timestamp(self, number: int) -> int:
         return self.read(lambda: self._ape.chain.blocks[number].timestamp)
 
+    def recent_timestamps(self, count: int) -> list[int]:
+        """The timestamps of the last ``count + 1`` blocks (fewer on a young chain), oldest first."""
+        web3 = self._ape.chain.provider.web3
+        head = self.head()
+        return [self.read(lambda n=n: web3.eth.get_block(n)["timestamp"]) for n in range(max(0, head - count), head + 1)]
+
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)
 
