@@ -198,3 +198,20 @@ def test_operator_journal_of_another_deployment_says_what_to_do_reverts(chain, f
     assert result.exit_code == 1
     line = one_error_line(result.output, f"agent state {state} belongs to market")
     assert "it is another deployment's journal" in line and "aside (or delete it) to start afresh" in line
+
+
+@pytest.mark.parametrize("command", ["solve", "watch"])
+def test_operator_agent_network_without_scheme_one_line_reverts(files, command):
+    result = CliRunner().invoke(referee, [command, "--account", "TEST::2", "--model", str(files / "model"),
+                                          "--network", "127.0.0.1:18545", "--once"])
+    assert result.exit_code == 1
+    one_error_line(result.output, "a node's URL needs its scheme, e.g. http://127.0.0.1:18545")
+
+
+@pytest.mark.parametrize("command", ["solve", "watch"])
+def test_operator_agent_unknown_device_one_line_reverts(chain, files, deployed, tmp_path, command):
+    result = CliRunner().invoke(referee, [command, "--account", "TEST::2", "--model", str(files / "model"),
+                                          "--network", chain.provider.uri, "--deployment", str(deployed),
+                                          "--home", str(tmp_path), "--device", "tpu", "--once"])
+    assert result.exit_code == 1
+    one_error_line(result.output, "--device tpu: not a device; use auto, cpu, cuda or cuda:N")
