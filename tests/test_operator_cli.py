@@ -143,8 +143,7 @@ def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files, t
     # trace store and the model its journal names
     solver_journal = home / f"solver-{str(accounts[2].address).lower()}" / "state.sqlite"
     journal = Journal(solver_journal, lock=False)
-    if not journal.model_dirs():  # recorded by the agent once build_agent calls remember_models
-        journal.remember_models([files / "model"])
+    assert journal.model_dirs() == [files / "model"]  # `referee solve --model` recorded it
     journal.close()
     out = run(script("dispute"), [*network, "1", "--move", "--account", "TEST::2", "--home", str(home), *d])
     assert "sent bisect" in out and "no stored trace" not in out
