@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from game_bots import STATS
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee.agents.client import ChainClient, TxReverted
 from referee.agents.deployment import DEFAULT_PARAMS, deploy
@@ -145,6 +146,28 @@ class Attacker:
     def deadlines(self) -> list[int]:
         client = self.client
         return [client.read(client.game.deadline, g) for g in self.games if client.read(client.game.result, g) == 0]
+
+
+def withdrawn(market, account, start: int, stop: int) -> int:
+    """Wei ``account`` withdrew from ``market`` in blocks ``start..stop``."""
+    return sum(log.amount for log in market.CreditWithdrawn.range(start, stop + 1,
+                                                                  search_topics={"account": str(account.address)}))
+
+
+def judge(name: str, count_name: str, count: int, agent, game, games: list[int], start: int, stop: int,
+          blocks: Blocks) -> str:
+    """Asserts that ``agent`` (the honest side) won all ``count`` of ``games`` and that each of its
+    moves waited at most ``ceil(count / moves_per_block)`` blocks (one while half a block's gas
+    holds a move of every game); records and returns the suite's ``flood`` line."""
+    won = sum(game.result(g) == (1 if agent.is_solver else 2) for g in games)
+    latencies = move_latencies(game, games, start, stop, solver_side=agent.is_solver)
+    line = (f"flood ({name}): {count_name}={count}, won {won}/{len(games)}, worst move latency {max(latencies)} "
+            f"block(s) over {len(latencies)} moves, {blocks.line()}")
+    STATS.figures.append(line)
+    assert len(games) == count and won == count, line
+    per_block = agent.capacity(agent.models[1], ROWS).moves_per_block
+    assert max(latencies) <= -(-count // per_block), (per_block, latencies)
+    return line
 
 
 def move_latencies(game, game_ids: list[int], start: int, stop: int, solver_side: bool) -> list[int]:

@@ -10,7 +10,7 @@ the copycat its bond back only. 12-second blocks mined in lockstep (tests/flood.
 
 from accounting import assert_accounting
 from copycat import Copycat
-from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input
+from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, withdrawn
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
 from game_bots import STATS
 from referee import commitments as cm
@@ -54,9 +54,7 @@ def test_copycat_replaying_the_honest_moves_earns_no_reward(chain, accounts, dep
     reward = SOLVER_BOND * DEFAULT_PARAMS["reward_share_bps"] // 10_000
     [paid] = list(market.RewardPaid.range(start, stop))
     assert (paid.game_id, paid.challenger, paid.reward) == (theirs, honest_account.address, reward)
-    withdrawn = sum(log.amount for log in market.CreditWithdrawn.range(start, stop,
-                                                                       search_topics={"account": honest_account.address}))
-    assert withdrawn == BOND + reward
+    assert withdrawn(market, honest_account, start, stop) == BOND + reward
     assert market.credit(copycat_account) == BOND  # its bond back, no reward
     STATS.figures.append(f"copycat: front-ran the honest step ({stepped[ours]} before {stepped[theirs]}) and settled "
                          f"first; reward {reward / 1e18:g} ETH to the honest challenger (game {theirs}), "

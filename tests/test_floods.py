@@ -18,13 +18,9 @@ not the protocol, is then the limit. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD
 
 import os
 
-import ape
-import pytest
-
 from accounting import assert_accounting
-from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, move_latencies
+from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, judge, withdrawn
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
-from game_bots import STATS
 from referee import cheats
 from referee import commitments as cm
 from referee.agents.challenger import Challenger
@@ -37,13 +33,6 @@ from referee.trace import Trace
 
 K = int(os.environ.get("REFEREE_FLOOD_GAMES", "50"))
 J = int(os.environ.get("REFEREE_FLOOD_JOBS", "30"))
-
-
-def report(name: str, count_name: str, count: int, won: int, games: int, latencies: list[int], blocks) -> str:
-    line = (f"flood ({name}): {count_name}={count}, won {won}/{games}, worst move latency {max(latencies)} "
-            f"block(s) over {len(latencies)} moves, {blocks.line()}")
-    STATS.figures.append(line)
-    return line
 
 
 def test_flood_of_sybil_games_honest_solver_wins_every_game(chain, accounts, deployment, model, agent, tmp_path):
@@ -66,18 +55,11 @@ def test_flood_of_sybil_games_honest_solver_wins_every_game(chain, accounts, dep
         lockstep.run([solver, attacker], [solver],
                      lambda: market.job(job).status == FINALIZED and market.credit(solver_account) == 0)
 
-    games = sorted(attacker.games)
-    won = sum(game.result(g) == 1 for g in games)
-    latencies = move_latencies(game, games, start, chain.blocks.height, solver_side=True)
-    report("Sybil games on an honest solver", "K", K, won, len(games), latencies, lockstep.blocks)
-    assert len(games) == K and won == K
-    # one block while a block's share holds every game's move (49 here), then one more per 49
-    per_block = solver.capacity(model, ROWS).moves_per_block
-    assert max(latencies) <= -(-K // per_block), (per_block, latencies)
+    stop = chain.blocks.height
+    judge("Sybil games on an honest solver", "K", K, solver, game, sorted(attacker.games), start, stop,
+          lockstep.blocks)
     # the solver is paid the fee and every Sybil bond; its stake is whole
-    paid = sum(log.amount for log in market.CreditWithdrawn.range(start, chain.blocks.height + 1,
-                                                                  search_topics={"account": solver_account.address}))
-    assert paid == FEE + K * BOND
+    assert withdrawn(market, solver_account, start, stop) == FEE + K * BOND
     assert market.stake(solver_account) == SOLVER_BOND and market.locked(solver_account) == 0
     assert attacker_before - attacker_account.balance > K * BOND  # the flood cost its bonds and gas
     assert_accounting(market)
@@ -103,20 +85,13 @@ def test_flood_of_jobs_honest_challenger_wins_every_game(chain, accounts, deploy
     with Lockstep(chain.provider.uri) as lockstep:
         lockstep.run([liar, challenger], [liar, challenger], done)
 
-    games = sorted(g for g, _ in challenger.journal.active_games()) or sorted(
-        log.game_id for log in market.JobChallenged.range(start, chain.blocks.height + 1,
-                                                          search_topics={"challenger": challenger_account.address}))
-    won = sum(game.result(g) == 2 for g in games)
-    latencies = move_latencies(game, games, start, chain.blocks.height, solver_side=False)
-    report("jobs on an honest challenger", "J", J, won, len(games), latencies, lockstep.blocks)
-    assert len(games) == J and won == J
-    per_block = challenger.capacity(model, ROWS).moves_per_block
-    assert max(latencies) <= -(-J // per_block), (per_block, latencies)
+    stop = chain.blocks.height
+    games = sorted(log.game_id for log in market.JobChallenged.range(
+        start, stop + 1, search_topics={"challenger": challenger_account.address}))
+    judge("jobs on an honest challenger", "J", J, challenger, game, games, start, stop, lockstep.blocks)
     # every bond came back with the reward share of each slashed liar bond
-    paid = sum(log.amount for log in market.CreditWithdrawn.range(start, chain.blocks.height + 1,
-                                                                  search_topics={"account": challenger_account.address}))
     reward = min_bond * DEFAULT_PARAMS["reward_share_bps"] // 10_000
-    assert paid == J * (BOND + reward)
+    assert withdrawn(market, challenger_account, start, stop) == J * (BOND + reward)
     assert_accounting(market)
 
 
