@@ -102,6 +102,7 @@ class Agent:
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
         self._jobs_seen: dict[int, object] = {}  # job records read this tick
         self._clocks: list[tuple[int, int]] = []  # (own, opponent's) seconds left, per game in play
+        self._movers_left: list[int] = []  # seconds until each game's side to move runs out
         self.waits = WaitNotes(self.log, every=300)  # "waiting: ..." once, then every 5 minutes
         self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
         self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
@@ -154,7 +155,7 @@ class Agent:
     def tick(self) -> int:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
-        self._queue, self._jobs_seen, self._clocks = [], {}, []
+        self._queue, self._jobs_seen, self._clocks, self._movers_left = [], {}, [], []
         self._guarded(self._receipts)
         self._scan()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
@@ -171,7 +172,7 @@ class Agent:
     def _report(self) -> None:
         """The heartbeat line and the metrics, from what this tick read."""
         games, head = len(self.journal.active_games()), self.client.head()
-        ahead = [own for own, _ in self._clocks]
+        ahead = self._movers_left  # each game's next deadline: the side to move runs out then
         self.heartbeat.beat(head, len(self.journal.active_jobs()), games, min(ahead) if ahead else None)
         if self.metrics:
             self.metrics.update_games([own for own, _ in self._clocks], [other for _, other in self._clocks])
@@ -358,6 +359,7 @@ class Agent:
         solver_left, challenger_left = ((left, g.challenger_time) if g.phase in SOLVER_PHASES
                                         else (g.solver_time, left))
         self._clocks.append((solver_left, challenger_left) if self.is_solver else (challenger_left, solver_left))
+        self._movers_left.append(left)
         if (g.phase in SOLVER_PHASES) != self.is_solver:
             self.waits.note(("clock", game_id), f"game {game_id}: the opponent's move", left)
         else:
