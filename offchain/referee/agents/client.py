@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from eth_utils import keccak
+
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
 from .views import Views
@@ -237,6 +239,8 @@ class ChainClient:
             return False
         if row.status != "sent":
             return True  # mined or reverted before: never again
+        if row.tx_hash:  # a pipelined one: its hash says where it is
+            return self._resolve_by_hash(row)
         if self._nonce("pending") > row.nonce:  # it reached the node: the chain will show it
             if self._nonce("latest") > row.nonce:
                 self.journal.tx_done(key, "mined")
@@ -279,18 +283,57 @@ class ChainClient:
         """Sign and hand ``tx`` to the node without waiting for it to be mined."""
         provider = self._ape.chain.provider
         nonce = max(self._nonce("pending"), self._next_nonce)
-        if self.journal is not None:
-            self.journal.tx_sent(tx.key, nonce)
         max_fee, tip = self._fees()
         unsigned = provider.network.ecosystem.create_transaction(
             chain_id=self.deployment.chain_id, receiver=tx.to, sender=self.address, data=tx.data, value=tx.value,
             nonce=nonce, gas_limit=tx.gas_limit, max_fee=max_fee, max_priority_fee=tip, type=2)
-        signed = self.account.sign_transaction(unsigned)
-        tx_hash = self.read(lambda: provider.web3.eth.send_raw_transaction(signed.serialize_transaction()))
+        raw = self.account.sign_transaction(unsigned).serialize_transaction()
+        tx_hash = "0x" + keccak(raw).hex()
+        if self.journal is not None:  # before it leaves: a restart finds it by its hash
+            self.journal.tx_sent(tx.key, nonce, tx_hash)
+        try:
+            self.read(lambda: provider.web3.eth.send_raw_transaction(raw))
+        except Exception:
+            # Refused, or lost on the way: whether the node has it decides. One it lacks is
+            # forgotten, to be decided and sent again; one it has is in flight. (If the node
+            # cannot even be asked, the journaled hash settles it on a later pass.)
+            if not self._node_has(tx_hash):
+                if self.journal is not None:
+                    self.journal.forget_tx(tx.key)
+                raise
         self._next_nonce = nonce + 1
-        submitted = Submitted(tx.key, tx.method, nonce, "0x" + bytes(tx_hash).hex(), self._fee_block)
+        submitted = Submitted(tx.key, tx.method, nonce, tx_hash, self._fee_block)
         self._submitted[tx.key] = submitted
         return submitted
+
+    def _resolve_by_hash(self, row) -> bool:
+        """A journaled transaction of known hash: mined (its receipt says how), still waiting in
+        the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
+        sent again. True while it counts as sent."""
+        from web3.exceptions import TransactionNotFound
+
+        web3 = self._ape.chain.provider.web3
+        try:
+            receipt = self.read(lambda: web3.eth.get_transaction_receipt(row.tx_hash))
+        except TransactionNotFound:
+            receipt = None
+        if receipt is not None:
+            ok = receipt["status"] == 1
+            self.journal.tx_done(row.key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
+                                 reason="" if ok else "reverted on chain")
+            return True
+        if self._node_has(row.tx_hash):
+            return True
+        self.journal.forget_tx(row.key)
+        return False
+
+    def _node_has(self, tx_hash: str) -> bool:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction(tx_hash)) is not None
+        except TransactionNotFound:
+            return False
 
     def in_flight(self) -> list[Submitted]:
         return list(self._submitted.values())

@@ -9,8 +9,10 @@ agent cheaply after a restart:
   restarted solver re-runs a job without rescanning history).
 - ``games``: every game the agent plays, by id, with its job.
 - ``txs``: every transaction, keyed by what it does (``claim:7``, ``move:3:2:0:5``), with the
-  account nonce it was sent at, its status and gas. A key still ``sent`` after a restart
-  is waited for, never sent again, until the account's nonce shows it mined or dropped.
+  account nonce it was sent at, its status and gas, and its hash (a pipelined one's is known
+  before it is sent). A key still ``sent`` after a restart is never sent again while its hash
+  is mined or in the node's pool (without a hash: until the account's nonce shows it mined or
+  dropped); one the node does not know is forgotten and sent again.
 
 Every write is its own transaction (autocommit), so a kill at any moment loses at most the
 step in flight, which the next run redoes from the chain.
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS games (
     note TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS txs (
     key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
-    gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');
+    gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tx_hash TEXT NOT NULL DEFAULT '');
 """
 
 DONE = "done"  # a job or game the agent no longer acts on
@@ -63,6 +65,7 @@ class TxRow:
     status: str  # sent | mined | reverted
     gas: int
     reason: str
+    tx_hash: str = ""  # known before sending for pipelined transactions; "" for the scripts' waited ones
 
 
 def _take_lock(path: Path):
@@ -97,6 +100,9 @@ class Journal:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(txs)")]
+            if "tx_hash" not in columns:  # a journal written before pipelined transactions
+                self._db.execute("ALTER TABLE txs ADD COLUMN tx_hash TEXT NOT NULL DEFAULT ''")
         except sqlite3.DatabaseError as exc:
             self._unlock()
             raise RefereeError(f"agent state {self.path} is not a usable SQLite database: {exc}") from None
@@ -194,8 +200,8 @@ class Journal:
         row = self._db.execute("SELECT * FROM txs WHERE key = ?", (key,)).fetchone()
         return TxRow(*row) if row else None
 
-    def tx_sent(self, key: str, nonce: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '')", (key, nonce))
+    def tx_sent(self, key: str, nonce: int, tx_hash: str = "") -> None:
+        self._db.execute("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '', ?)", (key, nonce, tx_hash))
 
     def tx_done(self, key: str, status: str, gas: int = 0, reason: str = "") -> None:
         self._db.execute("UPDATE txs SET status = ?, gas = ?, reason = ? WHERE key = ?", (status, gas, reason, key))
