@@ -38,7 +38,7 @@ test: setup
 	$(BIN)/ape compile --force
 	$(BIN)/ape test tests -q
 
-# The adversarial suites at nightly size, with a fresh seed each run (about 45 minutes here):
+# The adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
 # runs, floods of 200 Sybil games and 100 liar jobs, and 5000 random cases per transformer kind.
 # `make test` runs 170, 150, 20, 50, 30 and 500 with a fixed seed.
