@@ -83,8 +83,8 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
         timeline(f"registered {model.name} as model {model_id}, root {to_hex(model.root)[:12]}… "
                  f"(gas {receipt.gas_used:,})")
 
-        def told(line: str) -> None:  # each transaction once, when mined with its gas, not when sent
-            if not line.endswith(": sent"):
+        def told(line: str) -> None:  # each transaction once, when mined with its gas, not when sent;
+            if not line.endswith(": sent") and ": alive: " not in line:  # no heartbeat in a story
                 timeline(line)
 
         agents = {name: build_agent("solver" if "solver" in name else "challenger", accounts[name], deployment,
