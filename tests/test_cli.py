@@ -169,6 +169,12 @@ def test_demo_prints_correct_predictions_succeeds(tmp_path):
     labels, predictions = fields["labels"].split(), fields["prediction"].split()
     assert len(predictions) == 8 and sum(a == b for a, b in zip(labels, predictions)) >= 7
     assert (tmp_path / "demo" / "digits-model" / "model.json").is_file()
+    # the chain story: the dispute move by move, each transaction once (mined, with its gas), no
+    # heartbeat, and an empty market at the end
+    story = result.stdout
+    assert "challenger: game 1: step (gas" in story and "cheating solver: job 2: rejected" in story
+    assert ": sent" not in story and "alive:" not in story
+    assert "market balance 0 ETH, obligations 0 ETH" in story
 
 
 # ---------------------------------------------------------------------------
