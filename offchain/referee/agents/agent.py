@@ -97,6 +97,9 @@ class Agent:
         self._executors: dict[int, Executor] = {}
         self._traces: dict[int, Trace] = {}
         self.block_time = block_time or self._measured_block_time()
+        self.block_gas = client.block_gas_limit()  # read again at every tick
+        # the largest gas one of our moves took, from the journal, then from each receipt
+        self._move_gas = max((gas for key, gas in journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
@@ -118,11 +121,9 @@ class Agent:
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
         """How many games of jobs like this one (model, rows) this agent can play at once."""
         widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
-        measured = max((gas for key, gas in self.journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
-        return cap.Capacity(block_time=self.block_time, block_gas=self.client.block_gas_limit(),
-                            clock=self.client.clock,
+        return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
-                            move_gas=max(cap.move_gas_bound(widest), measured))
+                            move_gas=max(cap.move_gas_bound(widest), self._move_gas))
 
     def games_in_play(self) -> int:
         return len(self.journal.active_games())
@@ -159,6 +160,7 @@ class Agent:
         self._guarded(self._receipts)
         self._scan()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
+        self.block_gas = self.client.block_gas_limit()
         # games first: a job is done only once its games are
         for game_id, job_id in self.journal.active_games():
             self._guarded(self.advance_game, game_id, job_id)
@@ -222,7 +224,7 @@ class Agent:
         the block's gas (the rest go in the next block); returns how many were submitted."""
         head = self.client.head()
         block, used = self._budget if self._budget[0] == head else (head, 0)
-        budget, sent = int(self.client.block_gas_limit() * cap.BLOCK_SHARE), 0
+        budget, sent = int(self.block_gas * cap.BLOCK_SHARE), 0
         for i, action in enumerate(sorted(self._queue, key=lambda a: a.deadline)):
             tx = self._guarded(self.client.prepare, action.key, action.contract or self.client.market,
                                action.method, *action.args, value=action.value)
@@ -253,6 +255,8 @@ class Agent:
     def _receipts(self) -> None:
         for mined in self.client.poll():
             what = self._whats.pop(mined.key, mined.method)
+            if mined.ok and mined.method in _MOVES:
+                self._move_gas = max(self._move_gas, mined.gas_used)
             self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
             if self.metrics and not mined.ok:
                 self.metrics.tx_reverted(mined.method)
