@@ -310,17 +310,7 @@ class ChainClient:
         """A journaled transaction of known hash: mined (its receipt says how), still waiting in
         the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
         sent again. True while it counts as sent."""
-        from web3.exceptions import TransactionNotFound
-
-        web3 = self._ape.chain.provider.web3
-        try:
-            receipt = self.read(lambda: web3.eth.get_transaction_receipt(row.tx_hash))
-        except TransactionNotFound:
-            receipt = None
-        if receipt is not None:
-            ok = receipt["status"] == 1
-            self.journal.tx_done(row.key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
-                                 reason="" if ok else "reverted on chain")
+        if self._recorded_receipt(row.key, row.tx_hash) is not None:
             return True
         if self._node_has(row.tx_hash):
             return True
@@ -340,21 +330,29 @@ class ChainClient:
 
     def poll(self) -> list[Mined]:
         """Receipts of submitted transactions mined since the last poll (journaled as they come)."""
+        mined = []
+        for key, tx in list(self._submitted.items()):
+            receipt = self._recorded_receipt(key, tx.tx_hash)
+            if receipt is None:
+                continue
+            del self._submitted[key]
+            mined.append(Mined(key, tx.method, receipt["status"] == 1, receipt["gasUsed"], receipt["blockNumber"],
+                               receipt["logs"]))
+        return mined
+
+    def _recorded_receipt(self, key: str, tx_hash: str):
+        """The receipt of ``tx_hash``, journaled under ``key`` (mined or reverted); None if not mined."""
         from web3.exceptions import TransactionNotFound
 
-        web3, mined = self._ape.chain.provider.web3, []
-        for key, tx in list(self._submitted.items()):
-            try:
-                receipt = self.read(lambda: web3.eth.get_transaction_receipt(tx.tx_hash))
-            except TransactionNotFound:
-                continue
+        try:
+            receipt = self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+        if self.journal is not None:
             ok = receipt["status"] == 1
-            if self.journal is not None:
-                self.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
-                                     reason="" if ok else "reverted on chain")
-            del self._submitted[key]
-            mined.append(Mined(key, tx.method, ok, receipt["gasUsed"], receipt["blockNumber"], receipt["logs"]))
-        return mined
+            self.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
+                                 reason="" if ok else "reverted on chain")
+        return receipt
 
     def send(self, key: str, contract, method: str, *args, value: int = 0):
         """Send ``contract.method(*args)`` once per ``key`` and wait for it; the receipt, or None
