@@ -53,6 +53,7 @@ class Action:
     value: int
     what: str
     deadline: int
+    stake: int = 0  # wei the action protects: the transaction manager caps its fees by it
 
 
 def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
@@ -98,6 +99,7 @@ class Agent:
         self._traces: dict[int, Trace] = {}
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
+        client.txmgr.block_time = self.block_time  # how near a deadline is, in blocks
         # the largest gas one of our moves took, from the journal, then from each receipt
         self._move_gas = max((gas for key, gas in journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
         self._queue: list[Action] = []
@@ -179,6 +181,7 @@ class Agent:
         if self.metrics:
             self.metrics.update_games([own for own, _ in self._clocks], [other for _, other in self._clocks])
             self.metrics.set_bonds_at_risk(self.bonds_at_risk())
+            self.metrics.update_transactions(len(self.client.in_flight()), self.client.txmgr.lagging)
             self.metrics.ticked(head)
 
     def bonds_at_risk(self) -> int:
@@ -227,7 +230,8 @@ class Agent:
         budget, sent = int(self.block_gas * cap.BLOCK_SHARE), 0
         for i, action in enumerate(sorted(self._queue, key=lambda a: a.deadline)):
             tx = self._guarded(self.client.prepare, action.key, action.contract or self.client.market,
-                               action.method, *action.args, value=action.value)
+                               action.method, *action.args, value=action.value, stake=action.stake,
+                               deadline=None if action.deadline == NO_DEADLINE else action.deadline)
             if tx is None:
                 continue
             if used and used + tx.gas_limit > budget:
@@ -253,7 +257,10 @@ class Agent:
             self._guarded(self._receipts)
 
     def _receipts(self) -> None:
-        for mined in self.client.poll():
+        mined_now = self.client.poll()
+        for key in self.client.forgotten():  # dropped or replaced: decided again this tick
+            self._whats.pop(key, None)
+        for mined in mined_now:
             what = self._whats.pop(mined.key, mined.method)
             if mined.ok and mined.method in _MOVES:
                 self._move_gas = max(self._move_gas, mined.gas_used)
@@ -292,9 +299,10 @@ class Agent:
             self.journal.set("cursor", str(cursor))
 
     def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = "",
-             deadline: int = NO_DEADLINE) -> Action:
-        """Queue ``method(*args)`` for this tick's batch; ``deadline`` (a timestamp) orders it."""
-        action = Action(key, method, args, contract, value, what, deadline)
+             deadline: int = NO_DEADLINE, stake: int = 0) -> Action:
+        """Queue ``method(*args)`` for this tick's batch; ``deadline`` (a timestamp) orders it
+        and hurries its fee bumps, ``stake`` (wei it protects) caps its fees."""
+        action = Action(key, method, args, contract, value, what, deadline, stake)
         self._queue.append(action)
         return action
 
@@ -347,7 +355,8 @@ class Agent:
         challenge = client.challenge_record(game_id)
         won = (result == SOLVER_WON) == self.is_solver and result in (SOLVER_WON, CHALLENGER_WON)
         if challenge.open and won:
-            return self.send(f"settle:{game_id}", "settle", game_id, what=f"game {game_id}: settled")
+            return self.send(f"settle:{game_id}", "settle", game_id, what=f"game {game_id}: settled",
+                             stake=self.game_stake(job_id))
         if challenge.open:
             return None  # the winner settles; nothing for the loser to do
         resolved = client.last_log(client.game, "GameResolved", game_id=game_id)
@@ -374,7 +383,11 @@ class Agent:
         if move is None:
             return None
         return self.send(move.key, move.method, *move.args, contract=self.client.game,
-                         what=f"game {game_id}: {move.method}", deadline=move.deadline)
+                         what=f"game {game_id}: {move.method}", deadline=move.deadline, stake=self.game_stake(job_id))
+
+    def game_stake(self, job_id: int) -> int:
+        """Wei a game of this job puts at risk for us: the solver's bond, or the challenger's."""
+        return self.job(job_id).solver_bond if self.is_solver else self.client.challenger_bond
 
     def _withdraw(self):
         credit = self.client.credit()
@@ -382,7 +395,7 @@ class Agent:
             return None
         if any(key.startswith("withdraw:") for key in self._whats):
             return None  # one withdrawal in flight at a time
-        return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}")
+        return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}", stake=credit)
 
 
 # DisputeGame's final phases and the result each means (protocol 10.3)

@@ -55,7 +55,7 @@ class Challenger(Agent):
         # the game is recorded from the JobChallenged log (on_logs), once the challenge is mined
         return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
-                         deadline=job.challenge_deadline)
+                         deadline=job.challenge_deadline, stake=client.challenger_bond)
 
     def bonds_at_risk(self) -> int:
         return self.client.challenger_bond * len(self.journal.active_games())

@@ -11,7 +11,9 @@ Two ways to write: ``send`` waits for the receipt (scripts, set-up); ``prepare``
 hand a signed transaction to the node and return at once, with consecutive nonces, so an agent
 playing many games sends every move of a block together and no game's move waits on another
 game's receipt (docs/agents.md, "Many games at once"). ``poll`` collects the receipts of what
-was submitted.
+was submitted. What happens to a submitted transaction until it is mined (fee bumps, a drop,
+a nonce gap, a nonce another sender took) is the transaction manager's (``txmgr.py``); this
+class stays the agents' one entry point to the chain.
 """
 
 import http.client
@@ -19,12 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_utils import keccak
-
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
 from .views import Views
 from .journal import Journal
+from .txmgr import Knobs, TxManager
 
 # JobMarket job status and DisputeGame result codes (protocol section 10.8).
 OPEN, CLAIMED, COMMITTED, FINALIZED, REJECTED, CANCELLED = range(1, 7)
@@ -58,37 +59,54 @@ class TxReverted(RefereeError):
 
 @dataclass
 class Prepared:
-    """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block."""
+    """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block.
+    ``keys``: what it does, one key per action it carries (a multicall carries many); ``stake``:
+    the wei the action protects, which caps its fees (``txmgr``); ``deadline``: the timestamp it
+    must be mined by (None: no hurry), which makes its bumps come sooner."""
 
-    key: str
+    keys: tuple[str, ...]
     to: str
     method: str
     data: bytes
     value: int
     gas_limit: int
+    stake: int = 0
+    deadline: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
 
 
 @dataclass
 class Submitted:
-    """A transaction handed to the node, not yet seen mined."""
+    """A transaction handed to the node, not yet seen mined (``tx_hash``: its latest signature)."""
 
-    key: str
+    keys: tuple[str, ...]
     method: str
     nonce: int
     tx_hash: str
     block: int  # the head when it was submitted
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
 
 
 @dataclass
 class Mined:
     """A submitted transaction's receipt: ``ok`` is False when it reverted on chain."""
 
-    key: str
+    keys: tuple[str, ...]
     method: str
     ok: bool
     gas_used: int
     block: int
     logs: list
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
 
 
 def _revert_reason(exc) -> str:
@@ -119,7 +137,7 @@ class ChainClient:
     """The registry, market and game of one deployment, as seen and moved by ``account``."""
 
     def __init__(self, deployment: Deployment, account, journal: Journal | None = None,
-                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None):
+                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None, knobs: Knobs = Knobs()):
         import ape
 
         self._ape = ape
@@ -141,9 +159,7 @@ class ChainClient:
         self.arity = self.read(self.game.ARITY)
         self.clock = self.read(self.game.CLOCK)
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
-        self._submitted: dict[str, Submitted] = {}
-        self._next_nonce = 0  # the lowest nonce not yet used by a submission of this process
-        self._fee_block, self._fee = -1, (0, 0)
+        self.txmgr = TxManager(self, knobs)  # every submitted transaction, until mined
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -232,14 +248,14 @@ class ChainClient:
 
     def _already_sent(self, key: str) -> bool:
         """Whether ``key`` went out before: mined, reverted, or still in flight (never resent)."""
-        if key in self._submitted:
+        if self.txmgr.has_key(key):
             return True
         row = self.journal.tx(key) if self.journal is not None else None
         if row is None:
             return False
         if row.status != "sent":
             return True  # mined or reverted before: never again
-        if row.tx_hash:  # a pipelined one: its hash says where it is
+        if row.tx_hash:  # a pipelined one: its hashes say where it is
             return self._resolve_by_hash(row)
         if self._nonce("pending") > row.nonce:  # it reached the node: the chain will show it
             if self._nonce("latest") > row.nonce:
@@ -248,16 +264,20 @@ class ChainClient:
         self.journal.forget_tx(key)  # it never reached the node: send it now
         return False
 
-    def prepare(self, key: str, contract, method: str, *args, value: int = 0) -> Prepared | None:
-        """Estimate ``contract.method(*args)`` for ``key``; None when ``key`` went out before.
-        Raises ``TxReverted`` when the node's estimate says it would revert (nothing is sent or
-        journaled, so a later call may try again).
+    def prepare(self, key: str | tuple[str, ...], contract, method: str, *args, value: int = 0, stake: int = 0,
+                deadline: int | None = None) -> Prepared | None:
+        """Estimate ``contract.method(*args)`` for ``key`` (or a tuple of keys, one per action a
+        multicall carries); None when a key went out before. ``stake`` and ``deadline`` go to
+        the transaction manager (fee cap, bump pace). Raises ``TxReverted`` when the node's
+        estimate says it would revert (nothing is sent or journaled, so a later call may try
+        again).
 
         The call is encoded once and estimated over bare JSON-RPC: an agent prepares every move
         of every game each block, and Ape's transaction objects cost tens of milliseconds each."""
         from web3.exceptions import ContractLogicError
 
-        if self._already_sent(key):
+        keys = (key,) if isinstance(key, str) else tuple(key)
+        if any([self._already_sent(k) for k in keys]):  # every key resolved, none short-circuited
             return None
         data = bytes(getattr(contract, method).encode_input(*args))
         to = str(contract.address)
@@ -268,91 +288,35 @@ class ChainClient:
             raise TxReverted(method, _revert_reason(exc)) from None
         # our own margin over the node's estimate: not the network's default (a block's worth
         # on local chains), and never short when the state moves a little before mining
-        return Prepared(key, to, method, data, value, gas * 6 // 5 + 20_000)
-
-    def _fees(self) -> tuple[int, int]:
-        """(max fee, priority fee) per gas for this block: twice the base fee plus the tip."""
-        web3 = self._ape.chain.provider.web3
-        block = self.read(lambda: web3.eth.get_block("latest"))
-        if self._fee_block != block["number"]:
-            tip = self.read(lambda: web3.eth.max_priority_fee)
-            self._fee_block, self._fee = block["number"], (2 * block.get("baseFeePerGas", 0) + tip, tip)
-        return self._fee
+        return Prepared(keys, to, method, data, value, gas * 6 // 5 + 20_000, stake, deadline)
 
     def submit(self, tx: Prepared) -> Submitted:
-        """Sign and hand ``tx`` to the node without waiting for it to be mined."""
-        provider = self._ape.chain.provider
-        nonce = max(self._nonce("pending"), self._next_nonce)
-        max_fee, tip = self._fees()
-        unsigned = provider.network.ecosystem.create_transaction(
-            chain_id=self.deployment.chain_id, receiver=tx.to, sender=self.address, data=tx.data, value=tx.value,
-            nonce=nonce, gas_limit=tx.gas_limit, max_fee=max_fee, max_priority_fee=tip, type=2)
-        raw = self.account.sign_transaction(unsigned).serialize_transaction()
-        tx_hash = "0x" + keccak(raw).hex()
-        if self.journal is not None:  # before it leaves: a restart finds it by its hash
-            self.journal.tx_sent(tx.key, nonce, tx_hash)
-        try:
-            self.read(lambda: provider.web3.eth.send_raw_transaction(raw))
-        except Exception:
-            # Refused, or lost on the way: whether the node has it decides. One it lacks is
-            # forgotten, to be decided and sent again; one it has is in flight. (If the node
-            # cannot even be asked, the journaled hash settles it on a later pass.)
-            if not self._node_has(tx_hash):
-                if self.journal is not None:
-                    self.journal.forget_tx(tx.key)
-                raise
-        self._next_nonce = nonce + 1
-        submitted = Submitted(tx.key, tx.method, nonce, tx_hash, self._fee_block)
-        self._submitted[tx.key] = submitted
-        return submitted
+        """Sign and hand ``tx`` to the node without waiting for it to be mined (``txmgr``)."""
+        return self.txmgr.submit(tx)
+
+    def poll(self) -> list[Mined]:
+        """Receipts of submitted transactions mined since the last poll (journaled as they come);
+        the same pass re-prices the slow ones and forgets the dropped (``forgotten``)."""
+        return self.txmgr.poll()
+
+    def forgotten(self) -> list[str]:
+        """Keys whose transaction the node dropped or another took the nonce of, since the last
+        call: they are no longer sent, and are decided again."""
+        return self.txmgr.take_dropped()
+
+    def in_flight(self) -> list[Submitted]:
+        return self.txmgr.in_flight()
 
     def _resolve_by_hash(self, row) -> bool:
-        """A journaled transaction of known hash: mined (its receipt says how), still waiting in
-        the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
+        """A journaled transaction of known hashes: mined (its receipt says how), still waiting
+        in the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
         sent again. True while it counts as sent."""
-        if self._recorded_receipt(row.key, row.tx_hash) is not None:
+        if self.txmgr.receipt_of((row.key,), row.hashes) is not None:
             return True
-        if self._node_has(row.tx_hash):
+        if any(self.txmgr.node_has(h) for h in row.hashes):
             return True
         self.journal.forget_tx(row.key)
         return False
-
-    def _node_has(self, tx_hash: str) -> bool:
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            return self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction(tx_hash)) is not None
-        except TransactionNotFound:
-            return False
-
-    def in_flight(self) -> list[Submitted]:
-        return list(self._submitted.values())
-
-    def poll(self) -> list[Mined]:
-        """Receipts of submitted transactions mined since the last poll (journaled as they come)."""
-        mined = []
-        for key, tx in list(self._submitted.items()):
-            receipt = self._recorded_receipt(key, tx.tx_hash)
-            if receipt is None:
-                continue
-            del self._submitted[key]
-            mined.append(Mined(key, tx.method, receipt["status"] == 1, receipt["gasUsed"], receipt["blockNumber"],
-                               receipt["logs"]))
-        return mined
-
-    def _recorded_receipt(self, key: str, tx_hash: str):
-        """The receipt of ``tx_hash``, journaled under ``key`` (mined or reverted); None if not mined."""
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            receipt = self.read(lambda: self._ape.chain.provider.web3.eth.get_transaction_receipt(tx_hash))
-        except TransactionNotFound:
-            return None
-        if self.journal is not None:
-            ok = receipt["status"] == 1
-            self.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
-                                 reason="" if ok else "reverted on chain")
-        return receipt
 
     def send(self, key: str, contract, method: str, *args, value: int = 0):
         """Send ``contract.method(*args)`` once per ``key`` and wait for it; the receipt, or None
@@ -363,18 +327,25 @@ class ChainClient:
         tx = self.prepare(key, contract, method, *args, value=value)
         if tx is None:
             return None
+        nonce = self.txmgr.take_nonce()
         try:
-            nonce = max(self._nonce("pending"), self._next_nonce)
             if self.journal is not None:
                 self.journal.tx_sent(key, nonce)
             receipt = getattr(contract, method)(*args, sender=self.account, value=value, nonce=nonce,
                                                 gas_limit=tx.gas_limit)
-            self._next_nonce = nonce + 1
+            self.txmgr.used(nonce)
         except ContractLogicError as exc:
             reason = str(exc.message or exc)
             if self.journal is not None:
                 self.journal.tx_done(key, "reverted", reason=reason)
+            if self._nonce("latest") > nonce:
+                self.txmgr.used(nonce)  # mined, and reverted on chain
+            else:
+                self.txmgr.release(nonce)
             raise TxReverted(method, reason) from None
+        except Exception:
+            self.txmgr.release(nonce)
+            raise
         if self.journal is not None:
             self.journal.tx_done(key, "mined", gas=receipt.gas_used)
         return receipt

@@ -9,13 +9,16 @@ agent cheaply after a restart:
   restarted solver re-runs a job without rescanning history).
 - ``games``: every game the agent plays, by id, with its job.
 - ``txs``: every transaction, keyed by what it does (``claim:7``, ``move:3:2:0:5``), with the
-  account nonce it was sent at, its status and gas, and its hash (a pipelined one's is known
-  before it is sent). A key still ``sent`` after a restart is never sent again while its hash
-  is mined or in the node's pool (without a hash: until the account's nonce shows it mined or
-  dropped); one the node does not know is forgotten and sent again.
+  account nonce it was sent at, its status and gas, and its hashes (a pipelined one's are
+  known before it is sent; a fee bump adds one, space-separated, and either may be mined). A
+  transaction carrying many actions (a multicall) has one row per key, all with its nonce and
+  hashes, written together. A key still ``sent`` after a restart is never sent again while a
+  hash of it is mined or in the node's pool (without a hash: until the account's nonce shows
+  it mined or dropped); one the node does not know is forgotten and sent again.
 
-Every write is its own transaction (autocommit), so a kill at any moment loses at most the
-step in flight, which the next run redoes from the chain.
+Every write is its own transaction (autocommit; the rows of one multi-key transaction are one),
+so a kill at any moment loses at most the step in flight, which the next run redoes from the
+chain.
 
 One agent at a time: a journal is locked (``flock`` on ``<journal>.lock``, which the kernel
 releases when the process dies, even by SIGKILL) for as long as it is open, so a second agent
@@ -23,6 +26,7 @@ started on the same journal refuses to run instead of sending the same transacti
 Readers (``ape run dispute``, an operator's ``sqlite3`` shell) open it without the lock.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -67,6 +71,11 @@ class TxRow:
     reason: str
     tx_hash: str = ""  # known before sending for pipelined transactions; "" for the scripts' waited ones
 
+    @property
+    def hashes(self) -> list[str]:
+        """Every hash the transaction was signed with, oldest first (a fee bump adds one)."""
+        return self.tx_hash.split()
+
 
 def _take_lock(path: Path):
     """The open lock file next to ``path``, locked for this process; a clear error if another
@@ -110,6 +119,17 @@ class Journal:
     def close(self) -> None:
         self._db.close()
         self._unlock()
+
+    @contextlib.contextmanager
+    def _atomic(self):
+        """Several writes that commit together (or none does)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _unlock(self) -> None:
         if self._lock is not None:
@@ -201,10 +221,25 @@ class Journal:
         return TxRow(*row) if row else None
 
     def tx_sent(self, key: str, nonce: int, tx_hash: str = "") -> None:
-        self._db.execute("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '', ?)", (key, nonce, tx_hash))
+        self.txs_sent((key,), nonce, tx_hash)
+
+    def txs_sent(self, keys, nonce: int, tx_hash: str = "") -> None:
+        """One transaction carrying ``keys``: a row each, same nonce and hash, in one commit."""
+        with self._atomic():
+            self._db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '', ?)",
+                                 [(key, nonce, tx_hash) for key in keys])
+
+    def tx_rehash(self, keys, hashes: list[str]) -> None:
+        """The transaction of ``keys`` signed again (a fee bump): every hash it may be mined by."""
+        with self._atomic():
+            self._db.executemany("UPDATE txs SET tx_hash = ? WHERE key = ?", [(" ".join(hashes), key) for key in keys])
 
     def tx_done(self, key: str, status: str, gas: int = 0, reason: str = "") -> None:
         self._db.execute("UPDATE txs SET status = ?, gas = ?, reason = ? WHERE key = ?", (status, gas, reason, key))
+
+    def has_nonce(self, nonce: int) -> bool:
+        """Whether a transaction of ours was journaled at ``nonce`` (any key, any status)."""
+        return self._db.execute("SELECT 1 FROM txs WHERE nonce = ? LIMIT 1", (nonce,)).fetchone() is not None
 
     def forget_tx(self, key: str) -> None:
         self._db.execute("DELETE FROM txs WHERE key = ?", (key,))

@@ -17,6 +17,9 @@ Every metric carries ``role`` and ``account`` labels:
 - ``referee_jobs_served_total`` (counter): jobs finished, paid (solver) or checked (challenger);
 - ``referee_transactions_sent_total`` / ``referee_transactions_reverted_total`` (counters, by
   contract ``method``);
+- ``referee_transactions_in_flight`` (gauge): transactions submitted and not yet mined;
+  ``referee_transactions_lagging`` (gauge): those in flight for more than the transaction
+  manager's ``lagging_blocks`` (``txmgr.Knobs``): alert when it stays above 0;
 - ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
 - ``referee_last_tick_timestamp_seconds`` (gauge): unix time of the agent's last pass over the
   chain, a stale value is a stuck agent; ``referee_chain_head`` (gauge): the block it read to.
@@ -62,6 +65,9 @@ class AgentMetrics:
         self._sent = counter("referee_transactions_sent", "Transactions sent, by contract method.", ("method",))
         self._reverted = counter("referee_transactions_reverted", "Transactions reverted, by contract method.",
                                  ("method",))
+        self._in_flight = gauge("referee_transactions_in_flight", "Transactions submitted and not yet mined.")
+        self._lagging = gauge("referee_transactions_lagging",
+                              "Transactions in flight for more than the transaction manager's lagging_blocks.")
         self._rpc = counter("referee_rpc_errors", "Failed calls to the node, by kind.", ("kind",))
         self._tick = gauge("referee_last_tick_timestamp_seconds", "Unix time of the agent's last pass over the chain.")
         self._head = gauge("referee_chain_head", "The block the agent's last pass read up to.")
@@ -103,6 +109,11 @@ class AgentMetrics:
 
     def tx_reverted(self, method: str) -> None:
         self._reverted.labels(**self.labels, method=method).inc()
+
+    def update_transactions(self, in_flight: int, lagging: int) -> None:
+        """The transactions in flight now, and how many of them for too long (``txmgr``)."""
+        self._in_flight.set(int(in_flight))
+        self._lagging.set(int(lagging))
 
     def rpc_error(self, kind: str = "other") -> None:
         self._rpc.labels(**self.labels, kind=kind).inc()

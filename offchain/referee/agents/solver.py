@@ -76,7 +76,7 @@ class Solver(Agent):
                 return None
             self.trace_for(row)  # before the claim: the commit window never waits on the executor
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
-                             what=f"job {row.job_id}: claimed", deadline=job.claim_deadline)
+                             what=f"job {row.job_id}: claimed", deadline=job.claim_deadline, stake=job.fee)
         if job.status == CLAIMED and job.solver != me:
             if now > job.commit_deadline:
                 # the claimant let its commit window pass: expiring reopens the job (its bond
@@ -96,7 +96,8 @@ class Solver(Agent):
             n = trace.op_count
             action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id,
                                cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n),
-                               what=f"job {row.job_id}: committed", deadline=job.commit_deadline)
+                               what=f"job {row.job_id}: committed", deadline=job.commit_deadline,
+                               stake=job.solver_bond)
             self.journal.set_job(row.job_id, "committed")
             return action
         if row.state != "committed":
@@ -105,7 +106,7 @@ class Solver(Agent):
             if now > job.challenge_deadline and job.open_games == 0:
                 self.waits.forget(("challenge", row.job_id))
                 return self.send(f"finalize:{row.job_id}", "finalize", row.job_id,
-                                 what=f"job {row.job_id}: finalized, fee {ether(job.fee)} credited")
+                                 what=f"job {row.job_id}: finalized, fee {ether(job.fee)} credited", stake=job.fee)
             if now <= job.challenge_deadline:
                 self.waits.note(("challenge", row.job_id), f"job {row.job_id}'s challenge window",
                                 job.challenge_deadline - now)

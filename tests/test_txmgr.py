@@ -1,0 +1,232 @@
+"""The transaction manager (``referee.agents.txmgr``) on the real chain, automine off, every block
+mined by the test:
+
+- a transaction the node drops (``anvil_dropTransaction``) is forgotten and decided again; the
+  action sent again takes its nonce, and the later transaction waiting behind it is mined;
+  with nothing to send, a zero-value transfer fills the gap;
+- a base fee raised above the transaction's max fee: anvil evicts it from the pool (geth keeps
+  it, unminable) and it is decided again at the fee the new base fee needs, and mined;
+- blocks filled by a competing sender at a higher tip: the transaction's fees are bumped (both
+  by 12.5%, the same nonce) until it is included; with little at stake the bumps stop at the
+  fee cap, logged once, and the competitor keeps the blocks until it stops;
+- the "N transactions in flight for more than K blocks" warning and its metric;
+- another sender on the same account (two agents, or a wallet): the nonce it used is named in
+  an ERROR line, once, and a transaction of ours it displaced is decided again.
+"""
+
+import pytest
+
+from flood import deployment, model  # noqa: F401 (fixtures)
+from referee.agents.client import ChainClient
+from referee.agents.journal import Journal
+from referee.agents.metrics import AgentMetrics
+from referee.agents.txmgr import GWEI, Knobs
+from rpc import Node
+
+FAST = Knobs(bump_after_blocks=1, not_in_pool_blocks=0, lagging_blocks=2)
+STUFF = "0x5b600056"  # init code JUMPDEST PUSH1 0 JUMP: loops until it has burnt all its gas
+
+
+@pytest.fixture
+def node(chain):
+    node = Node(chain.provider.uri)
+    node.request("evm_setAutomine", [False])
+    yield node
+    node.request("evm_setBlockGasLimit", [hex(30_000_000)])
+    node.request("evm_setAutomine", [True])
+    node.request("evm_mine", [])
+
+
+@pytest.fixture
+def client(accounts, deployment, tmp_path):
+    """``client(account, knobs)``: a journaled ChainClient whose log lines are kept in ``.lines``."""
+    def make(account, knobs=FAST, name="a"):
+        lines = []
+        made = ChainClient(deployment, account, Journal(tmp_path / f"{name}.sqlite"), patience=10,
+                           log=lines.append, knobs=knobs)
+        made.lines = lines
+        return made
+    return make
+
+
+def deposit(client, key: str, stake: int = 10**18):
+    tx = client.prepare(key, client.market, "deposit", value=10**15, stake=stake)
+    assert tx is not None, key
+    return client.submit(tx)
+
+
+def mined_hash(node, tx_hash):
+    receipt = node.request("eth_getTransactionReceipt", [tx_hash])
+    return receipt is not None and int(receipt["status"], 16) == 1
+
+
+def drop_keeping_the_next(node, c, dropped, kept) -> None:
+    """``dropped`` leaves the node's pool, ``kept`` (the next nonce) stays, queued behind the gap:
+    what geth does. Anvil drops the transactions behind it too, so ``kept`` is handed back
+    (signed again with the same fields: the same bytes and hash)."""
+    node.request("anvil_dropTransaction", [dropped.tx_hash])
+    t = c.txmgr.pending[kept.nonce]
+    raw, tx_hash = c.txmgr._sign(t.to, t.data, t.value, t.gas_limit, t.nonce, t.max_fee, t.tip)
+    assert tx_hash == kept.tx_hash
+    if node.request("eth_getTransactionByHash", [tx_hash]) is None:
+        node.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+    assert node.request("eth_getTransactionByHash", [dropped.tx_hash]) is None
+
+
+def test_both_dropped_are_decided_again_at_the_same_nonces(accounts, client, node):
+    c = client(accounts[2], name="both")
+    a, b = deposit(c, "deposit:a"), deposit(c, "deposit:b")
+    node.request("anvil_dropTransaction", [a.tx_hash])  # anvil drops b with it
+    assert node.request("eth_getTransactionByHash", [b.tx_hash]) is None
+    assert c.poll() == [] and sorted(c.forgotten()) == ["deposit:a", "deposit:b"]
+    assert [deposit(c, "deposit:a").nonce, deposit(c, "deposit:b").nonce] == [a.nonce, b.nonce]
+    node.request("evm_mine", [])
+    assert sorted(m.key for m in c.poll()) == ["deposit:a", "deposit:b"]
+
+
+def test_dropped_transaction_is_decided_again_and_the_one_behind_it_mined(accounts, client, node):
+    c = client(accounts[2])
+    a, b = deposit(c, "deposit:a"), deposit(c, "deposit:b")
+    assert b.nonce == a.nonce + 1
+    drop_keeping_the_next(node, c, a, b)
+    assert c.poll() == [] and c.forgotten() == ["deposit:a"]
+    assert c.journal.tx("deposit:a") is None and c.journal.tx("deposit:b").status == "sent"
+    assert any("deposit:a: dropped by the node" in line for line in c.lines)
+    again = deposit(c, "deposit:a")  # decided again: it takes the gap, not a new nonce
+    assert again.nonce == a.nonce
+    node.request("evm_mine", [])
+    assert sorted(m.key for m in c.poll()) == ["deposit:a", "deposit:b"]
+    assert c.read(c.market.stake, c.address) == 2 * 10**15
+
+
+def test_gap_with_nothing_to_send_is_filled_by_a_transfer_to_ourselves(accounts, client, node):
+    c = client(accounts[3])
+    a, b = deposit(c, "deposit:a"), deposit(c, "deposit:b")
+    drop_keeping_the_next(node, c, a, b)
+    c.poll()  # a is dropped; the agent's tick decides nothing for it (say its move is moot)
+    assert c.forgotten() == ["deposit:a"] and c.txmgr.gaps
+    c.poll()  # the gap was not taken: filled
+    assert not c.txmgr.gaps and c.txmgr.pending[a.nonce].keys == (f"fill:{a.nonce}",)
+    node.request("evm_mine", [])
+    [mined] = c.poll()
+    assert mined.key == "deposit:b" and any(f"nonce {a.nonce}: gap filled" in line for line in c.lines)
+    assert c.read(c.market.stake, c.address) == 10**15
+
+
+def test_base_fee_above_the_max_fee_is_priced_again_and_mined(accounts, client, node):
+    c = client(accounts[4])
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+    node.request("evm_mine", [])
+    sent = deposit(c, "deposit:a")
+    max_fee = int(node.request("eth_getTransactionByHash", [sent.tx_hash])["maxFeePerGas"], 16)
+    held = 2 * max_fee  # held above what it was signed for
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(held)])
+    node.request("evm_mine", [])
+    assert c.poll() == [] and c.forgotten() == ["deposit:a"]  # evicted: decided again
+    again = deposit(c, "deposit:a")
+    priced = int(node.request("eth_getTransactionByHash", [again.tx_hash])["maxFeePerGas"], 16)
+    assert priced >= 2 * held  # what the base fee now needs, with room
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(held)])
+    node.request("evm_mine", [])
+    [mined] = c.poll()
+    assert mined.ok and mined_hash(node, again.tx_hash)
+
+
+BASE = GWEI // 10  # the base fee the stuffing tests hold
+
+
+def _stuffed_blocks(node, competitor: str, tip: int, blocks: int, ours, c) -> int:
+    """Mine up to ``blocks`` blocks at the base fee ``BASE``, each filled first by ``competitor``
+    at ``tip`` (its max fee twice the base fee above it: anvil orders its pool by max fee, geth
+    by the tip that leaves); polls ``c`` after each; the number of blocks until ``ours`` was
+    mined (None if it never was)."""
+    for n in range(1, blocks + 1):
+        node.request("eth_sendTransaction", [{"from": competitor, "data": STUFF, "gas": hex(950_000),
+                                              "maxFeePerGas": hex(2 * BASE + tip), "maxPriorityFeePerGas": hex(tip)}])
+        node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+        node.request("evm_mine", [])
+        if [m for m in c.poll() if m.key == ours]:
+            return n
+    return None
+
+
+def test_blocks_stuffed_at_a_higher_tip_fees_bumped_until_included(accounts, client, node):
+    c = client(accounts[5])
+    node.request("evm_setBlockGasLimit", [hex(1_000_000)])  # one competitor's transaction fills it
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+    node.request("evm_mine", [])
+    sent = deposit(c, "deposit:a")
+    first_tip = int(node.request("eth_getTransactionByHash", [sent.tx_hash])["maxPriorityFeePerGas"], 16)
+    blocks = _stuffed_blocks(node, str(accounts[6].address), 2 * first_tip, 20, "deposit:a", c)
+    assert blocks is not None and blocks > 1, c.lines
+    hashes = c.journal.tx("deposit:a").hashes
+    assert len(hashes) > 1 and any(mined_hash(node, h) for h in hashes)  # the journal kept every hash
+    [winner] = [node.request("eth_getTransactionByHash", [h]) for h in hashes if mined_hash(node, h)]
+    assert int(winner["maxPriorityFeePerGas"], 16) >= 2 * first_tip  # it bid at least the competitor
+    assert int(winner["maxFeePerGas"], 16) >= 2 * BASE + 2 * first_tip
+    assert sum("fees bumped" in line for line in c.lines) == len(hashes) - 1
+    assert c.read(c.market.stake, c.address) == 10**15
+
+
+def test_fee_cap_from_the_stake_stops_the_bumps_and_is_logged_once(accounts, client, node):
+    c = client(accounts[7])
+    node.request("evm_setBlockGasLimit", [hex(1_000_000)])
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+    node.request("evm_mine", [])
+    tx = c.prepare("deposit:a", c.market, "deposit", value=10**15)
+    cap = 3 * GWEI // 2  # 1.5 gwei per gas: above its first price (1.2 gwei), below the competitor's 2.2
+    stake = cap * tx.gas_limit * 10_000 // c.txmgr.knobs.stake_share_bps
+    tx.stake = stake
+    sent = c.submit(tx)
+    assert _stuffed_blocks(node, str(accounts[8].address), 2 * GWEI, 8, "deposit:a", c) is None
+    capped = [line for line in c.lines if "fee cap" in line]
+    assert len(capped) == 1 and "1.5 gwei reached" in capped[0], c.lines
+    fees = [int(node.request("eth_getTransactionByHash", [h])["maxFeePerGas"], 16)
+            for h in c.journal.tx("deposit:a").hashes if node.request("eth_getTransactionByHash", [h])]
+    assert max(fees) <= cap and sent.nonce == c.in_flight()[0].nonce
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+    node.request("evm_mine", [])  # the competitor stops: it is mined at the capped fee
+    assert [m.key for m in c.poll()] == ["deposit:a"]
+
+
+def test_transactions_in_flight_too_long_are_a_warning_and_a_metric(accounts, client, node):
+    c = client(accounts[2])
+    metrics = AgentMetrics("solver", c.address)
+    node.request("evm_setBlockGasLimit", [hex(1_000_000)])
+    deposit(c, "deposit:a", stake=0)  # nothing at stake: never priced above a fresh transaction
+    for _ in range(3):
+        node.request("eth_sendTransaction", [{"from": str(accounts[6].address), "data": STUFF, "gas": hex(950_000),
+                                              "maxFeePerGas": hex(100 * GWEI), "maxPriorityFeePerGas": hex(50 * GWEI)}])
+        node.request("evm_mine", [])
+        c.poll()
+        metrics.update_transactions(len(c.in_flight()), c.txmgr.lagging)  # as the agent's tick does
+    assert c.txmgr.lagging == 1
+    [warning] = [line for line in c.lines if "in flight for more than" in line]  # once, not every block
+    assert warning.startswith("warning: 1 transaction(s) in flight for more than 2 blocks (oldest: deposit:a")
+    text = metrics.text()
+    assert 'referee_transactions_lagging{account="%s",role="solver"} 1.0' % c.address.lower() in text
+    assert 'referee_transactions_in_flight{account="%s",role="solver"} 1.0' % c.address.lower() in text
+
+
+def test_another_sender_on_our_account_is_named_once_and_its_nonce_decided_again(accounts, client, node):
+    ours = client(accounts[3], name="ours")
+    ours.poll()  # the nonce it starts from
+    wallet = str(accounts[3].address)
+    mine = deposit(ours, "deposit:a")
+    # the same account, from elsewhere: the same nonce at a higher fee replaces ours in the pool
+    node.request("eth_sendTransaction", [{"from": wallet, "to": wallet, "value": "0x0", "nonce": hex(mine.nonce),
+                                          "maxFeePerGas": hex(100 * GWEI), "maxPriorityFeePerGas": hex(10 * GWEI)}])
+    node.request("eth_sendTransaction", [{"from": wallet, "to": wallet, "value": "0x0", "nonce": hex(mine.nonce + 1),
+                                          "maxFeePerGas": hex(100 * GWEI), "maxPriorityFeePerGas": hex(10 * GWEI)}])
+    node.request("evm_mine", [])
+    assert ours.poll() == [] and ours.forgotten() == ["deposit:a"]
+    ours.poll()
+    errors = [line for line in ours.lines if line.startswith("error:")]
+    assert len(errors) == 2, ours.lines
+    assert f"nonce {mine.nonce} of {ours.address} was taken" in errors[0]
+    assert f"nonce {mine.nonce + 1} of {ours.address} was used by a transaction this agent did not send" in errors[1]
+    again = deposit(ours, "deposit:a")
+    assert again.nonce == mine.nonce + 2
+    node.request("evm_mine", [])
+    assert [m.key for m in ours.poll()] == ["deposit:a"]
+    assert len([line for line in ours.lines if line.startswith("error:")]) == 2  # each named once
