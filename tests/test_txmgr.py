@@ -12,15 +12,32 @@ mined by the test:
 - the "N transactions in flight for more than K blocks" warning and its metric;
 - another sender on the same account (two agents, or a wallet): the nonce it used is named in
   an ERROR line, once, and a transaction of ours it displaced is decided again.
+
+Then the real agents, with a block mined every 12 s of chain time while anything is in flight
+(the clock jumps to the next deadline only when nothing is, as ``flood.Lockstep`` does
+otherwise), where issue 16 saw one dropped transaction brick them:
+
+- 3 Sybil games on an honest solver, one of its ``bisect`` moves dropped: it wins all 3 (on
+  main it lost all 3 and its bond: the key stayed "sent" and every later nonce waited behind
+  the gap);
+- the solver's only ``commit`` dropped in a 60-second (5-block) commit window: it commits in
+  time (on main the window passed and the bond was forfeit).
 """
 
 import pytest
 
-from flood import deployment, model  # noqa: F401 (fixtures)
-from referee.agents.client import ChainClient
+from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input
+from flood import agent, deployment, model  # noqa: F401 (fixtures)
+from referee import cheats
+from referee import commitments as cm
+from referee.agents.client import CHALLENGER_WON, CLAIMED, COMMITTED, FINALIZED, IN_PLAY, SOLVER_WON, ChainClient
+from referee.agents.drive import deadlines
 from referee.agents.journal import Journal
 from referee.agents.metrics import AgentMetrics
+from referee.agents.solver import Solver
 from referee.agents.txmgr import GWEI, Knobs
+from referee.executor import run_model
+from referee.trace import Trace
 from rpc import Node
 
 FAST = Knobs(bump_after_blocks=1, not_in_pool_blocks=0, lagging_blocks=2)
@@ -230,3 +247,90 @@ def test_another_sender_on_our_account_is_named_once_and_its_nonce_decided_again
     node.request("evm_mine", [])
     assert [m.key for m in ours.poll()] == ["deposit:a"]
     assert len([line for line in ours.lines if line.startswith("error:")]) == 2  # each named once
+
+
+# ---------------------------------------------------------------------------
+# The real agents, one transaction dropped
+# ---------------------------------------------------------------------------
+
+
+class Dropper:
+    """A party that drops the first transaction of ``method`` that ``agent`` has in flight."""
+
+    def __init__(self, node, agent, method: str):
+        self.node, self.agent, self.method, self.dropped = node, agent, method, None
+
+    def tick(self) -> int:
+        for tx in self.agent.client.in_flight():
+            if self.dropped is None and tx.method == self.method:
+                self.node.request("anvil_dropTransaction", [tx.tx_hash])
+                self.dropped = tx.key
+        return 0
+
+
+def rounds_of_blocks(lockstep, parties, agents, done, max_rounds: int) -> int:
+    """Rounds of (every party acts, one block 12 s later) while anything is sent, pooled or in
+    flight for ``agents``; else the clock jumps to just past the next deadline of the agents or
+    the parties. The rounds until ``done()``."""
+    for rounds in range(1, max_rounds + 1):
+        sent = sum(party.tick() for party in parties)
+        if done():
+            return rounds
+        if sent or lockstep.pool_size() or any(p.client.in_flight() for p in parties if hasattr(p, "client")):
+            lockstep.mine()
+            continue
+        now = int(lockstep.node.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        ahead = [d for a in agents for d in deadlines(a) if d >= now]
+        ahead += [d for p in parties for d in getattr(p, "deadlines", lambda: [])() if d >= now]
+        lockstep.mine(min(ahead) + 1 if ahead else None)
+    raise AssertionError(f"not done within {max_rounds} rounds")
+
+
+def test_sybil_games_with_a_dropped_bisect_honest_solver_wins_all(chain, accounts, deployment, model, agent,
+                                                                tmp_path):
+    requester, solver_account, attacker_account = accounts[1], accounts[2], accounts[3]
+    solver = agent(Solver, solver_account, "solver")
+    lines = []
+    solver.client.log = lines.append
+    solver.ensure_stake(SOLVER_BOND)
+    market, game = solver.client.market, solver.client.game
+    x = job_input(1)
+    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    job = market.job_count()
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
+                        lambda job_id: lie, as_solver=False, never=("step",))
+    dropper = Dropper(Node(chain.provider.uri), solver, "bisect")
+    with Lockstep(chain.provider.uri) as lockstep:
+        rounds_of_blocks(lockstep, [solver], [solver], lambda: market.job(job).status == COMMITTED, 50)
+        attacker.challenge(job, 3)
+        def over():  # every game decided, and the solver paid (or beaten: nobody settles for the Sybil)
+            results = [game.result(g) for g in attacker.games]
+            return len(results) == 3 and IN_PLAY not in results and (
+                CHALLENGER_WON in results or market.job(job).status == FINALIZED and market.credit(solver_account) == 0)
+        rounds_of_blocks(lockstep, [solver, dropper, attacker], [solver], over, 600)
+    assert dropper.dropped is not None and len(attacker.games) == 3
+    assert [game.result(g) for g in sorted(attacker.games)] == [SOLVER_WON] * 3
+    assert market.job(job).status == FINALIZED and market.stake(solver_account) == SOLVER_BOND
+    assert any(f"{dropper.dropped}: dropped by the node" in line for line in lines)
+
+
+def test_dropped_commit_in_a_five_block_window_still_lands_in_time(chain, accounts, deployment, agent):
+    requester, solver_account = accounts[1], accounts[2]
+    solver = agent(Solver, solver_account, "solver")
+    lines = []
+    solver.client.log = lines.append
+    solver.ensure_stake(SOLVER_BOND)
+    market = solver.client.market
+    bond = market.MIN_SOLVER_BOND()  # a bond that five blocks of stuffing would cost more than
+    market.post(1, ROWS, cm.packed(job_input(2)), bond, 600, 60, 1800, value=FEE, sender=requester)
+    job = market.job_count()
+    dropper = Dropper(Node(chain.provider.uri), solver, "commit")
+    with Lockstep(chain.provider.uri) as lockstep:
+        rounds_of_blocks(lockstep, [solver], [solver], lambda: market.job(job).status == CLAIMED, 20)
+        deadline = market.job(job).commit_deadline
+        rounds_of_blocks(lockstep, [solver, dropper], [solver],
+                         lambda: market.job(job).status != CLAIMED or chain.blocks.head.timestamp > deadline, 20)
+    assert dropper.dropped == f"commit:{job}:{deadline}"
+    assert market.job(job).status == COMMITTED, market.job(job)  # in time: the market took it
+    assert any(f"{dropper.dropped}: dropped by the node" in line for line in lines)
