@@ -6,6 +6,8 @@ accepts but an agent must not take on are refused by the agents themselves
 (``referee.agents.terms``), each logged as the job's note: a bond above ``--max-bond``, a fee
 below the gas of serving the job, a commit window of fewer than five blocks, windows that would
 lock the bond beyond ``--max-window``; a challenger does not challenge above its ``--max-bond``.
+A bond that stuffing its window would cost less than (``terms.stuffing_cost``, at the latest
+base fee) is refused, and the same job's terms are taken once the base fee makes stuffing dear.
 """
 
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from referee.agents.client import CLAIMED, COMMITTED, ChainClient
 from referee.agents.deployment import deploy
 from referee.agents.drive import drive
 from referee.agents.solver import Solver
+from rpc import Node
 
 DAY = 86400
 
@@ -98,3 +101,43 @@ def test_solver_refuses_an_output_commit_cannot_take():
     assert reason == "its output (131,072 bytes) is larger than commit takes (65,536)"
     assert terms.solver_refusal(job, 16, terms.Limits(), 10**9, 12, 0, 10) is None
     assert "at capacity 10" in terms.solver_refusal(job, 16, terms.Limits(), 10**9, 12, 10, 10)
+
+
+def test_stuffing_cost_is_the_window_s_blocks_at_the_base_fee_plus_tip():
+    space = terms.BlockSpace(block_gas=30_000_000, base_fee=10**9, tip=10**9)
+    assert terms.stuffing_cost(60, 12, space) == 5 * 30_000_000 * 2 * 10**9  # 0.3 ETH
+    assert terms.stuffing_cost(59, 12, space) == 4 * 30_000_000 * 2 * 10**9  # a partial block is not stuffed
+    job = SimpleNamespace(rows=8, solver_bond=SOLVER_BOND, fee=FEE, commit_window=60, challenge_window=1800)
+    reason = terms.solver_refusal(job, 16, terms.Limits(), 10**9, 12, 0, 10, space=space)
+    assert reason.startswith("stuffing its 60 s commit window (5 blocks of 30,000,000 gas at base fee 1 gwei + tip "
+                             "1 gwei) costs 0.3 ETH, no more than the bond 1 ETH")
+    dear = terms.BlockSpace(30_000_000, 10 * 10**9, 10**9)  # 1.65 ETH to stuff the same 5 blocks
+    assert terms.solver_refusal(job, 16, terms.Limits(), 10**9, 12, 0, 10, space=dear) is None
+    # a game's clock guards the same bond: a 120 s clock is 10 blocks, 0.6 ETH at the cheap price
+    job.commit_window = 600
+    assert "a game's 120 s clock" in terms.solver_refusal(job, 16, terms.Limits(), 10**9, 12, 0, 10, space=space,
+                                                         clock=120)
+    assert "a game's 120 s clock" in terms.challenger_refusal(SOLVER_BOND, terms.Limits(), 0, 10, space=space,
+                                                             clock=120, block_time=12)
+    assert terms.challenger_refusal(10**17, terms.Limits(), 0, 10, space=space, clock=120, block_time=12) is None
+
+
+def test_solver_refuses_a_bond_stuffing_would_buy_then_takes_it_at_a_higher_base_fee(chain, accounts, deployment,
+                                                                                    agent):
+    requester = accounts[1]
+    solver = agent(Solver, accounts[2], "solver")
+    solver.ensure_stake(SOLVER_BOND)
+    market, node = solver.client.market, Node(chain.provider.uri)
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(10**6)])  # cheap block space: 5 blocks cost ~0.15 ETH
+    node.request("evm_mine", [])
+    market.post(1, ROWS, cm.packed(job_input(20)), SOLVER_BOND, 600, 60, 1800, value=FEE, sender=requester)
+    cheap = market.job_count()
+    drive([solver], lambda: solver.journal.job(cheap) is not None and solver.journal.job(cheap).state == "done")
+    note = solver.journal.job(cheap).note
+    assert "skipped: stuffing its 60 s commit window (5 blocks" in note and "no more than the bond 1 ETH" in note
+    assert market.job(cheap).status not in (CLAIMED, COMMITTED)
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(40 * 10**9)])  # dear: 5 blocks cost over 5 ETH
+    node.request("evm_mine", [])
+    market.post(1, ROWS, cm.packed(job_input(21)), SOLVER_BOND, 600, 60, 1800, value=FEE, sender=requester)
+    dear = market.job_count()
+    drive([solver], lambda: market.job(dear).status == COMMITTED)

@@ -35,7 +35,7 @@ from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, Ch
 from .journal import DONE, JobRow, Journal
 from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
-from .terms import Limits, ether
+from .terms import BlockSpace, Limits, ether
 
 LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
@@ -126,6 +126,10 @@ class Agent:
         return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
                             move_gas=max(cap.move_gas_bound(widest), self._move_gas))
+
+    def block_space(self) -> BlockSpace:
+        """What filling blocks ahead of ours costs now (``terms.stuffing_cost``)."""
+        return BlockSpace(self.block_gas, *self.client.txmgr.fees())
 
     def games_in_play(self) -> int:
         return len(self.journal.active_games())

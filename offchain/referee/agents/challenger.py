@@ -49,7 +49,8 @@ class Challenger(Agent):
         if client.now() >= job.challenge_deadline:
             return self.finish(row, "wrong result, but the challenge window has passed")
         refusal = challenger_refusal(client.challenger_bond, self.limits, self.games_in_play(),
-                                     self.capacity(self.models[row.model_id], row.rows).games)
+                                     self.capacity(self.models[row.model_id], row.rows).games,
+                                     space=self.block_space(), clock=client.clock, block_time=self.block_time)
         if refusal is not None:
             return self.finish(row, f"wrong result; not challenged: {refusal}")
         # the game is recorded from the JobChallenged log (on_logs), once the challenge is mined

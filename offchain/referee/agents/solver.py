@@ -61,7 +61,7 @@ class Solver(Agent):
             model = self.models[row.model_id]
             games, capacity = self.games_in_play(), self.capacity(model, job.rows).games
             refusal = solver_refusal(job, model.output_cols, self.limits, client.gas_price(), self.block_time,
-                                     games, capacity)
+                                     games, capacity, space=self.block_space(), clock=client.clock)
             if refusal is not None and games < capacity:
                 return self.finish(row, f"skipped: {refusal}")
             if refusal is not None:  # games end: this one may be claimed once some have
