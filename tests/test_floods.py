@@ -107,6 +107,9 @@ def test_flood_beyond_capacity_is_declined_with_its_reason(chain, accounts, depl
     node = chain.provider.web3.provider
     limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
     node.make_request("anvil_setBlockGasLimit", [hex(1_300_000)])
+    # blocks this small are cheap to stuff: at 100 gwei (decaying by 12.5% an empty block) the
+    # commit window and the clock still cost more to fill than the bonds (terms.stuffing_cost)
+    node.make_request("anvil_setNextBlockBaseFeePerGas", [hex(100 * 10**9)])
     node.make_request("evm_mine", [])
     try:
         # blocks of 1.3M gas and 200 s: two moves fit half a block, and 6 moves a game at one

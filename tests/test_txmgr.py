@@ -35,7 +35,7 @@ from referee.agents.drive import deadlines
 from referee.agents.journal import Journal
 from referee.agents.metrics import AgentMetrics
 from referee.agents.solver import Solver
-from referee.agents.txmgr import GWEI, Knobs
+from referee.agents.txmgr import GWEI, Knobs, Tracked, TxManager
 from referee.executor import run_model
 from referee.trace import Trace
 from rpc import Node
@@ -183,6 +183,20 @@ def test_blocks_stuffed_at_a_higher_tip_fees_bumped_until_included(accounts, cli
     assert int(winner["maxFeePerGas"], 16) >= 2 * BASE + 2 * first_tip
     assert sum("fees bumped" in line for line in c.lines) == len(hashes) - 1
     assert c.read(c.market.stake, c.address) == 10**15
+
+
+def test_bumps_come_every_block_as_the_deadline_nears():
+    manager = TxManager(client=None, knobs=Knobs(bump_after_blocks=3, hurry_blocks=10))
+    manager.block_time = 12
+
+    def tracked(deadline):
+        return Tracked(("k",), "m", "0x", b"", 0, 21_000, 0, deadline, 0, 2, 1, 1, sent_block=100, priced_block=100)
+
+    now = 10_000
+    relaxed, urgent = tracked(None), tracked(now + 5 * 12)  # 5 blocks left: within hurry_blocks
+    far = tracked(now + 11 * 12)
+    assert [manager._bump_due(t, 101, now) for t in (relaxed, far, urgent)] == [False, False, True]
+    assert [manager._bump_due(t, 103, now) for t in (relaxed, far, urgent)] == [True, True, True]
 
 
 def test_fee_cap_from_the_stake_stops_the_bumps_and_is_logged_once(accounts, client, node):
