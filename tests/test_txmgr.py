@@ -348,3 +348,19 @@ def test_dropped_commit_in_a_five_block_window_still_lands_in_time(chain, accoun
     assert dropper.dropped == f"commit:{job}:{deadline}"
     assert market.job(job).status == COMMITTED, market.job(job)  # in time: the market took it
     assert any(f"{dropper.dropped}: dropped by the node" in line for line in lines)
+
+
+def test_a_gap_another_sender_filled_is_nonce_too_low_and_sent_at_a_fresh_nonce(accounts, client, node):
+    c = client(accounts[5], name="low")
+    a = deposit(c, "deposit:a")
+    node.request("anvil_dropTransaction", [a.tx_hash])
+    c.poll()
+    assert c.forgotten() == ["deposit:a"] and a.nonce in c.txmgr.gaps
+    wallet = str(accounts[5].address)  # the gap is taken from elsewhere before this agent looks again
+    node.request("eth_sendTransaction", [{"from": wallet, "to": wallet, "value": "0x0", "nonce": hex(a.nonce),
+                                          "maxFeePerGas": hex(100 * GWEI), "maxPriorityFeePerGas": hex(GWEI)}])
+    node.request("evm_mine", [])
+    again = deposit(c, "deposit:a")  # the gap's nonce: "nonce too low", then the next one
+    assert again.nonce == a.nonce + 1 and c.journal.tx("deposit:a").nonce == a.nonce + 1
+    node.request("evm_mine", [])
+    assert [m.key for m in c.poll()] == ["deposit:a"]
