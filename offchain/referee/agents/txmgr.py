@@ -9,7 +9,7 @@ moves every one it follows by what the chain and the node say:
   all its keys, journaled as mined or reverted;
 - **dropped**: the node no longer has it (evicted from the pool, a node restart, an RPC that
   never relayed it; ``anvil_dropTransaction`` in the tests) for ``not_in_pool_blocks``
-  blocks: its keys are forgotten in the journal and returned by ``take_dropped``, so the
+  blocks (at the first look within ``hurry_blocks`` of its deadline): its keys are forgotten in the journal and returned by ``take_dropped``, so the
   agent decides them again from the chain, and its nonce becomes a *gap*;
 - **replaced**: the chain's nonce passed it and no hash of ours was mined: another
   transaction took the nonce (another process on the same account). Its keys are forgotten
@@ -48,7 +48,8 @@ class Knobs:
     bump_after_blocks: int = 3      # blocks pending before a bump [ResubmissionTimeout]
     hurry_blocks: int = 10          # within this many blocks of the deadline: a bump every block
     bump_per_mille: int = 1125      # each bump multiplies both fees by this / 1000 [priceBump]
-    not_in_pool_blocks: int = 2     # blocks unmined and unknown to the node before "dropped" [TxNotInMempoolTimeout]
+    not_in_pool_blocks: int = 2     # blocks unmined and unknown to the node before "dropped" (0 near
+    #                                 the deadline) [TxNotInMempoolTimeout]
     nonce_too_low_retries: int = 3  # fresh nonces tried when the node says "nonce too low" [SafeAbortNonceTooLowCount]
     stake_share_bps: int = 1000     # the fee cap: this share of the stake, per unit of gas limit [FeeLimitMultiplier]
     lagging_blocks: int = 10        # "N transactions in flight for more than K blocks"
@@ -250,7 +251,8 @@ class TxManager:
                 self._named.add(nonce)
             elif not any(self.node_has(h) for h in reversed(t.hashes)):
                 t.missing_since = head if t.missing_since is None else t.missing_since
-                if head - t.missing_since >= self.knobs.not_in_pool_blocks:
+                patience = 0 if self._urgent(t, now) else self.knobs.not_in_pool_blocks
+                if head - t.missing_since >= patience:
                     del self.pending[nonce]
                     self.gaps[nonce] = self._polls
                     self._forget(t, f"warning: {_what(t)}: dropped by the node (nonce {nonce}); decided again")
@@ -299,10 +301,12 @@ class TxManager:
 
     # -- bumps ----------------------------------------------------------------------------
 
+    def _urgent(self, t: Tracked, now: int) -> bool:
+        """Within ``hurry_blocks`` of its action's deadline: every block counts."""
+        return t.deadline is not None and t.deadline - now <= self.knobs.hurry_blocks * self.block_time
+
     def _bump_due(self, t: Tracked, head: int, now: int) -> bool:
-        every = self.knobs.bump_after_blocks
-        if t.deadline is not None and (t.deadline - now) <= self.knobs.hurry_blocks * self.block_time:
-            every = 1  # the action's deadline is near: every block counts
+        every = 1 if self._urgent(t, now) else self.knobs.bump_after_blocks
         return head - t.priced_block >= every
 
     def _bump(self, t: Tracked, head: int) -> None:
