@@ -168,7 +168,7 @@ class TxManager:
         for attempt in range(self.knobs.nonce_too_low_retries + 1):
             nonce = self.take_nonce() if nonce is None else nonce
             base, tip = self.fees()
-            max_fee = 2 * base + tip  # room for the base fee to rise 12.5% a block for 5 blocks
+            max_fee = 2 * base + tip  # room for the base fee to rise 12.5% a block for 6 full blocks
             raw, tx_hash = self._sign(tx.to, tx.data, tx.value, tx.gas_limit, nonce, max_fee, tip)
             if journal is not None:  # before it leaves: a restart finds it by its hash
                 journal.txs_sent(tx.keys, nonce, tx_hash)
