@@ -33,7 +33,7 @@ from ..trace import Trace, TraceStore
 from . import capacity as cap
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
-from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
+from .logs import Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .terms import Limits, ether
 
@@ -108,6 +108,7 @@ class Agent:
         self._movers_left: list[int] = []  # seconds until each game's side to move runs out
         self.waits = WaitNotes(self.log, every=300)  # "waiting: ..." once, then every 5 minutes
         self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
+        self._alarmed: set[int] = set()  # games a low clock of ours was reported in
         self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
 
     def log(self, line: str) -> None:
@@ -354,7 +355,14 @@ class Agent:
         outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
         note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
         self.journal.set_game(game_id, DONE, note)
-        self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner' if result == CLOSED else 'we lost'}")
+        if won or result == CLOSED:
+            self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner'}")
+            return None
+        # a challenger's bond goes to the solver; a solver's bond is counted when its job is rejected
+        lost = 0 if self.is_solver else challenge.bond
+        self.log(f"game {game_id}: over, {note}; we lost" + (f" our bond of {ether(lost)}" if lost else ""))
+        if self.metrics:
+            self.metrics.lost(lost, game=True)
         return None
 
     def play(self, game_id: int, job_id: int, g):
@@ -368,6 +376,7 @@ class Agent:
             self.waits.note(("clock", game_id), f"game {game_id}: the opponent's move", left)
         else:
             self.waits.forget(("clock", game_id))
+            self._alarm_low_clock(game_id, left)
         row = self.journal.job(job_id)
         move = next_move(self.client, game_id, self.is_solver, self.models[row.model_id], self.trace_for(row),
                          answer=self.cheat != "stall", g=g, now=self.now)
@@ -375,6 +384,15 @@ class Agent:
             return None
         return self.send(move.key, move.method, *move.args, contract=self.client.game,
                          what=f"game {game_id}: {move.method}", deadline=move.deadline)
+
+    def _alarm_low_clock(self, game_id: int, left: int) -> None:
+        """A WARNING line (and the metric), once per game, when our clock is low at our move."""
+        if left >= low_clock_threshold(self.client.clock, self.block_time) or game_id in self._alarmed:
+            return
+        self._alarmed.add(game_id)
+        self.log(low_clock_line(game_id, left, self.client.clock))
+        if self.metrics:
+            self.metrics.low_clock()
 
     def _withdraw(self):
         credit = self.client.credit()
