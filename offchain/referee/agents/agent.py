@@ -110,6 +110,7 @@ class Agent:
         self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
         self._alarmed: set[int] = set()  # games a low clock of ours was reported in
         self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
+        client.on_unreachable = self._unreachable  # every failed read counts at once
 
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
@@ -206,10 +207,8 @@ class Agent:
             while True:
                 try:
                     sent = self.tick()
-                except ChainUnavailable as exc:
-                    self.log(f"{exc}; still trying")
-                    if self.metrics:
-                        self.metrics.rpc_error("unreachable")
+                except ChainUnavailable as exc:  # its failed attempts were counted as they came
+                    self.log(f"error: {exc}; still trying")
                     sent = 0
                 if once:
                     self.await_receipts()
@@ -219,6 +218,10 @@ class Agent:
                     time.sleep(poll)
         except KeyboardInterrupt:
             self.log("stopped; start again with the same --state to resume")
+
+    def _unreachable(self) -> None:
+        if self.metrics:
+            self.metrics.rpc_error("unreachable")
 
     def _flush(self) -> int:
         """Submits this tick's actions, the nearest deadline first, within the agent's share of

@@ -75,6 +75,7 @@ def connected(network: str):
 def user_errors():
     """A user mistake or a reverted transaction ends in one ``Error:`` line, not a traceback."""
     from ape.exceptions import ApeException, ContractLogicError
+    from web3.exceptions import Web3RPCError
 
     try:
         yield
@@ -85,6 +86,9 @@ def user_errors():
     except ApeException as exc:  # the node refused a transaction (funds, nonce, gas), and the like
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise click.ClickException(f"{type(exc).__name__}: {first}") from None
+    except Web3RPCError as exc:  # the node refused a call Ape let through unwrapped
+        message = exc.rpc_response.get("error", {}).get("message") if isinstance(exc.rpc_response, dict) else None
+        raise click.ClickException(f"the node refused: {message or str(exc).splitlines()[0]}") from None
 
 
 def load_account(name: str):

@@ -2,7 +2,9 @@
 
 Reads are retried with exponential backoff while the RPC endpoint is unreachable (a node
 restarting, a dropped connection) and give up with ``ChainUnavailable`` after ``patience``
-seconds. Writes are journaled under a key naming what they do before they are signed; a key
+seconds. Each failed attempt is reported at once (``on_unreachable``: the agents' RPC-error
+metric); the log names the failure's root cause, says so once when an outage starts, and turns
+to ``error:`` lines once it has lasted ``alarm_after`` seconds. Writes are journaled under a key naming what they do before they are signed; a key
 still in flight after a crash or a dropped connection is waited for (the account nonce tells
 whether it reached the chain), never sent twice. A transaction the node's estimate says would
 revert raises ``TxReverted`` with the contract's reason and is not sent.
@@ -115,11 +117,23 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def root_cause(exc: BaseException) -> str:
+    """``ConnectionRefusedError: [Errno 111] Connection refused``: the innermost exception
+    under ``exc`` (Ape and requests wrap the socket's error two or three times over)."""
+    seen = set()
+    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class ChainClient:
     """The registry, market and game of one deployment, as seen and moved by ``account``."""
 
     def __init__(self, deployment: Deployment, account, journal: Journal | None = None,
-                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None):
+                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None,
+                 alarm_after: float = 30.0):
         import ape
 
         self._ape = ape
@@ -128,6 +142,8 @@ class ChainClient:
         self.address = str(account.address) if account is not None else ""
         self.journal = journal
         self.patience = patience
+        self.alarm_after = alarm_after  # seconds of outage after which its lines are errors
+        self.on_unreachable: Callable[[], None] | None = None  # called on every failed attempt
         self.log = log
         chain_id = self.read(lambda: ape.chain.provider.chain_id)
         if chain_id != deployment.chain_id:
@@ -149,16 +165,23 @@ class ChainClient:
 
     def read(self, fn: Callable, *args):
         """``fn(*args)``, retried with backoff while the node cannot be reached."""
-        delay, waited = 0.25, 0.0
+        delay, waited, alarmed = 0.25, 0.0, -1.0
         while True:
             try:
                 return fn(*args)
             except Exception as exc:  # classified below: only connection failures are retried
                 if not is_transient(exc):
                     raise
+                if self.on_unreachable is not None:
+                    self.on_unreachable()
+                cause = root_cause(exc)
                 if waited >= self.patience:
-                    raise ChainUnavailable(f"the node has been unreachable for {waited:.0f} s: {exc}") from None
-                self.log(f"node unreachable ({type(exc).__name__}); retrying in {delay:.2f} s")
+                    raise ChainUnavailable(f"the node has been unreachable for {waited:.0f} s ({cause})") from None
+                if waited == 0:
+                    self.log(f"node unreachable ({cause}); retrying for up to {self.patience:.0f} s")
+                elif waited >= self.alarm_after and waited - alarmed >= self.alarm_after:
+                    alarmed = waited
+                    self.log(f"error: the node has been unreachable for {waited:.0f} s ({cause}); still retrying")
                 time.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 8.0)

@@ -12,6 +12,7 @@ and tests of the challenger, never for real use.
 """
 
 from .. import commitments as cm
+from ..errors import RefereeError
 from .agent import Agent
 from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
 from .journal import JobRow
@@ -27,6 +28,11 @@ class Solver(Agent):
         stake = self.client.read(self.client.market.stake, self.client.address)
         if stake >= target:
             return None
+        balance = self.client.read(lambda: int(self.client.account.balance))
+        if balance <= target - stake:  # the deposit, and gas on top of it
+            raise RefereeError(f"{self.client.address} has {ether(balance)}; --stake {ether(target)} needs a deposit "
+                               f"of {ether(target - stake)} (staked now: {ether(stake)}) and its gas: fund the account "
+                               "or lower --stake")
         return self.send_now(f"deposit:{target}:{stake}", "deposit", value=target - stake,
                              what=f"staked {ether(target - stake)} (stake now {ether(target)})")
 
