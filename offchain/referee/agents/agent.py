@@ -96,6 +96,7 @@ class Agent:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
         self._executors: dict[int, Executor] = {}
         self._traces: dict[int, Trace] = {}
+        self.block_time_source = "given"
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
         # the largest gas one of our moves took, from the journal, then from each receipt
@@ -118,6 +119,10 @@ class Agent:
     # -- capacity ------------------------------------------------------------------------
 
     def _measured_block_time(self) -> float:
+        if self.client.automines():  # a block per transaction: the gaps are the operator's pauses
+            self.block_time_source = "assumed: the chain mines a block per transaction; --block-time sets it"
+            return cap.DEFAULT_BLOCK_TIME
+        self.block_time_source = "measured"
         return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
 
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
@@ -200,7 +205,7 @@ class Agent:
     def run(self, poll: float = 2.0, once: bool = False) -> None:
         """Tick until interrupted (Ctrl-C stops between ticks; state is always saved)."""
         self.log(f"{self.client.address} watching market {self.client.deployment.market} "
-                 f"for {len(self.models)} model(s); blocks of {self.block_time:g} s")
+                 f"for {len(self.models)} model(s); blocks of {self.block_time:g} s ({self.block_time_source})")
         self.describe_capacity()
         self.resume_notes()
         try:

@@ -169,8 +169,9 @@ def _agent_options(command):
         click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
                      help="Read logs this many blocks behind the head (a few on a real chain, against reorgs)."),
         click.option("--block-time", type=click.FloatRange(0.1), default=None,
-                     help="Seconds between blocks, for the capacity in games [default: measured from recent "
-                          "blocks; 12 where they say nothing]."),
+                     help="Seconds between blocks: the capacity in games, and the commit window a solver "
+                          "accepts (at least 5 blocks) [default: measured from recent blocks; 12 where they say "
+                          "nothing, or on a local chain that mines a block per transaction]."),
         click.option("--log-file", type=click.Path(path_type=Path), help="Also append the log lines to this file."),
         click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
                      show_default=True, help="The least level of line to show."),

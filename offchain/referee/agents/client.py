@@ -205,6 +205,21 @@ class ChainClient:
         head = self.head()
         return [self.read(lambda n=n: web3.eth.get_block(n)["timestamp"]) for n in range(max(0, head - count), head + 1)]
 
+    def automines(self) -> bool:
+        """True on a local chain that mines a block per transaction (anvil's and hardhat's
+        automine): its block timestamps are the gaps between transactions, not a block time."""
+        web3 = self._ape.chain.provider.web3
+        for method in ("anvil_getAutomine", "hardhat_getAutomine"):
+            try:
+                response = self.read(web3.provider.make_request, method, [])
+            except Exception as exc:  # a real node refuses the method: it does not automine
+                if isinstance(exc, ChainUnavailable):
+                    raise
+                continue
+            if isinstance(response, dict) and "result" in response:
+                return response["result"] is True
+        return False
+
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)
 
