@@ -33,7 +33,8 @@ from ..trace import Trace, TraceStore
 from . import capacity as cap
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
-from .logs import Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line
+from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
+                   stopped_game_line)
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .terms import Limits, ether
 
@@ -221,8 +222,28 @@ class Agent:
                         return  # --once: every pass that sent something is followed by another
                 else:
                     time.sleep(poll)
-        except KeyboardInterrupt:
-            self.log("stopped; start again with the same --state to resume")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command line turns it into one)
+            self.stop_notes()
+
+    def stop_notes(self, wait: float = 3.0) -> None:
+        """On stop: the receipts that come within ``wait`` s (their journal rows closed), then what
+        is still in flight and every game still in play with its deadline, so an operator knows
+        what a long stop would lose on time."""
+        try:
+            self.await_receipts(timeout=wait)
+            pending = [tx.key for tx in self.client.in_flight()]
+            if pending:
+                self.log(f"stopped with {len(pending)} transaction(s) in flight ({', '.join(pending[:5])}"
+                         f"{', ...' if len(pending) > 5 else ''}): the next start resolves each by its hash")
+            now = self.client.now()
+            for game_id, job_id in self.journal.active_games():
+                g = self.client.game_record(game_id)
+                if g.phase in PHASE_NAMES:
+                    ours = (g.phase in SOLVER_PHASES) == self.is_solver
+                    self.log(stopped_game_line(game_id, job_id, PHASE_NAMES[g.phase], ours, deadline_of(g), now))
+        except Exception as exc:  # the node may be what stopped us: the last line is said anyway
+            self.log(f"stopped without reading the games in play ({type(exc).__name__})")
+        self.log("stopped; start again with the same --state to resume")
 
     def _unreachable(self) -> None:
         if self.metrics:

@@ -216,6 +216,26 @@ def _metrics(agent, port: int | None):
         server.close()
 
 
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops an agent as Ctrl-C does: between two
+    steps, saying which games are still in play (``Agent.stop_notes``)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an agent run from a test's thread): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k, v in CHEATS.items()) + "."
 
 
@@ -242,7 +262,8 @@ def solve(network, account, deployment, model_dirs, home, state, store, device, 
         with contextlib.closing(agent.journal), _metrics(agent, metrics_port):  # closing: the lock goes
             if stake:
                 agent.ensure_stake(stake)
-            agent.run(poll, once)
+            with _sigterm_stops():
+                agent.run(poll, once)
 
 
 @click.command()
@@ -280,7 +301,7 @@ def watch(network, account, deployment, model_dirs, home, state, store, device, 
                             home, state, store, log=_agent_log("challenger", log_level, log_file),
                             model_dirs=model_dirs, device=_device(device), cheat=cheat, max_bond=max_bond,
                             block_time=block_time, confirmations=confirmations)
-        with contextlib.closing(agent.journal), _metrics(agent, metrics_port):
+        with contextlib.closing(agent.journal), _metrics(agent, metrics_port), _sigterm_stops():
             agent.run(poll, once)
 
 

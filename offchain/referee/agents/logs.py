@@ -80,7 +80,7 @@ def agent_logger(name: str) -> logging.Logger:
 # line saying we lost money is an ERROR, one saying we may soon is a WARNING (docs/agents.md)
 _ERROR_WORDS = ("error:", "reverted", "stuck", "we lost", "slashed", "forfeit")
 _WARNING_WORDS = ("unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped",
-                  "low clock")
+                  "low clock", "still in play", "in flight (")
 
 
 def line_level(line: str) -> int:
@@ -144,6 +144,15 @@ def low_clock_threshold(clock: int, block_time: float) -> int:
     """Seconds left on our clock below which a move of ours is alarming: a quarter of the
     clock, or 3 blocks when that is more."""
     return max(clock // 4, int(3 * block_time))
+
+
+def stopped_game_line(game_id: int, job_id: int, phase: str, ours: bool, deadline: int, now: int) -> str:
+    """``stopped: game 3 (job 1) still in play at bisect, our move, 8 min 32 s left (deadline
+    2026-12-02T06:30:00Z)``: what an agent leaves behind when stopped."""
+    at = time.strftime(DATE_FORMAT, time.gmtime(deadline))
+    mover = "our move" if ours else "the opponent's move"
+    return f"stopped: game {game_id} (job {job_id}) still in play at {phase}, {mover}, {seconds(deadline - now)} left " \
+           f"(deadline {at})"
 
 
 def resuming_job_line(job_id: int, state: str) -> str:
