@@ -2,8 +2,9 @@
 account's balance ends in one ``Error:`` line that names the fix (it printed a 56-line
 traceback); a node outage names its real cause, turns to ERROR lines once it has lasted a
 while, and counts every failed attempt in the RPC-error metric as it happens (it counted only
-after two minutes). The command runs in-process through click's runner against the test chain;
-the outage is a real proxy in front of it that drops every connection (tests/flaky_proxy.py)."""
+after two minutes); a waited send the node refuses leaves no stale ``sent`` row in the journal.
+The command runs in-process through click's runner against the test chain; the outage is a real
+proxy in front of it that drops every connection (tests/flaky_proxy.py)."""
 
 import io
 
@@ -67,3 +68,29 @@ def test_operator_node_outage_named_escalated_and_counted_at_once_succeeds(chain
     assert escalated and "the node has been unreachable for" in escalated[0], lines
     sleeps = 1 + sum(1 for line in outage if "error: the node" in line)
     assert failed is not None and failed >= max(3, sleeps), (failed, lines)  # counted while it lasted
+
+
+def test_refused_waited_send_leaves_no_stale_journal_row_succeeds(chain, accounts, deployment, tmp_path):
+    """A waited send the node refuses (too little ETH) forgets its ``sent`` row: left behind, the
+    next transaction taking its nonce made a restart read it as mined, and the deposit was never
+    sent again once the account was funded."""
+    journal = Journal(tmp_path / "state.sqlite")
+    account = accounts[6]
+    client = ChainClient(deployment, account, journal)
+    key = "deposit:test"
+    too_much = int(account.balance) - 10**12  # the estimate passes; the value and the gas do not fit
+    try:
+        client.send(key, client.market, "deposit", value=too_much)
+    except Exception:
+        pass
+    else:
+        raise AssertionError("the node took a deposit that leaves no gas")
+    assert journal.tx(key) is None  # no stale 'sent' row
+    account.transfer(accounts[7], 1)  # a later transaction takes the nonce the refused one had
+    journal.close()
+    journal = Journal(tmp_path / "state.sqlite")  # a restart
+    client = ChainClient(deployment, account, journal)
+    receipt = client.send(key, client.market, "deposit", value=10**17)
+    assert receipt is not None and client.read(client.market.stake, account.address) == 10**17
+    assert journal.tx(key).status == "mined"
+    journal.close()

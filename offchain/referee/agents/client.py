@@ -401,8 +401,8 @@ class ChainClient:
         tx = self.prepare(key, contract, method, *args, value=value)
         if tx is None:
             return None
+        nonce = max(self._nonce("pending"), self._next_nonce)
         try:
-            nonce = max(self._nonce("pending"), self._next_nonce)
             if self.journal is not None:
                 self.journal.tx_sent(key, nonce)
             receipt = getattr(contract, method)(*args, sender=self.account, value=value, nonce=nonce,
@@ -413,6 +413,22 @@ class ChainClient:
             if self.journal is not None:
                 self.journal.tx_done(key, "reverted", reason=reason)
             raise TxReverted(method, reason) from None
+        except BaseException:  # refused by the node (funds, gas), or Ctrl-C while it was sent
+            self._forget_unsent(key, nonce)
+            raise
         if self.journal is not None:
             self.journal.tx_done(key, "mined", gas=receipt.gas_used)
         return receipt
+
+    def _forget_unsent(self, key: str, nonce: int) -> None:
+        """A waited send that failed: unless the node took its nonce, its ``sent`` row is
+        forgotten. Left behind, a later transaction taking that nonce would make the next start
+        read it as mined, and the action (a deposit, say) would never be sent again."""
+        if self.journal is None or self.journal.tx(key) is None:
+            return
+        try:
+            taken = self._nonce("pending") > nonce
+        except Exception:  # no node to ask: the restart's own check decides
+            return
+        if not taken:
+            self.journal.forget_tx(key)
