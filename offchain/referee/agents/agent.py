@@ -36,15 +36,12 @@ from .journal import DONE, JobRow, Journal
 from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
                    stopped_game_line)
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
+from .reset import ChainReset, ResetWatch
 from .terms import Limits, ether
 
 LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
 BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
-
-
-class ChainReset(RefereeError):
-    """The chain under the agent is no longer the one its market was deployed on."""
 
 
 @dataclass
@@ -116,7 +113,7 @@ class Agent:
         self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
         self._alarmed: set[int] = set()  # games a low clock of ours was reported in
         self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
-        self._last_head = 0  # the highest head read: a chain that goes back was reset
+        self.reset_watch = ResetWatch(client, journal.get("deployed_in"))
         client.on_unreachable = self._unreachable  # every failed read counts at once
 
     def log(self, line: str) -> None:
@@ -170,7 +167,7 @@ class Agent:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
         self._queue, self._jobs_seen, self._clocks, self._movers_left = [], {}, [], []
-        self._check_chain()
+        self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
         self._guarded(self._receipts)
         self._scan()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
@@ -184,24 +181,6 @@ class Agent:
         sent = self._flush()
         self._guarded(self._report)
         return sent
-
-    def _check_chain(self) -> None:
-        """Stop on a chain reset (an anvil restarted on the same URL): the head went back, or the
-        deployment's block is gone or has another hash. Going on would read an empty chain as
-        "alive: head 0" while every job and game the journal follows is gone."""
-        client, deployed = self.client, self.client.deployment.block
-        head, reason = client.head(), None
-        if head < self._last_head:
-            reason = f"its head went back from block {self._last_head:,} to {head:,}"
-        elif head < deployed:
-            reason = f"it has {head + 1:,} blocks, and the market was deployed in block {deployed:,}"
-        elif client.block_hash(deployed) != self.journal.get("deployed_in"):
-            reason = f"block {deployed:,}, where the market was deployed, has another hash"
-        if reason is not None:
-            raise ChainReset(f"the chain was reset under the agent: {reason}; the market {client.deployment.market} "
-                             "and every job and game in this journal are gone (a restarted anvil starts empty): "
-                             "deploy again (ape run deploy --force) and start the agent with a fresh --home or --state")
-        self._last_head = head
 
     def _report(self) -> None:
         """The heartbeat line and the metrics, from what this tick read."""
