@@ -2,7 +2,8 @@
 account's balance ends in one ``Error:`` line that names the fix (it printed a 56-line
 traceback); a node outage names its real cause, turns to ERROR lines once it has lasted a
 while, and counts every failed attempt in the RPC-error metric as it happens (it counted only
-after two minutes); a waited send the node refuses leaves no stale ``sent`` row in the journal.
+after two minutes); a waited send the node refuses leaves no stale ``sent`` row in the journal;
+another ABI cached by Ape at the market's address does not break the client's log queries.
 The command runs in-process through click's runner against the test chain; the outage is a real
 proxy in front of it that drops every connection (tests/flaky_proxy.py)."""
 
@@ -94,3 +95,18 @@ def test_refused_waited_send_leaves_no_stale_journal_row_succeeds(chain, account
     assert receipt is not None and client.read(client.market.stake, account.address) == 10**17
     assert journal.tx(key).status == "mined"
     journal.close()
+
+
+def test_client_reads_its_own_abi_whatever_ape_cached_at_the_address_succeeds(chain, accounts, deployment):
+    """Another ABI cached at the market's address (a chain redeployed from changed sources at the
+    same deterministic addresses, or another checkout's contracts): the client's market still has
+    one ``JobPosted`` event and its logs can be read. Ape merged the two, and every log query
+    failed (``ContractEventWrapper`` has no ``range``): ``ape run status`` crashed mid-recipe."""
+    from ethpm_types.abi import EventABI, EventABIType
+
+    market_type = ChainClient(deployment, accounts[0]).market.contract_type
+    other = EventABI(name="JobPosted", inputs=[EventABIType(name="job_id", type="uint256", indexed=True)])
+    changed = market_type.model_copy(update={"abi": [*market_type.abi, other]})
+    ape.chain.contracts.instance_at(deployment.market, contract_type=changed, replace=True)  # what was cached
+    client = ChainClient(deployment, accounts[0])
+    assert client.logs(client.market, "JobPosted", deployment.block, client.head()) == []

@@ -118,14 +118,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def root_cause(exc: BaseException) -> str:
-    """``ConnectionRefusedError: [Errno 111] Connection refused``: the innermost exception
-    under ``exc`` (Ape and requests wrap the socket's error two or three times over)."""
+    """``ConnectionRefusedError, [Errno 111] Connection refused``: the innermost exception
+    under ``exc`` (Ape and requests wrap the socket's error two or three times over). No colon
+    after the name: ``Error:`` in a line would make it an ERROR line (logs.line_level)."""
     seen = set()
     while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     text = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{type(exc).__name__}, {text}" if text else type(exc).__name__
 
 
 class ChainClient:
@@ -149,9 +150,9 @@ class ChainClient:
         if chain_id != deployment.chain_id:
             raise RefereeError(f"connected to chain {chain_id}, but the deployment is on chain {deployment.chain_id}")
         project = contracts_project()
-        self.registry = self.read(project.ModelRegistry.at, deployment.registry)
-        self.game = self.read(project.DisputeGame.at, deployment.game)
-        self.market = self.read(project.JobMarket.at, deployment.market)
+        self.registry = self._instance(project.ModelRegistry, deployment.registry)
+        self.game = self._instance(project.DisputeGame, deployment.game)
+        self.market = self._instance(project.JobMarket, deployment.market)
         web3 = ape.chain.provider.web3
         self.market_views, self.game_views = Views(web3, self.market), Views(web3, self.game)
         self.arity = self.read(self.game.ARITY)
@@ -160,6 +161,17 @@ class ChainClient:
         self._submitted: dict[str, Submitted] = {}
         self._next_nonce = 0  # the lowest nonce not yet used by a submission of this process
         self._fee_block, self._fee = -1, (0, 0)
+
+    def _instance(self, container, address: str):
+        """``container``'s contract at ``address``, with exactly this checkout's ABI. Ape keeps
+        contract types per address on disk (``~/.ape/<ecosystem>/<network>``) and merges a given
+        one into what it holds; a local chain redeployed from changed sources (or another
+        checkout's contracts) at the same deterministic addresses then read as one contract with
+        two ``JobPosted`` events, and every log query failed (``ContractEventWrapper`` has no
+        ``range``)."""
+        return self.read(lambda: self._ape.chain.contracts.instance_at(
+            address, contract_type=container.contract_type, fetch_from_explorer=False, detect_proxy=False,
+            replace=True))
 
     # -- reads ---------------------------------------------------------------------------
 
