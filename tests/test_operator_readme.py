@@ -50,27 +50,35 @@ def sandbox(tmp_path):
 
 
 def run_recipe(sandbox, lines: str, timeout: float = 900) -> str:
-    """``lines`` pasted into one ``bash`` on a free port; its output. A shell still running at
-    ``timeout`` is stopped with its anvil, and the test fails with what it had printed (not a
-    bare ``TimeoutExpired``: the last lines say which command hung)."""
+    """``lines`` pasted into one ``bash`` on a free port; its output.
+
+    The output goes to a file and the test waits for ``bash`` itself, not for the end of its
+    output: a line that fails stops the shell under ``set -e`` before ``kill %1``, and the anvil
+    it started in the background keeps the output open. Reading to the end of a pipe then
+    waited the whole timeout (900 s) for nothing; now the test fails at once with the output.
+    A shell still running at ``timeout`` is stopped with its anvil, and the test fails with its
+    last lines (which say which command hung)."""
     port = free_port()
     script = "set -e -o pipefail\n" + lines.replace("8545", str(port))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REFEREE_", "VIRTUAL_ENV"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
-    shell = subprocess.Popen(["bash"], cwd=sandbox, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = shell.communicate(script, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(shell.pid, signal.SIGKILL)
-        out, _ = shell.communicate()
-        pytest.fail(f"the recipe did not end within {timeout:.0f} s; its last lines:\n" + "\n".join(
-            (out or "").splitlines()[-40:]))
-    finally:
-        if shell.poll() is None or _listening(port):  # a line failed: stop the shell and its anvil
-            os.killpg(shell.pid, signal.SIGKILL)
-            shell.wait()
-    assert shell.returncode == 0, out
+    log = sandbox / "recipe.out"
+    with open(log, "w") as output:
+        shell = subprocess.Popen(["bash"], cwd=sandbox, env=env, stdin=subprocess.PIPE, stdout=output,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        shell.stdin.write(script)
+        shell.stdin.close()
+        try:
+            shell.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if shell.poll() is None or _listening(port):  # hung, or a line failed: stop the shell and its anvil
+                os.killpg(shell.pid, signal.SIGKILL)
+                shell.wait()
+    out = log.read_text()
+    assert shell.returncode == 0, f"the recipe failed (exit {shell.returncode}); its last lines:\n" + "\n".join(
+        out.splitlines()[-60:])
     assert "Traceback" not in out and "Error:" not in out, out
     assert "IncompleteFieldDefinitionWarning" not in out, out  # ape run prints no pydantic warning
     assert not _listening(port)  # kill %1 stopped the chain
