@@ -63,11 +63,14 @@ def cli(account, model_dir, input_file, fee, bond, claim_window, commit_window, 
         if balance < fee:
             raise RefereeError(f"{account.address} has {eth(balance)}, less than the fee {eth(fee)}: "
                                "fund the account or lower --fee")
-        gas, price = client.market.post.estimate_gas_cost(*args, sender=account, value=fee), gas_price()
+        # estimated with a 1 wei fee: the node caps an estimate's gas at what the balance leaves
+        # after the value, so a fee that fits but leaves too little for the gas would fail the
+        # estimate itself ("Out of gas ... set the gas limit manually") instead of being named
+        gas, price = client.market.post.estimate_gas_cost(*args, sender=account, value=1), gas_price()
         total = fee + gas * price
         if balance < total:
-            raise RefereeError(f"{account.address} has {eth(balance)}; the fee and the gas need {eth(total)}: "
-                               "fund the account or lower --fee")
+            raise RefereeError(f"{account.address} has {eth(balance)}; the fee and the gas need {eth(total)} "
+                               f"(short by {eth(total - balance)}): fund the account or lower --fee")
         confirm_cost([
             f"post a job: {model.name} (model {model_id}) on {x.shape[0]} rows",
             f"  fee          {eth(fee)}, escrowed now (refunded if the job is cancelled or the result rejected)",

@@ -33,8 +33,10 @@ from ..trace import Trace, TraceStore
 from . import capacity as cap
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
 from .journal import DONE, JobRow, Journal
-from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
+from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
+                   stopped_game_line)
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
+from .reset import ChainReset, ResetWatch
 from .terms import BlockSpace, Limits, ether
 
 LOG_CHUNK = 2000  # blocks per log query
@@ -97,6 +99,7 @@ class Agent:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
         self._executors: dict[int, Executor] = {}
         self._traces: dict[int, Trace] = {}
+        self.block_time_source = "given"
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
         client.txmgr.block_time = self.block_time  # how near a deadline is, in blocks
@@ -110,7 +113,10 @@ class Agent:
         self._movers_left: list[int] = []  # seconds until each game's side to move runs out
         self.waits = WaitNotes(self.log, every=300)  # "waiting: ..." once, then every 5 minutes
         self.heartbeat = Heartbeat(self.log, every=60)  # "alive: ..." every minute
+        self._alarmed: set[int] = set()  # games a low clock of ours was reported in
         self.metrics = None  # an AgentMetrics (referee.agents.metrics) to keep current, or None
+        self.reset_watch = ResetWatch(client, journal.get("deployed_in"))
+        client.on_unreachable = self._unreachable  # every failed read counts at once
 
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
@@ -118,6 +124,10 @@ class Agent:
     # -- capacity ------------------------------------------------------------------------
 
     def _measured_block_time(self) -> float:
+        if self.client.automines():  # a block per transaction: the gaps are the operator's pauses
+            self.block_time_source = "assumed: the chain mines a block per transaction; --block-time sets it"
+            return cap.DEFAULT_BLOCK_TIME
+        self.block_time_source = "measured"
         return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
 
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
@@ -163,6 +173,7 @@ class Agent:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
         self._queue, self._jobs_seen, self._clocks, self._movers_left = [], {}, [], []
+        self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
         self._guarded(self._receipts)
         self._scan()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
@@ -205,17 +216,18 @@ class Agent:
     def run(self, poll: float = 2.0, once: bool = False) -> None:
         """Tick until interrupted (Ctrl-C stops between ticks; state is always saved)."""
         self.log(f"{self.client.address} watching market {self.client.deployment.market} "
-                 f"for {len(self.models)} model(s); blocks of {self.block_time:g} s")
+                 f"for {len(self.models)} model(s); blocks of {self.block_time:g} s ({self.block_time_source})")
         self.describe_capacity()
         self.resume_notes()
         try:
             while True:
                 try:
                     sent = self.tick()
-                except ChainUnavailable as exc:
-                    self.log(f"{exc}; still trying")
-                    if self.metrics:
-                        self.metrics.rpc_error("unreachable")
+                except ChainReset as exc:
+                    self.log(f"error: {exc}")
+                    raise
+                except ChainUnavailable as exc:  # its failed attempts were counted as they came
+                    self.log(f"error: {exc}; still trying")
                     sent = 0
                 if once:
                     self.await_receipts()
@@ -223,8 +235,32 @@ class Agent:
                         return  # --once: every pass that sent something is followed by another
                 else:
                     time.sleep(poll)
-        except KeyboardInterrupt:
-            self.log("stopped; start again with the same --state to resume")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command line turns it into one)
+            self.stop_notes()
+
+    def stop_notes(self, wait: float = 3.0) -> None:
+        """On stop: the receipts that come within ``wait`` s (their journal rows closed), then what
+        is still in flight and every game still in play with its deadline, so an operator knows
+        what a long stop would lose on time."""
+        try:
+            self.await_receipts(timeout=wait)
+            pending = [tx.key for tx in self.client.in_flight()]
+            if pending:
+                self.log(f"stopped with {len(pending)} transaction(s) in flight ({', '.join(pending[:5])}"
+                         f"{', ...' if len(pending) > 5 else ''}): the next start resolves each by its hash")
+            now = self.client.now()
+            for game_id, job_id in self.journal.active_games():
+                g = self.client.game_record(game_id)
+                if g.phase in PHASE_NAMES:
+                    ours = (g.phase in SOLVER_PHASES) == self.is_solver
+                    self.log(stopped_game_line(game_id, job_id, PHASE_NAMES[g.phase], ours, deadline_of(g), now))
+        except Exception as exc:  # the node may be what stopped us: the last line is said anyway
+            self.log(f"stopped without reading the games in play ({type(exc).__name__})")
+        self.log("stopped; start again with the same --state to resume")
+
+    def _unreachable(self) -> None:
+        if self.metrics:
+            self.metrics.rpc_error("unreachable")
 
     def _flush(self) -> int:
         """Submits this tick's actions, the nearest deadline first, within the agent's share of
@@ -367,7 +403,14 @@ class Agent:
         outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
         note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
         self.journal.set_game(game_id, DONE, note)
-        self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner' if result == CLOSED else 'we lost'}")
+        if won or result == CLOSED:
+            self.log(f"game {game_id}: over, {note}; {'we won' if won else 'no winner'}")
+            return None
+        # a challenger's bond goes to the solver; a solver's bond is counted when its job is rejected
+        lost = 0 if self.is_solver else challenge.bond
+        self.log(f"game {game_id}: over, {note}; we lost" + (f" our bond of {ether(lost)}" if lost else ""))
+        if self.metrics:
+            self.metrics.lost(lost, game=True)
         return None
 
     def play(self, game_id: int, job_id: int, g):
@@ -381,6 +424,7 @@ class Agent:
             self.waits.note(("clock", game_id), f"game {game_id}: the opponent's move", left)
         else:
             self.waits.forget(("clock", game_id))
+            self._alarm_low_clock(game_id, left)
         row = self.journal.job(job_id)
         move = next_move(self.client, game_id, self.is_solver, self.models[row.model_id], self.trace_for(row),
                          answer=self.cheat != "stall", g=g, now=self.now)
@@ -392,6 +436,15 @@ class Agent:
     def game_stake(self, job_id: int) -> int:
         """Wei a game of this job puts at risk for us: the solver's bond, or the challenger's."""
         return self.job(job_id).solver_bond if self.is_solver else self.client.challenger_bond
+
+    def _alarm_low_clock(self, game_id: int, left: int) -> None:
+        """A WARNING line (and the metric), once per game, when our clock is low at our move."""
+        if left >= low_clock_threshold(self.client.clock, self.block_time) or game_id in self._alarmed:
+            return
+        self._alarmed.add(game_id)
+        self.log(low_clock_line(game_id, left, self.client.clock))
+        if self.metrics:
+            self.metrics.low_clock()
 
     def _withdraw(self):
         credit = self.client.credit()

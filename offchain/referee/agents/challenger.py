@@ -7,20 +7,28 @@ is open and the bond is within ``max_bond``. Then it plays each of its games to 
 (choosing the disputed part and child, building the one-step proof), settles the games it
 won, takes its bond back from a game made moot by another challenger's win (``reclaim``: a game
 opened after the earliest winning one; an earlier game is played out, since it may still earn
-the reward), and withdraws its credit. It takes on no game beyond its capacity
+the reward), and withdraws its credit. Once its own games of a job are over and one of them won,
+it also drives the job's other open games to a close (``timeout`` when their side to move has
+run out, ``settle`` once they are over; anyone may call both): a reward the market pays only
+when the job's last game closes is not left stranded behind a game its players let stall. It takes on no game beyond its capacity
 (``capacity.py``) or ``max_bond``, and logs why it declined.
 """
 
 from ..hashing import to_hex
 from .agent import Agent
-from .client import COMMITTED, JOB_STATUS, REJECTED
+from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS, REJECTED
 from .journal import JobRow
+from .player import deadline_of
 from .terms import challenger_refusal, ether
 
 
 class Challenger(Agent):
     role = "challenger"
     is_solver = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watched: dict[int, int] = {}  # other players' games we wait to close -> their deadline
 
     def on_logs(self, start: int, stop: int) -> None:
         client, me = self.client, self.client.address
@@ -40,6 +48,8 @@ class Challenger(Agent):
         if row.state == "challenged":
             if any(j == row.job_id for _, j in self.journal.active_games()):
                 return None
+            if job.open_games and self._won_any(row.job_id):
+                return self.close_others(row.job_id)
             return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}", served=True)
         if job.status != COMMITTED:
             return self.finish(row, f"job {JOB_STATUS[job.status]} before it was checked")
@@ -57,6 +67,33 @@ class Challenger(Agent):
         return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
                          deadline=job.challenge_deadline, stake=client.challenger_bond)
+
+    def _won_any(self, job_id: int) -> bool:
+        client = self.client
+        return any(client.read(client.game.result, g) == CHALLENGER_WON for g in self.journal.games_of(job_id))
+
+    def close_others(self, job_id: int):
+        """Queue ``timeout`` or ``settle`` on each other open game of ``job_id`` that can take
+        one, so the job's last game closes and the market pays what it holds until then."""
+        client, ours = self.client, set(self.journal.games_of(job_id))
+        for log in client.logs(client.market, "JobChallenged", client.deployment.block, client.head(), job_id=job_id):
+            game_id = log.game_id
+            if game_id in ours or not client.challenge_record(game_id).open:
+                self.watched.pop(game_id, None)
+                continue
+            g = client.game_record(game_id)
+            if client.read(client.game.result, game_id) != IN_PLAY:
+                self.watched.pop(game_id, None)
+                self.send(f"settle:{game_id}", "settle", game_id,
+                          what=f"game {game_id} (job {job_id}'s, not ours): settled, so the job's last game closes")
+            elif self.now > deadline_of(g):
+                self.send(f"timeout:{game_id}", "timeout", game_id, contract=client.game,
+                          what=f"game {game_id} (job {job_id}'s, not ours): its side to move ran out, timed out")
+            else:
+                self.watched[game_id] = deadline_of(g)
+                self.waits.note(("other", game_id), f"game {game_id} of job {job_id} (not ours) to end, "
+                                "before the job's held payout is released", deadline_of(g) - self.now)
+        return None
 
     def bonds_at_risk(self) -> int:
         return self.client.challenger_bond * len(self.journal.active_games())

@@ -75,6 +75,7 @@ def connected(network: str):
 def user_errors():
     """A user mistake or a reverted transaction ends in one ``Error:`` line, not a traceback."""
     from ape.exceptions import ApeException, ContractLogicError
+    from web3.exceptions import Web3RPCError
 
     try:
         yield
@@ -85,6 +86,9 @@ def user_errors():
     except ApeException as exc:  # the node refused a transaction (funds, nonce, gas), and the like
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise click.ClickException(f"{type(exc).__name__}: {first}") from None
+    except Web3RPCError as exc:  # the node refused a call Ape let through unwrapped
+        message = exc.rpc_response.get("error", {}).get("message") if isinstance(exc.rpc_response, dict) else None
+        raise click.ClickException(f"the node refused: {message or str(exc).splitlines()[0]}") from None
 
 
 def load_account(name: str):
@@ -165,8 +169,9 @@ def _agent_options(command):
         click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
                      help="Read logs this many blocks behind the head (a few on a real chain, against reorgs)."),
         click.option("--block-time", type=click.FloatRange(0.1), default=None,
-                     help="Seconds between blocks, for the capacity in games [default: measured from recent "
-                          "blocks; 12 where they say nothing]."),
+                     help="Seconds between blocks: the capacity in games, and the commit window a solver "
+                          "accepts (at least 5 blocks) [default: measured from recent blocks; 12 where they say "
+                          "nothing, or on a local chain that mines a block per transaction]."),
         click.option("--log-file", type=click.Path(path_type=Path), help="Also append the log lines to this file."),
         click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
                      show_default=True, help="The least level of line to show."),
@@ -211,6 +216,26 @@ def _metrics(agent, port: int | None):
         server.close()
 
 
+@contextlib.contextmanager
+def _sigterm_stops():
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops an agent as Ctrl-C does: between two
+    steps, saying which games are still in play (``Agent.stop_notes``)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an agent run from a test's thread): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k, v in CHEATS.items()) + "."
 
 
@@ -237,7 +262,8 @@ def solve(network, account, deployment, model_dirs, home, state, store, device, 
         with contextlib.closing(agent.journal), _metrics(agent, metrics_port):  # closing: the lock goes
             if stake:
                 agent.ensure_stake(stake)
-            agent.run(poll, once)
+            with _sigterm_stops():
+                agent.run(poll, once)
 
 
 @click.command()
@@ -275,7 +301,7 @@ def watch(network, account, deployment, model_dirs, home, state, store, device, 
                             home, state, store, log=_agent_log("challenger", log_level, log_file),
                             model_dirs=model_dirs, device=_device(device), cheat=cheat, max_bond=max_bond,
                             block_time=block_time, confirmations=confirmations)
-        with contextlib.closing(agent.journal), _metrics(agent, metrics_port):
+        with contextlib.closing(agent.journal), _metrics(agent, metrics_port), _sigterm_stops():
             agent.run(poll, once)
 
 

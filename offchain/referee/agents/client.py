@@ -2,7 +2,9 @@
 
 Reads are retried with exponential backoff while the RPC endpoint is unreachable (a node
 restarting, a dropped connection) and give up with ``ChainUnavailable`` after ``patience``
-seconds. Writes are journaled under a key naming what they do before they are signed; a key
+seconds. Each failed attempt is reported at once (``on_unreachable``: the agents' RPC-error
+metric); the log names the failure's root cause, says so once when an outage starts, and turns
+to ``error:`` lines once it has lasted ``alarm_after`` seconds. Writes are journaled under a key naming what they do before they are signed; a key
 still in flight after a crash or a dropped connection is waited for (the account nonce tells
 whether it reached the chain), never sent twice. A transaction the node's estimate says would
 revert raises ``TxReverted`` with the contract's reason and is not sent.
@@ -133,11 +135,24 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def root_cause(exc: BaseException) -> str:
+    """``ConnectionRefusedError, [Errno 111] Connection refused``: the innermost exception
+    under ``exc`` (Ape and requests wrap the socket's error two or three times over). No colon
+    after the name: ``Error:`` in a line would make it an ERROR line (logs.line_level)."""
+    seen = set()
+    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}, {text}" if text else type(exc).__name__
+
+
 class ChainClient:
     """The registry, market and game of one deployment, as seen and moved by ``account``."""
 
     def __init__(self, deployment: Deployment, account, journal: Journal | None = None,
-                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None, knobs: Knobs = Knobs()):
+                 patience: float = 120.0, log: Callable[[str], None] = lambda line: None,
+                 alarm_after: float = 30.0, knobs: Knobs = Knobs()):
         import ape
 
         self._ape = ape
@@ -146,14 +161,16 @@ class ChainClient:
         self.address = str(account.address) if account is not None else ""
         self.journal = journal
         self.patience = patience
+        self.alarm_after = alarm_after  # seconds of outage after which its lines are errors
+        self.on_unreachable: Callable[[], None] | None = None  # called on every failed attempt
         self.log = log
         chain_id = self.read(lambda: ape.chain.provider.chain_id)
         if chain_id != deployment.chain_id:
             raise RefereeError(f"connected to chain {chain_id}, but the deployment is on chain {deployment.chain_id}")
         project = contracts_project()
-        self.registry = self.read(project.ModelRegistry.at, deployment.registry)
-        self.game = self.read(project.DisputeGame.at, deployment.game)
-        self.market = self.read(project.JobMarket.at, deployment.market)
+        self.registry = self._instance(project.ModelRegistry, deployment.registry)
+        self.game = self._instance(project.DisputeGame, deployment.game)
+        self.market = self._instance(project.JobMarket, deployment.market)
         web3 = ape.chain.provider.web3
         self.market_views, self.game_views = Views(web3, self.market), Views(web3, self.game)
         self.arity = self.read(self.game.ARITY)
@@ -161,20 +178,38 @@ class ChainClient:
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
         self.txmgr = TxManager(self, knobs)  # every submitted transaction, until mined
 
+    def _instance(self, container, address: str):
+        """``container``'s contract at ``address``, with exactly this checkout's ABI. Ape keeps
+        contract types per address on disk (``~/.ape/<ecosystem>/<network>``) and merges a given
+        one into what it holds; a local chain redeployed from changed sources (or another
+        checkout's contracts) at the same deterministic addresses then read as one contract with
+        two ``JobPosted`` events, and every log query failed (``ContractEventWrapper`` has no
+        ``range``)."""
+        return self.read(lambda: self._ape.chain.contracts.instance_at(
+            address, contract_type=container.contract_type, fetch_from_explorer=False, detect_proxy=False,
+            replace=True))
+
     # -- reads ---------------------------------------------------------------------------
 
     def read(self, fn: Callable, *args):
         """``fn(*args)``, retried with backoff while the node cannot be reached."""
-        delay, waited = 0.25, 0.0
+        delay, waited, alarmed = 0.25, 0.0, -1.0
         while True:
             try:
                 return fn(*args)
             except Exception as exc:  # classified below: only connection failures are retried
                 if not is_transient(exc):
                     raise
+                if self.on_unreachable is not None:
+                    self.on_unreachable()
+                cause = root_cause(exc)
                 if waited >= self.patience:
-                    raise ChainUnavailable(f"the node has been unreachable for {waited:.0f} s: {exc}") from None
-                self.log(f"node unreachable ({type(exc).__name__}); retrying in {delay:.2f} s")
+                    raise ChainUnavailable(f"the node has been unreachable for {waited:.0f} s ({cause})") from None
+                if waited == 0:
+                    self.log(f"node unreachable ({cause}); retrying for up to {self.patience:.0f} s")
+                elif waited >= self.alarm_after and waited - alarmed >= self.alarm_after:
+                    alarmed = waited
+                    self.log(f"error: the node has been unreachable for {waited:.0f} s ({cause}); still retrying")
                 time.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 8.0)
@@ -197,6 +232,21 @@ class ChainClient:
         web3 = self._ape.chain.provider.web3
         head = self.head()
         return [self.read(lambda n=n: web3.eth.get_block(n)["timestamp"]) for n in range(max(0, head - count), head + 1)]
+
+    def automines(self) -> bool:
+        """True on a local chain that mines a block per transaction (anvil's and hardhat's
+        automine): its block timestamps are the gaps between transactions, not a block time."""
+        web3 = self._ape.chain.provider.web3
+        for method in ("anvil_getAutomine", "hardhat_getAutomine"):
+            try:
+                response = self.read(web3.provider.make_request, method, [])
+            except Exception as exc:  # a real node refuses the method: it does not automine
+                if isinstance(exc, ChainUnavailable):
+                    raise
+                continue
+            if isinstance(response, dict) and "result" in response:
+                return response["result"] is True
+        return False
 
     def job(self, job_id: int):
         return self.read(self.market.job, job_id)
@@ -343,9 +393,25 @@ class ChainClient:
             else:
                 self.txmgr.release(nonce)
             raise TxReverted(method, reason) from None
-        except Exception:
-            self.txmgr.release(nonce)
+        except BaseException:  # refused by the node (funds, gas), or Ctrl-C while it was sent
+            self._forget_unsent(key, nonce)
             raise
         if self.journal is not None:
             self.journal.tx_done(key, "mined", gas=receipt.gas_used)
         return receipt
+
+    def _forget_unsent(self, key: str, nonce: int) -> None:
+        """A waited send that failed: unless the node took its nonce, its ``sent`` row is
+        forgotten and the nonce handed back to the transaction manager. Left behind, a later
+        transaction taking that nonce would make the next start read it as mined, and the action
+        (a deposit, say) would never be sent again."""
+        try:
+            taken = self._nonce("pending") > nonce
+        except Exception:  # no node to ask: the restart's own check decides
+            return
+        if taken:
+            self.txmgr.used(nonce)
+            return
+        self.txmgr.release(nonce)
+        if self.journal is not None and self.journal.tx(key) is not None:
+            self.journal.forget_tx(key)

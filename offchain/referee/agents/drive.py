@@ -33,6 +33,7 @@ def deadlines(agent: Agent) -> list[int]:
     for game_id, _ in agent.journal.active_games():
         if client.read(client.game.result, game_id) == IN_PLAY:
             found.append(client.read(client.game.deadline, game_id))
+    found += getattr(agent, "watched", {}).values()  # other players' games it waits to close
     return found
 
 

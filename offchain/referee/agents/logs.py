@@ -76,9 +76,11 @@ def agent_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{ROOT}.{name}")
 
 
-# words that make a line a warning or an error (the agents' lines are plain text today)
-_ERROR_WORDS = ("error:", "reverted", "stuck")
-_WARNING_WORDS = ("warning:", "unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped")
+# words that make a line a warning or an error (the agents' lines are plain text today); a
+# line saying we lost money is an ERROR, one saying we may soon is a WARNING (docs/agents.md)
+_ERROR_WORDS = ("error:", "reverted", "stuck", "we lost", "slashed", "forfeit")
+_WARNING_WORDS = ("warning:", "unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped",
+                  "low clock", "still in play", "in flight (")
 
 
 def line_level(line: str) -> int:
@@ -131,6 +133,26 @@ def resuming_line(game_id: int, phase: str, mover: str, left: int | None = None)
     game an agent found in its journal on start."""
     clock = f", {seconds(left)} left" if left is not None else ""
     return f"resuming game {game_id} at {phase} ({mover} to move{clock})"
+
+
+def low_clock_line(game_id: int, left: int, clock: int) -> str:
+    """``game 3: low clock, our move with 41 s of 600 s left``: the alert before a loss on time."""
+    return f"game {game_id}: low clock, our move with {seconds(left)} of {seconds(clock)} left"
+
+
+def low_clock_threshold(clock: int, block_time: float) -> int:
+    """Seconds left on our clock below which a move of ours is alarming: a quarter of the
+    clock, or 3 blocks when that is more."""
+    return max(clock // 4, int(3 * block_time))
+
+
+def stopped_game_line(game_id: int, job_id: int, phase: str, ours: bool, deadline: int, now: int) -> str:
+    """``stopped: game 3 (job 1) still in play at bisect, our move, 8 min 32 s left (deadline
+    2026-12-02T06:30:00Z)``: what an agent leaves behind when stopped."""
+    at = time.strftime(DATE_FORMAT, time.gmtime(deadline))
+    mover = "our move" if ours else "the opponent's move"
+    return f"stopped: game {game_id} (job {job_id}) still in play at {phase}, {mover}, {seconds(deadline - now)} left " \
+           f"(deadline {at})"
 
 
 def resuming_job_line(job_id: int, state: str) -> str:

@@ -21,6 +21,12 @@ Every metric carries ``role`` and ``account`` labels:
   ``referee_transactions_lagging`` (gauge): those in flight for more than the transaction
   manager's ``lagging_blocks`` (``txmgr.Knobs``): alert when it stays above 0;
 - ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
+- ``referee_games_lost_total``, ``referee_bonds_slashed_total`` (counters): games the agent lost,
+  and solver bonds it lost (slashed on a rejected result, or taken by an expired claim);
+  ``referee_wei_lost_total`` (counter): the wei those losses cost it (a challenger's bond per
+  game lost, a solver's bond per slash); alert on any increase;
+- ``referee_low_clock_alerts_total`` (counter): games in which the agent had to move with less
+  than its low-clock threshold left (a quarter of the clock, or 3 blocks);
 - ``referee_last_tick_timestamp_seconds`` (gauge): unix time of the agent's last pass over the
   chain, a stale value is a stuck agent; ``referee_chain_head`` (gauge): the block it read to.
 
@@ -69,6 +75,11 @@ class AgentMetrics:
         self._lagging = gauge("referee_transactions_lagging",
                               "Transactions in flight for more than the transaction manager's lagging_blocks.")
         self._rpc = counter("referee_rpc_errors", "Failed calls to the node, by kind.", ("kind",))
+        self._games_lost = counter("referee_games_lost", "Games the agent lost.")
+        self._slashed = counter("referee_bonds_slashed", "Solver bonds the agent lost (rejected or expired).")
+        self._wei_lost = counter("referee_wei_lost", "Wei the agent's lost games and slashed bonds cost it.")
+        self._low_clock = counter("referee_low_clock_alerts",
+                                  "Games in which the agent's clock fell below its low-clock threshold.")
         self._tick = gauge("referee_last_tick_timestamp_seconds", "Unix time of the agent's last pass over the chain.")
         self._head = gauge("referee_chain_head", "The block the agent's last pass read up to.")
         self.update_games([], [])
@@ -117,6 +128,17 @@ class AgentMetrics:
 
     def rpc_error(self, kind: str = "other") -> None:
         self._rpc.labels(**self.labels, kind=kind).inc()
+
+    def lost(self, wei: int, game: bool = False, slashed: bool = False) -> None:
+        """A loss of ``wei``: a game lost (``game``) and/or a solver bond slashed (``slashed``)."""
+        if game:
+            self._games_lost.inc()
+        if slashed:
+            self._slashed.inc()
+        self._wei_lost.inc(int(wei))
+
+    def low_clock(self) -> None:
+        self._low_clock.inc()
 
     def ticked(self, head: int, at: float | None = None) -> None:
         """A pass over the chain finished, having read up to block ``head``."""

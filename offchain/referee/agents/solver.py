@@ -12,6 +12,7 @@ and tests of the challenger, never for real use.
 """
 
 from .. import commitments as cm
+from ..errors import RefereeError
 from .agent import Agent
 from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
 from .journal import JobRow
@@ -27,6 +28,11 @@ class Solver(Agent):
         stake = self.client.read(self.client.market.stake, self.client.address)
         if stake >= target:
             return None
+        balance = self.client.read(lambda: int(self.client.account.balance))
+        if balance <= target - stake:  # the deposit, and gas on top of it
+            raise RefereeError(f"{self.client.address} has {ether(balance)}; --stake {ether(target)} needs a deposit "
+                               f"of {ether(target - stake)} (staked now: {ether(stake)}) and its gas: fund the account "
+                               "or lower --stake")
         return self.send_now(f"deposit:{target}:{stake}", "deposit", value=target - stake,
                              what=f"staked {ether(target - stake)} (stake now {ether(target)})")
 
@@ -50,6 +56,11 @@ class Solver(Agent):
                 continue
             if self.journal.add_game(log.game_id, log.job_id):
                 self.log(f"job {log.job_id}: challenged by {log.challenger} (game {log.game_id})")
+        for log in client.logs(client.market, "JobExpired", start, stop, solver=client.address):
+            self.log(f"job {log.job_id}: our claim expired uncommitted: our bond of {ether(log.slashed)} was "
+                     "slashed to the requester")
+            if self.metrics:
+                self.metrics.lost(log.slashed, slashed=True)
 
     def advance_job(self, row: JobRow):
         client, me = self.client, self.client.address
@@ -91,7 +102,8 @@ class Solver(Agent):
                               else "cancelled")
         if job.status == CLAIMED:
             if now >= job.commit_deadline:
-                return self.finish(row, "commit deadline passed: the bond is forfeit")
+                return self.finish(row, f"commit deadline passed: our bond of {ether(job.solver_bond)} is forfeit "
+                                        "(slashed when anyone calls expire)")
             trace = self.trace_for(row)
             n = trace.op_count
             action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id,
@@ -113,9 +125,12 @@ class Solver(Agent):
             return None
         if any(j == row.job_id for _, j in self.journal.active_games()):
             return None  # its games end first (each settled by its winner)
-        return self.finish(row, "paid" if job.status == FINALIZED else
-                          "rejected: the bond was slashed" if job.status == REJECTED else JOB_STATUS[job.status],
-                          served=job.status == FINALIZED)
+        if job.status == REJECTED:
+            if self.metrics:
+                self.metrics.lost(job.solver_bond, slashed=True)
+            return self.finish(row, f"rejected: our bond of {ether(job.solver_bond)} was slashed")
+        return self.finish(row, "paid" if job.status == FINALIZED else JOB_STATUS[job.status],
+                           served=job.status == FINALIZED)
 
     def bonds_at_risk(self) -> int:
         return self.client.read(self.client.market.locked, self.client.address)
