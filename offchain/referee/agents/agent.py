@@ -1,7 +1,8 @@
 """What the solver and the challenger share: the watch loop, traces, games and payouts.
 
 An agent is a loop of ``tick``s. Each tick collects the receipts of what it sent, reads the
-market's logs from where the last one stopped (the cursor lives in the journal), then decides
+market's and its games' logs from where the last one stopped (the cursor lives in the journal,
+and so do the logs a later move needs: no read scans the chain's history), then decides
 what to do on every job and game it follows, from their state on chain: a move when it is its
 turn, ``timeout`` when the opponent's clock has run out, ``settle`` for a game it won,
 ``withdraw`` when it has credit. The actions of all its games are then sent together, most
@@ -18,6 +19,7 @@ same trace it committed or challenged with.
 """
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,8 +33,9 @@ from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
 from . import capacity as cap
-from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
-from .journal import DONE, JobRow, Journal
+from .client import (CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, SOLVER_WON, ChainClient,
+                     ChainUnavailable, TxReverted, is_transient)
+from .journal import DONE, MOVE_GAS_WINDOW, JobRow, Journal
 from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .terms import Limits, ether
@@ -98,8 +101,10 @@ class Agent:
         self._traces: dict[int, Trace] = {}
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
-        # the largest gas one of our moves took, from the journal, then from each receipt
-        self._move_gas = max((gas for key, gas in journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
+        # the gas of our latest moves per model (journal, then each receipt): one model's large
+        # moves do not cut another's capacity, and an old outlier ages out of the window
+        self._move_gas = {model_id: deque(journal.move_gas(model_id), maxlen=MOVE_GAS_WINDOW)
+                          for model_id in self.models}
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
@@ -119,11 +124,16 @@ class Agent:
         return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
 
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
-        """How many games of jobs like this one (model, rows) this agent can play at once."""
+        """How many games of jobs like this one (model, rows) this agent can play at once: the
+        largest move is the model's shape bound, or more if one of its latest moves took more."""
         widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
+        measured = self._move_gas.get(self._model_id(model), ())
         return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
-                            move_gas=max(cap.move_gas_bound(widest), self._move_gas))
+                            move_gas=max(cap.move_gas_bound(widest), max(measured, default=0)))
+
+    def _model_id(self, model: IntegerModel) -> int | None:
+        return next((model_id for model_id, m in self.models.items() if m is model), None)
 
     def games_in_play(self) -> int:
         return len(self.journal.active_games())
@@ -256,10 +266,17 @@ class Agent:
         for mined in self.client.poll():
             what = self._whats.pop(mined.key, mined.method)
             if mined.ok and mined.method in _MOVES:
-                self._move_gas = max(self._move_gas, mined.gas_used)
+                self._note_move_gas(mined.key, mined.method, mined.gas_used)
             self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
             if self.metrics and not mined.ok:
                 self.metrics.tx_reverted(mined.method)
+
+    def _note_move_gas(self, key: str, method: str, gas: int) -> None:
+        """A mined move's gas, kept for its game's model (a move's key names its game second)."""
+        model_id = self.journal.model_of_game(int(key.split(":")[1]))
+        if model_id in self._move_gas:
+            self._move_gas[model_id].append(gas)
+            self.journal.add_move_gas(model_id, method, gas)
 
     def _guarded(self, action: Callable, *args, **kwargs):
         """Run one step; a revert or a dropped connection is logged (None) and retried next tick."""
@@ -283,13 +300,28 @@ class Agent:
         return None
 
     def _scan(self) -> None:
-        cursor = int(self.journal.get("cursor") or self.client.deployment.block - 1)
+        """Reads the logs of the blocks since the cursor (the journal's), so each tick costs the
+        same requests however long the chain: the subclass's market logs (``on_logs``), then
+        the game logs a move or a game's end is read from later (``_record_game_logs``)."""
+        cursor = self.journal.cursor()
+        cursor = self.client.deployment.block - 1 if cursor is None else cursor
         head = self.client.head() - self.confirmations
         while cursor < head:
             stop = min(cursor + LOG_CHUNK, head)
             self.on_logs(cursor + 1, stop)
+            self._record_game_logs(cursor + 1, stop)
             cursor = stop
             self.journal.set("cursor", str(cursor))
+
+    def _record_game_logs(self, start: int, stop: int) -> None:
+        """Keeps, for each game we play, the latest log of each kind in ``RECORDED_GAME_EVENTS``
+        (one request for all of them), so no move scans the chain's history for them."""
+        ours = {game_id for game_id, _ in self.journal.active_games()}
+        if not ours:
+            return
+        for log in self.client.events(self.client.game, RECORDED_GAME_EVENTS, start, stop):
+            if log.game_id in ours:
+                self.journal.record_game_log(log.game_id, log.event_name, dict(log.event_arguments))
 
     def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = "",
              deadline: int = NO_DEADLINE) -> Action:
@@ -350,7 +382,7 @@ class Agent:
             return self.send(f"settle:{game_id}", "settle", game_id, what=f"game {game_id}: settled")
         if challenge.open:
             return None  # the winner settles; nothing for the loser to do
-        resolved = client.last_log(client.game, "GameResolved", game_id=game_id)
+        resolved = client.game_log(game_id, "GameResolved")
         outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
         note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
         self.journal.set_game(game_id, DONE, note)
