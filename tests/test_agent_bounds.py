@@ -1,10 +1,14 @@
-"""What an agent takes on is bounded per model and across jobs (docs/agents.md, "RPC cost and risk").
+"""What an agent takes on is bounded per model and across jobs, and a new job's model runs off
+the tick (docs/agents.md, "RPC cost and risk").
 
 - Move gas is kept per model: a game on a wide model (8,192 columns, moves of ~0.5-0.7M gas)
   does not cut the capacity of a narrow one, and an old outlier ages out of the window.
 - The bond at risk is bounded by capacity counted across jobs: every job a solver has claimed
   may draw a game, so claims count against its capacity as games in play do, and a solver at
   the edge refuses the next claim with a log line.
+- A new job's trace is computed by the agent's trace worker: the tick that first sees a large
+  job sends its game's move and does not wait for the model; the trace is stored in the
+  background, and a later tick claims the job.
 
 Real agents, real contracts, on anvil.
 """
@@ -18,7 +22,7 @@ from helpers import int8_tensor, random_input, random_ref_model, to_integer_mode
 from referee import commitments as cm
 from referee.agents import capacity as cap
 from referee.agents.challenger import Challenger
-from referee.agents.client import CLAIMED, COMMITTED, REJECTED, ChainClient
+from referee.agents.client import CLAIMED, COMMITTED, OPEN, REJECTED, ChainClient
 from referee.agents.deployment import deploy
 from referee.agents.drive import drive
 from referee.agents.journal import MOVE_GAS_WINDOW, Journal
@@ -131,3 +135,35 @@ def test_agent_bounds_solver_at_capacity_refuses_next_claim_succeeds(chain, mark
     line = f"solver: job {refused[0]}: waiting, {capacity} games in play already, at capacity {capacity}"
     assert line in make_agent.lines, [ln for ln in make_agent.lines if "waiting" in ln]
     assert solver.bonds_at_risk() == capacity * SOLVER_BOND
+
+
+def test_agent_bounds_new_job_trace_off_the_tick_move_sent_first_succeeds(market, models, accounts, make_agent):
+    narrow, _ = models
+    solver = make_agent(Solver, accounts[2], "solver", cheat="wrong-output")
+    solver.ensure_stake(2 * SOLVER_BOND)
+    challenger = make_agent(Challenger, accounts[3], "challenger")
+    game = solver.client.game
+    x = int8_tensor(random_input(random.Random(46), 3, narrow.input_cols))
+    market.post(NARROW, 3, cm.packed(x), SOLVER_BOND, 600, 600, 1800, value=FEE, sender=accounts[1])
+    drive([solver, challenger], lambda: game.game_count() > 0 and game.games(game.game_count()).phase == 1)
+    game_id = game.game_count()  # challenged: the solver's bisection is due
+    big = int8_tensor(random_input(random.Random(47), 4096, narrow.input_cols))  # the most rows a job has
+    market.post(NARROW, 4096, cm.packed(big), SOLVER_BOND, 600, 600, 1800, value=FEE, sender=accounts[1])
+    job = market.job_count()
+    start = len(make_agent.lines)
+    assert solver.tick() == 1
+    seen = make_agent.lines[start:]
+    assert f"solver: game {game_id}: bisect: sent" in seen, seen
+    assert solver.traces.pending() == [job]  # handed to the worker, not waited for
+    assert not any(f"job {job}: ran" in line for line in seen) and market.job(job).status == OPEN
+    # the trace is computed and stored with no tick running
+    assert solver.await_traces()
+    assert solver.store.load(narrow.root, cm.commit_tensor(big).root).op_count == len(narrow.ops)
+    solver.await_receipts()
+    start = len(make_agent.lines)
+    solver.tick()
+    seen = make_agent.lines[start:]
+    ran = next(i for i, line in enumerate(seen) if f"job {job}: ran" in line)
+    assert seen.index(f"solver: job {job}: claimed: sent") > ran, seen
+    solver.await_receipts()
+    assert market.job(job).status == CLAIMED

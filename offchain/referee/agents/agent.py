@@ -15,7 +15,8 @@ where they stand.
 
 Traces are computed once per job (CUDA when present), with the agent's cheat applied, and
 kept in the trace store before anything depends on them: a restarted agent plays from the
-same trace it committed or challenged with.
+same trace it committed or challenged with. A new job's trace is computed by a worker thread
+(``trace_ready``), off the tick: its game moves go out while the model runs.
 """
 
 import time
@@ -23,12 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 from .. import cheats
-from .. import commitments as cm
-from ..errors import RefereeError, TraceStoreError
-from ..executor import Executor
+from ..errors import RefereeError
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
@@ -39,6 +36,7 @@ from .journal import DONE, MOVE_GAS_WINDOW, JobRow, Journal
 from .logs import Heartbeat, WaitNotes, resuming_job_line, resuming_line
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .terms import Limits, ether
+from .traces import Traces, job_rows  # noqa: F401 - job_rows: the scripts' import
 
 LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
@@ -56,11 +54,6 @@ class Action:
     value: int
     what: str
     deadline: int
-
-
-def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
-    """A job's packed int8 input (from its ``JobPosted`` log) as a (rows, cols) tensor."""
-    return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
 
 
 class Agent:
@@ -97,8 +90,7 @@ class Agent:
             self.models[model_id] = model
         if not self.models:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
-        self._executors: dict[int, Executor] = {}
-        self._traces: dict[int, Trace] = {}
+        self.traces = Traces(self.models, store, cheat, device, journal, self.log, name=self.name)
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
         # the gas of our latest moves per model (journal, then each receipt): one model's large
@@ -169,6 +161,7 @@ class Agent:
         self._queue, self._jobs_seen, self._clocks, self._movers_left = [], {}, [], []
         self._guarded(self._receipts)
         self._scan()
+        self.traces.collect()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
         self.block_gas = self.client.block_gas_limit()
         # games first: a job is done only once its games are
@@ -222,8 +215,8 @@ class Agent:
                     sent = 0
                 if once:
                     self.await_receipts()
-                    if not sent:
-                        return  # --once: every pass that sent something is followed by another
+                    if not sent and not self.await_traces():
+                        return  # --once: every pass that sent or computed something is followed by another
                 else:
                     time.sleep(poll)
         except KeyboardInterrupt:
@@ -348,25 +341,17 @@ class Agent:
     # -- traces --------------------------------------------------------------------------
 
     def trace_for(self, row: JobRow) -> Trace:
-        """The trace this agent stands by for a job: from the store, or computed and stored."""
-        if row.job_id in self._traces:
-            return self._traces[row.job_id]
-        model = self.models[row.model_id]
-        x = job_rows(row.input, row.rows, model.input_cols)
-        input_root = cm.commit_tensor(x).root
-        try:
-            trace = self.store.load(model.root, input_root)
-        except TraceStoreError:
-            if row.model_id not in self._executors:  # weights prepared for the device once per model
-                self._executors[row.model_id] = Executor(model, self.device)
-            executor = self._executors[row.model_id]
-            started = time.perf_counter()
-            trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)))
-            self.store.save(trace)
-            self.log(f"job {row.job_id}: ran {model.name} on {row.rows} rows on {executor.device.type} in "
-                     f"{(time.perf_counter() - started) * 1000:.0f} ms, S_N {to_hex(trace.trace_root)[:12]}…")
-        self._traces[row.job_id] = trace
-        return trace
+        """The trace this agent stands by for a job, now (a game in play, a commit)."""
+        return self.traces.now(row)
+
+    def trace_ready(self, row: JobRow) -> Trace | None:
+        """A new job's trace if ready, else None while the trace worker computes it."""
+        return self.traces.ready(row)
+
+    def await_traces(self, timeout: float = 600.0) -> bool:
+        """Waits for the traces being computed (``drive`` and ``--once`` act on them next);
+        True if there were any."""
+        return self.traces.wait(timeout)
 
     # -- games ---------------------------------------------------------------------------
 

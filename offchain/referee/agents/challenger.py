@@ -55,7 +55,9 @@ class Challenger(Agent):
             return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}", served=True)
         if job.status != COMMITTED:
             return self.finish(row, f"job {JOB_STATUS[job.status]} before it was checked")
-        trace = self.trace_for(row)
+        trace = self.trace_ready(row)
+        if trace is None:
+            return None  # computed in the background; checked on a later pass
         if trace.trace_root == bytes(job.trace_root):
             return self.finish(row, "checked: the result is right", served=True)
         if client.now() >= job.challenge_deadline:

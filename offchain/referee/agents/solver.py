@@ -80,7 +80,8 @@ class Solver(Agent):
                     self.journal.set_job(row.job_id, "short of stake")
                     self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
                 return None
-            self.trace_for(row)  # before the claim: the commit window never waits on the executor
+            if self.trace_ready(row) is None:  # before the claim: the commit window never waits on it
+                return None
             self.journal.set_job(row.job_id, CLAIMING)  # counts against capacity from now on
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
                              what=f"job {row.job_id}: claimed", deadline=job.claim_deadline)
