@@ -1,14 +1,17 @@
-"""A move's JSON-RPC cost does not grow with the chain's history (docs/agents.md, "RPC cost").
+"""A move's JSON-RPC cost does not grow with the chain's history (docs/agents.md, "RPC cost and
+risk, bounded").
 
 The real solver and challenger play the same game twice on anvil: once on a young chain, and
 once after 2,500 empty blocks (``anvil_mine``; 10,000 in ``make test-long``, which anvil takes
 minutes to mine here). Every JSON-RPC request an agent makes during a tick is counted by an
-HTTP proxy in front of the node (each request of a batch counts), and the ticks that sent a game move are compared: the same game, move by move, costs
-the same number of requests at either height (give or take one), and no request reads logs
-over more blocks than the agent has not yet scanned.
+HTTP proxy in front of the node (each request of a batch counts), and the ticks that sent a
+game move are compared: the same game, move by move, costs the same number of requests at
+either height (give or take one), and no request reads logs over more blocks than the agent
+has not yet scanned.
 
 Measured here (a 3-op model, 3 rows; 10,000 blocks, ``REFEREE_RPC_HISTORY=10000``): 22 requests
-a solver move and 25 a challenger move at both heights, no getLogs wider than 2 blocks.
+a solver move and 25 a challenger move at both heights, no getLogs wider than 2 blocks (the
+test ran 168 s here, 70-90 s at the default 2,500 blocks).
 Before the cursor-driven reads (a 4-op model, 5 rows): 21 and 24 on a young chain; at 10,000
 blocks each challenger move read the history in 5,000-block pages, 26 or 27 requests.
 """
