@@ -40,14 +40,16 @@ test: setup
 
 # The adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
-# runs, floods of 200 Sybil games and 100 liar jobs, and 5000 random cases per transformer kind.
-# `make test` runs 170, 150, 20, 50, 30 and 500 with a fixed seed.
+# runs, floods of 200 Sybil games and 100 liar jobs, 5000 random cases per transformer kind, and
+# a move's RPC count after 10,000 blocks of history. `make test` runs 170, 150, 20, 50, 30, 500
+# and 2,500 blocks with a fixed seed.
 test-long: setup
 	$(BIN)/ape compile --force
 	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
 	REFEREE_FLOOD_GAMES=200 REFEREE_FLOOD_JOBS=100 REFEREE_TRANSFORMER_CASES=5000 REFEREE_TRANSFORMER_MODELS=250 \
+	REFEREE_RPC_HISTORY=10000 \
 		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py \
-		tests/test_floods.py tests/test_transformer_exact.py -q
+		tests/test_floods.py tests/test_transformer_exact.py tests/test_rpc_cost.py -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py

@@ -113,3 +113,19 @@ def test_journal_remembers_model_dirs_succeeds(tmp_path):
     journal.close()
     reader = Journal(tmp_path / "state.sqlite", lock=False)
     assert reader.model_dirs() == [(tmp_path / "a").resolve(), Path("b").resolve()]
+
+
+def test_journal_recorded_logs_and_inputs_survive_reopen_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.cursor() is None and journal.game_log(3, "Bisected") is None
+    journal.set("cursor", "41")
+    journal.record_game_log(3, "Bisected", {"game_id": 3, "lo": 0, "hi": 4, "roots": [b"\x01" * 32, b"\x02" * 32]})
+    journal.record_game_log(3, "Bisected", {"game_id": 3, "lo": 0, "hi": 2, "roots": [b"\x03" * 32]})  # the latest
+    journal.record_game_log(3, "GameResolved", {"game_id": 3, "solver_won": False, "reason": "0xff timeout"})
+    journal.add_posted(7, 1, 2, b"\x05\x06")
+    journal.close()
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.cursor() == 41
+    assert journal.game_log(3, "Bisected") == {"game_id": 3, "lo": 0, "hi": 2, "roots": [b"\x03" * 32]}
+    assert journal.game_log(3, "GameResolved")["reason"] == "0xff timeout"  # a string stays a string
+    assert journal.take_posted(7) == b"\x05\x06" and journal.take_posted(7) is None  # taken once

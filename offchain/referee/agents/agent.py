@@ -1,7 +1,8 @@
 """What the solver and the challenger share: the watch loop, traces, games and payouts.
 
 An agent is a loop of ``tick``s. Each tick collects the receipts of what it sent, reads the
-market's logs from where the last one stopped (the cursor lives in the journal), then decides
+market's and its games' logs from where the last one stopped (the cursor lives in the journal,
+and so do the logs a later move needs: no read scans the chain's history), then decides
 what to do on every job and game it follows, from their state on chain: a move when it is its
 turn, ``timeout`` when the opponent's clock has run out, ``settle`` for a game it won,
 ``withdraw`` when it has credit. The actions of all its games are then sent together, most
@@ -14,30 +15,30 @@ where they stand.
 
 Traces are computed once per job (CUDA when present), with the agent's cheat applied, and
 kept in the trace store before anything depends on them: a restarted agent plays from the
-same trace it committed or challenged with.
+same trace it committed or challenged with. A new job's trace is computed by a worker thread
+(``trace_ready``), off the tick: its game moves go out while the model runs.
 """
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 from .. import cheats
-from .. import commitments as cm
-from ..errors import RefereeError, TraceStoreError
-from ..executor import Executor
+from ..errors import RefereeError
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
 from . import capacity as cap
-from .client import CHALLENGER_WON, CLOSED, IN_PLAY, SOLVER_WON, ChainClient, ChainUnavailable, TxReverted, is_transient
-from .journal import DONE, JobRow, Journal
+from .client import (CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, SOLVER_WON, ChainClient,
+                     ChainUnavailable, TxReverted, is_transient)
+from .journal import DONE, MOVE_GAS_WINDOW, JobRow, Journal
 from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
                    stopped_game_line)
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .reset import ChainReset, ResetWatch
 from .terms import BlockSpace, Limits, ether
+from .traces import Traces, job_rows  # noqa: F401 - job_rows: the scripts' import
 
 LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
@@ -56,11 +57,6 @@ class Action:
     what: str
     deadline: int
     stake: int = 0  # wei the action protects: the transaction manager caps its fees by it
-
-
-def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
-    """A job's packed int8 input (from its ``JobPosted`` log) as a (rows, cols) tensor."""
-    return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
 
 
 class Agent:
@@ -97,14 +93,15 @@ class Agent:
             self.models[model_id] = model
         if not self.models:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")
-        self._executors: dict[int, Executor] = {}
-        self._traces: dict[int, Trace] = {}
+        self.traces = Traces(self.models, store, cheat, device, journal, self.log, name=self.name)
         self.block_time_source = "given"
         self.block_time = block_time or self._measured_block_time()
         self.block_gas = client.block_gas_limit()  # read again at every tick
         client.txmgr.block_time = self.block_time  # how near a deadline is, in blocks
-        # the largest gas one of our moves took, from the journal, then from each receipt
-        self._move_gas = max((gas for key, gas in journal.gas_by_key() if key.split(":")[0] in _MOVES), default=0)
+        # the gas of our latest moves per model (journal, then each receipt): one model's large
+        # moves do not cut another's capacity, and an old outlier ages out of the window
+        self._move_gas = {model_id: deque(journal.move_gas(model_id), maxlen=MOVE_GAS_WINDOW)
+                          for model_id in self.models}
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
@@ -131,11 +128,16 @@ class Agent:
         return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
 
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
-        """How many games of jobs like this one (model, rows) this agent can play at once."""
+        """How many games of jobs like this one (model, rows) this agent can play at once: the
+        largest move is the model's shape bound, or more if one of its latest moves took more."""
         widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
+        measured = self._move_gas.get(self._model_id(model), ())
         return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
-                            move_gas=max(cap.move_gas_bound(widest), self._move_gas))
+                            move_gas=max(cap.move_gas_bound(widest), max(measured, default=0)))
+
+    def _model_id(self, model: IntegerModel) -> int | None:
+        return next((model_id for model_id, m in self.models.items() if m is model), None)
 
     def block_space(self) -> BlockSpace:
         """What filling blocks ahead of ours costs now (``terms.stuffing_cost``)."""
@@ -176,6 +178,7 @@ class Agent:
         self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
         self._guarded(self._receipts)
         self._scan()
+        self.traces.collect()
         self.now = self.client.now()  # the latest block's time, which every deadline is compared with
         self.block_gas = self.client.block_gas_limit()
         # games first: a job is done only once its games are
@@ -231,8 +234,8 @@ class Agent:
                     sent = 0
                 if once:
                     self.await_receipts()
-                    if not sent:
-                        return  # --once: every pass that sent something is followed by another
+                    if not sent and not self.await_traces():
+                        return  # --once: every pass that sent or computed something is followed by another
                 else:
                     time.sleep(poll)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command line turns it into one)
@@ -303,10 +306,17 @@ class Agent:
         for mined in mined_now:
             what = self._whats.pop(mined.key, mined.method)
             if mined.ok and mined.method in _MOVES:
-                self._move_gas = max(self._move_gas, mined.gas_used)
+                self._note_move_gas(mined.key, mined.method, mined.gas_used)
             self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
             if self.metrics and not mined.ok:
                 self.metrics.tx_reverted(mined.method)
+
+    def _note_move_gas(self, key: str, method: str, gas: int) -> None:
+        """A mined move's gas, kept for its game's model (a move's key names its game second)."""
+        model_id = self.journal.model_of_game(int(key.split(":")[1]))
+        if model_id in self._move_gas:
+            self._move_gas[model_id].append(gas)
+            self.journal.add_move_gas(model_id, method, gas)
 
     def _guarded(self, action: Callable, *args, **kwargs):
         """Run one step; a revert or a dropped connection is logged (None) and retried next tick."""
@@ -330,13 +340,28 @@ class Agent:
         return None
 
     def _scan(self) -> None:
-        cursor = int(self.journal.get("cursor") or self.client.deployment.block - 1)
+        """Reads the logs of the blocks since the cursor (the journal's), so each tick costs the
+        same requests however long the chain: the subclass's market logs (``on_logs``), then
+        the game logs a move or a game's end is read from later (``_record_game_logs``)."""
+        cursor = self.journal.cursor()
+        cursor = self.client.deployment.block - 1 if cursor is None else cursor
         head = self.client.head() - self.confirmations
         while cursor < head:
             stop = min(cursor + LOG_CHUNK, head)
             self.on_logs(cursor + 1, stop)
+            self._record_game_logs(cursor + 1, stop)
             cursor = stop
             self.journal.set("cursor", str(cursor))
+
+    def _record_game_logs(self, start: int, stop: int) -> None:
+        """Keeps, for each game we play, the latest log of each kind in ``RECORDED_GAME_EVENTS``
+        (one request for all of them), so no move scans the chain's history for them."""
+        ours = {game_id for game_id, _ in self.journal.active_games()}
+        if not ours:
+            return
+        for log in self.client.events(self.client.game, RECORDED_GAME_EVENTS, start, stop):
+            if log.game_id in ours:
+                self.journal.record_game_log(log.game_id, log.event_name, dict(log.event_arguments))
 
     def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = "",
              deadline: int = NO_DEADLINE, stake: int = 0) -> Action:
@@ -364,25 +389,17 @@ class Agent:
     # -- traces --------------------------------------------------------------------------
 
     def trace_for(self, row: JobRow) -> Trace:
-        """The trace this agent stands by for a job: from the store, or computed and stored."""
-        if row.job_id in self._traces:
-            return self._traces[row.job_id]
-        model = self.models[row.model_id]
-        x = job_rows(row.input, row.rows, model.input_cols)
-        input_root = cm.commit_tensor(x).root
-        try:
-            trace = self.store.load(model.root, input_root)
-        except TraceStoreError:
-            if row.model_id not in self._executors:  # weights prepared for the device once per model
-                self._executors[row.model_id] = Executor(model, self.device)
-            executor = self._executors[row.model_id]
-            started = time.perf_counter()
-            trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)))
-            self.store.save(trace)
-            self.log(f"job {row.job_id}: ran {model.name} on {row.rows} rows on {executor.device.type} in "
-                     f"{(time.perf_counter() - started) * 1000:.0f} ms, S_N {to_hex(trace.trace_root)[:12]}…")
-        self._traces[row.job_id] = trace
-        return trace
+        """The trace this agent stands by for a job, now (a game in play, a commit)."""
+        return self.traces.now(row)
+
+    def trace_ready(self, row: JobRow) -> Trace | None:
+        """A new job's trace if ready, else None while the trace worker computes it."""
+        return self.traces.ready(row)
+
+    def await_traces(self, timeout: float = 600.0) -> bool:
+        """Waits for the traces being computed (``drive`` and ``--once`` act on them next);
+        True if there were any."""
+        return self.traces.wait(timeout)
 
     # -- games ---------------------------------------------------------------------------
 
@@ -399,7 +416,7 @@ class Agent:
                              stake=self.game_stake(job_id))
         if challenge.open:
             return None  # the winner settles; nothing for the loser to do
-        resolved = client.last_log(client.game, "GameResolved", game_id=game_id)
+        resolved = client.game_log(game_id, "GameResolved")
         outcome = {SOLVER_WON: "solver won", CHALLENGER_WON: "challenger won"}.get(result, "closed")
         note = f"{outcome} ({resolved.reason})" if resolved is not None else outcome
         self.journal.set_game(game_id, DONE, note)

@@ -1,8 +1,9 @@
 """The challenger agent (``referee watch``): re-executes committed results, disputes wrong ones.
 
-For each result committed on a model it watches: read the job's input from its ``JobPosted``
-log, run the model exactly (the trace is stored before anything depends on it), compare the
-final state root with the committed ``S_N``, and challenge on a difference while the window
+For each result committed on a model it watches: take the job's input from its ``JobPosted``
+log (recorded in the journal as its scan passed it), run the model exactly (the trace is
+stored before anything depends on it), compare the final state root with the committed
+``S_N``, and challenge on a difference while the window
 is open and the bond is within ``max_bond``. Then it plays each of its games to the end
 (choosing the disputed part and child, building the one-step proof), settles the games it
 won, takes its bond back from a game made moot by another challenger's win (``reclaim``: a game
@@ -10,8 +11,9 @@ opened after the earliest winning one; an earlier game is played out, since it m
 the reward), and withdraws its credit. Once its own games of a job are over and one of them won,
 it also drives the job's other open games to a close (``timeout`` when their side to move has
 run out, ``settle`` once they are over; anyone may call both): a reward the market pays only
-when the job's last game closes is not left stranded behind a game its players let stall. It takes on no game beyond its capacity
-(``capacity.py``) or ``max_bond``, and logs why it declined.
+when the job's last game closes is not left stranded behind a game its players let stall. It
+takes on no game beyond its capacity (``capacity.py``: its games in play and the challenges it
+has sent, counted as it sends them) or ``max_bond``, and logs why it declined.
 """
 
 from ..hashing import to_hex
@@ -20,6 +22,8 @@ from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS, REJECTED
 from .journal import JobRow
 from .player import deadline_of
 from .terms import challenger_refusal, ether
+
+CHALLENGING = "challenging"  # a job whose challenge we sent, its game not yet seen in the logs
 
 
 class Challenger(Agent):
@@ -32,11 +36,19 @@ class Challenger(Agent):
 
     def on_logs(self, start: int, stop: int) -> None:
         client, me = self.client, self.client.address
+        for model_id in self.models:  # inputs recorded as they are posted: no history scan per result
+            for log in client.logs(client.market, "JobPosted", start, stop, model_id=model_id):
+                self.journal.add_posted(log.job_id, model_id, log.rows, bytes(log.input))
         for log in client.logs(client.market, "JobCommitted", start, stop):
             job = self.job(log.job_id)
-            if job.model_id not in self.models or job.solver == me:
+            if job.model_id not in self.models:
                 continue
-            if self.journal.add_job(log.job_id, job.model_id, job.rows, client.posted_input(log.job_id), "to check"):
+            posted = self.journal.take_posted(log.job_id)
+            if job.solver == me:
+                continue
+            # a journal older than the posted table lacks the input: read from the history once
+            posted = posted or client.posted_input(log.job_id)
+            if self.journal.add_job(log.job_id, job.model_id, job.rows, posted, "to check"):
                 self.log(f"job {log.job_id}: result committed by {log.solver}, S_N {to_hex(bytes(log.trace_root))[:12]}…")
         for log in client.logs(client.market, "JobChallenged", start, stop, challenger=me):
             self.journal.add_game(log.game_id, log.job_id)
@@ -53,16 +65,20 @@ class Challenger(Agent):
             return self.finish(row, f"every game over; job {JOB_STATUS[job.status]}", served=True)
         if job.status != COMMITTED:
             return self.finish(row, f"job {JOB_STATUS[job.status]} before it was checked")
-        trace = self.trace_for(row)
+        trace = self.trace_ready(row)
+        if trace is None:
+            return None  # computed in the background; checked on a later pass
         if trace.trace_root == bytes(job.trace_root):
             return self.finish(row, "checked: the result is right", served=True)
         if client.now() >= job.challenge_deadline:
             return self.finish(row, "wrong result, but the challenge window has passed")
-        refusal = challenger_refusal(client.challenger_bond, self.limits, self.games_in_play(),
-                                     self.capacity(self.models[row.model_id], row.rows).games,
-                                     space=self.block_space(), clock=client.clock, block_time=self.block_time)
-        if refusal is not None:
-            return self.finish(row, f"wrong result; not challenged: {refusal}")
+        if row.state != CHALLENGING:  # a challenge on its way is counted already
+            refusal = challenger_refusal(client.challenger_bond, self.limits, self.commitments(),
+                                         self.capacity(self.models[row.model_id], row.rows).games,
+                                         space=self.block_space(), clock=client.clock, block_time=self.block_time)
+            if refusal is not None:
+                return self.finish(row, f"wrong result; not challenged: {refusal}")
+            self.journal.set_job(row.job_id, CHALLENGING)
         # the game is recorded from the JobChallenged log (on_logs), once the challenge is mined
         return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",
@@ -96,7 +112,12 @@ class Challenger(Agent):
         return None
 
     def bonds_at_risk(self) -> int:
-        return self.client.challenger_bond * len(self.journal.active_games())
+        return self.client.challenger_bond * self.commitments()
+
+    def commitments(self) -> int:
+        """Games in play, plus the challenges sent whose game is not yet seen: a tick that
+        challenges many results counts each one against capacity as it sends it."""
+        return self.games_in_play() + sum(row.state == CHALLENGING for row in self.journal.active_jobs())
 
     def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)

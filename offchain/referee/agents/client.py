@@ -22,6 +22,7 @@ import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
@@ -34,6 +35,9 @@ OPEN, CLAIMED, COMMITTED, FINALIZED, REJECTED, CANCELLED = range(1, 7)
 JOB_STATUS = {OPEN: "open", CLAIMED: "claimed", COMMITTED: "committed", FINALIZED: "finalized",
               REJECTED: "rejected", CANCELLED: "cancelled"}
 IN_PLAY, SOLVER_WON, CHALLENGER_WON, CLOSED = range(4)
+# the game logs an agent's scan keeps, the latest of each kind per game (journal ``game_logs``):
+# what the opponent's last move revealed, and why the game ended
+RECORDED_GAME_EVENTS = ("Bisected", "ChildrenRevealed", "RowRevealed", "GameResolved")
 
 _TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborted", "max retries exceeded",
                     "remote end closed", "timed out", "not connected", "broken pipe", "bad gateway",
@@ -263,7 +267,11 @@ class ChainClient:
         return self.read(self.market_views, "challenge_of", game_id)
 
     def posted_input(self, job_id: int) -> bytes:
-        """The packed input of job ``job_id``, from its ``JobPosted`` log."""
+        """The packed input of job ``job_id``: as the journal recorded it from the ``JobPosted``
+        log when it has, else from that log, found by a scan of the whole history (scripts)."""
+        row = self.journal.job(job_id) if self.journal is not None else None
+        if row is not None:
+            return bytes(row.input)
         posted = self.logs(self.market, "JobPosted", self.deployment.block, self.head(), job_id=job_id)
         if not posted:
             raise RefereeError(f"job {job_id} does not exist on this chain")
@@ -275,9 +283,36 @@ class ChainClient:
             return []
         return self.read(lambda: list(getattr(contract, event).range(start, stop + 1, search_topics=topics or None)))
 
+    def events(self, contract, names: tuple[str, ...], start: int, stop: int) -> list:
+        """Logs of any of the events ``names`` of ``contract`` in blocks ``start..stop``, in chain
+        order, from one ``eth_getLogs`` request (each carries its ``event_name``)."""
+        if stop < start:
+            return []
+        web3, ecosystem = self._ape.chain.provider.web3, self._ape.chain.provider.network.ecosystem
+        abis = [getattr(contract, name).abi for name in names]
+        topic0 = ["0x" + keccak(text=abi.selector).hex() for abi in abis]
+        query = {"address": str(contract.address), "fromBlock": hex(start), "toBlock": hex(stop), "topics": [topic0]}
+        raw = self.read(lambda: web3.eth.get_logs(query))
+        return list(ecosystem.decode_logs(raw, *abis))
+
     def last_log(self, contract, event: str, **topics):
+        """The latest ``event`` log matching ``topics`` in the whole history: a scan from the
+        deployment block, for scripts; agents read ``game_log``, whose cost does not grow."""
         found = self.logs(contract, event, self.deployment.block, self.head(), **topics)
         return found[-1] if found else None
+
+    def game_log(self, game_id: int, event: str):
+        """The latest ``event`` log of game ``game_id`` (one the agent's scan records: see
+        ``RECORDED_GAME_EVENTS``): looked for in the blocks the scan has not read yet, then in
+        the journal, as the scan recorded it. Without a journal that scans, a full ``last_log``."""
+        cursor = self.journal.cursor() if self.journal is not None else None
+        if cursor is None:
+            return self.last_log(self.game, event, game_id=game_id)
+        recent = self.logs(self.game, event, cursor + 1, self.head(), game_id=game_id)
+        if recent:
+            return recent[-1]
+        fields = self.journal.game_log(game_id, event)
+        return SimpleNamespace(event_name=event, **fields) if fields is not None else None
 
     def credit(self) -> int:
         return self.read(self.market.credit, self.address)

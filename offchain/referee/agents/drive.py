@@ -48,6 +48,8 @@ def drive(agents: list[Agent], done: Callable[[], bool], max_rounds: int = 400,
             agent.await_receipts()
         if done():
             return rounds
+        if not sent and any([agent.await_traces() for agent in agents]):
+            continue  # a trace finished in the background: its job acts on the next round
         idle = 0 if sent else idle + 1
         if sent:
             continue

@@ -8,6 +8,13 @@ agent cheaply after a restart:
 - ``jobs``: every job the agent follows, with its role in it and the job's input bytes (so a
   restarted solver re-runs a job without rescanning history).
 - ``games``: every game the agent plays, by id, with its job.
+- ``game_logs``: the latest log of each kind a move answers (``Bisected``, ``ChildrenRevealed``,
+  ``RowRevealed``) and the ``GameResolved`` of every game the agent plays, as its log scan
+  passes them, so a move reads what the opponent revealed here, not from the chain's history.
+- ``move_gas``: the gas of the agent's latest moves in each model's games (the last
+  ``MOVE_GAS_WINDOW``), which refine that model's capacity and no other's.
+- ``posted``: the input of each job posted on a model the agent follows, from its ``JobPosted``
+  log, until the agent follows the job (a challenger sees the input long before the result).
 - ``txs``: every transaction, keyed by what it does (``claim:7``, ``move:3:2:0:5``), with the
   account nonce it was sent at, its status and gas, and its hashes (a pipelined one's are
   known before it is sent; a fee bump adds one, space-separated, and either may be mined). A
@@ -44,12 +51,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS games (
     game_id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, state TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS game_logs (
+    game_id INTEGER NOT NULL, event TEXT NOT NULL, fields TEXT NOT NULL, PRIMARY KEY (game_id, event));
+CREATE TABLE IF NOT EXISTS move_gas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, model_id INTEGER NOT NULL, method TEXT NOT NULL, gas INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS posted (
+    job_id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL, rows INTEGER NOT NULL, input BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
     key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
     gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tx_hash TEXT NOT NULL DEFAULT '');
 """
 
 DONE = "done"  # a job or game the agent no longer acts on
+MOVE_GAS_WINDOW = 64  # moves per model whose gas is kept: an old outlier ages out
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,23 @@ class TxRow:
     def hashes(self) -> list[str]:
         """Every hash the transaction was signed with, oldest first (a fee bump adds one)."""
         return self.tx_hash.split()
+
+
+def _plain(value):
+    """A log field as JSON: bytes as ``{"hex": ...}`` (a string field stays a string)."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"hex": bytes(value).hex()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _typed(value):
+    if isinstance(value, dict):
+        return bytes.fromhex(value["hex"])
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return value
 
 
 def _take_lock(path: Path):
@@ -213,6 +244,49 @@ class Journal:
 
     def set_game(self, game_id: int, state: str, note: str = "") -> None:
         self._db.execute("UPDATE games SET state = ?, note = ? WHERE game_id = ?", (state, note, game_id))
+
+    # -- logs the scan recorded ------------------------------------------------------------
+
+    def cursor(self) -> int | None:
+        """The last block whose logs the agent has read (None before its first scan)."""
+        value = self.get("cursor")
+        return int(value) if value is not None else None
+
+    def record_game_log(self, game_id: int, event: str, fields: dict) -> None:
+        """Keep ``event``'s fields as the latest of its kind in ``game_id`` (a later one replaces it)."""
+        self._db.execute("INSERT OR REPLACE INTO game_logs VALUES (?, ?, ?)",
+                         (game_id, event, json.dumps({k: _plain(v) for k, v in fields.items()})))
+
+    def game_log(self, game_id: int, event: str) -> dict | None:
+        """The fields of the latest ``event`` recorded for ``game_id`` (bytes as bytes), or None."""
+        row = self._db.execute("SELECT fields FROM game_logs WHERE game_id = ? AND event = ?",
+                               (game_id, event)).fetchone()
+        return {k: _typed(v) for k, v in json.loads(row[0]).items()} if row else None
+
+    def model_of_game(self, game_id: int) -> int | None:
+        row = self._db.execute("SELECT model_id FROM games JOIN jobs USING (job_id) WHERE game_id = ?",
+                               (game_id,)).fetchone()
+        return row[0] if row else None
+
+    def add_move_gas(self, model_id: int, method: str, gas: int) -> None:
+        """Note one mined move's gas in a game of ``model_id``; only the last ``MOVE_GAS_WINDOW`` are kept."""
+        self._db.execute("INSERT INTO move_gas (model_id, method, gas) VALUES (?, ?, ?)", (model_id, method, gas))
+        self._db.execute("DELETE FROM move_gas WHERE model_id = ? AND id NOT IN (SELECT id FROM move_gas "
+                         "WHERE model_id = ? ORDER BY id DESC LIMIT ?)", (model_id, model_id, MOVE_GAS_WINDOW))
+
+    def move_gas(self, model_id: int) -> list[int]:
+        """The gas of the latest moves in games of ``model_id``, oldest first."""
+        rows = self._db.execute("SELECT gas FROM move_gas WHERE model_id = ? ORDER BY id", (model_id,))
+        return [row[0] for row in rows]
+
+    def add_posted(self, job_id: int, model_id: int, rows: int, input_bytes: bytes) -> None:
+        self._db.execute("INSERT OR IGNORE INTO posted VALUES (?, ?, ?, ?)", (job_id, model_id, rows, input_bytes))
+
+    def take_posted(self, job_id: int) -> bytes | None:
+        """The input recorded from job ``job_id``'s ``JobPosted`` log, forgotten as it is taken."""
+        row = self._db.execute("SELECT input FROM posted WHERE job_id = ?", (job_id,)).fetchone()
+        self._db.execute("DELETE FROM posted WHERE job_id = ?", (job_id,))
+        return bytes(row[0]) if row else None
 
     # -- transactions --------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``next_move`` reads the game (phase, interval, row-tree position, clocks) and the values the
 opponent revealed in its last move (the ``Bisected`` roots, the ``ChildrenRevealed`` pair, the
-``RowRevealed`` row, read back from the logs, so a restarted agent needs no memory of them),
+``RowRevealed`` row, read back from the logs as the agent's scan recorded them in its journal,
+``ChainClient.game_log``, so a restarted agent needs no memory of them),
 and returns the contract call that answers it, built by ``referee.game``. When the opponent
 is to move and its clock has run out, the answer is ``timeout``. Nothing is returned while
 the opponent still has time.
@@ -73,17 +74,17 @@ def _arguments(client: ChainClient, game_id: int, g, model: IntegerModel, trace:
     if phase == BISECT:
         return (moves.bisection_roots(trace, lo, hi, client.arity),)
     if phase == CHOOSE:
-        roots = [bytes(r) for r in client.last_log(client.game, "Bisected", game_id=game_id).roots]
+        roots = [bytes(r) for r in client.game_log(game_id, "Bisected").roots]
         return (moves.disputed_part(trace, lo, hi, client.arity, roots), roots)
     if phase == TRANSITION:
         return moves.transition(model, trace, hi).args()
     if phase == CHILDREN:
         return moves.row_children(trace, hi, levels, index)
     if phase == PICK:
-        log = client.last_log(client.game, "ChildrenRevealed", game_id=game_id)
+        log = client.game_log(game_id, "ChildrenRevealed")
         left, right = bytes(log.left), bytes(log.right)
         return (moves.disputed_child(trace, hi, levels, index, left, right), left, right)
     if phase == ROW:
         return (trace.row_bytes(hi, index),)
-    row = bytes(client.last_log(client.game, "RowRevealed", game_id=game_id).row)
+    row = bytes(client.game_log(game_id, "RowRevealed").row)
     return moves.step(model, trace, hi, index, row).args()

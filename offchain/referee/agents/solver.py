@@ -1,11 +1,12 @@
 """The solver agent (``referee solve``): claims jobs on its models, commits, defends, is paid.
 
 For each job posted on a model it serves, within its free stake and whose terms it can honour
-(``terms.solver_refusal``: output size, bond, fee, windows, games in play against its
-capacity): run the model exactly and store the trace (before claiming, so a slow run never
-costs the bond), claim, commit the output with ``S_N`` and its slot proof, then answer every
-game opened against the result until each is over, settle the games it won, finalize the job
-once the challenge window has passed, and withdraw what it is owed.
+(``terms.solver_refusal``: output size, bond, fee, windows, and its games in play and jobs
+claimed, each of which may draw a game, against its capacity): run the model exactly and
+store the trace (before claiming, so a slow run never costs the bond), claim, commit the
+output with ``S_N`` and its slot proof, then answer every game opened against the result
+until each is over, settle the games it won, finalize the job once the challenge window has
+passed, and withdraw what it is owed.
 
 With ``cheat`` (``referee.cheats``) it commits and defends a lie instead: for demonstrations
 and tests of the challenger, never for real use.
@@ -17,6 +18,8 @@ from .agent import Agent
 from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
 from .journal import JobRow
 from .terms import ether, solver_refusal
+
+CLAIMING = "claiming"  # a job whose claim we sent: ours once it is mined
 
 
 class Solver(Agent):
@@ -70,7 +73,10 @@ class Solver(Agent):
             if now >= job.claim_deadline:
                 return self.finish(row, "claim window passed")
             model = self.models[row.model_id]
-            games, capacity = self.games_in_play(), self.capacity(model, job.rows).games
+            if row.state == CLAIMING:  # our claim is on its way: counted already, never dropped
+                return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
+                                 what=f"job {row.job_id}: claimed", deadline=job.claim_deadline, stake=job.fee)
+            games, capacity = self.commitments(), self.capacity(model, job.rows).games
             refusal = solver_refusal(job, model.output_cols, self.limits, client.gas_price(), self.block_time,
                                      games, capacity, space=self.block_space(), clock=client.clock)
             if refusal is not None and games < capacity:
@@ -85,7 +91,9 @@ class Solver(Agent):
                     self.journal.set_job(row.job_id, "short of stake")
                     self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
                 return None
-            self.trace_for(row)  # before the claim: the commit window never waits on the executor
+            if self.trace_ready(row) is None:  # before the claim: the commit window never waits on it
+                return None
+            self.journal.set_job(row.job_id, CLAIMING)  # counts against capacity from now on
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
                              what=f"job {row.job_id}: claimed", deadline=job.claim_deadline, stake=job.fee)
         if job.status == CLAIMED and job.solver != me:
@@ -134,6 +142,14 @@ class Solver(Agent):
 
     def bonds_at_risk(self) -> int:
         return self.client.read(self.client.market.locked, self.client.address)
+
+    def commitments(self) -> int:
+        """Games in play, plus every job we claimed (or are claiming) that has none yet: each may
+        draw a game while its bond is locked, so a claim counts against capacity as a game does."""
+        with_games = {job_id for _, job_id in self.journal.active_games()}
+        claims = [row for row in self.journal.active_jobs()
+                  if row.state in (CLAIMING, "committed") and row.job_id not in with_games]
+        return self.games_in_play() + len(claims)
 
     def play(self, game_id: int, job_id: int, g):
         job = self.job(job_id)
