@@ -112,6 +112,9 @@ def test_agent_bounds_solver_at_capacity_refuses_next_claim_succeeds(chain, mark
     node = chain.provider.web3.provider
     limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
     node.make_request("anvil_setBlockGasLimit", [hex(3_000_000)])
+    # a base fee at which stuffing a commit window of 3M-gas blocks costs more than the bond
+    # (terms.stuffing_cost): the capacity, not the price of block space, is what refuses here
+    node.make_request("anvil_setNextBlockBaseFeePerGas", [hex(100 * 10**9)])
     node.make_request("evm_mine", [])
     try:
         # blocks of 3M gas and 300 s: four moves of the narrow model fit half a block, and a game of

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from eth_utils import keccak
+
 from ..errors import RefereeError
 from .deployment import Deployment, contracts_project
 from .views import Views
