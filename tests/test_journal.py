@@ -113,3 +113,26 @@ def test_journal_remembers_model_dirs_succeeds(tmp_path):
     journal.close()
     reader = Journal(tmp_path / "state.sqlite", lock=False)
     assert reader.model_dirs() == [(tmp_path / "a").resolve(), Path("b").resolve()]
+
+
+def test_journal_batch_is_one_commit_all_or_nothing_succeeds(tmp_path):
+    """A batch's writes are seen by another connection only once it ends; one that raises
+    leaves nothing; nested batches join the outermost."""
+    path = tmp_path / "state.sqlite"
+    journal = Journal(path)
+    reader = sqlite3.connect(path)
+    with journal.batch():
+        journal.txs_sent(["bisect:1", "choose:2", "step:3"], nonce=5, tx_hash="0xaa")  # nested
+        journal.set("cursor", "9")
+        assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 0  # not committed yet
+    assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 3
+    assert journal.keys_of("0xaa") == ["bisect:1", "choose:2", "step:3"]  # the batch's order
+
+    with pytest.raises(RuntimeError):
+        with journal.batch():
+            journal.forget_tx("choose:2")
+            journal.set("cursor", "10")
+            raise RuntimeError("killed mid-batch")
+    assert journal.keys_of("0xaa") == ["bisect:1", "choose:2", "step:3"] and journal.get("cursor") == "9"
+    journal.tx_sent("claim:7", nonce=6)  # autocommit again after a batch
+    assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 4

@@ -10,15 +10,19 @@ revert raises ``TxReverted`` with the contract's reason and is not sent.
 Two ways to write: ``send`` waits for the receipt (scripts, set-up); ``prepare`` + ``submit``
 hand a signed transaction to the node and return at once, with consecutive nonces, so an agent
 playing many games sends every move of a block together and no game's move waits on another
-game's receipt (docs/agents.md, "Many games at once"). ``poll`` collects the receipts of what
-was submitted.
+game's receipt (docs/agents.md, "Many games at once"). ``prepare_batch`` puts the moves of many
+games in one ``DisputeGame.multicall`` transaction (one estimate for the batch, one journal
+commit for its keys); a sub-call that fails on chain is skipped there, and its key is forgotten
+when the receipt comes, to be decided again. ``poll`` collects the receipts of what was
+submitted.
 """
 
 import http.client
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from eth_abi import decode
 from eth_utils import keccak
 
 from ..errors import RefereeError
@@ -31,6 +35,9 @@ OPEN, CLAIMED, COMMITTED, FINALIZED, REJECTED, CANCELLED = range(1, 7)
 JOB_STATUS = {OPEN: "open", CLAIMED: "claimed", COMMITTED: "committed", FINALIZED: "finalized",
               REJECTED: "rejected", CANCELLED: "cancelled"}
 IN_PLAY, SOLVER_WON, CHALLENGER_WON, CLOSED = range(4)
+
+# DisputeGame's log of a skipped sub-call of a multicall: (caller) indexed; index, reason
+CALL_SKIPPED_TOPIC = keccak(text="CallSkipped(address,uint256,bytes)")
 
 _TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborted", "max retries exceeded",
                     "remote end closed", "timed out", "not connected", "broken pipe", "bad gateway",
@@ -58,7 +65,8 @@ class TxReverted(RefereeError):
 
 @dataclass
 class Prepared:
-    """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block."""
+    """A transaction estimated and ready to submit: ``gas_limit`` is what it may take of a block;
+    ``keys``: the actions it carries (a multicall's moves, in order; ``key`` is the first)."""
 
     key: str
     to: str
@@ -66,6 +74,10 @@ class Prepared:
     data: bytes
     value: int
     gas_limit: int
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self.keys = tuple(self.keys) or (self.key,)
 
 
 @dataclass
@@ -77,11 +89,17 @@ class Submitted:
     nonce: int
     tx_hash: str
     block: int  # the head when it was submitted
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self.keys = tuple(self.keys) or (self.key,)
 
 
 @dataclass
 class Mined:
-    """A submitted transaction's receipt: ``ok`` is False when it reverted on chain."""
+    """A submitted transaction's receipt: ``ok`` is False when it reverted on chain;
+    ``skipped``: the keys of a multicall's sub-calls that failed, with their reasons (forgotten
+    in the journal, to be decided again)."""
 
     key: str
     method: str
@@ -89,6 +107,28 @@ class Mined:
     gas_used: int
     block: int
     logs: list
+    keys: tuple[str, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.keys = tuple(self.keys) or (self.key,)
+
+    @property
+    def landed(self) -> tuple[str, ...]:
+        """The keys whose calls took effect."""
+        return tuple(k for k in self.keys if k not in self.skipped) if self.ok else ()
+
+
+def skipped_calls(receipt, game_address: str) -> dict[int, str]:
+    """Index -> revert reason of each sub-call that a multicall's receipt reports skipped."""
+    out = {}
+    for log in receipt["logs"]:
+        topics = log["topics"]
+        if not topics or bytes(topics[0]) != CALL_SKIPPED_TOPIC or str(log["address"]).lower() != game_address.lower():
+            continue
+        index, data = decode(["uint256", "bytes"], bytes(log["data"]))
+        out[index] = decode(["string"], data[4:])[0] if data[:4] == bytes.fromhex("08c379a0") else "reverted"
+    return out
 
 
 def _revert_reason(exc) -> str:
@@ -141,6 +181,8 @@ class ChainClient:
         self.arity = self.read(self.game.ARITY)
         self.clock = self.read(self.game.CLOCK)
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
+        # a multicall's bounds: sub-calls per batch, and the longest one (longer go alone)
+        self.max_calls, self.max_call_bytes = self.read(self.game.MAX_CALLS), self.read(self.game.MAX_CALL_BYTES)
         self._submitted: dict[str, Submitted] = {}
         self._next_nonce = 0  # the lowest nonce not yet used by a submission of this process
         self._fee_block, self._fee = -1, (0, 0)
@@ -192,6 +234,13 @@ class ChainClient:
 
     def game_record(self, game_id: int):
         return self.read(self.game_views, "games", game_id)
+
+    def game_records(self, game_ids: list[int]) -> dict:
+        """Game id -> record, for many games in one batch request (one round trip)."""
+        return dict(zip(game_ids, self.read(self.game_views.many, "games", [(g,) for g in game_ids])))
+
+    def job_records(self, job_ids: list[int]) -> dict:
+        return dict(zip(job_ids, self.read(self.market_views.many, "job", [(j,) for j in job_ids])))
 
     def challenge_record(self, game_id: int):
         return self.read(self.market_views, "challenge_of", game_id)
@@ -270,6 +319,37 @@ class ChainClient:
         # on local chains), and never short when the state moves a little before mining
         return Prepared(key, to, method, data, value, gas * 6 // 5 + 20_000)
 
+    @staticmethod
+    def encode(contract, method: str, *args) -> bytes:
+        """The calldata of ``contract.method(*args)``."""
+        return bytes(getattr(contract, method).encode_input(*args))
+
+    def prepare_batch(self, calls: list[tuple[str, bytes]]) -> Prepared | None:
+        """One ``DisputeGame.multicall`` of ``calls`` ((key, calldata of a game function), in
+        order), estimated once for the whole batch; keys that went out before are left out
+        (None when none is left). At most ``max_calls`` calls of at most ``max_call_bytes``
+        each: a longer batch is the caller's mistake and raises ``RefereeError``."""
+        from web3.exceptions import ContractLogicError
+
+        if len(calls) > self.max_calls:
+            raise RefereeError(f"a multicall carries at most {self.max_calls} calls, not {len(calls)}")
+        for key, data in calls:
+            if len(data) > self.max_call_bytes:
+                raise RefereeError(f"{key}: {len(data):,} bytes of calldata, over the {self.max_call_bytes:,} "
+                                   "a multicall's sub-call may carry: send it alone")
+        calls = [(key, data) for key, data in calls if not self._already_sent(key)]
+        if not calls:
+            return None
+        data = self.encode(self.game, "multicall", [d for _, d in calls])
+        to = str(self.game.address)
+        call = {"from": self.address, "to": to, "data": "0x" + data.hex()}
+        try:
+            gas = self.read(lambda: self._ape.chain.provider.web3.eth.estimate_gas(call))
+        except ContractLogicError as exc:
+            raise TxReverted("multicall", _revert_reason(exc)) from None
+        return Prepared(calls[0][0], to, "multicall", data, 0, gas * 6 // 5 + 20_000,
+                        keys=tuple(key for key, _ in calls))
+
     def _fees(self) -> tuple[int, int]:
         """(max fee, priority fee) per gas for this block: twice the base fee plus the tip."""
         web3 = self._ape.chain.provider.web3
@@ -290,7 +370,7 @@ class ChainClient:
         raw = self.account.sign_transaction(unsigned).serialize_transaction()
         tx_hash = "0x" + keccak(raw).hex()
         if self.journal is not None:  # before it leaves: a restart finds it by its hash
-            self.journal.tx_sent(tx.key, nonce, tx_hash)
+            self.journal.txs_sent(tx.keys, nonce, tx_hash)
         try:
             self.read(lambda: provider.web3.eth.send_raw_transaction(raw))
         except Exception:
@@ -299,10 +379,12 @@ class ChainClient:
             # cannot even be asked, the journaled hash settles it on a later pass.)
             if not self._node_has(tx_hash):
                 if self.journal is not None:
-                    self.journal.forget_tx(tx.key)
+                    with self.journal.batch():
+                        for key in tx.keys:
+                            self.journal.forget_tx(key)
                 raise
         self._next_nonce = nonce + 1
-        submitted = Submitted(tx.key, tx.method, nonce, tx_hash, self._fee_block)
+        submitted = Submitted(tx.key, tx.method, nonce, tx_hash, self._fee_block, keys=tx.keys)
         self._submitted[tx.key] = submitted
         return submitted
 
@@ -311,7 +393,7 @@ class ChainClient:
         the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
         sent again. True while it counts as sent."""
         if self._recorded_receipt(row.key, row.tx_hash) is not None:
-            return True
+            return self.journal.tx(row.key) is not None  # False: its sub-call was skipped, forgotten
         if self._node_has(row.tx_hash):
             return True
         self.journal.forget_tx(row.key)
@@ -332,16 +414,21 @@ class ChainClient:
         """Receipts of submitted transactions mined since the last poll (journaled as they come)."""
         mined = []
         for key, tx in list(self._submitted.items()):
-            receipt = self._recorded_receipt(key, tx.tx_hash)
+            receipt = self._recorded_receipt(key, tx.tx_hash, tx.keys)
             if receipt is None:
                 continue
             del self._submitted[key]
+            skipped = skipped_calls(receipt, str(self.game.address)) if receipt["status"] == 1 else {}
             mined.append(Mined(key, tx.method, receipt["status"] == 1, receipt["gasUsed"], receipt["blockNumber"],
-                               receipt["logs"]))
+                               receipt["logs"], keys=tx.keys,
+                               skipped={tx.keys[i]: why for i, why in skipped.items() if i < len(tx.keys)}))
         return mined
 
-    def _recorded_receipt(self, key: str, tx_hash: str):
-        """The receipt of ``tx_hash``, journaled under ``key`` (mined or reverted); None if not mined."""
+    def _recorded_receipt(self, key: str, tx_hash: str, keys: tuple[str, ...] = ()):
+        """The receipt of ``tx_hash``, journaled (mined or reverted) under each key it carries
+        (``keys``, else the journal's keys of that hash in the order sent), in one commit, each
+        with its share of the gas; the keys of a multicall's skipped sub-calls are forgotten
+        instead. None if not mined."""
         from web3.exceptions import TransactionNotFound
 
         try:
@@ -349,9 +436,16 @@ class ChainClient:
         except TransactionNotFound:
             return None
         if self.journal is not None:
+            keys = tuple(keys) or tuple(self.journal.keys_of(tx_hash)) or (key,)
             ok = receipt["status"] == 1
-            self.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"],
-                                 reason="" if ok else "reverted on chain")
+            skipped = skipped_calls(receipt, str(self.game.address)) if ok else {}
+            with self.journal.batch():
+                for i, k in enumerate(keys):
+                    if i in skipped:
+                        self.journal.forget_tx(k)
+                    else:
+                        self.journal.tx_done(k, "mined" if ok else "reverted", gas=receipt["gasUsed"] // len(keys),
+                                             reason="" if ok else "reverted on chain")
         return receipt
 
     def send(self, key: str, contract, method: str, *args, value: int = 0):

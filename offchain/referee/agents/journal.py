@@ -15,7 +15,9 @@ agent cheaply after a restart:
   dropped); one the node does not know is forgotten and sent again.
 
 Every write is its own transaction (autocommit), so a kill at any moment loses at most the
-step in flight, which the next run redoes from the chain.
+step in flight, which the next run redoes from the chain; ``batch()`` groups the writes of one
+step (the keys of one multicall, the receipts of one pass) into one SQLite transaction: one
+commit, all or nothing.
 
 One agent at a time: a journal is locked (``flock`` on ``<journal>.lock``, which the kernel
 releases when the process dies, even by SIGKILL) for as long as it is open, so a second agent
@@ -27,6 +29,8 @@ import fcntl
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +100,7 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _take_lock(self.path) if lock else None
+        self._depth = 0  # open batch() blocks; the outermost commits
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -106,6 +111,24 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             self._unlock()
             raise RefereeError(f"agent state {self.path} is not a usable SQLite database: {exc}") from None
+
+    @contextmanager
+    def batch(self) -> Iterator["Journal"]:
+        """Every write inside is one SQLite transaction, committed when the outermost ``batch``
+        ends (rolled back if it raises); nested blocks join the outer one."""
+        if self._depth == 0:
+            self._db.execute("BEGIN")
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -202,6 +225,16 @@ class Journal:
 
     def tx_sent(self, key: str, nonce: int, tx_hash: str = "") -> None:
         self._db.execute("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '', ?)", (key, nonce, tx_hash))
+
+    def txs_sent(self, keys, nonce: int, tx_hash: str) -> None:
+        """The keys one transaction carries (a multicall's moves, in its order), in one commit."""
+        with self.batch():
+            for key in keys:
+                self.tx_sent(key, nonce, tx_hash)
+
+    def keys_of(self, tx_hash: str) -> list[str]:
+        """The keys journaled with transaction ``tx_hash``, in the order it carries them."""
+        return [r[0] for r in self._db.execute("SELECT key FROM txs WHERE tx_hash = ? ORDER BY rowid", (tx_hash,))]
 
     def tx_done(self, key: str, status: str, gas: int = 0, reason: str = "") -> None:
         self._db.execute("UPDATE txs SET status = ?, gas = ?, reason = ? WHERE key = ?", (status, gas, reason, key))

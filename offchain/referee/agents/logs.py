@@ -78,7 +78,8 @@ def agent_logger(name: str) -> logging.Logger:
 
 # words that make a line a warning or an error (the agents' lines are plain text today)
 _ERROR_WORDS = ("error:", "reverted", "stuck")
-_WARNING_WORDS = ("unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped")
+_WARNING_WORDS = ("unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped",
+                  "backlog", "beyond capacity")
 
 
 def line_level(line: str) -> int:

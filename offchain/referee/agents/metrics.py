@@ -18,6 +18,8 @@ Every metric carries ``role`` and ``account`` labels:
 - ``referee_transactions_sent_total`` / ``referee_transactions_reverted_total`` (counters, by
   contract ``method``);
 - ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
+- ``referee_backlog_actions`` (gauge): actions the agent decided but has not sent for more than
+  a block (its sending falls behind its games: alert when it stays above 0);
 - ``referee_last_tick_timestamp_seconds`` (gauge): unix time of the agent's last pass over the
   chain, a stale value is a stuck agent; ``referee_chain_head`` (gauge): the block it read to.
 
@@ -65,6 +67,7 @@ class AgentMetrics:
         self._rpc = counter("referee_rpc_errors", "Failed calls to the node, by kind.", ("kind",))
         self._tick = gauge("referee_last_tick_timestamp_seconds", "Unix time of the agent's last pass over the chain.")
         self._head = gauge("referee_chain_head", "The block the agent's last pass read up to.")
+        self._backlog = gauge("referee_backlog_actions", "Actions decided but not sent for more than a block.")
         self.update_games([], [])
 
     # -- updates -------------------------------------------------------------------------
@@ -91,6 +94,9 @@ class AgentMetrics:
             own.append(mine)
             other.append(theirs)
         self.update_games(own, other)
+
+    def set_backlog(self, actions: int) -> None:
+        self._backlog.set(int(actions))
 
     def set_bonds_at_risk(self, wei: int) -> None:
         self._bonds.set(int(wei))
