@@ -3,7 +3,9 @@
 ``bisection_rounds`` must be the most rounds any sequence of choices can take (protocol 7.1:
 ``q_i = lo + floor(i * L / p)``), so it is checked against every path of small games; the block
 time must ignore a local chain's clock jumps; the capacity figures quoted in docs/agents.md and
-docs/security.md are recomputed here.
+docs/security.md are recomputed here; and an agent at exactly its capacity, bound by block gas,
+by its measured send rate or by a tick longer than a block, is simulated move by move to keep
+half of every clock.
 """
 
 from functools import lru_cache
@@ -54,3 +56,62 @@ def test_capacity_figures_of_the_docs():
     assert (worst.moves, worst.games, worst.flood_cost(10**17)) == (16, 441, 442 * 10**17)
     # a clock too short for the chain: no game fits half of it
     assert cap.Capacity(400, 30_000_000, 3600, 7, bound).games == 0
+
+
+def _most_charged(games: int, moves: int, per_tick: int, blocks_per_tick: int, block_time: float) -> float:
+    """Brute force: an agent that every ``blocks_per_tick`` blocks sends up to ``per_tick`` due
+    moves, the longest-waiting first (each mined in the next block), against an opponent that
+    answers in the block after; the most any game's clock is charged over ``moves`` moves."""
+    ready, left, charged, t = [0] * games, [moves] * games, [0.0] * games, 0
+    while any(left):
+        due = sorted((ready[g], g) for g in range(games) if left[g] and ready[g] <= t)
+        for _, g in due[:per_tick]:
+            charged[g] += (t + 1 - ready[g]) * block_time
+            left[g], ready[g] = left[g] - 1, t + 2
+        t += blocks_per_tick
+    return max(charged)
+
+
+@pytest.mark.parametrize("block_time, clock", [(1, 60), (2, 600), (12, 3600)])
+def test_capacity_with_measured_sending_keeps_half_of_every_clock(block_time, clock):
+    """At exactly its capacity, whatever bounds it (block gas, the send rate, a tick longer
+    than a block), a simulated agent spends at most half of any game's clock."""
+    for moves, gas_moves, rate, tick in [(7, 49, None, 0.2), (16, 49, 20.0, 0.3), (7, 200, 2.0, 0.5),
+                                         (16, 10, None, 3.0), (7, 49, 5.0, 1.5), (3, 200, 20.0, 2.5)]:
+        c = cap.Capacity(block_time, 2 * gas_moves * 300_000, clock, moves, 300_000, send_rate=rate,
+                         tick_time=tick * block_time, moves_per_tx=4)
+        if not 0 < c.games <= 1500:
+            continue
+        charged = _most_charged(c.games, moves, c.moves_per_tick, c.blocks_per_tick, block_time)
+        assert charged <= clock / cap.CLOCK_MARGIN, (block_time, clock, moves, gas_moves, rate, tick, c.games)
+
+
+def test_capacity_counts_the_send_rate_and_the_tick_length():
+    """The issue-16 figures: at 1-second blocks and a 60 s clock, games of 15 moves, the gas
+    bound is 49 moves a block (98 games, the digits job's stated capacity); an agent sending 10
+    transactions a second of one move each gets 10 out (20 games); multicalls of up to 40 moves
+    lift the send bound past the gas one; a tick of 1.5 s reaches each game every 2 blocks."""
+    bound = cap.move_gas_bound(8)
+    gas_only = cap.Capacity(1, 30_000_000, 60, 15, bound)
+    assert (gas_only.moves_per_block, gas_only.games, gas_only.bound_by) == (49, 98, "block gas")
+    one_per_tx = cap.Capacity(1, 30_000_000, 60, 15, bound, send_rate=10.0, tick_time=0.5, moves_per_tx=1)
+    assert (one_per_tx.moves_per_block, one_per_tx.games, one_per_tx.bound_by) == (10, 20, "send rate")
+    batched = cap.Capacity(1, 30_000_000, 60, 15, bound, send_rate=10.0, tick_time=0.5, moves_per_tx=40)
+    assert (batched.moves_per_block, batched.games, batched.bound_by) == (49, 98, "block gas")
+    slow_tick = cap.Capacity(1, 30_000_000, 60, 15, bound, send_rate=10.0, tick_time=1.5, moves_per_tx=40)
+    assert (slow_tick.blocks_per_tick, slow_tick.moves_per_tick, slow_tick.moves_per_block) == (2, 49, 24)
+    assert (slow_tick.blocks_per_move, slow_tick.games, slow_tick.bound_by) == (1, 49, "tick length")
+    assert "sending 10.0 tx/s of up to 40 moves, ticks of 1.50 s, bound by tick length" in slow_tick.describe()
+
+
+def test_throughput_is_a_moving_figure_of_the_last_ticks():
+    meter = cap.Throughput(window=4)
+    assert meter.send_rate is None and meter.tick_time == 0.0
+    meter.record(0, 0.0, 1.0)  # a tick that sent nothing: no send rate from it
+    assert meter.send_rate is None
+    meter.record(10, 1.0, 2.0)
+    meter.record(30, 1.0, 3.0)
+    assert meter.send_rate == 20.0 and meter.tick_time == 2.0
+    for _ in range(4):  # the old ticks leave the window
+        meter.record(5, 1.0, 0.5)
+    assert meter.send_rate == 5.0 and meter.tick_time == 0.5

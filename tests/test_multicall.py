@@ -149,3 +149,85 @@ def test_multicall_gas_overhead_per_move_is_small_succeeds(game, model_and_trace
     batch = contract.multicall([_bisect(contract, trace, gid) for gid in batched], sender=solver).gas_used
     print(f"8 bisects: {single:,} gas as 8 transactions, {batch:,} in one multicall")
     assert batch < single
+
+
+# ---------------------------------------------------------------------------
+# ChainClient.prepare_batch: one transaction of many keys, sent once per key
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def batch_client(game, model_and_trace, accounts, deployer, tmp_path):
+    """(client of the solver on ``game``, journal path, three fresh game ids): the solver
+    account plays the module's own game through the agents' client."""
+    import dataclasses
+
+    from referee.agents.client import ChainClient
+    from referee.agents.deployment import deploy
+    from referee.agents.journal import Journal
+
+    contract, _ = game
+    model, trace = model_and_trace
+    d = dataclasses.replace(deploy(deployer, sink=str(accounts[9].address)), game=str(contract.address))
+    path = tmp_path / "solver.sqlite"
+    ids = _open(game, model, trace, accounts[4], accounts[5], deployer, 3)
+    return ChainClient(d, accounts[4], Journal(path), patience=5), path, ids
+
+
+def test_prepare_batch_forgets_the_keys_of_skipped_calls_succeeds(batch_client, model_and_trace, accounts):
+    """A batch of three moves, one of which the chain refuses (its game moved meanwhile): the
+    receipt's skipped key is forgotten in the journal (decided again), the others are mined and
+    never sent again."""
+    client, _, (a, b, c) = batch_client
+    _, trace = model_and_trace
+    roots = moves.bisection_roots(trace, 0, 5, ARITY)
+    client.game.bisect(b, roots, sender=accounts[4])  # b moved meanwhile
+    calls = [(f"bisect:{g}", client.encode(client.game, "bisect", g, roots)) for g in (a, b, c)]
+
+    tx = client.prepare_batch(calls)
+    assert tx.method == "multicall" and tx.keys == tuple(k for k, _ in calls)
+    client.submit(tx)
+    [mined] = client.poll()
+
+    assert mined.ok and mined.keys == tx.keys and mined.key == f"bisect:{a}"
+    assert mined.skipped == {f"bisect:{b}": "game: wrong phase"}
+    assert mined.landed == (f"bisect:{a}", f"bisect:{c}")
+    assert client.journal.tx(f"bisect:{b}") is None  # forgotten: to be decided again
+    assert client.journal.tx(f"bisect:{a}").status == client.journal.tx(f"bisect:{c}").status == "mined"
+    again = client.prepare_batch(calls)  # only the skipped key is left to send
+    assert again.keys == (f"bisect:{b}",)
+
+
+def test_prepare_batch_restart_resolves_each_key_by_the_receipt_succeeds(batch_client, model_and_trace, accounts):
+    """The agent dies after sending a batch, before its receipt: a restarted client finds the
+    landed keys mined and the skipped one forgotten, from the one journaled hash."""
+    from referee.agents.client import ChainClient
+    from referee.agents.journal import Journal
+
+    client, path, (a, b, c) = batch_client
+    _, trace = model_and_trace
+    roots = moves.bisection_roots(trace, 0, 5, ARITY)
+    calls = [(f"bisect:{a}", client.encode(client.game, "bisect", a, roots)),
+             (f"timeout:{b}", client.encode(client.game, "timeout", b))]  # b's clock has not run out
+    client.submit(client.prepare_batch(calls))
+    client.journal.close()  # no poll: the receipt is never seen by this process
+
+    restarted = ChainClient(client.deployment, accounts[4], Journal(path), patience=5)
+    tx = restarted.prepare_batch(calls + [(f"bisect:{c}", restarted.encode(restarted.game, "bisect", c, roots))])
+    assert tx.keys == (f"timeout:{b}", f"bisect:{c}")
+    assert restarted.journal.tx(f"bisect:{a}").status == "mined"
+
+
+def test_prepare_batch_beyond_its_limits_reverts(batch_client):
+    """A batch longer than the contract takes, or a move too long for it, is refused before
+    anything is estimated or journaled, with a reason."""
+    from referee.errors import RefereeError
+
+    client, _, (a, _, _) = batch_client
+    assert (client.max_calls, client.max_call_bytes) == (64, 2340)
+    timeout = client.encode(client.game, "timeout", a)
+    with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
+        client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])
+    with pytest.raises(RefereeError, match="step:9: 2,341 bytes of calldata, over the 2,340"):
+        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2341)])
+    assert client.journal.keys() == []

@@ -10,11 +10,18 @@ agent plans to spend at most half its clock (``CLOCK_MARGIN``), so
     capacity = moves_per_block × floor(clock / (CLOCK_MARGIN × moves × block_time))
 
 games at once. What it gets out in a block is bounded twice, by block gas and by its own
-sending, and divided by the blocks one of its ticks spans (a tick longer than a block reaches
-each game once per ``ceil(tick_time / block_time)`` blocks):
+sending:
 
     moves_per_block = min(floor(BLOCK_SHARE × block_gas / move_gas),
-                          floor(send_rate × block_time × moves_per_tx)) // ceil(tick_time / block_time)
+                          floor(send_rate × block_time × moves_per_tx))
+
+A tick longer than a block reaches each game only once per ``ticks = ceil(tick_time /
+block_time)`` blocks, and sends one block's share then: the unit of time becomes the tick, so
+
+    capacity = min(moves_per_block(gas), send_rate × ticks × block_time × moves_per_tx)
+               × floor(clock / (CLOCK_MARGIN × moves × block_time × ticks))
+
+which is the formula above when a tick fits in a block.
 
 ``send_rate`` (transactions a second while sending) and ``tick_time`` are measured by the agent
 over its last ticks (``Throughput``); ``moves_per_tx`` is what one multicall carries (64 moves,
@@ -89,38 +96,43 @@ class Capacity:
         return int(self.block_gas * BLOCK_SHARE) // self.move_gas
 
     @property
-    def sent_moves_per_block(self) -> int | None:
-        """Moves the agent can send in one block's time (None: not measured)."""
-        if self.send_rate is None:
-            return None
-        return int(self.send_rate * self.block_time * self.moves_per_tx)
-
-    @property
     def blocks_per_tick(self) -> int:
         return max(1, math.ceil(self.tick_time / self.block_time - 1e-9))
 
     @property
+    def sent_moves_per_tick(self) -> int | None:
+        """Moves the agent can send in one tick's blocks (None: not measured)."""
+        if self.send_rate is None:
+            return None
+        return int(self.send_rate * self.blocks_per_tick * self.block_time * self.moves_per_tx)
+
+    @property
+    def moves_per_tick(self) -> int:
+        """Moves one tick gets out: a block's gas share, or what the agent sends in the tick."""
+        sent = self.sent_moves_per_tick
+        return self.gas_moves_per_block if sent is None else min(self.gas_moves_per_block, sent)
+
+    @property
     def moves_per_block(self) -> int:
-        sent = self.sent_moves_per_block
-        bound = self.gas_moves_per_block if sent is None else min(self.gas_moves_per_block, sent)
-        return bound // self.blocks_per_tick
+        return self.moves_per_tick // self.blocks_per_tick
 
     @property
     def bound_by(self) -> str:
-        """What limits ``moves_per_block``: "block gas", "send rate" or "tick length"."""
-        sent = self.sent_moves_per_block
+        """What limits the moves a block: "block gas", "send rate" or "tick length"."""
+        sent = self.sent_moves_per_tick
         if self.blocks_per_tick > 1:
             return "tick length"
         return "send rate" if sent is not None and sent < self.gas_moves_per_block else "block gas"
 
     @property
     def blocks_per_move(self) -> int:
-        """How many blocks each move may wait, in the worst case, within the planned clock."""
-        return int(self.clock // (CLOCK_MARGIN * self.moves * self.block_time))
+        """How many ticks (blocks, while a tick fits in one) each move may wait, in the worst case,
+        within the planned clock."""
+        return int(self.clock // (CLOCK_MARGIN * self.moves * self.block_time * self.blocks_per_tick))
 
     @property
     def games(self) -> int:
-        return self.moves_per_block * self.blocks_per_move
+        return self.moves_per_tick * self.blocks_per_move
 
     def flood_cost(self, challenger_bond: int) -> int:
         """Wei in challenger bonds an attacker must put up (and lose) to outrun this capacity."""
