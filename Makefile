@@ -41,13 +41,19 @@ test: setup
 # The adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
 # runs, floods of 200 Sybil games and 100 liar jobs, and 5000 random cases per transformer kind.
-# `make test` runs 170, 150, 20, 50, 30 and 500 with a fixed seed.
+# `make test` runs 170, 150, 20, 50, 30 and 500 with a fixed seed. Then the wall-clock floods:
+# at 1-second blocks and a 60 s clock, K and J at the agents' stated capacity with two busy
+# processes; at 12-second blocks and the default clock, K=200 and J=100 (make test: 20 and 10).
 test-long: setup
 	$(BIN)/ape compile --force
 	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
 	REFEREE_FLOOD_GAMES=200 REFEREE_FLOOD_JOBS=100 REFEREE_TRANSFORMER_CASES=5000 REFEREE_TRANSFORMER_MODELS=250 \
 		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py \
 		tests/test_floods.py tests/test_transformer_exact.py -q
+	REFEREE_WALLCLOCK_GAMES=capacity REFEREE_WALLCLOCK_JOBS=capacity REFEREE_WALLCLOCK_BUSY=2 \
+		$(BIN)/ape test tests/test_floods_wallclock.py -q
+	REFEREE_WALLCLOCK_BLOCK=12 REFEREE_WALLCLOCK_GAMES=200 REFEREE_WALLCLOCK_JOBS=100 \
+		$(BIN)/ape test tests/test_floods_wallclock.py -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py
