@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import pytest
 
+from flood import agent, deployment, model  # noqa: F401 (fixtures)
+
 from referee.agents import capacity as cap
 
 
@@ -115,3 +117,60 @@ def test_throughput_is_a_moving_figure_of_the_last_ticks():
     for _ in range(4):  # the old ticks leave the window
         meter.record(5, 1.0, 0.5)
     assert meter.send_rate == 5.0 and meter.tick_time == 0.5
+
+
+def test_solver_beyond_capacity_warns_at_once_and_plays_by_deadline(chain, accounts, deployment, model, agent,
+                                                                   tmp_path):
+    """Blocks of 1.3M gas and 200 s give the solver a capacity of 2 games of this job; 6 Sybil
+    games are opened: it says at once how many games it is short, and plays them all (the
+    nearest deadline first), winning every one on the attackers' clocks."""
+    from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input
+    from referee import cheats
+    from referee import commitments as cm
+    from referee.agents.client import COMMITTED, ChainClient
+    from referee.agents.journal import Journal
+    from referee.agents.solver import Solver
+    from referee.executor import run_model
+    from referee.trace import Trace
+
+    node = chain.provider.web3.provider
+    limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
+    lines = []
+    solver = agent(Solver, accounts[2], "solver")
+    solver._log = lines.append
+    solver.ensure_stake(SOLVER_BOND)
+    market, game = solver.client.market, solver.client.game
+    x = job_input(1)
+    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=accounts[1])
+    job = market.job_count()
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    attacker = Attacker(ChainClient(deployment, accounts[3], Journal(tmp_path / "attacker.sqlite")), model,
+                        lambda job_id: lie, as_solver=False, never=("step",))
+    with Lockstep(chain.provider.uri) as lockstep:
+        lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED)
+    node.make_request("anvil_setBlockGasLimit", [hex(1_300_000)])
+    node.make_request("evm_mine", [])
+    try:
+        solver.block_time, solver.block_gas = 200, 1_300_000  # committed: now the chain slows down
+        assert solver.capacity(model, ROWS).games == 2
+        with Lockstep(chain.provider.uri, block_time=200) as lockstep:
+            attacker.challenge(job, 6)
+            lockstep.run([solver, attacker], [solver],
+                         lambda: len(attacker.games) == 6 and all(game.result(g) != 0 for g in attacker.games))
+    finally:
+        node.make_request("anvil_setBlockGasLimit", [hex(limit)])
+    warned = [line for line in lines if "beyond capacity" in line]
+    assert any("6 games in play, capacity 2 for job 1" in line and "4 games short" in line for line in warned), warned
+    assert sum(game.result(g) == 1 for g in attacker.games) == 6
+
+
+def test_throughput_alarms_are_warning_lines():
+    """An operator filtering on WARNING sees the backlog, the shortfall and a skipped move."""
+    import logging
+
+    from referee.agents.logs import line_level
+
+    for line in ("backlog: 12 action(s) decided but not sent for more than a block (the oldest since block 9)",
+                 "beyond capacity: 250 games in play, capacity 196 for job 3 (digits, 8 rows): 54 games short",
+                 "game 4: bisect: skipped in its batch (game: wrong phase); decided again"):
+        assert line_level(line) == logging.WARNING, line
