@@ -94,8 +94,10 @@ class WallClock:
         args = [str(referee), command, "--network", self.uri, "--account", account, "--deployment",
                 str(files["deployment"]), "--model", str(files["model"]), "--home", str(self.tmp / command),
                 "--block-time", str(BLOCK), "--device", "cpu", "--log-file", str(log), *extra]
-        self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                           env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        # its output to a file, never a pipe: a pipe no one reads fills and blocks the agent
+        with open(self.tmp / f"{command}.out", "wb") as out:
+            self.procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                               env={**os.environ, "PYTHONUNBUFFERED": "1"}))
         return log
 
     def until(self, done, act=lambda: None, limit: float = 600.0) -> None:
@@ -104,7 +106,8 @@ class WallClock:
         while not done():
             for proc in self.procs:
                 if proc.poll() is not None and proc.args[0] != sys.executable:
-                    raise AssertionError(f"{proc.args[1]} exited: {proc.stderr.read().decode()[-2000:]}")
+                    output = (self.tmp / f"{proc.args[1]}.out").read_text()
+                    raise AssertionError(f"{proc.args[1]} exited: {output[-2000:]}")
             assert time.monotonic() < deadline, f"not done within {limit:.0f} s"
             act()
             time.sleep(0.1)

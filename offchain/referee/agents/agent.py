@@ -316,7 +316,7 @@ class Agent:
                 used, sent, txs = used + tx.gas_limit, sent + 1, txs + 1
                 self._sent([action])
         moves = [(a, client.encode(client.game, a.method, *a.args)) for a in queue if a.contract is client.game]
-        batches, rest = ([], moves) if waiting else batching.pack(
+        batches, rest = ([], moves) if waiting or (used and used >= budget) else batching.pack(
             moves, self.gas_table, budget - used if used else budget, client.max_calls, client.max_call_bytes)
         for batch in batches:
             actions = {a.key: a for a, _ in batch.calls}

@@ -16,7 +16,8 @@ Every metric carries ``role`` and ``account`` labels:
 - ``referee_bonds_at_risk_wei`` (gauge): the agent's bonds locked in jobs and games not yet over;
 - ``referee_jobs_served_total`` (counter): jobs finished, paid (solver) or checked (challenger);
 - ``referee_transactions_sent_total`` / ``referee_transactions_reverted_total`` (counters, by
-  contract ``method``);
+  contract ``method``; each move of a multicall counts as one, and a sub-call skipped on chain
+  as reverted);
 - ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
 - ``referee_backlog_actions`` (gauge): actions the agent decided but has not sent for more than
   a block (its sending falls behind its games: alert when it stays above 0);
@@ -61,7 +62,8 @@ class AgentMetrics:
                                      "Least time left on an opponent's clock across the agent's games in play.")
         self._bonds = gauge("referee_bonds_at_risk_wei", "The agent's bonds locked in jobs and games not yet over.")
         self._served = counter("referee_jobs_served", "Jobs finished: paid (solver) or checked (challenger).")
-        self._sent = counter("referee_transactions_sent", "Transactions sent, by contract method.", ("method",))
+        self._sent = counter("referee_transactions_sent", "Calls sent (each move of a multicall counts), by method.",
+                             ("method",))
         self._reverted = counter("referee_transactions_reverted", "Transactions reverted, by contract method.",
                                  ("method",))
         self._rpc = counter("referee_rpc_errors", "Failed calls to the node, by kind.", ("kind",))
