@@ -42,7 +42,9 @@ test: setup
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
 # runs, floods of 200 Sybil games and 100 liar jobs, 5000 random cases per transformer kind, and
 # a move's RPC count after 10,000 blocks of history. `make test` runs 170, 150, 20, 50, 30, 500
-# and 2,500 blocks with a fixed seed.
+# and 2,500 blocks with a fixed seed. Then the wall-clock floods: at 1-second blocks and a 60 s
+# clock, K and J at the agents' stated capacity with two busy processes; at 12-second blocks and
+# the default clock, K=200 and J=100 (make test: 20 and 10).
 test-long: setup
 	$(BIN)/ape compile --force
 	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
@@ -50,6 +52,10 @@ test-long: setup
 	REFEREE_RPC_HISTORY=10000 \
 		$(BIN)/ape test tests/test_random_games.py tests/test_hostile_calls.py tests/test_market_stateful.py \
 		tests/test_floods.py tests/test_transformer_exact.py tests/test_rpc_cost.py -q
+	REFEREE_WALLCLOCK_GAMES=capacity REFEREE_WALLCLOCK_JOBS=capacity REFEREE_WALLCLOCK_BUSY=2 \
+		$(BIN)/ape test tests/test_floods_wallclock.py -q
+	REFEREE_WALLCLOCK_BLOCK=12 REFEREE_WALLCLOCK_GAMES=200 REFEREE_WALLCLOCK_JOBS=100 \
+		$(BIN)/ape test tests/test_floods_wallclock.py -q
 
 bench: setup
 	$(BIN)/python benchmarks/bench_forward.py

@@ -554,6 +554,76 @@ def timeout(game_id: uint256):
 
 
 # ---------------------------------------------------------------------------
+# MULTICALL (many moves of many games in one transaction)
+# ---------------------------------------------------------------------------
+
+# @dev The widest row a batched move carries (`reveal_row`, `step`):
+# a move of wider rows goes in a transaction of its own.
+BATCH_COLS: constant(uint256) = 128
+
+# @dev The largest batched move's calldata: `step` with rows of
+# BATCH_COLS and three MAX_PROOF-deep proofs (selector, 12 head words,
+# three proofs, two rows with their length words); it bounds every
+# other move at the protocol's limits too (`transition` with three
+# MAX_PROOF-deep proofs is 2,180 bytes, `choose` at MAX_ARITY 2,148).
+MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 12 + 3 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
+
+# @dev Sub-calls per batch. Vyper copies the whole argument into memory,
+# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 60k
+# gas, under 1,000 a move in a full batch); 64 moves of 50k-250k gas
+# fill 3M-16M gas, a block's share or EIP-7825's transaction cap.
+MAX_CALLS: public(constant(uint256)) = 64
+
+# @dev Bytes of a failed sub-call's revert data kept in `CallSkipped`:
+# an `Error(string)` of the contract's reasons (all under 64 bytes).
+MAX_REASON: constant(uint256) = 4 + 32 + 32 + 64
+
+event CallSkipped:
+    caller: indexed(address)
+    index: uint256
+    reason: Bytes[MAX_REASON]
+
+
+@external
+def multicall(calls: DynArray[Bytes[MAX_CALL_BYTES], MAX_CALLS]) -> DynArray[bool, MAX_CALLS]:
+    """
+    @notice Makes each of `calls` (the ABI-encoded calls of this
+            contract's own functions: moves and timeouts of any games) as
+            if the caller had sent it alone, in order; a failing one is
+            skipped, not the batch.
+    @dev Each sub-call is a delegatecall to this contract's own code, so
+         `msg.sender` stays the caller and a sub-call can do nothing the
+         caller could not do by a transaction of its own: it runs this
+         contract's functions on this contract's storage, under their
+         checks. It touches no other code: the game calls no contract
+         and holds no ETH (the function is not payable, so no
+         `msg.value` is counted twice). Reentrancy: each sub-call takes
+         and releases the contract's lock itself (this function does
+         not hold it, or every sub-call would revert); no callee is
+         ever reached that could re-enter. A sub-call that reverts
+         (a game that timed out or moved meanwhile) undoes only its own
+         changes and logs `CallSkipped` with its index and the start of
+         its revert data, so the sender can tell which moves landed.
+    @param calls At most MAX_CALLS calls of at most MAX_CALL_BYTES each
+           (the largest batched move's calldata); more is refused by
+           the ABI decoder before anything runs.
+    @return Whether each sub-call succeeded, in order.
+    """
+    # INVARIANT: a batch moves something (an empty one is a mistake).
+    assert len(calls) > 0, "game: empty multicall"
+    landed: DynArray[bool, MAX_CALLS] = []
+    for i: uint256 in range(len(calls), bound=MAX_CALLS):
+        ok: bool = False
+        reason: Bytes[MAX_REASON] = b""
+        ok, reason = raw_call(self, calls[i], max_outsize=MAX_REASON, is_delegate_call=True,
+                              revert_on_failure=False)
+        if not ok:
+            log CallSkipped(caller=msg.sender, index=i, reason=reason)
+        landed.append(ok)
+    return landed
+
+
+# ---------------------------------------------------------------------------
 # VIEWS
 # ---------------------------------------------------------------------------
 

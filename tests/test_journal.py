@@ -129,3 +129,26 @@ def test_journal_recorded_logs_and_inputs_survive_reopen_succeeds(tmp_path):
     assert journal.game_log(3, "Bisected") == {"game_id": 3, "lo": 0, "hi": 2, "roots": [b"\x03" * 32]}
     assert journal.game_log(3, "GameResolved")["reason"] == "0xff timeout"  # a string stays a string
     assert journal.take_posted(7) == b"\x05\x06" and journal.take_posted(7) is None  # taken once
+
+
+def test_journal_batch_is_one_commit_all_or_nothing_succeeds(tmp_path):
+    """A batch's writes are seen by another connection only once it ends; one that raises
+    leaves nothing; nested batches join the outermost."""
+    path = tmp_path / "state.sqlite"
+    journal = Journal(path)
+    reader = sqlite3.connect(path)
+    with journal.batch():
+        journal.txs_sent(["bisect:1", "choose:2", "step:3"], nonce=5, tx_hash="0xaa")  # nested
+        journal.set("cursor", "9")
+        assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 0  # not committed yet
+    assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 3
+    assert journal.keys_of("0xaa") == ["bisect:1", "choose:2", "step:3"]  # the batch's order
+
+    with pytest.raises(RuntimeError):
+        with journal.batch():
+            journal.forget_tx("choose:2")
+            journal.set("cursor", "10")
+            raise RuntimeError("killed mid-batch")
+    assert journal.keys_of("0xaa") == ["bisect:1", "choose:2", "step:3"] and journal.get("cursor") == "9"
+    journal.tx_sent("claim:7", nonce=6)  # autocommit again after a batch
+    assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 4

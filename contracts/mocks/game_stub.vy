@@ -119,6 +119,16 @@ def close(game_id: uint256):
 
 
 @external
+def multicall(calls: DynArray[Bytes[2340], 64]) -> DynArray[bool, 64]:
+    """
+    @notice Not played here: the market never batches moves.
+    @param calls Ignored.
+    @return Never returns.
+    """
+    raise "game_stub: no multicall"
+
+
+@external
 def force_id(game_id: uint256):
     """
     @notice Makes `open` return `game_id` (0: fresh ids again).

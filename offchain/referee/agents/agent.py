@@ -6,9 +6,14 @@ and so do the logs a later move needs: no read scans the chain's history), then 
 what to do on every job and game it follows, from their state on chain: a move when it is its
 turn, ``timeout`` when the opponent's clock has run out, ``settle`` for a game it won,
 ``withdraw`` when it has credit. The actions of all its games are then sent together, most
-urgent clock first, as pipelined transactions that do not wait for one another
-(``_flush``), within its share of a block's gas: with K games in play every move still goes
-out in the next block, and no game's move waits on another game's receipt (docs/agents.md).
+urgent clock first (``_flush``): the moves and timeouts of many games in each
+``DisputeGame.multicall`` transaction, packed by a table of gas per kind of move
+(``batching.py``), the market calls one transaction each, all pipelined (no transaction waits
+for another's receipt) and within the agent's share of a block's gas: with K games in play every
+move still goes out in the next block (docs/agents.md). What does not fit waits for the next
+block, and the loop ticks as soon as it sees one. The agent measures its own sending (send
+rate, tick length) into its capacity, and warns when decided actions wait for more than a block
+(a backlog) or when it plays more games than its capacity.
 Because each action is decided from the chain and sent once per key, an agent killed at any
 moment and started again with the same journal and trace store picks up every job and game
 where they stand.
@@ -29,6 +34,7 @@ from ..errors import RefereeError
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
+from . import batching
 from . import capacity as cap
 from .client import (CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, SOLVER_WON, ChainClient,
                      ChainUnavailable, TxReverted, is_transient)
@@ -43,6 +49,8 @@ from .traces import Traces, job_rows  # noqa: F401 - job_rows: the scripts' impo
 LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
 BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
+HEAD_POLL = 0.1  # seconds between looks at the head while waiting for the next block
+CHANGED_BY_MUCH = 0.25  # a capacity or a shortfall that moved by this part is logged again
 
 
 @dataclass
@@ -102,8 +110,22 @@ class Agent:
         # moves do not cut another's capacity, and an old outlier ages out of the window
         self._move_gas = {model_id: deque(journal.move_gas(model_id), maxlen=MOVE_GAS_WINDOW)
                           for model_id in self.models}
+        # gas per kind of game call, for packing batches (an unseen kind: the largest move's bound)
+        widest = max(cap.move_gas_bound(max([m.input_cols] + [op.out_cols for op in m.ops]))
+                     for m in self.models.values())
+        measured = max((gas for window in self._move_gas.values() for gas in window), default=0)
+        self.gas_table = batching.GasTable(default=max(widest, measured))
+        for key, gas in journal.gas_by_key():
+            if key.split(":")[0] in _GAME_CALLS:
+                self.gas_table.seed(key.split(":")[0], gas)
+        self.throughput = cap.Throughput()  # the agent's own send rate and tick length
+        self._sending = (0, 0.0)  # (transactions, seconds) of this tick's flush
+        self._backlog: dict[str, int] = {}  # key -> the head it was first decided at, still unsent
+        self._alarms: dict[str, int] = {}  # what was last logged: capacity per model, backlog, shortfall
+        self._games_seen: dict[int, object] = {}  # game records read this tick (one batch request)
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
+        self._methods: dict[str, str] = {}  # the method of each submitted key, for the gas table
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
         self._jobs_seen: dict[int, object] = {}  # job records read this tick
         self._clocks: list[tuple[int, int]] = []  # (own, opponent's) seconds left, per game in play
@@ -132,9 +154,12 @@ class Agent:
         largest move is the model's shape bound, or more if one of its latest moves took more."""
         widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
         measured = self._move_gas.get(self._model_id(model), ())
+        move_gas = max(cap.move_gas_bound(widest), max(measured, default=0))
         return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
-                            move_gas=max(cap.move_gas_bound(widest), max(measured, default=0)))
+                            move_gas=move_gas, send_rate=self.throughput.send_rate,
+                            tick_time=self.throughput.tick_time,
+                            moves_per_tx=max(1, min(self.client.max_calls, batching.MAX_BATCH_GAS // move_gas)))
 
     def _model_id(self, model: IntegerModel) -> int | None:
         return next((model_id for model_id, m in self.models.items() if m is model), None)
@@ -151,9 +176,43 @@ class Agent:
         flood of games beyond it costs an attacker in bonds."""
         for model in self.models.values():
             worst = self.capacity(model, cap.MAX_POSTED_ROWS)
+            self._alarms[f"capacity:{model.name}"] = worst.games
             self.log(f"capacity for {model.name}: {worst.describe()}; a flood beyond it costs the attacker "
                      f"{ether(worst.flood_cost(self.client.challenger_bond))} in challenger bonds "
                      f"(at most {ether(self.limits.max_bond)} of ours at risk per job)")
+
+    def _watch_capacity(self) -> None:
+        """After a tick: the capacity logged again when the measured sending moved it by much,
+        and a warning at once when more games are in play than the capacity for their jobs
+        (the agent plays on, nearest deadline first)."""
+        for model in self.models.values():
+            games = self.capacity(model, cap.MAX_POSTED_ROWS).games
+            if _changed(self._alarms.get(f"capacity:{model.name}"), games):
+                self._alarms[f"capacity:{model.name}"] = games
+                self.log(f"capacity for {model.name} now: {self.capacity(model, cap.MAX_POSTED_ROWS).describe()}")
+        in_play = self.journal.active_games()
+        least = None  # (capacity, job id, model, rows) of the job whose games allow the fewest
+        for job_id in sorted({j for _, j in in_play}):
+            row = self.journal.job(job_id)
+            if row is None or row.model_id not in self.models:
+                continue
+            games = self.capacity(self.models[row.model_id], row.rows).games
+            if least is None or games < least[0]:
+                least = (games, job_id, self.models[row.model_id].name, row.rows)
+        beyond = len(in_play) - least[0] if least else 0
+        if beyond <= 0:
+            self._alarms.pop("beyond", None)
+        elif _changed(self._alarms.get("beyond"), beyond):
+            self._alarms["beyond"] = beyond
+            games, job_id, name, rows = least
+            self.log(f"beyond capacity: {len(in_play)} games in play, capacity {games} for job {job_id} "
+                     f"({name}, {rows} rows): {beyond} games short; playing the nearest deadlines first")
+
+    def _prefetch(self, games: list[tuple[int, int]]) -> None:
+        """Every game's record and its job's, and every followed job's, in batch requests."""
+        self._games_seen = self.client.game_records([g for g, _ in games])
+        jobs = sorted({j for _, j in games} | {row.job_id for row in self.journal.active_jobs()})
+        self._jobs_seen.update(self.client.job_records(jobs))
 
     def job(self, job_id: int):
         """The job's record, read once per tick."""
@@ -174,21 +233,28 @@ class Agent:
     def tick(self) -> int:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
-        self._queue, self._jobs_seen, self._clocks, self._movers_left = [], {}, [], []
+        started = time.perf_counter()
+        self._queue, self._jobs_seen, self._games_seen, self._clocks, self._movers_left = [], {}, {}, [], []
         self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
-        self._guarded(self._receipts)
-        self._scan()
-        self.traces.collect()
-        self.now = self.client.now()  # the latest block's time, which every deadline is compared with
-        self.block_gas = self.client.block_gas_limit()
-        # games first: a job is done only once its games are
-        for game_id, job_id in self.journal.active_games():
-            self._guarded(self.advance_game, game_id, job_id)
-        for row in self.journal.active_jobs():
-            self._guarded(self.advance_job, row)
-        self._guarded(self._withdraw)
-        sent = self._flush()
+        with self.journal.batch():  # one commit for every receipt of the pass
+            self._guarded(self._receipts)
+        with self.journal.batch():  # and one for what the logs and the decisions write
+            self._scan()
+            self.traces.collect()
+            self.now = self.client.now()  # the latest block's time, which every deadline is compared with
+            self.block_gas = self.client.block_gas_limit()
+            games = self.journal.active_games()
+            self._guarded(self._prefetch, games)
+            # games first: a job is done only once its games are
+            for game_id, job_id in games:
+                self._guarded(self.advance_game, game_id, job_id)
+            for row in self.journal.active_jobs():
+                self._guarded(self.advance_job, row)
+            self._guarded(self._withdraw)
+        sent = self._flush()  # each transaction's keys are committed before it leaves
         self._guarded(self._report)
+        self.throughput.record(*self._sending, time.perf_counter() - started)
+        self._watch_capacity()
         return sent
 
     def _report(self) -> None:
@@ -237,7 +303,7 @@ class Agent:
                     if not sent and not self.await_traces():
                         return  # --once: every pass that sent or computed something is followed by another
                 else:
-                    time.sleep(poll)
+                    self._await_block(poll)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the command line turns it into one)
             self.stop_notes()
 
@@ -265,30 +331,85 @@ class Agent:
         if self.metrics:
             self.metrics.rpc_error("unreachable")
 
+    def _await_block(self, poll: float) -> None:
+        """Wait until the chain's head moves past the one this tick saw, at most ``poll`` s: the
+        part of a batch beyond a block's share goes out as soon as the next block is seen."""
+        deadline, seen = time.monotonic() + poll, self._budget[0]
+        while time.monotonic() < deadline:
+            time.sleep(min(HEAD_POLL, poll))
+            if self._guarded(self.client.head) not in (None, seen):
+                return
+
     def _flush(self) -> int:
         """Submits this tick's actions, the nearest deadline first, within the agent's share of
-        the block's gas (the rest go in the next block); returns how many were submitted."""
-        head = self.client.head()
+        the block's gas (the rest wait for the next block): market calls one transaction each,
+        game calls packed into multicalls by the gas table; returns how many actions went out."""
+        started, client = time.perf_counter(), self.client
+        head = client.head()
         block, used = self._budget if self._budget[0] == head else (head, 0)
-        budget, sent = int(self.block_gas * cap.BLOCK_SHARE), 0
-        for i, action in enumerate(sorted(self._queue, key=lambda a: a.deadline)):
-            tx = self._guarded(self.client.prepare, action.key, action.contract or self.client.market,
+        budget, sent, txs = int(self.block_gas * cap.BLOCK_SHARE), 0, 0
+        queue = sorted(self._queue, key=lambda a: a.deadline)
+        market = [a for a in queue if a.contract is not client.game]
+        waiting: list[Action] = []
+        for i, action in enumerate(market):  # claim, commit, challenge, settle, withdraw: alone
+            tx = self._guarded(client.prepare, action.key, action.contract or client.market,
                                action.method, *action.args, value=action.value, stake=action.stake,
-                               deadline=None if action.deadline == NO_DEADLINE else action.deadline)
+                               deadline=_deadline(action))
             if tx is None:
                 continue
             if used and used + tx.gas_limit > budget:
-                self.log(f"this block's share of gas is used: {len(self._queue) - i} action(s) wait for the next")
+                waiting = market[i:]
                 break
-            if self._guarded(self.client.submit, tx) is not None:
-                used += tx.gas_limit
-                sent += 1
-                self._whats[action.key] = action.what or action.method
-                if self.metrics:
-                    self.metrics.tx_sent(action.method)
-                self.log(f"{self._whats[action.key]}: sent")
+            if self._guarded(client.submit, tx) is not None:
+                used, sent, txs = used + tx.gas_limit, sent + 1, txs + 1
+                self._sent([action])
+        moves = [(a, client.encode(client.game, a.method, *a.args)) for a in queue if a.contract is client.game]
+        batches, rest = ([], moves) if waiting or (used and used >= budget) else batching.pack(
+            moves, self.gas_table, budget - used if used else budget, client.max_calls, client.max_call_bytes)
+        for batch in batches:
+            actions = {a.key: a for a, _ in batch.calls}
+            if batch.alone:
+                (action, _), = batch.calls
+                tx = self._guarded(client.prepare, action.key, client.game, action.method, *action.args,
+                                   stake=action.stake, deadline=_deadline(action))
+            else:
+                calls = [a for a, _ in batch.calls]  # the batch's fee cap and hurry: its largest stake, nearest deadline
+                tx = self._guarded(client.prepare_batch, [(a.key, data) for a, data in batch.calls],
+                                   stake=max(a.stake for a in calls), deadline=min(_deadline(a) or NO_DEADLINE for a in calls))
+            if tx is None:
+                continue
+            if self._guarded(client.submit, tx) is not None:
+                used, sent, txs = used + tx.gas_limit, sent + len(tx.keys), txs + 1
+                self._sent([actions[key] for key in tx.keys])
+        waiting += [a for a, _ in rest]
+        if waiting:
+            self.log(f"this block's share of gas is used: {len(waiting)} action(s) wait for the next")
+        self._note_backlog(head, waiting)
         self._budget, self._queue = (block, used), []
+        self._sending = (txs, time.perf_counter() - started)
         return sent
+
+    def _sent(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._whats[action.key] = action.what or action.method
+            self._methods[action.key] = action.method
+            if self.metrics:
+                self.metrics.tx_sent(action.method)
+            self.log(f"{self._whats[action.key]}: sent")
+
+    def _note_backlog(self, head: int, waiting: list[Action]) -> None:
+        """Actions decided but not sent for more than a block are a backlog: a warning (again
+        when it grows or shrinks by much) and the ``referee_backlog_actions`` metric."""
+        self._backlog = {a.key: self._backlog.get(a.key, head) for a in waiting}
+        late = [since for since in self._backlog.values() if head - since > 1]
+        if self.metrics:
+            self.metrics.set_backlog(len(late))
+        if not late:
+            self._alarms.pop("backlog", None)
+        elif _changed(self._alarms.get("backlog"), len(late)):
+            self._alarms["backlog"] = len(late)
+            self.log(f"backlog: {len(late)} action(s) decided but not sent for more than a block (the oldest "
+                     f"since block {min(late):,}); the agent sends less than its games need")
 
     def await_receipts(self, timeout: float = 30.0) -> None:
         """Collect the receipts of everything submitted, waiting for them up to ``timeout`` s
@@ -303,13 +424,27 @@ class Agent:
         mined_now = self.client.poll()
         for key in self.client.forgotten():  # dropped or replaced: decided again this tick
             self._whats.pop(key, None)
+            self._methods.pop(key, None)
         for mined in mined_now:
-            what = self._whats.pop(mined.key, mined.method)
-            if mined.ok and mined.method in _MOVES:
-                self._note_move_gas(mined.key, mined.method, mined.gas_used)
-            self.log(f"{what} (gas {mined.gas_used:,})" if mined.ok else f"error: {what}: reverted on chain")
-            if self.metrics and not mined.ok:
-                self.metrics.tx_reverted(mined.method)
+            share = mined.gas_used // len(mined.keys)
+            landed: list[tuple[str, str]] = []
+            for key in mined.keys:
+                what, method = self._whats.pop(key, mined.method), self._methods.pop(key, mined.method)
+                if key in mined.skipped:  # its sub-call failed on chain: forgotten, decided again
+                    self.log(f"{what}: skipped in its batch ({mined.skipped[key]}); decided again")
+                elif mined.ok:
+                    landed.append((key, method))
+                    self.log(f"{what} (gas {share if len(mined.keys) > 1 else mined.gas_used:,})")
+                else:
+                    self.log(f"error: {what}: reverted on chain")
+                if self.metrics and (key in mined.skipped or not mined.ok):
+                    self.metrics.tx_reverted(method)
+            if landed and all(m in _GAME_CALLS for _, m in landed):
+                self.gas_table.learn([m for _, m in landed], mined.gas_used)
+                for key, method in landed:
+                    if method in _MOVES:  # a batched move: its kind's share, as if sent alone
+                        self._note_move_gas(key, method, mined.gas_used if len(mined.keys) == 1 else
+                                            self.gas_table.of(method) + batching.TX_BASE_GAS)
 
     def _note_move_gas(self, key: str, method: str, gas: int) -> None:
         """A mined move's gas, kept for its game's model (a move's key names its game second)."""
@@ -405,7 +540,7 @@ class Agent:
 
     def advance_game(self, game_id: int, job_id: int):
         client = self.client
-        g = client.game_record(game_id)  # one read: the phase says whether it is over
+        g = self._games_seen.get(game_id) or client.game_record(game_id)  # the phase says whether it is over
         result = RESULT_OF_PHASE.get(g.phase, IN_PLAY)
         if result == IN_PLAY:
             return self.play(game_id, job_id, g)
@@ -477,3 +612,14 @@ RESULT_OF_PHASE = {8: SOLVER_WON, 9: CHALLENGER_WON, 10: CLOSED}
 
 # the keys of game moves (journal), whose measured gas refines the capacity
 _MOVES = {"bisect", "choose", "transition", "reveal_children", "pick", "reveal_row", "step"}
+_GAME_CALLS = _MOVES | {"timeout"}  # what a multicall carries
+
+
+def _changed(before: int | None, now: int) -> bool:
+    """Whether a figure last logged as ``before`` (None: never) moved enough to log again."""
+    return before is None or abs(now - before) > CHANGED_BY_MUCH * max(before, 1)
+
+
+def _deadline(action: Action) -> int | None:
+    """The timestamp an action must be mined by, for the transaction manager; None: no hurry."""
+    return None if action.deadline == NO_DEADLINE else action.deadline

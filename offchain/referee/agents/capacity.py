@@ -1,15 +1,32 @@
 """How many games an agent can play at once, and what a flood beyond that costs the attacker.
 
-An agent submits the moves of all its games together each block (``Agent._flush``), so a move
-waits about one block however many games there are, until the moves due in one block no longer
-fit the agent's share of a block's gas. Past that, a round of moves takes
-``ceil(games / moves_per_block)`` blocks, and a game of ``moves`` own moves charges the agent's
-clock about ``moves × ceil(games / moves_per_block) × block_time``. An agent plans to spend at
-most half its clock (``CLOCK_MARGIN``), so
+An agent submits the moves of all its games together each block (``Agent._flush``, many moves
+per ``multicall`` transaction), so a move waits about one block however many games there are,
+until the moves due in one block no longer fit what the agent can get out in a block. Past that,
+a round of moves takes ``ceil(games / moves_per_block)`` blocks, and a game of ``moves`` own
+moves charges the agent's clock about ``moves × ceil(games / moves_per_block) × block_time``. An
+agent plans to spend at most half its clock (``CLOCK_MARGIN``), so
 
     capacity = moves_per_block × floor(clock / (CLOCK_MARGIN × moves × block_time))
 
-games at once, with ``moves_per_block = floor(BLOCK_SHARE × block_gas / move_gas)``.
+games at once. What it gets out in a block is bounded twice, by block gas and by its own
+sending:
+
+    moves_per_block = min(floor(BLOCK_SHARE × block_gas / move_gas),
+                          floor(send_rate × block_time × moves_per_tx))
+
+A tick longer than a block reaches each game only once per ``ticks = ceil(tick_time /
+block_time)`` blocks, and sends one block's share then: the unit of time becomes the tick, so
+
+    capacity = min(moves_per_block(gas), send_rate × ticks × block_time × moves_per_tx)
+               × floor(clock / (CLOCK_MARGIN × moves × block_time × ticks))
+
+which is the formula above when a tick fits in a block.
+
+``send_rate`` (transactions a second while sending) and ``tick_time`` are measured by the agent
+over its last ticks (``Throughput``); ``moves_per_tx`` is what one multicall carries (64 moves,
+fewer when their gas would pass a transaction's cap). Before anything is measured only the gas
+bound counts.
 
 Both figures are bounds, not averages: ``moves`` is the most moves one side makes in a game of
 the job's shape (bisection rounds, the row descent, the transition and the row or the step),
@@ -19,6 +36,8 @@ A challenger takes no game beyond its capacity; a solver cannot refuse games, bu
 that outruns it must first open ``capacity + 1`` games and lose their bonds.
 """
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 from ..merkle import depth_for
@@ -31,6 +50,7 @@ MAX_POSTED_ROWS = 4096     # JobMarket.MAX_ROWS: the largest job, for worst-case
 # 225k-260k gas here (docs/benchmarks.md); calldata costs at most 40 gas a byte (EIP-7623).
 BASE_MOVE_GAS = 300_000
 CALLDATA_GAS_PER_BYTE = 40
+THROUGHPUT_TICKS = 16  # ticks the send rate and tick length are averaged over
 
 
 def bisection_rounds(n_ops: int, arity: int) -> int:
@@ -66,28 +86,86 @@ class Capacity:
     clock: int
     moves: int
     move_gas: int
+    send_rate: float | None = None  # transactions a second while sending (None: not measured)
+    tick_time: float = 0.0  # seconds one pass over every job and game takes
+    moves_per_tx: int = 1
 
     @property
-    def moves_per_block(self) -> int:
+    def gas_moves_per_block(self) -> int:
+        """Moves a block's gas share holds: the physical bound."""
         return int(self.block_gas * BLOCK_SHARE) // self.move_gas
 
     @property
+    def blocks_per_tick(self) -> int:
+        return max(1, math.ceil(self.tick_time / self.block_time - 1e-9))
+
+    @property
+    def sent_moves_per_tick(self) -> int | None:
+        """Moves the agent can send in one tick's blocks (None: not measured)."""
+        if self.send_rate is None:
+            return None
+        return int(self.send_rate * self.blocks_per_tick * self.block_time * self.moves_per_tx)
+
+    @property
+    def moves_per_tick(self) -> int:
+        """Moves one tick gets out: a block's gas share, or what the agent sends in the tick."""
+        sent = self.sent_moves_per_tick
+        return self.gas_moves_per_block if sent is None else min(self.gas_moves_per_block, sent)
+
+    @property
+    def moves_per_block(self) -> int:
+        return self.moves_per_tick // self.blocks_per_tick
+
+    @property
+    def bound_by(self) -> str:
+        """What limits the moves a block: "block gas", "send rate" or "tick length"."""
+        sent = self.sent_moves_per_tick
+        if self.blocks_per_tick > 1:
+            return "tick length"
+        return "send rate" if sent is not None and sent < self.gas_moves_per_block else "block gas"
+
+    @property
     def blocks_per_move(self) -> int:
-        """How many blocks each move may wait, in the worst case, within the planned clock."""
-        return int(self.clock // (CLOCK_MARGIN * self.moves * self.block_time))
+        """How many ticks (blocks, while a tick fits in one) each move may wait, in the worst case,
+        within the planned clock."""
+        return int(self.clock // (CLOCK_MARGIN * self.moves * self.block_time * self.blocks_per_tick))
 
     @property
     def games(self) -> int:
-        return self.moves_per_block * self.blocks_per_move
+        return self.moves_per_tick * self.blocks_per_move
 
     def flood_cost(self, challenger_bond: int) -> int:
         """Wei in challenger bonds an attacker must put up (and lose) to outrun this capacity."""
         return (self.games + 1) * challenger_bond
 
     def describe(self) -> str:
+        sending = ("send rate not yet measured" if self.send_rate is None else
+                   f"sending {self.send_rate:.1f} tx/s of up to {self.moves_per_tx} moves, ticks of "
+                   f"{self.tick_time:.2f} s, bound by {self.bound_by}")
         return (f"{self.games:,} games at once ({self.moves} moves a game, at most {self.move_gas:,} gas a move, "
-                f"{self.moves_per_block} moves a block in half of {self.block_gas:,} gas, "
-                f"{self.block_time:g} s blocks, clock {self.clock:,} s)")
+                f"{self.moves_per_block} moves a block ({self.gas_moves_per_block} in half of "
+                f"{self.block_gas:,} gas; {sending}), {self.block_time:g} s blocks, clock {self.clock:,} s)")
+
+
+class Throughput:
+    """The agent's own sending, a moving figure over its last ``THROUGHPUT_TICKS`` ticks:
+    transactions a second while it sends, and how long a tick takes."""
+
+    def __init__(self, window: int = THROUGHPUT_TICKS):
+        self._ticks: deque = deque(maxlen=window)  # (transactions, seconds sending, seconds ticking)
+
+    def record(self, txs: int, send_seconds: float, tick_seconds: float) -> None:
+        self._ticks.append((txs, send_seconds, tick_seconds))
+
+    @property
+    def send_rate(self) -> float | None:
+        txs = sum(t for t, _, _ in self._ticks)
+        seconds = sum(s for t, s, _ in self._ticks if t)
+        return txs / seconds if txs and seconds > 0 else None
+
+    @property
+    def tick_time(self) -> float:
+        return sum(t for _, _, t in self._ticks) / len(self._ticks) if self._ticks else 0.0
 
 
 def block_time_of(timestamps: list[int]) -> float:

@@ -15,15 +15,19 @@ playing many games sends every move of a block together and no game's move waits
 game's receipt (docs/agents.md, "Many games at once"). ``poll`` collects the receipts of what
 was submitted. What happens to a submitted transaction until it is mined (fee bumps, a drop,
 a nonce gap, a nonce another sender took) is the transaction manager's (``txmgr.py``); this
-class stays the agents' one entry point to the chain.
+class stays the agents' one entry point to the chain. ``prepare_batch`` puts the moves of
+many games in one ``DisputeGame.multicall`` transaction (one estimate for the batch, one
+journal commit for its keys); a sub-call that fails on chain is skipped there, and its key is
+forgotten when the receipt comes, to be decided again.
 """
 
 import http.client
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from eth_abi import decode
 from eth_utils import keccak
 
 from ..errors import RefereeError
@@ -40,6 +44,9 @@ IN_PLAY, SOLVER_WON, CHALLENGER_WON, CLOSED = range(4)
 # the game logs an agent's scan keeps, the latest of each kind per game (journal ``game_logs``):
 # what the opponent's last move revealed, and why the game ended
 RECORDED_GAME_EVENTS = ("Bisected", "ChildrenRevealed", "RowRevealed", "GameResolved")
+
+# DisputeGame's log of a skipped sub-call of a multicall: (caller) indexed; index, reason
+CALL_SKIPPED_TOPIC = keccak(text="CallSkipped(address,uint256,bytes)")
 
 _TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborted", "max retries exceeded",
                     "remote end closed", "timed out", "not connected", "broken pipe", "bad gateway",
@@ -103,7 +110,9 @@ class Submitted:
 
 @dataclass
 class Mined:
-    """A submitted transaction's receipt: ``ok`` is False when it reverted on chain."""
+    """A submitted transaction's receipt: ``ok`` is False when it reverted on chain;
+    ``skipped``: the keys of a multicall's sub-calls that failed, with their reasons (forgotten
+    in the journal, to be decided again)."""
 
     keys: tuple[str, ...]
     method: str
@@ -111,10 +120,28 @@ class Mined:
     gas_used: int
     block: int
     logs: list
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return self.keys[0]
+
+    @property
+    def landed(self) -> tuple[str, ...]:
+        """The keys whose calls took effect."""
+        return tuple(k for k in self.keys if k not in self.skipped) if self.ok else ()
+
+
+def skipped_calls(receipt, game_address: str) -> dict[int, str]:
+    """Index -> revert reason of each sub-call that a multicall's receipt reports skipped."""
+    out = {}
+    for log in receipt["logs"]:
+        topics = log["topics"]
+        if not topics or bytes(topics[0]) != CALL_SKIPPED_TOPIC or str(log["address"]).lower() != game_address.lower():
+            continue
+        index, data = decode(["uint256", "bytes"], bytes(log["data"]))
+        out[index] = decode(["string"], data[4:])[0] if data[:4] == bytes.fromhex("08c379a0") else "reverted"
+    return out
 
 
 def _revert_reason(exc) -> str:
@@ -194,6 +221,8 @@ class ChainClient:
         return self.read(lambda: self._ape.chain.contracts.instance_at(
             address, contract_type=container.contract_type, fetch_from_explorer=False, detect_proxy=False,
             replace=True))
+        # a multicall's bounds: sub-calls per batch, and the longest one (longer go alone)
+        self.max_calls, self.max_call_bytes = self.read(self.game.MAX_CALLS), self.read(self.game.MAX_CALL_BYTES)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -264,6 +293,13 @@ class ChainClient:
 
     def game_record(self, game_id: int):
         return self.read(self.game_views, "games", game_id)
+
+    def game_records(self, game_ids: list[int]) -> dict:
+        """Game id -> record, for many games in one batch request (one round trip)."""
+        return dict(zip(game_ids, self.read(self.game_views.many, "games", [(g,) for g in game_ids])))
+
+    def job_records(self, job_ids: list[int]) -> dict:
+        return dict(zip(job_ids, self.read(self.market_views.many, "job", [(j,) for j in job_ids])))
 
     def challenge_record(self, game_id: int):
         return self.read(self.market_views, "challenge_of", game_id)
@@ -377,6 +413,37 @@ class ChainClient:
         # on local chains), and never short when the state moves a little before mining
         return Prepared(keys, to, method, data, value, gas * 6 // 5 + 20_000, stake, deadline)
 
+    @staticmethod
+    def encode(contract, method: str, *args) -> bytes:
+        """The calldata of ``contract.method(*args)``."""
+        return bytes(getattr(contract, method).encode_input(*args))
+
+    def prepare_batch(self, calls: list[tuple[str, bytes]], stake: int = 0, deadline: int | None = None) -> Prepared | None:
+        """One ``DisputeGame.multicall`` of ``calls`` ((key, calldata of a game function), in
+        order), estimated once for the whole batch; keys that went out before are left out
+        (None when none is left). At most ``max_calls`` calls of at most ``max_call_bytes``
+        each: a longer batch is the caller's mistake and raises ``RefereeError``."""
+        from web3.exceptions import ContractLogicError
+
+        if len(calls) > self.max_calls:
+            raise RefereeError(f"a multicall carries at most {self.max_calls} calls, not {len(calls)}")
+        for key, data in calls:
+            if len(data) > self.max_call_bytes:
+                raise RefereeError(f"{key}: {len(data):,} bytes of calldata, over the {self.max_call_bytes:,} "
+                                   "a multicall's sub-call may carry: send it alone")
+        calls = [(key, data) for key, data in calls if not self._already_sent(key)]  # txmgr or journal
+        if not calls:
+            return None
+        data = self.encode(self.game, "multicall", [d for _, d in calls])
+        to = str(self.game.address)
+        call = {"from": self.address, "to": to, "data": "0x" + data.hex()}
+        try:
+            gas = self.read(lambda: self._ape.chain.provider.web3.eth.estimate_gas(call))
+        except ContractLogicError as exc:
+            raise TxReverted("multicall", _revert_reason(exc)) from None
+        return Prepared(tuple(key for key, _ in calls), to, "multicall", data, 0, gas * 6 // 5 + 20_000,
+                        stake, deadline)
+
     def submit(self, tx: Prepared) -> Submitted:
         """Sign and hand ``tx`` to the node without waiting for it to be mined (``txmgr``)."""
         return self.txmgr.submit(tx)
@@ -399,7 +466,7 @@ class ChainClient:
         in the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
         sent again. True while it counts as sent."""
         if self.txmgr.receipt_of((row.key,), row.hashes) is not None:
-            return True
+            return self.journal.tx(row.key) is not None  # False: its sub-call was skipped, forgotten
         if any(self.txmgr.node_has(h) for h in row.hashes):
             return True
         self.journal.forget_tx(row.key)

@@ -23,9 +23,10 @@ agent cheaply after a restart:
   hash of it is mined or in the node's pool (without a hash: until the account's nonce shows
   it mined or dropped); one the node does not know is forgotten and sent again.
 
-Every write is its own transaction (autocommit; the rows of one multi-key transaction are one),
-so a kill at any moment loses at most the step in flight, which the next run redoes from the
-chain.
+Every write is its own transaction (autocommit), so a kill at any moment loses at most the
+step in flight, which the next run redoes from the chain; ``batch()`` groups the writes of one
+step (the rows of one multi-key transaction, the receipts of one pass) into one SQLite
+transaction: one commit, all or nothing.
 
 One agent at a time: a journal is locked (``flock`` on ``<journal>.lock``, which the kernel
 releases when the process dies, even by SIGKILL) for as long as it is open, so a second agent
@@ -33,11 +34,12 @@ started on the same journal refuses to run instead of sending the same transacti
 Readers (``ape run dispute``, an operator's ``sqlite3`` shell) open it without the lock.
 """
 
-import contextlib
 import fcntl
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +138,7 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _take_lock(self.path) if lock else None
+        self._depth = 0  # open batch() blocks; the outermost commits
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -147,20 +150,27 @@ class Journal:
             self._unlock()
             raise RefereeError(f"agent state {self.path} is not a usable SQLite database: {exc}") from None
 
+    @contextmanager
+    def batch(self) -> Iterator["Journal"]:
+        """Every write inside is one SQLite transaction, committed when the outermost ``batch``
+        ends (rolled back if it raises); nested blocks join the outer one."""
+        if self._depth == 0:
+            self._db.execute("BEGIN")
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
         self._unlock()
-
-    @contextlib.contextmanager
-    def _atomic(self):
-        """Several writes that commit together (or none does)."""
-        self._db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _unlock(self) -> None:
         if self._lock is not None:
@@ -299,14 +309,18 @@ class Journal:
 
     def txs_sent(self, keys, nonce: int, tx_hash: str = "") -> None:
         """One transaction carrying ``keys``: a row each, same nonce and hash, in one commit."""
-        with self._atomic():
+        with self.batch():
             self._db.executemany("INSERT OR REPLACE INTO txs VALUES (?, ?, 'sent', 0, '', ?)",
                                  [(key, nonce, tx_hash) for key in keys])
 
     def tx_rehash(self, keys, hashes: list[str]) -> None:
         """The transaction of ``keys`` signed again (a fee bump): every hash it may be mined by."""
-        with self._atomic():
+        with self.batch():
             self._db.executemany("UPDATE txs SET tx_hash = ? WHERE key = ?", [(" ".join(hashes), key) for key in keys])
+
+    def keys_of(self, tx_hash: str) -> list[str]:
+        """The keys journaled with transaction ``tx_hash``, in the order it carries them."""
+        return [r[0] for r in self._db.execute("SELECT key FROM txs WHERE tx_hash = ? ORDER BY rowid", (tx_hash,))]
 
     def tx_done(self, key: str, status: str, gas: int = 0, reason: str = "") -> None:
         self._db.execute("UPDATE txs SET status = ?, gas = ?, reason = ? WHERE key = ?", (status, gas, reason, key))

@@ -80,7 +80,7 @@ def agent_logger(name: str) -> logging.Logger:
 # line saying we lost money is an ERROR, one saying we may soon is a WARNING (docs/agents.md)
 _ERROR_WORDS = ("error:", "reverted", "stuck", "we lost", "slashed", "forfeit")
 _WARNING_WORDS = ("warning:", "unreachable", "connection lost", "still trying", "retrying", "not challenged", "skipped",
-                  "low clock", "still in play", "in flight (")
+                  "low clock", "still in play", "in flight (", "backlog", "beyond capacity")
 
 
 def line_level(line: str) -> int:

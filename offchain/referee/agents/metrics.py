@@ -16,11 +16,14 @@ Every metric carries ``role`` and ``account`` labels:
 - ``referee_bonds_at_risk_wei`` (gauge): the agent's bonds locked in jobs and games not yet over;
 - ``referee_jobs_served_total`` (counter): jobs finished, paid (solver) or checked (challenger);
 - ``referee_transactions_sent_total`` / ``referee_transactions_reverted_total`` (counters, by
-  contract ``method``);
+  contract ``method``; each move of a multicall counts as one, and a sub-call skipped on chain
+  as reverted);
 - ``referee_transactions_in_flight`` (gauge): transactions submitted and not yet mined;
   ``referee_transactions_lagging`` (gauge): those in flight for more than the transaction
   manager's ``lagging_blocks`` (``txmgr.Knobs``): alert when it stays above 0;
 - ``referee_rpc_errors_total`` (counter, by ``kind``: ``unreachable``, ``other``);
+- ``referee_backlog_actions`` (gauge): actions the agent decided but has not sent for more than
+  a block (its sending falls behind its games: alert when it stays above 0);
 - ``referee_games_lost_total``, ``referee_bonds_slashed_total`` (counters): games the agent lost,
   and solver bonds it lost (slashed on a rejected result, or taken by an expired claim);
   ``referee_wei_lost_total`` (counter): the wei those losses cost it (a challenger's bond per
@@ -68,7 +71,8 @@ class AgentMetrics:
                                      "Least time left on an opponent's clock across the agent's games in play.")
         self._bonds = gauge("referee_bonds_at_risk_wei", "The agent's bonds locked in jobs and games not yet over.")
         self._served = counter("referee_jobs_served", "Jobs finished: paid (solver) or checked (challenger).")
-        self._sent = counter("referee_transactions_sent", "Transactions sent, by contract method.", ("method",))
+        self._sent = counter("referee_transactions_sent", "Calls sent (each move of a multicall counts), by method.",
+                             ("method",))
         self._reverted = counter("referee_transactions_reverted", "Transactions reverted, by contract method.",
                                  ("method",))
         self._in_flight = gauge("referee_transactions_in_flight", "Transactions submitted and not yet mined.")
@@ -82,6 +86,7 @@ class AgentMetrics:
                                   "Games in which the agent's clock fell below its low-clock threshold.")
         self._tick = gauge("referee_last_tick_timestamp_seconds", "Unix time of the agent's last pass over the chain.")
         self._head = gauge("referee_chain_head", "The block the agent's last pass read up to.")
+        self._backlog = gauge("referee_backlog_actions", "Actions decided but not sent for more than a block.")
         self.update_games([], [])
 
     # -- updates -------------------------------------------------------------------------
@@ -108,6 +113,9 @@ class AgentMetrics:
             own.append(mine)
             other.append(theirs)
         self.update_games(own, other)
+
+    def set_backlog(self, actions: int) -> None:
+        self._backlog.set(int(actions))
 
     def set_bonds_at_risk(self, wei: int) -> None:
         self._bonds.set(int(wei))

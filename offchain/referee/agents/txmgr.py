@@ -242,7 +242,7 @@ class TxManager:
                     self.log(f"nonce {nonce}: gap filled by a zero-value transfer")
                 else:
                     mined.append(Mined(t.keys, t.method, receipt["status"] == 1, receipt["gasUsed"],
-                                       receipt["blockNumber"], receipt["logs"]))
+                                       receipt["blockNumber"], receipt["logs"], self.skipped(receipt, t.keys)))
             elif chain_nonce > nonce:
                 del self.pending[nonce]
                 self._forget(t, f"error: nonce {nonce} of {self.client.address} was taken by a transaction "
@@ -285,11 +285,25 @@ class TxManager:
                 continue
             if self.client.journal is not None:
                 ok = receipt["status"] == 1
-                for key in keys:
-                    self.client.journal.tx_done(key, "mined" if ok else "reverted", gas=receipt["gasUsed"] // len(keys),
-                                                reason="" if ok else "reverted on chain")
+                skipped = self.skipped(receipt, keys)
+                with self.client.journal.batch():
+                    for key in keys:
+                        if key in skipped:  # a multicall's sub-call that failed: decided again
+                            self.client.journal.forget_tx(key)
+                        else:
+                            self.client.journal.tx_done(key, "mined" if ok else "reverted",
+                                                        gas=receipt["gasUsed"] // len(keys),
+                                                        reason="" if ok else "reverted on chain")
             return receipt
         return None
+
+    def skipped(self, receipt, keys: tuple[str, ...]) -> dict[str, str]:
+        """The keys of a multicall's sub-calls its receipt reports skipped, with their reasons."""
+        from .client import skipped_calls
+
+        if receipt["status"] != 1:
+            return {}
+        return {keys[i]: why for i, why in skipped_calls(receipt, str(self.client.game.address)).items() if i < len(keys)}
 
     def node_has(self, tx_hash: str) -> bool:
         from web3.exceptions import TransactionNotFound

@@ -4,7 +4,8 @@ An agent playing K games reads each game's record (and its job's) every block. T
 contract wrappers such a read costs tens of milliseconds of Python (transaction objects,
 conversions, a code check on every call); here it is the JSON-RPC round trip and a decode.
 Values come back as Ape's do where the agents use them: structs as objects with attribute
-access, addresses checksummed, ``bytes32`` as ``bytes``.
+access, addresses checksummed, ``bytes32`` as ``bytes``. ``many`` reads one view for many
+arguments (every game's record) in one JSON-RPC batch request: one round trip, not K.
 """
 
 from types import SimpleNamespace
@@ -31,9 +32,29 @@ class Views:
 
     def __call__(self, name: str, *args):
         """``name(*args)`` at the latest block; a revert raises web3's ``ContractLogicError``."""
+        return self._decode(name, self.web3.eth.call(self._call(name, args)))
+
+    def many(self, name: str, arg_lists: list[tuple], chunk: int = 200) -> list:
+        """``name(*args)`` for each of ``arg_lists``, in one batch request per ``chunk`` calls,
+        all at the same block (the latest when the first batch is read)."""
+        if not arg_lists:
+            return []
+        block = self.web3.eth.block_number
+        out = []
+        for start in range(0, len(arg_lists), chunk):
+            with self.web3.batch_requests() as batch:
+                for args in arg_lists[start:start + chunk]:
+                    batch.add(self.web3.eth.call(self._call(name, args), block))
+                out += [self._decode(name, raw) for raw in batch.execute()]
+        return out
+
+    def _call(self, name: str, args) -> dict:
         abi = self.methods[name]
         data = self.selectors[name] + encode([i.canonical_type for i in abi.inputs], list(args))
-        raw = self.web3.eth.call({"to": self.address, "data": "0x" + data.hex()})
+        return {"to": self.address, "data": "0x" + data.hex()}
+
+    def _decode(self, name: str, raw):
+        abi = self.methods[name]
         values = decode([o.canonical_type for o in abi.outputs], bytes(raw))
         decoded = [_value(o, v) for o, v in zip(abi.outputs, values)]
         return decoded[0] if len(decoded) == 1 else tuple(decoded)
