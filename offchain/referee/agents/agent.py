@@ -120,6 +120,7 @@ class Agent:
                 self.gas_table.seed(key.split(":")[0], gas)
         self.throughput = cap.Throughput()  # the agent's own send rate and tick length
         self._sending = (0, 0.0)  # (transactions, seconds) of this tick's flush
+        self._trace_seconds = 0.0  # of this tick, spent computing new jobs' traces
         self._backlog: dict[str, int] = {}  # key -> the head it was first decided at, still unsent
         self._alarms: dict[str, int] = {}  # what was last logged: capacity per model, backlog, shortfall
         self._games_seen: dict[int, object] = {}  # game records read this tick (one batch request)
@@ -233,7 +234,7 @@ class Agent:
     def tick(self) -> int:
         """One pass over receipts, logs, jobs, games and credit; returns the number of
         transactions submitted (they are mined by the next block, not waited for)."""
-        started = time.perf_counter()
+        started, self._trace_seconds = time.perf_counter(), 0.0
         self._queue, self._jobs_seen, self._games_seen, self._clocks, self._movers_left = [], {}, {}, [], []
         self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
         with self.journal.batch():  # one commit for every receipt of the pass
@@ -253,7 +254,7 @@ class Agent:
             self._guarded(self._withdraw)
         sent = self._flush()  # each transaction's keys are committed before it leaves
         self._guarded(self._report)
-        self.throughput.record(*self._sending, time.perf_counter() - started)
+        self.throughput.record(*self._sending, time.perf_counter() - started - self._trace_seconds)
         self._watch_capacity()
         return sent
 
@@ -524,8 +525,13 @@ class Agent:
     # -- traces --------------------------------------------------------------------------
 
     def trace_for(self, row: JobRow) -> Trace:
-        """The trace this agent stands by for a job, now (a game in play, a commit)."""
-        return self.traces.now(row)
+        """The trace this agent stands by for a job, now (a game in play, a commit): the time it
+        waits for one being computed is not the tick's own (``_trace_seconds``)."""
+        started = time.perf_counter()
+        try:
+            return self.traces.now(row)
+        finally:
+            self._trace_seconds += time.perf_counter() - started
 
     def trace_ready(self, row: JobRow) -> Trace | None:
         """A new job's trace if ready, else None while the trace worker computes it."""

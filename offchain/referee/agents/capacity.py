@@ -149,7 +149,8 @@ class Capacity:
 
 class Throughput:
     """The agent's own sending, a moving figure over its last ``THROUGHPUT_TICKS`` ticks:
-    transactions a second while it sends, and how long a tick takes."""
+    transactions a second while it sends, and how long a tick takes (the median; the time
+    spent computing new jobs' traces, once per job, is not the tick's)."""
 
     def __init__(self, window: int = THROUGHPUT_TICKS):
         self._ticks: deque = deque(maxlen=window)  # (transactions, seconds sending, seconds ticking)
@@ -165,7 +166,9 @@ class Throughput:
 
     @property
     def tick_time(self) -> float:
-        return sum(t for _, _, t in self._ticks) / len(self._ticks) if self._ticks else 0.0
+        """The median tick: one slow tick (a node's hiccup) does not halve the capacity."""
+        ticks = sorted(t for _, _, t in self._ticks)
+        return ticks[len(ticks) // 2] if ticks else 0.0
 
 
 def block_time_of(timestamps: list[int]) -> float:
