@@ -14,8 +14,8 @@
      kept in a storage total by every function:
        - `total_stake`: solver stakes (`stake(a)`, a locked part included),
        - `total_escrow`: fees of jobs that are OPEN, CLAIMED or COMMITTED,
-         and the reward of a REJECTED job held until its earliest
-         winning challenge is known,
+         and the slashed bond of a REJECTED job (`held`: its winners' gas
+         refunds and bonus pool) until its last game is closed,
        - `total_bonds`: challenger bonds of games that are still open,
        - `total_credit`: credits waiting for `withdraw()`,
        - `sink_pending`: slashed solver bond waiting for `release_to_sink()`,
@@ -64,6 +64,10 @@ from .modules import merkle
 
 # @dev Stateless: tensor roots of the posted input and committed output.
 from .modules import tensor
+
+
+# @dev Stateless: the price and allowances of the winners' gas refunds.
+from .modules import gas_meter
 
 
 # ---------------------------------------------------------------------------
@@ -157,32 +161,54 @@ event GameSettled:
 
 
 # @dev The solver lost a game while the job was COMMITTED: the result is
-# rejected, the requester refunded and the solver's bond slashed.
+# rejected, the requester refunded (`refund`) and the solver's bond
+# slashed into `held`, from which the winners' gas is refunded and their
+# bonus paid until the job's last game is closed.
 event JobRejected:
     job_id: indexed(uint256)
     game_id: indexed(uint256)
     challenger: indexed(address)
     refund: uint256
-    reward: uint256
-    to_sink: uint256
+    held: uint256
 
 
-# @dev The reward share of a rejected job went to the challenger of its
-# earliest-opened winning game, once the job's last game was closed.
+# @dev The job's last game was closed: one winning game's bonus
+# (`reward`, its equal share of the pool less the dilution `fee`).
 event RewardPaid:
     job_id: indexed(uint256)
     game_id: indexed(uint256)
     challenger: indexed(address)
     reward: uint256
+    fee: uint256
 
 
-# @dev A game of a REJECTED job was closed before it ended; its
-# challenger's bond is credited back.
+# @dev A REJECTED job's last game was closed: each of its `winners`
+# winning games was paid `reward` (zero when the pool's equal share does
+# not exceed the dilution fee), and the rest of the slashed bond went to
+# the sink.
+event RewardsReleased:
+    job_id: indexed(uint256)
+    winners: uint256
+    reward: uint256
+    to_sink: uint256
+
+
+# @dev The challenger of a game that settled it as won, or reclaimed it,
+# was credited that transaction's gas out of the slashed bond.
+event SettleGasRefunded:
+    game_id: indexed(uint256)
+    challenger: indexed(address)
+    refund: uint256
+
+
+# @dev A challenger closed its own game of a REJECTED job before it
+# ended: its bond and the gas it spent are credited back.
 event ChallengeReclaimed:
     game_id: indexed(uint256)
     job_id: indexed(uint256)
     challenger: indexed(address)
     bond: uint256
+    refund: uint256
 
 
 # @dev The challenge window passed with no lost game: the fee went to
@@ -227,8 +253,30 @@ RESULT_SOLVER_WON: constant(uint256) = 1
 RESULT_CHALLENGER_WON: constant(uint256) = 2
 
 
-# @dev Basis points of one whole: `reward_share_bps` is below this.
+# @dev Basis points of one whole.
 BPS: constant(uint256) = 10000
+
+
+# @dev The largest bonus pool, in basis points of the solver bond: all
+# challengers together receive at most this beyond their bonds and gas,
+# so a liar whose accomplices take all of it still loses 90% of its bond
+# (protocol.md 10.2).
+MAX_REWARD_SHARE_BPS: public(constant(uint256)) = 1000
+
+
+# @dev The most winning games a bonus is ever paid to: the constructor
+# keeps `REWARD_SHARE_BPS < 6 * DILUTION_FEE_BPS`, so with six winners or
+# more a pool's equal share never exceeds the fee and no one is paid one.
+MAX_PAID_WINNERS: public(constant(uint256)) = 5
+
+
+# @dev Gas `challenge` pays after its last `msg.gas` read: the new
+# challenge record (five fresh slots), the job's game count, the bond
+# total and the log; and that `settle` or `reclaim` pays after theirs
+# (credits, the held total, the release log, the return). Measured on
+# anvil; tests/test_accomplice.py checks the refunds against receipts.
+CHALLENGE_TAIL_GAS: constant(uint256) = 155000
+SETTLE_TAIL_GAS: constant(uint256) = 8000
 
 
 # @dev Job status: posted, escrowed, waiting for a solver to claim it.
@@ -285,21 +333,26 @@ struct Job:
     output_root: bytes32
     challenge_deadline: uint256
     open_games: uint256
-    # after a lost game: the earliest-opened game the challenger won
-    # (game ids grow in opening order), and the reward share held in
-    # escrow until no earlier game can still win
+    # after a lost game: the game whose win rejected the job, how many
+    # games the challenger side has won, and the slashed bond still held
+    # in escrow (refunds come out of it as winners settle; the bonus pool
+    # and the rest to the sink when the last game is closed)
     best_game: uint256
-    reward: uint256
+    winners: uint256
+    held: uint256
 
 
 # @dev One challenge, keyed by the id of its game. `open` is true from
 # `challenge` until the game is settled (`settle`) or closed
-# (`reclaim`); while open, `bond` is part of `total_bonds`.
+# (`reclaim`); while open, `bond` is part of `total_bonds`. `gas` is the
+# wei of gas the `challenge` transaction spent (`gas_meter`), refunded
+# with the game's own meter if the challenger wins.
 struct Challenge:
     job_id: uint256
     challenger: address
     bond: uint256
     open: bool
+    gas: uint256
 
 
 # ---------------------------------------------------------------------------
@@ -323,9 +376,17 @@ CHALLENGER_BOND: public(immutable(uint256))
 MIN_SOLVER_BOND: public(immutable(uint256))
 
 
-# @dev The winning challenger's share of a slashed solver bond, in basis
-# points, below 10000 (design, "Who gets a slashed solver bond").
+# @dev The bonus pool of a slashed solver bond, in basis points of the
+# bond, at most MAX_REWARD_SHARE_BPS: shared equally among the winning
+# games (protocol.md 10.2, "Who gets a slashed solver bond").
 REWARD_SHARE_BPS: public(immutable(uint256))
+
+
+# @dev The fee each winning game pays out of its share of the pool, in
+# basis points of the solver bond: more than a sixth of the pool and
+# less than half of it, so a second winner still earns and every further
+# game opened to dilute the pool costs its opener more than it gains.
+DILUTION_FEE_BPS: public(immutable(uint256))
 
 
 # @dev Receives the rest of a slashed solver bond (burn by default).
@@ -353,6 +414,11 @@ _job_count: uint256
 
 # @dev Game id -> the challenge that opened it (job id 0: not ours).
 _challenges: HashMap[uint256, Challenge]
+
+
+# @dev Job id -> the first MAX_PAID_WINNERS games its challengers won, in
+# settle order (index 0 up): the only ones a bonus can be paid to.
+_winner_games: HashMap[uint256, HashMap[uint256, uint256]]
 
 
 # @dev Solver -> stake, the locked part included.
@@ -400,6 +466,7 @@ def __init__(
     challenger_bond: uint256,
     min_solver_bond: uint256,
     reward_share_bps: uint256,
+    dilution_fee_bps: uint256,
     sink: address,
     min_window: uint256,
     max_window: uint256,
@@ -411,8 +478,11 @@ def __init__(
     @param challenger_bond The exact bond of a challenge; nonzero.
     @param min_solver_bond The smallest solver bond a job may require;
            nonzero.
-    @param reward_share_bps The winning challenger's share of a slashed
-           solver bond, in basis points, below 10000.
+    @param reward_share_bps The bonus pool of a slashed solver bond, in
+           basis points, at most MAX_REWARD_SHARE_BPS.
+    @param dilution_fee_bps The fee each winning game pays out of its
+           share of the pool, in basis points: `2 * fee < share <
+           6 * fee`, or both zero (no bonus at all).
     @param sink The receiver of the rest of a slashed bond; nonzero (a
            burn address such as 0x...dEaD, never the zero address, which
            a payment to would only look like a burn).
@@ -431,8 +501,17 @@ def __init__(
     assert challenger_bond > 0, "market: zero challenger bond"
     # INVARIANT: a claim always puts something at stake.
     assert min_solver_bond > 0, "market: zero minimum solver bond"
-    # INVARIANT: a self-challenging cheater still loses part of its bond.
-    assert reward_share_bps < BPS, "market: reward share out of range"
+    # INVARIANT: whatever accomplices a liar uses, it loses at least
+    # 90% of its bond: all challengers together get at most 10% of it
+    # beyond their bonds and gas.
+    assert reward_share_bps <= MAX_REWARD_SHARE_BPS, "market: reward share out of range"
+    # INVARIANT: a second winner still earns (fee below half the pool),
+    # a third and later ones lower their opener's take (fee above a sixth
+    # of it), and no bonus is paid beyond MAX_PAID_WINNERS winners.
+    assert dilution_fee_bps <= reward_share_bps, "market: dilution fee out of range"
+    assert (reward_share_bps == 0 and dilution_fee_bps == 0) or (
+        2 * dilution_fee_bps < reward_share_bps and reward_share_bps < 6 * dilution_fee_bps
+    ), "market: dilution fee out of range"
     # INVARIANT: every window a job can ask for is nonempty, and no
     # deadline can lock funds for longer than WINDOW_LIMIT.
     assert min_window >= 1 and min_window <= max_window and max_window <= WINDOW_LIMIT, \
@@ -443,6 +522,7 @@ def __init__(
     CHALLENGER_BOND = challenger_bond
     MIN_SOLVER_BOND = min_solver_bond
     REWARD_SHARE_BPS = reward_share_bps
+    DILUTION_FEE_BPS = dilution_fee_bps
     SINK = sink
     MIN_WINDOW = min_window
     MAX_WINDOW = max_window
@@ -578,7 +658,8 @@ def post(
         challenge_deadline=0,
         open_games=0,
         best_game=0,
-        reward=0,
+        winners=0,
+        held=0,
     )
     self.total_escrow += msg.value
     log JobPosted(
@@ -736,10 +817,12 @@ def challenge(job_id: uint256) -> uint256:
     @dev Any number of challenges may run in parallel against one
          result, each its own game. The game gets `S_0` computed here at
          `post` and the committed `S_N`, so neither party can change
-         what is disputed.
+         what is disputed. The transaction's gas is metered
+         (`gas_meter`) and refunded if the challenger wins.
     @param job_id The job.
     @return uint256 The id of the game opened.
     """
+    start: uint256 = msg.gas
     self._check_job(job_id)
     job: Job = self._jobs[job_id]
     # INVARIANT: only a committed result can be disputed.
@@ -758,7 +841,9 @@ def challenge(job_id: uint256) -> uint256:
     # INVARIANT: one challenge per game id (the game never reuses ids).
     assert self._challenges[game_id].job_id == 0, "market: game id reused"
 
-    self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True)
+    gas: uint256 = (start - msg.gas + CHALLENGE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
+        * gas_meter.price()
+    self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True, gas=gas)
     self._jobs[job_id].open_games = job.open_games + 1
     self.total_bonds += msg.value
     log JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
@@ -772,21 +857,19 @@ def settle(game_id: uint256):
     @notice Settles a game the market opened once it has a winner;
             anyone may call it (the winner has every reason to).
     @dev Solver won: the challenger's bond is credited to the solver.
-         Challenger won while the job is COMMITTED: the job is REJECTED,
-         the fee is credited back to the requester, the challenger is
-         credited its bond, the reward `solver_bond * REWARD_SHARE_BPS //
-         10000` is held in escrow, the rest of the solver's bond goes to
-         the sink, and the solver's stake and lock drop by the bond.
-         Challenger won after the job was already REJECTED: its bond is
-         credited back. The reward goes to the earliest-opened game the
-         challenger won, whatever order the settles come in, so a copycat
-         that replays an honest challenger's moves in a later game and
-         settles first earns nothing; it is credited once the job's last
-         game is settled or reclaimed (`_release_reward`). A job with an
-         open game is always COMMITTED or REJECTED (`finalize` needs no
-         open game), so there is no other case.
+         Challenger won: if the job is still COMMITTED it is REJECTED, the
+         fee is credited back to the requester and the solver's whole
+         bond is slashed into the job's `held`; then the challenger is
+         credited its bond and, out of `held`, the gas it spent
+         (`refund_of`). Every winning game is counted; when the job's
+         last game is closed (`_release`) the bonus pool is shared
+         equally among them less the dilution fee, and the rest of
+         `held` goes to the sink. A job with an open game is always
+         COMMITTED or REJECTED (`finalize` needs no open game), so
+         there is no other case.
     @param game_id The game that ended.
     """
+    start: uint256 = msg.gas
     c: Challenge = self._challenges[game_id]
     # INVARIANT: only games this market opened are settled here.
     assert c.job_id != 0, "market: unknown game"
@@ -807,48 +890,46 @@ def settle(game_id: uint256):
         # A losing challenger's bond covers the solver's gas for the game.
         self._add_credit(job.solver, c.bond)
         log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
-        self._release_reward(c.job_id)
+        self._release(c.job_id, game_id, start, False)
         return
 
-    self._add_credit(c.challenger, c.bond)
-    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond)
     if job.status == COMMITTED:
-        # Integer division rounds the reward down; the remainder, never
-        # negative since REWARD_SHARE_BPS < 10000, goes to the sink.
-        reward: uint256 = job.solver_bond * REWARD_SHARE_BPS // BPS
-        to_sink: uint256 = job.solver_bond - reward
         self._jobs[c.job_id].status = REJECTED
         self._jobs[c.job_id].best_game = game_id
-        self._jobs[c.job_id].reward = reward
-        # the fee leaves escrow and the reward enters it until it is paid
-        self.total_escrow = self.total_escrow - job.fee + reward
+        self._jobs[c.job_id].held = job.solver_bond
+        # the fee leaves escrow and the slashed bond enters it until the
+        # job's last game is closed
+        self.total_escrow = self.total_escrow - job.fee + job.solver_bond
         self._add_credit(job.requester, job.fee)
         self._slash(job.solver, job.solver_bond)
-        self.sink_pending += to_sink
         log JobRejected(
-            job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, reward=reward, to_sink=to_sink
+            job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, held=job.solver_bond
         )
-    elif game_id < job.best_game:
-        # An earlier-opened challenge won: it takes the reward's place.
-        self._jobs[c.job_id].best_game = game_id
-    self._release_reward(c.job_id)
+    refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
+    self._add_credit(c.challenger, c.bond + refund)
+    winners: uint256 = self._jobs[c.job_id].winners
+    if winners < MAX_PAID_WINNERS:
+        self._winner_games[c.job_id][winners] = game_id
+    self._jobs[c.job_id].winners = winners + 1
+    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + refund)
+    self._release(c.job_id, game_id, start, msg.sender == c.challenger)
 
 
 @external
 @nonreentrant
 def reclaim(game_id: uint256):
     """
-    @notice Closes a still-open game of a REJECTED job, opened after the
-            earliest game the challenger won so far, and credits its
-            challenger's bond back.
-    @dev Once the result is rejected, a game opened later than the
-         earliest winner has nothing left to decide: the solver's bond is
-         slashed and the reward is not its to win. An earlier-opened game
-         could still win the reward, so it is played to its end (both
-         clocks bound that). Anyone may call this (the challenger need
-         not wait for its game to end).
+    @notice Lets a challenger close its own still-open game of a REJECTED
+            job and be credited its bond and the gas it spent.
+    @dev Once the result is rejected, the game can only share the bonus
+         pool, which needs it played to its end (both clocks bound that);
+         a challenger may prefer its bond and refund now. Only the
+         challenger may do it: anyone else could strike an honest winner
+         from the pool and leave it to an accomplice. A reclaimed game is
+         no winner: it pays no fee and shares no bonus.
     @param game_id The game to close.
     """
+    start: uint256 = msg.gas
     c: Challenge = self._challenges[game_id]
     # INVARIANT: only games this market opened are closed here.
     assert c.job_id != 0, "market: unknown game"
@@ -858,18 +939,19 @@ def reclaim(game_id: uint256):
     assert self._jobs[c.job_id].status == REJECTED, "market: job is not rejected"
     # INVARIANT: a game that already has a winner is settled by its result.
     assert staticcall IDisputeGame(GAME).result(game_id) == 0, "market: game is over, settle it"
-    # INVARIANT: a game that may still earn the reward is played out.
-    assert game_id > self._jobs[c.job_id].best_game, "market: an earlier challenge may still win, play it out"
+    # INVARIANT: no one but its challenger takes a game out of the pool.
+    assert msg.sender == c.challenger, "market: caller is not the challenger"
 
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games -= 1
     self.total_bonds -= c.bond
-    self._add_credit(c.challenger, c.bond)
-    log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond)
-    self._release_reward(c.job_id)
-    # State first: the game is trusted and never calls back, but the
-    # settlement above must stand whatever `close` does.
+    refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
+    self._add_credit(c.challenger, c.bond + refund)
+    log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond, refund=refund)
+    # The game is trusted and never calls back; it is closed before the
+    # release so that the caller's refund counts its gas.
     extcall IDisputeGame(GAME).close(game_id)
+    self._release(c.job_id, game_id, start, True)
 
 
 @external
@@ -985,6 +1067,23 @@ def challenge_of(game_id: uint256) -> Challenge:
 
 @view
 @external
+def refund_of(game_id: uint256) -> uint256:
+    """
+    @notice The gas refund a game's challenger is owed so far if it wins
+            (or reclaims its game): its `challenge` transaction's and
+            its moves' metered gas, in wei (`gas_meter`); a winner's own
+            `settle` is metered on top.
+    @param game_id A game the market opened.
+    @return uint256 The refund in wei.
+    """
+    c: Challenge = self._challenges[game_id]
+    # INVARIANT: only games this market opened have records.
+    assert c.job_id != 0, "market: unknown game"
+    return c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id)
+
+
+@view
+@external
 def stake(account: address) -> uint256:
     """
     @notice An account's stake, the locked part included.
@@ -1087,22 +1186,73 @@ def _add_credit(account: address, amount: uint256):
 
 
 @internal
-def _release_reward(job_id: uint256):
+def _take_held(job_id: uint256, amount: uint256) -> uint256:
     """
-    @dev Credits a REJECTED job's held reward to the challenger of its
-         earliest-opened winning game once the job has no open game: by
-         then no earlier game can still win (`reclaim` closes only later
-         ones). A no-op otherwise.
+    @dev Takes up to `amount` out of a REJECTED job's held slashed bond
+         (refunds come first, ahead of the bonus pool); the caller
+         credits it.
+    @param job_id The job.
+    @param amount The wei wanted.
+    @return uint256 The wei taken: `amount`, or all that is left.
+    """
+    taken: uint256 = min(amount, self._jobs[job_id].held)
+    self._jobs[job_id].held -= taken
+    self.total_escrow -= taken
+    return taken
+
+
+@internal
+def _release(job_id: uint256, game_id: uint256, start: uint256, refund_caller: bool):
+    """
+    @dev Ends a settle or reclaim of a REJECTED job's game (a no-op for
+         a COMMITTED one). With `refund_caller` (the caller is the
+         challenger of the game it settled as won, or reclaimed), the
+         transaction's gas since `start` is credited to it out of
+         `held`. Once the job has no open game: each winning game gets
+         `pool // winners - fee` if positive (the pool is the bonus share
+         of the bond, or what refunds left of it), and the rest of
+         `held` goes to the sink.
     @param job_id The job whose game was just settled or reclaimed.
+    @param game_id That game.
+    @param start The transaction's `msg.gas` on entry.
+    @param refund_caller Whether the caller's gas is refunded.
     """
     job: Job = self._jobs[job_id]
-    if job.status != REJECTED or job.open_games != 0 or job.reward == 0:
+    if job.status != REJECTED:
         return
-    winner: address = self._challenges[job.best_game].challenger
-    self._jobs[job_id].reward = 0
-    self.total_escrow -= job.reward
-    self._add_credit(winner, job.reward)
-    log RewardPaid(job_id=job_id, game_id=job.best_game, challenger=winner, reward=job.reward)
+    held: uint256 = job.held
+    reward: uint256 = 0
+    if job.open_games == 0:
+        pool: uint256 = min(job.solver_bond * REWARD_SHARE_BPS // BPS, held)
+        fee: uint256 = job.solver_bond * DILUTION_FEE_BPS // BPS
+        # a REJECTED job has at least the winner that rejected it
+        share: uint256 = pool // job.winners
+        if share > fee:
+            # INVARIANT: a bonus is paid only to the winners recorded
+            # (share > fee implies winners <= MAX_PAID_WINNERS).
+            assert job.winners <= MAX_PAID_WINNERS, "market: too many paid winners"
+            reward = share - fee
+            for i: uint256 in range(MAX_PAID_WINNERS):
+                if i == job.winners:
+                    break
+                won: uint256 = self._winner_games[job_id][i]
+                winner: address = self._challenges[won].challenger
+                self._add_credit(winner, reward)
+                log RewardPaid(job_id=job_id, game_id=won, challenger=winner, reward=reward, fee=fee)
+            held -= reward * job.winners
+    if refund_caller:
+        wanted: uint256 = (start - msg.gas + SETTLE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
+            * gas_meter.price()
+        refund: uint256 = min(wanted, held)
+        held -= refund
+        self._add_credit(msg.sender, refund)
+        log SettleGasRefunded(game_id=game_id, challenger=msg.sender, refund=refund)
+    if job.open_games == 0:
+        self.sink_pending += held
+        log RewardsReleased(job_id=job_id, winners=job.winners, reward=reward, to_sink=held)
+        held = 0
+    self.total_escrow -= job.held - held
+    self._jobs[job_id].held = held
 
 
 @internal

@@ -5,15 +5,15 @@ log, run the model exactly (the trace is stored before anything depends on it), 
 final state root with the committed ``S_N``, and challenge on a difference while the window
 is open and the bond is within ``max_bond``. Then it plays each of its games to the end
 (choosing the disputed part and child, building the one-step proof), settles the games it
-won, takes its bond back from a game made moot by another challenger's win (``reclaim``: a game
-opened after the earliest winning one; an earlier game is played out, since it may still earn
-the reward), and withdraws its credit. It takes on no game beyond its capacity
+won, and withdraws its credit. A game is played out even after another challenger's win has
+rejected the job: every winning game is refunded its gas and shares the bonus pool (protocol
+10.2), which a ``reclaim`` would give up. It takes on no game beyond its capacity
 (``capacity.py``) or ``max_bond``, and logs why it declined.
 """
 
 from ..hashing import to_hex
 from .agent import Agent
-from .client import COMMITTED, JOB_STATUS, REJECTED
+from .client import COMMITTED, JOB_STATUS
 from .journal import JobRow
 from .terms import challenger_refusal, ether
 
@@ -59,11 +59,3 @@ class Challenger(Agent):
 
     def bonds_at_risk(self) -> int:
         return self.client.challenger_bond * len(self.journal.active_games())
-
-    def play(self, game_id: int, job_id: int, g):
-        job = self.job(job_id)
-        if job.status == REJECTED and game_id > job.best_game:
-            # a game opened earlier already won: this one can only return our bond
-            return self.send(f"reclaim:{game_id}", "reclaim", game_id,
-                             what=f"game {game_id}: job already rejected, bond reclaimed")
-        return super().play(game_id, job_id, g)
