@@ -978,7 +978,7 @@ def test_settle_own_game_refunds_the_settle_gas_succeeds(market, game, model_id,
     # by someone else is not (its challenger paid no settle gas).
     job_id = committed(market, model_id, who)
     mine, theirs = (challenge(market, job_id, c) for c in who.challengers[:2])
-    warp_past(game.deadline(mine))
+    warp_past(max(game.deadline(mine), game.deadline(theirs)))
     for game_id, caller in ((mine, who.challengers[0]), (theirs, who.challengers[1])):
         game.timeout(game_id, sender=caller)
     refunds = [market.refund_of(g) for g in (mine, theirs)]
