@@ -33,6 +33,13 @@
      the game while holding the lock, which is fine because the game
      calls no contract.
 
+     The money is kept in two stateful modules: stakes and their locks
+     in `modules/stakes.vy`, the four other totals, credits and the pull
+     payments in `modules/escrow.vy`; this contract holds the jobs, the
+     challenges and the rule that shares a slashed bond, and moves wei
+     between the modules' totals. Events are declared in
+     `interfaces/IJobMarket.vyi`.
+
      The market trusts the game contract `GAME` (fixed at deployment) to
      decide its games; `settle` reads a finished game's winner with
      `result` (a staticcall) and settles only games this market opened,
@@ -53,6 +60,10 @@ from .interfaces import IDisputeGame
 from .interfaces import IModelRegistry
 
 
+# @dev The market's events (protocol.md 10.8), shared with its modules.
+from .interfaces import IJobMarket
+
+
 # ---------------------------------------------------------------------------
 # MODULES
 # ---------------------------------------------------------------------------
@@ -70,165 +81,20 @@ from .modules import tensor
 from .modules import gas_meter
 
 
-# ---------------------------------------------------------------------------
-# EVENTS
-# ---------------------------------------------------------------------------
+# @dev Stateful: solver stakes and the bonds locked from them.
+from .modules import stakes
+initializes: stakes
+exports: (stakes.deposit, stakes.withdraw_stake, stakes.stake, stakes.locked, stakes.total_stake)
 
 
-# @dev A solver added to its stake.
-event StakeDeposited:
-    solver: indexed(address)
-    amount: uint256
-    stake: uint256
-
-
-# @dev A solver took free stake out.
-event StakeWithdrawn:
-    solver: indexed(address)
-    amount: uint256
-    stake: uint256
-
-
-# @dev A job was posted. It carries the input bytes, so a solver reads a
-# job's data from the logs and never needs the requester.
-event JobPosted:
-    job_id: indexed(uint256)
-    requester: indexed(address)
-    model_id: indexed(uint256)
-    rows: uint256
-    input_root: bytes32
-    s_0: bytes32
-    fee: uint256
-    solver_bond: uint256
-    claim_window: uint256
-    commit_window: uint256
-    challenge_window: uint256
-    claim_deadline: uint256
-    input: Bytes[tensor.MAX_TENSOR_BYTES]
-
-
-# @dev The requester took an OPEN job back; its fee went to its credit.
-event JobCancelled:
-    job_id: indexed(uint256)
-    requester: indexed(address)
-    refund: uint256
-
-
-# @dev A solver claimed a job and locked `solver_bond` of its stake.
-event JobClaimed:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    bond: uint256
-    commit_deadline: uint256
-
-
-# @dev A claim was not committed in time: the solver's bond went to the
-# requester's credit and the job is OPEN again.
-event JobExpired:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    slashed: uint256
-    claim_deadline: uint256
-
-
-# @dev A solver committed the output (its bytes included, so anyone can
-# read the result from the logs) and the trace root `S_N`.
-event JobCommitted:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    trace_root: bytes32
-    output_root: bytes32
-    challenge_deadline: uint256
-    output: Bytes[tensor.MAX_TENSOR_BYTES]
-
-
-# @dev A challenger posted its bond and a game was opened for it.
-event JobChallenged:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    bond: uint256
-
-
-# @dev A game ended and was settled: `to_solver` and `to_challenger` are
-# what each party was credited by this settlement.
-event GameSettled:
-    game_id: indexed(uint256)
-    job_id: indexed(uint256)
-    solver_won: bool
-    to_solver: uint256
-    to_challenger: uint256
-
-
-# @dev The solver lost a game while the job was COMMITTED: the result is
-# rejected, the requester refunded (`refund`) and the solver's bond
-# slashed into `held`, from which the winners' gas is refunded and their
-# bonus paid until the job's last game is closed.
-event JobRejected:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    refund: uint256
-    held: uint256
-
-
-# @dev The job's last game was closed: one winning game's bonus
-# (`reward`, its equal share of the pool less the dilution `fee`).
-event RewardPaid:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    reward: uint256
-    fee: uint256
-
-
-# @dev A REJECTED job's last game was closed: each of its `winners`
-# winning games was paid `reward` (zero when the pool's equal share does
-# not exceed the dilution fee), and the rest of the slashed bond went to
-# the sink.
-event RewardsReleased:
-    job_id: indexed(uint256)
-    winners: uint256
-    reward: uint256
-    to_sink: uint256
-
-
-# @dev The challenger of a game that settled it as won, or reclaimed it,
-# was credited that transaction's gas out of the slashed bond.
-event SettleGasRefunded:
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    refund: uint256
-
-
-# @dev A challenger closed its own game of a REJECTED job before it
-# ended: its bond and the gas it spent are credited back.
-event ChallengeReclaimed:
-    game_id: indexed(uint256)
-    job_id: indexed(uint256)
-    challenger: indexed(address)
-    bond: uint256
-    refund: uint256
-
-
-# @dev The challenge window passed with no lost game: the fee went to
-# the solver's credit and its bond was unlocked.
-event JobFinalized:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    fee: uint256
-
-
-# @dev An account withdrew its whole credit.
-event CreditWithdrawn:
-    account: indexed(address)
-    amount: uint256
-
-
-# @dev The accrued sink amount was sent to `SINK`.
-event SinkReleased:
-    sink: indexed(address)
-    amount: uint256
+# @dev Stateful: escrowed fees and held bonds, challenger bonds, credits,
+# the sink's share, and the pull payments.
+from .modules import escrow
+initializes: escrow[stakes := stakes]
+exports: (
+    escrow.withdraw, escrow.release_to_sink, escrow.credit, escrow.obligations, escrow.SINK,
+    escrow.total_escrow, escrow.total_bonds, escrow.total_credit, escrow.sink_pending,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -389,10 +255,6 @@ REWARD_SHARE_BPS: public(immutable(uint256))
 DILUTION_FEE_BPS: public(immutable(uint256))
 
 
-# @dev Receives the rest of a slashed solver bond (burn by default).
-SINK: public(immutable(address))
-
-
 # @dev The shortest claim, commit or challenge window a job may ask for,
 # in seconds: a few blocks, so that a claim, a commit and a challenge
 # can always be mined in time.
@@ -419,39 +281,6 @@ _challenges: HashMap[uint256, Challenge]
 # @dev Job id -> the first MAX_PAID_WINNERS games its challengers won, in
 # settle order (index 0 up): the only ones a bonus can be paid to.
 _winner_games: HashMap[uint256, HashMap[uint256, uint256]]
-
-
-# @dev Solver -> stake, the locked part included.
-_stake: HashMap[address, uint256]
-
-
-# @dev Solver -> the part of its stake locked as bonds of CLAIMED and
-# COMMITTED jobs.
-_locked: HashMap[address, uint256]
-
-
-# @dev Account -> ETH credited and not yet withdrawn.
-_credit: HashMap[address, uint256]
-
-
-# @dev The sum of all stakes.
-total_stake: public(uint256)
-
-
-# @dev The sum of the fees of OPEN, CLAIMED and COMMITTED jobs.
-total_escrow: public(uint256)
-
-
-# @dev The sum of the bonds of open challenges.
-total_bonds: public(uint256)
-
-
-# @dev The sum of all credits.
-total_credit: public(uint256)
-
-
-# @dev Slashed solver bond owed to `SINK`.
-sink_pending: public(uint256)
 
 
 # ---------------------------------------------------------------------------
@@ -496,7 +325,7 @@ def __init__(
     # INVARIANT: games are opened on, and reported by, a real contract.
     assert game != empty(address), "market: zero game"
     # INVARIANT: a slashed bond always has somewhere to go.
-    assert sink != empty(address), "market: zero sink"
+    escrow.__init__(sink)
     # INVARIANT: a challenge costs something, so a losing one pays the solver.
     assert challenger_bond > 0, "market: zero challenger bond"
     # INVARIANT: a claim always puts something at stake.
@@ -523,51 +352,8 @@ def __init__(
     MIN_SOLVER_BOND = min_solver_bond
     REWARD_SHARE_BPS = reward_share_bps
     DILUTION_FEE_BPS = dilution_fee_bps
-    SINK = sink
     MIN_WINDOW = min_window
     MAX_WINDOW = max_window
-
-
-# ---------------------------------------------------------------------------
-# SOLVER STAKE
-# ---------------------------------------------------------------------------
-
-
-@payable
-@external
-@nonreentrant
-def deposit():
-    """
-    @notice Adds `msg.value` to the caller's stake; claims lock bonds
-            from it.
-    """
-    # INVARIANT: every deposit moves ETH (and emits a meaningful event).
-    assert msg.value > 0, "market: zero deposit"
-    stake: uint256 = self._stake[msg.sender] + msg.value
-    self._stake[msg.sender] = stake
-    self.total_stake += msg.value
-    log StakeDeposited(solver=msg.sender, amount=msg.value, stake=stake)
-
-
-@external
-@nonreentrant
-def withdraw_stake(amount: uint256):
-    """
-    @notice Sends `amount` of the caller's free (unlocked) stake to it.
-    @param amount The wei to take out; nonzero and at most
-           `stake(caller) - locked(caller)`.
-    """
-    # INVARIANT: a withdrawal moves ETH.
-    assert amount > 0, "market: zero amount"
-    stake: uint256 = self._stake[msg.sender]
-    # INVARIANT: a locked bond stays in the market until its job settles.
-    assert amount <= stake - self._locked[msg.sender], "market: insufficient free stake"
-
-    stake -= amount
-    self._stake[msg.sender] = stake
-    self.total_stake -= amount
-    log StakeWithdrawn(solver=msg.sender, amount=amount, stake=stake)
-    self._send(msg.sender, amount)
 
 
 # ---------------------------------------------------------------------------
@@ -661,8 +447,8 @@ def post(
         winners=0,
         held=0,
     )
-    self.total_escrow += msg.value
-    log JobPosted(
+    escrow.total_escrow += msg.value
+    log IJobMarket.JobPosted(
         job_id=job_id,
         requester=msg.sender,
         model_id=model_id,
@@ -697,9 +483,9 @@ def cancel(job_id: uint256):
     assert job.status == OPEN, "market: job is not open"
 
     self._jobs[job_id].status = CANCELLED
-    self.total_escrow -= job.fee
-    self._add_credit(job.requester, job.fee)
-    log JobCancelled(job_id=job_id, requester=job.requester, refund=job.fee)
+    escrow.total_escrow -= job.fee
+    escrow._add_credit(job.requester, job.fee)
+    log IJobMarket.JobCancelled(job_id=job_id, requester=job.requester, refund=job.fee)
 
 
 @external
@@ -716,15 +502,12 @@ def claim(job_id: uint256):
     assert job.status == OPEN, "market: job is not open"
     # INVARIANT: the requester's offer lapses at its claim deadline.
     assert block.timestamp <= job.claim_deadline, "market: claim deadline passed"
-    # INVARIANT: the bond is backed by stake not locked for another job.
-    assert self._stake[msg.sender] - self._locked[msg.sender] >= job.solver_bond, "market: insufficient free stake"
-
-    self._locked[msg.sender] += job.solver_bond
+    stakes._lock(msg.sender, job.solver_bond)
     commit_deadline: uint256 = block.timestamp + job.commit_window
     self._jobs[job_id].status = CLAIMED
     self._jobs[job_id].solver = msg.sender
     self._jobs[job_id].commit_deadline = commit_deadline
-    log JobClaimed(job_id=job_id, solver=msg.sender, bond=job.solver_bond, commit_deadline=commit_deadline)
+    log IJobMarket.JobClaimed(job_id=job_id, solver=msg.sender, bond=job.solver_bond, commit_deadline=commit_deadline)
 
 
 @external
@@ -746,14 +529,14 @@ def expire(job_id: uint256):
     # INVARIANT: the solver keeps its whole commit window.
     assert block.timestamp > job.commit_deadline, "market: commit deadline not passed"
 
-    self._slash(job.solver, job.solver_bond)
-    self._add_credit(job.requester, job.solver_bond)
+    stakes._slash(job.solver, job.solver_bond)
+    escrow._add_credit(job.requester, job.solver_bond)
     claim_deadline: uint256 = block.timestamp + job.claim_window
     self._jobs[job_id].status = OPEN
     self._jobs[job_id].claim_deadline = claim_deadline
     self._jobs[job_id].solver = empty(address)
     self._jobs[job_id].commit_deadline = 0
-    log JobExpired(job_id=job_id, solver=job.solver, slashed=job.solver_bond, claim_deadline=claim_deadline)
+    log IJobMarket.JobExpired(job_id=job_id, solver=job.solver, slashed=job.solver_bond, claim_deadline=claim_deadline)
 
 
 @external
@@ -797,7 +580,7 @@ def commit(
     self._jobs[job_id].trace_root = trace_root
     self._jobs[job_id].output_root = output_root
     self._jobs[job_id].challenge_deadline = challenge_deadline
-    log JobCommitted(
+    log IJobMarket.JobCommitted(
         job_id=job_id,
         solver=msg.sender,
         trace_root=trace_root,
@@ -842,13 +625,13 @@ def challenge(job_id: uint256) -> uint256:
     assert self._challenges[game_id].job_id == 0, "market: game id reused"
 
     self._jobs[job_id].open_games = job.open_games + 1
-    self.total_bonds += msg.value
+    escrow.total_bonds += msg.value
     # measured after the totals, whose first write costs more than later
     # ones; what follows (five fresh slots and the log) is constant
     gas: uint256 = (start - msg.gas + CHALLENGE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
         * gas_meter.price()
     self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True, gas=gas)
-    log JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
+    log IJobMarket.JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
     return game_id
 
 
@@ -886,12 +669,12 @@ def settle(game_id: uint256):
     job: Job = self._jobs[c.job_id]
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games = job.open_games - 1
-    self.total_bonds -= c.bond
+    escrow.total_bonds -= c.bond
 
     if solver_won:
         # A losing challenger's bond covers the solver's gas for the game.
-        self._add_credit(job.solver, c.bond)
-        log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
+        escrow._add_credit(job.solver, c.bond)
+        log IJobMarket.GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
         self._release(c.job_id, game_id, start, False)
         return
 
@@ -901,19 +684,19 @@ def settle(game_id: uint256):
         self._jobs[c.job_id].held = job.solver_bond
         # the fee leaves escrow and the slashed bond enters it until the
         # job's last game is closed
-        self.total_escrow = self.total_escrow - job.fee + job.solver_bond
-        self._add_credit(job.requester, job.fee)
-        self._slash(job.solver, job.solver_bond)
-        log JobRejected(
+        escrow.total_escrow = escrow.total_escrow - job.fee + job.solver_bond
+        escrow._add_credit(job.requester, job.fee)
+        stakes._slash(job.solver, job.solver_bond)
+        log IJobMarket.JobRejected(
             job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, held=job.solver_bond
         )
     refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
-    self._add_credit(c.challenger, c.bond + refund)
+    escrow._add_credit(c.challenger, c.bond + refund)
     winners: uint256 = self._jobs[c.job_id].winners
     if winners < MAX_PAID_WINNERS:
         self._winner_games[c.job_id][winners] = game_id
     self._jobs[c.job_id].winners = winners + 1
-    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + refund)
+    log IJobMarket.GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + refund)
     self._release(c.job_id, game_id, start, msg.sender == c.challenger)
 
 
@@ -946,10 +729,10 @@ def reclaim(game_id: uint256):
 
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games -= 1
-    self.total_bonds -= c.bond
+    escrow.total_bonds -= c.bond
     refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
-    self._add_credit(c.challenger, c.bond + refund)
-    log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond, refund=refund)
+    escrow._add_credit(c.challenger, c.bond + refund)
+    log IJobMarket.ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond, refund=refund)
     # The game is trusted and never calls back; it is closed before the
     # release so that the caller's refund counts its gas.
     extcall IDisputeGame(GAME).close(game_id)
@@ -974,54 +757,10 @@ def finalize(job_id: uint256):
     assert job.open_games == 0, "market: game still open"
 
     self._jobs[job_id].status = FINALIZED
-    self.total_escrow -= job.fee
-    self._locked[job.solver] -= job.solver_bond
-    self._add_credit(job.solver, job.fee)
-    log JobFinalized(job_id=job_id, solver=job.solver, fee=job.fee)
-
-
-# ---------------------------------------------------------------------------
-# PAYOUTS
-# ---------------------------------------------------------------------------
-
-
-@external
-@nonreentrant
-def withdraw():
-    """
-    @notice Sends the caller its whole credit.
-    """
-    amount: uint256 = self._credit[msg.sender]
-    # INVARIANT: a withdrawal moves ETH.
-    assert amount > 0, "market: nothing to withdraw"
-
-    self._credit[msg.sender] = 0
-    self.total_credit -= amount
-    log CreditWithdrawn(account=msg.sender, amount=amount)
-    self._send(msg.sender, amount)
-
-
-@external
-@nonreentrant
-def release_to_sink():
-    """
-    @notice Sends the accrued slashed-bond remainder to `SINK`, with any
-            surplus: ETH that reached the market without a call
-            (SELFDESTRUCT, a block reward) and that no one is owed.
-    @dev Anyone may call it; the sink is fixed at deployment. Without
-         the sweep such ETH would be stuck for good: every other path
-         pays out recorded obligations only.
-    """
-    # INVARIANT: the balance never falls below the obligations, so this
-    # cannot underflow; it is zero unless ETH was forced in.
-    surplus: uint256 = self.balance - self._obligations()
-    amount: uint256 = self.sink_pending + surplus
-    # INVARIANT: a release moves ETH.
-    assert amount > 0, "market: nothing to release"
-
-    self.sink_pending = 0
-    log SinkReleased(sink=SINK, amount=amount)
-    self._send(SINK, amount)
+    escrow.total_escrow -= job.fee
+    stakes._unlock(job.solver, job.solver_bond)
+    escrow._add_credit(job.solver, job.fee)
+    log IJobMarket.JobFinalized(job_id=job_id, solver=job.solver, fee=job.fee)
 
 
 # ---------------------------------------------------------------------------
@@ -1084,65 +823,9 @@ def refund_of(game_id: uint256) -> uint256:
     return c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id)
 
 
-@view
-@external
-def stake(account: address) -> uint256:
-    """
-    @notice An account's stake, the locked part included.
-    @param account The account.
-    @return uint256 The stake in wei.
-    """
-    return self._stake[account]
-
-
-@view
-@external
-def locked(account: address) -> uint256:
-    """
-    @notice The part of an account's stake locked as bonds of its
-            CLAIMED and COMMITTED jobs.
-    @param account The account.
-    @return uint256 The locked stake in wei.
-    """
-    return self._locked[account]
-
-
-@view
-@external
-def credit(account: address) -> uint256:
-    """
-    @notice ETH credited to an account and not yet withdrawn.
-    @param account The account.
-    @return uint256 The credit in wei.
-    """
-    return self._credit[account]
-
-
-@view
-@external
-def obligations() -> uint256:
-    """
-    @notice Everything the market owes: stakes, escrowed fees, open
-            challenger bonds, credits and the sink's share. Equal to the
-            market's balance, unless ETH was forced in without a call
-            (`release_to_sink` sweeps that surplus).
-    @return uint256 The sum of the five totals, in wei.
-    """
-    return self._obligations()
-
-
 # ---------------------------------------------------------------------------
 # INTERNAL FUNCTIONS
 # ---------------------------------------------------------------------------
-
-
-@view
-@internal
-def _obligations() -> uint256:
-    """
-    @dev The five totals: what the market owes, in wei.
-    """
-    return self.total_stake + self.total_escrow + self.total_bonds + self.total_credit + self.sink_pending
 
 
 @view
@@ -1176,18 +859,6 @@ def _initial_state(input_root: bytes32, state_depth: uint256) -> bytes32:
 
 
 @internal
-def _add_credit(account: address, amount: uint256):
-    """
-    @dev Credits `amount` to `account`; the ETH is already held (moved
-         from escrow, stake or bonds by the caller).
-    @param account The account credited.
-    @param amount The wei credited.
-    """
-    self._credit[account] += amount
-    self.total_credit += amount
-
-
-@internal
 def _take_held(job_id: uint256, amount: uint256) -> uint256:
     """
     @dev Takes up to `amount` out of a REJECTED job's held slashed bond
@@ -1199,7 +870,7 @@ def _take_held(job_id: uint256, amount: uint256) -> uint256:
     """
     taken: uint256 = min(amount, self._jobs[job_id].held)
     self._jobs[job_id].held -= taken
-    self.total_escrow -= taken
+    escrow.total_escrow -= taken
     return taken
 
 
@@ -1239,44 +910,19 @@ def _release(job_id: uint256, game_id: uint256, start: uint256, refund_caller: b
                     break
                 won: uint256 = self._winner_games[job_id][i]
                 winner: address = self._challenges[won].challenger
-                self._add_credit(winner, reward)
-                log RewardPaid(job_id=job_id, game_id=won, challenger=winner, reward=reward, fee=fee)
+                escrow._add_credit(winner, reward)
+                log IJobMarket.RewardPaid(job_id=job_id, game_id=won, challenger=winner, reward=reward, fee=fee)
             held -= reward * job.winners
     if refund_caller:
         wanted: uint256 = (start - msg.gas + SETTLE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
             * gas_meter.price()
         refund: uint256 = min(wanted, held)
         held -= refund
-        self._add_credit(msg.sender, refund)
-        log SettleGasRefunded(game_id=game_id, challenger=msg.sender, refund=refund)
+        escrow._add_credit(msg.sender, refund)
+        log IJobMarket.SettleGasRefunded(game_id=game_id, challenger=msg.sender, refund=refund)
     if job.open_games == 0:
-        self.sink_pending += held
-        log RewardsReleased(job_id=job_id, winners=job.winners, reward=reward, to_sink=held)
+        escrow.sink_pending += held
+        log IJobMarket.RewardsReleased(job_id=job_id, winners=job.winners, reward=reward, to_sink=held)
         held = 0
-    self.total_escrow -= job.held - held
+    escrow.total_escrow -= job.held - held
     self._jobs[job_id].held = held
-
-
-@internal
-def _slash(solver: address, bond: uint256):
-    """
-    @dev Takes a locked bond out of a solver's stake; the caller says
-         where the ETH goes.
-    @param solver The solver.
-    @param bond The locked bond removed from its stake and lock.
-    """
-    self._stake[solver] -= bond
-    self._locked[solver] -= bond
-    self.total_stake -= bond
-
-
-@internal
-def _send(to: address, amount: uint256):
-    """
-    @dev Sends ETH with all remaining gas, so contract wallets can
-         receive; reverts if the receiver does. Called last, after every
-         state update, and only from `@nonreentrant` functions.
-    @param to The receiver.
-    @param amount The wei sent.
-    """
-    raw_call(to, b"", value=amount, gas=msg.gas, revert_on_failure=True)
