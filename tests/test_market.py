@@ -957,6 +957,21 @@ def test_settle_bonus_by_winner_count_succeeds(stub_market, stub, model_id, who,
     assert released.to_sink == stub_market.sink_pending() == SOLVER_BOND - sum(refunds) - winners * bonus(winners)
 
 
+def test_settle_share_equal_to_the_fee_pays_no_bonus_succeeds(project, deployer, registry, stub, model_id, who):
+    # A pool of 10% and a fee of 2.5%: with four winners each share is exactly the fee, so no one
+    # is paid a bonus (and no RewardPaid is logged); the whole pool goes to the sink.
+    market = deployer.deploy(project.JobMarket, registry, stub, CHALLENGER_BOND, MIN_SOLVER_BOND, 1000, 250, SINK,
+                             MIN_WINDOW, MAX_WINDOW)
+    assert SOLVER_BOND * 1000 // 10000 // 4 == SOLVER_BOND * 250 // 10000
+    job_id = committed(market, model_id, who)
+    games = [challenge(market, job_id, who.challengers[0]) for _ in range(4)]
+    receipts = [stub.report(market, g, False, sender=who.stranger) for g in games]
+    assert not receipts[-1].decode_logs(market.RewardPaid)
+    [released] = receipts[-1].decode_logs(market.RewardsReleased)
+    assert (released.winners, released.reward) == (4, 0)
+    assert market.sink_pending() == SOLVER_BOND - sum(market.refund_of(g) for g in games)
+
+
 def test_settle_refunds_beyond_the_bond_take_it_all_succeeds(stub_market, stub, model_id, who):
     # Refunds come first: metered gas beyond the slashed bond empties it; the second winner is
     # refunded what is left, no bonus is paid and the sink gets nothing.
