@@ -41,6 +41,7 @@ from .modules import merkle
 from .modules import tensor
 from .modules import int8 as packed_int8
 from .modules import linear
+from .modules import gas_meter
 
 
 # ---------------------------------------------------------------------------
@@ -83,6 +84,19 @@ WORD_BYTES: constant(uint256) = 32
 
 MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
 MAX_COLS: constant(uint256) = tensor.MAX_COLS
+
+# @dev Gas a metered move pays outside its measured body: the dispatch
+# and argument checks before the first `msg.gas` read, and the meter's
+# own update and the return after the last. `step` also expands memory
+# for its two `Bytes[MAX_COLS]` arguments before its body starts.
+# Measured on anvil (tests/test_accomplice.py checks refunds against
+# receipts).
+MOVE_OVERHEAD_GAS: constant(uint256) = 4000
+STEP_OVERHEAD_GAS: constant(uint256) = 27000
+
+# @dev What the meter's first write to a game costs beyond an update
+# (a zero slot set nonzero: 22,100 gas against 5,000).
+FIRST_WRITE_GAS: constant(uint256) = 17100
 
 
 # ---------------------------------------------------------------------------
@@ -217,6 +231,15 @@ CLOCK: public(immutable(uint256))
 games: public(HashMap[uint256, Game])
 game_count: public(uint256)
 
+# @dev Game id -> the wei of gas its challenger spent in its moves
+# (`choose`, `pick`, `step`, and `timeout` when the challenger calls it),
+# priced by `gas_meter.price()`; the market refunds it to a winner.
+_challenger_gas: HashMap[uint256, uint256]
+
+# @dev Set by the first metered move of a transaction, which alone is
+# allowed the transaction's intrinsic gas (a batch pays it once).
+_tx_metered: transient(bool)
+
 
 # ---------------------------------------------------------------------------
 # CONSTRUCTOR
@@ -316,6 +339,7 @@ def choose(game_id: uint256, index: uint256, roots: DynArray[bytes32, MAX_ROOTS]
     @notice Challenger: agrees with S_{q_index} and disputes
             S_{q_{index+1}}; `roots` repeats the solver's last `bisect`.
     """
+    start: uint256 = msg.gas
     self._begin_move(game_id, CHOOSE)
     # INVARIANT: the roots are the solver's, not the challenger's.
     assert keccak256(abi_encode(roots)) == self.games[game_id].roots_hash, "game: roots differ from the solver's"
@@ -339,6 +363,7 @@ def choose(game_id: uint256, index: uint256, roots: DynArray[bytes32, MAX_ROOTS]
     else:
         self.games[game_id].phase = BISECT
     log Chosen(game_id=game_id, index=index, lo=new_lo, hi=new_hi)
+    self._meter(game_id, start, 4 + 3 * 32 + gas_meter.words(len(roots)), MOVE_OVERHEAD_GAS)
 
 
 # ---------------------------------------------------------------------------
@@ -438,6 +463,7 @@ def pick(game_id: uint256, right_side: bool, left: bytes32, right: bytes32):
             (`left`, `right` repeat them).
     @dev At a leaf past the last row the game ends: padding must be Z[0].
     """
+    start: uint256 = msg.gas
     self._begin_move(game_id, PICK)
     assert merkle.hash_pair(left, right) == self.games[game_id].node, \
         "game: children differ from the solver's"
@@ -459,6 +485,7 @@ def pick(game_id: uint256, right_side: bool, left: bytes32, right: bytes32):
         self._resolve(game_id, node == empty(bytes32), "padding leaf")
     else:
         self.games[game_id].phase = ROW
+    self._meter(game_id, start, 4 + 4 * 32, MOVE_OVERHEAD_GAS)
 
 
 # ---------------------------------------------------------------------------
@@ -498,6 +525,7 @@ def step(game_id: uint256, column: uint256, row_word: bytes32,
     @param w Weight row `column` with its bias, multiplier and shift, and
            the proof of its weight leaf under `weights_rows_root`.
     """
+    start: uint256 = msg.gas
     self._begin_move(game_id, STEP)
     cols: uint256 = self.games[game_id].cols
     in_cols: uint256 = self.games[game_id].in_cols
@@ -531,6 +559,9 @@ def step(game_id: uint256, column: uint256, row_word: bytes32,
         self._resolve(game_id, True, "element matches")
     else:
         self._resolve(game_id, False, "element differs")
+    self._meter(game_id, start, 4 + 12 * 32 + gas_meter.words(len(row_word_proof)) + gas_meter.bytes_tail(len(x))
+                + gas_meter.words(len(x_proof)) + gas_meter.bytes_tail(len(w)) + gas_meter.words(len(w_proof)),
+                STEP_OVERHEAD_GAS)
 
 
 # ---------------------------------------------------------------------------
@@ -543,7 +574,9 @@ def timeout(game_id: uint256):
     """
     @notice Anyone: ends a game whose side to move has used up its clock;
             that side loses.
+    @dev Metered when the game's challenger calls it.
     """
+    start: uint256 = msg.gas
     phase: uint256 = self.games[game_id].phase
     assert self._in_play(phase), "game: not in play"
     solver_moves: bool = self._solver_moves(phase)
@@ -551,6 +584,8 @@ def timeout(game_id: uint256):
     assert block.timestamp - self.games[game_id].last_move > self._time_left_of(game_id, solver_moves), \
         "game: clock has not run out"
     self._resolve(game_id, not solver_moves, "timeout")
+    if msg.sender == self.games[game_id].challenger:
+        self._meter(game_id, start, 4 + 32, MOVE_OVERHEAD_GAS)
 
 
 # ---------------------------------------------------------------------------
@@ -642,6 +677,16 @@ def result(game_id: uint256) -> uint256:
     if phase == CLOSED:
         return RESULT_CLOSED
     return RESULT_NONE
+
+
+@view
+@external
+def challenger_gas(game_id: uint256) -> uint256:
+    """
+    @notice The wei of gas the game's challenger spent in its moves so
+            far, as the market refunds it (`gas_meter`).
+    """
+    return self._challenger_gas[game_id]
 
 
 @view
@@ -738,6 +783,28 @@ def _begin_move(game_id: uint256, phase: uint256):
     else:
         self.games[game_id].challenger_time = left - spent
     self.games[game_id].last_move = block.timestamp
+
+
+@internal
+def _meter(game_id: uint256, start: uint256, canonical: uint256, overhead: uint256):
+    """
+    @dev Adds the gas of the current move, from `start` (its first
+         `msg.gas`), to its challenger's meter: the measured body plus
+         the allowances of `gas_meter`. Runs the same inside a
+         self-delegatecall batch: `msg.gas` and `msg.data` are then the
+         move's own, and only the batch's first metered move is allowed
+         the transaction's intrinsic gas.
+    @param canonical The move's ABI calldata length, selector included.
+    @param overhead The move's gas outside its measured body.
+    """
+    allowance: uint256 = overhead + gas_meter.calldata_gas(canonical)
+    if not self._tx_metered:
+        self._tx_metered = True
+        allowance += gas_meter.TX_GAS
+    spent: uint256 = self._challenger_gas[game_id]
+    if spent == 0:
+        allowance += FIRST_WRITE_GAS
+    self._challenger_gas[game_id] = spent + (start - msg.gas + allowance) * gas_meter.price()
 
 
 @internal

@@ -14,8 +14,8 @@
      kept in a storage total by every function:
        - `total_stake`: solver stakes (`stake(a)`, a locked part included),
        - `total_escrow`: fees of jobs that are OPEN, CLAIMED or COMMITTED,
-         and the reward of a REJECTED job held until its earliest
-         winning challenge is known,
+         and the slashed bond of a REJECTED job (`held`: its winners' gas
+         refunds and bonus pool) until its last game is closed,
        - `total_bonds`: challenger bonds of games that are still open,
        - `total_credit`: credits waiting for `withdraw()`,
        - `sink_pending`: slashed solver bond waiting for `release_to_sink()`,
@@ -32,6 +32,13 @@
      changes state. `challenge` and `reclaim` call `open` and `close` on
      the game while holding the lock, which is fine because the game
      calls no contract.
+
+     The money is kept in two stateful modules: stakes and their locks
+     in `modules/stakes.vy`, the four other totals, credits and the pull
+     payments in `modules/escrow.vy`; this contract holds the jobs, the
+     challenges and the rule that shares a slashed bond, and moves wei
+     between the modules' totals. Events are declared in
+     `interfaces/IJobMarket.vyi`.
 
      The market trusts the game contract `GAME` (fixed at deployment) to
      decide its games; `settle` reads a finished game's winner with
@@ -53,6 +60,10 @@ from .interfaces import IDisputeGame
 from .interfaces import IModelRegistry
 
 
+# @dev The market's events (protocol.md 10.8), shared with its modules.
+from .interfaces import IJobMarket
+
+
 # ---------------------------------------------------------------------------
 # MODULES
 # ---------------------------------------------------------------------------
@@ -66,143 +77,24 @@ from .modules import merkle
 from .modules import tensor
 
 
-# ---------------------------------------------------------------------------
-# EVENTS
-# ---------------------------------------------------------------------------
+# @dev Stateless: the price and allowances of the winners' gas refunds.
+from .modules import gas_meter
 
 
-# @dev A solver added to its stake.
-event StakeDeposited:
-    solver: indexed(address)
-    amount: uint256
-    stake: uint256
+# @dev Stateful: solver stakes and the bonds locked from them.
+from .modules import stakes
+initializes: stakes
+exports: (stakes.deposit, stakes.withdraw_stake, stakes.stake, stakes.locked, stakes.total_stake)
 
 
-# @dev A solver took free stake out.
-event StakeWithdrawn:
-    solver: indexed(address)
-    amount: uint256
-    stake: uint256
-
-
-# @dev A job was posted. It carries the input bytes, so a solver reads a
-# job's data from the logs and never needs the requester.
-event JobPosted:
-    job_id: indexed(uint256)
-    requester: indexed(address)
-    model_id: indexed(uint256)
-    rows: uint256
-    input_root: bytes32
-    s_0: bytes32
-    fee: uint256
-    solver_bond: uint256
-    claim_window: uint256
-    commit_window: uint256
-    challenge_window: uint256
-    claim_deadline: uint256
-    input: Bytes[tensor.MAX_TENSOR_BYTES]
-
-
-# @dev The requester took an OPEN job back; its fee went to its credit.
-event JobCancelled:
-    job_id: indexed(uint256)
-    requester: indexed(address)
-    refund: uint256
-
-
-# @dev A solver claimed a job and locked `solver_bond` of its stake.
-event JobClaimed:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    bond: uint256
-    commit_deadline: uint256
-
-
-# @dev A claim was not committed in time: the solver's bond went to the
-# requester's credit and the job is OPEN again.
-event JobExpired:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    slashed: uint256
-    claim_deadline: uint256
-
-
-# @dev A solver committed the output (its bytes included, so anyone can
-# read the result from the logs) and the trace root `S_N`.
-event JobCommitted:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    trace_root: bytes32
-    output_root: bytes32
-    challenge_deadline: uint256
-    output: Bytes[tensor.MAX_TENSOR_BYTES]
-
-
-# @dev A challenger posted its bond and a game was opened for it.
-event JobChallenged:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    bond: uint256
-
-
-# @dev A game ended and was settled: `to_solver` and `to_challenger` are
-# what each party was credited by this settlement.
-event GameSettled:
-    game_id: indexed(uint256)
-    job_id: indexed(uint256)
-    solver_won: bool
-    to_solver: uint256
-    to_challenger: uint256
-
-
-# @dev The solver lost a game while the job was COMMITTED: the result is
-# rejected, the requester refunded and the solver's bond slashed.
-event JobRejected:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    refund: uint256
-    reward: uint256
-    to_sink: uint256
-
-
-# @dev The reward share of a rejected job went to the challenger of its
-# earliest-opened winning game, once the job's last game was closed.
-event RewardPaid:
-    job_id: indexed(uint256)
-    game_id: indexed(uint256)
-    challenger: indexed(address)
-    reward: uint256
-
-
-# @dev A game of a REJECTED job was closed before it ended; its
-# challenger's bond is credited back.
-event ChallengeReclaimed:
-    game_id: indexed(uint256)
-    job_id: indexed(uint256)
-    challenger: indexed(address)
-    bond: uint256
-
-
-# @dev The challenge window passed with no lost game: the fee went to
-# the solver's credit and its bond was unlocked.
-event JobFinalized:
-    job_id: indexed(uint256)
-    solver: indexed(address)
-    fee: uint256
-
-
-# @dev An account withdrew its whole credit.
-event CreditWithdrawn:
-    account: indexed(address)
-    amount: uint256
-
-
-# @dev The accrued sink amount was sent to `SINK`.
-event SinkReleased:
-    sink: indexed(address)
-    amount: uint256
+# @dev Stateful: escrowed fees and held bonds, challenger bonds, credits,
+# the sink's share, and the pull payments.
+from .modules import escrow
+initializes: escrow[stakes := stakes]
+exports: (
+    escrow.withdraw, escrow.release_to_sink, escrow.credit, escrow.obligations, escrow.SINK,
+    escrow.total_escrow, escrow.total_bonds, escrow.total_credit, escrow.sink_pending,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -227,8 +119,30 @@ RESULT_SOLVER_WON: constant(uint256) = 1
 RESULT_CHALLENGER_WON: constant(uint256) = 2
 
 
-# @dev Basis points of one whole: `reward_share_bps` is below this.
+# @dev Basis points of one whole.
 BPS: constant(uint256) = 10000
+
+
+# @dev The largest bonus pool, in basis points of the solver bond: all
+# challengers together receive at most this beyond their bonds and gas,
+# so a liar whose accomplices take all of it still loses 90% of its bond
+# (protocol.md 10.2).
+MAX_REWARD_SHARE_BPS: public(constant(uint256)) = 1000
+
+
+# @dev The most winning games a bonus is ever paid to: the constructor
+# keeps `REWARD_SHARE_BPS < 6 * DILUTION_FEE_BPS`, so with six winners or
+# more a pool's equal share never exceeds the fee and no one is paid one.
+MAX_PAID_WINNERS: public(constant(uint256)) = 5
+
+
+# @dev Gas `challenge` pays after its last `msg.gas` read: the new
+# challenge record (five fresh slots) and the log; and that `settle` or
+# `reclaim` pays after theirs (credits, the held total, the release
+# log, the return). Measured on anvil; tests/test_accomplice.py checks
+# the refunds against receipts.
+CHALLENGE_TAIL_GAS: constant(uint256) = 112000
+SETTLE_TAIL_GAS: constant(uint256) = 8000
 
 
 # @dev Job status: posted, escrowed, waiting for a solver to claim it.
@@ -285,21 +199,26 @@ struct Job:
     output_root: bytes32
     challenge_deadline: uint256
     open_games: uint256
-    # after a lost game: the earliest-opened game the challenger won
-    # (game ids grow in opening order), and the reward share held in
-    # escrow until no earlier game can still win
+    # after a lost game: the game whose win rejected the job, how many
+    # games the challenger side has won, and the slashed bond still held
+    # in escrow (refunds come out of it as winners settle; the bonus pool
+    # and the rest to the sink when the last game is closed)
     best_game: uint256
-    reward: uint256
+    winners: uint256
+    held: uint256
 
 
 # @dev One challenge, keyed by the id of its game. `open` is true from
 # `challenge` until the game is settled (`settle`) or closed
-# (`reclaim`); while open, `bond` is part of `total_bonds`.
+# (`reclaim`); while open, `bond` is part of `total_bonds`. `gas` is the
+# wei of gas the `challenge` transaction spent (`gas_meter`), refunded
+# with the game's own meter if the challenger wins.
 struct Challenge:
     job_id: uint256
     challenger: address
     bond: uint256
     open: bool
+    gas: uint256
 
 
 # ---------------------------------------------------------------------------
@@ -323,13 +242,17 @@ CHALLENGER_BOND: public(immutable(uint256))
 MIN_SOLVER_BOND: public(immutable(uint256))
 
 
-# @dev The winning challenger's share of a slashed solver bond, in basis
-# points, below 10000 (design, "Who gets a slashed solver bond").
+# @dev The bonus pool of a slashed solver bond, in basis points of the
+# bond, at most MAX_REWARD_SHARE_BPS: shared equally among the winning
+# games (protocol.md 10.2, "Who gets a slashed solver bond").
 REWARD_SHARE_BPS: public(immutable(uint256))
 
 
-# @dev Receives the rest of a slashed solver bond (burn by default).
-SINK: public(immutable(address))
+# @dev The fee each winning game pays out of its share of the pool, in
+# basis points of the solver bond: more than a sixth of the pool and
+# less than half of it, so a second winner still earns and every further
+# game opened to dilute the pool costs its opener more than it gains.
+DILUTION_FEE_BPS: public(immutable(uint256))
 
 
 # @dev The shortest claim, commit or challenge window a job may ask for,
@@ -355,37 +278,9 @@ _job_count: uint256
 _challenges: HashMap[uint256, Challenge]
 
 
-# @dev Solver -> stake, the locked part included.
-_stake: HashMap[address, uint256]
-
-
-# @dev Solver -> the part of its stake locked as bonds of CLAIMED and
-# COMMITTED jobs.
-_locked: HashMap[address, uint256]
-
-
-# @dev Account -> ETH credited and not yet withdrawn.
-_credit: HashMap[address, uint256]
-
-
-# @dev The sum of all stakes.
-total_stake: public(uint256)
-
-
-# @dev The sum of the fees of OPEN, CLAIMED and COMMITTED jobs.
-total_escrow: public(uint256)
-
-
-# @dev The sum of the bonds of open challenges.
-total_bonds: public(uint256)
-
-
-# @dev The sum of all credits.
-total_credit: public(uint256)
-
-
-# @dev Slashed solver bond owed to `SINK`.
-sink_pending: public(uint256)
+# @dev Job id -> the first MAX_PAID_WINNERS games its challengers won, in
+# settle order (index 0 up): the only ones a bonus can be paid to.
+_winner_games: HashMap[uint256, HashMap[uint256, uint256]]
 
 
 # ---------------------------------------------------------------------------
@@ -400,6 +295,7 @@ def __init__(
     challenger_bond: uint256,
     min_solver_bond: uint256,
     reward_share_bps: uint256,
+    dilution_fee_bps: uint256,
     sink: address,
     min_window: uint256,
     max_window: uint256,
@@ -411,8 +307,11 @@ def __init__(
     @param challenger_bond The exact bond of a challenge; nonzero.
     @param min_solver_bond The smallest solver bond a job may require;
            nonzero.
-    @param reward_share_bps The winning challenger's share of a slashed
-           solver bond, in basis points, below 10000.
+    @param reward_share_bps The bonus pool of a slashed solver bond, in
+           basis points, at most MAX_REWARD_SHARE_BPS.
+    @param dilution_fee_bps The fee each winning game pays out of its
+           share of the pool, in basis points: `2 * fee < share <
+           6 * fee`, or both zero (no bonus at all).
     @param sink The receiver of the rest of a slashed bond; nonzero (a
            burn address such as 0x...dEaD, never the zero address, which
            a payment to would only look like a burn).
@@ -426,13 +325,22 @@ def __init__(
     # INVARIANT: games are opened on, and reported by, a real contract.
     assert game != empty(address), "market: zero game"
     # INVARIANT: a slashed bond always has somewhere to go.
-    assert sink != empty(address), "market: zero sink"
+    escrow.__init__(sink)
     # INVARIANT: a challenge costs something, so a losing one pays the solver.
     assert challenger_bond > 0, "market: zero challenger bond"
     # INVARIANT: a claim always puts something at stake.
     assert min_solver_bond > 0, "market: zero minimum solver bond"
-    # INVARIANT: a self-challenging cheater still loses part of its bond.
-    assert reward_share_bps < BPS, "market: reward share out of range"
+    # INVARIANT: whatever accomplices a liar uses, it loses at least
+    # 90% of its bond: all challengers together get at most 10% of it
+    # beyond their bonds and gas.
+    assert reward_share_bps <= MAX_REWARD_SHARE_BPS, "market: reward share out of range"
+    # INVARIANT: a second winner still earns (fee below half the pool),
+    # a third and later ones lower their opener's take (fee above a sixth
+    # of it), and no bonus is paid beyond MAX_PAID_WINNERS winners.
+    assert dilution_fee_bps <= reward_share_bps, "market: dilution fee out of range"
+    assert (reward_share_bps == 0 and dilution_fee_bps == 0) or (
+        2 * dilution_fee_bps < reward_share_bps and reward_share_bps < 6 * dilution_fee_bps
+    ), "market: dilution fee out of range"
     # INVARIANT: every window a job can ask for is nonempty, and no
     # deadline can lock funds for longer than WINDOW_LIMIT.
     assert min_window >= 1 and min_window <= max_window and max_window <= WINDOW_LIMIT, \
@@ -443,51 +351,9 @@ def __init__(
     CHALLENGER_BOND = challenger_bond
     MIN_SOLVER_BOND = min_solver_bond
     REWARD_SHARE_BPS = reward_share_bps
-    SINK = sink
+    DILUTION_FEE_BPS = dilution_fee_bps
     MIN_WINDOW = min_window
     MAX_WINDOW = max_window
-
-
-# ---------------------------------------------------------------------------
-# SOLVER STAKE
-# ---------------------------------------------------------------------------
-
-
-@payable
-@external
-@nonreentrant
-def deposit():
-    """
-    @notice Adds `msg.value` to the caller's stake; claims lock bonds
-            from it.
-    """
-    # INVARIANT: every deposit moves ETH (and emits a meaningful event).
-    assert msg.value > 0, "market: zero deposit"
-    stake: uint256 = self._stake[msg.sender] + msg.value
-    self._stake[msg.sender] = stake
-    self.total_stake += msg.value
-    log StakeDeposited(solver=msg.sender, amount=msg.value, stake=stake)
-
-
-@external
-@nonreentrant
-def withdraw_stake(amount: uint256):
-    """
-    @notice Sends `amount` of the caller's free (unlocked) stake to it.
-    @param amount The wei to take out; nonzero and at most
-           `stake(caller) - locked(caller)`.
-    """
-    # INVARIANT: a withdrawal moves ETH.
-    assert amount > 0, "market: zero amount"
-    stake: uint256 = self._stake[msg.sender]
-    # INVARIANT: a locked bond stays in the market until its job settles.
-    assert amount <= stake - self._locked[msg.sender], "market: insufficient free stake"
-
-    stake -= amount
-    self._stake[msg.sender] = stake
-    self.total_stake -= amount
-    log StakeWithdrawn(solver=msg.sender, amount=amount, stake=stake)
-    self._send(msg.sender, amount)
 
 
 # ---------------------------------------------------------------------------
@@ -578,10 +444,11 @@ def post(
         challenge_deadline=0,
         open_games=0,
         best_game=0,
-        reward=0,
+        winners=0,
+        held=0,
     )
-    self.total_escrow += msg.value
-    log JobPosted(
+    escrow.total_escrow += msg.value
+    log IJobMarket.JobPosted(
         job_id=job_id,
         requester=msg.sender,
         model_id=model_id,
@@ -616,9 +483,9 @@ def cancel(job_id: uint256):
     assert job.status == OPEN, "market: job is not open"
 
     self._jobs[job_id].status = CANCELLED
-    self.total_escrow -= job.fee
-    self._add_credit(job.requester, job.fee)
-    log JobCancelled(job_id=job_id, requester=job.requester, refund=job.fee)
+    escrow.total_escrow -= job.fee
+    escrow._add_credit(job.requester, job.fee)
+    log IJobMarket.JobCancelled(job_id=job_id, requester=job.requester, refund=job.fee)
 
 
 @external
@@ -635,15 +502,12 @@ def claim(job_id: uint256):
     assert job.status == OPEN, "market: job is not open"
     # INVARIANT: the requester's offer lapses at its claim deadline.
     assert block.timestamp <= job.claim_deadline, "market: claim deadline passed"
-    # INVARIANT: the bond is backed by stake not locked for another job.
-    assert self._stake[msg.sender] - self._locked[msg.sender] >= job.solver_bond, "market: insufficient free stake"
-
-    self._locked[msg.sender] += job.solver_bond
+    stakes._lock(msg.sender, job.solver_bond)
     commit_deadline: uint256 = block.timestamp + job.commit_window
     self._jobs[job_id].status = CLAIMED
     self._jobs[job_id].solver = msg.sender
     self._jobs[job_id].commit_deadline = commit_deadline
-    log JobClaimed(job_id=job_id, solver=msg.sender, bond=job.solver_bond, commit_deadline=commit_deadline)
+    log IJobMarket.JobClaimed(job_id=job_id, solver=msg.sender, bond=job.solver_bond, commit_deadline=commit_deadline)
 
 
 @external
@@ -665,14 +529,14 @@ def expire(job_id: uint256):
     # INVARIANT: the solver keeps its whole commit window.
     assert block.timestamp > job.commit_deadline, "market: commit deadline not passed"
 
-    self._slash(job.solver, job.solver_bond)
-    self._add_credit(job.requester, job.solver_bond)
+    stakes._slash(job.solver, job.solver_bond)
+    escrow._add_credit(job.requester, job.solver_bond)
     claim_deadline: uint256 = block.timestamp + job.claim_window
     self._jobs[job_id].status = OPEN
     self._jobs[job_id].claim_deadline = claim_deadline
     self._jobs[job_id].solver = empty(address)
     self._jobs[job_id].commit_deadline = 0
-    log JobExpired(job_id=job_id, solver=job.solver, slashed=job.solver_bond, claim_deadline=claim_deadline)
+    log IJobMarket.JobExpired(job_id=job_id, solver=job.solver, slashed=job.solver_bond, claim_deadline=claim_deadline)
 
 
 @external
@@ -716,7 +580,7 @@ def commit(
     self._jobs[job_id].trace_root = trace_root
     self._jobs[job_id].output_root = output_root
     self._jobs[job_id].challenge_deadline = challenge_deadline
-    log JobCommitted(
+    log IJobMarket.JobCommitted(
         job_id=job_id,
         solver=msg.sender,
         trace_root=trace_root,
@@ -736,10 +600,12 @@ def challenge(job_id: uint256) -> uint256:
     @dev Any number of challenges may run in parallel against one
          result, each its own game. The game gets `S_0` computed here at
          `post` and the committed `S_N`, so neither party can change
-         what is disputed.
+         what is disputed. The transaction's gas is metered
+         (`gas_meter`) and refunded if the challenger wins.
     @param job_id The job.
     @return uint256 The id of the game opened.
     """
+    start: uint256 = msg.gas
     self._check_job(job_id)
     job: Job = self._jobs[job_id]
     # INVARIANT: only a committed result can be disputed.
@@ -758,10 +624,14 @@ def challenge(job_id: uint256) -> uint256:
     # INVARIANT: one challenge per game id (the game never reuses ids).
     assert self._challenges[game_id].job_id == 0, "market: game id reused"
 
-    self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True)
     self._jobs[job_id].open_games = job.open_games + 1
-    self.total_bonds += msg.value
-    log JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
+    escrow.total_bonds += msg.value
+    # measured after the totals, whose first write costs more than later
+    # ones; what follows (five fresh slots and the log) is constant
+    gas: uint256 = (start - msg.gas + CHALLENGE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
+        * gas_meter.price()
+    self._challenges[game_id] = Challenge(job_id=job_id, challenger=msg.sender, bond=msg.value, open=True, gas=gas)
+    log IJobMarket.JobChallenged(job_id=job_id, game_id=game_id, challenger=msg.sender, bond=msg.value)
     return game_id
 
 
@@ -772,21 +642,19 @@ def settle(game_id: uint256):
     @notice Settles a game the market opened once it has a winner;
             anyone may call it (the winner has every reason to).
     @dev Solver won: the challenger's bond is credited to the solver.
-         Challenger won while the job is COMMITTED: the job is REJECTED,
-         the fee is credited back to the requester, the challenger is
-         credited its bond, the reward `solver_bond * REWARD_SHARE_BPS //
-         10000` is held in escrow, the rest of the solver's bond goes to
-         the sink, and the solver's stake and lock drop by the bond.
-         Challenger won after the job was already REJECTED: its bond is
-         credited back. The reward goes to the earliest-opened game the
-         challenger won, whatever order the settles come in, so a copycat
-         that replays an honest challenger's moves in a later game and
-         settles first earns nothing; it is credited once the job's last
-         game is settled or reclaimed (`_release_reward`). A job with an
-         open game is always COMMITTED or REJECTED (`finalize` needs no
-         open game), so there is no other case.
+         Challenger won: if the job is still COMMITTED it is REJECTED, the
+         fee is credited back to the requester and the solver's whole
+         bond is slashed into the job's `held`; then the challenger is
+         credited its bond and, out of `held`, the gas it spent
+         (`refund_of`). Every winning game is counted; when the job's
+         last game is closed (`_release`) the bonus pool is shared
+         equally among them less the dilution fee, and the rest of
+         `held` goes to the sink. A job with an open game is always
+         COMMITTED or REJECTED (`finalize` needs no open game), so
+         there is no other case.
     @param game_id The game that ended.
     """
+    start: uint256 = msg.gas
     c: Challenge = self._challenges[game_id]
     # INVARIANT: only games this market opened are settled here.
     assert c.job_id != 0, "market: unknown game"
@@ -801,54 +669,52 @@ def settle(game_id: uint256):
     job: Job = self._jobs[c.job_id]
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games = job.open_games - 1
-    self.total_bonds -= c.bond
+    escrow.total_bonds -= c.bond
 
     if solver_won:
         # A losing challenger's bond covers the solver's gas for the game.
-        self._add_credit(job.solver, c.bond)
-        log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
-        self._release_reward(c.job_id)
+        escrow._add_credit(job.solver, c.bond)
+        log IJobMarket.GameSettled(game_id=game_id, job_id=c.job_id, solver_won=True, to_solver=c.bond, to_challenger=0)
+        self._release(c.job_id, game_id, start, False)
         return
 
-    self._add_credit(c.challenger, c.bond)
-    log GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond)
     if job.status == COMMITTED:
-        # Integer division rounds the reward down; the remainder, never
-        # negative since REWARD_SHARE_BPS < 10000, goes to the sink.
-        reward: uint256 = job.solver_bond * REWARD_SHARE_BPS // BPS
-        to_sink: uint256 = job.solver_bond - reward
         self._jobs[c.job_id].status = REJECTED
         self._jobs[c.job_id].best_game = game_id
-        self._jobs[c.job_id].reward = reward
-        # the fee leaves escrow and the reward enters it until it is paid
-        self.total_escrow = self.total_escrow - job.fee + reward
-        self._add_credit(job.requester, job.fee)
-        self._slash(job.solver, job.solver_bond)
-        self.sink_pending += to_sink
-        log JobRejected(
-            job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, reward=reward, to_sink=to_sink
+        self._jobs[c.job_id].held = job.solver_bond
+        # the fee leaves escrow and the slashed bond enters it until the
+        # job's last game is closed
+        escrow.total_escrow = escrow.total_escrow - job.fee + job.solver_bond
+        escrow._add_credit(job.requester, job.fee)
+        stakes._slash(job.solver, job.solver_bond)
+        log IJobMarket.JobRejected(
+            job_id=c.job_id, game_id=game_id, challenger=c.challenger, refund=job.fee, held=job.solver_bond
         )
-    elif game_id < job.best_game:
-        # An earlier-opened challenge won: it takes the reward's place.
-        self._jobs[c.job_id].best_game = game_id
-    self._release_reward(c.job_id)
+    refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
+    escrow._add_credit(c.challenger, c.bond + refund)
+    winners: uint256 = self._jobs[c.job_id].winners
+    if winners < MAX_PAID_WINNERS:
+        self._winner_games[c.job_id][winners] = game_id
+    self._jobs[c.job_id].winners = winners + 1
+    log IJobMarket.GameSettled(game_id=game_id, job_id=c.job_id, solver_won=False, to_solver=0, to_challenger=c.bond + refund)
+    self._release(c.job_id, game_id, start, msg.sender == c.challenger)
 
 
 @external
 @nonreentrant
 def reclaim(game_id: uint256):
     """
-    @notice Closes a still-open game of a REJECTED job, opened after the
-            earliest game the challenger won so far, and credits its
-            challenger's bond back.
-    @dev Once the result is rejected, a game opened later than the
-         earliest winner has nothing left to decide: the solver's bond is
-         slashed and the reward is not its to win. An earlier-opened game
-         could still win the reward, so it is played to its end (both
-         clocks bound that). Anyone may call this (the challenger need
-         not wait for its game to end).
+    @notice Lets a challenger close its own still-open game of a REJECTED
+            job and be credited its bond and the gas it spent.
+    @dev Once the result is rejected, the game can only share the bonus
+         pool, which needs it played to its end (both clocks bound that);
+         a challenger may prefer its bond and refund now. Only the
+         challenger may do it: anyone else could strike an honest winner
+         from the pool and leave it to an accomplice. A reclaimed game is
+         no winner: it pays no fee and shares no bonus.
     @param game_id The game to close.
     """
+    start: uint256 = msg.gas
     c: Challenge = self._challenges[game_id]
     # INVARIANT: only games this market opened are closed here.
     assert c.job_id != 0, "market: unknown game"
@@ -858,18 +724,19 @@ def reclaim(game_id: uint256):
     assert self._jobs[c.job_id].status == REJECTED, "market: job is not rejected"
     # INVARIANT: a game that already has a winner is settled by its result.
     assert staticcall IDisputeGame(GAME).result(game_id) == 0, "market: game is over, settle it"
-    # INVARIANT: a game that may still earn the reward is played out.
-    assert game_id > self._jobs[c.job_id].best_game, "market: an earlier challenge may still win, play it out"
+    # INVARIANT: no one but its challenger takes a game out of the pool.
+    assert msg.sender == c.challenger, "market: caller is not the challenger"
 
     self._challenges[game_id].open = False
     self._jobs[c.job_id].open_games -= 1
-    self.total_bonds -= c.bond
-    self._add_credit(c.challenger, c.bond)
-    log ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond)
-    self._release_reward(c.job_id)
-    # State first: the game is trusted and never calls back, but the
-    # settlement above must stand whatever `close` does.
+    escrow.total_bonds -= c.bond
+    refund: uint256 = self._take_held(c.job_id, c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id))
+    escrow._add_credit(c.challenger, c.bond + refund)
+    log IJobMarket.ChallengeReclaimed(game_id=game_id, job_id=c.job_id, challenger=c.challenger, bond=c.bond, refund=refund)
+    # The game is trusted and never calls back; it is closed before the
+    # release so that the caller's refund counts its gas.
     extcall IDisputeGame(GAME).close(game_id)
+    self._release(c.job_id, game_id, start, True)
 
 
 @external
@@ -890,54 +757,10 @@ def finalize(job_id: uint256):
     assert job.open_games == 0, "market: game still open"
 
     self._jobs[job_id].status = FINALIZED
-    self.total_escrow -= job.fee
-    self._locked[job.solver] -= job.solver_bond
-    self._add_credit(job.solver, job.fee)
-    log JobFinalized(job_id=job_id, solver=job.solver, fee=job.fee)
-
-
-# ---------------------------------------------------------------------------
-# PAYOUTS
-# ---------------------------------------------------------------------------
-
-
-@external
-@nonreentrant
-def withdraw():
-    """
-    @notice Sends the caller its whole credit.
-    """
-    amount: uint256 = self._credit[msg.sender]
-    # INVARIANT: a withdrawal moves ETH.
-    assert amount > 0, "market: nothing to withdraw"
-
-    self._credit[msg.sender] = 0
-    self.total_credit -= amount
-    log CreditWithdrawn(account=msg.sender, amount=amount)
-    self._send(msg.sender, amount)
-
-
-@external
-@nonreentrant
-def release_to_sink():
-    """
-    @notice Sends the accrued slashed-bond remainder to `SINK`, with any
-            surplus: ETH that reached the market without a call
-            (SELFDESTRUCT, a block reward) and that no one is owed.
-    @dev Anyone may call it; the sink is fixed at deployment. Without
-         the sweep such ETH would be stuck for good: every other path
-         pays out recorded obligations only.
-    """
-    # INVARIANT: the balance never falls below the obligations, so this
-    # cannot underflow; it is zero unless ETH was forced in.
-    surplus: uint256 = self.balance - self._obligations()
-    amount: uint256 = self.sink_pending + surplus
-    # INVARIANT: a release moves ETH.
-    assert amount > 0, "market: nothing to release"
-
-    self.sink_pending = 0
-    log SinkReleased(sink=SINK, amount=amount)
-    self._send(SINK, amount)
+    escrow.total_escrow -= job.fee
+    stakes._unlock(job.solver, job.solver_bond)
+    escrow._add_credit(job.solver, job.fee)
+    log IJobMarket.JobFinalized(job_id=job_id, solver=job.solver, fee=job.fee)
 
 
 # ---------------------------------------------------------------------------
@@ -985,63 +808,24 @@ def challenge_of(game_id: uint256) -> Challenge:
 
 @view
 @external
-def stake(account: address) -> uint256:
+def refund_of(game_id: uint256) -> uint256:
     """
-    @notice An account's stake, the locked part included.
-    @param account The account.
-    @return uint256 The stake in wei.
+    @notice The gas refund a game's challenger is owed so far if it wins
+            (or reclaims its game): its `challenge` transaction's and
+            its moves' metered gas, in wei (`gas_meter`); a winner's own
+            `settle` is metered on top.
+    @param game_id A game the market opened.
+    @return uint256 The refund in wei.
     """
-    return self._stake[account]
-
-
-@view
-@external
-def locked(account: address) -> uint256:
-    """
-    @notice The part of an account's stake locked as bonds of its
-            CLAIMED and COMMITTED jobs.
-    @param account The account.
-    @return uint256 The locked stake in wei.
-    """
-    return self._locked[account]
-
-
-@view
-@external
-def credit(account: address) -> uint256:
-    """
-    @notice ETH credited to an account and not yet withdrawn.
-    @param account The account.
-    @return uint256 The credit in wei.
-    """
-    return self._credit[account]
-
-
-@view
-@external
-def obligations() -> uint256:
-    """
-    @notice Everything the market owes: stakes, escrowed fees, open
-            challenger bonds, credits and the sink's share. Equal to the
-            market's balance, unless ETH was forced in without a call
-            (`release_to_sink` sweeps that surplus).
-    @return uint256 The sum of the five totals, in wei.
-    """
-    return self._obligations()
+    c: Challenge = self._challenges[game_id]
+    # INVARIANT: only games this market opened have records.
+    assert c.job_id != 0, "market: unknown game"
+    return c.gas + staticcall IDisputeGame(GAME).challenger_gas(game_id)
 
 
 # ---------------------------------------------------------------------------
 # INTERNAL FUNCTIONS
 # ---------------------------------------------------------------------------
-
-
-@view
-@internal
-def _obligations() -> uint256:
-    """
-    @dev The five totals: what the market owes, in wei.
-    """
-    return self.total_stake + self.total_escrow + self.total_bonds + self.total_credit + self.sink_pending
 
 
 @view
@@ -1075,56 +859,70 @@ def _initial_state(input_root: bytes32, state_depth: uint256) -> bytes32:
 
 
 @internal
-def _add_credit(account: address, amount: uint256):
+def _take_held(job_id: uint256, amount: uint256) -> uint256:
     """
-    @dev Credits `amount` to `account`; the ETH is already held (moved
-         from escrow, stake or bonds by the caller).
-    @param account The account credited.
-    @param amount The wei credited.
+    @dev Takes up to `amount` out of a REJECTED job's held slashed bond
+         (refunds come first, ahead of the bonus pool); the caller
+         credits it.
+    @param job_id The job.
+    @param amount The wei wanted.
+    @return uint256 The wei taken: `amount`, or all that is left.
     """
-    self._credit[account] += amount
-    self.total_credit += amount
+    taken: uint256 = min(amount, self._jobs[job_id].held)
+    self._jobs[job_id].held -= taken
+    escrow.total_escrow -= taken
+    return taken
 
 
 @internal
-def _release_reward(job_id: uint256):
+def _release(job_id: uint256, game_id: uint256, start: uint256, refund_caller: bool):
     """
-    @dev Credits a REJECTED job's held reward to the challenger of its
-         earliest-opened winning game once the job has no open game: by
-         then no earlier game can still win (`reclaim` closes only later
-         ones). A no-op otherwise.
+    @dev Ends a settle or reclaim of a REJECTED job's game (a no-op for
+         a COMMITTED one). With `refund_caller` (the caller is the
+         challenger of the game it settled as won, or reclaimed), the
+         transaction's gas since `start` is credited to it out of
+         `held`. Once the job has no open game: each winning game gets
+         `pool // winners - fee` if positive (the pool is the bonus share
+         of the bond, or what refunds left of it), and the rest of
+         `held` goes to the sink.
     @param job_id The job whose game was just settled or reclaimed.
+    @param game_id That game.
+    @param start The transaction's `msg.gas` on entry.
+    @param refund_caller Whether the caller's gas is refunded.
     """
     job: Job = self._jobs[job_id]
-    if job.status != REJECTED or job.open_games != 0 or job.reward == 0:
+    if job.status != REJECTED:
         return
-    winner: address = self._challenges[job.best_game].challenger
-    self._jobs[job_id].reward = 0
-    self.total_escrow -= job.reward
-    self._add_credit(winner, job.reward)
-    log RewardPaid(job_id=job_id, game_id=job.best_game, challenger=winner, reward=job.reward)
-
-
-@internal
-def _slash(solver: address, bond: uint256):
-    """
-    @dev Takes a locked bond out of a solver's stake; the caller says
-         where the ETH goes.
-    @param solver The solver.
-    @param bond The locked bond removed from its stake and lock.
-    """
-    self._stake[solver] -= bond
-    self._locked[solver] -= bond
-    self.total_stake -= bond
-
-
-@internal
-def _send(to: address, amount: uint256):
-    """
-    @dev Sends ETH with all remaining gas, so contract wallets can
-         receive; reverts if the receiver does. Called last, after every
-         state update, and only from `@nonreentrant` functions.
-    @param to The receiver.
-    @param amount The wei sent.
-    """
-    raw_call(to, b"", value=amount, gas=msg.gas, revert_on_failure=True)
+    held: uint256 = job.held
+    reward: uint256 = 0
+    if job.open_games == 0:
+        pool: uint256 = min(job.solver_bond * REWARD_SHARE_BPS // BPS, held)
+        fee: uint256 = job.solver_bond * DILUTION_FEE_BPS // BPS
+        # a REJECTED job has at least the winner that rejected it
+        share: uint256 = pool // job.winners
+        if share > fee:
+            # INVARIANT: a bonus is paid only to the winners recorded
+            # (share > fee implies winners <= MAX_PAID_WINNERS).
+            assert job.winners <= MAX_PAID_WINNERS, "market: too many paid winners"
+            reward = share - fee
+            for i: uint256 in range(MAX_PAID_WINNERS):
+                if i == job.winners:
+                    break
+                won: uint256 = self._winner_games[job_id][i]
+                winner: address = self._challenges[won].challenger
+                escrow._add_credit(winner, reward)
+                log IJobMarket.RewardPaid(job_id=job_id, game_id=won, challenger=winner, reward=reward, fee=fee)
+            held -= reward * job.winners
+    if refund_caller:
+        wanted: uint256 = (start - msg.gas + SETTLE_TAIL_GAS + gas_meter.TX_GAS + gas_meter.calldata_gas(4 + 32)) \
+            * gas_meter.price()
+        refund: uint256 = min(wanted, held)
+        held -= refund
+        escrow._add_credit(msg.sender, refund)
+        log IJobMarket.SettleGasRefunded(game_id=game_id, challenger=msg.sender, refund=refund)
+    if job.open_games == 0:
+        escrow.sink_pending += held
+        log IJobMarket.RewardsReleased(job_id=job_id, winners=job.winners, reward=reward, to_sink=held)
+        held = 0
+    escrow.total_escrow -= job.held - held
+    self._jobs[job_id].held = held

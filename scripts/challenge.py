@@ -21,6 +21,7 @@ from scripts._shared import OperatorCommand, agent_dir, confirm_cost, eth, gas_p
 from referee.agents.cli import DEFAULT_HOME, resolve_deployment, user_errors
 from referee.agents.client import COMMITTED, JOB_STATUS, ChainClient
 from referee.agents.logs import seconds
+from referee.bonds import bonus
 from referee.errors import RefereeError
 from referee.hashing import to_hex
 
@@ -63,13 +64,13 @@ def cli(account, job_id, model_dir, home, store, deployment, yes):
         if balance < bond:
             raise RefereeError(f"{account.address} has {eth(balance)}, less than the challenger bond {eth(bond)}")
         gas = client.market.challenge.estimate_gas_cost(job_id, sender=account, value=bond)
-        reward = job.solver_bond * client.market.REWARD_SHARE_BPS() // 10_000
+        reward = bonus(job.solver_bond, client.market.REWARD_SHARE_BPS(), client.market.DILUTION_FEE_BPS(), 1)
         confirm_cost([
             f"challenge job {job_id}: S_N here {to_hex(trace.trace_root)[:12]}…, committed "
             f"{to_hex(bytes(job.trace_root))[:12]}… ({seconds(left)} left to challenge)",
             f"  bond         {eth(bond)} at risk: lost if the result proves right, back if it proves wrong",
-            f"  if it wins   the bond back plus {eth(reward)} (the reward share of the solver's {eth(job.solver_bond)} "
-            "bond, to the first winner)",
+            f"  if it wins   the bond back, its gas refunded, and up to {eth(reward)} (the bonus of a sole winner, "
+            f"out of the solver's {eth(job.solver_bond)} bond; less when other games win too)",
             f"  gas          about {gas:,} at {price / 1e9:.4g} gwei = {eth(gas * price)} now, then one transaction "
             f"per move of the game",
             f"  total now    {eth(bond + gas * price)} of {account.address}'s {eth(balance)}",

@@ -31,8 +31,12 @@ from referee.errors import RefereeError
 @click.option("--min-solver-bond", type=ETH, default=DEFAULT_PARAMS["min_solver_bond"], show_default="0.1",
               help="The least solver bond (ETH) a job may ask for; its reward share must repay an honest "
                    "challenger's gas for a whole game (docs/security.md, minimum bonds).")
-@click.option("--reward-share-bps", type=click.IntRange(0, 9999), default=DEFAULT_PARAMS["reward_share_bps"],
-              show_default=True, help="Share of a slashed solver bond paid to the winning challenger, in 1/10000.")
+@click.option("--reward-share-bps", type=click.IntRange(0, 1000), default=DEFAULT_PARAMS["reward_share_bps"],
+              show_default=True, help="Bonus pool of a slashed solver bond, in 1/10000, shared equally by the winning "
+                                      "games (winners' gas is refunded on top).")
+@click.option("--dilution-fee-bps", type=click.IntRange(0, 1000), default=DEFAULT_PARAMS["dilution_fee_bps"],
+              show_default=True, help="Fee in 1/10000 of the solver bond each winning game pays out of its share: "
+                                      "more than a sixth of the pool and less than half of it.")
 @click.option("--min-window", type=click.IntRange(1), default=DEFAULT_PARAMS["min_window"], show_default=True,
               help="The shortest claim, commit or challenge window (seconds) a job may ask for: several blocks, "
                    "so a claim, a commit and a challenge can always be mined in time.")
@@ -43,12 +47,15 @@ from referee.errors import RefereeError
 @click.option("--out", type=click.Path(path_type=Path),
               help="Deployments file to write [default: deployments/<ecosystem>-<network>.json].")
 @click.option("--force", is_flag=True, help="Replace an existing deployments file.")
-def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps, min_window,
-        max_window, sink, out, force):
+def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps,
+        dilution_fee_bps, min_window, max_window, sink, out, force):
     """Deploy Referee's three contracts and record them in a deployments file."""
     with user_errors():
         if arity < 2 or arity > 64 or arity & (arity - 1):
             raise RefereeError(f"--arity must be a power of two from 2 to 64, got {arity}")
+        if (reward_share_bps or dilution_fee_bps) and not 2 * dilution_fee_bps < reward_share_bps < 6 * dilution_fee_bps:
+            raise RefereeError(f"--dilution-fee-bps {dilution_fee_bps} must be above a sixth and below half of "
+                               f"--reward-share-bps {reward_share_bps} (or both 0)")
         if min_window > max_window:
             raise RefereeError(f"--min-window {min_window} is longer than --max-window {max_window}")
         out = out or default_path(ecosystem.name, network.name)
@@ -56,7 +63,8 @@ def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_b
             raise RefereeError(f"{out} exists; pass --force to replace it (or --out another file)")
         deployment = deploy(account, sink=sink or str(account.address), arity=arity, clock=clock,
                             challenger_bond=challenger_bond, min_solver_bond=min_solver_bond,
-                            reward_share_bps=reward_share_bps, min_window=min_window, max_window=max_window)
+                            reward_share_bps=reward_share_bps, dilution_fee_bps=dilution_fee_bps,
+                            min_window=min_window, max_window=max_window)
         deployment.save(out)
         for name in ("registry", "game", "market"):
             click.echo(f"{name:<10}{getattr(deployment, name)}")

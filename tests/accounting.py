@@ -7,14 +7,14 @@ per-account and per-job views:
 
 - ``total_stake``  = the sum of ``stake(a)`` over every holder,
 - ``total_escrow`` = the sum of the fees of jobs that are OPEN, CLAIMED or COMMITTED, and of
-  the rewards REJECTED jobs still hold,
+  the slashed bonds REJECTED jobs still hold (for their winners' refunds and bonus),
 - ``total_bonds``  = the sum of the bonds of challenges still open,
 - ``total_credit`` = the sum of ``credit(a)`` over every holder,
 
 and ``sink_pending`` closes the sum. It also checks that each holder's ``locked(a)`` is the
 sum of the bonds of its CLAIMED and COMMITTED jobs (never more than its stake) and that each
-job's ``open_games`` counts its open challenges, and that a reward is held only while a rejected job
-has open games.
+job's ``open_games`` counts its open challenges, that a slashed bond is held only while a rejected
+job has open games, and that exactly the rejected jobs have winners.
 
 Holders are the local test accounts and every address the market's logs name: depositors,
 requesters, claiming solvers and challengers, the only accounts the market ever gives stake or
@@ -50,9 +50,10 @@ JOB_FIELDS = [
     ("commit_window", "uint256"), ("challenge_window", "uint256"), ("status", "uint256"),
     ("claim_deadline", "uint256"), ("solver", "address"), ("commit_deadline", "uint256"),
     ("trace_root", "bytes32"), ("output_root", "bytes32"), ("challenge_deadline", "uint256"),
-    ("open_games", "uint256"), ("best_game", "uint256"), ("reward", "uint256"),
+    ("open_games", "uint256"), ("best_game", "uint256"), ("winners", "uint256"), ("held", "uint256"),
 ]
-CHALLENGE_FIELDS = [("job_id", "uint256"), ("challenger", "address"), ("bond", "uint256"), ("open", "bool")]
+CHALLENGE_FIELDS = [("job_id", "uint256"), ("challenger", "address"), ("bond", "uint256"), ("open", "bool"),
+                    ("gas", "uint256")]
 
 # Events naming a holder, and the topic (1-based, after the signature) that holds its address.
 HOLDER_TOPICS = {
@@ -175,7 +176,7 @@ def assert_accounting(market, node: Node | None = None) -> int:
         if job["status"] in LIVE:
             escrow += job["fee"]
         elif job["status"] == REJECTED:
-            escrow += job["reward"]  # held until the earliest winning challenge is known
+            escrow += job["held"]  # the slashed bond, held for refunds and the bonus until the last game closes
         if job["status"] in BONDED:
             expected_locked[to_checksum_address(job["solver"])] += job["solver_bond"]
 
@@ -188,8 +189,10 @@ def assert_accounting(market, node: Node | None = None) -> int:
 
     for job_id, job in jobs.items():
         assert job["open_games"] == expected_open_games[job_id], f"job {job_id}: open_games"
-        # a held reward is paid when the job's last game closes: none is left without a game
-        assert job["reward"] == 0 or (job["status"] == REJECTED and job["open_games"] > 0), f"job {job_id}: reward"
+        # the held slashed bond is released when the job's last game closes: none is left without a game
+        assert job["held"] == 0 or (job["status"] == REJECTED and job["open_games"] > 0), f"job {job_id}: held"
+        # a rejected job was won at least once; no other job has winners
+        assert (job["winners"] >= 1) == (job["status"] == REJECTED), f"job {job_id}: winners"
     assert set(expected_locked) <= holders, "a bonded solver is not among the holders"
     for address in holders:
         assert locks[address] == expected_locked[address], f"{address}: locked"

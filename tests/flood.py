@@ -26,6 +26,7 @@ from game_bots import STATS
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee.agents.client import ChainClient, TxReverted
 from referee.agents.deployment import DEFAULT_PARAMS, deploy
+from referee.bonds import bonus
 from referee.agents.drive import deadlines
 from referee.agents.journal import Journal
 from referee.agents.player import next_move
@@ -154,6 +155,18 @@ def withdrawn(market, account, start: int, stop: int) -> int:
     """Wei ``account`` withdrew from ``market`` in blocks ``start..stop``."""
     return sum(log.amount for log in market.CreditWithdrawn.range(start, stop + 1,
                                                                   search_topics={"account": str(account.address)}))
+
+
+def owed_to_winner(market, account, games: list[int], winners: int, start: int, stop: int,
+                   solver_bond: int = SOLVER_BOND) -> int:
+    """What a challenger that won ``games`` (each of a job with ``winners`` winning games) is owed:
+    per game its bond, its metered gas (``refund_of``) and the bonus, and the settle gas refunded,
+    in blocks ``start..stop``, for the games it settled itself (``SettleGasRefunded``)."""
+    params = DEFAULT_PARAMS
+    per_game = BOND + bonus(solver_bond, params["reward_share_bps"], params["dilution_fee_bps"], winners)
+    settles = sum(log.refund for log in market.SettleGasRefunded.range(
+        start, stop + 1, search_topics={"challenger": str(account.address)}))
+    return sum(per_game + market.refund_of(g) for g in games) + settles
 
 
 def judge(name: str, count_name: str, count: int, agent, game, games: list[int], start: int, stop: int,

@@ -26,7 +26,8 @@ CHALLENGER_BOND = 10**17 + 3
 MIN_SOLVER_BOND = 10**17
 SOLVER_BOND = 10**18 + 1
 FEE = 3 * 10**16 + 7
-SHARE_BPS = 4999  # rounds: the reward and the sink's part are both odd figures
+SHARE_BPS = 999  # rounds: the bonus pool, the fee and the sink's part are all odd figures
+FEE_BPS = 301  # the dilution fee: 2 x 301 < 999 < 6 x 301
 WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
 WINDOW_LIMITS = (1, 365 * 86400)  # the deployment's: any window the state machine may draw
 SINK = "0x000000000000000000000000000000000000dEaD"
@@ -50,12 +51,14 @@ class World:
         # the jobs' solver bond is the larger of SOLVER_BOND and the deployment's minimum
         self.challenger_bond, self.solver_bond = challenger_bond, max(SOLVER_BOND, min_solver_bond)
         self.fee = FEE
-        self.reward = self.solver_bond * SHARE_BPS // 10000
+        self.pool = self.solver_bond * SHARE_BPS // 10000
+        self.fee_each = self.solver_bond * FEE_BPS // 10000
+        self.reward = self.pool - self.fee_each  # a sole winner's bonus
         deployer = accounts[0]
         registry = deployer.deploy(project.ModelRegistry)
         game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
         market = deployer.deploy(project.JobMarket, registry, game, challenger_bond, min_solver_bond, SHARE_BPS,
-                                 SINK, *WINDOW_LIMITS)
+                                 FEE_BPS, SINK, *WINDOW_LIMITS)
         self.node = Node(chain.provider.uri)
         self.registry = Abi(self.node, registry.address, registry.contract_type.abi)
         self.game = Abi(self.node, game.address, game.contract_type.abi)
@@ -132,45 +135,72 @@ class World:
 
 class Ledger:
     """What each party is owed, computed from the rules and ``world``'s parameters, never read
-    from the market. ``games`` is the number of games opened on the job: the reward share goes
-    to the earliest-opened game the challenger won, once the last of them is closed."""
+    from the market; only each game's metered gas refund is read (``refund_of``), since it is
+    what the challenger's transactions cost. ``games`` is the number of games opened on the job:
+    each winner is credited its bond and refund when settled, and once the last game is closed
+    every winner gets the pool's equal share less the dilution fee (if positive), the sink the
+    rest. A challenger that settles its own won game, or reclaims it, is also refunded that
+    transaction's gas (``caller_refund``, from the receipt's ``SettleGasRefunded``)."""
 
     def __init__(self, world: World, games: int = 1):
         self.requester, self.solver, self.fee = world.requester, world.solver, world.fee
-        self.bond, self.solver_bond, self.reward = world.challenger_bond, world.solver_bond, world.reward
+        self.bond, self.solver_bond = world.challenger_bond, world.solver_bond
+        self.pool, self.fee_each = world.pool, world.fee_each
+        self.market = world.market
         self.credit = {}
         self.sink = 0
         self.stake = world.solver_bond
         self.rejected = False
         self.games_left = games
-        self.best = None  # (game id, challenger) of the earliest-opened game a challenger won
+        self.held = 0  # the slashed bond not yet paid out
+        self.winners = []  # the challengers of the games won, in settle order
 
     def add(self, who: str, amount: int):
-        self.credit[who] = self.credit.get(who, 0) + amount
+        if amount:
+            self.credit[who] = self.credit.get(who, 0) + amount
 
-    def settle(self, m):
-        """A ``game_bots.Match`` that ended with a winner is settled."""
+    def settle(self, m, caller_refund: int = 0):
+        """A ``game_bots.Match`` that ended with a winner is settled (``caller_refund``: the settle
+        gas refunded to its challenger, if it settled its won game itself)."""
         if m.result == SOLVER_WON:
             self.add(self.solver, self.bond)
         else:
             if not self.rejected:
                 self.rejected = True
                 self.add(self.requester, self.fee)
-                self.sink += self.solver_bond - self.reward
                 self.stake -= self.solver_bond
-            self.add(m.challenger.address, self.bond)
-            if self.best is None or m.gid < self.best[0]:
-                self.best = (m.gid, m.challenger.address)
-        self._closed()
+                self.held = self.solver_bond
+            self.add(m.challenger.address, self.bond + self._refund(m))
+            self.winners.append(m.challenger.address)
+        self._closed(m.challenger.address, caller_refund)
 
-    def reclaim(self, m):
-        self.add(m.challenger.address, self.bond)
-        self._closed()
+    def reclaim(self, m, caller_refund: int):
+        """Its challenger closed ``m``; ``caller_refund`` is the gas of that ``reclaim`` it was
+        credited (metered by the market, as ``refund_of``)."""
+        self.add(m.challenger.address, self.bond + self._refund(m))
+        self._closed(m.challenger.address, caller_refund)
 
-    def _closed(self):
+    def _refund(self, m) -> int:
+        refund = min(self.market.view("refund_of", m.gid), self.held)
+        self.held -= refund
+        return refund
+
+    def _closed(self, challenger: str, caller_refund: int):
+        # the market's order: the bonus once the last game closes, then the caller's gas, then the sink
         self.games_left -= 1
-        if self.games_left == 0 and self.rejected:
-            self.add(self.best[1], self.reward)
+        last = self.games_left == 0 and self.rejected
+        if last:
+            share = min(self.pool, self.held) // len(self.winners)
+            bonus = share - self.fee_each if share > self.fee_each else 0
+            for who in self.winners:
+                self.add(who, bonus)
+            self.held -= bonus * len(self.winners)
+        assert caller_refund <= self.held
+        self.held -= caller_refund
+        self.add(challenger, caller_refund)
+        if last:
+            self.sink += self.held
+            self.held = 0
 
     def finalize(self):
         self.add(self.solver, self.fee)
@@ -184,6 +214,11 @@ class Ledger:
 def party(name, address, model_and_traces, trace=None, honest=True) -> Party:
     model, honest_trace, other = model_and_traces
     return Party(name, address, model, trace or honest_trace, honest, other, lies=0)
+
+
+def caller_refund(w: "World", receipt) -> int:
+    """The settle or reclaim gas ``receipt``'s sender was refunded (its ``SettleGasRefunded``)."""
+    return sum(log["refund"] for log in w.market.event_logs(receipt, "SettleGasRefunded"))
 
 
 def challenge(w: "World", job_id: int, who: Party, solver: Party, at: int | None = None) -> Match:

@@ -67,6 +67,10 @@ class Node:
         self.gas_paid = Counter()  # wei of gas per sender, over every transaction sent here
         self.gas_used = Counter()  # gas units per sender
         self.gas_price: int | None = None  # wei per gas for what is sent (None: the node's price)
+        # with ``base_fee`` set, every block is mined at that base fee and each transaction pays it
+        # plus ``tip`` (EIP-1559): the price a gas refund repays (contracts/modules/gas_meter.vy)
+        self.base_fee: int | None = None
+        self.tip = 10**9
 
     def request(self, method: str, params: list):
         [reply] = self.batch([(method, params)])
@@ -120,6 +124,9 @@ class Node:
         tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value), "gas": hex(GAS)}
         if self.gas_price is not None:
             tx["gasPrice"] = hex(self.gas_price)
+        if self.base_fee is not None:
+            self.request("anvil_setNextBlockBaseFeePerGas", [hex(self.base_fee)])
+            tx["maxFeePerGas"], tx["maxPriorityFeePerGas"] = hex(self.base_fee + self.tip), hex(self.tip)
         at = self.timestamp() if at is None else at
         self.request("evm_setNextBlockTimestamp", [at])
         tx_hash = self.request("eth_sendTransaction", [tx])

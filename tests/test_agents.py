@@ -24,6 +24,7 @@ from referee.agents.journal import Journal
 from referee.agents.localchain import fork
 from referee.agents.rehearse import rehearse
 from referee.agents.solver import Solver
+from referee.bonds import bonus
 from referee.cheats import MODES
 from referee.trace import TraceStore
 
@@ -97,6 +98,17 @@ def withdrawn(market, account) -> int:
                                                                    search_topics={"account": account.address}))
 
 
+def winner_paid(market, deployment, account, game_ids, winners: int) -> int:
+    """What a challenger that won ``game_ids`` (each of a job with ``winners`` winning games) is
+    owed: per game its bond, its metered gas (``refund_of``) and the bonus, and the settle gas
+    refunded for the games it settled itself (``SettleGasRefunded``)."""
+    p = deployment.params
+    per_game = market.CHALLENGER_BOND() + bonus(SOLVER_BOND, p["reward_share_bps"], p["dilution_fee_bps"], winners)
+    settles = sum(log.refund for log in market.SettleGasRefunded.range(
+        0, ape.chain.blocks.height + 1, search_topics={"challenger": account.address}))
+    return sum(per_game + market.refund_of(g) for g in game_ids) + settles
+
+
 def resolved(game, game_id: int):
     return next(iter(game.GameResolved.range(0, ape.chain.blocks.height + 1, search_topics={"game_id": game_id})))
 
@@ -137,11 +149,11 @@ def test_agents_cheating_solver_loses_bond_succeeds(market, deployment, x, roles
     (game_id,) = challenger.journal.games_of(job)
     reason = resolved(solver.client.game, game_id).reason
     assert (reason == "timeout") == (cheat == "stall"), reason
-    reward = SOLVER_BOND * deployment.params["reward_share_bps"] // 10_000
-    assert withdrawn(market, roles["challenger"]) == market.CHALLENGER_BOND() + reward
+    paid = winner_paid(market, deployment, roles["challenger"], [game_id], winners=1)
+    assert withdrawn(market, roles["challenger"]) == paid
     assert market.stake(roles["solver"]) == 0 and market.locked(roles["solver"]) == 0
     assert market.credit(roles["requester"]) == FEE  # the fee is refunded
-    assert market.sink_pending() == SOLVER_BOND - reward
+    assert market.sink_pending() == SOLVER_BOND - (paid - market.CHALLENGER_BOND())
 
 
 def test_agents_lying_challenger_pays_honest_solver_succeeds(market, deployment, x, roles, make_agent):
@@ -163,10 +175,10 @@ def test_agents_two_challengers_one_wrong_result_succeeds(market, deployment, x,
     job = post(market, deployment, x, roles["requester"])
     drive([solver, first, second], settled(market, job, [first, second]))
     assert len(first.journal.games_of(job)) == len(second.journal.games_of(job)) == 1
-    reward = SOLVER_BOND * deployment.params["reward_share_bps"] // 10_000
-    bond = market.CHALLENGER_BOND()
-    paid = sorted([withdrawn(market, roles["challenger"]), withdrawn(market, roles["second"])])
-    assert paid == [bond, bond + reward]  # one wins the reward, the other gets its bond back
+    # both play their games out and win: each its bond, gas and the two-winner bonus
+    for agent, account in ((first, roles["challenger"]), (second, roles["second"])):
+        assert withdrawn(market, account) == winner_paid(market, deployment, account, agent.journal.games_of(job),
+                                                         winners=2)
     assert market.stake(roles["solver"]) == 0
 
 
@@ -233,8 +245,8 @@ def test_agents_challenger_killed_mid_game_still_wins_succeeds(market, deploymen
     challenges = list(market.JobChallenged.range(0, ape.chain.blocks.height + 1, search_topics={"job_id": job}))
     assert len(challenges) == 1  # the challenge was not sent again after the restart
     _assert_each_sent_once(restarted.journal, roles["challenger"], nonce, action)
-    reward = SOLVER_BOND * deployment.params["reward_share_bps"] // 10_000
-    assert withdrawn(market, roles["challenger"]) == market.CHALLENGER_BOND() + reward
+    assert withdrawn(market, roles["challenger"]) == winner_paid(
+        market, deployment, roles["challenger"], [c.game_id for c in challenges], winners=1)
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +275,8 @@ def test_agents_rpc_drops_connections_game_completes_succeeds(chain, deployment,
         proxy.close()
     assert proxy.dropped >= 2
     assert any("node unreachable" in line for line in make_agent.lines)
-    reward = SOLVER_BOND * deployment.params["reward_share_bps"] // 10_000
-    assert withdrawn(market, roles["challenger"]) == market.CHALLENGER_BOND() + reward
+    assert withdrawn(market, roles["challenger"]) == winner_paid(
+        market, deployment, roles["challenger"], challenger.journal.games_of(job), winners=1)
 
 
 # ---------------------------------------------------------------------------

@@ -1,16 +1,19 @@
-"""A copycat cannot take the honest challenger's reward (tests/copycat.py), on the real agents.
+"""A copycat cannot take the honest challenger's bonus (tests/copycat.py), on the real agents.
 
 A lying solver (``referee.agents.Solver`` with ``--cheat wrong-output``) plays both games of its
 job from one trace; the honest challenger (``referee.agents.Challenger``) challenges; the copycat,
 with no model, opens its own game in the same block just after and copies every pending honest
-move into it with a higher tip, so its ``step`` is mined first and it settles first. The reward
-share goes to the earlier-opened game: the honest challenger is paid its bond and the reward,
-the copycat its bond back only. 12-second blocks mined in lockstep (tests/flood.py).
+move into it with a higher tip, so its ``step`` is mined first and it settles first. Settling
+first earns nothing: the two winning games share the bonus pool equally, each less the dilution
+fee, and each is refunded its own gas, so the honest challenger is paid its bond, its gas and
+the same bonus as the copycat, whatever the order (protocol 10.2: the contract cannot tell the
+two apart; a second copycat would leave each a sixth of what one does, a third nothing).
+12-second blocks mined in lockstep (tests/flood.py).
 """
 
 from accounting import assert_accounting
 from copycat import Copycat
-from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, withdrawn
+from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, owed_to_winner, withdrawn
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
 from game_bots import STATS
 from referee import commitments as cm
@@ -18,11 +21,12 @@ from referee.agents.challenger import Challenger
 from referee.agents.client import REJECTED
 from referee.agents.deployment import DEFAULT_PARAMS
 from referee.agents.solver import Solver
+from referee.bonds import bonus
 
 def _first(events) -> tuple[int, int]:
     return min((log.block_number, log.log_index) for log in events)
 
-def test_copycat_replaying_the_honest_moves_earns_no_reward(chain, accounts, deployment, agent):
+def test_copycat_replaying_the_honest_moves_gains_nothing_by_settling_first(chain, accounts, deployment, agent):
     requester, liar_account, honest_account, copycat_account = accounts[1], accounts[2], accounts[5], accounts[6]
     liar = agent(Solver, liar_account, "liar", cheat="wrong-output")
     liar.ensure_stake(SOLVER_BOND)
@@ -51,12 +55,15 @@ def test_copycat_replaying_the_honest_moves_earns_no_reward(chain, accounts, dep
     # would have taken the reward
     assert stepped[ours] < stepped[theirs] and settled[ours] < settled[theirs]
     assert game.result(ours) == game.result(theirs) == 2
-    reward = SOLVER_BOND * DEFAULT_PARAMS["reward_share_bps"] // 10_000
-    [paid] = list(market.RewardPaid.range(start, stop))
-    assert (paid.game_id, paid.challenger, paid.reward) == (theirs, honest_account.address, reward)
-    assert withdrawn(market, honest_account, start, stop) == BOND + reward
-    assert market.credit(copycat_account) == BOND  # its bond back, no reward
+    params = DEFAULT_PARAMS
+    two = bonus(SOLVER_BOND, params["reward_share_bps"], params["dilution_fee_bps"], 2)
+    paid = sorted((log.game_id, log.challenger, log.reward) for log in market.RewardPaid.range(start, stop))
+    assert paid == sorted([(theirs, honest_account.address, two), (ours, copycat_account.address, two)])
+    # the honest challenger: its bond, all its gas and the two-winner bonus, whoever settled first
+    assert withdrawn(market, honest_account, start, stop) == owed_to_winner(market, honest_account, [theirs], 2,
+                                                                            start, stop)
+    assert market.credit(copycat_account) == owed_to_winner(market, copycat_account, [ours], 2, start, stop)
     STATS.figures.append(f"copycat: front-ran the honest step ({stepped[ours]} before {stepped[theirs]}) and settled "
-                         f"first; reward {reward / 1e18:g} ETH to the honest challenger (game {theirs}), "
-                         f"the copycat {BOND / 1e18:g} ETH (its bond)")
+                         f"first; the honest challenger (game {theirs}) and the copycat each got the bonus "
+                         f"{two / 1e18:g} ETH and their own gas back")
     assert_accounting(market)

@@ -26,7 +26,13 @@ CHALLENGER_BOND = 10**17
 MIN_SOLVER_BOND = 10**17
 SOLVER_BOND = 10**18
 FEE = 3 * 10**16
-SHARE_BPS = 5000
+SHARE_BPS, FEE_BPS = 1000, 300  # the bonus pool and the dilution fee, in basis points of the solver bond
+
+
+def bonus(winners: int) -> int:
+    """Each winning game's bonus when ``winners`` games won (protocol.md 10.2)."""
+    share = SOLVER_BOND * SHARE_BPS // 10000 // winners
+    return max(0, share - SOLVER_BOND * FEE_BPS // 10000)
 WINDOWS = (600, 600, 1800)  # claim, commit, challenge (seconds)
 MIN_WINDOW, MAX_WINDOW = 60, 30 * 86400  # the deployment's window limits
 
@@ -51,7 +57,7 @@ def deployment(project, deployer, roles, model_and_trace):
     registry = deployer.deploy(project.ModelRegistry)
     game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
     market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
-                             roles["sink"], MIN_WINDOW, MAX_WINDOW)
+                             FEE_BPS, roles["sink"], MIN_WINDOW, MAX_WINDOW)
     registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
     return registry, game, market, registry.model_count()
 
@@ -117,17 +123,18 @@ def test_dispute_lying_solver_loses_bond_succeeds(chain, deployment, model_and_t
 
     job = market.job(job_id)
     assert job.status == 5  # REJECTED
-    reward = SOLVER_BOND * SHARE_BPS // 10000
+    refund = market.refund_of(gid)  # the challenge's and the moves' gas
+    assert refund > 0
     assert market.credit(roles["requester"]) == FEE
-    assert market.credit(judge.account) == CHALLENGER_BOND + reward
+    assert market.credit(judge.account) == CHALLENGER_BOND + refund + bonus(1)
     assert market.stake(solver.account) == stake_committed - SOLVER_BOND
     assert market.locked(solver.account) == 0
-    assert market.sink_pending() == SOLVER_BOND - reward
+    assert market.sink_pending() == SOLVER_BOND - refund - bonus(1)
     assert_accounting(market)
 
     withdraw_all(market, [roles["requester"], judge.account])
     market.release_to_sink(sender=roles["stranger"])
-    assert roles["sink"].balance == sink_before + SOLVER_BOND - reward
+    assert roles["sink"].balance == sink_before + SOLVER_BOND - refund - bonus(1)
     assert_accounting(market)
     assert market.obligations() == market.total_stake()
 
@@ -177,8 +184,7 @@ def test_dispute_lying_challenger_pays_honest_solver_succeeds(chain, deployment,
 
 
 def test_dispute_two_challengers_one_wrong_result_succeeds(chain, deployment, model_and_trace, roles):
-    """The earliest-opened winner takes the reward; a later winner and a still-open later game get
-    bonds back."""
+    """Two winners share the bonus; a still-open game's challenger takes its bond and gas back."""
     registry, game, market, model_id = deployment
     model, honest = model_and_trace
     solver = Party(roles["solver"], model, wrong_element(honest, 4, row=0, col=0))
@@ -189,17 +195,18 @@ def test_dispute_two_challengers_one_wrong_result_succeeds(chain, deployment, mo
     assert market.job(job_id).open_games == 3
 
     assert not play(chain, game, g1, solver, first).solver_won
-    market.settle(g1, sender=first.account)
+    market.settle(g1, sender=roles["stranger"])
     assert not play(chain, game, g2, solver, second).solver_won  # played on: the game contract is separate
-    market.settle(g2, sender=second.account)
+    market.settle(g2, sender=roles["stranger"])
     with ape.reverts("market: game not over"):
         market.settle(g3, sender=third.account)
-    market.reclaim(g3, sender=roles["stranger"])
+    with ape.reverts("market: caller is not the challenger"):
+        market.reclaim(g3, sender=roles["stranger"])
+    tx = market.reclaim(g3, sender=third.account)
 
-    reward = SOLVER_BOND * SHARE_BPS // 10000
-    assert market.credit(first.account) == CHALLENGER_BOND + reward
-    assert market.credit(second.account) == CHALLENGER_BOND
-    assert market.credit(third.account) == CHALLENGER_BOND
+    assert market.credit(first.account) == CHALLENGER_BOND + market.refund_of(g1) + bonus(2)
+    assert market.credit(second.account) == CHALLENGER_BOND + market.refund_of(g2) + bonus(2)
+    assert market.credit(third.account) >= CHALLENGER_BOND + market.refund_of(g3) + tx.gas_used * tx.gas_price
     assert market.job(job_id).open_games == 0
     assert game.games(g3).phase == CLOSED
     assert_accounting(market)

@@ -19,7 +19,8 @@ not the protocol, is then the limit. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD
 import os
 
 from accounting import assert_accounting
-from flood import BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, judge, withdrawn
+from flood import (BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, judge, owed_to_winner,
+                   withdrawn)
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
 from referee import cheats
 from referee import commitments as cm
@@ -89,9 +90,9 @@ def test_flood_of_jobs_honest_challenger_wins_every_game(chain, accounts, deploy
     games = sorted(log.game_id for log in market.JobChallenged.range(
         start, stop + 1, search_topics={"challenger": challenger_account.address}))
     judge("jobs on an honest challenger", "J", J, challenger, game, games, start, stop, lockstep.blocks)
-    # every bond came back with the reward share of each slashed liar bond
-    reward = min_bond * DEFAULT_PARAMS["reward_share_bps"] // 10_000
-    assert withdrawn(market, challenger_account, start, stop) == J * (BOND + reward)
+    # every bond came back with its gas and the bonus of each slashed liar bond (a sole winner each)
+    assert withdrawn(market, challenger_account, start, stop) == owed_to_winner(
+        market, challenger_account, games, 1, start, stop, solver_bond=min_bond)
     assert_accounting(market)
 
 

@@ -4,9 +4,10 @@
   slowly as their clocks allow) delay the solver's payment by at most one clock past the
   challenge deadline, and each one pays the solver more than defending cost it in gas.
 - A cheating solver who challenges its own wrong result from a second account loses at least
-  ``(1 - reward share)`` of its bond whichever game ends first, and the honest challenger gets
-  at least its own bond back in every order. An accomplice that opened first and wins captures
-  the reward share in any settle order (front-running the challenge itself: docs/security.md).
+  90% of its bond whichever game ends first, and the honest challenger gets its bond, its gas
+  and a bonus in every order: the pool is shared equally by the winning games, so an accomplice
+  that opened first takes only half of it less the dilution fee (tests/test_accomplice.py
+  measures it in wei).
 - A solver who stops answering loses by timeout, exactly one second after its clock runs out.
 - Bond sizing: the gas of full games measured here gives the minimum bonds
   (``referee.bonds``); a market deployed with exactly those bonds, played at the gas price they
@@ -148,12 +149,12 @@ def test_self_challenge_still_costs_the_cheater_and_never_the_honest_challenger(
         play(w, [ours], stalls=[accomplice])
         settle(w, ours, ledger)
     else:
-        # the honest challenger wins first; the accomplice's game, opened earlier, cannot be
-        # reclaimed (it could still win the reward) and is played out: the accomplice wins it
+        # the honest challenger wins first; no one but the accomplice may take the accomplice's
+        # game out of the pool, and it is played out: the accomplice wins it
         play(w, [theirs])
         settle(w, theirs, ledger)
-        with pytest.raises(Exception, match="market: an earlier challenge may still win, play it out"):
-            w.market.transact(accomplice_address, "reclaim", ours.gid)
+        with pytest.raises(Exception, match="market: caller is not the challenger"):
+            w.market.transact(honest_address, "reclaim", ours.gid)
         play(w, [ours])
         settle(w, ours, ledger)
     w.close_out(job_id, ledger, books, {accomplice_address: CHALLENGER_BOND, honest_address: CHALLENGER_BOND})
@@ -161,15 +162,19 @@ def test_self_challenge_still_costs_the_cheater_and_never_the_honest_challenger(
     assert theirs.result == CHALLENGER_WON
     pair = ledger.credit.get(w.solver, 0) + ledger.credit.get(accomplice_address, 0) + ledger.stake
     pair_in = SOLVER_BOND + CHALLENGER_BOND
-    assert pair_in - pair >= SOLVER_BOND * (10_000 - SHARE_BPS) // 10_000
-    assert ledger.credit[honest_address] >= CHALLENGER_BOND
+    # the accomplice's gas refund repays gas it burned; beyond it, the pair loses 90% of the bond
+    ours_refund = w.market.view("refund_of", ours.gid) if ours.result == CHALLENGER_WON else 0
+    assert pair_in - (pair - ours_refund) >= SOLVER_BOND * 9 // 10
+    honest_refund = w.market.view("refund_of", theirs.gid)
     assert ledger.credit[w.requester] == ledger.fee
     if order != "accomplice forfeits":
-        # opened first and won: the reward share is the accomplice's whatever the settle order
-        assert ledger.credit[accomplice_address] == CHALLENGER_BOND + w.reward
-        assert ledger.credit[honest_address] == CHALLENGER_BOND
+        # two winning games, whatever the settle order: each its bond, refund and half the pool less the fee
+        two = w.pool // 2 - w.fee_each
+        assert two > 0
+        assert ledger.credit[accomplice_address] == CHALLENGER_BOND + ours_refund + two
+        assert ledger.credit[honest_address] == CHALLENGER_BOND + honest_refund + two
     else:
-        assert ledger.credit[honest_address] == CHALLENGER_BOND + w.reward
+        assert ledger.credit[honest_address] == CHALLENGER_BOND + honest_refund + w.reward
 
 
 # ---------------------------------------------------------------------------
@@ -191,7 +196,7 @@ def test_silent_solver_loses_one_second_after_its_clock(world, job_model):
     ledger = Ledger(w)
     settle(w, m, ledger)
     w.close_out(w.market.view("job_count"), ledger, books, {w.challengers[0]: CHALLENGER_BOND})
-    assert ledger.credit[w.challengers[0]] == CHALLENGER_BOND + w.reward
+    assert ledger.credit[w.challengers[0]] == CHALLENGER_BOND + w.market.view("refund_of", m.gid) + w.reward
 
 
 # ---------------------------------------------------------------------------
@@ -233,7 +238,8 @@ def full_games(w: World, job_model) -> tuple[int, int]:
 
 def test_minimum_bonds_from_measured_games_keep_honest_winners_whole(world, job_model, project, accounts):
     defend, win = full_games(world, job_model)
-    price = 10**12  # 1000 gwei: bonds sized for a gas price far above today's
+    tip = 10**9
+    price = 10**12 + tip  # a 1000 gwei base fee and a 1 gwei tip: bonds sized far above today's prices
     bonds = minimum_bonds(defend, win, price, SHARE_BPS)
 
     # a market with exactly the minimum bonds, the same games replayed at that gas price
@@ -241,19 +247,19 @@ def test_minimum_bonds_from_measured_games_keep_honest_winners_whole(world, job_
     assert w.solver_bond == bonds.min_solver_bond  # the jobs use the minimum
     judge = w.challengers[1]
     before = w.node.balance(judge)
-    w.node.gas_price = price
+    w.node.base_fee, w.node.tip = price - tip, tip
     try:
         replay_defend, replay_win = full_games(w, job_model)
     finally:
-        w.node.gas_price = None
-    # the honest challenger's real balance: bond out, bond + reward in, every gas unit at 1000 gwei
+        w.node.base_fee = None
+    # the honest challenger's real balance: bond out; bond, refund and bonus in, every gas unit at 1001 gwei
     judge_net = w.node.balance(judge) - before
     assert judge_net >= 0, f"the honest challenger lost {-judge_net} wei at the sized bonds"
     # the honest solver's defence gas at that price is repaid by the bond it won
     assert replay_defend * price <= bonds.challenger_bond
     STATS.figures.append(
         f"bond sizing (arity {ARITY}, 4-op model, 5 rows; gas +{HEADROOM_PCT}%): a full defence {defend:,} gas, "
-        f"a full challenge {win:,} gas (replayed: {replay_defend:,} and {replay_win:,}); at 1000 gwei "
+        f"a full challenge {win:,} gas (replayed: {replay_defend:,} and {replay_win:,}); at 1001 gwei "
         f"challenger_bond >= {bonds.challenger_bond / 1e18:.4f} ETH, min_solver_bond >= "
-        f"{bonds.min_solver_bond / 1e18:.4f} ETH (share {SHARE_BPS / 100:.2f}%); the honest challenger "
+        f"{bonds.min_solver_bond / 1e18:.4f} ETH (pool {SHARE_BPS / 100:.2f}%); the honest challenger "
         f"netted {judge_net / 1e18:.6f} ETH")

@@ -128,7 +128,7 @@ def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files, t
     out = run(script("challenge"), ["2", *hand, "--yes"], expect_ok=False)
     assert "Error: job 2's result is right" in out and "a challenge would lose its bond of 0.1 ETH; nothing sent" in out
     out = run(script("challenge"), ["1", *hand], expect_ok=False)  # no --yes, nothing to answer with
-    assert "bond         0.1 ETH at risk" in out and "the bond back plus 0.05 ETH" in out and "gwei" in out
+    assert "bond         0.1 ETH at risk" in out and "the bond back, its gas refunded, and up to 0.007 ETH" in out and "gwei" in out
     assert out.strip().splitlines()[-1].startswith("Error: nothing sent: not confirmed (--yes would send the challenge")
     out = run(script("challenge"), ["1", *hand, "--yes"])
     assert "job 1: challenged, game 1 opened" in out

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from accounting import REJECTED
 from game_bots import CHALLENGER_WON, CLOSED, SOLVER_WON, STATS, Arena, Chooser, Match, Party
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
-from market_world import ARITY, CHALLENGER_BOND, CLOCK, Ledger, World, challenge
+from market_world import ARITY, CHALLENGER_BOND, CLOCK, Ledger, World, caller_refund, challenge
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
@@ -143,17 +143,17 @@ def play_job(s: World, choose: Chooser):
         if m.result == CLOSED:
             return
         STATS.outcomes[f"{'solver' if m.result == SOLVER_WON else 'challenger'} won: {m.reason}"] += 1
-        market.transact(choose.pick([s.referee, m.solver.address, m.challenger.address], "settler"), "settle", m.gid)
-        ledger.settle(m)
+        receipt = market.transact(choose.pick([s.referee, m.solver.address, m.challenger.address], "settler"),
+                                  "settle", m.gid)
+        ledger.settle(m, caller_refund(s, receipt))
         s.check()
         if market.view("job", job_id)["status"] != REJECTED:
             return
         for other_match in matches:
-            # only a game opened after the earliest winner may be closed early: an earlier one
-            # could still win the reward and is played out
-            if not other_match.result and other_match.gid > ledger.best[0] and choose.chance(70, "reclaim"):
-                market.transact(other_match.challenger.address, "reclaim", other_match.gid)
-                ledger.reclaim(other_match)
+            # any open game's challenger may close it early: its bond and gas back, no bonus
+            if not other_match.result and choose.chance(70, "reclaim"):
+                receipt = market.transact(other_match.challenger.address, "reclaim", other_match.gid)
+                ledger.reclaim(other_match, caller_refund(s, receipt))
                 s.check()
                 other_match.result, other_match.ended = CLOSED, node.timestamp()
                 STATS.games += 1

@@ -76,7 +76,7 @@ def earn_as_solver(w, receiver, job_model) -> int:
 
 
 def earn_as_challenger(w, receiver, job_model) -> int:
-    """Challenges a wrong result and wins on time: its bond and the reward are its credit."""
+    """Challenges a wrong result and wins on time: its bond, gas refund and bonus are its credit."""
     model, honest, _ = job_model
     lie = wrong_element(honest, honest.op_count, row=2, col=1)
     job_id = w.post_and_commit(model, honest, lie)
@@ -86,8 +86,13 @@ def earn_as_challenger(w, receiver, job_model) -> int:
     receiver.transact(w.referee, "execute", w.game.address, w.game.data("timeout", game_id),
                       at=w.game.view("deadline", game_id) + 1)
     assert w.game.view("result", game_id) == 2  # challenger won
+    refund = w.market.view("refund_of", game_id)
     act(w, receiver, "settle", game_id)
-    return w.challenger_bond + w.reward
+    # its bond, its gas (the challenge, the timeout and, settling its own game, the settle) and
+    # the sole winner's bonus
+    credit = w.market.view("credit", receiver.address)
+    assert credit > w.challenger_bond + refund + w.reward
+    return credit
 
 
 EARN = {"requester": earn_as_requester, "solver": earn_as_solver, "challenger": earn_as_challenger}

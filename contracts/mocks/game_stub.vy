@@ -69,6 +69,11 @@ closed: public(HashMap[uint256, uint256])
 result: public(HashMap[uint256, uint256])
 
 
+# @dev Game id -> what `challenger_gas` answers (the wei of gas its
+# challenger's moves metered), as `IDisputeGame.challenger_gas`.
+challenger_gas: public(HashMap[uint256, uint256])
+
+
 # ---------------------------------------------------------------------------
 # CONSTRUCTOR
 # ---------------------------------------------------------------------------
@@ -161,3 +166,13 @@ def set_result(game_id: uint256, result: uint256):
     @param result 0 in play, 1 solver won, 2 challenger won, 3 closed.
     """
     self.result[game_id] = result
+
+
+@external
+def set_challenger_gas(game_id: uint256, amount: uint256):
+    """
+    @notice Sets what `challenger_gas(game_id)` answers.
+    @param game_id The game.
+    @param amount The metered gas of its challenger's moves, in wei.
+    """
+    self.challenger_gas[game_id] = amount

@@ -6,11 +6,11 @@ stored before anything depends on it), compare the final state root with the com
 ``S_N``, and challenge on a difference while the window
 is open and the bond is within ``max_bond``. Then it plays each of its games to the end
 (choosing the disputed part and child, building the one-step proof), settles the games it
-won, takes its bond back from a game made moot by another challenger's win (``reclaim``: a game
-opened after the earliest winning one; an earlier game is played out, since it may still earn
-the reward), and withdraws its credit. Once its own games of a job are over and one of them won,
-it also drives the job's other open games to a close (``timeout`` when their side to move has
-run out, ``settle`` once they are over; anyone may call both): a reward the market pays only
+won, and withdraws its credit. A game is played out even after another challenger's win has
+rejected the job: every winning game is refunded its gas and shares the bonus pool (protocol
+10.2), which a ``reclaim`` would give up. Once its own games of a job are over and one of them
+won, it also drives the job's other open games to a close (``timeout`` when their side to move
+has run out, ``settle`` once they are over; anyone may call both): the pool the market pays only
 when the job's last game closes is not left stranded behind a game its players let stall. It
 takes on no game beyond its capacity (``capacity.py``: its games in play and the challenges it
 has sent, counted as it sends them) or ``max_bond``, and logs why it declined.
@@ -18,7 +18,7 @@ has sent, counted as it sends them) or ``max_bond``, and logs why it declined.
 
 from ..hashing import to_hex
 from .agent import Agent
-from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS, REJECTED
+from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS
 from .journal import JobRow
 from .player import deadline_of
 from .terms import challenger_refusal, ether
@@ -118,11 +118,3 @@ class Challenger(Agent):
         """Games in play, plus the challenges sent whose game is not yet seen: a tick that
         challenges many results counts each one against capacity as it sends it."""
         return self.games_in_play() + sum(row.state == CHALLENGING for row in self.journal.active_jobs())
-
-    def play(self, game_id: int, job_id: int, g):
-        job = self.job(job_id)
-        if job.status == REJECTED and game_id > job.best_game:
-            # a game opened earlier already won: this one can only return our bond
-            return self.send(f"reclaim:{game_id}", "reclaim", game_id,
-                             what=f"game {game_id}: job already rejected, bond reclaimed")
-        return super().play(game_id, job_id, g)

@@ -210,6 +210,8 @@ class ChainClient:
         self.clock = self.read(self.game.CLOCK)
         self.challenger_bond = self.read(self.market.CHALLENGER_BOND)
         self.txmgr = TxManager(self, knobs)  # every submitted transaction, until mined
+        # a multicall's bounds: sub-calls per batch, and the longest one (longer go alone)
+        self.max_calls, self.max_call_bytes = self.read(self.game.MAX_CALLS), self.read(self.game.MAX_CALL_BYTES)
 
     def _instance(self, container, address: str):
         """``container``'s contract at ``address``, with exactly this checkout's ABI. Ape keeps
@@ -221,8 +223,6 @@ class ChainClient:
         return self.read(lambda: self._ape.chain.contracts.instance_at(
             address, contract_type=container.contract_type, fetch_from_explorer=False, detect_proxy=False,
             replace=True))
-        # a multicall's bounds: sub-calls per batch, and the longest one (longer go alone)
-        self.max_calls, self.max_call_bytes = self.read(self.game.MAX_CALLS), self.read(self.game.MAX_CALL_BYTES)
 
     # -- reads ---------------------------------------------------------------------------
 

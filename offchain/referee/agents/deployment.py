@@ -24,7 +24,8 @@ DEFAULT_PARAMS = {
     "clock": 3600,                 # seconds on each side's chess clock
     "challenger_bond": 10**17,     # wei, exactly this per challenge
     "min_solver_bond": 10**17,     # wei, the least a job may ask of its solver
-    "reward_share_bps": 5000,      # share of a slashed solver bond paid to the challenger
+    "reward_share_bps": 1000,      # bonus pool of a slashed solver bond, shared by the winning games (<= 1000)
+    "dilution_fee_bps": 300,       # fee each winning game pays out of its share (2 x fee < pool < 6 x fee)
     "min_window": 60,              # seconds: the shortest claim/commit/challenge window (5 blocks of 12 s)
     "max_window": 30 * 86400,      # seconds: the longest window, so no job locks a bond for longer
 }
@@ -135,7 +136,8 @@ def deploy(account, sink: str, **overrides) -> Deployment:
     registry = account.deploy(project.ModelRegistry)
     game = account.deploy(project.DisputeGame, params["arity"], params["clock"])
     market = account.deploy(project.JobMarket, registry, game, params["challenger_bond"],
-                            params["min_solver_bond"], params["reward_share_bps"], sink, params["min_window"],
+                            params["min_solver_bond"], params["reward_share_bps"], params["dilution_fee_bps"], sink,
+                            params["min_window"],
                             params["max_window"])
     provider = ape.chain.provider
     return Deployment(

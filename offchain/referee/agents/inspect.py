@@ -20,7 +20,7 @@ from .logs import seconds
 from .player import PHASE_NAMES, SOLVER_PHASES
 
 MARKET_EVENTS = ("JobPosted", "JobClaimed", "JobExpired", "JobCommitted", "JobChallenged", "GameSettled",
-                 "JobRejected", "RewardPaid", "ChallengeReclaimed", "JobFinalized", "JobCancelled")
+                 "JobRejected", "RewardPaid", "RewardsReleased", "ChallengeReclaimed", "JobFinalized", "JobCancelled")
 GAME_EVENTS = ("Bisected", "Chosen", "Transitioned", "ChildrenRevealed", "ChildPicked", "RowRevealed", "Stepped",
                "GameResolved", "GameClosed")
 RESULTS = {0: "in play", 1: "solver won", 2: "challenger won", 3: "closed"}
@@ -150,13 +150,16 @@ class _Story:
                     f"{ether(a['to_challenger'])} to the challenger")
         if name == "JobRejected":
             return (f"the result is rejected (game {g}, challenger {short(a['challenger'])}): requester refunded "
-                    f"{ether(a['refund'])}; reward {ether(a['reward'])} to the challenger, {ether(a['to_sink'])} "
-                    "to the sink")
+                    f"{ether(a['refund'])}; the solver's bond {ether(a['held'])} held for the winners' gas and bonus")
         if name == "RewardPaid":
-            return f"reward {ether(a['reward'])} paid to challenger {short(a['challenger'])} (game {g})"
+            return (f"bonus {ether(a['reward'])} paid to challenger {short(a['challenger'])} (game {g}, after a "
+                    f"fee of {ether(a['fee'])})")
+        if name == "RewardsReleased":
+            return (f"the job's last game closed: {a['winners']} winning game(s), {ether(a['reward'])} bonus each, "
+                    f"{ether(a['to_sink'])} to the sink")
         if name == "ChallengeReclaimed":
             return (f"game {g} closed, the job already rejected: challenger {short(a['challenger'])} took back its "
-                    f"bond {ether(a['bond'])}")
+                    f"bond {ether(a['bond'])} and {ether(a['refund'])} of gas")
         if name == "JobFinalized":
             return (f"finalized, no challenge won: fee {ether(a['fee'])} credited to solver {short(a['solver'])}, "
                     "its bond unlocked")
