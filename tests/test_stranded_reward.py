@@ -4,7 +4,7 @@ A lying solver (``referee.agents.Solver`` with ``--cheat wrong-output``) commits
 its accomplice challenges it first, so its game has the lowest id, and then never moves. The
 liar bisects in every game and never claims a timeout, so the accomplice's game stays in play
 once the accomplice's clock has run out. The honest challenger (``referee.agents.Challenger``)
-wins its own game, which rejects the job; the market holds the reward until the job's last game
+wins its own game, which rejects the job; the market holds the pool until the job's last game
 closes. The honest agent then times out the stalled game and settles it (anyone may call
 both), so the reward is released to it and withdrawn. On main before this change the agent
 settled its own game, withdrew its bond and forgot the job: the reward stayed in escrow.
@@ -71,12 +71,19 @@ def test_stalled_accomplice_game_is_closed_and_the_reward_paid(chain, accounts, 
     assert game.result(stalled) == 1 and game.result(ours) == 2  # the accomplice lost on time, we won
     [timed_out] = [log for log in game.GameResolved.range(start, stop + 1) if log.game_id == stalled]
     assert timed_out.reason == "timeout"
-    assert market.job(job).status == REJECTED and market.job(job).reward == 0
-    reward = SOLVER_BOND * DEFAULT_PARAMS["reward_share_bps"] // 10_000
+    assert market.job(job).status == REJECTED
+    # one winning game: the pool less the dilution fee (protocol 10.2.1), paid once the stalled
+    # game closed, on top of our bond and the gas we spent, refunded as we settled
+    pool = SOLVER_BOND * DEFAULT_PARAMS["reward_share_bps"] // 10_000
+    reward = pool - SOLVER_BOND * DEFAULT_PARAMS["dilution_fee_bps"] // 10_000
     [paid] = list(market.RewardPaid.range(start, stop + 1))
     assert (paid.game_id, paid.challenger, paid.reward) == (ours, honest_account.address, reward)
-    assert withdrawn(market, honest_account, start, stop) == BOND + reward
+    [settled] = [log for log in market.GameSettled.range(start, stop + 1) if log.game_id == ours]
+    refunds = sum(log.refund for log in market.SettleGasRefunded.range(start, stop + 1) if log.game_id == ours)
+    assert settled.to_challenger > BOND  # the bond and the metered gas of our challenge and moves
+    assert withdrawn(market, honest_account, start, stop) == settled.to_challenger + refunds + reward
     assert market.credit(liar_account) == BOND  # the accomplice's bond, won on time
     STATS.figures.append(f"stranded reward: the accomplice's game {stalled} stalled; the honest agent timed it out "
-                         f"and settled it, and withdrew {(BOND + reward) / 1e18:g} ETH (bond and reward)")
+                         f"and settled it, and withdrew {withdrawn(market, honest_account, start, stop) / 1e18:.6f} ETH "
+                         f"(bond {BOND / 1e18:g}, gas refunded, reward {reward / 1e18:g})")
     assert_accounting(market)
