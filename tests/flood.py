@@ -88,8 +88,8 @@ class Lockstep:
             sent = sum(party.tick() for party in parties)
             if done():
                 return rounds
-            if sent or self.pool_size():
-                self.mine()
+            if sent or self.pool_size() or any(agent.client.in_flight() for agent in agents):
+                self.mine()  # an agent's transaction the node dropped is noticed over the blocks that follow
                 continue
             if any([getattr(party, "await_traces", lambda: False)() for party in parties]):
                 continue  # a trace computed in the background: its job acts before time moves on

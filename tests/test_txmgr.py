@@ -282,26 +282,6 @@ class Dropper:
         return 0
 
 
-def rounds_of_blocks(lockstep, parties, agents, done, max_rounds: int) -> int:
-    """Rounds of (every party acts, one block 12 s later) while anything is sent, pooled or in
-    flight for ``agents``; else the clock jumps to just past the next deadline of the agents or
-    the parties. The rounds until ``done()``."""
-    for rounds in range(1, max_rounds + 1):
-        sent = sum(party.tick() for party in parties)
-        if done():
-            return rounds
-        if sent or lockstep.pool_size() or any(p.client.in_flight() for p in parties if hasattr(p, "client")):
-            lockstep.mine()
-            continue
-        if any([getattr(party, "await_traces", lambda: False)() for party in parties]):
-            continue  # a trace computed in the background: its job acts before time moves on
-        now = int(lockstep.node.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
-        ahead = [d for a in agents for d in deadlines(a) if d >= now]
-        ahead += [d for p in parties for d in getattr(p, "deadlines", lambda: [])() if d >= now]
-        lockstep.mine(min(ahead) + 1 if ahead else None)
-    raise AssertionError(f"not done within {max_rounds} rounds")
-
-
 def test_sybil_games_with_a_dropped_bisect_honest_solver_wins_all(chain, accounts, deployment, model, agent,
                                                                 tmp_path):
     requester, solver_account, attacker_account = accounts[1], accounts[2], accounts[3]
@@ -318,13 +298,13 @@ def test_sybil_games_with_a_dropped_bisect_honest_solver_wins_all(chain, account
                         lambda job_id: lie, as_solver=False, never=("step",))
     dropper = Dropper(Node(chain.provider.uri), solver, "bisect")
     with Lockstep(chain.provider.uri) as lockstep:
-        rounds_of_blocks(lockstep, [solver], [solver], lambda: market.job(job).status == COMMITTED, 50)
+        lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED, 50)
         attacker.challenge(job, 3)
         def over():  # every game decided, and the solver paid (or beaten: nobody settles for the Sybil)
             results = [game.result(g) for g in attacker.games]
             return len(results) == 3 and IN_PLAY not in results and (
                 CHALLENGER_WON in results or market.job(job).status == FINALIZED and market.credit(solver_account) == 0)
-        rounds_of_blocks(lockstep, [solver, dropper, attacker], [solver], over, 600)
+        lockstep.run([solver, dropper, attacker], [solver], over, 600)
     assert dropper.dropped is not None and len(attacker.games) == 3
     assert [game.result(g) for g in sorted(attacker.games)] == [SOLVER_WON] * 3
     assert market.job(job).status == FINALIZED and market.stake(solver_account) == SOLVER_BOND
@@ -343,9 +323,9 @@ def test_dropped_commit_in_a_five_block_window_still_lands_in_time(chain, accoun
     job = market.job_count()
     dropper = Dropper(Node(chain.provider.uri), solver, "commit")
     with Lockstep(chain.provider.uri) as lockstep:
-        rounds_of_blocks(lockstep, [solver], [solver], lambda: market.job(job).status == CLAIMED, 20)
+        lockstep.run([solver], [solver], lambda: market.job(job).status == CLAIMED, 20)
         deadline = market.job(job).commit_deadline
-        rounds_of_blocks(lockstep, [solver, dropper], [solver],
+        lockstep.run([solver, dropper], [solver],
                          lambda: market.job(job).status != CLAIMED or chain.blocks.head.timestamp > deadline, 20)
     assert dropper.dropped == f"commit:{job}:{deadline}"
     assert market.job(job).status == COMMITTED, market.job(job)  # in time: the market took it
