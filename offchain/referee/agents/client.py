@@ -465,7 +465,8 @@ class ChainClient:
         """A journaled transaction of known hashes: mined (its receipt says how), still waiting
         in the node's pool, or unknown to the node (never arrived, or dropped): forgotten, to be
         sent again. True while it counts as sent."""
-        if self.txmgr.receipt_of((row.key,), row.hashes) is not None:
+        keys = tuple(self.journal.keys_of(row.tx_hash)) or (row.key,)  # every key of its transaction, in order
+        if self.txmgr.receipt_of(keys, row.hashes) is not None:
             return self.journal.tx(row.key) is not None  # False: its sub-call was skipped, forgotten
         if any(self.txmgr.node_has(h) for h in row.hashes):
             return True
