@@ -260,7 +260,7 @@ def plain(param: dict, address: str):
     if kind == "tuple":
         return tuple(plain(c, address) for c in param["components"])
     return {"uint256": 1, "int256": 0, "bool": False, "address": address, "bytes32": bytes(32), "bytes": b"\x01",
-            "bytes32[]": []}[kind]
+            "bytes32[]": [], "bytes[]": [b"\x01"]}[kind]
 
 
 def test_hostile_calls_tally(scene):

@@ -144,6 +144,19 @@ def skipped_calls(receipt, game_address: str) -> dict[int, str]:
     return out
 
 
+# A metered call (the challenger's moves, `challenge`: protocol 10.2.1) writes its gas at the
+# transaction's price; a node estimates at price 0, where the write of a fresh slot costs nothing
+# (22,100 gas when it is set nonzero), so each call's limit makes room for it.
+METER_WRITE_GAS = 22_100
+
+
+def _gas_limit(estimate: int, calls: int) -> int:
+    """A transaction's gas limit from the node's estimate for ``calls`` calls: our own margin
+    (not the network's default, a block's worth on local chains; never short when the state
+    moves a little before mining), and room for each call's metering write."""
+    return estimate * 6 // 5 + 20_000 + METER_WRITE_GAS * calls
+
+
 def _revert_reason(exc) -> str:
     """The contract's reason from a node's "execution reverted: ..." error."""
     message = str(exc.args[0] if exc.args else exc)
@@ -409,9 +422,7 @@ class ChainClient:
             gas = self.read(lambda: self._ape.chain.provider.web3.eth.estimate_gas(call))
         except ContractLogicError as exc:
             raise TxReverted(method, _revert_reason(exc)) from None
-        # our own margin over the node's estimate: not the network's default (a block's worth
-        # on local chains), and never short when the state moves a little before mining
-        return Prepared(keys, to, method, data, value, gas * 6 // 5 + 20_000, stake, deadline)
+        return Prepared(keys, to, method, data, value, _gas_limit(gas, 1), stake, deadline)
 
     @staticmethod
     def encode(contract, method: str, *args) -> bytes:
@@ -441,7 +452,7 @@ class ChainClient:
             gas = self.read(lambda: self._ape.chain.provider.web3.eth.estimate_gas(call))
         except ContractLogicError as exc:
             raise TxReverted("multicall", _revert_reason(exc)) from None
-        return Prepared(tuple(key for key, _ in calls), to, "multicall", data, 0, gas * 6 // 5 + 20_000,
+        return Prepared(tuple(key for key, _ in calls), to, "multicall", data, 0, _gas_limit(gas, len(calls)),
                         stake, deadline)
 
     def submit(self, tx: Prepared) -> Submitted:
