@@ -36,7 +36,7 @@ demo: setup
 # --force: ape does not notice edits to imported modules (contracts/modules is excluded).
 test: setup
 	$(BIN)/ape compile --force
-	$(BIN)/ape test tests -q
+	$(BIN)/ape test tests -q --durations=25
 
 # The adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
