@@ -30,7 +30,10 @@ from referee.bonds import bonus
 from referee.agents.drive import deadlines
 from referee.agents.journal import Journal
 from referee.agents.player import next_move
-from referee.trace import TraceStore
+from referee import cheats
+from referee import commitments as cm
+from referee.executor import run_model
+from referee.trace import Trace, TraceStore
 from rpc import Node
 
 BLOCK_TIME = 12
@@ -238,4 +241,15 @@ def job_input(seed: int):
     return int8_tensor(random_input(random.Random(seed), ROWS, 7))
 
 
-
+def sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path):
+    """The set-up of a flood of games on an honest solver: ``solver`` staked, a job of
+    ``requester``'s posted for it, and a Sybil ``Attacker`` on ``attacker_account`` that will
+    challenge it from a lying trace and never play ``step``. Returns (job id, attacker)."""
+    solver.ensure_stake(SOLVER_BOND)
+    market = solver.client.market
+    x = job_input(1)
+    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
+                        lambda job_id: lie, as_solver=False, never=("step",))
+    return market.job_count(), attacker

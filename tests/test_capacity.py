@@ -124,28 +124,17 @@ def test_solver_beyond_capacity_warns_at_once_and_plays_by_deadline(chain, accou
     """Blocks of 1.3M gas and 200 s give the solver a capacity of 2 games of this job; 6 Sybil
     games are opened: it says at once how many games it is short, and plays them all (the
     nearest deadline first), winning every one on the attackers' clocks."""
-    from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input
-    from referee import cheats
-    from referee import commitments as cm
-    from referee.agents.client import COMMITTED, ChainClient
-    from referee.agents.journal import Journal
+    from flood import ROWS, Lockstep, sybil_scene
+    from referee.agents.client import COMMITTED
     from referee.agents.solver import Solver
-    from referee.executor import run_model
-    from referee.trace import Trace
 
     node = chain.provider.web3.provider
     limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
     lines = []
     solver = agent(Solver, accounts[2], "solver")
     solver._log = lines.append
-    solver.ensure_stake(SOLVER_BOND)
     market, game = solver.client.market, solver.client.game
-    x = job_input(1)
-    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=accounts[1])
-    job = market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
-    attacker = Attacker(ChainClient(deployment, accounts[3], Journal(tmp_path / "attacker.sqlite")), model,
-                        lambda job_id: lie, as_solver=False, never=("step",))
+    job, attacker = sybil_scene(solver, model, deployment, accounts[1], accounts[3], tmp_path)
     with Lockstep(chain.provider.uri) as lockstep:
         lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED)
     node.make_request("anvil_setBlockGasLimit", [hex(1_300_000)])

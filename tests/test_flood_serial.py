@@ -8,17 +8,12 @@ games on time. The real ``Solver`` answers every game in the next block and wins
 
 import pytest
 
-from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input
+from flood import Lockstep, sybil_scene
 from flood import agent, model  # noqa: F401 (fixtures)
 from game_bots import STATS
-from referee import cheats
-from referee import commitments as cm
 from referee.agents.client import COMMITTED, ChainClient
 from referee.agents.deployment import deploy
-from referee.agents.journal import Journal
 from referee.agents.solver import Solver
-from referee.executor import run_model
-from referee.trace import Trace
 
 GAMES = 12
 CLOCK = 600
@@ -46,14 +41,8 @@ def deployment(accounts, model):
 @pytest.mark.parametrize("cls", [SerialSolver, Solver], ids=["serial", "batched"])
 def test_sybil_flood_serial_play_loses_batched_play_wins(chain, accounts, deployment, model, agent, tmp_path, cls):
     solver = agent(cls, accounts[2], "solver")
-    solver.ensure_stake(SOLVER_BOND)
     market, game = solver.client.market, solver.client.game
-    x = job_input(1)
-    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=accounts[1])
-    job = market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
-    attacker = Attacker(ChainClient(deployment, accounts[3], Journal(tmp_path / "attacker.sqlite")), model,
-                        lambda job_id: lie, as_solver=False, never=("step",))
+    job, attacker = sybil_scene(solver, model, deployment, accounts[1], accounts[3], tmp_path)
 
     def over():
         return len(attacker.games) == GAMES and all(game.result(g) != 0 for g in attacker.games)

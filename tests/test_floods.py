@@ -19,18 +19,14 @@ not the protocol, is then the limit. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD
 import os
 
 from accounting import assert_accounting
-from flood import (BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input, judge, owed_to_winner,
+from flood import (BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, judge, owed_to_winner, sybil_scene,
                    withdrawn)
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
-from referee import cheats
 from referee import commitments as cm
 from referee.agents.challenger import Challenger
-from referee.agents.client import COMMITTED, FINALIZED, REJECTED, ChainClient
+from referee.agents.client import COMMITTED, FINALIZED, REJECTED
 from referee.agents.deployment import DEFAULT_PARAMS
-from referee.agents.journal import Journal
 from referee.agents.solver import Solver
-from referee.executor import run_model
-from referee.trace import Trace
 
 K = int(os.environ.get("REFEREE_FLOOD_GAMES", "50"))
 J = int(os.environ.get("REFEREE_FLOOD_JOBS", "30"))
@@ -39,14 +35,8 @@ J = int(os.environ.get("REFEREE_FLOOD_JOBS", "30"))
 def test_flood_of_sybil_games_honest_solver_wins_every_game(chain, accounts, deployment, model, agent, tmp_path):
     requester, solver_account, attacker_account = accounts[1], accounts[2], accounts[3]
     solver = agent(Solver, solver_account, "solver")
-    solver.ensure_stake(SOLVER_BOND)
     market, game = solver.client.market, solver.client.game
-    x = job_input(1)
-    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
-    job = market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
-    attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
-                        lambda job_id: lie, as_solver=False, never=("step",))
+    job, attacker = sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path)
     start = chain.blocks.height
     attacker_before = attacker_account.balance
 

@@ -26,18 +26,14 @@ otherwise), where issue 16 saw one dropped transaction brick them:
 
 import pytest
 
-from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Attacker, Lockstep, job_input
+from flood import FEE, ROWS, SOLVER_BOND, Lockstep, job_input, sybil_scene
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
-from referee import cheats
 from referee import commitments as cm
 from referee.agents.client import CHALLENGER_WON, CLAIMED, COMMITTED, FINALIZED, IN_PLAY, SOLVER_WON, ChainClient
-from referee.agents.drive import deadlines
 from referee.agents.journal import Journal
 from referee.agents.metrics import AgentMetrics
 from referee.agents.solver import Solver
 from referee.agents.txmgr import GWEI, Knobs, Tracked, TxManager
-from referee.executor import run_model
-from referee.trace import Trace
 from rpc import Node
 
 FAST = Knobs(bump_after_blocks=1, not_in_pool_blocks=0, lagging_blocks=2)
@@ -289,14 +285,8 @@ def test_sybil_games_with_a_dropped_bisect_honest_solver_wins_all(chain, account
     solver = agent(Solver, solver_account, "solver")
     lines = []
     solver.client.log = lines.append
-    solver.ensure_stake(SOLVER_BOND)
     market, game = solver.client.market, solver.client.game
-    x = job_input(1)
-    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
-    job = market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
-    attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
-                        lambda job_id: lie, as_solver=False, never=("step",))
+    job, attacker = sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path)
     dropper = Dropper(Node(chain.provider.uri), solver, "bisect")
     with Lockstep(chain.provider.uri) as lockstep:
         lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED, 50)

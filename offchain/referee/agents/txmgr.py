@@ -32,7 +32,6 @@ process has are another sender's on our account: an ERROR line names each, once.
 change is a WARNING line, and the agent exports it as a metric.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eth_utils import keccak
