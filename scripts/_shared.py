@@ -116,6 +116,18 @@ def gas_price() -> int:
     return int(ape.chain.provider.gas_price)
 
 
+def gas_within_balance(account, gas: int) -> tuple[int, int]:
+    """(gas, price) of a call that sends no value, once the account's balance is seen to pay
+    for it (a clear error otherwise, before anything is asked or sent)."""
+    from referee.errors import RefereeError
+
+    price, balance = gas_price(), int(account.balance)
+    if balance < gas * price:
+        raise RefereeError(f"{account.address} has {eth(balance)}, less than the gas {eth(gas * price)}: "
+                           "fund the account")
+    return gas, price
+
+
 def confirm_cost(lines: list[str], yes: bool, what: str) -> None:
     """Print the cost lines, then ask before ``what`` is sent (``--yes``: do not ask)."""
     for line in lines:

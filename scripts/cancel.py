@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from ape.cli import account_option
 
-from scripts._shared import OperatorCommand, confirm_cost, eth, gas_price, yes_option
+from scripts._shared import OperatorCommand, confirm_cost, eth, gas_within_balance, yes_option
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import JOB_STATUS, OPEN, ChainClient
 from referee.errors import RefereeError
@@ -40,11 +40,7 @@ def cli(account, job_id, deployment, yes):
             after = (" (a claimed job reopens if its solver misses the commit deadline: then cancel it)"
                      if JOB_STATUS[job.status] == "claimed" else "")
             raise RefereeError(f"job {job_id} is {JOB_STATUS[job.status]}: only an open job can be cancelled{after}")
-        gas, price = client.market.cancel.estimate_gas_cost(job_id, sender=account), gas_price()
-        balance = int(account.balance)
-        if balance < gas * price:
-            raise RefereeError(f"{account.address} has {eth(balance)}, less than the gas {eth(gas * price)}: "
-                               "fund the account")
+        gas, price = gas_within_balance(account, client.market.cancel.estimate_gas_cost(job_id, sender=account))
         confirm_cost([
             f"cancel job {job_id} (open, posted by {account.address})",
             f"  refund       {eth(job.fee)}, credited in the market (ape run withdraw sends it)",

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from ape.cli import account_option
 
-from scripts._shared import OperatorCommand, confirm_cost, eth, gas_price, yes_option
+from scripts._shared import OperatorCommand, confirm_cost, eth, gas_within_balance, yes_option
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import ChainClient
 from referee.errors import RefereeError
@@ -32,11 +32,7 @@ def cli(account, deployment, yes):
         credit = client.credit()
         if credit == 0:
             raise RefereeError(f"{account.address} has no credit in this market: nothing to withdraw")
-        gas, price = client.market.withdraw.estimate_gas_cost(sender=account), gas_price()
-        balance = int(account.balance)
-        if balance < gas * price:
-            raise RefereeError(f"{account.address} has {eth(balance)}, less than the gas {eth(gas * price)}: "
-                               "fund the account")
+        gas, price = gas_within_balance(account, client.market.withdraw.estimate_gas_cost(sender=account))
         confirm_cost([
             f"withdraw {eth(credit)} of credit to {account.address}",
             f"  gas          about {gas:,} at {price / 1e9:.4g} gwei = {eth(gas * price)}",
