@@ -376,7 +376,7 @@ class Agent:
             else:
                 calls = [a for a, _ in batch.calls]  # the batch's fee cap and hurry: its largest stake, nearest deadline
                 tx = self._guarded(client.prepare_batch, [(a.key, data) for a, data in batch.calls],
-                                   stake=max(a.stake for a in calls), deadline=min(_deadline(a) or NO_DEADLINE for a in calls))
+                                   stake=max(a.stake for a in calls), deadline=_deadline(min(calls, key=lambda a: a.deadline)))
             if tx is None:
                 continue
             if self._guarded(client.submit, tx) is not None:
