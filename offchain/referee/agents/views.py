@@ -5,13 +5,56 @@ contract wrappers such a read costs tens of milliseconds of Python (transaction 
 conversions, a code check on every call); here it is the JSON-RPC round trip and a decode.
 Values come back as Ape's do where the agents use them: structs as objects with attribute
 access, addresses checksummed, ``bytes32`` as ``bytes``. ``many`` reads one view for many
-arguments (every game's record) in one JSON-RPC batch request: one round trip, not K.
+arguments (every game's record) in one JSON-RPC batch request: one round trip, not K. A
+record of static fields only (the game's and the job's) is decoded by slicing its words: 0.1 ms,
+not eth_abi's 3 ms (tests/test_views.py checks the two agree).
 """
 
+from functools import lru_cache
 from types import SimpleNamespace
 
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
+
+_STATIC_BASES = ("uint", "int", "address", "bool", "bytes")
+
+
+@lru_cache(maxsize=4096)
+def _checksummed(raw: bytes) -> str:
+    """An address's checksum spelling (a keccak each): the records of 200 games name a few."""
+    return to_checksum_address(raw)
+
+
+def _words(abi_type) -> int | None:
+    """The 32-byte words a value of ``abi_type`` takes when it is static, else None."""
+    if abi_type.type == "tuple":
+        sizes = [_words(c) for c in abi_type.components]
+        return None if None in sizes else sum(sizes)
+    base = abi_type.type
+    if "[" in base or base in ("bytes", "string") or not base.startswith(_STATIC_BASES):
+        return None
+    return 1
+
+
+def _static(abi_type, raw: bytes, at: int):
+    """The static value of ``abi_type`` at word ``at`` of ``raw``, as ``_value`` gives it."""
+    if abi_type.type == "tuple":
+        fields = {}
+        for c in abi_type.components:
+            fields[c.name] = _static(c, raw, at)
+            at += _words(c)
+        return SimpleNamespace(**fields)
+    word = raw[32 * at:32 * at + 32]
+    base = abi_type.type
+    if base == "address":
+        return _checksummed(word[12:])
+    if base == "bool":
+        return word[-1] == 1
+    if base.startswith("uint"):
+        return int.from_bytes(word, "big")
+    if base.startswith("int"):
+        return int.from_bytes(word, "big", signed=True)
+    return word[:int(base[5:])]  # bytesN
 
 
 def _value(abi_type, value):
@@ -42,10 +85,30 @@ class Views:
         block = self.web3.eth.block_number
         out = []
         for start in range(0, len(arg_lists), chunk):
+            calls = [self._call(name, args) for args in arg_lists[start:start + chunk]]
+            out += [self._decode(name, raw) for raw in self._batch(calls, block)]
+        return out
+
+    def _batch(self, calls: list[dict], block: int) -> list[bytes]:
+        """The results of ``calls`` at ``block``, in one batch request. Sent to the provider
+        itself: web3's batch runs its middleware on each call, a third of a second for 250
+        records, and an agent reads every record each block."""
+        provider = self.web3.provider
+        if not hasattr(provider, "make_batch_request"):  # a provider without batches
             with self.web3.batch_requests() as batch:
-                for args in arg_lists[start:start + chunk]:
-                    batch.add(self.web3.eth.call(self._call(name, args), block))
-                out += [self._decode(name, raw) for raw in batch.execute()]
+                for call in calls:
+                    batch.add(self.web3.eth.call(call, block))
+                return [bytes(raw) for raw in batch.execute()]
+        responses = provider.make_batch_request([("eth_call", [call, hex(block)]) for call in calls])
+        if not isinstance(responses, list):  # the whole batch refused: one error object
+            raise ValueError(f"batch of eth_call refused: {responses.get('error', responses)}")
+        out = []
+        for response in responses:
+            if "error" in response:
+                from web3.exceptions import ContractLogicError
+
+                raise ContractLogicError(str(response["error"].get("message", response["error"])))
+            out.append(bytes.fromhex(response["result"][2:]))
         return out
 
     def _call(self, name: str, args) -> dict:
@@ -55,6 +118,14 @@ class Views:
 
     def _decode(self, name: str, raw):
         abi = self.methods[name]
-        values = decode([o.canonical_type for o in abi.outputs], bytes(raw))
+        raw = bytes(raw)
+        sizes = [_words(o) for o in abi.outputs]
+        if None not in sizes and len(raw) == 32 * sum(sizes):  # static: words sliced, not eth_abi's decoder
+            values, at = [], 0
+            for o, size in zip(abi.outputs, sizes):
+                values.append(_static(o, raw, at))
+                at += size
+            return values[0] if len(values) == 1 else tuple(values)
+        values = decode([o.canonical_type for o in abi.outputs], raw)
         decoded = [_value(o, v) for o, v in zip(abi.outputs, values)]
         return decoded[0] if len(decoded) == 1 else tuple(decoded)
