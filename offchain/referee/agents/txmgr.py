@@ -32,6 +32,7 @@ process has are another sender's on our account: an ERROR line names each, once.
 change is a WARNING line, and the agent exports it as a metric.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from eth_utils import keccak
@@ -82,6 +83,7 @@ class Tracked:
     priced_block: int = 0  # the head when it was last signed
     missing_since: int | None = None  # the head when the node was first seen without it
     capped: bool = False  # the fee cap was logged
+    passed_at: int | None = None  # the poll that first saw the chain's nonce past it with no receipt of ours
 
 
 def _bumped(fee: int, per_mille: int) -> int:
@@ -109,6 +111,8 @@ class TxManager:
         self._seen_nonce: int | None = None  # the chain's nonce at the last look
         self._named: set[int] = set()  # foreign nonces already named in an ERROR line
         self._fee_block, self._fee = -1, (0, 0)
+        self._latest: tuple[float, object] | None = None  # (when, the latest block) as last read
+        self._pending_nonce: tuple[float, int] | None = None  # (when, the node's pending nonce)
 
     @property
     def web3(self):
@@ -119,9 +123,20 @@ class TxManager:
 
     # -- fees and nonces -------------------------------------------------------------------
 
+    def _fresh(self, read: tuple[float, object] | None) -> bool:
+        """Whether a figure read at ``read[0]`` is still this block's: read under half a block
+        ago, and since the last ``poll`` (which reads both again). A flush of a hundred transactions reads the block and the nonce a few times, not a
+        hundred (each read is a round trip, and a flush's length is charged to every clock)."""
+        return read is not None and time.monotonic() - read[0] < self.block_time / 2
+
+    def latest_block(self):
+        if not self._fresh(self._latest):
+            self._latest = (time.monotonic(), self.client.read(lambda: self.web3.eth.get_block("latest")))
+        return self._latest[1]
+
     def fees(self) -> tuple[int, int]:
         """(base fee, priority fee) per gas at the latest block, read once per block."""
-        block = self.client.read(lambda: self.web3.eth.get_block("latest"))
+        block = self.latest_block()
         if self._fee_block != block["number"]:
             tip = self.client.read(lambda: self.web3.eth.max_priority_fee)
             self._fee_block, self._fee = block["number"], (block.get("baseFeePerGas", 0), tip)
@@ -143,7 +158,9 @@ class TxManager:
             nonce = min(self.gaps)
             del self.gaps[nonce]
             return nonce
-        return max(self._nonce("pending"), self.next_nonce)
+        if not self._fresh(self._pending_nonce):  # our own sends since are in next_nonce
+            self._pending_nonce = (time.monotonic(), self._nonce("pending"))
+        return max(self._pending_nonce[1], self.next_nonce)
 
     def used(self, nonce: int) -> None:
         """``nonce`` went out (a waited ``send``, or a submission the node took)."""
@@ -185,6 +202,7 @@ class TxManager:
                         journal.forget_tx(key)
                 if "nonce too low" in str(exc).lower() and attempt < self.knobs.nonce_too_low_retries:
                     self.used(nonce)  # another transaction has it: never again
+                    self._pending_nonce = None
                     nonce = None
                     continue
                 self.release(nonce)
@@ -228,7 +246,9 @@ class TxManager:
         if self.client.account is None:
             return []  # a read-only client sends nothing
         self._polls += 1
-        block = self.client.read(lambda: self.web3.eth.get_block("latest"))
+        self._latest = (time.monotonic(), self.client.read(lambda: self.web3.eth.get_block("latest")))
+        self._pending_nonce = None  # read again at this pass's first submission
+        block = self._latest[1]
         head, now = block["number"], block["timestamp"]
         chain_nonce = self._nonce("latest")  # before the receipts: a nonce passed without one is not ours
         mined = []
@@ -242,6 +262,10 @@ class TxManager:
                 else:
                     mined.append(Mined(t.keys, t.method, receipt["status"] == 1, receipt["gasUsed"],
                                        receipt["blockNumber"], receipt["logs"], self.skipped(receipt, t.keys)))
+            elif chain_nonce > nonce and t.passed_at in (None, self._polls):
+                # a node under load can count a block's nonces before it serves the block's
+                # receipts: "replaced" only if no receipt of ours has come by the next look
+                t.passed_at = self._polls
             elif chain_nonce > nonce:
                 del self.pending[nonce]
                 self._forget(t, f"error: nonce {nonce} of {self.client.address} was taken by a transaction "
