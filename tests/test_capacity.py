@@ -112,6 +112,7 @@ def test_throughput_is_a_moving_figure_of_the_last_ticks():
     meter.record(0, 0.0, 1.0)  # a tick that sent nothing: no send rate from it
     assert meter.send_rate is None
     meter.record(10, 1.0, 2.0)
+    assert meter.tick_time == 0.0  # two ticks: the first (a catch-up over history) does not count yet
     meter.record(30, 1.0, 3.0)
     assert meter.send_rate == 20.0 and meter.tick_time == 2.0
     for _ in range(4):  # the old ticks leave the window

@@ -50,6 +50,7 @@ LOG_CHUNK = 2000  # blocks per log query
 NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
 BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
 HEAD_POLL = 0.1  # seconds between looks at the head while waiting for the next block
+FLUSH_SHARE = 0.5  # of a block: market calls past it in one flush wait for the next block
 CHANGED_BY_MUCH = 0.25  # a capacity or a shortfall that moved by this part is logged again
 
 
@@ -129,6 +130,8 @@ class Agent:
         self._methods: dict[str, str] = {}  # the method of each submitted key, for the gas table
         self._budget = (-1, 0)  # (block, gas submitted in it): the agent's share is per block
         self._jobs_seen: dict[int, object] = {}  # job records read this tick
+        self._reads: dict[str, object] = {}  # chain figures read once this tick (``per_tick``)
+        self.now = 0  # the latest block's time, as the tick read it
         self._clocks: list[tuple[int, int]] = []  # (own, opponent's) seconds left, per game in play
         self._movers_left: list[int] = []  # seconds until each game's side to move runs out
         self.waits = WaitNotes(self.log, every=300)  # "waiting: ..." once, then every 5 minutes
@@ -167,10 +170,24 @@ class Agent:
 
     def block_space(self) -> BlockSpace:
         """What filling blocks ahead of ours costs now (``terms.stuffing_cost``)."""
-        return BlockSpace(self.block_gas, *self.client.txmgr.fees())
+        return self.per_tick("space", lambda: BlockSpace(self.block_gas, *self.client.txmgr.fees()))
+
+    def per_tick(self, name: str, read: Callable):
+        """``read()`` once per tick, however many jobs ask: a tick weighing 250 new jobs' terms
+        made four reads each (22 s here), and the tick is the unit of the agent's capacity."""
+        if name not in self._reads:
+            self._reads[name] = read()
+        return self._reads[name]
 
     def games_in_play(self) -> int:
-        return len(self.journal.active_games())
+        return len(self._playing())
+
+    def _playing(self) -> list[tuple[int, int]]:
+        """(game, job) of our games not over, by the records this tick read: a game won and
+        waiting for its settle makes no more moves, so it takes none of the capacity."""
+        seen = self._games_seen
+        return [(g, j) for g, j in self.journal.active_games()
+                if g not in seen or RESULT_OF_PHASE.get(seen[g].phase, IN_PLAY) == IN_PLAY]
 
     def describe_capacity(self) -> None:
         """Logs the worst-case capacity per model (the largest job it can be posted), and what a
@@ -191,7 +208,7 @@ class Agent:
             if _changed(self._alarms.get(f"capacity:{model.name}"), games):
                 self._alarms[f"capacity:{model.name}"] = games
                 self.log(f"capacity for {model.name} now: {self.capacity(model, cap.MAX_POSTED_ROWS).describe()}")
-        in_play = self.journal.active_games()
+        in_play = self._playing()
         least = None  # (capacity, job id, model, rows) of the job whose games allow the fewest
         for job_id in sorted({j for _, j in in_play}):
             row = self.journal.job(job_id)
@@ -236,6 +253,7 @@ class Agent:
         transactions submitted (they are mined by the next block, not waited for)."""
         started, self._trace_seconds = time.perf_counter(), 0.0
         self._queue, self._jobs_seen, self._games_seen, self._clocks, self._movers_left = [], {}, {}, [], []
+        self._reads = {}
         self.reset_watch.check()  # a restarted local chain stops the agent (reset.py)
         with self.journal.batch():  # one commit for every receipt of the pass
             self._guarded(self._receipts)
@@ -342,47 +360,60 @@ class Agent:
                 return
 
     def _flush(self) -> int:
-        """Submits this tick's actions, the nearest deadline first, within the agent's share of
-        the block's gas (the rest wait for the next block): market calls one transaction each,
-        game calls packed into multicalls by the gas table; returns how many actions went out."""
+        """Submits this tick's actions in order of deadline, the nearest first, within the
+        agent's share of the block's gas (the rest wait for the next block): market calls one
+        transaction each, each run of game calls packed into multicalls by the gas table. A burst
+        of market calls (challenges of many wrong results) therefore never holds back a move whose
+        clock ends sooner, and once the flush has taken ``FLUSH_SHARE`` of a block the rest of
+        it waits for the next block: a burst does not stretch the tick every game waits on.
+        Returns how many actions went out."""
         started, client = time.perf_counter(), self.client
         head = client.head()
         block, used = self._budget if self._budget[0] == head else (head, 0)
         budget, sent, txs = int(self.block_gas * cap.BLOCK_SHARE), 0, 0
         queue = sorted(self._queue, key=lambda a: a.deadline)
-        market = [a for a in queue if a.contract is not client.game]
         waiting: list[Action] = []
-        for i, action in enumerate(market):  # claim, commit, challenge, settle, withdraw: alone
-            tx = self._guarded(client.prepare, action.key, action.contract or client.market,
-                               action.method, *action.args, value=action.value, stake=action.stake,
-                               deadline=_deadline(action))
-            if tx is None:
+        for is_move, run in _runs(queue, lambda a: a.contract is client.game):
+            if waiting or (used and used >= budget):
+                waiting += run
                 continue
-            if used and used + tx.gas_limit > budget:
-                waiting = market[i:]
-                break
-            if self._guarded(client.submit, tx) is not None:
-                used, sent, txs = used + tx.gas_limit, sent + 1, txs + 1
-                self._sent([action])
-        moves = [(a, client.encode(client.game, a.method, *a.args)) for a in queue if a.contract is client.game]
-        batches, rest = ([], moves) if waiting or (used and used >= budget) else batching.pack(
-            moves, self.gas_table, budget - used if used else budget, client.max_calls, client.max_call_bytes)
-        for batch in batches:
-            actions = {a.key: a for a, _ in batch.calls}
-            if batch.alone:
-                (action, _), = batch.calls
-                tx = self._guarded(client.prepare, action.key, client.game, action.method, *action.args,
-                                   stake=action.stake, deadline=_deadline(action))
-            else:
-                calls = [a for a, _ in batch.calls]  # the batch's fee cap and hurry: its largest stake, nearest deadline
-                tx = self._guarded(client.prepare_batch, [(a.key, data) for a, data in batch.calls],
-                                   stake=max(a.stake for a in calls), deadline=_deadline(min(calls, key=lambda a: a.deadline)))
-            if tx is None:
+            if not is_move:  # claim, commit, challenge, settle, withdraw: alone
+                for i, action in enumerate(run):
+                    tx = self._guarded(client.prepare, action.key, action.contract or client.market,
+                                       action.method, *action.args, value=action.value, stake=action.stake,
+                                       deadline=_deadline(action))
+                    if tx is None:
+                        continue
+                    if used and used + tx.gas_limit > budget:
+                        waiting += run[i:]
+                        break
+                    if self._guarded(client.submit, tx) is not None:
+                        used, sent, txs = used + tx.gas_limit, sent + 1, txs + 1
+                        self._sent([action])
+                    if time.perf_counter() - started > FLUSH_SHARE * self.block_time:
+                        waiting += run[i + 1:]  # the tick stays within a block: later games' moves wait on it
+                        break
                 continue
-            if self._guarded(client.submit, tx) is not None:
-                used, sent, txs = used + tx.gas_limit, sent + len(tx.keys), txs + 1
-                self._sent([actions[key] for key in tx.keys])
-        waiting += [a for a, _ in rest]
+            moves = [(a, client.encode(client.game, a.method, *a.args)) for a in run]
+            batches, rest = batching.pack(moves, self.gas_table, budget - used, client.max_calls,
+                                          client.max_call_bytes)
+            for batch in batches:
+                actions = {a.key: a for a, _ in batch.calls}
+                if batch.alone:
+                    (action, _), = batch.calls
+                    tx = self._guarded(client.prepare, action.key, client.game, action.method, *action.args,
+                                       stake=action.stake, deadline=_deadline(action))
+                else:
+                    calls = [a for a, _ in batch.calls]  # the batch's fee cap and hurry: its largest stake, nearest deadline
+                    tx = self._guarded(client.prepare_batch, [(a.key, data) for a, data in batch.calls],
+                                       stake=max(a.stake for a in calls),
+                                       deadline=_deadline(min(calls, key=lambda a: a.deadline)))
+                if tx is None:
+                    continue
+                if self._guarded(client.submit, tx) is not None:
+                    used, sent, txs = used + tx.gas_limit, sent + len(tx.keys), txs + 1
+                    self._sent([actions[key] for key in tx.keys])
+            waiting += [a for a, _ in rest]
         if waiting:
             self.log(f"this block's share of gas is used: {len(waiting)} action(s) wait for the next")
         self._note_backlog(head, waiting)
@@ -624,6 +655,18 @@ _GAME_CALLS = _MOVES | {"timeout"}  # what a multicall carries
 def _changed(before: int | None, now: int) -> bool:
     """Whether a figure last logged as ``before`` (None: never) moved enough to log again."""
     return before is None or abs(now - before) > CHANGED_BY_MUCH * max(before, 1)
+
+
+def _runs(actions: list[Action], is_move: Callable[[Action], bool]) -> list[tuple[bool, list[Action]]]:
+    """``actions`` cut into maximal runs of game calls and of market calls, order kept."""
+    runs: list[tuple[bool, list[Action]]] = []
+    for action in actions:
+        kind = is_move(action)
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(action)
+        else:
+            runs.append((kind, [action]))
+    return runs
 
 
 def _deadline(action: Action) -> int | None:

@@ -51,6 +51,7 @@ MAX_POSTED_ROWS = 4096     # JobMarket.MAX_ROWS: the largest job, for worst-case
 BASE_MOVE_GAS = 300_000
 CALLDATA_GAS_PER_BYTE = 40
 THROUGHPUT_TICKS = 16  # ticks the send rate and tick length are averaged over
+THROUGHPUT_MIN_TICKS = 3  # ticks measured before the tick length counts (the first catches up)
 
 
 def bisection_rounds(n_ops: int, arity: int) -> int:
@@ -166,9 +167,13 @@ class Throughput:
 
     @property
     def tick_time(self) -> float:
-        """The median tick: one slow tick (a node's hiccup) does not halve the capacity."""
+        """The median tick: one slow tick (a node's hiccup) does not halve the capacity; nor
+        does the first one, which reads the history since the agent last ran (0 until
+        ``THROUGHPUT_MIN_TICKS`` ticks are measured)."""
+        if len(self._ticks) < THROUGHPUT_MIN_TICKS:
+            return 0.0
         ticks = sorted(t for _, _, t in self._ticks)
-        return ticks[len(ticks) // 2] if ticks else 0.0
+        return ticks[len(ticks) // 2]
 
 
 def block_time_of(timestamps: list[int]) -> float:

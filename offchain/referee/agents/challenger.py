@@ -13,7 +13,9 @@ won, it also drives the job's other open games to a close (``timeout`` when thei
 has run out, ``settle`` once they are over; anyone may call both): the pool the market pays only
 when the job's last game closes is not left stranded behind a game its players let stall. It
 takes on no game beyond its capacity (``capacity.py``: its games in play and the challenges it
-has sent, counted as it sends them) or ``max_bond``, and logs why it declined.
+has sent, counted as it sends them) or ``max_bond``, and logs why it declined; a wrong result
+refused only for capacity waits ("at capacity") and is challenged once games end, while its
+window is open.
 """
 
 from ..hashing import to_hex
@@ -24,6 +26,7 @@ from .player import deadline_of
 from .terms import challenger_refusal, ether
 
 CHALLENGING = "challenging"  # a job whose challenge we sent, its game not yet seen in the logs
+AT_CAPACITY = "at capacity"  # a wrong result we wait to challenge until games of ours end
 
 
 class Challenger(Agent):
@@ -39,7 +42,10 @@ class Challenger(Agent):
         for model_id in self.models:  # inputs recorded as they are posted: no history scan per result
             for log in client.logs(client.market, "JobPosted", start, stop, model_id=model_id):
                 self.journal.add_posted(log.job_id, model_id, log.rows, bytes(log.input))
-        for log in client.logs(client.market, "JobCommitted", start, stop):
+        committed = client.logs(client.market, "JobCommitted", start, stop)
+        # every committed job's record in one batch request, not one read each (245 results at once)
+        self._jobs_seen.update(client.job_records([log.job_id for log in committed if log.job_id not in self._jobs_seen]))
+        for log in committed:
             job = self.job(log.job_id)
             if job.model_id not in self.models:
                 continue
@@ -70,15 +76,24 @@ class Challenger(Agent):
             return None  # computed in the background; checked on a later pass
         if trace.trace_root == bytes(job.trace_root):
             return self.finish(row, "checked: the result is right", served=True)
-        if client.now() >= job.challenge_deadline:
+        if self.now >= job.challenge_deadline:
             return self.finish(row, "wrong result, but the challenge window has passed")
         if row.state != CHALLENGING:  # a challenge on its way is counted already
-            refusal = challenger_refusal(client.challenger_bond, self.limits, self.commitments(),
-                                         self.capacity(self.models[row.model_id], row.rows).games,
+            games = self.per_tick("commitments", self.commitments)
+            capacity = self.capacity(self.models[row.model_id], row.rows).games
+            refusal = challenger_refusal(client.challenger_bond, self.limits, games, capacity,
                                          space=self.block_space(), clock=client.clock, block_time=self.block_time)
-            if refusal is not None:
+            if refusal is not None and games < capacity:  # the terms: never
                 return self.finish(row, f"wrong result; not challenged: {refusal}")
+            if refusal is not None:  # at capacity: challenged once games end, while the window is open
+                if row.state != AT_CAPACITY:
+                    note = f"wrong result; not challenged yet: {refusal}"
+                    self.journal.set_job(row.job_id, AT_CAPACITY, note)
+                    self.log(f"job {row.job_id}: {note}; waiting for games to end, until the window closes "
+                             f"in {job.challenge_deadline - self.now:,} s")
+                return None
             self.journal.set_job(row.job_id, CHALLENGING)
+            self._reads["commitments"] += 1  # this tick's figure: counted as it is sent
         # the game is recorded from the JobChallenged log (on_logs), once the challenge is mined
         return self.send(f"challenge:{row.job_id}", "challenge", row.job_id, value=client.challenger_bond,
                          what=f"job {row.job_id}: wrong S_N, challenged with {ether(client.challenger_bond)}",

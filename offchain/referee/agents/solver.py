@@ -68,7 +68,7 @@ class Solver(Agent):
     def advance_job(self, row: JobRow):
         client, me = self.client, self.client.address
         job = self.job(row.job_id)
-        now = client.now()
+        now = self.now
         if job.status == OPEN:
             if now >= job.claim_deadline:
                 return self.finish(row, "claim window passed")
@@ -76,8 +76,9 @@ class Solver(Agent):
             if row.state == CLAIMING:  # our claim is on its way: counted already, never dropped
                 return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
                                  what=f"job {row.job_id}: claimed", deadline=job.claim_deadline, stake=job.fee)
-            games, capacity = self.commitments(), self.capacity(model, job.rows).games
-            refusal = solver_refusal(job, model.output_cols, self.limits, client.gas_price(), self.block_time,
+            games, capacity = self.per_tick("commitments", self.commitments), self.capacity(model, job.rows).games
+            refusal = solver_refusal(job, model.output_cols, self.limits, self.per_tick("gas", client.gas_price),
+                                     self.block_time,
                                      games, capacity, space=self.block_space(), clock=client.clock)
             if refusal is not None and games < capacity:
                 return self.finish(row, f"skipped: {refusal}")
@@ -86,7 +87,7 @@ class Solver(Agent):
                     self.journal.set_job(row.job_id, "at capacity")
                     self.log(f"job {row.job_id}: waiting, {refusal}")
                 return None
-            if client.free_stake() < job.solver_bond:
+            if self.per_tick("free stake", client.free_stake) < job.solver_bond:
                 if row.state != "short of stake":
                     self.journal.set_job(row.job_id, "short of stake")
                     self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
@@ -94,6 +95,8 @@ class Solver(Agent):
             if self.trace_ready(row) is None:  # before the claim: the commit window never waits on it
                 return None
             self.journal.set_job(row.job_id, CLAIMING)  # counts against capacity from now on
+            self._reads["commitments"] += 1  # and against this tick's figures: the claim is not yet mined
+            self._reads["free stake"] -= job.solver_bond
             return self.send(f"claim:{row.job_id}:{job.claim_deadline}", "claim", row.job_id,
                              what=f"job {row.job_id}: claimed", deadline=job.claim_deadline, stake=job.fee)
         if job.status == CLAIMED and job.solver != me:
