@@ -241,14 +241,14 @@ def job_input(seed: int):
     return int8_tensor(random_input(random.Random(seed), ROWS, 7))
 
 
-def sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path):
+def sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path, windows=WINDOWS):
     """The set-up of a flood of games on an honest solver: ``solver`` staked, a job of
     ``requester``'s posted for it, and a Sybil ``Attacker`` on ``attacker_account`` that will
     challenge it from a lying trace and never play ``step``. Returns (job id, attacker)."""
     solver.ensure_stake(SOLVER_BOND)
     market = solver.client.market
     x = job_input(1)
-    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *windows, value=FEE, sender=requester)
     lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
     attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
                         lambda job_id: lie, as_solver=False, never=("step",))

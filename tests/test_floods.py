@@ -19,6 +19,7 @@ not the protocol, is then the limit. ``REFEREE_FLOOD_GAMES`` and ``REFEREE_FLOOD
 import os
 
 from accounting import assert_accounting
+from game_bots import STATS
 from flood import (BOND, FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, judge, owed_to_winner, sybil_scene,
                    withdrawn)
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
@@ -86,8 +87,9 @@ def test_flood_of_jobs_honest_challenger_wins_every_game(chain, accounts, deploy
     assert_accounting(market)
 
 
-def test_flood_beyond_capacity_is_declined_with_its_reason(chain, accounts, deployment, model, agent):
-    """A challenger at its capacity declines more games, saying why, instead of losing them on time."""
+def test_flood_beyond_capacity_is_declined_until_games_end_with_its_reason(chain, accounts, deployment, model, agent):
+    """A challenger at its capacity declines more games for now, saying why, instead of losing them
+    on time; it challenges the wrong result it waited on once a game of its has ended."""
     liar_account, challenger_account = accounts[4], accounts[5]
     liar = agent(Solver, liar_account, "liar", cheat="wrong-output", min_fee=0)
     min_bond = DEFAULT_PARAMS["min_solver_bond"]
@@ -109,17 +111,22 @@ def test_flood_beyond_capacity_is_declined_with_its_reason(chain, accounts, depl
         assert challenger.capacity(model, ROWS).games == 2
         decided = lambda: all(challenger.journal.job(j) is not None and  # noqa: E731
                               challenger.journal.job(j).state != "to check" for j in range(1, 4))
+        def challenged() -> set[int]:
+            return {log.job_id for log in market.JobChallenged.range(
+                0, chain.blocks.height + 1, search_topics={"challenger": challenger_account.address})}
+
         with Lockstep(chain.provider.uri) as lockstep:
             lockstep.run([liar, challenger], [liar], decided)
+            states = {j: (challenger.journal.job(j).state, challenger.journal.job(j).note) for j in range(1, 4)}
+            declined = [j for j, (state, note) in states.items() if "not challenged" in note]
+            assert len(declined) == 1, states
+            assert states[declined[0]] == ("at capacity", "wrong result; not challenged yet: 2 games in play "
+                                                          "already, at capacity 2")
+            assert challenged() == {1, 2, 3} - set(declined)
+            # it waits, not gives up: once a game of its ends, the third wrong result is challenged
+            lockstep.run([liar, challenger], [liar, challenger], lambda: challenged() == {1, 2, 3})
     finally:
         node.make_request("anvil_setBlockGasLimit", [hex(limit)])
-    states = {j: (challenger.journal.job(j).state, challenger.journal.job(j).note) for j in range(1, 4)}
-    declined = [j for j, (state, note) in states.items() if "not challenged" in note]
-    assert len(declined) == 1, states
-    assert "2 games in play already, at capacity 2" in states[declined[0]][1]
-    challenged = {log.job_id for log in market.JobChallenged.range(0, chain.blocks.height + 1,
-                                                                   search_topics={"challenger": challenger_account.address})}
-    assert challenged == {1, 2, 3} - set(declined)
 
 
 def test_solver_prints_its_capacity_and_the_flood_cost(accounts, deployment, model, agent):
@@ -133,3 +140,55 @@ def test_solver_prints_its_capacity_and_the_flood_cost(accounts, deployment, mod
     [line] = lines
     assert f"{worst.games:,} games at once" in line
     assert "a flood beyond it costs the attacker 44.2 ETH in challenger bonds" in line  # 442 x 0.1 ETH
+
+
+def test_flood_at_twice_capacity_costs_the_solver_at_most_its_bond(chain, accounts, deployment, model, agent,
+                                                                     tmp_path):
+    """Beyond capacity (docs/security.md, "Beyond capacity"): a Sybil flood of twice the
+    solver's capacity is warned of at once with its shortfall, played nearest deadline first,
+    and the most the solver can lose is the flooded job's bond, while the attacker loses a
+    bond on every game the solver wins. Blocks of 1.3M gas every 200 s make the capacity 2 (two
+    moves fit half a block; 7 moves a game at a block each fit half the 3600 s clock once)."""
+    requester, solver_account, attacker_account = accounts[1], accounts[2], accounts[3]
+    node = chain.provider.web3.provider
+    limit = chain.provider.web3.eth.get_block("latest")["gasLimit"]
+    node.make_request("anvil_setBlockGasLimit", [hex(1_300_000)])
+    # small blocks are cheap to stuff: at 300 gwei the 1200 s commit window (6 blocks) costs 2.3
+    # ETH to fill, more than the 1 ETH bond (terms.stuffing_cost); the fee is not weighed (min_fee=0)
+    node.make_request("anvil_setNextBlockBaseFeePerGas", [hex(300 * 10**9)])
+    node.make_request("evm_mine", [])
+    lines: list[str] = []
+    try:
+        solver = agent(Solver, solver_account, "solver", block_time=200, min_fee=0)
+        solver._log = lines.append
+        capacity = solver.capacity(model, ROWS).games
+        assert capacity == 2
+        K2 = 2 * capacity
+        market, game = solver.client.market, solver.client.game
+        job, attacker = sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path,
+                                    windows=(1200, 1200, 3600))
+        start = chain.blocks.height
+        with Lockstep(chain.provider.uri, block_time=200) as lockstep:
+            lockstep.run([solver], [solver], lambda: market.job(job).status == COMMITTED)
+            attacker.challenge(job, K2)
+            lockstep.run([solver, attacker], [solver],
+                         lambda: market.job(job).status in (FINALIZED, REJECTED) and market.credit(solver_account) == 0)
+    finally:
+        node.make_request("anvil_setBlockGasLimit", [hex(limit)])
+    stop = chain.blocks.height
+    games = sorted(attacker.games)
+    won = sum(game.result(g) == 1 for g in games)
+    lost_bond = SOLVER_BOND - market.stake(solver_account)
+    paid = withdrawn(market, solver_account, start, stop)
+    left = min(game.games(g).solver_time for g in games)
+    line = (f"flood (twice the capacity, lockstep, 200 s blocks of 1.3M gas): K={K2} at capacity {capacity}, won "
+            f"{won}/{K2}, least clock left {left} s of 3600, bond lost {lost_bond / 10**18:g} ETH, withdrawn "
+            f"{paid / 10**18:g} ETH")
+    STATS.figures.append(line)
+    # warned at once, naming the shortfall
+    assert any(f"beyond capacity: {K2} games in play, capacity {capacity} for job {job}" in l and
+               f"{K2 - capacity} games short" in l for l in lines), line
+    # the bound: at most the flooded job's bond lost; every game it won paid it the Sybil's bond
+    assert 0 <= lost_bond <= SOLVER_BOND and market.locked(solver_account) == 0, line
+    assert paid >= won * BOND + (FEE if lost_bond == 0 else 0), line
+    assert_accounting(market)

@@ -156,11 +156,19 @@ def test_wallclock_sybil_flood_honest_solver_wins_with_clock_left(chain, account
     judge("Sybil games on an honest solver", "K", K, game, sorted(attacker.games), as_solver=True)
 
 
+class Liar(Solver):
+    """The bait jobs' solver: an attacker claims and commits every job it posted at once,
+    however many games they may draw (an honest solver counts its claims against capacity)."""
+
+    def commitments(self) -> int:
+        return 0
+
+
 def test_wallclock_bait_jobs_honest_challenger_wins_with_clock_left(chain, accounts, model, world, tmp_path):
     J = _count("REFEREE_WALLCLOCK_JOBS", 10, False, model)
     deployment, files = world
     journal = Journal(tmp_path / "liar" / "state.sqlite")
-    liar = Solver(ChainClient(deployment, accounts[4], journal, patience=30), journal, [model],
+    liar = Liar(ChainClient(deployment, accounts[4], journal, patience=30), journal, [model],
                   TraceStore(tmp_path / "liar" / "traces"), name="liar", device="cpu", cheat="wrong-output",
                   min_fee=0, block_time=BLOCK, log=lambda line: None)
     min_bond = DEFAULT_PARAMS["min_solver_bond"]
