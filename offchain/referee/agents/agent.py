@@ -608,7 +608,8 @@ class Agent:
         credit = self.client.credit()
         if credit == 0:
             return None
-        if any(key.startswith("withdraw:") for key in self._whats):
+        in_flight = [key for tx in self.client.in_flight() for key in tx.keys]  # a restart's too
+        if any(key.startswith("withdraw:") for key in [*self._whats, *in_flight]):
             return None  # one withdrawal in flight at a time
         return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}", stake=credit)
 

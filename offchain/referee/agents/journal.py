@@ -22,6 +22,10 @@ agent cheaply after a restart:
   hashes, written together. A key still ``sent`` after a restart is never sent again while a
   hash of it is mined or in the node's pool (without a hash: until the account's nonce shows
   it mined or dropped); one the node does not know is forgotten and sent again.
+- ``inflight``: each transaction the transaction manager follows, by nonce, with all it needs
+  to go on following it (keys, calldata, fees, deadline, stake, hashes): a restarted agent
+  re-adopts them, bumps them as before and notices them mined, dropped or replaced, instead of
+  leaving them stuck in the pool. A row goes when its transaction is mined or forgotten.
 
 Every write is its own transaction (autocommit), so a kill at any moment loses at most the
 step in flight, which the next run redoes from the chain; ``batch()`` groups the writes of one
@@ -62,6 +66,7 @@ CREATE TABLE IF NOT EXISTS posted (
 CREATE TABLE IF NOT EXISTS txs (
     key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
     gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tx_hash TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS inflight (nonce INTEGER PRIMARY KEY, fields TEXT NOT NULL);
 """
 
 DONE = "done"  # a job or game the agent no longer acts on
@@ -337,3 +342,16 @@ class Journal:
 
     def gas_by_key(self) -> list[tuple[str, int]]:
         return list(self._db.execute("SELECT key, gas FROM txs WHERE status = 'mined' ORDER BY rowid"))
+
+    # -- transactions in flight (the transaction manager's) --------------------------------
+
+    def track(self, nonce: int, fields: dict) -> None:
+        """The transaction in flight at ``nonce``, as the transaction manager follows it."""
+        self._db.execute("INSERT OR REPLACE INTO inflight VALUES (?, ?)", (nonce, json.dumps(fields)))
+
+    def untrack(self, nonce: int) -> None:
+        self._db.execute("DELETE FROM inflight WHERE nonce = ?", (nonce,))
+
+    def tracked(self) -> list[dict]:
+        """Every transaction left in flight, lowest nonce first."""
+        return [json.loads(row[0]) for row in self._db.execute("SELECT fields FROM inflight ORDER BY nonce")]
