@@ -14,7 +14,8 @@ mined by the test:
   with its claim stuck behind blocks stuffed at a higher tip is started again on the same
   journal, and the claim (the same nonce) is bumped until mined, with no second transaction and
   no nonce gap (before the journal kept what is in flight, the new run never bumped it: the claim
-  sat in the pool for as long as the stuffing lasted);
+  sat in the pool for as long as the stuffing lasted); and a nonce dropped while no process
+  followed it is noticed by the next run, and its gap filled so the transaction behind it is mined;
 - another sender on the same account (two agents, or a wallet): the nonce it used is named in
   an ERROR line, once, and a transaction of ours it displaced is decided again.
 
@@ -351,6 +352,19 @@ def test_a_gap_another_sender_filled_is_nonce_too_low_and_sent_at_a_fresh_nonce(
     assert again.nonce == a.nonce + 1 and c.journal.tx("deposit:a").nonce == a.nonce + 1
     node.request("evm_mine", [])
     assert [m.key for m in c.poll()] == ["deposit:a"]
+
+
+def test_restart_finds_its_dropped_nonce_a_gap_and_fills_it(accounts, client, node):
+    c = client(accounts[3], name="gap")
+    a, b = deposit(c, "deposit:a"), deposit(c, "deposit:b")
+    drop_keeping_the_next(node, c, a, b)
+    c.journal.close()  # stopped: a was dropped while no process followed it, b waits behind it
+    again = client(accounts[3], name="gap")
+    assert again.poll() == [] and again.forgotten() == ["deposit:a"]  # re-adopted: a noticed dropped
+    again.poll()  # nothing decided for it: the gap is filled, and b mined behind it
+    node.request("evm_mine", [])
+    assert [m.key for m in again.poll()] == ["deposit:b"], again.lines
+    assert any(f"nonce {a.nonce}: gap filled" in line for line in again.lines)
 
 
 # ---------------------------------------------------------------------------
