@@ -11,6 +11,10 @@ agent cheaply after a restart:
 - ``game_logs``: the latest log of each kind a move answers (``Bisected``, ``ChildrenRevealed``,
   ``RowRevealed``) and the ``GameResolved`` of every game the agent plays, as its log scan
   passes them, so a move reads what the opponent revealed here, not from the chain's history.
+- ``challenges``: every game opened on a job the agent follows (any challenger's), from its
+  ``JobChallenged`` log as the scan passes it, so a challenger closing a job's other games
+  finds them here, not in a scan of the chain's history. A journal from before this table
+  notes the block its records start at (``challenges_from``), read from the chain once.
 - ``move_gas``: the gas of the agent's latest moves in each model's games (the last
   ``MOVE_GAS_WINDOW``), which refine that model's capacity and no other's.
 - ``posted``: the input of each job posted on a model the agent follows, from its ``JobPosted``
@@ -66,6 +70,8 @@ CREATE TABLE IF NOT EXISTS posted (
 CREATE TABLE IF NOT EXISTS txs (
     key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
     gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tx_hash TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS challenges (
+    game_id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, challenger TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inflight (nonce INTEGER PRIMARY KEY, fields TEXT NOT NULL);
 """
 
@@ -147,7 +153,10 @@ class Journal:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self._db.executescript(SCHEMA)
+            if "challenges" not in tables and self.cursor() is not None:  # older: the challenges before are not here
+                self.set("challenges_from", str(self.cursor() + 1))
             columns = [row[1] for row in self._db.execute("PRAGMA table_info(txs)")]
             if "tx_hash" not in columns:  # a journal written before pipelined transactions
                 self._db.execute("ALTER TABLE txs ADD COLUMN tx_hash TEXT NOT NULL DEFAULT ''")
@@ -277,6 +286,15 @@ class Journal:
         row = self._db.execute("SELECT fields FROM game_logs WHERE game_id = ? AND event = ?",
                                (game_id, event)).fetchone()
         return {k: _typed(v) for k, v in json.loads(row[0]).items()} if row else None
+
+    def add_challenge(self, game_id: int, job_id: int, challenger: str) -> None:
+        """Game ``game_id`` was opened on ``job_id`` by ``challenger`` (ours or another's)."""
+        self._db.execute("INSERT OR IGNORE INTO challenges VALUES (?, ?, ?)", (game_id, job_id, challenger))
+
+    def challenges_of(self, job_id: int) -> list[int]:
+        """The ids of every game recorded as opened on ``job_id``, in order."""
+        rows = self._db.execute("SELECT game_id FROM challenges WHERE job_id = ? ORDER BY game_id", (job_id,))
+        return [row[0] for row in rows]
 
     def model_of_game(self, game_id: int) -> int | None:
         row = self._db.execute("SELECT model_id FROM games JOIN jobs USING (job_id) WHERE game_id = ?",
