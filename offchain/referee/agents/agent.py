@@ -35,7 +35,7 @@ from ..model import IntegerModel
 from ..trace import Trace, TraceStore
 from . import batching
 from . import capacity as cap
-from .capacity_watch import CapacityWatch
+from .capacity_watch import CapacityLines, CapacityWatch
 from .client import CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, SOLVER_WON, ChainClient, ChainUnavailable
 from .journal import DONE, MOVE_GAS_WINDOW, JobRow, Journal
 from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
@@ -104,7 +104,8 @@ class Agent(CapacityWatch, Sending):
         self._sending = (0, 0.0)  # (transactions, seconds) of this tick's flush
         self._trace_seconds = 0.0  # of this tick, spent computing new jobs' traces
         self._backlog: dict[str, int] = {}  # key -> the head it was first decided at, still unsent
-        self._alarms: dict[str, int] = {}  # what was last logged: capacity per model, backlog, shortfall
+        self._alarms: dict[str, int] = {}  # what was last logged: backlog, shortfall
+        self.capacity_lines = CapacityLines()  # the capacity figures last logged, per model
         self._games_seen: dict[int, object] = {}  # game records read this tick (one batch request)
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line

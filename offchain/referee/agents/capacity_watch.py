@@ -2,8 +2,10 @@
 
 The figure is ``capacity.Capacity``'s, from the agent's models, the chain's block time and
 gas limit, the gas of its latest moves and its own measured sending (``capacity.Throughput``).
-The agent logs its worst case at start (``describe_capacity``), again when its measured
-sending moves it by much, and warns at once when it plays more games than the capacity for
+The agent logs its worst case at start (``describe_capacity``), again when its games figure
+has moved by more than a tenth or its bound (block gas, send rate, tick length) has changed,
+and stayed so for a few ticks (``CapacityLines``: a send rate measured over a few ticks wavers,
+and a line each time it did would bury the log), and warns at once when it plays more games than the capacity for
 their jobs, or when decided actions wait for more than a block (a backlog).
 """
 
@@ -14,7 +16,40 @@ from .sending import Action
 from .terms import BlockSpace, ether
 
 BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
-CHANGED_BY_MUCH = 0.25  # a capacity or a shortfall that moved by this part is logged again
+CHANGED_BY_MUCH = 0.25  # a shortfall or a backlog that moved by this part is logged again
+MOVED_BY = 0.10  # a capacity whose games figure moved by more than this part is logged again...
+SETTLE_TICKS = 3  # ...once it has held for this many ticks (as has a change of its bound)
+
+
+class CapacityLines:
+    """Which capacity figures are worth a line, per model: the first, then one whose games
+    figure moved by more than ``moved_by`` from the one last logged or whose bound changed,
+    once it has held for ``settle`` ticks in a row (a wavering figure is not logged at each
+    swing)."""
+
+    def __init__(self, moved_by: float = MOVED_BY, settle: int = SETTLE_TICKS):
+        self.moved_by, self.settle = moved_by, settle
+        self._logged: dict[str, tuple[int, str]] = {}  # model -> (games, bound) last logged
+        self._held: dict[str, int] = {}  # model -> ticks in a row its figure differed from that
+
+    def has(self, name: str) -> bool:
+        return name in self._logged
+
+    def logged(self, name: str, games: int, bound: str) -> None:
+        self._logged[name] = (games, bound)
+        self._held.pop(name, None)
+
+    def due(self, name: str, games: int, bound: str) -> bool:
+        """Whether this tick's figure for ``name`` is to be logged (it then counts as logged)."""
+        last = self._logged.get(name)
+        if last is not None and bound == last[1] and abs(games - last[0]) <= self.moved_by * max(last[0], 1):
+            self._held.pop(name, None)
+            return False
+        self._held[name] = self._held.get(name, 0) + 1
+        if last is not None and self._held[name] < self.settle:
+            return False
+        self.logged(name, games, bound)
+        return True
 
 
 class CapacityWatch:
@@ -54,20 +89,20 @@ class CapacityWatch:
         flood of games beyond it costs an attacker in bonds."""
         for model in self.models.values():
             worst = self.capacity(model, cap.MAX_POSTED_ROWS)
-            self._alarms[f"capacity:{model.name}"] = worst.games
+            self.capacity_lines.logged(model.name, worst.games, worst.bound_by)
             self.log(f"capacity for {model.name}: {worst.describe()}; a flood beyond it costs the attacker "
                      f"{ether(worst.flood_cost(self.client.challenger_bond))} in challenger bonds "
                      f"(at most {ether(self.limits.max_bond)} of ours at risk per job)")
 
     def _watch_capacity(self) -> None:
-        """After a tick: the capacity logged again when the measured sending moved it by much,
-        and a warning at once when more games are in play than the capacity for their jobs
-        (the agent plays on, nearest deadline first)."""
+        """After a tick: the capacity logged again when it moved for good (``CapacityLines``), and
+        a warning at once when more games are in play than the capacity for their jobs (the
+        agent plays on, nearest deadline first)."""
         for model in self.models.values():
-            games = self.capacity(model, cap.MAX_POSTED_ROWS).games
-            if _changed(self._alarms.get(f"capacity:{model.name}"), games):
-                self._alarms[f"capacity:{model.name}"] = games
-                self.log(f"capacity for {model.name} now: {self.capacity(model, cap.MAX_POSTED_ROWS).describe()}")
+            worst = self.capacity(model, cap.MAX_POSTED_ROWS)
+            first = not self.capacity_lines.has(model.name)
+            if self.capacity_lines.due(model.name, worst.games, worst.bound_by):
+                self.log(f"capacity for {model.name}{'' if first else ' now'}: {worst.describe()}")
         in_play = self.journal.active_games()
         least = None  # (capacity, job id, model, rows) of the job whose games allow the fewest
         for job_id in sorted({j for _, j in in_play}):
