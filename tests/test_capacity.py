@@ -164,3 +164,18 @@ def test_throughput_alarms_are_warning_lines():
                  "beyond capacity: 250 games in play, capacity 196 for job 3 (digits, 8 rows): 54 games short",
                  "game 4: bisect: skipped in its batch (game: wrong phase); decided again"):
         assert line_level(line) == logging.WARNING, line
+
+
+def test_capacity_lines_only_for_a_figure_moved_for_good():
+    """A capacity is logged again when its games figure moved by more than 10% or its bound
+    changed, and held for 3 ticks: a send rate that wavers tick by tick prints no line."""
+    from referee.agents.capacity_watch import CapacityLines
+
+    lines = CapacityLines()
+    assert lines.due("m", 490, "block gas")  # the first figure
+    wavering = [(450, "block gas"), (490, "send rate"), (530, "block gas"), (300, "send rate"), (490, "block gas")] * 4
+    assert not any(lines.due("m", games, bound) for games, bound in wavering)
+    assert [lines.due("m", 460, "block gas") for _ in range(5)] == [False] * 5  # within 10%
+    assert [lines.due("m", 300, "send rate") for _ in range(4)] == [False, False, True, False]  # held: once
+    lines.logged("m", 490, "block gas")  # describe_capacity at start logs the worst case
+    assert [lines.due("m", 490, "tick length") for _ in range(3)] == [False, False, True]  # a new bound

@@ -59,9 +59,10 @@ def test_restart_resolves_a_sent_key_by_its_hash(accounts, deployment, node, tmp
     client.journal.tx_sent("deposit:lost", nonce, "0x" + "ab" * 32)
     client.journal.close()
 
-    restarted = client_of(deployment, accounts[3], path)  # no memory of what it submitted
+    restarted = client_of(deployment, accounts[3], path)  # what it submitted: only the journal's
     assert restarted.prepare("deposit:mined", restarted.market, "deposit", value=10**17) is None
-    assert restarted.journal.tx("deposit:mined").status == "mined"  # found by its hash
+    [mined] = restarted.poll()  # re-adopted from the journal, its receipt found by its hash
+    assert mined.keys == ("deposit:mined",) and restarted.journal.tx("deposit:mined").status == "mined"
     lost = restarted.prepare("deposit:lost", restarted.market, "deposit", value=10**17)
     assert lost is not None and restarted.journal.tx("deposit:lost") is None  # forgotten: send it
     restarted.submit(lost)

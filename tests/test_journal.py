@@ -152,3 +152,27 @@ def test_journal_batch_is_one_commit_all_or_nothing_succeeds(tmp_path):
     assert journal.keys_of("0xaa") == ["bisect:1", "choose:2", "step:3"] and journal.get("cursor") == "9"
     journal.tx_sent("claim:7", nonce=6)  # autocommit again after a batch
     assert reader.execute("SELECT count(*) FROM txs").fetchone()[0] == 4
+
+
+def test_journal_challenges_and_inflight_survive_reopen_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    journal.add_challenge(4, 1, "0xother")
+    journal.add_challenge(2, 1, "0xours")
+    journal.add_challenge(3, 2, "0xours")
+    journal.track(7, {"nonce": 7, "hashes": ["0xab"], "max_fee": 2**70})  # fees above 2^63 kept whole
+    journal.track(5, {"nonce": 5, "hashes": []})
+    journal.untrack(5)
+    journal.close()
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.challenges_of(1) == [2, 4] and journal.challenges_of(2) == [3]
+    assert journal.tracked() == [{"nonce": 7, "hashes": ["0xab"], "max_fee": 2**70}]
+    assert journal.get("challenges_from") is None  # recorded from the first scan on
+
+
+def test_journal_from_before_challenges_notes_where_they_start_succeeds(tmp_path):
+    journal = Journal(tmp_path / "state.sqlite")
+    journal.set("cursor", "41")
+    journal._db.execute("DROP TABLE challenges")  # as a journal written before the table
+    journal.close()
+    journal = Journal(tmp_path / "state.sqlite")
+    assert journal.get("challenges_from") == "42"  # the challenger reads the games before it once

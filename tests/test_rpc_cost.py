@@ -14,6 +14,13 @@ a solver move and 25 a challenger move at both heights, no getLogs wider than 2 
 test ran 168 s here, 70-90 s at the default 2,500 blocks).
 Before the cursor-driven reads (a 4-op model, 5 rows): 21 and 24 on a young chain; at 10,000
 blocks each challenger move read the history in 5,000-block pages, 26 or 27 requests.
+
+A challenger closing a job's other games (``close_others``, each tick while they stay open)
+reads the job's games from the journal, as its scan recorded their ``JobChallenged`` logs:
+the same requests at either height and no ``eth_getLogs`` (before, it read every
+``JobChallenged`` of the job from the deployment block on each call, one request per
+5,000-block page over the whole history). Measured here: 3 requests at both heights (2,500
+blocks); before, 7 on a young chain and 8 after 6,000 blocks, its getLogs 5,000 blocks wide.
 """
 
 import http.client
@@ -172,6 +179,52 @@ def test_rpc_cost_move_requests_same_after_long_history_succeeds(chain, accounts
     assert sum(r for _, _, r, _ in old) <= sum(r for _, _, r, _ in young) + len(young) // 4, (young, old)
     assert max(widest for *_, widest in old) <= 10, old  # only blocks not yet scanned are read
     assert_accounting(market)
+
+
+def test_rpc_cost_close_others_same_after_long_history_succeeds(chain, accounts, deployment, model, tmp_path):
+    market = ChainClient(deployment, accounts[0]).market
+    x = int8_tensor(random_input(random.Random(43), 3, 7))
+    counter = CountingProxy(int(chain.provider.uri.rsplit(":", 1)[1]))
+    try:
+        with ape.networks.parse_network_choice(counter.url):
+            costs = close_others_twice(deployment, model, accounts, counter, market, x, tmp_path)
+    finally:
+        counter.close()
+    (young, young_widest), (old, old_widest) = costs
+    print(f"rpc cost: close_others: {sum(young.values())} requests at the deployment's height, "
+          f"{sum(old.values())} after {HISTORY:,} more blocks (getLogs {young['eth_getLogs']} and "
+          f"{old['eth_getLogs']}, widest {young_widest} and {old_widest} blocks)")
+    assert young == old, (young, old)
+    assert old["eth_getLogs"] == 0 and old_widest == 0, old
+
+
+def close_others_twice(deployment, model, accounts, counter, market, x, tmp_path):
+    """A lying solver's job challenged by two accounts; the first one's agent asks to close the
+    other's game on a young chain and after ``HISTORY`` empty blocks: each call's requests."""
+    requester, solver_account, ours, other = accounts[1], accounts[2], accounts[3], accounts[4]
+    solver = make_agent(Solver, deployment, model, solver_account, tmp_path / "solver", cheat="wrong-output")
+    market.post(1, x.shape[0], cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    job = market.job_count()
+    for _ in range(6):  # the claim, then the wrong commit (a local chain mines at once)
+        solver.tick()
+        solver.await_receipts()
+        solver.await_traces()
+    bond = market.CHALLENGER_BOND()
+    market.challenge(job, value=bond, sender=ours)
+    market.challenge(job, value=bond, sender=other)
+    challenger = make_agent(Challenger, deployment, model, ours, tmp_path / "challenger")
+    costs = []
+    for history in (0, HISTORY):
+        for _ in range(history // 500):
+            ape.chain.provider.web3.provider.make_request("anvil_mine", [hex(500), hex(1)])
+        challenger._scan()  # the cursor catches up, as each tick's scan does
+        challenger.now = challenger.client.now()
+        counter.counting = True
+        challenger.close_others(job)
+        counter.counting = False
+        costs.append(counter.take())
+    assert len(challenger.journal.challenges_of(job)) == 2 and len(challenger.watched) == 1, challenger.watched
+    return costs
 
 
 def play_twice(deployment, model, accounts, counter, market, x, tmp_path):

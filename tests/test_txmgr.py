@@ -10,6 +10,12 @@ mined by the test:
   by 12.5%, the same nonce) until it is included; with little at stake the bumps stop at the
   fee cap, logged once, and the competitor keeps the blocks until it stops;
 - the "N transactions in flight for more than K blocks" warning and its metric;
+- a restarted agent re-adopts the transaction its last run left in the pool: a solver stopped
+  with its claim stuck behind blocks stuffed at a higher tip is started again on the same
+  journal, and the claim (the same nonce) is bumped until mined, with no second transaction and
+  no nonce gap (before the journal kept what is in flight, the new run never bumped it: the claim
+  sat in the pool for as long as the stuffing lasted); and a nonce dropped while no process
+  followed it is noticed by the next run, and its gap filled so the transaction behind it is mined;
 - another sender on the same account (two agents, or a wallet): the nonce it used is named in
   an ERROR line, once, and a transaction of ours it displaced is decided again.
 
@@ -26,7 +32,7 @@ otherwise), where issue 16 saw one dropped transaction brick them:
 
 import pytest
 
-from flood import FEE, ROWS, SOLVER_BOND, Lockstep, job_input, sybil_scene
+from flood import FEE, ROWS, SOLVER_BOND, WINDOWS, Lockstep, job_input, sybil_scene
 from flood import agent, deployment, model  # noqa: F401 (fixtures)
 from referee import commitments as cm
 from referee.agents.client import CHALLENGER_WON, CLAIMED, COMMITTED, FINALIZED, IN_PLAY, SOLVER_WON, ChainClient
@@ -34,6 +40,7 @@ from referee.agents.journal import Journal
 from referee.agents.metrics import AgentMetrics
 from referee.agents.solver import Solver
 from referee.agents.txmgr import GWEI, Knobs, Tracked, TxManager
+from referee.trace import TraceStore
 from rpc import Node
 
 FAST = Knobs(bump_after_blocks=1, not_in_pool_blocks=0, lagging_blocks=2)
@@ -161,6 +168,14 @@ def _stuffed_blocks(node, competitor: str, tip: int, blocks: int, ours, c) -> in
         if [m for m in c.poll() if m.key == ours]:
             return n
     return None
+
+
+def _stuff(node, competitor: str, tip: int) -> None:
+    """One block at the base fee ``BASE``, filled first by ``competitor`` at ``tip``."""
+    node.request("eth_sendTransaction", [{"from": competitor, "data": STUFF, "gas": hex(950_000),
+                                          "maxFeePerGas": hex(2 * BASE + tip), "maxPriorityFeePerGas": hex(tip)}])
+    node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+    node.request("evm_mine", [])
 
 
 def test_blocks_stuffed_at_a_higher_tip_fees_bumped_until_included(accounts, client, node):
@@ -341,3 +356,79 @@ def test_a_gap_another_sender_filled_is_nonce_too_low_and_sent_at_a_fresh_nonce(
     assert again.nonce == a.nonce + 1 and c.journal.tx("deposit:a").nonce == a.nonce + 1
     node.request("evm_mine", [])
     assert [m.key for m in c.poll()] == ["deposit:a"]
+
+
+def test_restart_finds_its_dropped_nonce_a_gap_and_fills_it(accounts, client, node):
+    c = client(accounts[3], name="gap")
+    a, b = deposit(c, "deposit:a"), deposit(c, "deposit:b")
+    drop_keeping_the_next(node, c, a, b)
+    c.journal.close()  # stopped: a was dropped while no process followed it, b waits behind it
+    again = client(accounts[3], name="gap")
+    assert again.poll() == [] and again.forgotten() == ["deposit:a"]  # re-adopted: a noticed dropped
+    again.poll()  # nothing decided for it: the gap is filled, and b mined behind it
+    node.request("evm_mine", [])
+    assert [m.key for m in again.poll()] == ["deposit:b"], again.lines
+    assert any(f"nonce {a.nonce}: gap filled" in line for line in again.lines)
+
+
+# ---------------------------------------------------------------------------
+# A restart with a transaction in the pool
+# ---------------------------------------------------------------------------
+
+
+def test_restarted_agent_re_adopts_its_pending_claim_and_bumps_it_at_the_same_nonce(chain, accounts, deployment,
+                                                                                    model, tmp_path):
+    requester, account, competitor = accounts[1], accounts[4], str(accounts[6].address)
+    lines = []
+
+    def start():  # one run of the solver process, on the same journal and trace store each time
+        journal = Journal(tmp_path / "solver" / "state.sqlite")
+        client = ChainClient(deployment, account, journal, patience=10, log=lines.append, knobs=FAST)
+        return Solver(client, journal, [model], TraceStore(tmp_path / "solver" / "traces"), name="solver",
+                      device="cpu", block_time=12, log=lines.append)
+
+    first = start()
+    first.ensure_stake(SOLVER_BOND)
+    market = first.client.market
+    market.post(1, ROWS, cm.packed(job_input(3)), SOLVER_BOND, *WINDOWS, value=FEE, sender=requester)
+    job = market.job_count()
+    node = Node(chain.provider.uri)
+    node.request("evm_setAutomine", [False])
+    try:
+        node.request("anvil_setNextBlockBaseFeePerGas", [hex(BASE)])
+        node.request("evm_mine", [])
+        for _ in range(3):  # the job seen, its trace computed, the claim sent
+            first.tick()
+            if first.client.in_flight() or not first.await_traces():
+                break
+        [claim] = first.client.in_flight()
+        assert claim.key.startswith("claim:"), lines
+        node.request("evm_setBlockGasLimit", [hex(1_000_000)])  # one competitor's transaction fills a block
+        first.journal.close()  # the process stops; its claim stays in the node's pool
+        del first
+        tip = int(node.request("eth_getTransactionByHash", [claim.tx_hash])["maxPriorityFeePerGas"], 16)
+        stopped_at = chain.blocks.height
+        _stuff(node, competitor, 2 * tip)  # a block passes while no process follows it
+        second = start()
+        for rounds in range(1, 21):
+            second.tick()
+            if market.job(job).status == CLAIMED:
+                break
+            _stuff(node, competitor, 2 * tip)
+        assert market.job(job).status == CLAIMED, lines  # on main: still in the pool after 20 blocks
+        ours = [tx for n in range(stopped_at + 1, chain.blocks.height + 1)
+                for tx in node.request("eth_getBlockByNumber", [hex(n), True])["transactions"]
+                if tx["from"].lower() == account.address.lower()]
+        [mined] = ours  # one transaction for the claim, and nothing else of ours mined meanwhile
+        assert int(mined["nonce"], 16) == claim.nonce and mined["hash"] in second.journal.tx(claim.key).hashes
+        assert int(mined["maxPriorityFeePerGas"], 16) >= 2 * tip  # bumped past the competitor
+        assert int(node.request("eth_getTransactionCount", [account.address, "latest"]), 16) == claim.nonce + 1
+        assert any("followed again" in line for line in lines) and any("fees bumped" in line for line in lines)
+        assert not any("gap filled" in line or "dropped" in line for line in lines), lines
+        assert second.journal.tracked() == [] or all(f["nonce"] > claim.nonce for f in second.journal.tracked())
+        print(f"restart: the re-adopted claim was mined {rounds} block(s) after the restart, "
+              f"{len(second.journal.tx(claim.key).hashes) - 1} bump(s), nonce {claim.nonce}")
+    finally:
+        node.request("evm_setBlockGasLimit", [hex(30_000_000)])
+        node.request("evm_setAutomine", [True])
+        node.request("evm_mine", [])

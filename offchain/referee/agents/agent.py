@@ -6,14 +6,14 @@ and so do the logs a later move needs: no read scans the chain's history), then 
 what to do on every job and game it follows, from their state on chain: a move when it is its
 turn, ``timeout`` when the opponent's clock has run out, ``settle`` for a game it won,
 ``withdraw`` when it has credit. The actions of all its games are then sent together, most
-urgent clock first (``_flush``): the moves and timeouts of many games in each
+urgent clock first (``_flush``, ``sending.py``): the moves and timeouts of many games in each
 ``DisputeGame.multicall`` transaction, packed by a table of gas per kind of move
 (``batching.py``), the market calls one transaction each, all pipelined (no transaction waits
 for another's receipt) and within the agent's share of a block's gas: with K games in play every
 move still goes out in the next block (docs/agents.md). What does not fit waits for the next
 block, and the loop ticks as soon as it sees one. The agent measures its own sending (send
 rate, tick length) into its capacity, and warns when decided actions wait for more than a block
-(a backlog) or when it plays more games than its capacity.
+(a backlog) or when it plays more games than its capacity (``capacity_watch.py``).
 Because each action is decided from the chain and sent once per key, an agent killed at any
 moment and started again with the same journal and trace store picks up every job and game
 where they stand.
@@ -27,7 +27,6 @@ same trace it committed or challenged with. A new job's trace is computed by a w
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .. import cheats
 from ..errors import RefereeError
@@ -36,39 +35,22 @@ from ..model import IntegerModel
 from ..trace import Trace, TraceStore
 from . import batching
 from . import capacity as cap
-from .client import (CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, SOLVER_WON, ChainClient,
-                     ChainUnavailable, TxReverted, is_transient)
+from .capacity_watch import CapacityLines, CapacityWatch
+from .client import (CHALLENGER_WON, CLOSED, IN_PLAY, RECORDED_GAME_EVENTS, RESULT_OF_PHASE, SOLVER_WON, ChainClient,
+                     ChainUnavailable)
 from .journal import DONE, MOVE_GAS_WINDOW, JobRow, Journal
 from .logs import (Heartbeat, WaitNotes, low_clock_line, low_clock_threshold, resuming_job_line, resuming_line,
                    stopped_game_line)
 from .player import PHASE_NAMES, SOLVER_PHASES, deadline_of, next_move
 from .reset import ChainReset, ResetWatch
-from .terms import BlockSpace, Limits, ether
+from .sending import GAME_CALLS, NO_DEADLINE, Action, Sending  # noqa: F401 - NO_DEADLINE, Action: importable here
+from .terms import Limits, ether
 from .traces import Traces, job_rows  # noqa: F401 - job_rows: the scripts' import
 
 LOG_CHUNK = 2000  # blocks per log query
-NO_DEADLINE = 2**63  # sorts after every clock: settle, finalize, withdraw
-BLOCK_TIME_SAMPLE = 64  # recent blocks the block time is measured over
-HEAD_POLL = 0.1  # seconds between looks at the head while waiting for the next block
-FLUSH_SHARE = 0.5  # of a block: market calls past it in one flush wait for the next block
-CHANGED_BY_MUCH = 0.25  # a capacity or a shortfall that moved by this part is logged again
 
 
-@dataclass
-class Action:
-    """One transaction an agent decided on this tick, sent in order of ``deadline``."""
-
-    key: str
-    method: str
-    args: tuple
-    contract: object
-    value: int
-    what: str
-    deadline: int
-    stake: int = 0  # wei the action protects: the transaction manager caps its fees by it
-
-
-class Agent:
+class Agent(CapacityWatch, Sending):
     """Base of ``Solver`` and ``Challenger``; subclasses read their logs and act on jobs."""
 
     role = "agent"
@@ -117,13 +99,14 @@ class Agent:
         measured = max((gas for window in self._move_gas.values() for gas in window), default=0)
         self.gas_table = batching.GasTable(default=max(widest, measured))
         for key, gas in journal.gas_by_key():
-            if key.split(":")[0] in _GAME_CALLS:
+            if key.split(":")[0] in GAME_CALLS:
                 self.gas_table.seed(key.split(":")[0], gas)
         self.throughput = cap.Throughput()  # the agent's own send rate and tick length
         self._sending = (0, 0.0)  # (transactions, seconds) of this tick's flush
         self._trace_seconds = 0.0  # of this tick, spent computing new jobs' traces
         self._backlog: dict[str, int] = {}  # key -> the head it was first decided at, still unsent
-        self._alarms: dict[str, int] = {}  # what was last logged: capacity per model, backlog, shortfall
+        self._alarms: dict[str, int] = {}  # what was last logged: backlog, shortfall
+        self.capacity_lines = CapacityLines()  # the capacity figures last logged, per model
         self._games_seen: dict[int, object] = {}  # game records read this tick (one batch request)
         self._queue: list[Action] = []
         self._whats: dict[str, str] = {}  # what each submitted key does, for its receipt's log line
@@ -144,33 +127,12 @@ class Agent:
     def log(self, line: str) -> None:
         self._log(f"{self.name}: {line}")
 
-    # -- capacity ------------------------------------------------------------------------
 
-    def _measured_block_time(self) -> float:
-        if self.client.automines():  # a block per transaction: the gaps are the operator's pauses
-            self.block_time_source = "assumed: the chain mines a block per transaction; --block-time sets it"
-            return cap.DEFAULT_BLOCK_TIME
-        self.block_time_source = "measured"
-        return cap.block_time_of(self.client.recent_timestamps(BLOCK_TIME_SAMPLE))
-
-    def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
-        """How many games of jobs like this one (model, rows) this agent can play at once: the
-        largest move is the model's shape bound, or more if one of its latest moves took more."""
-        widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
-        measured = self._move_gas.get(self._model_id(model), ())
-        move_gas = max(cap.move_gas_bound(widest), max(measured, default=0))
-        return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
-                            moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
-                            move_gas=move_gas, send_rate=self.throughput.send_rate,
-                            tick_time=self.throughput.tick_time,
-                            moves_per_tx=max(1, min(self.client.max_calls, batching.MAX_BATCH_GAS // move_gas)))
-
-    def _model_id(self, model: IntegerModel) -> int | None:
-        return next((model_id for model_id, m in self.models.items() if m is model), None)
-
-    def block_space(self) -> BlockSpace:
-        """What filling blocks ahead of ours costs now (``terms.stuffing_cost``)."""
-        return self.per_tick("space", lambda: BlockSpace(self.block_gas, *self.client.txmgr.fees()))
+    def _prefetch(self, games: list[tuple[int, int]]) -> None:
+        """Every game's record and its job's, and every followed job's, in batch requests."""
+        self._games_seen = self.client.game_records([g for g, _ in games])
+        jobs = sorted({j for _, j in games} | {row.job_id for row in self.journal.active_jobs()})
+        self._jobs_seen.update(self.client.job_records(jobs))
 
     def per_tick(self, name: str, read: Callable):
         """``read()`` once per tick, however many jobs ask: a tick weighing 250 new jobs' terms
@@ -178,59 +140,6 @@ class Agent:
         if name not in self._reads:
             self._reads[name] = read()
         return self._reads[name]
-
-    def games_in_play(self) -> int:
-        return len(self._playing())
-
-    def _playing(self) -> list[tuple[int, int]]:
-        """(game, job) of our games not over, by the records this tick read: a game won and
-        waiting for its settle makes no more moves, so it takes none of the capacity."""
-        seen = self._games_seen
-        return [(g, j) for g, j in self.journal.active_games()
-                if g not in seen or RESULT_OF_PHASE.get(seen[g].phase, IN_PLAY) == IN_PLAY]
-
-    def describe_capacity(self) -> None:
-        """Logs the worst-case capacity per model (the largest job it can be posted), and what a
-        flood of games beyond it costs an attacker in bonds."""
-        for model in self.models.values():
-            worst = self.capacity(model, cap.MAX_POSTED_ROWS)
-            self._alarms[f"capacity:{model.name}"] = worst.games
-            self.log(f"capacity for {model.name}: {worst.describe()}; a flood beyond it costs the attacker "
-                     f"{ether(worst.flood_cost(self.client.challenger_bond))} in challenger bonds "
-                     f"(at most {ether(self.limits.max_bond)} of ours at risk per job)")
-
-    def _watch_capacity(self) -> None:
-        """After a tick: the capacity logged again when the measured sending moved it by much,
-        and a warning at once when more games are in play than the capacity for their jobs
-        (the agent plays on, nearest deadline first)."""
-        for model in self.models.values():
-            games = self.capacity(model, cap.MAX_POSTED_ROWS).games
-            if _changed(self._alarms.get(f"capacity:{model.name}"), games):
-                self._alarms[f"capacity:{model.name}"] = games
-                self.log(f"capacity for {model.name} now: {self.capacity(model, cap.MAX_POSTED_ROWS).describe()}")
-        in_play = self._playing()
-        least = None  # (capacity, job id, model, rows) of the job whose games allow the fewest
-        for job_id in sorted({j for _, j in in_play}):
-            row = self.journal.job(job_id)
-            if row is None or row.model_id not in self.models:
-                continue
-            games = self.capacity(self.models[row.model_id], row.rows).games
-            if least is None or games < least[0]:
-                least = (games, job_id, self.models[row.model_id].name, row.rows)
-        beyond = len(in_play) - least[0] if least else 0
-        if beyond <= 0:
-            self._alarms.pop("beyond", None)
-        elif _changed(self._alarms.get("beyond"), beyond):
-            self._alarms["beyond"] = beyond
-            games, job_id, name, rows = least
-            self.log(f"beyond capacity: {len(in_play)} games in play, capacity {games} for job {job_id} "
-                     f"({name}, {rows} rows): {beyond} games short; playing the nearest deadlines first")
-
-    def _prefetch(self, games: list[tuple[int, int]]) -> None:
-        """Every game's record and its job's, and every followed job's, in batch requests."""
-        self._games_seen = self.client.game_records([g for g, _ in games])
-        jobs = sorted({j for _, j in games} | {row.job_id for row in self.journal.active_jobs()})
-        self._jobs_seen.update(self.client.job_records(jobs))
 
     def job(self, job_id: int):
         """The job's record, read once per tick."""
@@ -335,7 +244,7 @@ class Agent:
             pending = [tx.key for tx in self.client.in_flight()]
             if pending:
                 self.log(f"stopped with {len(pending)} transaction(s) in flight ({', '.join(pending[:5])}"
-                         f"{', ...' if len(pending) > 5 else ''}): the next start resolves each by its hash")
+                         f"{', ...' if len(pending) > 5 else ''}): the next start re-adopts each")
             now = self.client.now()
             for game_id, job_id in self.journal.active_games():
                 g = self.client.game_record(game_id)
@@ -349,162 +258,6 @@ class Agent:
     def _unreachable(self) -> None:
         if self.metrics:
             self.metrics.rpc_error("unreachable")
-
-    def _await_block(self, poll: float) -> None:
-        """Wait until the chain's head moves past the one this tick saw, at most ``poll`` s: the
-        part of a batch beyond a block's share goes out as soon as the next block is seen."""
-        deadline, seen = time.monotonic() + poll, self._budget[0]
-        while time.monotonic() < deadline:
-            time.sleep(min(HEAD_POLL, poll))
-            if self._guarded(self.client.head) not in (None, seen):
-                return
-
-    def _flush(self) -> int:
-        """Submits this tick's actions in order of deadline, the nearest first, within the
-        agent's share of the block's gas (the rest wait for the next block): market calls one
-        transaction each, each run of game calls packed into multicalls by the gas table. A burst
-        of market calls (challenges of many wrong results) therefore never holds back a move whose
-        clock ends sooner, and once the flush has taken ``FLUSH_SHARE`` of a block the rest of
-        it waits for the next block: a burst does not stretch the tick every game waits on.
-        Returns how many actions went out."""
-        started, client = time.perf_counter(), self.client
-        head = client.head()
-        block, used = self._budget if self._budget[0] == head else (head, 0)
-        budget, sent, txs = int(self.block_gas * cap.BLOCK_SHARE), 0, 0
-        queue = sorted(self._queue, key=lambda a: a.deadline)
-        waiting: list[Action] = []
-        for is_move, run in _runs(queue, lambda a: a.contract is client.game):
-            if waiting or (used and used >= budget):
-                waiting += run
-                continue
-            if not is_move:  # claim, commit, challenge, settle, withdraw: alone
-                for i, action in enumerate(run):
-                    tx = self._guarded(client.prepare, action.key, action.contract or client.market,
-                                       action.method, *action.args, value=action.value, stake=action.stake,
-                                       deadline=_deadline(action))
-                    if tx is None:
-                        continue
-                    if used and used + tx.gas_limit > budget:
-                        waiting += run[i:]
-                        break
-                    if self._guarded(client.submit, tx) is not None:
-                        used, sent, txs = used + tx.gas_limit, sent + 1, txs + 1
-                        self._sent([action])
-                    if time.perf_counter() - started > FLUSH_SHARE * self.block_time:
-                        waiting += run[i + 1:]  # the tick stays within a block: later games' moves wait on it
-                        break
-                continue
-            moves = [(a, client.encode(client.game, a.method, *a.args)) for a in run]
-            batches, rest = batching.pack(moves, self.gas_table, budget - used, client.max_calls,
-                                          client.max_call_bytes)
-            for batch in batches:
-                actions = {a.key: a for a, _ in batch.calls}
-                if batch.alone:
-                    (action, _), = batch.calls
-                    tx = self._guarded(client.prepare, action.key, client.game, action.method, *action.args,
-                                       stake=action.stake, deadline=_deadline(action))
-                else:
-                    calls = [a for a, _ in batch.calls]  # the batch's fee cap and hurry: its largest stake, nearest deadline
-                    tx = self._guarded(client.prepare_batch, [(a.key, data) for a, data in batch.calls],
-                                       stake=max(a.stake for a in calls),
-                                       deadline=_deadline(min(calls, key=lambda a: a.deadline)))
-                if tx is None:
-                    continue
-                if self._guarded(client.submit, tx) is not None:
-                    used, sent, txs = used + tx.gas_limit, sent + len(tx.keys), txs + 1
-                    self._sent([actions[key] for key in tx.keys])
-            waiting += [a for a, _ in rest]
-        if waiting:
-            self.log(f"this block's share of gas is used: {len(waiting)} action(s) wait for the next")
-        self._note_backlog(head, waiting)
-        self._budget, self._queue = (block, used), []
-        self._sending = (txs, time.perf_counter() - started)
-        return sent
-
-    def _sent(self, actions: list[Action]) -> None:
-        for action in actions:
-            self._whats[action.key] = action.what or action.method
-            self._methods[action.key] = action.method
-            if self.metrics:
-                self.metrics.tx_sent(action.method)
-            self.log(f"{self._whats[action.key]}: sent")
-
-    def _note_backlog(self, head: int, waiting: list[Action]) -> None:
-        """Actions decided but not sent for more than a block are a backlog: a warning (again
-        when it grows or shrinks by much) and the ``referee_backlog_actions`` metric."""
-        self._backlog = {a.key: self._backlog.get(a.key, head) for a in waiting}
-        late = [since for since in self._backlog.values() if head - since > 1]
-        if self.metrics:
-            self.metrics.set_backlog(len(late))
-        if not late:
-            self._alarms.pop("backlog", None)
-        elif _changed(self._alarms.get("backlog"), len(late)):
-            self._alarms["backlog"] = len(late)
-            self.log(f"backlog: {len(late)} action(s) decided but not sent for more than a block (the oldest "
-                     f"since block {min(late):,}); the agent sends less than its games need")
-
-    def await_receipts(self, timeout: float = 30.0) -> None:
-        """Collect the receipts of everything submitted, waiting for them up to ``timeout`` s
-        (a local chain mines at once; ``drive`` and ``--once`` wait for them between passes)."""
-        deadline = time.monotonic() + timeout
-        self._guarded(self._receipts)
-        while self.client.in_flight() and time.monotonic() < deadline:
-            time.sleep(0.05)
-            self._guarded(self._receipts)
-
-    def _receipts(self) -> None:
-        mined_now = self.client.poll()
-        for key in self.client.forgotten():  # dropped or replaced: decided again this tick
-            self._whats.pop(key, None)
-            self._methods.pop(key, None)
-        for mined in mined_now:
-            share = mined.gas_used // len(mined.keys)
-            landed: list[tuple[str, str]] = []
-            for key in mined.keys:
-                what, method = self._whats.pop(key, mined.method), self._methods.pop(key, mined.method)
-                if key in mined.skipped:  # its sub-call failed on chain: forgotten, decided again
-                    self.log(f"{what}: skipped in its batch ({mined.skipped[key]}); decided again")
-                elif mined.ok:
-                    landed.append((key, method))
-                    self.log(f"{what} (gas {share if len(mined.keys) > 1 else mined.gas_used:,})")
-                else:
-                    self.log(f"error: {what}: reverted on chain")
-                if self.metrics and (key in mined.skipped or not mined.ok):
-                    self.metrics.tx_reverted(method)
-            if landed and all(m in _GAME_CALLS for _, m in landed):
-                self.gas_table.learn([m for _, m in landed], mined.gas_used)
-                for key, method in landed:
-                    if method in _MOVES:  # a batched move: its kind's share, as if sent alone
-                        self._note_move_gas(key, method, mined.gas_used if len(mined.keys) == 1 else
-                                            self.gas_table.of(method) + batching.TX_BASE_GAS)
-
-    def _note_move_gas(self, key: str, method: str, gas: int) -> None:
-        """A mined move's gas, kept for its game's model (a move's key names its game second)."""
-        model_id = self.journal.model_of_game(int(key.split(":")[1]))
-        if model_id in self._move_gas:
-            self._move_gas[model_id].append(gas)
-            self.journal.add_move_gas(model_id, method, gas)
-
-    def _guarded(self, action: Callable, *args, **kwargs):
-        """Run one step; a revert or a dropped connection is logged (None) and retried next tick."""
-        try:
-            return action(*args, **kwargs)
-        except TxReverted as exc:
-            self.log(f"error: {exc}")
-            if self.metrics:
-                self.metrics.tx_reverted(exc.method)
-        except Exception as exc:  # connection failures, and the node refusing a transaction
-            from ape.exceptions import ApeException
-
-            if self.metrics:
-                self.metrics.rpc_error("unreachable" if is_transient(exc) else "other")
-            if is_transient(exc):
-                self.log(f"connection lost ({type(exc).__name__}); will retry")
-            elif isinstance(exc, ApeException):  # e.g. too little ETH for the bond or the gas
-                self.log(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            else:
-                raise
-        return None
 
     def _scan(self) -> None:
         """Reads the logs of the blocks since the cursor (the journal's), so each tick costs the
@@ -529,21 +282,6 @@ class Agent:
         for log in self.client.events(self.client.game, RECORDED_GAME_EVENTS, start, stop):
             if log.game_id in ours:
                 self.journal.record_game_log(log.game_id, log.event_name, dict(log.event_arguments))
-
-    def send(self, key: str, method: str, *args, contract=None, value: int = 0, what: str = "",
-             deadline: int = NO_DEADLINE, stake: int = 0) -> Action:
-        """Queue ``method(*args)`` for this tick's batch; ``deadline`` (a timestamp) orders it
-        and hurries its fee bumps, ``stake`` (wei it protects) caps its fees."""
-        action = Action(key, method, args, contract, value, what, deadline, stake)
-        self._queue.append(action)
-        return action
-
-    def send_now(self, key: str, method: str, *args, value: int = 0, what: str = ""):
-        """Send one market call and wait for it (set-up and operator commands, not the loop)."""
-        receipt = self.client.send(key, self.client.market, method, *args, value=value)
-        if receipt is not None:
-            self.log(f"{what or method} (gas {receipt.gas_used:,})")
-        return receipt
 
     # -- subclass hooks ------------------------------------------------------------------
 
@@ -639,36 +377,9 @@ class Agent:
         credit = self.client.credit()
         if credit == 0:
             return None
-        if any(key.startswith("withdraw:") for key in self._whats):
+        in_flight = [key for tx in self.client.in_flight() for key in tx.keys]  # a restart's too
+        if any(key.startswith("withdraw:") for key in [*self._whats, *in_flight]):
             return None  # one withdrawal in flight at a time
         return self.send(f"withdraw:{self.client.head()}", "withdraw", what=f"withdrew {ether(credit)}", stake=credit)
 
 
-# DisputeGame's final phases and the result each means (protocol 10.3)
-RESULT_OF_PHASE = {8: SOLVER_WON, 9: CHALLENGER_WON, 10: CLOSED}
-
-# the keys of game moves (journal), whose measured gas refines the capacity
-_MOVES = {"bisect", "choose", "transition", "reveal_children", "pick", "reveal_row", "step"}
-_GAME_CALLS = _MOVES | {"timeout"}  # what a multicall carries
-
-
-def _changed(before: int | None, now: int) -> bool:
-    """Whether a figure last logged as ``before`` (None: never) moved enough to log again."""
-    return before is None or abs(now - before) > CHANGED_BY_MUCH * max(before, 1)
-
-
-def _runs(actions: list[Action], is_move: Callable[[Action], bool]) -> list[tuple[bool, list[Action]]]:
-    """``actions`` cut into maximal runs of game calls and of market calls, order kept."""
-    runs: list[tuple[bool, list[Action]]] = []
-    for action in actions:
-        kind = is_move(action)
-        if runs and runs[-1][0] == kind:
-            runs[-1][1].append(action)
-        else:
-            runs.append((kind, [action]))
-    return runs
-
-
-def _deadline(action: Action) -> int | None:
-    """The timestamp an action must be mined by, for the transaction manager; None: no hurry."""
-    return None if action.deadline == NO_DEADLINE else action.deadline

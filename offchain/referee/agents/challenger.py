@@ -11,7 +11,8 @@ rejected the job: every winning game is refunded its gas and shares the bonus po
 10.2), which a ``reclaim`` would give up. Once its own games of a job are over and one of them
 won, it also drives the job's other open games to a close (``timeout`` when their side to move
 has run out, ``settle`` once they are over; anyone may call both): the pool the market pays only
-when the job's last game closes is not left stranded behind a game its players let stall. It
+when the job's last game closes is not left stranded behind a game its players let stall (the
+job's games are those its scan recorded from every ``JobChallenged`` log of a job it follows). It
 takes on no game beyond its capacity (``capacity.py``: its games in play and the challenges it
 has sent, counted as it sends them) or ``max_bond``, and logs why it declined; a wrong result
 refused only for capacity waits ("at capacity") and is challenged once games end, while its
@@ -56,9 +57,26 @@ class Challenger(Agent):
             posted = posted or client.posted_input(log.job_id)
             if self.journal.add_job(log.job_id, job.model_id, job.rows, posted, "to check"):
                 self.log(f"job {log.job_id}: result committed by {log.solver}, S_N {to_hex(bytes(log.trace_root))[:12]}…")
-        for log in client.logs(client.market, "JobChallenged", start, stop, challenger=me):
-            self.journal.add_game(log.game_id, log.job_id)
-            self.journal.set_job(log.job_id, "challenged")
+        self._record_earlier_challenges()
+        for log in client.logs(client.market, "JobChallenged", start, stop):  # every challenger's
+            ours = str(log.challenger).lower() == me.lower()
+            if ours or self.journal.job(log.job_id) is not None:  # a job we are in: close_others reads them
+                self.journal.add_challenge(log.game_id, log.job_id, log.challenger)
+            if ours:
+                self.journal.add_game(log.game_id, log.job_id)
+                self.journal.set_job(log.job_id, "challenged")
+
+    def _record_earlier_challenges(self) -> None:
+        """Once, for a journal written before the challenges were recorded: the games of its
+        jobs opened before then, from one scan of the history."""
+        since = self.journal.get("challenges_from")
+        if not since:
+            return
+        client = self.client
+        for log in client.logs(client.market, "JobChallenged", client.deployment.block, int(since) - 1):
+            if self.journal.job(log.job_id) is not None:
+                self.journal.add_challenge(log.game_id, log.job_id, log.challenger)
+        self.journal.set("challenges_from", "")  # done; "" is never read as a block
 
     def advance_job(self, row: JobRow):
         client = self.client
@@ -105,10 +123,10 @@ class Challenger(Agent):
 
     def close_others(self, job_id: int):
         """Queue ``timeout`` or ``settle`` on each other open game of ``job_id`` that can take
-        one, so the job's last game closes and the market pays what it holds until then."""
+        one, so the job's last game closes and the market pays what it holds until then. The
+        job's games are those the scan recorded (``on_logs``): no read of the chain's history."""
         client, ours = self.client, set(self.journal.games_of(job_id))
-        for log in client.logs(client.market, "JobChallenged", client.deployment.block, client.head(), job_id=job_id):
-            game_id = log.game_id
+        for game_id in self.journal.challenges_of(job_id):
             if game_id in ours or not client.challenge_record(game_id).open:
                 self.watched.pop(game_id, None)
                 continue

@@ -11,6 +11,10 @@ agent cheaply after a restart:
 - ``game_logs``: the latest log of each kind a move answers (``Bisected``, ``ChildrenRevealed``,
   ``RowRevealed``) and the ``GameResolved`` of every game the agent plays, as its log scan
   passes them, so a move reads what the opponent revealed here, not from the chain's history.
+- ``challenges``: every game opened on a job the agent follows (any challenger's), from its
+  ``JobChallenged`` log as the scan passes it, so a challenger closing a job's other games
+  finds them here, not in a scan of the chain's history. A journal from before this table
+  notes the block its records start at (``challenges_from``), read from the chain once.
 - ``move_gas``: the gas of the agent's latest moves in each model's games (the last
   ``MOVE_GAS_WINDOW``), which refine that model's capacity and no other's.
 - ``posted``: the input of each job posted on a model the agent follows, from its ``JobPosted``
@@ -22,6 +26,10 @@ agent cheaply after a restart:
   hashes, written together. A key still ``sent`` after a restart is never sent again while a
   hash of it is mined or in the node's pool (without a hash: until the account's nonce shows
   it mined or dropped); one the node does not know is forgotten and sent again.
+- ``inflight``: each transaction the transaction manager follows, by nonce, with all it needs
+  to go on following it (keys, calldata, fees, deadline, stake, hashes): a restarted agent
+  re-adopts them, bumps them as before and notices them mined, dropped or replaced, instead of
+  leaving them stuck in the pool. A row goes when its transaction is mined or forgotten.
 
 Every write is its own transaction (autocommit), so a kill at any moment loses at most the
 step in flight, which the next run redoes from the chain; ``batch()`` groups the writes of one
@@ -62,6 +70,9 @@ CREATE TABLE IF NOT EXISTS posted (
 CREATE TABLE IF NOT EXISTS txs (
     key TEXT PRIMARY KEY, nonce INTEGER NOT NULL, status TEXT NOT NULL,
     gas INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tx_hash TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS challenges (
+    game_id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, challenger TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inflight (nonce INTEGER PRIMARY KEY, fields TEXT NOT NULL);
 """
 
 DONE = "done"  # a job or game the agent no longer acts on
@@ -142,7 +153,10 @@ class Journal:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self._db.executescript(SCHEMA)
+            if "challenges" not in tables and self.cursor() is not None:  # older: the challenges before are not here
+                self.set("challenges_from", str(self.cursor() + 1))
             columns = [row[1] for row in self._db.execute("PRAGMA table_info(txs)")]
             if "tx_hash" not in columns:  # a journal written before pipelined transactions
                 self._db.execute("ALTER TABLE txs ADD COLUMN tx_hash TEXT NOT NULL DEFAULT ''")
@@ -273,6 +287,15 @@ class Journal:
                                (game_id, event)).fetchone()
         return {k: _typed(v) for k, v in json.loads(row[0]).items()} if row else None
 
+    def add_challenge(self, game_id: int, job_id: int, challenger: str) -> None:
+        """Game ``game_id`` was opened on ``job_id`` by ``challenger`` (ours or another's)."""
+        self._db.execute("INSERT OR IGNORE INTO challenges VALUES (?, ?, ?)", (game_id, job_id, challenger))
+
+    def challenges_of(self, job_id: int) -> list[int]:
+        """The ids of every game recorded as opened on ``job_id``, in order."""
+        rows = self._db.execute("SELECT game_id FROM challenges WHERE job_id = ? ORDER BY game_id", (job_id,))
+        return [row[0] for row in rows]
+
     def model_of_game(self, game_id: int) -> int | None:
         row = self._db.execute("SELECT model_id FROM games JOIN jobs USING (job_id) WHERE game_id = ?",
                                (game_id,)).fetchone()
@@ -337,3 +360,16 @@ class Journal:
 
     def gas_by_key(self) -> list[tuple[str, int]]:
         return list(self._db.execute("SELECT key, gas FROM txs WHERE status = 'mined' ORDER BY rowid"))
+
+    # -- transactions in flight (the transaction manager's) --------------------------------
+
+    def track(self, nonce: int, fields: dict) -> None:
+        """The transaction in flight at ``nonce``, as the transaction manager follows it."""
+        self._db.execute("INSERT OR REPLACE INTO inflight VALUES (?, ?)", (nonce, json.dumps(fields)))
+
+    def untrack(self, nonce: int) -> None:
+        self._db.execute("DELETE FROM inflight WHERE nonce = ?", (nonce,))
+
+    def tracked(self) -> list[dict]:
+        """Every transaction left in flight, lowest nonce first."""
+        return [json.loads(row[0]) for row in self._db.execute("SELECT fields FROM inflight ORDER BY nonce")]

@@ -30,68 +30,21 @@ waits behind it. Nonces the chain used that no row of the journal and no transac
 process has are another sender's on our account: an ERROR line names each, once.
 ``lagging`` counts the transactions in flight for more than ``lagging_blocks`` blocks; a
 change is a WARNING line, and the agent exports it as a metric.
+
+Every transaction followed is kept in the journal's ``inflight`` table (its fields, as signed
+last), written before it leaves and removed once it is mined or forgotten. A restarted agent
+re-adopts them at its first look (``adopt``): each is followed on as if the process had never
+stopped (bumped when due, mined, dropped and decided again, or replaced), its nonce is never
+taken again, and a nonce below the highest of them that none holds is a gap, filled as above.
 """
 
 import time
-from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-GWEI = 10**9
-FILL_GAS = 21_000  # a plain transfer
+from .tracked import FILL_GAS, GWEI, Knobs, Tracked, bumped, from_fields, gwei, is_fill, to_fields, what
 
-
-@dataclass(frozen=True)
-class Knobs:
-    """The manager's settings (Optimism's names in brackets)."""
-
-    bump_after_blocks: int = 3      # blocks pending before a bump [ResubmissionTimeout]
-    hurry_blocks: int = 10          # within this many blocks of the deadline: a bump every block
-    bump_per_mille: int = 1125      # each bump multiplies both fees by this / 1000 [priceBump]
-    not_in_pool_blocks: int = 2     # blocks unmined and unknown to the node before "dropped" (0 near
-    #                                 the deadline) [TxNotInMempoolTimeout]
-    nonce_too_low_retries: int = 3  # fresh nonces tried when the node says "nonce too low" [SafeAbortNonceTooLowCount]
-    stake_share_bps: int = 1000     # the fee cap: this share of the stake, per unit of gas limit [FeeLimitMultiplier]
-    lagging_blocks: int = 10        # "N transactions in flight for more than K blocks"
-
-    def __post_init__(self):
-        # INVARIANT: a bump must meet geth's replacement rule (both fees at least 10% higher)
-        if self.bump_per_mille < 1100:
-            raise ValueError(f"bump_per_mille {self.bump_per_mille} is under geth's 10% replacement rule (1100)")
-        if min(self.bump_after_blocks, self.lagging_blocks) < 1 or self.not_in_pool_blocks < 0:
-            raise ValueError("bump_after_blocks and lagging_blocks must be at least 1, not_in_pool_blocks at least 0")
-
-
-@dataclass
-class Tracked:
-    """One transaction followed from its submission to its receipt."""
-
-    keys: tuple[str, ...]
-    method: str
-    to: str
-    data: bytes
-    value: int
-    gas_limit: int
-    stake: int
-    deadline: int | None
-    nonce: int
-    max_fee: int
-    tip: int
-    first_tip: int  # the tip it was first signed with: the fee cap's floor keeps it
-    sent_block: int  # the head when it was first submitted
-    hashes: list[str] = field(default_factory=list)  # oldest first; any may be mined
-    priced_block: int = 0  # the head when it was last signed
-    missing_since: int | None = None  # the head when the node was first seen without it
-    capped: bool = False  # the fee cap was logged
-    passed_at: int | None = None  # the poll that first saw the chain's nonce past it with no receipt of ours
-
-
-def _bumped(fee: int, per_mille: int) -> int:
-    return -(-fee * per_mille // 1000)
-
-
-def _gwei(wei: int) -> str:
-    return f"{wei / GWEI:.4g} gwei"
+__all__ = ["FILL_GAS", "GWEI", "Knobs", "Tracked", "TxManager"]  # the tests' and the client's imports
 
 
 class TxManager:
@@ -113,6 +66,31 @@ class TxManager:
         self._fee_block, self._fee = -1, (0, 0)
         self._latest: tuple[float, object] | None = None  # (when, the latest block) as last read
         self._pending_nonce: tuple[float, int] | None = None  # (when, the node's pending nonce)
+        self._adopted = False  # the journal's transactions in flight were taken over
+
+    def adopt(self) -> None:
+        """Follow the transactions a previous run left in flight (the journal's ``inflight``),
+        once, before anything else is sent or looked at: their nonces are ours, and any nonce
+        under the highest of them that none holds is a gap (filled if the first tick does not
+        take it)."""
+        if self._adopted:
+            return
+        self._adopted = True
+        journal = self.client.journal
+        if journal is None or self.client.account is None:
+            return
+        left = [from_fields(fields) for fields in journal.tracked()]
+        if not left:
+            return
+        chain_nonce = self._nonce("latest")
+        for t in left:
+            self.pending[t.nonce] = t
+            self.used(t.nonce)
+        for nonce in range(chain_nonce, self.next_nonce):
+            if nonce not in self.pending:
+                self.gaps[nonce] = self._polls + 1  # the first tick may take it with an action decided again
+        self.log(f"{len(left)} transaction(s) in flight before the restart followed again (nonces "
+                 f"{', '.join(str(t.nonce) for t in left)})")
 
     @property
     def web3(self):
@@ -152,6 +130,7 @@ class TxManager:
 
     def take_nonce(self) -> int:
         """The nonce of the next transaction: the lowest gap, else past everything sent."""
+        self.adopt()
         if self._seen_nonce is None:
             self._seen_nonce = self._nonce("latest")
         if self.gaps:
@@ -186,8 +165,13 @@ class TxManager:
             base, tip = self.fees()
             max_fee = 2 * base + tip  # room for the base fee to rise 12.5% a block for 6 full blocks
             raw, tx_hash = self._sign(tx.to, tx.data, tx.value, tx.gas_limit, nonce, max_fee, tip)
-            if journal is not None:  # before it leaves: a restart finds it by its hash
-                journal.txs_sent(tx.keys, nonce, tx_hash)
+            head = self._fee_block
+            t = Tracked(tx.keys, tx.method, tx.to, tx.data, tx.value, tx.gas_limit, tx.stake, tx.deadline, nonce,
+                        max_fee, tip, tip, head, [tx_hash], head)
+            if journal is not None:  # before it leaves: a restart finds it by its hash, and follows it
+                with journal.batch():
+                    journal.txs_sent(tx.keys, nonce, tx_hash)
+                    journal.track(nonce, to_fields(t))
             try:
                 self.client.read(lambda: self.web3.eth.send_raw_transaction(raw))
                 break
@@ -198,8 +182,10 @@ class TxManager:
                 if self.node_has(tx_hash):
                     break
                 if journal is not None:
-                    for key in tx.keys:
-                        journal.forget_tx(key)
+                    with journal.batch():
+                        for key in tx.keys:
+                            journal.forget_tx(key)
+                        journal.untrack(nonce)
                 if "nonce too low" in str(exc).lower() and attempt < self.knobs.nonce_too_low_retries:
                     self.used(nonce)  # another transaction has it: never again
                     self._pending_nonce = None
@@ -208,9 +194,7 @@ class TxManager:
                 self.release(nonce)
                 raise
         self.used(nonce)
-        head = self._fee_block
-        self.pending[nonce] = Tracked(tx.keys, tx.method, tx.to, tx.data, tx.value, tx.gas_limit, tx.stake,
-                                      tx.deadline, nonce, max_fee, tip, tip, head, [tx_hash], head)
+        self.pending[nonce] = t
         return Submitted(tx.keys, tx.method, nonce, tx_hash, head)
 
     def _sign(self, to: str, data: bytes, value: int, gas_limit: int, nonce: int, max_fee: int,
@@ -225,13 +209,15 @@ class TxManager:
     # -- following ------------------------------------------------------------------------
 
     def has_key(self, key: str) -> bool:
+        self.adopt()
         return any(key in t.keys for t in self.pending.values())
 
     def in_flight(self) -> list:
         from .client import Submitted
 
+        self.adopt()
         return [Submitted(t.keys, t.method, t.nonce, t.hashes[-1], t.sent_block)
-                for t in sorted(self.pending.values(), key=lambda t: t.nonce) if not _is_fill(t)]
+                for t in sorted(self.pending.values(), key=lambda t: t.nonce) if not is_fill(t)]
 
     def take_dropped(self) -> list[str]:
         """Keys forgotten since the last call (dropped or replaced): decide them again."""
@@ -245,6 +231,7 @@ class TxManager:
 
         if self.client.account is None:
             return []  # a read-only client sends nothing
+        self.adopt()
         self._polls += 1
         self._latest = (time.monotonic(), self.client.read(lambda: self.web3.eth.get_block("latest")))
         self._pending_nonce = None  # read again at this pass's first submission
@@ -255,9 +242,9 @@ class TxManager:
         for nonce, t in sorted(self.pending.items()):
             receipt = self.receipt_of(t.keys, t.hashes)
             if receipt is not None:
-                del self.pending[nonce]
+                self._untrack(nonce)
                 self._mined_nonces.add(nonce)
-                if _is_fill(t):
+                if is_fill(t):
                     self.log(f"nonce {nonce}: gap filled by a zero-value transfer")
                 else:
                     mined.append(Mined(t.keys, t.method, receipt["status"] == 1, receipt["gasUsed"],
@@ -267,18 +254,18 @@ class TxManager:
                 # receipts: "replaced" only if no receipt of ours has come by the next look
                 t.passed_at = self._polls
             elif chain_nonce > nonce:
-                del self.pending[nonce]
+                self._untrack(nonce)
                 self._forget(t, f"error: nonce {nonce} of {self.client.address} was taken by a transaction "
-                                f"this agent did not send; {_what(t)} is decided again (another agent or wallet "
+                                f"this agent did not send; {what(t)} is decided again (another agent or wallet "
                                 "on this account?)")
                 self._named.add(nonce)
             elif not any(self.node_has(h) for h in reversed(t.hashes)):
                 t.missing_since = head if t.missing_since is None else t.missing_since
                 patience = 0 if self._urgent(t, now) else self.knobs.not_in_pool_blocks
                 if head - t.missing_since >= patience:
-                    del self.pending[nonce]
+                    self._untrack(nonce)
                     self.gaps[nonce] = self._polls
-                    self._forget(t, f"warning: {_what(t)}: dropped by the node (nonce {nonce}); decided again")
+                    self._forget(t, f"warning: {what(t)}: dropped by the node (nonce {nonce}); decided again")
             else:
                 t.missing_since = None
                 if self._bump_due(t, head, now):
@@ -288,11 +275,17 @@ class TxManager:
         self._count_lagging(head)
         return mined
 
+    def _untrack(self, nonce: int) -> None:
+        """No longer followed: mined, or forgotten to be decided again."""
+        del self.pending[nonce]
+        if self.client.journal is not None:
+            self.client.journal.untrack(nonce)
+
     def _forget(self, t: Tracked, line: str) -> None:
         if self.client.journal is not None:
             for key in t.keys:
                 self.client.journal.forget_tx(key)
-        if not _is_fill(t):
+        if not is_fill(t):
             self._dropped.extend(t.keys)
         self.log(line)
 
@@ -350,8 +343,8 @@ class TxManager:
         """Sign ``t`` again, same nonce and data, both fees up by the bump (at least to what a
         fresh transaction pays), within the cap; the journal keeps both hashes."""
         base, tip_now = self.fees()
-        tip = max(_bumped(t.tip, self.knobs.bump_per_mille), tip_now)
-        max_fee = max(_bumped(t.max_fee, self.knobs.bump_per_mille), 2 * base + tip)
+        tip = max(bumped(t.tip, self.knobs.bump_per_mille), tip_now)
+        max_fee = max(bumped(t.max_fee, self.knobs.bump_per_mille), 2 * base + tip)
         # the floor: its first tip over today's base fee (not the node's suggested tip, which
         # follows whoever outbids us: a stuffer would raise our cap with its own bids)
         cap = self.fee_cap(t.stake, t.gas_limit, 2 * base + t.first_tip)
@@ -359,26 +352,32 @@ class TxManager:
             max_fee, tip = cap, min(tip, cap)
             if not t.capped:
                 t.capped = True
-                self.log(f"warning: {_what(t)}: fee cap {_gwei(cap)} reached ({self.knobs.stake_share_bps / 100:g}% of "
+                self.log(f"warning: {what(t)}: fee cap {gwei(cap)} reached ({self.knobs.stake_share_bps / 100:g}% of "
                          f"the {t.stake / 10**18:.4g} ETH at stake over {t.gas_limit:,} gas); not bumped further")
         # INVARIANT: a replacement raises both fees by 10% (geth's rule), or the node refuses it
         if max_fee * 10 < t.max_fee * 11 or tip * 10 < t.tip * 11:
             t.priced_block = head  # nothing to gain now; look again after another interval
             return
         raw, tx_hash = self._sign(t.to, t.data, t.value, t.gas_limit, t.nonce, max_fee, tip)
-        if self.client.journal is not None:
-            self.client.journal.tx_rehash(t.keys, t.hashes + [tx_hash])
+        journal = self.client.journal
+        if journal is not None:  # before it leaves, as a first signature is
+            with journal.batch():
+                journal.tx_rehash(t.keys, t.hashes + [tx_hash])
+                journal.track(t.nonce, {**to_fields(t), "hashes": t.hashes + [tx_hash], "max_fee": max_fee, "tip": tip,
+                                        "priced_block": head})
         try:
             self.client.read(lambda: self.web3.eth.send_raw_transaction(raw))
         except Exception as exc:  # refused (underpriced, or mined meanwhile): the old hashes stand
             if not self.node_has(tx_hash):
-                if self.client.journal is not None:
-                    self.client.journal.tx_rehash(t.keys, t.hashes)
-                self.log(f"warning: {_what(t)}: fee bump refused by the node: {str(exc).splitlines()[0]}")
+                if journal is not None:
+                    with journal.batch():
+                        journal.tx_rehash(t.keys, t.hashes)
+                        journal.track(t.nonce, to_fields(t))
+                self.log(f"warning: {what(t)}: fee bump refused by the node: {str(exc).splitlines()[0]}")
                 t.priced_block = head
                 return
-        self.log(f"{_what(t)}: pending {head - t.sent_block} block(s), fees bumped to {_gwei(max_fee)} "
-                 f"(tip {_gwei(tip)})")
+        self.log(f"{what(t)}: pending {head - t.sent_block} block(s), fees bumped to {gwei(max_fee)} "
+                 f"(tip {gwei(tip)})")
         t.hashes.append(tx_hash)
         t.max_fee, t.tip, t.priced_block = max_fee, tip, head
 
@@ -420,13 +419,5 @@ class TxManager:
         if len(late) != self.lagging and late:
             oldest = min(late, key=lambda t: t.sent_block)
             self.log(f"warning: {len(late)} transaction(s) in flight for more than {self.knobs.lagging_blocks} "
-                     f"blocks (oldest: {_what(oldest)}, nonce {oldest.nonce}, since block {oldest.sent_block})")
+                     f"blocks (oldest: {what(oldest)}, nonce {oldest.nonce}, since block {oldest.sent_block})")
         self.lagging = len(late)
-
-
-def _is_fill(t: Tracked) -> bool:
-    return t.method == "fill"
-
-
-def _what(t: Tracked) -> str:
-    return t.keys[0] if len(t.keys) == 1 else f"{t.keys[0]} and {len(t.keys) - 1} more"
