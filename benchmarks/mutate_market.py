@@ -15,7 +15,7 @@ already there, so a stopped run resumes. A mutant that does not compile is recor
 ``invalid``. Run (from the repository root, with ``.venv/bin`` on PATH and ``offchain`` on
 PYTHONPATH; about a minute a mutant here):
 
-    python benchmarks/mutate_market.py [--only jobs terms] [--out /tmp/mutants.jsonl] [--list]
+    python benchmarks/mutate_market.py [--only jobs terms] [--ids 'jobs.vy:2*'] [--out FILE] [--list]
 """
 
 import argparse
@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", choices=sorted(TARGETS), default=list(TARGETS))
     parser.add_argument("--out", default="/tmp/mutants.jsonl")
+    parser.add_argument("--ids", nargs="*", help="run only these mutants (fnmatch patterns of their ids)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per test file")
     args = parser.parse_args()
@@ -143,7 +145,7 @@ def main() -> None:
                 if args.list:
                     print(mutant_id, description)
                     continue
-                if mutant_id in done:
+                if mutant_id in done or (args.ids and not any(fnmatch(mutant_id, p) for p in args.ids)):
                     continue
                 started = time.time()
                 try:
