@@ -3,18 +3,18 @@
 @title Jobs
 @custom:contract-name jobs
 @license MIT
-@notice Jobs and their terms (protocol.md 10.2): the job record, the
-        terms `post` accepts (fee, solver bond, windows, rows, shapes),
-        and the job's life before and after its games: `post`,
-        `cancel`, `claim`, `expire`, `commit`, `finalize`, and the views
-        `job` and `job_count`.
+@notice Jobs (protocol.md 10.2): the job record and its statuses, and
+        the job's life outside its games: `post` (its terms checked by
+        `terms.vy`, its shapes here), `cancel`, `claim`, `expire`,
+        `commit`, `finalize`, and the views `job` and `job_count`.
 @dev Stateful: `JobMarket.vy` initializes it (with `terms`, the bounds
      `post` checks, and `stakes` and `escrow`, whose totals every
-     function here moves wei between) and exports its externals; the market's `challenge`, `settle` and
-     `reclaim` read and update the record of a COMMITTED or REJECTED
-     job directly. Each function keeps the market's accounting: a fee is
-     in `escrow.total_escrow` while its job is OPEN, CLAIMED or
-     COMMITTED, and a claimed job's bond is locked in `stakes`.
+     function here moves wei between) and exports its externals; the
+     market's `challenge`, `settle` and `reclaim` read and update the
+     record of a COMMITTED or REJECTED job directly. Each function keeps
+     the market's accounting: a fee is in `escrow.total_escrow` while
+     its job is OPEN, CLAIMED or COMMITTED, and a claimed job's bond is
+     locked in `stakes`.
 """
 
 
