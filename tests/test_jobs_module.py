@@ -121,13 +121,18 @@ def test_constructor_term_at_edge(project, deployer, registry, index, good, bad,
         deployer.deploy(project.jobs_mock, registry, *terms)
 
 
-@pytest.mark.parametrize("share,fee", [(1000, 499), (1000, 167), (0, 0), (3, 1), (5, 2), (1, 1), (0, 1), (4, 2)])
+BAD_SPLITS = [(1000, 500), (4, 2), (6, 1), (996, 166), (1, 1), (0, 1), (1, 0), (1000, 2**255)]
+
+
+@pytest.mark.parametrize("share,fee", [(1000, 499), (1000, 167), (0, 0), (3, 1), (5, 2), (5, 1)] + BAD_SPLITS)
 def test_constructor_dilution_fee_at_edges(project, deployer, registry, share, fee):
     # fee <= share, and 2 x fee < share < 6 x fee unless both are zero: (1000, 499) and (1000, 167)
-    # are just inside, (1, 1) has fee == share but fails 2 x fee < share, (0, 1) fee above share
+    # are just inside, (1000, 500) and (996, 166) just outside; (1, 1) has fee == share but fails
+    # 2 x fee < share; (0, 1) and (1000, 2^255) have the fee above the share (2 x 2^255 would
+    # overflow: the first check must refuse it); (1, 0) is a share with no fee
     terms = list(TERMS)
     terms[2], terms[3] = share, fee
-    if (share, fee) in [(1, 1), (0, 1), (4, 2)]:
+    if (share, fee) in BAD_SPLITS:
         with ape.reverts("market: dilution fee out of range"):
             deployer.deploy(project.jobs_mock, registry, *terms)
     else:
