@@ -972,6 +972,27 @@ def test_settle_share_equal_to_the_fee_pays_no_bonus_succeeds(project, deployer,
     assert market.sink_pending() == SOLVER_BOND - sum(market.refund_of(g) for g in games)
 
 
+@pytest.mark.parametrize("winners", [5, 6])
+def test_settle_bonus_at_the_paid_winners_limit(project, deployer, registry, stub, model_id, who, winners):
+    # A pool of 10% and a fee of 1.67% (2 x 167 < 1000 < 6 x 167): five winners, MAX_PAID_WINNERS,
+    # are each paid pool // 5 - fee; a sixth makes the share fall below the fee and no one is paid.
+    market = deployer.deploy(project.JobMarket, registry, stub, CHALLENGER_BOND, MIN_SOLVER_BOND, 1000, 167, SINK,
+                             MIN_WINDOW, MAX_WINDOW)
+    pool, fee = SOLVER_BOND * 1000 // 10000, SOLVER_BOND * 167 // 10000
+    assert pool // 5 > fee >= pool // 6
+    job_id = committed(market, model_id, who)
+    games = [challenge(market, job_id, who.challengers[0]) for _ in range(winners)]
+    receipts = [stub.report(market, g, False, sender=who.stranger) for g in games]
+    paid = receipts[-1].decode_logs(market.RewardPaid)
+    reward = pool // 5 - fee if winners == 5 else 0
+    assert [log.game_id for log in paid] == (games if reward else [])
+    assert all(log.reward == reward for log in paid)
+    [released] = receipts[-1].decode_logs(market.RewardsReleased)
+    assert (released.winners, released.reward) == (winners, reward)
+    refunds = sum(market.refund_of(g) for g in games)
+    assert market.credit(who.challengers[0]) == winners * (CHALLENGER_BOND + reward) + refunds
+
+
 def test_settle_refunds_beyond_the_bond_take_it_all_succeeds(stub_market, stub, model_id, who):
     # Refunds come first: metered gas beyond the slashed bond empties it; the second winner is
     # refunded what is left, no bonus is paid and the sink gets nothing.

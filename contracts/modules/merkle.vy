@@ -4,8 +4,9 @@
 @custom:contract-name merkle
 @notice Binary keccak256 Merkle trees of section 2 of
         `docs/protocol.md`: `depth(n)`, the zero hashes `Z[h]`, inner
-        nodes `H(left ‖ right)` and the verification of a proof of one
-        leaf against a root whose depth is fixed by the caller.
+        nodes `H(left ‖ right)`, the verification of a proof of one
+        leaf against a root whose depth is fixed by the caller, and the
+        initial state root `S_0` (section 6).
 @dev Stateless: import it (`from ..modules import merkle`) and call
      `merkle.verify(...)`; it needs no `initializes:`.
 
@@ -169,3 +170,22 @@ def verify_update(
     """
     return self.verify(empty(bytes32), index, proof, depth_, before) and \
         self.verify(leaf, index, proof, depth_, after)
+
+
+@internal
+@pure
+def initial_state(input_root: bytes32, depth_: uint256) -> bytes32:
+    """
+    @dev The initial state root `S_0 = root([T_0], D)` (section 6): slot
+         0 is the leftmost leaf, so at every level the node is a left
+         child whose right sibling is an empty subtree `Z[h]`.
+    @param input_root The input's tensor root `T_0`.
+    @param depth_ The model's state depth `D`, at most MAX_PROOF.
+    @return bytes32 The initial state root `S_0`.
+    """
+    node: bytes32 = input_root
+    zero: bytes32 = empty(bytes32)
+    for h: uint256 in range(depth_, bound=MAX_PROOF):
+        node = self.hash_pair(node, zero)
+        zero = self.hash_pair(zero, zero)
+    return node

@@ -1,0 +1,192 @@
+"""Mutation test of the market's checks: every ``assert`` deleted, and every comparison in it flipped.
+
+For each ``assert`` statement of the market's contract and stateful modules (``JobMarket.vy``,
+``modules/terms.vy``, ``jobs.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none) it makes
+one mutant that deletes the check (``pass`` in its place) and one per comparison operator in its
+condition that loosens or flips it (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``; a check
+with no comparison, such as ``assert c.open``, is negated). Each mutant is written over the file,
+the contracts that import it are recompiled (``ape compile --force``: ape does not notice edits to
+imported modules), and the test files that cover it run with ``-x -q`` until one fails (killed) or
+all pass (survived). The file is restored after every mutant, on Ctrl-C and on SIGTERM too, and
+the contracts are recompiled from the restored sources at the end.
+
+Results are appended as JSON lines (one per mutant) to ``--out``, and a run skips the mutants
+already there, so a stopped run resumes. A mutant that does not compile is recorded as
+``invalid``. Run (from the repository root, with ``.venv/bin`` on PATH and ``offchain`` on
+PYTHONPATH; about a minute a mutant here):
+
+    python benchmarks/mutate_market.py [--only jobs terms] [--ids 'jobs.vy:2*'] [--out FILE] [--list]
+"""
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from fnmatch import fnmatch
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# file -> its stages, fastest first: (the contracts to recompile, the test file run against them).
+# A mutant is killed at the first stage whose tests fail; a module's own harness comes first.
+MOCK_JOBS = ["contracts/mocks/jobs_mock.vy"]
+MARKET = ["contracts/JobMarket.vy"]
+TARGETS = {
+    "jobs": ("contracts/modules/jobs.vy",
+             [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/test_market.py")]),
+    "terms": ("contracts/modules/terms.vy",
+              [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/test_market.py")]),
+    "stakes": ("contracts/modules/stakes.vy",
+               [(["contracts/mocks/stakes_mock.vy"], "tests/test_stakes_module.py"),
+                (MARKET + MOCK_JOBS + ["contracts/mocks/escrow_mock.vy"], "tests/test_market.py")]),
+    "escrow": ("contracts/modules/escrow.vy",
+               [(["contracts/mocks/escrow_mock.vy"], "tests/test_escrow_module.py"),
+                (MARKET + MOCK_JOBS, "tests/test_market.py")]),
+    "market": ("contracts/JobMarket.vy",
+               [(MARKET, "tests/test_market.py"), ([], "tests/test_accomplice.py"), ([], "tests/test_reentrancy.py")]),
+}
+
+FLIPS = {"<=": "<", "<": "<=", ">=": ">", ">": ">=", "==": "!=", "!=": "=="}
+COMPARISON = re.compile(r"<=|>=|==|!=|<|>")
+
+
+def assert_statements(text: str):
+    """(first line, last line) of every ``assert`` statement, 0-based and inclusive."""
+    lines, found, i = text.split("\n"), [], 0
+    while i < len(lines):
+        if lines[i].lstrip().startswith("assert "):
+            j, depth = i, 0
+            while True:
+                depth += lines[j].count("(") - lines[j].count(")")
+                if depth > 0 or lines[j].rstrip().endswith("\\"):
+                    j += 1
+                    continue
+                break
+            found.append((i, j))
+            i = j
+        i += 1
+    return found
+
+
+def condition_span(statement: str):
+    """Start and end of the condition in an assert statement (the text before its reason string)."""
+    start = statement.index("assert ") + len("assert ")
+    reason = statement.rfind(', "')
+    return start, reason if reason > 0 else len(statement)
+
+
+def mutants(path: str):
+    """Every mutant of one file: (id, description, mutated text)."""
+    text = (ROOT / path).read_text()
+    lines = text.split("\n")
+    for first, last in assert_statements(text):
+        statement = "\n".join(lines[first:last + 1])
+        indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+        before, after = "\n".join(lines[:first]), "\n".join(lines[last + 1:])
+        label = f"{Path(path).name}:{first + 1}"
+        yield f"{label}:delete", f"delete `{lines[first].strip()[:90]}`", f"{before}\n{indent}pass\n{after}"
+        start, end = condition_span(statement)
+        condition = statement[start:end]
+        ops = list(COMPARISON.finditer(condition))
+        if not ops:
+            flipped = f"{statement[:start]}not ({condition}){statement[end:]}"
+            yield f"{label}:negate", f"negate `{condition.strip()[:80]}`", f"{before}\n{flipped}\n{after}"
+        for k, op in enumerate(ops):
+            new = FLIPS[op.group()]
+            mutated = condition[:op.start()] + new + condition[op.end():]
+            flipped = statement[:start] + mutated + statement[end:]
+            near = condition[max(0, op.start() - 30):op.end() + 30].replace("\n", " ").strip()
+            yield (f"{label}:flip{k}", f"`{op.group()}` -> `{new}` in `...{near}...`",
+                   f"{before}\n{flipped}\n{after}")
+
+
+def run(cmd, timeout):
+    started = time.time()
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stdout[-3000:] + done.stderr[-2000:], time.time() - started
+    except subprocess.TimeoutExpired:
+        return 124, "timeout", time.time() - started
+
+
+def compile_contracts(files) -> bool:
+    rc, out, _ = run(["ape", "compile", *files, "--force"], 600)
+    return rc == 0 and "ERROR" not in out
+
+
+def first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith("FAILED ") or line.startswith("ERROR "):
+            return line[:200]
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(TARGETS), default=list(TARGETS))
+    parser.add_argument("--out", default="/tmp/mutants.jsonl")
+    parser.add_argument("--ids", nargs="*", help="run only these mutants (fnmatch patterns of their ids)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per test file")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    touched = set()
+    try:
+        for name in args.only:
+            path, stages = TARGETS[name]
+            original = (ROOT / path).read_text()
+            for mutant_id, description, text in list(mutants(path)):
+                if args.list:
+                    print(mutant_id, description)
+                    continue
+                if mutant_id in done or (args.ids and not any(fnmatch(mutant_id, p) for p in args.ids)):
+                    continue
+                started = time.time()
+                try:
+                    (ROOT / path).write_text(text)
+                    record = {"id": mutant_id, "module": name, "mutant": description, "result": "survived"}
+                    for contracts, test in stages:
+                        touched.update(contracts)
+                        if contracts and not compile_contracts(contracts):
+                            record["result"] = "invalid"
+                            break
+                        rc, output, _ = run(["ape", "test", test, "-x", "-q", "-p", "no:cacheprovider"], args.timeout)
+                        if rc != 0:
+                            record.update(result="killed", by=test, rc=rc, failure=first_failure(output))
+                            break
+                finally:
+                    (ROOT / path).write_text(original)
+                record["seconds"] = round(time.time() - started)
+                with out.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"{record['result']:8s} {mutant_id} {description} {record.get('by', '')} "
+                      f"({record['seconds']} s)", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: sources restored", flush=True)
+    finally:
+        if touched:
+            compile_contracts(sorted(touched))
+    if not args.list:
+        summarize(out)
+
+
+def summarize(out: Path) -> None:
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    for name in TARGETS:
+        mine = [r for r in rows if r["module"] == name]
+        if mine:
+            killed = sum(r["result"] == "killed" for r in mine)
+            print(f"{name:8s} killed {killed}/{len(mine)}")
+    for r in rows:
+        if r["result"] != "killed":
+            print(f"  {r['result']}: {r['id']} {r['mutant']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
