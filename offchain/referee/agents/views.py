@@ -6,8 +6,9 @@ conversions, a code check on every call); here it is the JSON-RPC round trip and
 Values come back as Ape's do where the agents use them: structs as objects with attribute
 access, addresses checksummed, ``bytes32`` as ``bytes``. ``many`` reads one view for many
 arguments (every game's record) in one JSON-RPC batch request: one round trip, not K. A
-record of static fields only (the game's and the job's) is decoded by slicing its words: 0.1 ms,
-not eth_abi's 3 ms (tests/test_views.py checks the two agree).
+record of static fields only (the game's and the job's) is decoded by slicing its words, six
+times faster than eth_abi's decoder (0.33 ms against 1.93 ms a game record, measured here on a
+loaded machine); tests/test_views.py checks the two agree.
 """
 
 from functools import lru_cache
