@@ -199,8 +199,9 @@ def test_prepare_batch_forgets_the_keys_of_skipped_calls_succeeds(batch_client, 
 
 
 def test_prepare_batch_restart_resolves_each_key_by_the_receipt_succeeds(batch_client, model_and_trace, accounts):
-    """The agent dies after sending a batch, before its receipt: a restarted client finds the
-    landed keys mined and the skipped one forgotten, from the one journaled hash."""
+    """The agent dies after sending a batch, before its receipt: a restarted client re-adopts
+    the batch from the journal, and its first poll (an agent's tick polls before it decides)
+    finds the landed keys mined and the skipped one forgotten, from the one journaled hash."""
     from referee.agents.client import ChainClient
     from referee.agents.journal import Journal
 
@@ -213,6 +214,10 @@ def test_prepare_batch_restart_resolves_each_key_by_the_receipt_succeeds(batch_c
     client.journal.close()  # no poll: the receipt is never seen by this process
 
     restarted = ChainClient(client.deployment, accounts[4], Journal(path), patience=5)
+    # before it looks, every key of the batch is in flight: none is sent twice
+    assert restarted.prepare_batch(calls) is None
+    [mined] = restarted.poll()
+    assert mined.keys == (f"bisect:{a}", f"timeout:{b}") and list(mined.skipped) == [f"timeout:{b}"]
     tx = restarted.prepare_batch(calls + [(f"bisect:{c}", restarted.encode(restarted.game, "bisect", c, roots))])
     assert tx.keys == (f"timeout:{b}", f"bisect:{c}")
     assert restarted.journal.tx(f"bisect:{a}").status == "mined"
