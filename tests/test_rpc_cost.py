@@ -159,16 +159,20 @@ def play_counted(agents, counter, market, job_id, max_rounds=200) -> list[tuple[
     raise AssertionError("the game did not finish")
 
 
-def test_rpc_cost_move_requests_same_after_long_history_succeeds(chain, accounts, deployment, model, tmp_path):
-    market = ChainClient(deployment, accounts[0]).market
-    x = int8_tensor(random_input(random.Random(42), 3, 7))
+def counted(chain, run):
+    """``run(counter)`` with every request of the test's clients going through a counting proxy."""
     counter = CountingProxy(int(chain.provider.uri.rsplit(":", 1)[1]))
     try:
         with ape.networks.parse_network_choice(counter.url):
-            games = play_twice(deployment, model, accounts, counter, market, x, tmp_path)
+            return run(counter)
     finally:
         counter.close()
-    young, old = games
+
+
+def test_rpc_cost_move_requests_same_after_long_history_succeeds(chain, accounts, deployment, model, tmp_path):
+    market = ChainClient(deployment, accounts[0]).market
+    x = int8_tensor(random_input(random.Random(42), 3, 7))
+    young, old = counted(chain, lambda counter: play_twice(deployment, model, accounts, counter, market, x, tmp_path))
     for role, kind, requests, widest in young + old:
         print(f"rpc cost: {role} {kind}: {requests} requests, widest getLogs {widest} blocks")
     assert [(role, kind) for role, kind, _, _ in young] == [(role, kind) for role, kind, _, _ in old]
@@ -184,13 +188,8 @@ def test_rpc_cost_move_requests_same_after_long_history_succeeds(chain, accounts
 def test_rpc_cost_close_others_same_after_long_history_succeeds(chain, accounts, deployment, model, tmp_path):
     market = ChainClient(deployment, accounts[0]).market
     x = int8_tensor(random_input(random.Random(43), 3, 7))
-    counter = CountingProxy(int(chain.provider.uri.rsplit(":", 1)[1]))
-    try:
-        with ape.networks.parse_network_choice(counter.url):
-            costs = close_others_twice(deployment, model, accounts, counter, market, x, tmp_path)
-    finally:
-        counter.close()
-    (young, young_widest), (old, old_widest) = costs
+    (young, young_widest), (old, old_widest) = counted(
+        chain, lambda counter: close_others_twice(deployment, model, accounts, counter, market, x, tmp_path))
     print(f"rpc cost: close_others: {sum(young.values())} requests at the deployment's height, "
           f"{sum(old.values())} after {HISTORY:,} more blocks (getLogs {young['eth_getLogs']} and "
           f"{old['eth_getLogs']}, widest {young_widest} and {old_widest} blocks)")
