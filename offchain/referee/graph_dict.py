@@ -2,8 +2,7 @@
 golden vectors use (tests/reference.py's model dict, extended by issue 13).
 
 ``{"input_cols", "input_dtype" (0 int8 / 1 int32, default 0), "ops": [...]}``; every op dict
-has ``kind``, ``flags``, ``input_a``, ``input_b`` and the fields of its kind (below, and
-/work/scratch/t1/API.md). It is also the serialization of the transformer kinds until the
+has ``kind``, ``flags``, ``input_a``, ``input_b`` and the fields of its kind (below). It is also the serialization of the transformer kinds until the
 model file format (referee.modelfile) learns them.
 """
 
