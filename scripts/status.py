@@ -50,9 +50,10 @@ def cli(job_id, model_dir, wait_for, deployment):
                 click.echo(f"  {line}")
         kinds = None
         if model_dir is not None:
-            from referee.modelfile import load_model
+            from referee.model import kind_name
+            from referee.modelfile import load_chain_model
 
-            kinds = {j: getattr(op, "kind", "linear") for j, op in enumerate(load_model(model_dir).ops, start=1)}
+            kinds = {j: kind_name(op) for j, op in enumerate(load_chain_model(model_dir).ops, start=1)}
         click.echo("timeline:")
         for line in inspect.timeline(client, job_id, kinds):
             click.echo(f"  {line}")
