@@ -87,7 +87,15 @@ def _encode(trace: Trace) -> bytes:
         "slot_roots": json.dumps([to_hex(r) for r in trace.slot_roots]),
         "state_roots": json.dumps([to_hex(r) for r in trace.state_roots]),
     }
-    tensors = {f"slot{j}": slot.contiguous() for j, slot in enumerate(trace.slots)}
+    tensors, seen = {}, set()
+    for j, slot in enumerate(trace.slots):
+        slot = slot.contiguous()
+        # A kernel may return a view of its input (a transpose of one column is a reshape):
+        # safetensors refuses tensors that share memory, so such a slot is stored as a copy.
+        if slot.untyped_storage().data_ptr() in seen:
+            slot = slot.clone()
+        seen.add(slot.untyped_storage().data_ptr())
+        tensors[f"slot{j}"] = slot
     return save_safetensors(tensors, metadata=metadata)
 
 

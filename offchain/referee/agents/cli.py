@@ -247,8 +247,10 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
           block_time, log_file, log_level, metrics_port, stake, max_bond, min_fee, max_window, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), connected(network):
-        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), _models(model_dirs), home,
+        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), models, home,
                             state, store, log=_agent_log("solver", log_level, log_file), model_dirs=model_dirs,
                             device=check_device(device), cheat=cheat, max_bond=max_bond, min_fee=min_fee,
                             max_window=max_window, block_time=block_time, confirmations=confirmations)
@@ -289,8 +291,10 @@ def unstake(network, account, deployment):
 def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
           block_time, log_file, log_level, metrics_port, max_bond, cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), connected(network):
-        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), _models(model_dirs),
+        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), models,
                             home, state, store, log=_agent_log("challenger", log_level, log_file),
                             model_dirs=model_dirs, device=check_device(device), cheat=cheat, max_bond=max_bond,
                             block_time=block_time, confirmations=confirmations)
@@ -318,10 +322,11 @@ def rehearse(fork_url, job_id, account, deployment, model_dirs, home, store, dev
     from .rehearse import print_report
     from .rehearse import rehearse as play_on_fork
 
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), fork(fork_url) as url, connected(url):
         signer = load_account(account)
         chosen = Deployment.load(deployment)
-        models = _models(model_dirs)
 
         def build(kind, state):
             return build_agent(kind, signer, chosen, models, home, state, store, device=device)
