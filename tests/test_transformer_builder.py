@@ -1,4 +1,4 @@
-"""The transformer builder: a float encoder and decoder compiled to exact integer graph models
+"""The transformer builder: a float encoder and decoder compiled to exact integer models
 track the float models, run bit-identically on every CPU backend and against the independent
 reference (whole traces and roots), and refuse weights that break the int32 accumulator bound."""
 
