@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from helpers import random_ref_model, small_transformer, to_integer_model, token_ids
+from helpers import random_ref_model, to_integer_model, token_ids
 from referee.cli import main
 from referee.executor import Executor
 from referee.hashing import to_hex
@@ -305,12 +305,7 @@ def test_quantize_tiny_calibration_names_the_cause_fails(tmp_path):
 
 # ---------------------------------------------------------------------------------------
 # A transformer model directory is taken like an MLP one; the chain commands name the gap
-
-
-@pytest.fixture(scope="module", params=["decoder", "encoder"])
-def token_model(request, tmp_path_factory):
-    model = small_transformer(request.param)
-    return save_model(model, tmp_path_factory.mktemp(request.param) / "model"), model
+# (token_model: tests/conftest.py)
 
 
 def test_info_transformer_shows_kind_dtype_and_kinds_succeeds(token_model):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import random_ref_model, small_transformer, to_integer_model, token_ids
+from helpers import random_ref_model, to_integer_model, token_ids
 from referee.errors import ModelCompileError, ModelFormatError
 from referee.executor import Executor
 from referee.hashing import to_hex
@@ -148,14 +148,8 @@ V1_ROOT = "0x334e7daeb3f5c7ab00c2a3064c923f3b1f4894e0baf58ee4f9f500b182065484"  
 V1_DIR = Path(__file__).parent / "fixtures" / "mlp_v1"
 
 
-@pytest.fixture(scope="module", params=["encoder", "decoder"])
-def transformer_dir(request, tmp_path_factory):
-    model = small_transformer(request.param)
-    return save_model(model, tmp_path_factory.mktemp(request.param) / "m"), model
-
-
-def test_transformer_roundtrip_every_root_equal_succeeds(transformer_dir):
-    path, model = transformer_dir
+def test_transformer_roundtrip_every_root_equal_succeeds(token_model):
+    path, model = token_model
     loaded = load_model(path)
     assert loaded.input_dtype == model.input_dtype == 1 and loaded.kinds() == model.kinds()
     assert (loaded.root, loaded.ops_root) == (model.root, model.ops_root)
@@ -175,8 +169,8 @@ def _first(path, kind):
 
 @pytest.mark.parametrize("kind, field", [("softmax", "exp_table"), ("embed", "token_table"), ("lut", "table"),
                                          ("norm", "gamma")])
-def test_load_tampered_table_fails(transformer_dir, tmp_path, kind, field):
-    source, _ = transformer_dir
+def test_load_tampered_table_fails(token_model, tmp_path, kind, field):
+    source, _ = token_model
     path = shutil.copytree(source, tmp_path / "m")
     j = _first(path, kind)
     tensors = load_file(path / WEIGHTS)
@@ -198,8 +192,8 @@ def _edit_tensors(path, edit):
     save_file(tensors, path / WEIGHTS)
 
 
-def test_load_unknown_kind_fails(transformer_dir, tmp_path):
-    path = shutil.copytree(transformer_dir[0], tmp_path / "m")
+def test_load_unknown_kind_fails(token_model, tmp_path):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
     _edit_manifest(path, lambda m: m["ops"][1].update(kind="rope"))
     with pytest.raises(ModelFormatError, match="model.json op 2: unsupported op kind 'rope'"):
         load_model(path)
@@ -211,8 +205,8 @@ def test_load_unknown_kind_fails(transformer_dir, tmp_path):
     (lambda t: t.update({"op1.token_table": t["op1.token_table"].to(torch.int32)}),
      "op 1: token_table must be int8, tensor 'op1.token_table' in weights.safetensors is int32"),
 ])
-def test_load_bad_table_tensor_fails(transformer_dir, tmp_path, edit, message):
-    path = shutil.copytree(transformer_dir[0], tmp_path / "m")
+def test_load_bad_table_tensor_fails(token_model, tmp_path, edit, message):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
     _edit_tensors(path, edit)
     with pytest.raises(ModelFormatError, match=message):
         load_model(path)
@@ -224,8 +218,8 @@ def test_load_bad_table_tensor_fails(transformer_dir, tmp_path, edit, message):
     (lambda m: m["ops"][0].update(causal=True), r"op 1: fields \['causal'\] are not fields of kind 'embed'"),
     (lambda m: m.pop("input_dtype"), "op 1: cannot read slot 0 of dtype int8"),  # absent: int8
 ])
-def test_load_bad_transformer_manifest_fails(transformer_dir, tmp_path, edit, message):
-    path = shutil.copytree(transformer_dir[0], tmp_path / "m")
+def test_load_bad_transformer_manifest_fails(token_model, tmp_path, edit, message):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
     _edit_manifest(path, edit)
     with pytest.raises(ModelFormatError, match=message):
         load_model(path)
@@ -241,7 +235,7 @@ def test_v1_mlp_directory_loads_with_same_root_succeeds(tmp_path):
         assert (tmp_path / "again" / name).read_bytes() == (V1_DIR / name).read_bytes(), name
 
 
-def test_on_chain_gap_names_what_the_contracts_lack_succeeds(transformer_dir):
-    _, model = transformer_dir
+def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):
+    _, model = token_model
     gap = model.on_chain_gap()
     assert "int32 (token id) input" in gap and "embed" in gap and "protocol 5.11" in gap and "\n" not in gap
