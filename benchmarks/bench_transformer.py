@@ -15,7 +15,7 @@ slow phase of a shared machine hits all three; the best is the fairer figure the
 
 * fp32: the float model under ``torch.inference_mode()`` with torch's fused attention
   (``scaled_dot_product_attention``), the fastest plain float forward;
-* exact: ``GraphExecutor(model, device).run(ids)`` (prepared once), every slot returned as a
+* exact: ``Executor(model, device).run(ids)`` (prepared once), every slot returned as a
   CPU tensor — the whole trace a solver keeps;
 * commit: every slot's tensor root and the state roots S_0..S_N (``trace_commitment``).
 
@@ -38,8 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
 
-from referee.graph_exec import GraphExecutor, default_backend, trace_commitment  # noqa: E402
-from referee.executor import resolve_device  # noqa: E402
+from referee.executor import Executor, default_backend, resolve_device, trace_commitment  # noqa: E402
 from referee.hashing import KECCAK  # noqa: E402
 from referee.transformer import GPT2_SMALL, MINILM, FloatTransformer, TransformerConfig  # noqa: E402
 from referee.transformer_compile import compile_transformer  # noqa: E402
@@ -109,7 +108,7 @@ def measure(cfg: TransformerConfig, batch: int, device: torch.device, repeats: i
             f"({len(model.ops)} ops)")
     rows = []
     for backend in backends:
-        executor = GraphExecutor(model, str(device), backend)
+        executor = Executor(model, str(device), backend)
         slots = executor.run(ids.to(torch.int32))
         start_busy, start_self, start = busy_seconds(), time.process_time(), time.perf_counter()
         hashing = KECCAK != "pure Python"  # a bare GPU host: minutes per trace, not what is measured here

@@ -15,7 +15,7 @@ from scripts._shared import OperatorCommand
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import ChainClient
 from referee.hashing import to_hex
-from referee.modelfile import load_model
+from referee.modelfile import load_chain_model
 
 
 @click.command(cls=OperatorCommand, short_help="Register a model")
@@ -26,7 +26,7 @@ from referee.modelfile import load_model
 def cli(account, model_dir, deployment):
     """Register MODEL_DIR's model in the registry and print its id."""
     with user_errors():
-        model = load_model(model_dir)
+        model = load_chain_model(model_dir)
         client = ChainClient(resolve_deployment(deployment), account)
         model_id = client.registry.model_id(model.root)
         if model_id:

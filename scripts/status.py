@@ -37,6 +37,12 @@ POLL = 1.0  # seconds between looks while waiting
 def cli(job_id, model_dir, wait_for, deployment):
     """Print JOB_ID's state, its games' clocks and every event about it, oldest first."""
     with user_errors():
+        kinds = None
+        if model_dir is not None:  # first: a model the chain cannot take is named before any query
+            from referee.model import kind_name
+            from referee.modelfile import load_chain_model
+
+            kinds = {j: kind_name(op) for j, op in enumerate(load_chain_model(model_dir).ops, start=1)}
         client = ChainClient(resolve_deployment(deployment), None)
         if not 1 <= job_id <= client.market.job_count():
             raise RefereeError(f"there is no job {job_id} (jobs so far: {client.market.job_count()})")
@@ -48,11 +54,6 @@ def cli(job_id, model_dir, wait_for, deployment):
         for game_id in inspect.games_of(client, job_id):
             for line in inspect.game_state(client, game_id).lines(now):
                 click.echo(f"  {line}")
-        kinds = None
-        if model_dir is not None:
-            from referee.modelfile import load_model
-
-            kinds = {j: getattr(op, "kind", "linear") for j, op in enumerate(load_model(model_dir).ops, start=1)}
         click.echo("timeline:")
         for line in inspect.timeline(client, job_id, kinds):
             click.echo(f"  {line}")

@@ -93,3 +93,13 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
     if CHECKS["accounting"]:
         terminalreporter.write_line(f"money invariant (tests/accounting.py) checked {CHECKS['accounting']} times")
+
+
+@pytest.fixture(scope="module", params=["decoder", "encoder"])
+def token_model(request, tmp_path_factory):
+    """A saved one-block transformer, decoder then encoder: (its directory, the model)."""
+    from helpers import small_transformer
+    from referee.modelfile import save_model
+
+    model = small_transformer(request.param)
+    return save_model(model, tmp_path_factory.mktemp(request.param) / "model"), model

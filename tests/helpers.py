@@ -8,6 +8,9 @@ from pathlib import Path
 
 import torch
 
+from referee.executor import Executor
+from referee.graph_dict import model_from_dict
+from referee.inputs import rows_tensor
 from referee.model import IntegerModel, LinearOp
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -76,3 +79,27 @@ def random_ref_model(rng: random.Random, input_cols: int, widths: list[int], ext
 def random_input(rng: random.Random, rows: int, cols: int, extreme: bool = False) -> list[list[int]]:
     values = (-128, 127, 0, -1) if extreme else range(-128, 128)
     return [[rng.choice(values) for _ in range(cols)] for _ in range(rows)]
+
+
+def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> list[list[list[int]]]:
+    """Every slot (slot 0 included) of the model dict ``d`` on input rows ``x``, as lists of ints;
+    rows outside the input dtype, or ragged, are refused (InputError) as a file's would be."""
+    model = model_from_dict(d)
+    return [s.tolist() for s in Executor(model, device, backend).run(rows_tensor(x, model.input_dtype))]
+
+
+def small_transformer(kind: str = "decoder", seed: int = 1, seq: int = 6, vocab: int = 40) -> IntegerModel:
+    """A compiled one-block transformer (referee.transformer_compile) small enough for unit tests."""
+    from referee.transformer import FloatTransformer, TransformerConfig
+    from referee.transformer_compile import compile_transformer
+
+    cfg = TransformerConfig(kind, layers=1, width=16, heads=2, ffn=32, seq=seq, vocab=vocab)
+    calibration = torch.randint(0, vocab, (8, seq), generator=torch.Generator().manual_seed(seed))
+    return compile_transformer(FloatTransformer(cfg, seed=seed).eval(), calibration, name=f"tiny-{kind}")
+
+
+def token_ids(model: IntegerModel, rows: int, seed: int = 0) -> torch.Tensor:
+    """Random int32 token ids for a token model (vocabulary from its embed op)."""
+    vocab = model.ops[0].vocab
+    return torch.randint(0, vocab, (rows, model.input_cols), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.int32)

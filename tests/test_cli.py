@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 import reference as ref
-from helpers import random_ref_model, to_integer_model
+from helpers import random_ref_model, to_integer_model, token_ids
 from referee.cli import main
+from referee.executor import Executor
 from referee.hashing import to_hex
 from referee.modelfile import load_model, save_model
-from referee.trace import TraceStore
+from referee.trace import Trace, TraceStore
 
 
 def referee(*args):
@@ -300,3 +301,61 @@ def test_quantize_tiny_calibration_names_the_cause_fails(tmp_path):
     _assert_one_line_error(result, "past int32, because the calibration inputs are tiny")
     assert "calibrate on data at the scale the model will really see" in result.stderr
     assert "scale down its weights" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# A transformer model directory is taken like an MLP one; the chain commands name the gap
+# (token_model: tests/conftest.py)
+
+
+def test_info_transformer_shows_kind_dtype_and_kinds_succeeds(token_model):
+    path, model = token_model
+    result = referee("info", path)
+    assert result.exit_code == 0, result.stderr
+    lines = {line[:13].strip(): line[13:] for line in result.stdout.splitlines()}
+    assert lines["model"] == f"{model.name} ({model.meta['config'].kind})"
+    assert lines["model root"] == to_hex(model.root) and lines["ops root"] == to_hex(model.ops_root)
+    assert lines["input"] == f"int32 token ids, sequence length {model.input_cols} (one sequence per row)"
+    assert lines["ops"] == ", ".join(f"{n} {kind}" for kind, n in model.kinds().items())
+    assert "protocol 5.11" in lines["on chain"]
+    assert lines["op 1"].startswith("embed slot 0 (6) -> 16, params 0x")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npy"])
+def test_run_transformer_token_ids_stores_trace_succeeds(tmp_path, token_model, suffix):
+    path, model = token_model
+    ids = token_ids(model, 2, seed=3)
+    if suffix == ".json":
+        (tmp_path / "ids.json").write_text(json.dumps(ids.tolist()))
+    else:
+        np.save(tmp_path / "ids.npy", ids.numpy())
+    result = referee("run", path, tmp_path / f"ids{suffix}", "--store", tmp_path / "store", "--output",
+                     tmp_path / "y.json")
+    assert result.exit_code == 0, result.stderr
+    slots = Executor(model, "cpu").run(ids)
+    trace = TraceStore(tmp_path / "store").load(model.root, Trace(model.root, slots).input_root)
+    assert trace.trace_root == Trace(model.root, slots).trace_root
+    assert json.loads((tmp_path / "y.json").read_text()) == slots[-1].tolist()
+    if model.meta["config"].kind == "decoder":  # the argmax op's ids are the predictions
+        shown = next(line for line in result.stdout.splitlines() if line.startswith("prediction")).split()[1:]
+        assert shown[:12] == [str(v) for v in slots[-1][:12, 0].tolist()]
+
+
+def test_run_transformer_refuses_int8_range_breach_and_wide_ids_fails(tmp_path, token_model):
+    path, _ = token_model
+    (tmp_path / "ids.json").write_text(json.dumps([[1, 2, 3, 4, 5, 2**31]]))
+    _assert_one_line_error(referee("run", path, tmp_path / "ids.json", "--no-store"), "row 0, column 5 is 2147483648")
+    (tmp_path / "short.json").write_text(json.dumps([[1, 2, 3]]))
+    _assert_one_line_error(referee("run", path, tmp_path / "short.json", "--no-store"), "the model expects (rows, 6)")
+
+
+@pytest.mark.parametrize("command", [
+    ["solve", "--account", "TEST::2", "--once"],
+    ["watch", "--account", "TEST::2", "--once"],
+    ["rehearse", "--fork-url", "http://127.0.0.1:1", "--job", "1", "--account", "TEST::3", "--deployment", "d.json"],
+])
+def test_chain_commands_name_the_on_chain_gap_fails(tmp_path, token_model, command):
+    path, model = token_model
+    result = referee(*command, "--model", path, "--home", tmp_path)
+    _assert_one_line_error(result, model.on_chain_gap())
+    assert "int32 (token id) input" in result.stderr and "embed" in result.stderr

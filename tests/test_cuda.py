@@ -14,9 +14,8 @@ import torch
 import reference as ref
 import reference_transformer as rt
 from helpers import int8_tensor, linear_case_model, load_vectors, random_input, random_ref_model, to_integer_model
-from referee.executor import Executor
+from referee.executor import Executor, run_op
 from referee.graph_dict import model_from_dict, op_from_dict
-from referee.graph_exec import GraphExecutor, run_op
 
 pytestmark = [
     pytest.mark.cuda,
@@ -72,7 +71,7 @@ def test_cuda_transformer_op_vectors_succeeds(backend):
 def test_cuda_transformer_model_vectors_succeeds(backend):
     for vec in load_vectors("transformer_models")["models"]:
         model = model_from_dict({"input_cols": vec["input_cols"], "input_dtype": vec["input_dtype"], "ops": vec["ops"]})
-        slots = GraphExecutor(model, "cuda", backend).run(tensor(vec["input"], vec["input_dtype"]))
+        slots = Executor(model, "cuda", backend).run(tensor(vec["input"], vec["input_dtype"]))
         assert [s.tolist() for s in slots] == [s["values"] for s in vec["slots"]], vec["name"]
 
 
@@ -152,7 +151,7 @@ def test_cuda_compiled_transformer_equals_cpu_succeeds(kind):
     gen = torch.Generator().manual_seed(3)
     model = compile_transformer(FloatTransformer(cfg, seed=4), torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen))
     x = torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen, dtype=torch.int32)
-    cpu = GraphExecutor(model, "cpu").run(x)
+    cpu = Executor(model, "cpu").run(x)
     for backend in ("int_mm", "float"):
-        gpu = GraphExecutor(model, "cuda", backend).run(x)
+        gpu = Executor(model, "cuda", backend).run(x)
         assert all(torch.equal(a, b) for a, b in zip(gpu, cpu)), backend

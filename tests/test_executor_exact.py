@@ -8,7 +8,8 @@ import torch
 import reference as ref
 from helpers import int8_tensor, linear_case_model, load_vectors, random_input, random_ref_model, to_integer_model
 from referee.errors import InputError, RefereeError
-from referee.executor import BACKENDS, FLOAT64_EXACT, Executor, float_blocks, fused64_exact, requantize
+from referee.executor import BACKENDS, Executor
+from referee.linear_kernels import FLOAT64_EXACT, float_blocks, fused64_exact, requantize
 from referee.model import MAX_COLS, IntegerModel, LinearOp
 
 CPU_BACKENDS = list(BACKENDS)
@@ -146,5 +147,8 @@ def test_kernel_choice_by_k_succeeds():
     small = _single_op([[1] * 8], [0], [1 << 20], [30])
     wide = _single_op([[1] * 2000], [0], [1 << 20], [30])
     assert Executor(small, "cpu").kernels[0].name == "fused64"
-    assert Executor(wide, "cpu").kernels[0].name == "float32"
+    assert Executor(wide, "cpu").kernels[0].name == "float32+f64rq"  # float32 GEMM, float64 requantization
+    square = _single_op([[1] * 64] * 8, [0] * 8, [1 << 20] * 8, [30] * 8)  # k, n multiples of 8: int_mm's shapes
+    assert Executor(square, "cpu", "int_mm").kernels[0].name == "int_mm+f64rq"
+    assert Executor(square, "cpu", "float").kernels[0].name == "fused64"
     assert Executor(wide, "cpu", fused64_max_k=MAX_COLS).kernels[0].name == "fused64"

@@ -2,13 +2,17 @@
 
 import json
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import random_ref_model, to_integer_model
+from helpers import random_ref_model, to_integer_model, token_ids
 from referee.errors import ModelCompileError, ModelFormatError
+from referee.executor import Executor
+from referee.hashing import to_hex
 from referee.modelfile import MANIFEST, WEIGHTS, load_model, save_model
 
 
@@ -135,3 +139,103 @@ def test_validate_input_slot_not_earlier_fails():
     ref_model["ops"][0]["input_a"] = 1
     with pytest.raises(ModelCompileError, match="op 1: input slot 1 is not an earlier slot"):
         to_integer_model(ref_model)
+
+
+# ---------------------------------------------------------------------------------------
+# One format for every kind: transformer models, and version-1 MLP directories
+
+V1_ROOT = "0x334e7daeb3f5c7ab00c2a3064c923f3b1f4894e0baf58ee4f9f500b182065484"  # written by the v1 save_model
+V1_DIR = Path(__file__).parent / "fixtures" / "mlp_v1"
+
+
+def test_transformer_roundtrip_every_root_equal_succeeds(token_model):
+    path, model = token_model
+    loaded = load_model(path)
+    assert loaded.input_dtype == model.input_dtype == 1 and loaded.kinds() == model.kinds()
+    assert (loaded.root, loaded.ops_root) == (model.root, model.ops_root)
+    assert loaded.descriptors() == model.descriptors()
+    assert [op.params_root for op in loaded.ops] == [op.params_root for op in model.ops]
+    assert loaded.meta["config"]["kind"] == model.meta["config"].kind  # the compiler's config, as JSON
+    x = token_ids(model, 3)
+    assert [s.tolist() for s in Executor(loaded, "cpu").run(x)] == [s.tolist() for s in Executor(model, "cpu").run(x)]
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["input_dtype"] == "int32" and {op["kind"] for op in manifest["ops"]} >= {"embed", "norm", "softmax"}
+
+
+def _first(path, kind):
+    manifest = json.loads((path / MANIFEST).read_text())
+    return next(j for j, op in enumerate(manifest["ops"], start=1) if op["kind"] == kind)
+
+
+@pytest.mark.parametrize("kind, field", [("softmax", "exp_table"), ("embed", "token_table"), ("lut", "table"),
+                                         ("norm", "gamma")])
+def test_load_tampered_table_fails(token_model, tmp_path, kind, field):
+    source, _ = token_model
+    path = shutil.copytree(source, tmp_path / "m")
+    j = _first(path, kind)
+    tensors = load_file(path / WEIGHTS)
+    tensors[f"op{j}.{field}"].view(-1)[3] += 1
+    save_file(tensors, path / WEIGHTS)
+    with pytest.raises(ModelFormatError, match=f"op {j}: the {kind} params do not match params_root"):
+        load_model(path)
+
+
+def _edit_manifest(path, edit):
+    manifest = json.loads((path / MANIFEST).read_text())
+    edit(manifest)
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _edit_tensors(path, edit):
+    tensors = load_file(path / WEIGHTS)
+    edit(tensors)
+    save_file(tensors, path / WEIGHTS)
+
+
+def test_load_unknown_kind_fails(token_model, tmp_path):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
+    _edit_manifest(path, lambda m: m["ops"][1].update(kind="rope"))
+    with pytest.raises(ModelFormatError, match="model.json op 2: unsupported op kind 'rope'"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.pop("op1.position_table"), "'op1.position_table' is missing"),
+    (lambda t: t.update({"op1.extra": torch.zeros(2, dtype=torch.int8)}), r"unexpected tensors \['op1.extra'\]"),
+    (lambda t: t.update({"op1.token_table": t["op1.token_table"].to(torch.int32)}),
+     "op 1: token_table must be int8, tensor 'op1.token_table' in weights.safetensors is int32"),
+])
+def test_load_bad_table_tensor_fails(token_model, tmp_path, edit, message):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
+    _edit_tensors(path, edit)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(input_dtype="int16"), "input_dtype 'int16' is neither"),
+    (lambda m: m["ops"][0].update(multiplier_a=True), "op 1: field 'multiplier_a' must be an integer"),
+    (lambda m: m["ops"][0].update(causal=True), r"op 1: fields \['causal'\] are not fields of kind 'embed'"),
+    (lambda m: m.pop("input_dtype"), "op 1: cannot read slot 0 of dtype int8"),  # absent: int8
+])
+def test_load_bad_transformer_manifest_fails(token_model, tmp_path, edit, message):
+    path = shutil.copytree(token_model[0], tmp_path / "m")
+    _edit_manifest(path, edit)
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)
+
+
+def test_v1_mlp_directory_loads_with_same_root_succeeds(tmp_path):
+    model = load_model(V1_DIR)
+    assert to_hex(model.root) == V1_ROOT and model.input_dtype == 0 and model.kinds() == {"linear": 2}
+    assert model.on_chain_gap() is None
+    # what the one format writes for an MLP is, byte for byte, what version 1 wrote
+    save_model(model, tmp_path / "again")
+    for name in (MANIFEST, WEIGHTS):
+        assert (tmp_path / "again" / name).read_bytes() == (V1_DIR / name).read_bytes(), name
+
+
+def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):
+    _, model = token_model
+    gap = model.on_chain_gap()
+    assert "int32 (token id) input" in gap and "embed" in gap and "protocol 5.11" in gap and "\n" not in gap

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference as ref
-from referee.executor import BACKENDS, Executor, fused64_exact, requantize
+from referee.executor import BACKENDS, Executor
+from referee.linear_kernels import fused64_exact, requantize, usable
 from referee.model import IntegerModel, LinearOp
 
 int8s = st.integers(-128, 127)
@@ -55,5 +56,5 @@ def test_linear_fused64_matches_reference_succeeds(case):
     op = LinearOp(0, torch.tensor(w, dtype=torch.int8), torch.tensor(bias, dtype=torch.int32),
                   torch.tensor(m, dtype=torch.int32), torch.tensor(s, dtype=torch.int32), relu)
     executor = Executor(IntegerModel(len(x[0]), [op]).validate(), "cpu", "float")
-    assert executor.kernels[0].name == ("fused64" if fused64_exact(op) else "float32")
+    assert executor.kernels[0].name == ("fused64" if fused64_exact(op) else "float32+f64rq" if usable(op) else "float32")
     assert executor.run(torch.tensor(x, dtype=torch.int8))[-1].tolist() == ref.linear(x, w, bias, m, s, relu)

@@ -169,6 +169,8 @@ def test_operator_dispute_by_hand_and_timeout_succeeds(chain, accounts, files, t
     (["solve", "--account", "TEST::2", "--model", "m", "--stake", "lots"], "is not an amount of ETH"),
 ])
 def test_operator_user_mistake_one_line_error_reverts(chain, files, args, message):
+    # "m" stands for a model that loads: the models are read first, before any chain work
+    args = [str(files / "model") if a == "m" else a for a in args]
     if "--network" not in args:
         args = [*args, "--network", chain.provider.uri]
     result = CliRunner().invoke(referee, args)

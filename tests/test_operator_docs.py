@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from helpers import random_ref_model, to_integer_model
+from helpers import random_ref_model, small_transformer, to_integer_model
 from referee.modelfile import save_model
 from referee.trace import Trace, TraceStore
 
@@ -42,14 +42,18 @@ def test_operator_docs_cite_nothing_outside_the_repository_succeeds():
 def test_operator_formats_doc_names_what_the_code_writes_succeeds(tmp_path):
     formats = (ROOT / "docs" / "formats.md").read_text()
     model = to_integer_model(random_ref_model(random.Random(4), 5, [4, 3]))
-    save_model(model, tmp_path / "model")
-    manifest = json.loads((tmp_path / "model" / "model.json").read_text())
-    assert _table_names(_section(formats, "### `model.json`")) >= set(manifest)
-    op_fields = set(manifest["ops"][0])
-    assert op_fields <= _table_names(_section(formats, "### `model.json`"))
-    with safe_open(tmp_path / "model" / "weights.safetensors", "pt") as f:
-        names = {re.sub(r"^op\d+\.", "op{j}.", k) for k in f.keys()}
-        dtypes = {re.sub(r"^op\d+\.", "op{j}.", k): str(f.get_tensor(k).dtype).removeprefix("torch.") for k in f.keys()}
+    names, dtypes = set(), {}
+    # an MLP and a decoder and an encoder: between them every kind, field and tensor the format has
+    for j, written in enumerate([model, small_transformer("decoder"), small_transformer("encoder")]):
+        save_model(written, tmp_path / f"model{j}")
+        manifest = json.loads((tmp_path / f"model{j}" / "model.json").read_text())
+        assert _table_names(_section(formats, "### `model.json`")) >= set(manifest)
+        for op in manifest["ops"]:
+            assert set(op) <= _table_names(_section(formats, "### `model.json`")), op["kind"]
+        with safe_open(tmp_path / f"model{j}" / "weights.safetensors", "pt") as f:
+            names |= {re.sub(r"^op\d+\.", "op{j}.", k) for k in f.keys()}
+            dtypes |= {re.sub(r"^op\d+\.", "op{j}.", k): str(f.get_tensor(k).dtype).removeprefix("torch.")
+                       for k in f.keys()}
     weights = _section(formats, "### `weights.safetensors`")
     assert _table_names(weights) == names
     for name, dtype in dtypes.items():

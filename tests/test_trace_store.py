@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from helpers import int8_tensor, random_input, random_ref_model, small_transformer, to_integer_model, token_ids
 from referee import commitments as cm
 from referee.executor import run_model
 from referee.game import bisection_points
@@ -88,7 +88,7 @@ def test_load_wrong_slot_dtype_fails(tmp_path, model_and_trace):
     tensors = load_safetensors(path.read_bytes())
     tensors["slot1"] = tensors["slot1"].to(torch.int16)
     path.write_bytes(save_safetensors(tensors, metadata=_read_metadata(path.read_bytes())))
-    with pytest.raises(TraceStoreError, match="not a 2-D int8 tensor"):
+    with pytest.raises(TraceStoreError, match="not a 2-D int8 or int32 tensor"):
         TraceStore(tmp_path).load(model.root, trace.input_root)
 
 
@@ -166,3 +166,15 @@ def test_trace_answers_every_dispute_move_succeeds(tmp_path, model_and_trace):
             assert verify_proof(op.weights.tree.node(0, c), c, op.weights.tree.proof(c), op.weights.rows_root)
     for row in range(t.slots[0].shape[0], 1 << t.slot_commitments[1].tree.depth):
         assert t.slot_commitments[1].tree.node(0, row) == cm.EMPTY_SLOT  # padding rows are zero leaves
+
+
+def test_token_model_trace_int32_slots_roundtrip_succeeds(tmp_path):
+    # int32 slots: the token ids (slot 0), the wide logits and the argmax ids of a decoder
+    model = small_transformer("decoder")
+    trace = Trace(model.root, run_model(model, token_ids(model, 2), "cpu"))
+    dtypes = {slot.dtype for slot in trace.slots}
+    assert dtypes == {torch.int8, torch.int32} and trace.output.dtype == torch.int32
+    TraceStore(tmp_path).save(trace)
+    loaded = TraceStore(tmp_path).load(model.root, trace.input_root)
+    assert loaded.state_roots == trace.state_roots and [s.dtype for s in loaded.slots] == [s.dtype for s in trace.slots]
+    assert trace.row_bytes(0, 1) == cm.packed(trace.slots[0][1:2])  # 4 big-endian bytes per id

@@ -1,4 +1,4 @@
-"""The transformer builder: a float encoder and decoder compiled to exact integer graph models
+"""The transformer builder: a float encoder and decoder compiled to exact integer models
 track the float models, run bit-identically on every CPU backend and against the independent
 reference (whole traces and roots), and refuse weights that break the int32 accumulator bound."""
 
@@ -8,8 +8,8 @@ import torch
 import reference_transformer as rt
 from referee import commitments as cm
 from referee.errors import ModelCompileError
+from referee.executor import Executor
 from referee.graph_dict import model_from_dict, model_to_dict
-from referee.graph_exec import GraphExecutor
 from referee.transformer import FloatTransformer, TransformerConfig
 from referee.transformer_compile import compile_transformer
 
@@ -31,7 +31,7 @@ def compiled(request):
 def test_integer_model_tracks_float_model_succeeds(compiled):
     cfg, float_model, model = compiled
     x = tokens(cfg, 8, 6)
-    out = GraphExecutor(model, "cpu").run(x.to(torch.int32))[-1]
+    out = Executor(model, "cpu").run(x.to(torch.int32))[-1]
     with torch.no_grad():
         expected = float_model(x)
     if cfg.kind == "encoder":  # unit vectors at scale 1/127
@@ -46,8 +46,8 @@ def test_backends_agree_bit_for_bit_succeeds(compiled):
     cfg, _, model = compiled
     x = tokens(cfg, 3, 7).to(torch.int32)
     x[0, 0], x[1, 3] = cfg.vocab + 5, -1  # ids outside the vocabulary are defined too
-    float_slots = GraphExecutor(model, "cpu", "float").run(x)
-    int_slots = GraphExecutor(model, "cpu", "int64").run(x)
+    float_slots = Executor(model, "cpu", "float").run(x)
+    int_slots = Executor(model, "cpu", "int64").run(x)
     assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(float_slots, int_slots))
 
 
@@ -58,7 +58,7 @@ def test_whole_trace_equals_reference_succeeds(compiled):
     d = model_to_dict(small)
     x = [[3, 39, 0, 41, -7, 12], [5, 5, 5, 5, 5, 5]]
     slots, roots, states = rt.trace(d, x)
-    mine = GraphExecutor(small, "cpu").run(torch.tensor(x, dtype=torch.int32))
+    mine = Executor(small, "cpu").run(torch.tensor(x, dtype=torch.int32))
     assert [s.tolist() for s in mine] == slots
     assert [cm.commit_tensor(s).root for s in mine] == roots
     assert cm.state_roots(roots) == states

@@ -1,8 +1,8 @@
-"""The exact transformer kernels (``referee.kernels``, ``referee.graph_exec``) against the
+"""The exact transformer kernels (``referee.kernels``, ``referee.executor``) against the
 independent pure-integer reference (tests/reference_transformer.py), bit for bit.
 
-Only the API of ``/work/scratch/t1/API.md`` is used: ``op_from_dict`` / ``run_op`` for one op,
-``model_from_dict`` / ``run_dict`` for whole models, ``commit_tensor`` / ``state_roots`` for
+Only the public API is used: ``op_from_dict`` / ``run_op`` for one op, ``model_from_dict`` /
+``run_dict`` (tests/helpers.py) for whole models, ``commit_tensor`` / ``state_roots`` for
 roots. Per kind, hypothesis draws ``REFEREE_TRANSFORMER_CASES`` (default 500) random ops and
 inputs — shapes, heads, sequences, masks, and value modes that hit the edges: -128/127 only,
 constant rows, tiny ranges full of ties, parameters at their bounds — derandomized, so a run
@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 import reference_cases as rc
 import reference_models as rm
 import reference_transformer as rt
-from helpers import load_vectors
+from helpers import load_vectors, run_dict
 from referee.commitments import commit_tensor, packed, state_roots
 from referee.errors import RefereeError
-from referee.graph_dict import model_from_dict, model_to_dict, op_from_dict, run_dict
-from referee.graph_exec import run_op  # API.md says referee.kernels; it lives here
+from referee.executor import run_op
+from referee.graph_dict import model_from_dict, model_to_dict, op_from_dict
 
 CASES = int(os.environ.get("REFEREE_TRANSFORMER_CASES", "500"))
 MODELS = int(os.environ.get("REFEREE_TRANSFORMER_MODELS", "25"))

@@ -1,5 +1,5 @@
 """The transformer kernels' fast and fallback paths, bit for bit against the independent
-reference (tests/reference_kinds.py), and the graph model's shape and range errors.
+reference (tests/reference_kinds.py), the shape and range errors of a model of these kinds, and bad inputs.
 
 tests/test_transformer_exact.py fuzzes every kind on random shapes; this file forces the
 paths a random case rarely reaches: float32 blocking beyond k = 1024, the int64 fallbacks
@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import reference_kinds as rk
+from helpers import run_dict, small_transformer
 from referee import kernels, ops
 from referee.errors import InputError, ModelCompileError
-from referee.graph import GraphModel
-from referee.graph_exec import GraphExecutor, run_op
-from referee.model import LinearOp
+from referee.executor import Executor, run_op
+from referee.graph_dict import model_from_dict
+from referee.model import IntegerModel, LinearOp
 
 
 def i8(rows) -> torch.Tensor:
@@ -116,9 +117,9 @@ def test_wide_linear_and_argmax_ties_match_reference_succeeds():
         many.tolist(), -128, 127)
 
 
-def _attention_model(seq: int = 4) -> GraphModel:
+def _attention_model(seq: int = 4) -> IntegerModel:
     table = torch.tensor([max(0, (1 << 23) - 40000 * d) for d in range(256)], dtype=torch.int32)
-    return GraphModel(8, [
+    return IntegerModel(8, [
         ops.MatmulOp(0, 0, 8, 2 * seq, 2, seq, 1 << 20, 24, causal=True),
         ops.SoftmaxOp(1, 2 * seq, 2, seq, table, causal=True),
         ops.TransposeOp(0, 8, 2 * seq, 2),
@@ -127,13 +128,13 @@ def _attention_model(seq: int = 4) -> GraphModel:
 
 
 def test_graph_rows_that_break_a_shape_rule_are_refused_succeeds():
-    ex = GraphExecutor(_attention_model(), "cpu")
+    ex = Executor(_attention_model(), "cpu")
     assert [s.shape for s in ex.run(torch.zeros(8, 8, dtype=torch.int8))][-1] == (8, 8)
     with pytest.raises(InputError, match="op 1 cannot run on an input of 6 rows: A has 6 rows, not a multiple of seq = 4"):
         ex.run(torch.zeros(6, 8, dtype=torch.int8))
-    with pytest.raises(InputError, match="must be an torch.int8 tensor"):
+    with pytest.raises(InputError, match="must be an int8 tensor, got torch.int32"):
         ex.run(torch.zeros(8, 8, dtype=torch.int32))
-    embed = GraphModel(300, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(300, 4, dtype=torch.int8),
+    embed = IntegerModel(300, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(300, 4, dtype=torch.int8),
                                          1, 1, 1)], input_dtype=1).validate()
     with pytest.raises(InputError, match="op 1 would write 65700 rows"):
         embed.slot_shapes(219)
@@ -149,17 +150,17 @@ def test_graph_rows_that_break_a_shape_rule_are_refused_succeeds():
 ])
 def test_graph_ranges_are_enforced_with_the_op_named_fails(build, message):
     with pytest.raises(ModelCompileError, match="op 1.*" + message):
-        GraphModel(8, [build()]).validate()
+        IntegerModel(8, [build()]).validate()
 
 
 def test_graph_dtype_and_slot_rules_fails():
     with pytest.raises(ModelCompileError, match="op 1: cannot read slot 0 of dtype int8"):
-        GraphModel(4, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(4, 4, dtype=torch.int8),
+        IntegerModel(4, [ops.EmbedOp(0, torch.zeros(2, 4, dtype=torch.int8), torch.zeros(4, 4, dtype=torch.int8),
                                    1, 1, 1)]).validate()
     with pytest.raises(ModelCompileError, match="op 2: input slot 2 is not an earlier slot"):
-        GraphModel(8, [ops.LutOp(0, 8, torch.zeros(256, dtype=torch.int8)), ops.AddOp(1, 2, 8, 1, 1, 1)]).validate()
+        IntegerModel(8, [ops.LutOp(0, 8, torch.zeros(256, dtype=torch.int8)), ops.AddOp(1, 2, 8, 1, 1, 1)]).validate()
     with pytest.raises(ModelCompileError, match="op 1: takes 8 columns but slot 0 has 4"):
-        GraphModel(4, [ops.ArgmaxOp(0, 8)]).validate()
+        IntegerModel(4, [ops.ArgmaxOp(0, 8)]).validate()
 
 
 @pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (1, 8, 8), (5, 16, 24), (40, 13, 7), (33, 64, 1)])
@@ -175,3 +176,47 @@ def test_linear_every_backend_at_small_shapes_matches_reference_succeeds(rows, k
         expected = rk.linear_wide(x, w, bias, [12345] * n, [17] * n) if wide else \
             [[rk.rq(a, 12345, 17) for a in row] for row in rk.linear_wide(x, w, bias, [12345] * n, [17] * n)]
         assert run_op(op, [i8(x)], backend=backend).tolist() == expected, wide
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input, as an outside verifier would probe it: refused with one clear error, never wrapped
+
+LINEAR_DICT = {"input_cols": 2, "ops": [{"kind": 1, "flags": 0, "input_a": 0, "weights": [[1, 1]], "bias": [0],
+                                          "multiplier": [1], "shift": [1]}]}
+ARGMAX_DICT = {"input_cols": 2, "input_dtype": 1, "ops": [{"kind": 9, "flags": 0, "input_a": 0, "in_cols": 2,
+                                                             "out_cols": 1}]}
+
+
+@pytest.mark.parametrize("model, x, message", [
+    (LINEAR_DICT, [[128, 0]], r"row 0, column 0 is 128; inputs must be integers in \[-128, 127\]"),
+    (LINEAR_DICT, [[0, -129]], r"row 0, column 1 is -129"),
+    (LINEAR_DICT, [[2**32 + 3, 0]], r"row 0, column 0 is 4294967299"),
+    (ARGMAX_DICT, [[2**31, 0]], r"is 2147483648; inputs must be integers in \[-2147483648, 2147483647\]"),
+    (LINEAR_DICT, [[1, 2], [3]], r"rows have different lengths \[1, 2\]"),
+    (LINEAR_DICT, [[1, 2.0]], r"row 0, column 1 is 2.0"),
+])
+def test_list_input_out_of_range_or_ragged_is_refused_fails(model, x, message):
+    with pytest.raises(InputError, match=message):
+        run_dict(model, x)
+
+
+@pytest.mark.parametrize("table, message", [([], "token_table must be a 2-D int8 tensor"),
+                                            ([[]], r"position table \(2, 4\) does not match width 0")])
+def test_embed_with_empty_token_table_is_refused_fails(table, message):
+    d = {"input_cols": 2, "input_dtype": 1, "ops": [{
+        "kind": 8, "flags": 0, "input_a": 0, "in_cols": 2, "out_cols": 4, "token_table": table,
+        "position_table": [[0] * 4] * 2, "multiplier_a": 1, "multiplier_b": 1, "shift": 1}]}
+    with pytest.raises(ModelCompileError, match=message):
+        model_from_dict(d)
+    with pytest.raises(ModelCompileError, match="vocabulary 0"):
+        IntegerModel(2, [ops.EmbedOp(0, torch.zeros(0, 4, dtype=torch.int8), torch.zeros(2, 4, dtype=torch.int8),
+                                     1, 1, 1)], input_dtype=1).validate()
+
+
+def test_non_contiguous_token_ids_run_like_contiguous_succeeds():
+    model = small_transformer("decoder")
+    ids = torch.randint(0, 40, (model.input_cols, 3), dtype=torch.int32, generator=torch.Generator().manual_seed(4)).t()
+    assert not ids.is_contiguous()
+    executor = Executor(model, "cpu")
+    got, expected = executor.run(ids), executor.run(ids.contiguous())
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))

@@ -4,7 +4,6 @@ User mistakes (missing files, wrong shapes, corrupt models) end in one ``Error:`
 exit status 1; a traceback means a bug in Referee.
 """
 
-import re
 import time
 import warnings
 from pathlib import Path
@@ -14,10 +13,11 @@ import torch
 from tqdm import tqdm
 
 from .errors import ModelFormatError, RefereeError
-from .executor import Executor
+from . import ops as k
+from .executor import Executor, check_device
 from .hashing import to_hex
 from .inputs import load_float_input, load_input, save_rows
-from .model import IntegerModel
+from .model import DTYPE_NAMES, INT32, IntegerModel, LinearOp, input_slots, kind_name
 from .modelfile import MANIFEST, load_model, save_model
 from .quantize import quantize_input, quantize_sequential
 from .trace import Trace, TraceStore
@@ -43,14 +43,9 @@ def main() -> None:
     """Referee: exact integer inference with keccak commitments, for optimistic verification."""
 
 
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
 def _device(ctx, param, value: str) -> str:
-    """``--device``: auto, cpu, cuda or cuda:N (torch itself would raise a RuntimeError)."""
-    if not DEVICE.fullmatch(value):  # one Error line, like every other mistake (not click's usage text)
-        raise RefereeError(f"--device {value}: not a device; use auto, cpu, cuda or cuda:N")
-    return value
+    """``--device``: one Error line, like every other mistake (not click's usage text)."""
+    return check_device(value)
 
 
 def _writable(path: Path | None, option: str) -> None:
@@ -63,9 +58,21 @@ def _show(label: str, value: str) -> None:
     click.echo(f"{label:<13}{value}")
 
 
+def model_kind(model: IntegerModel) -> str:
+    """mlp, encoder or decoder: the compiler's config in ``meta`` if it names one, else the ops'."""
+    config = model.meta.get("config") if isinstance(model.meta, dict) else None
+    named = config.get("kind") if isinstance(config, dict) else getattr(config, "kind", None)
+    if named in ("encoder", "decoder"):
+        return named
+    if all(isinstance(op, LinearOp) for op in model.ops):
+        return "mlp"
+    causal = any(getattr(op, "causal", False) for op in model.ops)
+    return "decoder" if causal else "encoder"
+
+
 def run_and_store(model: IntegerModel, x: torch.Tensor, store: TraceStore | None, device: str = "auto",
                   backend: str = "auto") -> tuple[Trace, Path | None, float]:
-    """Run with a progress bar (shown only when a run takes over a second); store the trace."""
+    """Run any model with a progress bar (shown only when a run takes over a second); store the trace."""
     executor = Executor(model, device, backend)
     started = time.perf_counter()
     with tqdm(total=len(model.ops), desc="ops", unit="op", delay=1.0, leave=False) as bar:
@@ -79,9 +86,15 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
     rows, cols = trace.slots[0].shape
     _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
     _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
-    predictions = [str(int(p)) for p in trace.output.argmax(dim=1)]
-    more = f" (+{len(predictions) - MAX_SHOWN} more)" if len(predictions) > MAX_SHOWN else ""
-    _show("prediction", " ".join(predictions[:MAX_SHOWN]) + more)
+    out_rows, out_cols = trace.output.shape
+    if model_kind(model) == "encoder":  # an embedding per sequence: no class to name
+        _show("output", f"{out_rows} x {out_cols} {DTYPE_NAMES[model.output_dtype]} (an embedding per sequence)")
+    else:
+        # an argmax op already holds the predicted token ids; an MLP's classes are its output's argmax
+        ids = trace.output[:, 0] if isinstance(model.ops[-1], k.ArgmaxOp) else trace.output.argmax(dim=1)
+        predictions = [str(int(p)) for p in ids]
+        more = f" (+{len(predictions) - MAX_SHOWN} more)" if len(predictions) > MAX_SHOWN else ""
+        _show("prediction", " ".join(predictions[:MAX_SHOWN]) + more)
     _show("output root", to_hex(trace.output_root))
     _show("trace root", f"{to_hex(trace.trace_root)}  (S_{trace.op_count})")
     _show("time", f"{seconds * 1000:.1f} ms")
@@ -99,13 +112,14 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 @click.option("--backend", type=click.Choice(["auto", "float", "int_mm", "int64"]), default="auto",
               show_default=True, help="How accumulators are computed; all are exact.")
 @click.option("--output", "output_file", type=click.Path(path_type=Path),
-              help="Also write the int8 output rows here (JSON).")
+              help="Also write the output rows here (JSON).")
 def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str,
         output_file: Path | None) -> None:
-    """Run MODEL_DIR on INPUT_FILE (.json or .npy of int8 rows) and print the commitments."""
+    """Run MODEL_DIR on INPUT_FILE (.json or .npy: int8 rows, or int32 token ids for a
+    transformer) and print the commitments."""
     _writable(output_file, "--output")
     model = load_model(model_dir)
-    x = load_input(input_file)
+    x = load_input(input_file, model.input_dtype)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
     if output_file:
         save_rows(trace.output, output_file)
@@ -117,16 +131,28 @@ def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: 
 def info(model_dir: Path) -> None:
     """Show a model's ops and commitments (verifying them on load)."""
     model = load_model(model_dir)
-    _show("model", model.name)
+    _show("model", f"{model.name} ({model_kind(model)})")
     _show("model root", to_hex(model.root))
     _show("ops root", to_hex(model.ops_root))
     _show("shape", f"{model.input_cols} -> {model.output_cols}, {len(model.ops)} ops, state depth {model.state_depth}")
+    if model.input_dtype == INT32:
+        _show("input", f"int32 token ids, sequence length {model.input_cols} (one sequence per row)")
+    else:
+        _show("input", "int8 rows")
+    _show("ops", ", ".join(f"{count} {name}" for name, count in model.kinds().items()))
+    _show("on chain", model.on_chain_gap() or "yes: the contracts can register and dispute it")
     _show("input scale", _scale_text(model.input_scale, "float input = int8 x scale (referee quantize-input)"))
     _show("output scale", _scale_text(model.output_scale, "float output = int8 x scale"))
     for j, op in enumerate(model.ops, start=1):
-        relu = " + relu" if op.relu else ""
-        _show(f"op {j}", f"linear slot {op.input_slot} ({op.in_cols}) -> {op.out_cols}{relu}, "
-                         f"weights {to_hex(op.weights.root)}")
+        _show(f"op {j}", _op_text(op))
+
+
+def _op_text(op) -> str:
+    slots = ", ".join(f"slot {s}" for s in input_slots(op))
+    flags = [name for name in ("relu", "wide", "causal", "rms") if getattr(op, name, False)]
+    what = "weights" if isinstance(op, LinearOp) else "params"
+    return (f"{kind_name(op)} {slots} ({op.in_cols}) -> {op.out_cols}{''.join(' + ' + f for f in flags)}, "
+            f"{what} {to_hex(op.params_root)}")
 
 
 def _scale_text(scale, meaning: str) -> str:

@@ -1,187 +1,28 @@
-"""Exact executor: runs an integer model on a batch and returns every slot tensor.
+"""Exact executor: runs an integer model of any kinds on a batch and returns every slot tensor.
 
-Each op gets one of four kernels, all exact and bit-identical (tests compare every one with an
-independent pure-integer reference):
-
-* ``fused64`` (``float`` backend, small k): one float64 GEMM computes
-  ``(acc * m + 2^(s-1)) / 2^s`` directly, with ``m * 2^-s`` folded into the weights; a floor
-  and a clamp finish the protocol's rounding. Exact when ``B[c] * m[c] + 2^(s[c]-1) < 2^53``
-  for every channel (``B`` the accumulator bound): every product and partial sum, in any
-  order, is a multiple of ``2^-s`` whose numerator stays below ``2^53``, so float64 holds it
-  exactly. The quantizer's 21-bit multipliers meet this whenever ``s <= 52``.
-* ``float32`` (``float`` backend otherwise): float32 GEMMs over blocks of k whose worst case
-  ``128 * sum |W[c, j]|`` stays within 2^24, so every partial sum in any order is an integer
-  float32 represents exactly (protocol section 4); block sums add up in float64, then int64
-  requantization with an arithmetic shift.
-* ``int_mm`` (CUDA default): ``torch._int_mm`` int8 x int8 -> int32, exact because the model
-  compiler bounds |acc| below 2^31; operands are zero-padded to the kernel's shape rules.
-* ``int64``: a plain int64 matmul, slow, kept as the obvious-by-inspection path.
+Each op gets a prepared kernel once per device and backend: ``linear`` ops one of the exact
+kernels of referee.linear_kernels (fused float64, float32 blocks or ``torch._int_mm`` with a
+float64 requantization, int64), the transformer kinds those of referee.kernels. Every kernel
+is bit-identical to the spec; tests compare each with the independent pure-integer reference.
+``run_op`` runs one op on given tensors (for tests that fuzz one kernel); ``trace_commitment``
+is what a solver commits for one run.
 """
 
 import contextlib
-import math
+import re
 from collections.abc import Callable
 
 import torch
 
+from . import commitments as cm
 from .errors import InputError, RefereeError
-from .model import MAX_ROWS, IntegerModel, LinearOp
+from .kernels import KERNELS
+from .linear_kernels import FUSED64_MAX_K, int_mm_exact_on_cpu, linear_kernel
+from .model import DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_op, input_slots, output_rows
 
-FLOAT32_EXACT = 1 << 24
-FLOAT64_EXACT = 1 << 53
-INT8_ABS_MAX = 128
 BACKENDS = ("float", "int_mm", "int64")
-# Above this k a float64 GEMM costs more than the int64 requantization passes it saves
-# (measured on 2 AVX-512 cores: break-even near k = 300).
-FUSED64_MAX_K = 512
-
-
-def float_blocks(weight: torch.Tensor) -> list[tuple[int, int]]:
-    """Split k into [start, end) blocks whose worst-case float32 partial sums stay exact.
-
-    Greedy over groups of 64 columns: a group alone always fits (128 * 64 * 128 = 2^20 <= 2^24),
-    and a block grows while 128 * max_c sum_{j in block} |W[c, j]| stays within 2^24.
-    """
-    k, group = weight.shape[1], 64
-    abs_w = weight.to(torch.int64).abs()
-    blocks, start, running = [], 0, torch.zeros(weight.shape[0], dtype=torch.int64)
-    for g0 in range(0, k, group):
-        group_sum = abs_w[:, g0:g0 + group].sum(dim=1)
-        if INT8_ABS_MAX * int((running + group_sum).max()) > FLOAT32_EXACT:
-            blocks.append((start, g0))
-            start, running = g0, group_sum
-        else:
-            running = running + group_sum
-    blocks.append((start, k))
-    return blocks
-
-
-def _halves(shift: torch.Tensor) -> torch.Tensor:
-    """2^(s-1) per channel, int64: the rounding half of the protocol's shift."""
-    s = shift.to(torch.int64)
-    return torch.bitwise_left_shift(torch.ones_like(s), s - 1)
-
-
-def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor, relu: bool) -> torch.Tensor:
-    """clamp((acc * m + 2^(s-1)) >> s, -128, 127), then ReLU; acc is int64 (rows, n), m and s (n,)."""
-    return _requantize_(acc.clone(), multiplier.to(torch.int64), _halves(shift), shift.to(torch.int64), relu)
-
-
-def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torch.Tensor, relu: bool) -> torch.Tensor:
-    """In-place requantization of an int64 accumulator; m, half = 2^(s-1) and s are int64 (n,)."""
-    # |acc| < 2^31 and m < 2^31, so acc * m + half < 2^63: no int64 overflow.
-    acc.mul_(m).add_(half).bitwise_right_shift_(s)
-    return acc.clamp_(0 if relu else -128, 127).to(torch.int8)
-
-
-def fused64_exact(op: LinearOp) -> bool:
-    """Whether every channel has B[c] * m[c] + 2^(s[c]-1) < 2^53 (the fused64 kernel is exact)."""
-    worst = op.accumulator_bounds() * op.multiplier.to(torch.int64) + _halves(op.shift)
-    return bool((worst < FLOAT64_EXACT).all())  # B < 2^31 and m < 2^31: no int64 overflow
-
-
-class _Kernel:
-    """One prepared op: int8 input slot (rows, k) on the device -> int8 output slot (rows, n)."""
-
-    name = ""
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        self.op = op
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class _IntegerRequant(_Kernel):
-    """Kernels that produce the exact int64 accumulator, then requantize it in int64."""
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        super().__init__(op, device)
-        as_dev = lambda t: t.to(torch.int64).to(device)  # noqa: E731
-        self.bias, self.multiplier, self.shift, self.half = map(as_dev, (op.bias, op.multiplier, op.shift,
-                                                                         _halves(op.shift)))
-
-    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact int64 acc = x @ W^T (no bias)."""
-        raise NotImplementedError
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        acc = self.accumulate(x).add_(self.bias)
-        if self.op.wide:  # protocol 5.0: the int32 accumulator itself, exact by the bound
-            return acc.to(torch.int32)
-        return _requantize_(acc, self.multiplier, self.half, self.shift, self.op.relu)
-
-
-class _Fused64(_Kernel):
-    name = "fused64"
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        super().__init__(op, device)
-        shifts = op.shift.tolist()
-        scale = torch.tensor([math.ldexp(1.0, -s) for s in shifts], dtype=torch.float64)
-        half = torch.tensor([math.ldexp(1.0, s - 1) for s in shifts], dtype=torch.float64)
-        m = op.multiplier.to(torch.float64)
-        # W' = W * m * 2^-s and c' = (b * m + 2^(s-1)) * 2^-s: integers below 2^53 times powers
-        # of two, so float64 holds every one of them exactly.
-        self.weight_t = (op.weight.to(torch.float64) * (m * scale)[:, None]).t().contiguous().to(device)
-        self.offset = ((op.bias.to(torch.float64) * m + half) * scale).to(device)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.addmm(self.offset, x.to(torch.float64), self.weight_t)  # (acc * m + half) / 2^s, exact
-        return y.floor_().clamp_(0 if self.op.relu else -128, 127).to(torch.int8)
-
-
-class _Float32Blocks(_IntegerRequant):
-    name = "float32"
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        super().__init__(op, device)
-        w_t = op.weight.t().to(torch.float32)
-        self.blocks = [(a, b, w_t[a:b].contiguous().to(device)) for a, b in float_blocks(op.weight)]
-
-    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.to(torch.float32)
-        acc = None
-        for start, end, w_block in self.blocks:
-            part = xf[:, start:end] @ w_block  # exact: every partial sum is an integer below 2^24
-            # Block sums add up in float64, exact below 2^53 (|acc| < 2^31).
-            acc = part.to(torch.float64) if acc is None else acc.add_(part)
-        return acc.to(torch.int64)
-
-
-def _ceil_to(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-class _IntMM(_IntegerRequant):
-    name = "int_mm"
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        super().__init__(op, device)
-        k, n = op.in_cols, op.out_cols
-        weight = torch.zeros(_ceil_to(n, 8), _ceil_to(k, 8), dtype=torch.int8)
-        weight[:n, :k] = op.weight
-        # Kept (n, k) row-major and passed as its transpose: the column-major B operand that
-        # cuBLASLt's int8 kernels take (the usual `_int_mm(x, w.t())`).
-        self.weight = weight.to(device)
-
-    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
-        rows, k = x.shape
-        # _int_mm wants more than 16 rows and k, n multiples of 8: zero padding adds nothing.
-        x_pad = torch.zeros(max(32, _ceil_to(rows, 8)), self.weight.shape[1], dtype=torch.int8, device=x.device)
-        x_pad[:rows, :k] = x
-        return torch._int_mm(x_pad, self.weight.t())[:rows, :self.op.out_cols].to(torch.int64)
-
-
-class _Int64(_IntegerRequant):
-    name = "int64"
-
-    def __init__(self, op: LinearOp, device: torch.device):
-        super().__init__(op, device)
-        self.weight_t = op.weight.t().to(torch.int64).contiguous().to(device)
-
-    def accumulate(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(torch.int64) @ self.weight_t
+TORCH_DTYPES = {cm.DTYPE_INT8: torch.int8, cm.DTYPE_INT32: torch.int32}
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @contextlib.contextmanager
@@ -198,14 +39,12 @@ def _ieee_float32_matmul():
         torch.backends.cuda.matmul.allow_tf32 = saved_tf32
 
 
-def kernel_class(op: LinearOp, backend: str, fused64_max_k: int = FUSED64_MAX_K) -> type[_Kernel]:
-    """The linear kernel a backend uses for one op (every choice is exact; this picks the fastest)."""
-    if backend == "int_mm":
-        return _IntMM
-    if backend == "int64":
-        return _Int64
-    fused = op.in_cols <= fused64_max_k and not op.wide and fused64_exact(op)
-    return _Fused64 if fused else _Float32Blocks
+def check_device(device: str) -> str:
+    """A ``--device`` value (auto, cpu, cuda or cuda:N), or one RefereeError line: torch itself
+    would raise a RuntimeError. Every command that takes ``--device`` checks it here."""
+    if not DEVICE.fullmatch(device):
+        raise RefereeError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def resolve_device(device: str) -> torch.device:
@@ -216,45 +55,95 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class Executor:
-    """Prepares a model for one device and backend once, then runs batches exactly.
+def default_backend(device: torch.device) -> str:
+    """int_mm on CUDA and on CPUs where it is exact and fast (VNNI), float elsewhere."""
+    if device.type == "cuda" or int_mm_exact_on_cpu():
+        return "int_mm"
+    return "float"
 
-    ``fused64_max_k`` bounds k for the fused float64 kernel (a speed choice only: every kernel
-    is exact); tests set it to force one kernel or the other.
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    backend = default_backend(device) if backend == "auto" else backend
+    if backend not in BACKENDS:
+        raise RefereeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def prepare(op, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K):
+    """The kernel of one op on one device: a callable taking its input tensors."""
+    if isinstance(op, LinearOp):
+        return linear_kernel(op, device, backend, fused64_max_k)
+    return KERNELS[type(op)](op, device)
+
+
+class Executor:
+    """Prepares a model for one device and backend once, then runs inputs exactly.
+
+    ``fused64_max_k`` bounds k for the fused float64 linear kernel (a speed choice only: every
+    kernel is exact); tests set it to force one kernel or another.
     """
 
     def __init__(self, model: IntegerModel, device: str = "auto", backend: str = "auto",
                  fused64_max_k: int = FUSED64_MAX_K):
         self.model = model
         self.device = resolve_device(device)
-        if backend == "auto":
-            backend = "int_mm" if self.device.type == "cuda" else "float"
-        if backend not in BACKENDS:
-            raise RefereeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        self.backend = backend
-        self.kernels = [kernel_class(op, backend, fused64_max_k)(op, self.device) for op in model.ops]
+        self.backend = _resolve_backend(backend, self.device)
+        self.kernels = [prepare(op, self.device, self.backend, fused64_max_k) for op in model.ops]
 
     def check_input(self, x: torch.Tensor) -> None:
-        cols = self.model.input_cols
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.int8:
-            raise InputError(f"input must be an int8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.dim() != 2 or x.shape[1] != cols:
-            raise InputError(f"input has shape {tuple(x.shape)}; the model expects (rows, {cols})")
-        if not 1 <= x.shape[0] <= MAX_ROWS:
-            raise InputError(f"input has {x.shape[0]} rows; allowed are 1 to {MAX_ROWS}")
+        """The input's dtype, columns and every op's shape rule for its row count; InputError otherwise."""
+        want = TORCH_DTYPES[self.model.input_dtype]
+        if not isinstance(x, torch.Tensor) or x.dtype != want:
+            raise InputError(f"input must be an {DTYPE_NAMES[self.model.input_dtype]} tensor, "
+                             f"got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.dim() != 2 or x.shape[1] != self.model.input_cols:
+            raise InputError(f"input has shape {tuple(x.shape)}; the model expects (rows, {self.model.input_cols})")
+        self.model.slot_shapes(x.shape[0])  # every shape rule, before any work
 
-    def run(self, x: torch.Tensor, on_op: Callable[[int], None] | None = None) -> list[torch.Tensor]:
-        """All slot tensors [x, y_1, ..., y_N] as int8 CPU tensors; ``on_op(j)`` after op j."""
+    def run(self, x: torch.Tensor, on_op: Callable[[int], None] | None = None,
+            keep_on_device: bool = False) -> list[torch.Tensor]:
+        """All slot tensors [x, y_1, ..., y_N] (CPU unless ``keep_on_device``); ``on_op(j)`` after op j."""
         self.check_input(x)
-        slots = [x.to(self.device)]
+        # A view (a slice, a transpose) is copied once here: kernels may assume row-major rows.
+        slots = [x.to(self.device).contiguous()]
         with torch.inference_mode(), _ieee_float32_matmul():
-            for j, kernel in enumerate(self.kernels, start=1):
-                slots.append(kernel(slots[kernel.op.input_slot]))
+            for j, (op, kernel) in enumerate(zip(self.model.ops, self.kernels), start=1):
+                slots.append(kernel(*[slots[s] for s in input_slots(op)]))
                 if on_op:
                     on_op(j)
-        return [s.cpu() for s in slots]
+        return slots if keep_on_device else [s.cpu() for s in slots]
 
 
 def run_model(model: IntegerModel, x: torch.Tensor, device: str = "auto", backend: str = "auto") -> list[torch.Tensor]:
     """One-shot convenience: prepare and run."""
     return Executor(model, device, backend).run(x)
+
+
+def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "auto") -> torch.Tensor:
+    """One op on given input tensors (as slot ``input_a`` [and ``input_b``]), checked like a model would be."""
+    check_op(op, "op")  # ModelCompileError, as a model holding it would raise
+    if len(inputs) != len(input_slots(op)):
+        raise InputError(f"{type(op).__name__} takes {len(input_slots(op))} inputs, got {len(inputs)}")
+    for t in inputs:
+        if t.dim() != 2 or t.dtype not in (torch.int8, torch.int32) or t.shape[1] != op.in_cols:
+            raise InputError(f"input of shape {tuple(t.shape)} and dtype {t.dtype} does not fit in_cols = {op.in_cols}")
+        if cm.DTYPES[t.dtype] not in accepted_dtypes(op):
+            raise InputError(f"{type(op).__name__} cannot read {t.dtype}")
+        if not 1 <= t.shape[0] <= MAX_ROWS:
+            raise InputError(f"an input has {t.shape[0]} rows; allowed are 1 to {MAX_ROWS}")
+    try:
+        out = output_rows(op, [t.shape[0] for t in inputs])
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if out > MAX_ROWS:
+        raise InputError(f"the output would have {out} rows; at most {MAX_ROWS}")
+    dev = resolve_device(device)
+    kernel = prepare(op, dev, _resolve_backend(backend, dev))
+    with torch.inference_mode(), _ieee_float32_matmul():
+        return kernel(*[t.to(dev).contiguous() for t in inputs]).cpu()
+
+
+def trace_commitment(slots: list[torch.Tensor]) -> tuple[list[bytes], list[bytes]]:
+    """(slot roots T_0..T_N, state roots S_0..S_N) of one run: what a solver commits per job."""
+    roots = [cm.commit_tensor(s).root for s in slots]
+    return roots, cm.state_roots(roots)

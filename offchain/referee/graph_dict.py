@@ -1,17 +1,17 @@
-"""Graph models as plain dicts of ints and lists: the form the pure-integer reference and the
-golden vectors use (tests/reference.py's model dict, extended by issue 13).
+"""Integer models as plain dicts of ints and lists: the form the pure-integer reference and
+the golden vectors use (tests/reference.py's model dict, extended to every kind).
 
 ``{"input_cols", "input_dtype" (0 int8 / 1 int32, default 0), "ops": [...]}``; every op dict
-has ``kind``, ``flags``, ``input_a``, ``input_b`` and the fields of its kind (below). It is also the serialization of the transformer kinds until the
-model file format (referee.modelfile) learns them.
+has ``kind`` (the protocol's number), ``flags``, ``input_a``, ``input_b`` and the fields of
+its kind (below). Models on disk use referee.modelfile instead; this form exists so that the
+independent reference and the vectors need no torch types.
 """
 
 import torch
 
 from . import ops as k
 from .errors import ModelCompileError
-from .graph import GraphModel
-from .model import LinearOp
+from .model import IntegerModel, LinearOp
 
 _BITS = {k.KIND_MATMUL: {"causal": 1}, k.KIND_SOFTMAX: {"causal": 1}, k.KIND_NORM: {"rms": 1}}
 
@@ -43,7 +43,7 @@ def _flags(d: dict, kind: int, allowed: int) -> int:
 
 
 def op_from_dict(d: dict):
-    """One op dict -> a referee op (ranges are checked by GraphModel.validate or run_op)."""
+    """One op dict -> a referee op, its own rules checked (its slots are IntegerModel.validate's)."""
     kind = _int(d, "kind")
     a, b = _int(d, "input_a"), d.get("input_b", 0)
     if kind == 1:
@@ -76,6 +76,7 @@ def op_from_dict(d: dict):
                        _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"))
     else:
         op = k.ArgmaxOp(a, ic)
+    op.check(f"kind {kind}")  # its tables' own shapes first: an empty table has no in_cols to compare
     if (op.in_cols, op.out_cols) != (ic, oc):
         raise ModelCompileError(f"kind {kind}: in_cols/out_cols ({ic}, {oc}) do not match its tables "
                                 f"({op.in_cols}, {op.out_cols})")
@@ -106,22 +107,15 @@ def op_to_dict(op) -> dict:
     return d
 
 
-def model_from_dict(d: dict) -> GraphModel:
-    """A validated GraphModel from its dict (ModelCompileError on any broken rule)."""
+def model_from_dict(d: dict) -> IntegerModel:
+    """A validated IntegerModel from its dict (ModelCompileError on any broken rule)."""
     if not isinstance(d, dict) or not isinstance(d.get("ops"), list) or not d["ops"]:
         raise ModelCompileError("a model dict has input_cols and a non-empty ops list")
-    model = GraphModel(_int(d, "input_cols"), [op_from_dict(o) for o in d["ops"]], d.get("input_dtype", 0))
+    model = IntegerModel(_int(d, "input_cols"), [op_from_dict(o) for o in d["ops"]], input_dtype=d.get("input_dtype", 0))
     return model.validate()
 
 
-def model_to_dict(model: GraphModel) -> dict:
+def model_to_dict(model: IntegerModel) -> dict:
     return {"input_cols": model.input_cols, "input_dtype": model.input_dtype,
             "ops": [op_to_dict(op) for op in model.ops]}
 
-
-def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> list[list[list[int]]]:
-    """Every slot (slot 0 included) of the model dict ``d`` on input rows ``x``, as lists of ints."""
-    from .graph_exec import TORCH_DTYPES, GraphExecutor
-    model = model_from_dict(d)
-    tensor = torch.tensor(x, dtype=torch.int64).to(TORCH_DTYPES[model.input_dtype])
-    return [s.tolist() for s in GraphExecutor(model, device, backend).run(tensor)]

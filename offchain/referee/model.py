@@ -1,9 +1,12 @@
-"""The integer model: a list of exact ``linear`` ops over int8 slots (protocol sections 4-5).
+"""The integer model: exact ops of any kind of protocol section 5 (``linear`` and the
+transformer kinds of referee.ops) over int8 and int32 slots.
 
-``IntegerModel.validate`` enforces every range of the protocol, including the int32
-accumulator bound, so a model that exists in memory can always be executed exactly and
-verified on-chain. Commitments (weights roots, ops root, model root) are computed once and
-cached.
+``IntegerModel.validate`` checks what the model alone fixes: every op's ranges (the int32
+accumulator bound included), that its input slots are earlier ones, their column counts and
+dtypes (5.10). Row counts depend on the job: ``slot_shapes(rows)`` applies every kind's shape
+rule to an input's row count and raises ``InputError`` naming the op whose rule fails, so an
+executor refuses such a job before it runs. Commitments (params roots, ops root, model root)
+are computed once and cached. ``on_chain_gap`` says what the contracts cannot take yet.
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +15,8 @@ from functools import cached_property
 import torch
 
 from . import commitments as cm
-from .errors import ModelCompileError
+from . import ops as k
+from .errors import InputError, ModelCompileError
 from .merkle import MerkleTree, depth_for
 
 INT32_MAX = (1 << 31) - 1
@@ -32,9 +36,10 @@ class LinearOp:
     multiplier: torch.Tensor  # (n,) int32, in [1, 2^31 - 1]
     shift: torch.Tensor       # (n,) int32, in [1, 62]
     relu: bool
-    # Protocol 5.0: the output is the int32 accumulator itself (logits for argmax); graph
-    # models only, an MLP's IntegerModel refuses it.
+    # Protocol 5.0: the output is the int32 accumulator itself (logits for argmax).
     wide: bool = False
+    kind = cm.KIND_LINEAR
+    input_b = 0
 
     @property
     def in_cols(self) -> int:
@@ -101,21 +106,96 @@ def check_linear(op: LinearOp, where: str) -> None:
              f"reaches 2^31; scale down its weights or bias")
 
 
+INT8, INT32 = cm.DTYPE_INT8, cm.DTYPE_INT32
+DTYPE_NAMES = {INT8: "int8", INT32: "int32"}
+OP_TYPES = (LinearOp, k.MatmulOp, k.TransposeOp, k.AddOp, k.LutOp, k.SoftmaxOp, k.NormOp, k.EmbedOp, k.ArgmaxOp)
+KIND_NAMES = {LinearOp: "linear", k.MatmulOp: "matmul", k.TransposeOp: "transpose", k.AddOp: "add",
+              k.LutOp: "lut", k.SoftmaxOp: "softmax", k.NormOp: "norm", k.EmbedOp: "embed", k.ArgmaxOp: "argmax"}
+TWO_INPUTS = (k.MatmulOp, k.AddOp)
+
+
+def kind_name(op) -> str:
+    return KIND_NAMES[type(op)]
+
+
+def input_slots(op) -> list[int]:
+    return [op.input_slot, op.input_b] if isinstance(op, TWO_INPUTS) else [op.input_slot]
+
+
+def accepted_dtypes(op) -> tuple[int, ...]:
+    """The input dtypes a kind reads (5.0): int8, except embed (int32) and argmax (either)."""
+    if isinstance(op, k.EmbedOp):
+        return (INT32,)
+    if isinstance(op, k.ArgmaxOp):
+        return (INT8, INT32)
+    return (INT8,)
+
+
+def output_dtype(op) -> int:
+    if isinstance(op, k.ArgmaxOp) or (isinstance(op, LinearOp) and op.wide):
+        return INT32
+    return INT8
+
+
+def output_rows(op, rows: list[int]) -> int:
+    """The shape rule's row count (5.1-5.8) from the input slots' row counts; ValueError if it fails."""
+    a = rows[0]
+    if isinstance(op, k.MatmulOp):
+        if a % op.seq:
+            raise ValueError(f"A has {a} rows, not a multiple of seq = {op.seq}")
+        if rows[1] != (a // op.seq) * (op.out_cols // op.heads):
+            raise ValueError(f"B has {rows[1]} rows; {a // op.seq} sequences of {op.out_cols // op.heads} rows need "
+                             f"{(a // op.seq) * (op.out_cols // op.heads)}")
+        return a
+    if isinstance(op, k.TransposeOp):
+        r_in = op.out_cols // op.heads
+        if a % r_in:
+            raise ValueError(f"the input has {a} rows, not a multiple of {r_in}")
+        return a // r_in * (op.in_cols // op.heads)
+    if isinstance(op, k.AddOp):
+        if rows[1] != a:
+            raise ValueError(f"its inputs have {a} and {rows[1]} rows")
+        return a
+    if isinstance(op, k.SoftmaxOp):
+        if a % op.seq:
+            raise ValueError(f"the input has {a} rows, not a multiple of seq = {op.seq}")
+        return a
+    if isinstance(op, k.EmbedOp):
+        return a * op.in_cols
+    return a  # linear, lut, norm, argmax
+
+
+def check_op(op, where: str) -> None:
+    """The rules of one op's own section (its kind, ranges and column limits), not its slots."""
+    _require(isinstance(op, OP_TYPES), f"{where}: {type(op).__name__} is not an op kind")
+    if isinstance(op, LinearOp):
+        check_linear(op, where)
+    else:
+        op.check(where)
+    _require(1 <= op.in_cols <= MAX_COLS and 1 <= op.out_cols <= MAX_COLS,
+             f"{where}: columns ({op.in_cols}, {op.out_cols}) outside [1, {MAX_COLS}]")
+
+
 @dataclass(eq=False)
 class IntegerModel:
-    """An exact integer model: ops in topological order, op j writing slot j."""
+    """An exact integer model of any kinds: ops in topological order, op j writing slot j."""
 
     input_cols: int
-    ops: list[LinearOp]
+    ops: list
     name: str = "model"
     # Float scales of the quantized input and output, kept for users; not committed.
     input_scale: float | None = None
     output_scale: float | None = None
     meta: dict = field(default_factory=dict)
+    input_dtype: int = INT8  # int32 for token ids (a model whose first op is embed)
 
     @property
     def output_cols(self) -> int:
         return self.ops[-1].out_cols
+
+    @property
+    def output_dtype(self) -> int:
+        return output_dtype(self.ops[-1])
 
     @property
     def state_depth(self) -> int:
@@ -124,24 +204,71 @@ class IntegerModel:
     def slot_cols(self, slot: int) -> int:
         return self.input_cols if slot == 0 else self.ops[slot - 1].out_cols
 
+    def slot_dtype(self, slot: int) -> int:
+        return self.input_dtype if slot == 0 else output_dtype(self.ops[slot - 1])
+
+    def kinds(self) -> dict[str, int]:
+        """Op count by kind name, in the order kinds first appear."""
+        counts: dict[str, int] = {}
+        for op in self.ops:
+            counts[kind_name(op)] = counts.get(kind_name(op), 0) + 1
+        return counts
+
+    def on_chain_gap(self) -> str | None:
+        """None if the contracts can take this model today (int8 input, plain linear ops only);
+        otherwise one line naming what they lack (protocol 5.11 and section 10)."""
+        gaps = []
+        if self.input_dtype != INT8:
+            gaps.append(f"an {DTYPE_NAMES.get(self.input_dtype, self.input_dtype)} (token id) input, "
+                        "which the market cannot post")
+        others = [name for name in self.kinds() if name != "linear"]
+        if others:
+            gaps.append(f"{', '.join(others)} ops, which have no on-chain step")
+        if any(isinstance(op, LinearOp) and op.wide for op in self.ops):
+            gaps.append("wide (int32 output) linear ops, which the dispute game refuses")
+        if not gaps:
+            return None
+        return (f"{self.name} needs what the contracts do not implement yet (protocol 5.11): "
+                + "; ".join(gaps) + ". Only int8-input models of linear ops can be registered and disputed")
+
     def validate(self) -> "IntegerModel":
-        """Check every rule of protocol sections 4, 5 and 8; raise ModelCompileError naming the rule."""
+        """Check every rule of protocol sections 4, 5 and 8 that the model fixes; ModelCompileError otherwise."""
         _require(1 <= len(self.ops) <= MAX_OPS, f"a model has 1 to {MAX_OPS} ops, this one has {len(self.ops)}")
-        _require(1 <= self.input_cols <= MAX_COLS, f"input_cols must be in [1, {MAX_COLS}], got {self.input_cols}")
+        _require(isinstance(self.input_cols, int) and 1 <= self.input_cols <= MAX_COLS,
+                 f"input_cols must be in [1, {MAX_COLS}], got {self.input_cols}")
+        _require(self.input_dtype in (INT8, INT32), f"input dtype {self.input_dtype} is neither int8 (0) nor int32 (1)")
         for j, op in enumerate(self.ops, start=1):
             where = f"op {j}"
-            _require(isinstance(op, LinearOp), f"{where}: only linear ops are supported")
-            _require(not op.wide, f"{where}: a wide linear op needs a graph model (referee.graph)")
-            check_linear(op, where)
-            _require(0 <= op.input_slot < j, f"{where}: input slot {op.input_slot} is not an earlier slot")
-            expected = self.slot_cols(op.input_slot)
-            _require(op.in_cols == expected, f"{where}: takes {op.in_cols} columns but slot {op.input_slot} has {expected}")
+            check_op(op, where)
+            for slot in input_slots(op):
+                _require(isinstance(slot, int) and 0 <= slot < j, f"{where}: input slot {slot} is not an earlier slot")
+                cols, dtype = self.slot_cols(slot), self.slot_dtype(slot)
+                _require(cols == op.in_cols, f"{where}: takes {op.in_cols} columns but slot {slot} has {cols}")
+                _require(dtype in accepted_dtypes(op), f"{where}: cannot read slot {slot} of dtype {DTYPE_NAMES[dtype]}")
         return self
+
+    def slot_shapes(self, rows: int) -> list[tuple[int, int, int]]:
+        """(rows, cols, dtype) of every slot for an input of ``rows`` rows; InputError if a rule fails."""
+        if not 1 <= rows <= MAX_ROWS:
+            raise InputError(f"input has {rows} rows; allowed are 1 to {MAX_ROWS}")
+        shapes = [(rows, self.input_cols, self.input_dtype)]
+        for j, op in enumerate(self.ops, start=1):
+            try:
+                out = output_rows(op, [shapes[s][0] for s in input_slots(op)])
+            except ValueError as e:
+                raise InputError(f"op {j} cannot run on an input of {rows} rows: {e}") from None
+            if out > MAX_ROWS:
+                raise InputError(f"op {j} would write {out} rows for an input of {rows} rows; at most {MAX_ROWS}")
+            shapes.append((out, op.out_cols, output_dtype(op)))
+        return shapes
+
+    def descriptors(self) -> list[bytes]:
+        return [op.descriptor() for op in self.ops]
 
     @cached_property
     def op_tree(self) -> MerkleTree:
         """Tree over the op leaves H(desc_j), op j at leaf j - 1."""
-        leaves = [cm.op_leaf(op.descriptor()) for op in self.ops]
+        leaves = [cm.op_leaf(d) for d in self.descriptors()]
         return MerkleTree(leaves, depth_for(len(self.ops)))
 
     @property
@@ -150,4 +277,5 @@ class IntegerModel:
 
     @cached_property
     def root(self) -> bytes:
-        return cm.model_root(len(self.ops), self.input_cols, self.output_cols, self.ops_root)
+        """Protocol 5: an int8-input model's root is unchanged by input_dtype (MLP roots stay)."""
+        return cm.model_root(len(self.ops), self.input_cols, self.output_cols, self.ops_root, self.input_dtype)

@@ -1,11 +1,17 @@
 """Integer models on disk: a directory with ``model.json`` (manifest) and ``weights.safetensors``.
 
-The manifest names the ops, their shapes and their weights roots, plus the ops root and model
-root; loading recomputes every commitment from the tensors and refuses a file whose tensors no
-longer match its manifest (tampered, truncated or mixed up), naming what is wrong.
+One format for every kind of protocol section 5 (docs/formats.md section 1): each op object
+in the manifest names its kind, its slots, its scalar fields as JSON integers and booleans,
+and its params root; its tables are safetensors tensors ``op{j}.<name>`` of one fixed dtype
+per field. An MLP directory written before the transformer kinds existed (version 1, linear
+ops over int8 inputs) is a directory of this same format, read by the same code with the
+same roots. Loading recomputes every commitment from the tensors and refuses a file whose
+tensors no longer match its manifest (tampered, truncated or mixed up), naming what is wrong.
 """
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -13,33 +19,92 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from . import ops as k
 from .atomic import write_atomic
+from .commitments import DTYPE_INT8
 from .errors import ModelCompileError, ModelFormatError
 from .hashing import to_hex
-from .model import IntegerModel, LinearOp
+from .model import DTYPE_NAMES, IntegerModel, LinearOp, check_op, kind_name
 
 FORMAT = "referee-model"
-VERSION = 1
+VERSION = 1  # a superset of what version 1 held: every version-1 directory stays valid
 MANIFEST = "model.json"
 WEIGHTS = "weights.safetensors"
-TENSOR_FIELDS = ("weight", "bias", "multiplier", "shift")
+COMMON = ("kind", "input_slot", "in_cols", "out_cols")
+I8, I32 = torch.int8, torch.int32
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """How one kind sits in the manifest and the weights file."""
+
+    ints: tuple[str, ...]                      # JSON integer fields besides input_slot, in_cols, out_cols
+    bools: tuple[str, ...]                     # JSON boolean fields
+    tables: tuple[tuple[str, torch.dtype], ...]  # tensors op{j}.<name> and their one dtype
+    build: Callable[[dict], object]            # every field and table by name -> the op
+    root_field: str = "params_root"
+
+
+KINDS = {
+    "linear": Kind((), ("relu", "wide"), (("weight", I8), ("bias", I32), ("multiplier", I32), ("shift", I32)),
+                   lambda v: LinearOp(v["input_slot"], v["weight"], v["bias"], v["multiplier"], v["shift"],
+                                      v["relu"], v["wide"]),
+                   root_field="weights_root"),  # version 1's name for a linear op's params root
+    "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift"), ("causal",), (),
+                   lambda v: k.MatmulOp(v["input_slot"], v["input_b"], v["in_cols"], v["out_cols"], v["heads"],
+                                        v["seq"], v["multiplier"], v["shift"], v["causal"])),
+    "transpose": Kind(("heads",), (), (),
+                      lambda v: k.TransposeOp(v["input_slot"], v["in_cols"], v["out_cols"], v["heads"])),
+    "add": Kind(("input_b", "multiplier_a", "multiplier_b", "shift"), (), (),
+                lambda v: k.AddOp(v["input_slot"], v["input_b"], v["in_cols"], v["multiplier_a"], v["multiplier_b"],
+                                  v["shift"])),
+    "lut": Kind((), (), (("table", I8),), lambda v: k.LutOp(v["input_slot"], v["in_cols"], v["table"])),
+    "softmax": Kind(("heads", "seq"), ("causal",), (("exp_table", I32),),
+                    lambda v: k.SoftmaxOp(v["input_slot"], v["in_cols"], v["heads"], v["seq"], v["exp_table"],
+                                          v["causal"])),
+    # gamma and beta lie in [-(2^31 - 1), 2^31 - 1] (5.6): stored int32, held int64 for the kernel
+    "norm": Kind(("multiplier", "shift"), ("rms",), (("gamma", I32), ("beta", I32)),
+                 lambda v: k.NormOp(v["input_slot"], v["gamma"].to(torch.int64), v["beta"].to(torch.int64),
+                                    v["multiplier"], v["shift"], v["rms"])),
+    "embed": Kind(("multiplier_a", "multiplier_b", "shift"), (), (("token_table", I8), ("position_table", I8)),
+                  lambda v: k.EmbedOp(v["input_slot"], v["token_table"], v["position_table"], v["multiplier_a"],
+                                      v["multiplier_b"], v["shift"])),
+    "argmax": Kind((), (), (), lambda v: k.ArgmaxOp(v["input_slot"], v["in_cols"])),
+}
+OPTIONAL = {"wide": False}  # absent in version-1 manifests; written only when true
+DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
 
 
 def _tensor_name(op_number: int, field: str) -> str:
     return f"op{op_number}.{field}"
 
 
+def _meta_json(value):
+    """json.dumps ``default``: dataclasses in ``meta`` (a compiler's config) become objects."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _op_entry(j: int, op, tensors: dict) -> dict:
+    name = kind_name(op)
+    kind = KINDS[name]
+    entry = {"kind": name, "input_slot": op.input_slot, "in_cols": op.in_cols, "out_cols": op.out_cols}
+    entry.update({field: getattr(op, field) for field in kind.ints})
+    entry.update({field: bool(getattr(op, field)) for field in kind.bools
+                  if getattr(op, field) or field not in OPTIONAL})
+    for field, dtype in kind.tables:
+        tensors[_tensor_name(j, field)] = getattr(op, field).to(dtype).contiguous()
+    entry[kind.root_field] = to_hex(op.params_root)
+    return entry
+
+
 def save_model(model: IntegerModel, directory: Path) -> Path:
     """Write the model atomically (weights first, manifest last); return the directory."""
     model.validate()
     directory = Path(directory)
-    tensors = {}
-    ops = []
-    for j, op in enumerate(model.ops, start=1):
-        for field in TENSOR_FIELDS:
-            tensors[_tensor_name(j, field)] = getattr(op, field).contiguous()
-        ops.append({"kind": "linear", "input_slot": op.input_slot, "in_cols": op.in_cols,
-                    "out_cols": op.out_cols, "relu": op.relu, "weights_root": to_hex(op.weights.root)})
+    tensors: dict[str, torch.Tensor] = {}
+    ops = [_op_entry(j, op, tensors) for j, op in enumerate(model.ops, start=1)]
     manifest = {
         "format": FORMAT, "version": VERSION, "name": model.name,
         "input_cols": model.input_cols, "output_cols": model.output_cols,
@@ -47,8 +112,14 @@ def save_model(model: IntegerModel, directory: Path) -> Path:
         "state_depth": model.state_depth, "ops": ops,
         "ops_root": to_hex(model.ops_root), "model_root": to_hex(model.root), "meta": model.meta,
     }
+    if model.input_dtype != DTYPE_INT8:  # absent means int8, so an MLP's manifest is version 1's
+        manifest["input_dtype"] = DTYPE_NAMES[model.input_dtype]
+    try:
+        text = json.dumps(manifest, indent=2, default=_meta_json) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"the model's meta cannot be written as JSON: {exc}") from None
     write_atomic(directory / WEIGHTS, save_safetensors(tensors))
-    write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomic(directory / MANIFEST, text.encode())
     return directory
 
 
@@ -86,6 +157,62 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFormatError(f"{path} is corrupt or truncated: {exc}") from None
 
 
+def _read_op(j: int, spec, tensors: dict, directory: Path):
+    """Op j from its manifest object and its tensors (popped from ``tensors``); ModelFormatError naming a flaw."""
+    where = f"{MANIFEST} op {j}"
+    name = spec.get("kind") if isinstance(spec, dict) else spec
+    if not isinstance(spec, dict) or name not in KINDS:
+        raise ModelFormatError(f"{where}: unsupported op kind {name!r} (known: {', '.join(KINDS)})")
+    kind = KINDS[name]
+    known = set(COMMON) | set(kind.ints) | set(kind.bools) | {kind.root_field}
+    if set(spec) - known:
+        raise ModelFormatError(f"{where}: fields {sorted(set(spec) - known)} are not fields of kind {name!r}")
+    values = {key: _field(spec, key, int, where) for key in COMMON[1:] + kind.ints}
+    for key in kind.bools:
+        values[key] = _field(spec, key, bool, where) if key in spec or key not in OPTIONAL else OPTIONAL[key]
+    for field, dtype in kind.tables:
+        tensor_name = _tensor_name(j, field)
+        if tensor_name not in tensors:
+            raise ModelFormatError(f"{WEIGHTS}: tensor {tensor_name!r} is missing")
+        values[field] = tensors.pop(tensor_name)
+        if values[field].dtype != dtype:  # the dtype is part of the format, even where a wider one holds the values
+            raise ModelFormatError(f"op {j}: {field} must be {str(dtype).removeprefix('torch.')}, tensor "
+                                   f"{tensor_name!r} in {WEIGHTS} is {str(values[field].dtype).removeprefix('torch.')}")
+    op = kind.build(values)
+    if name == "linear":
+        shape = (values["out_cols"], values["in_cols"])
+        if tuple(op.weight.shape) != shape:
+            raise ModelFormatError(f"{where}: weight has shape {tuple(op.weight.shape)}, manifest says {shape}")
+    try:
+        check_op(op, f"op {j}")
+    except ModelCompileError as exc:
+        raise ModelFormatError(f"{directory}: {exc}") from None
+    stated = (values["in_cols"], values["out_cols"])
+    if (op.in_cols, op.out_cols) != stated:
+        raise ModelFormatError(f"{where}: its tables give (in_cols, out_cols) = {(op.in_cols, op.out_cols)}, "
+                               f"manifest says {stated}")
+    return op
+
+
+def _check_roots(model: IntegerModel, manifest: dict, op_specs: list) -> None:
+    """Every root and figure the manifest states against the ones the tensors give."""
+    for j, (op, spec) in enumerate(zip(model.ops, op_specs), start=1):
+        kind = KINDS[spec["kind"]]
+        if to_hex(op.params_root) != _field(spec, kind.root_field, str, f"{MANIFEST} op {j}"):
+            what = "weights" if kind.root_field == "weights_root" else f"{spec['kind']} params"
+            raise ModelFormatError(f"op {j}: the {what} do not match {kind.root_field} in {MANIFEST} "
+                                   "(tampered or mixed up)")
+    # every figure the manifest states is checked, not only the model root: a stated ops root or
+    # shape that disagrees with the weights means the manifest was edited or mixed up
+    for key, actual in (("ops_root", to_hex(model.ops_root)), ("output_cols", model.output_cols),
+                        ("state_depth", model.state_depth)):
+        if _field(manifest, key, type(actual), MANIFEST) != actual:
+            raise ModelFormatError(f"{MANIFEST}: {key} is {manifest[key]!r}, the weights give {actual!r} "
+                                   "(tampered or mixed up)")
+    if to_hex(model.root) != _field(manifest, "model_root", str, MANIFEST):
+        raise ModelFormatError(f"the model root recomputed from the weights does not match {MANIFEST}")
+
+
 def load_model(directory: Path) -> IntegerModel:
     """Load and fully verify a model directory; raise ModelFormatError naming any problem."""
     directory = Path(directory)
@@ -96,43 +223,29 @@ def load_model(directory: Path) -> IntegerModel:
     op_specs = _field(manifest, "ops", list, MANIFEST)
     if not op_specs:
         raise ModelFormatError(f"{MANIFEST}: the model has no ops")
-    ops = []
-    for j, spec in enumerate(op_specs, start=1):
-        where = f"{MANIFEST} op {j}"
-        if not isinstance(spec, dict) or spec.get("kind") != "linear":
-            raise ModelFormatError(f"{where}: unsupported op kind {spec.get('kind') if isinstance(spec, dict) else spec!r}")
-        found = {}
-        for field in TENSOR_FIELDS:
-            name = _tensor_name(j, field)
-            if name not in tensors:
-                raise ModelFormatError(f"{WEIGHTS}: tensor {name!r} is missing")
-            found[field] = tensors.pop(name)
-        op = LinearOp(_field(spec, "input_slot", int, where), found["weight"], found["bias"],
-                      found["multiplier"], found["shift"], _field(spec, "relu", bool, where))
-        shape = (_field(spec, "out_cols", int, where), _field(spec, "in_cols", int, where))
-        if tuple(op.weight.shape) != shape:
-            raise ModelFormatError(f"{where}: weight has shape {tuple(op.weight.shape)}, manifest says {shape}")
-        ops.append(op)
+    input_dtype = manifest.get("input_dtype", "int8")
+    if input_dtype not in DTYPE_CODES:
+        raise ModelFormatError(f"{MANIFEST}: input_dtype {input_dtype!r} is neither \"int8\" nor \"int32\"")
+    ops = [_read_op(j, spec, tensors, directory) for j, spec in enumerate(op_specs, start=1)]
     if tensors:
         raise ModelFormatError(f"{WEIGHTS}: unexpected tensors {sorted(tensors)}")
     model = IntegerModel(_field(manifest, "input_cols", int, MANIFEST), ops,
                          name=str(manifest.get("name", "model")),
                          input_scale=manifest.get("input_scale"), output_scale=manifest.get("output_scale"),
-                         meta=manifest.get("meta") or {})
+                         meta=manifest.get("meta") or {}, input_dtype=DTYPE_CODES[input_dtype])
     try:
         model.validate()
     except ModelCompileError as exc:
         raise ModelFormatError(f"{directory}: {exc}") from None
-    for j, (op, spec) in enumerate(zip(ops, op_specs), start=1):
-        if to_hex(op.weights.root) != _field(spec, "weights_root", str, f"{MANIFEST} op {j}"):
-            raise ModelFormatError(f"op {j}: the weights do not match weights_root in {MANIFEST} (tampered or mixed up)")
-    # every figure the manifest states is checked, not only the model root: a stated ops root or
-    # shape that disagrees with the weights means the manifest was edited or mixed up
-    for key, actual in (("ops_root", to_hex(model.ops_root)), ("output_cols", model.output_cols),
-                        ("state_depth", model.state_depth)):
-        if _field(manifest, key, type(actual), MANIFEST) != actual:
-            raise ModelFormatError(f"{MANIFEST}: {key} is {manifest[key]!r}, the weights give {actual!r} "
-                                   "(tampered or mixed up)")
-    if to_hex(model.root) != _field(manifest, "model_root", str, MANIFEST):
-        raise ModelFormatError(f"the model root recomputed from the weights does not match {MANIFEST}")
+    _check_roots(model, manifest, op_specs)
+    return model
+
+
+def load_chain_model(directory: Path) -> IntegerModel:
+    """``load_model`` for the commands that need the chain: a model the contracts cannot take
+    yet (``IntegerModel.on_chain_gap``) is refused with one line naming the gap."""
+    model = load_model(directory)
+    gap = model.on_chain_gap()
+    if gap:
+        raise ModelFormatError(f"{directory}: {gap}")
     return model

@@ -4,7 +4,7 @@ and descriptors.
 Each op is a small dataclass holding Python ints and torch tensors. ``params_header()`` is
 the exact byte string whose keccak256 is ``params_root`` (5.0), ``descriptor()`` the seven
 words of section 5, and ``check(where)`` every range rule of the op's own section (slots and
-shapes are checked by ``referee.graph``, which sees the whole model). The kernels live in
+shapes are checked by ``referee.model``, which sees the whole model). The kernels live in
 ``referee.kernels``; nothing here computes a value.
 """
 

@@ -33,7 +33,7 @@ class Trace:
     """All slots of one run; commitments are computed on first use and cached."""
 
     model_root: bytes
-    slots: list[torch.Tensor]  # slot 0 = input, slot j = output of op j; int8 (rows, cols)
+    slots: list[torch.Tensor]  # slot 0 = input, slot j = output of op j; int8 or int32 (rows, cols)
 
     @property
     def op_count(self) -> int:
@@ -87,7 +87,15 @@ def _encode(trace: Trace) -> bytes:
         "slot_roots": json.dumps([to_hex(r) for r in trace.slot_roots]),
         "state_roots": json.dumps([to_hex(r) for r in trace.state_roots]),
     }
-    tensors = {f"slot{j}": slot.contiguous() for j, slot in enumerate(trace.slots)}
+    tensors, seen = {}, set()
+    for j, slot in enumerate(trace.slots):
+        slot = slot.contiguous()
+        # A kernel may return a view of its input (a transpose of one column is a reshape):
+        # safetensors refuses tensors that share memory, so such a slot is stored as a copy.
+        if slot.untyped_storage().data_ptr() in seen:
+            slot = slot.clone()
+        seen.add(slot.untyped_storage().data_ptr())
+        tensors[f"slot{j}"] = slot
     return save_safetensors(tensors, metadata=metadata)
 
 
@@ -103,8 +111,9 @@ def _decode(data: bytes, path: Path) -> Trace:
     if sorted(tensors) != sorted(f"slot{j}" for j in range(count)) or count < 2:
         raise TraceStoreError(f"trace file {path} has unexpected tensors {sorted(tensors)}")
     slots = [tensors[f"slot{j}"] for j in range(count)]
-    if any(slot.dtype != torch.int8 or slot.dim() != 2 for slot in slots):
-        raise TraceStoreError(f"trace file {path} holds a slot that is not a 2-D int8 tensor")
+    # int32 slots: token ids (slot 0), wide linear and argmax outputs (protocol 5.0)
+    if any(slot.dtype not in cm.DTYPES or slot.dim() != 2 for slot in slots):
+        raise TraceStoreError(f"trace file {path} holds a slot that is not a 2-D int8 or int32 tensor")
     try:
         trace = Trace(from_hex(metadata["model_root"]), slots)
         stored = {name: json.loads(metadata[f"{name}_roots"]) for name in ("slot", "state")}

@@ -1,4 +1,4 @@
-"""Compile a float transformer (referee.transformer) into an exact integer graph model.
+"""Compile a float transformer (referee.transformer) into an exact integer model.
 
 Static post-training quantization, the usual recipe (gemmlowp / TFLite, I-BERT's integer-only
 inference): every activation gets one symmetric int8 scale, calibrated as max|x| / 127 over
@@ -7,7 +7,7 @@ the float model's activations on calibration tokens; weights get one scale per o
 requantization factor becomes a fixed-point (m, s) (referee.quantize.fixed_point). The
 non-linearities become tables built from the float functions (GELU for ``lut``, exp for
 ``softmax``), LayerNorm becomes ``norm`` with gamma/beta folded as protocol 5.6 describes.
-``GraphModel.validate`` then checks every range, including the int32 accumulator bound, and
+``IntegerModel.validate`` then checks every range, including the int32 accumulator bound, and
 raises ModelCompileError naming the op and channel that breaks one.
 
 The op list per block follows protocol 5.9 (seven attention ops whatever the heads and batch).
@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from . import ops as k
 from .errors import ModelCompileError
-from .graph import GraphModel
-from .model import INT32_MAX, LinearOp
+from .model import INT32_MAX, IntegerModel, LinearOp
 from .quantize import fixed_point
 from .transformer import FloatTransformer
 
@@ -113,7 +112,7 @@ def calibrate(model: FloatTransformer, tokens: torch.Tensor) -> dict[str, float]
     return {name: _scale(t) for name, t in record.items()}
 
 
-def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str = "transformer") -> GraphModel:
+def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str = "transformer") -> IntegerModel:
     """The exact integer model of ``model``, calibrated on ``tokens`` (int (B, T) in [0, vocab))."""
     cfg = model.cfg
     if tokens.dim() != 2 or tokens.shape[1] != cfg.seq:
@@ -165,7 +164,7 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
         pooled = b.add(ones, stats["pool"])
         pooled = b.add(k.TransposeOp(pooled, 1, d, 1), stats["pool"])
         b.norm(pooled, None, None)
-    graph = GraphModel(cfg.seq, b.ops, input_dtype=1, name=name,
+    graph = IntegerModel(cfg.seq, b.ops, input_dtype=1, name=name,
                        meta={"config": cfg, "output_scale": b.scales[len(b.ops)],
                              "slot_scales": b.scales, "slot_names": b.names})
     return graph.validate()

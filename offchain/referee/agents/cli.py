@@ -16,7 +16,8 @@ import click
 
 from ..cheats import MODES as CHEATS
 from ..errors import RefereeError
-from ..modelfile import load_model
+from ..executor import check_device
+from ..modelfile import load_chain_model
 from .deployment import Deployment, connection_error, default_path
 from .terms import DEFAULT_MAX_BOND, DEFAULT_MAX_WINDOW
 
@@ -124,7 +125,7 @@ def resolve_deployment(path: Path | None) -> Deployment:
 
 
 def _models(model_dirs: tuple[Path, ...]) -> list:
-    return [load_model(d) for d in model_dirs]
+    return [load_chain_model(d) for d in model_dirs]
 
 
 def build_agent(kind: str, account, deployment: Deployment, models: list, home: Path, state: Path | None = None,
@@ -181,14 +182,6 @@ def _agent_options(command):
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def _device(device: str) -> str:
-    from ..cli import DEVICE  # here, not at the top: referee.cli imports this module
-
-    if not DEVICE.fullmatch(device):
-        raise RefereeError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def _agent_log(role: str, level: str, log_file: Path | None):
@@ -254,10 +247,12 @@ CHEAT_HELP = "For demonstrations and tests only: " + "; ".join(f"{k}: {v}" for k
 def solve(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
           block_time, log_file, log_level, metrics_port, stake, max_bond, min_fee, max_window, cheat):
     """Serve jobs on the given models: claim, run exactly, commit, defend every game, get paid."""
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), connected(network):
-        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), _models(model_dirs), home,
+        agent = build_agent("solver", load_account(account), resolve_deployment(deployment), models, home,
                             state, store, log=_agent_log("solver", log_level, log_file), model_dirs=model_dirs,
-                            device=_device(device), cheat=cheat, max_bond=max_bond, min_fee=min_fee,
+                            device=check_device(device), cheat=cheat, max_bond=max_bond, min_fee=min_fee,
                             max_window=max_window, block_time=block_time, confirmations=confirmations)
         with contextlib.closing(agent.journal), _metrics(agent, metrics_port):  # closing: the lock goes
             if stake:
@@ -296,10 +291,12 @@ def unstake(network, account, deployment):
 def watch(network, account, deployment, model_dirs, home, state, store, device, poll, once, confirmations,
           block_time, log_file, log_level, metrics_port, max_bond, cheat):
     """Check every committed result on the given models; challenge wrong ones and play to the end."""
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), connected(network):
-        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), _models(model_dirs),
+        agent = build_agent("challenger", load_account(account), resolve_deployment(deployment), models,
                             home, state, store, log=_agent_log("challenger", log_level, log_file),
-                            model_dirs=model_dirs, device=_device(device), cheat=cheat, max_bond=max_bond,
+                            model_dirs=model_dirs, device=check_device(device), cheat=cheat, max_bond=max_bond,
                             block_time=block_time, confirmations=confirmations)
         with contextlib.closing(agent.journal), _metrics(agent, metrics_port), _sigterm_stops():
             agent.run(poll, once)
@@ -325,10 +322,11 @@ def rehearse(fork_url, job_id, account, deployment, model_dirs, home, store, dev
     from .rehearse import print_report
     from .rehearse import rehearse as play_on_fork
 
+    with user_errors():
+        models = _models(model_dirs)  # a model the chain cannot take is refused before any chain work
     with user_errors(), fork(fork_url) as url, connected(url):
         signer = load_account(account)
         chosen = Deployment.load(deployment)
-        models = _models(model_dirs)
 
         def build(kind, state):
             return build_agent(kind, signer, chosen, models, home, state, store, device=device)
