@@ -41,7 +41,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
 
 from referee.checkpoint import compile_checkpoint, load_bert, minilm_dir, tokenize  # noqa: E402
-from referee.graph_exec import GraphExecutor  # noqa: E402
+from referee.executor import Executor  # noqa: E402
 
 TARGETS = {"mean_cos": 0.99, "worst_cos": 0.95, "top10": 0.90}
 CALIBRATION, SEED, SKIP_DIRS = 64, 17, {"test", "tests", "idle_test", "site-packages", "__pycache__", "lib2to3"}
@@ -106,7 +106,7 @@ def top_k_overlap(exact: torch.Tensor, ref: torch.Tensor, k: int = 10) -> float:
 def measure(model, float_model, tokenizer, texts: list[str], batch: int) -> dict:
     """Embedding and per-slot fidelity of ``model`` (compiled) vs ``float_model`` on ``texts``."""
     names, scales = model.meta["slot_names"], model.meta["slot_scales"]
-    executor = GraphExecutor(model, "cpu")
+    executor = Executor(model, "cpu")
     exact_emb, float_emb, slot_cos, exact_s, float_s = [], [], {j: [] for j in names}, 0.0, 0.0
     for i in range(0, len(texts), batch):
         ids = tokenize(tokenizer, texts[i:i + batch])

