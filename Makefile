@@ -44,9 +44,10 @@ demo: setup
 # --force: ape does not notice edits to imported modules (contracts/modules is excluded).
 test: setup
 	$(BIN)/ape compile --force
-	$(BIN)/ape test tests -q --durations=25
+	$(BIN)/ape test tests -q -m "not long" --durations=25
 
-# The adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
+# The tests marked `long` (slow end-to-end variants: the README recipe typed at a human pace),
+# then the adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
 # runs, floods of 200 Sybil games and 100 liar jobs, 5000 random cases per transformer kind, and
 # a move's RPC count after 10,000 blocks of history. `make test` runs 170, 150, 20, 50, 30, 500
@@ -55,6 +56,7 @@ test: setup
 # the default clock, K=200 and J=100 (make test: 20 and 10).
 test-long: setup
 	$(BIN)/ape compile --force
+	$(BIN)/ape test tests -q -m long
 	REFEREE_RANDOM_JOBS=2000 REFEREE_HOSTILE_CALLS=2000 REFEREE_MARKET_RUNS=200 REFEREE_RANDOM_SEED=fresh \
 	REFEREE_FLOOD_GAMES=200 REFEREE_FLOOD_JOBS=100 REFEREE_TRANSFORMER_CASES=5000 REFEREE_TRANSFORMER_MODELS=250 \
 	REFEREE_RPC_HISTORY=10000 \

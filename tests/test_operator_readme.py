@@ -105,6 +105,7 @@ def test_operator_readme_recipe_pasted_runs_job_and_dispute_succeeds(sandbox):
 PAUSE = 15  # seconds between commands, as typed: each transaction is a block that much later
 
 
+@pytest.mark.long  # 95 s of pauses and process starts: make test-long runs it, make test deselects it
 def test_operator_readme_recipe_typed_with_pauses_serves_the_job_succeeds(sandbox):
     """The recipe's honest job typed at a human pace: a pause after the deploy, the registration
     and the post, so the automining chain's blocks come 15 s or more apart. The solver still takes the
