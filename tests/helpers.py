@@ -10,7 +10,6 @@ import torch
 
 from referee.executor import Executor
 from referee.graph_dict import model_from_dict
-from referee.inputs import rows_tensor
 from referee.model import IntegerModel, LinearOp
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -84,6 +83,8 @@ def random_input(rng: random.Random, rows: int, cols: int, extreme: bool = False
 def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> list[list[list[int]]]:
     """Every slot (slot 0 included) of the model dict ``d`` on input rows ``x``, as lists of ints;
     rows outside the input dtype, or ragged, are refused (InputError) as a file's would be."""
+    from referee.inputs import rows_tensor  # needs numpy, which a bare GPU host (gpu/check.py) lacks
+
     model = model_from_dict(d)
     return [s.tolist() for s in Executor(model, device, backend).run(rows_tensor(x, model.input_dtype))]
 
