@@ -131,6 +131,8 @@ def test_run_bad_text_file_fails(tmp_path, minilm, content, fragment):
 def test_run_text_mistakes_fail(tmp_path, minilm):
     path, _ = minilm
     _assert_one_line_error(referee("run", path, "--text", " "), "--text number 1 is empty")
+    not_utf8 = b"caf\xe9".decode("utf-8", "surrogateescape")  # how a Latin-1 argument reaches argv
+    _assert_one_line_error(referee("run", path, "--text", "ok", "--text", not_utf8), "--text number 2 is not UTF-8")
     _assert_one_line_error(referee("run", path), "give either INPUT_FILE, or --text / --text-file")
     (tmp_path / "ids.json").write_text("[[101, 102, 0, 0, 0, 0, 0, 0]]")
     _assert_one_line_error(referee("run", path, tmp_path / "ids.json", "--text", "a"), "give either INPUT_FILE")

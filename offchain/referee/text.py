@@ -130,6 +130,10 @@ def texts_given(texts: tuple[str, ...], text_file: Path | None) -> tuple[list[st
     for i, text in enumerate(texts, start=1):
         if not text.strip():
             raise InputError(f"--text number {i} is empty; give a sentence")
+        try:  # bytes that are not UTF-8 reach Python's argv as lone surrogates
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"--text number {i} is not UTF-8 text") from None
     given, notes = [t.strip() for t in texts], []
     if text_file is not None:
         lines, blank = read_lines(text_file, "--text-file")
