@@ -153,17 +153,31 @@ def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, Tokenizer
     return model.eval(), tokenizer, info
 
 
-def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name: str | None = None):
+def default_seq(ckpt, wanted: int = 128) -> int:
+    """``wanted`` tokens per input, or fewer where the checkpoint has fewer positions."""
+    return min(wanted, _read_config(Path(ckpt)).get("max_position_embeddings", 512))
+
+
+def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name: str | None = None,
+                       progress=None):
     """The exact integer model of a BERT checkpoint, calibrated on ``calibration_texts`` at ``seq`` tokens.
 
     Its ``meta`` gains ``tokenizer`` (the facts of ``TokenizerInfo.as_meta``) and ``checkpoint``
-    (the source's ``_name_or_path``), not committed: the ids a user tokenizes are the input."""
+    (the source's ``_name_or_path``), not committed: the ids a user tokenizes are the input.
+    ``progress`` (a callable taking one line), if given, hears of each stage as it starts: a
+    large checkpoint takes a while."""
     from .transformer_compile import compile_transformer
 
+    say = progress or (lambda line: None)
     if not calibration_texts:
         raise ModelCompileError("compile_checkpoint needs at least one calibration text")
+    say(f"reading {ckpt}")
     model, tokenizer, info = load_bert(ckpt, seq)
+    c = model.cfg
+    say(f"read a BERT encoder: {c.layers} layers, width {c.width}, {c.heads} heads, ffn {c.ffn}, "
+        f"vocabulary {c.vocab}")
     tokens = tokenize(tokenizer, calibration_texts)
+    say(f"calibrating on {len(calibration_texts)} sentences of {seq} tokens and compiling to integer ops")
     hf = json.loads((Path(ckpt) / "config.json").read_text())
     compiled = compile_transformer(model, tokens, name=name or Path(ckpt).name)
     compiled.meta["tokenizer"] = info.as_meta()

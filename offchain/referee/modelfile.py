@@ -6,10 +6,12 @@ and its params root; its tables are safetensors tensors ``op{j}.<name>`` of one 
 per field. An MLP directory written before the transformer kinds existed (version 1, linear
 ops over int8 inputs) is a directory of this same format, read by the same code with the
 same roots. Loading recomputes every commitment from the tensors and refuses a file whose
-tensors no longer match its manifest (tampered, truncated or mixed up), naming what is wrong.
+tensors no longer match its manifest (tampered, truncated or mixed up), naming what is wrong;
+a text model's tokenizer file must match the digest its manifest records.
 """
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -213,6 +215,28 @@ def _check_roots(model: IntegerModel, manifest: dict, op_specs: list) -> None:
         raise ModelFormatError(f"the model root recomputed from the weights does not match {MANIFEST}")
 
 
+def _check_tokenizer(directory: Path, meta: dict) -> None:
+    """A text model's tokenizer file against the sha256 its manifest records (docs/formats.md
+    section 1, "Tokenizers"): the ids a text becomes are the input, so a swapped or edited
+    tokenizer would silently commit to other inputs. Models without a recorded digest (token
+    ids only) have nothing to check."""
+    spec = meta.get("tokenizer") if isinstance(meta, dict) else None
+    if not isinstance(spec, dict) or "sha256" not in spec:
+        return
+    name = spec.get("tokenizer")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ModelFormatError(f"{MANIFEST}: meta.tokenizer.tokenizer must be a file name in the model directory, "
+                               f"got {name!r}")
+    path = directory / name
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ModelFormatError(f"{path} is missing: {MANIFEST} names it as the model's tokenizer") from None
+    if digest != spec["sha256"]:
+        raise ModelFormatError(f"{path} does not match the sha256 {MANIFEST} records for it (swapped or edited); "
+                               "copy the checkpoint's tokenizer back or quantize the checkpoint again")
+
+
 def load_model(directory: Path) -> IntegerModel:
     """Load and fully verify a model directory; raise ModelFormatError naming any problem."""
     directory = Path(directory)
@@ -238,6 +262,7 @@ def load_model(directory: Path) -> IntegerModel:
     except ModelCompileError as exc:
         raise ModelFormatError(f"{directory}: {exc}") from None
     _check_roots(model, manifest, op_specs)
+    _check_tokenizer(directory, model.meta)
     return model
 
 
