@@ -1072,6 +1072,19 @@ def test_settle_unknown_game_reverts(market, stub_market, stub, model_id, who):
         market.settle(game_id, sender=who.stranger)
 
 
+def test_views_of_unknown_game_revert(stub_market, model_id, who):
+    """challenge_of and refund_of name a game the market did not open, rather than answering
+    zeros (a refund of 0 wei would read as a real game's; the mutation test found no test of it)."""
+    job_id = committed(stub_market, model_id, who)
+    game_id = challenge(stub_market, job_id, who.challengers[0])
+    assert stub_market.challenge_of(game_id).job_id == job_id
+    assert stub_market.refund_of(game_id) > 0
+    for view in (stub_market.challenge_of, stub_market.refund_of):
+        for unknown in (0, game_id + 1):
+            with ape.reverts("market: unknown game"):
+                view(unknown)
+
+
 def test_settle_game_of_other_owner_reverts(market, game, model_id, who):
     # Someone opens a game on the same DisputeGame directly and lets it end: the market
     # did not open it and settles nothing for it.
