@@ -162,8 +162,10 @@ def job_model(client, job_id: int, model_dir, journal_path):
     if model_dir is None:
         candidates = Journal(journal_path, lock=False).model_dirs() if journal_path.is_file() else []
         for candidate in candidates:
-            if candidate.is_dir() and client.registry.model_id(load_chain_model(candidate).root) == model_id:
-                return load_chain_model(candidate)
+            if candidate.is_dir():
+                model = load_chain_model(candidate)  # loaded once: loading verifies every commitment
+                if client.registry.model_id(model.root) == model_id:
+                    return model
         known = f"the agent's journal {journal_path} names {len(candidates)} model(s), none of them it" \
             if journal_path.is_file() else f"no agent journal at {journal_path} to take it from"
         raise RefereeError(f"job {job_id} runs model {model_id}: pass --model DIR, its model directory ({known})")

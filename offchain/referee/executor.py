@@ -21,7 +21,7 @@ from .linear_kernels import FUSED64_MAX_K, int_mm_exact_on_cpu, linear_kernel
 from .model import DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_op, input_slots, output_rows
 
 BACKENDS = ("float", "int_mm", "int64")
-TORCH_DTYPES = {cm.DTYPE_INT8: torch.int8, cm.DTYPE_INT32: torch.int32}
+TORCH_DTYPES = {code: dtype for dtype, code in cm.DTYPES.items()}  # dtype code -> torch dtype
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 

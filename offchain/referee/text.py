@@ -9,15 +9,14 @@ specifies the manifest's ``tokenizer`` object.
 """
 
 import hashlib
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .checkpoint import TOKENIZER_FILE, compile_checkpoint, default_seq
+from .checkpoint import TOKENIZER_FILE, compile_checkpoint, default_seq, load_tokenizer, write_tokenizer
 from .errors import InputError, RefereeError
-from .model import IntegerModel
+from .model import INT8, IntegerModel
 from .modelfile import save_model
 
 DATA = Path(__file__).parent / "data"
@@ -84,8 +83,7 @@ def quantize_checkpoint(ckpt: Path, out_dir: Path, seq: int | None, calibration:
     # What the scales were measured on: a model calibrated on other text quantizes differently.
     model.meta["calibration"] = {"source": "built-in (referee/data/calibration.txt)" if calibration is None
                                  else Path(calibration).name, "sentences": len(texts), "sha256": _sha256(source)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, out_dir / TOKENIZER_FILE)  # before the manifest: save_model writes that last
+    write_tokenizer(out_dir, ckpt)  # before the manifest: save_model writes that last
     save_model(model, out_dir)
     stage("done")
     return model
@@ -95,7 +93,7 @@ def tokenizer_spec(model: IntegerModel, model_dir: Path) -> dict:
     """The manifest's ``tokenizer`` object; RefereeError for a model that takes no text."""
     spec = model.meta.get("tokenizer") if isinstance(model.meta, dict) else None
     if not isinstance(spec, dict):
-        if model.input_dtype != 1:
+        if model.input_dtype == INT8:
             raise RefereeError(f"{model_dir} takes int8 rows, not text: give an INPUT file (.json or .npy)")
         raise RefereeError(f"{model_dir} records no tokenizer: give its token ids as an INPUT file (.json or .npy)")
     if spec.get("seq") != model.input_cols:
@@ -108,18 +106,15 @@ def encode_texts(model: IntegerModel, model_dir: Path, texts: list[str]) -> tupl
     """Token ids (len(texts), seq) as int32, as the manifest's tokenizer object says ([CLS] text
     [SEP], right-padded with pad_id, truncated at seq), and the 1-based numbers of the texts
     that were cut. ``load_model`` has checked the tokenizer file's sha256."""
-    from tokenizers import Tokenizer
-
     spec = tokenizer_spec(model, model_dir)
     if "sha256" not in spec:  # written by compile_checkpoint alone: no file travels with it
         raise RefereeError(f"{model_dir} carries no tokenizer file: give its token ids as an INPUT file")
-    try:
-        tokenizer = Tokenizer.from_file(str(Path(model_dir) / spec["tokenizer"]))
+    try:  # the file compiled with (load_model checked its sha256), set up as it was for calibration
+        tokenizer, _ = load_tokenizer(model_dir, spec["seq"])
+    except RefereeError:
+        raise
     except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
         raise RefereeError(f"{model_dir}: cannot read its tokenizer: {exc}") from None
-    seq, pad = spec["seq"], spec["pad_id"]
-    tokenizer.enable_truncation(max_length=seq)
-    tokenizer.enable_padding(length=seq, pad_id=pad, pad_token=tokenizer.id_to_token(pad) or "[PAD]")
     encodings = tokenizer.encode_batch(texts)
     cut = [i for i, e in enumerate(encodings, start=1) if e.overflowing]
     return torch.tensor([e.ids for e in encodings], dtype=torch.int32), cut
