@@ -42,9 +42,11 @@ FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 # Declared limits of dynamic arguments (contracts' Bytes[...] / DynArray[..., N]); past them
 # the ABI decoder reverts without a reason.
 MAX_TENSOR_BYTES, MAX_PROOF, MAX_ROOTS, MAX_COLS = 65536, 16, 63, 16384
+MAX_CALLS, MAX_CALL_BYTES = 64, 4 + 32 * 12 + 3 * (32 + 32 * MAX_PROOF) + 2 * (32 + 128)  # multicall's batch
 LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof": MAX_PROOF,
           "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proof": MAX_PROOF, "row": MAX_COLS,
-          "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF}
+          "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF,
+          "calls": MAX_CALLS}
 REASON_PREFIXES = ("market: ", "game: ", "registry: ", "merkle: ", "tensor: ", "linear: ", "requant: ", "int8: ")
 
 # what we record of each contract to prove a refused call changed nothing
@@ -167,9 +169,28 @@ def value_for(draw, scene: Scene, param: dict, rng: random.Random):
             i = rng.randrange(len(items))
             items[i] = flipped(items[i], rng)
         return items
+    if kind == "bytes[]":  # multicall's batch: hostile calls of the game's own functions
+        count = draw(st.sampled_from(_lengths(2, LIMITS.get(name, MAX_CALLS))))
+        return [hostile_subcall(draw, scene, rng) for _ in range(count)]
     if kind == "tuple":
         return tuple(value_for(draw, scene, c, rng) for c in param["components"])
     raise AssertionError(f"no hostile values for ABI type {kind}")
+
+
+def hostile_subcall(draw, scene: Scene, rng: random.Random) -> bytes:
+    """One call of a batch: a game function (not multicall itself) with hostile arguments,
+    sometimes cut short or bit-flipped, and never longer than the batch's declared item size,
+    so that the batch itself decodes and each sub-call meets the game's own checks."""
+    entries = [e for e in scene.w.game.abi if e["type"] == "function" and e["name"] != "multicall"
+               and e["stateMutability"] == "nonpayable"]
+    entry = draw(st.sampled_from(entries))
+    data = scene.w.game.data(entry["name"], *[value_for(draw, scene, p, rng) for p in entry["inputs"]])
+    mangle = draw(st.sampled_from(["whole", "cut", "flipped"]))
+    if mangle == "cut":
+        data = data[:rng.randrange(len(data) + 1)]
+    elif mangle == "flipped":
+        data = flipped(data, rng)
+    return data[:MAX_CALL_BYTES]
 
 
 def within_limits(params: list, args: list) -> bool:
@@ -261,6 +282,11 @@ def plain(param: dict, address: str):
         return tuple(plain(c, address) for c in param["components"])
     return {"uint256": 1, "int256": 0, "bool": False, "address": address, "bytes32": bytes(32), "bytes": b"\x01",
             "bytes32[]": [], "bytes[]": [b"\x01"]}[kind]
+
+
+def test_declared_batch_limits_match_the_game(scene):
+    """The multicall limits the hostile batches are drawn within are the game's own constants."""
+    assert (scene.w.game.view("MAX_CALLS"), scene.w.game.view("MAX_CALL_BYTES")) == (MAX_CALLS, MAX_CALL_BYTES)
 
 
 def test_hostile_calls_tally(scene):
