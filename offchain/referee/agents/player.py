@@ -65,7 +65,24 @@ def next_move(client: ChainClient, game_id: int, as_solver: bool, model: Integer
     if not answer:
         return None
     key = f"{PHASE_NAMES[phase]}:{_position(game_id, g)}"
-    return Move(key, PHASE_NAMES[phase], (game_id, *_arguments(client, game_id, g, model, trace)), deadline_of(g))
+    try:
+        args = _arguments(client, game_id, g, model, trace)
+    except LogNotServedYet:
+        return None  # asked again next tick, when the node serves the log
+    return Move(key, PHASE_NAMES[phase], (game_id, *args), deadline_of(g))
+
+
+class LogNotServedYet(Exception):
+    """The game's record shows the opponent's move, but no log of it is served yet: a node can
+    answer a call at its newest block before its log queries reach that block (anvil did, mining
+    on a 12-second interval under load), so the record and the logs are read at different heads."""
+
+
+def _revealed(client: ChainClient, game_id: int, event: str):
+    log = client.game_log(game_id, event)
+    if log is None:
+        raise LogNotServedYet(f"game {game_id}: no {event} log yet")
+    return log
 
 
 def _arguments(client: ChainClient, game_id: int, g, model: IntegerModel, trace: Trace) -> tuple:
@@ -74,17 +91,17 @@ def _arguments(client: ChainClient, game_id: int, g, model: IntegerModel, trace:
     if phase == BISECT:
         return (moves.bisection_roots(trace, lo, hi, client.arity),)
     if phase == CHOOSE:
-        roots = [bytes(r) for r in client.game_log(game_id, "Bisected").roots]
+        roots = [bytes(r) for r in _revealed(client, game_id, "Bisected").roots]
         return (moves.disputed_part(trace, lo, hi, client.arity, roots), roots)
     if phase == TRANSITION:
         return moves.transition(model, trace, hi).args()
     if phase == CHILDREN:
         return moves.row_children(trace, hi, levels, index)
     if phase == PICK:
-        log = client.game_log(game_id, "ChildrenRevealed")
+        log = _revealed(client, game_id, "ChildrenRevealed")
         left, right = bytes(log.left), bytes(log.right)
         return (moves.disputed_child(trace, hi, levels, index, left, right), left, right)
     if phase == ROW:
         return (trace.row_bytes(hi, index),)
-    row = bytes(client.game_log(game_id, "RowRevealed").row)
+    row = bytes(_revealed(client, game_id, "RowRevealed").row)
     return moves.step(model, trace, hi, index, row).args()
