@@ -7,16 +7,21 @@ imported), files in sorted order, tests excluded, sentences of at least 4 words,
 dropped; shuffled with ``random.Random(17)``: the first 64 calibrate, the next ``--n`` (1,000)
 are evaluated, disjoint. Every sentence is tokenized to ``--seq`` (32) tokens, padded or cut.
 
-Measured against the float model (the same weights, mean pooling + L2 normalisation, the
-padding attended to and pooled in both: the protocol's encoder has no attention mask, 5.11):
+Measured against the float model (the same weights, the padding masked as a key and left out
+of the mean pooling, then L2 normalisation, in both: protocol 5.9's key mask and masked
+pooling, sentence-transformers' computation):
 
 * cosine(exact, float) of each sentence embedding: mean and worst;
 * top-10 nearest-neighbour overlap: for each sentence, the share of its 10 nearest neighbours
   (cosine, itself excluded) under the float embeddings that are also among its 10 nearest under
   the exact embeddings, averaged;
 * every named slot (meta ``slot_names``) against its float activation: the slot dequantized
-  with its scale (meta ``slot_scales``), the cosine of each row (token) with the float row,
-  mean and worst over the corpus; the first slot whose mean falls is where the loss enters.
+  with its scale (meta ``slot_scales``), the cosine of each real token's row (pad rows are
+  never read) with the float row, mean and worst over the corpus; the first slot whose mean
+  falls is where the loss enters;
+* the mean cosine between the embeddings of different sentences, exact and float, and the
+  cosine of two unrelated sentences (``PAIR``): a model that embeds its padding rather than
+  the sentence makes every pair near-parallel.
 
 Prints a table and writes ``benchmarks/fidelity.json`` (``--out``). Run:
 ``python benchmarks/fidelity.py [--n 1000] [--seq 32] [--batch 50] [--out PATH]``.
@@ -44,6 +49,7 @@ from referee.checkpoint import compile_checkpoint, load_bert, minilm_dir, tokeni
 from referee.executor import Executor  # noqa: E402
 
 TARGETS = {"mean_cos": 0.99, "worst_cos": 0.95, "top10": 0.90}
+PAIR = ("A man is playing a guitar.", "The stock market fell sharply on Monday.")
 CALIBRATION, SEED, SKIP_DIRS = 64, 17, {"test", "tests", "idle_test", "site-packages", "__pycache__", "lib2to3"}
 
 
@@ -121,17 +127,32 @@ def measure(model, float_model, tokenizer, texts: list[str], batch: int) -> dict
         with torch.no_grad():
             float_model(ids, record=record)
         exact_emb.append(F.normalize(slots[-1].double(), dim=-1))
+        real = (ids != float_model.cfg.pad_id).reshape(-1)  # one per token row of a [B T, .] slot
         for j, name in names.items():
             got = slots[j].double() * scales[j]
-            slot_cos[j].append(F.cosine_similarity(got, float_rows(name, record[name]).double(), dim=-1, eps=1e-30))
+            cos = F.cosine_similarity(got, float_rows(name, record[name]).double(), dim=-1, eps=1e-30)
+            slot_cos[j].append(cos[real] if cos.shape[0] == real.shape[0] else cos)
     exact_emb, float_emb = torch.cat(exact_emb), torch.cat(float_emb)
     cos = (exact_emb * float_emb).sum(-1)
+    ids = tokenize(tokenizer, list(PAIR))
+    pair_exact = F.normalize(executor.run(ids.to(torch.int32))[-1].double(), dim=-1)
+    with torch.no_grad():
+        pair_float = float_model(ids).double()
     slots = []
     for j, name in names.items():
         c = torch.cat(slot_cos[j])
         slots.append({"slot": j, "name": name, "scale": scales[j], "mean_cos": float(c.mean()), "worst_cos": float(c.min())})
     return {"mean_cos": float(cos.mean()), "worst_cos": float(cos.min()),
-            "top10": top_k_overlap(exact_emb, float_emb), "exact_s": exact_s, "float_s": float_s, "slots": slots}
+            "top10": top_k_overlap(exact_emb, float_emb), "exact_s": exact_s, "float_s": float_s, "slots": slots,
+            "pairwise_exact": mean_pairwise(exact_emb), "pairwise_float": mean_pairwise(float_emb),
+            "pair": list(PAIR), "pair_exact": float(pair_exact[0] @ pair_exact[1]),
+            "pair_float": float(pair_float[0] @ pair_float[1])}
+
+
+def mean_pairwise(e: torch.Tensor) -> float:
+    """The mean cosine of the unit rows of ``e`` over all pairs of different rows."""
+    n = e.shape[0]
+    return float(((e @ e.T).sum() - e.pow(2).sum()) / (n * (n - 1)))
 
 
 def main(argv=None) -> dict:
@@ -161,6 +182,8 @@ def main(argv=None) -> dict:
     print(f"{'':<22}{'measured':>10}{'target':>10}")
     for key, label in (("mean_cos", "mean cosine"), ("worst_cos", "worst cosine"), ("top10", "top-10 overlap")):
         print(f"{label:<22}{r[key]:>10.3f}{TARGETS[key]:>10.2f}  {'ok' if r[key] >= TARGETS[key] else 'MISSED'}")
+    print(f"cosine between different sentences: exact {r['pairwise_exact']:.3f}, float {r['pairwise_float']:.3f} "
+          f"(mean over pairs); {PAIR[0]!r} vs {PAIR[1]!r}: exact {r['pair_exact']:.3f}, float {r['pair_float']:.3f}")
     print(f"\n{'slot':>5}  {'name':<14}{'scale':>10}{'mean cos':>10}{'worst':>8}")
     for s in r["slots"]:
         print(f"{s['slot']:>5}  {s['name']:<14}{s['scale']:>10.4g}{s['mean_cos']:>10.4f}{s['worst_cos']:>8.3f}")

@@ -89,12 +89,14 @@ def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> li
     return [s.tolist() for s in Executor(model, device, backend).run(rows_tensor(x, model.input_dtype))]
 
 
-def small_transformer(kind: str = "decoder", seed: int = 1, seq: int = 6, vocab: int = 40) -> IntegerModel:
-    """A compiled one-block transformer (referee.transformer_compile) small enough for unit tests."""
+def small_transformer(kind: str = "decoder", seed: int = 1, seq: int = 6, vocab: int = 40,
+                      pad_id: int | None = None) -> IntegerModel:
+    """A compiled one-block transformer (referee.transformer_compile) small enough for unit tests;
+    an encoder with ``pad_id`` masks that id's keys and pools the other tokens (protocol 5.9)."""
     from referee.transformer import FloatTransformer, TransformerConfig
     from referee.transformer_compile import compile_transformer
 
-    cfg = TransformerConfig(kind, layers=1, width=16, heads=2, ffn=32, seq=seq, vocab=vocab)
+    cfg = TransformerConfig(kind, layers=1, width=16, heads=2, ffn=32, seq=seq, vocab=vocab, pad_id=pad_id)
     calibration = torch.randint(0, vocab, (8, seq), generator=torch.Generator().manual_seed(seed))
     return compile_transformer(FloatTransformer(cfg, seed=seed).eval(), calibration, name=f"tiny-{kind}")
 

@@ -40,8 +40,10 @@ def lut(n, table):
     return _op(rt.LUT, in_cols=n, out_cols=n, table=table)
 
 
-def softmax(n, heads, seq, E, causal=False):
-    return _op(rt.SOFTMAX, int(causal), in_cols=n, out_cols=n, heads=heads, seq=seq, exp_table=E)
+def softmax(n, heads, seq, E, causal=False, keymask=False):
+    """With ``keymask`` the mask is slot 1 (``input_b = 1``), ``[rows / seq, n / heads]``."""
+    flags = int(causal) | (rt.FLAG_KEYMASK if keymask else 0)
+    return _op(rt.SOFTMAX, flags, int(keymask), in_cols=n, out_cols=n, heads=heads, seq=seq, exp_table=E)
 
 
 def norm(gamma, beta, m, s, rms=False):
@@ -161,6 +163,23 @@ def edge_cases(rng):
        [[[2**30, 2**30 + 1, 2**30 + 1, 2**30 - 1], [I32_MIN, I32_MIN, I32_MIN + 1, I32_MIN],
          [I32_MAX - 1, I32_MAX, I32_MAX, 0]]], [I32]))
     c(("argmax_n1", argmax(1), [[[-5], [5]]]))
+    # --- softmax with keymask (slot 1 = the mask, one row per sequence, one column per key);
+    # appended last so that every earlier case keeps its random draws.
+    x = mat(rng, 6, 8)
+    c(("softmax_keymask_2_heads_3_seqs", softmax(8, 2, 2, rm.exp_table(3), keymask=True),
+       [x, [[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 1]]]))
+    c(("softmax_keymask_fully_masked_segment_and_any_nonzero_valid", softmax(6, 2, 1, E_HALVING, keymask=True),
+       [[[5, 9, -128, 127, 0, 0], [1, 2, 3, 4, 5, 6]], [[0, 0, 0], [-128, 127, 0]]]))
+    c(("softmax_keymask_and_causal_position_0_fully_masked", softmax(4, 1, 4, rm.exp_table(4), True, True),
+       [mat(rng, 8, 4), [[0, 1, 1, 0], [1, 1, 0, 1]]]))
+    c(("softmax_keymask_masked_keys_above_the_max", softmax(4, 1, 1, E_HALVING, keymask=True),
+       [[[127, -128, 127, -100], [127, 126, -128, -128]], [[0, 1, 0, 1], [0, 0, 1, 1]]]))
+    # --- the encoder's mask slot and masked sum pooling (5.9).
+    c(("embed_key_mask_from_ids_pad_0", embed([[0], [1], [1], [1]], [[0]] * 5, 2, 1, 1),
+       [[[2, 3, 0, 0, 0], [1, 0, 3, 7, -1]]], [I32]))
+    h = mat(rng, 4, 4)  # transpose(h) of G = 2 sequences of T = 4 tokens, d = 2: [G d, T]
+    c(("matmul_masked_sum_pooling_T_a_1", matmul(4, 2, 1, 1, 1, 3),
+       [[[1, 1, 0, 0], [1, 1, 1, 1]], h]))
     return out
 
 
@@ -190,7 +209,10 @@ def bad_ops():
     return [
         ({**transpose(4, 4, 1), "kind": 10}, 0, "unknown kind"),
         ({**transpose(4, 4, 1), "flags": 1}, 0, "flags"),
-        ({**softmax(4, 1, 1, E_HALVING), "flags": 2}, 0, "flags"),
+        ({**softmax(4, 1, 1, E_HALVING), "flags": 4}, 0, "flags"),
+        ({**softmax(4, 1, 1, E_HALVING), "input_b": 1}, 0, "input_b"),
+        ({**softmax(4, 2, 1, E_HALVING, keymask=True), "input_b": 0}, 0, "columns"),
+        ({**softmax(4, 1, 1, E_HALVING, keymask=True), "input_b": 0}, 1, "dtype"),
         ({**lut(4, IDENTITY), "input_b": 1}, 0, "input_b"),
         (linear([[1] * 4], [0], [1], [1], 3), 0, "ReLU and wide"),
         (linear([[1] * 4], [0], [1], [1]), 1, "dtype"),

@@ -209,26 +209,36 @@ def check_exp_table(E):
         _check_int("exp table entry", v, 0, EXP_MAX)
 
 
-def softmax_segment(x_row, h, L, i, E, causal):
-    """Head ``h``'s ``L`` outputs of one row; ``i`` is the row's position in its sequence."""
+def softmax_segment(x_row, h, L, i, E, causal, mask_row=None):
+    """Head ``h``'s ``L`` outputs of one row; ``i`` is the row's position in its sequence and
+    ``mask_row`` (keymask) the row ``g`` of the mask slot, ``L`` entries, non-zero = valid key."""
     seg = x_row[h * L:(h + 1) * L]
-    valid = [(not causal) or u <= i for u in range(L)]
-    M = max(v for v, ok in zip(seg, valid) if ok)  # u = 0 is always valid
+    valid = [((not causal) or u <= i) and (mask_row is None or mask_row[u] != 0) for u in range(L)]
+    if not any(valid):  # no valid key: S = 0, the segment is zero
+        return [0] * L
+    M = max(v for v, ok in zip(seg, valid) if ok)
     e = [E[M - v] if ok else 0 for v, ok in zip(seg, valid)]
     S = sum(e)
     return [floor_div(127 * eu, S) if S > 0 else 0 for eu in e]
 
 
-def softmax(x, heads, seq, E, causal):
-    """Row-wise, per head: ``⌊127 * E[M - x_u] / S⌋`` over the valid ``u`` of each segment."""
+def softmax(x, heads, seq, E, causal, mask=None):
+    """Row-wise, per head: ``⌊127 * E[M - x_u] / S⌋`` over the valid ``u`` of each segment;
+    ``mask`` (keymask) is ``[rows / T, L]`` int8, row ``g`` for the rows of sequence ``g``."""
     rows, cols = shape("input", x)
     L = _split("heads", cols, heads)
-    _split("T", rows, seq)
+    G = _split("T", rows, seq)
     check_exp_table(E)
+    if mask is not None:
+        m_rows, m_cols = shape("mask", mask)
+        if (m_rows, m_cols) != (G, L):
+            raise ValueError(f"mask is [{m_rows}, {m_cols}], the shape rule needs [rows / T, L] = [{G}, {L}]")
     out = []
     for r in range(rows):
-        i = r - (r // seq) * seq
-        out.append([y for h in range(heads) for y in softmax_segment(x[r], h, L, i, E, causal)])
+        g = r // seq
+        i = r - g * seq
+        mask_row = mask[g] if mask is not None else None  # the one step's extra row
+        out.append([y for h in range(heads) for y in softmax_segment(x[r], h, L, i, E, causal, mask_row)])
     return out
 
 

@@ -63,7 +63,7 @@ class Builder:
     def _push(self, op):
         self.model["ops"].append(op)
         inputs = [self.slots[op["input_a"]]]
-        if op["kind"] in rt.TWO_INPUTS:
+        if rt.reads_b(op):
             inputs.append(self.slots[op["input_b"]])
         self.slots.append(rt.run_op(op, inputs))
         return len(self.slots) - 1
@@ -105,11 +105,22 @@ class Builder:
                            "input_a": a, "input_b": b, "in_cols": len(A[0]), "out_cols": out_cols,
                            "heads": heads, "seq": seq, "multiplier": m, "shift": s})
 
-    def softmax(self, src, heads, seq, causal):
+    def softmax(self, src, heads, seq, causal, mask=0):
         n = len(self.slots[src][0])
-        return self._push({"kind": rt.SOFTMAX, "flags": rt.FLAG_CAUSAL if causal else 0,
-                           "input_a": src, "input_b": 0, "in_cols": n, "out_cols": n,
+        flags = (rt.FLAG_CAUSAL if causal else 0) | (rt.FLAG_KEYMASK if mask else 0)
+        return self._push({"kind": rt.SOFTMAX, "flags": flags,
+                           "input_a": src, "input_b": mask, "in_cols": n, "out_cols": n,
                            "heads": heads, "seq": seq, "exp_table": exp_table(self.rng.randrange(3, 6))})
+
+    def key_mask(self, vocab, pad):
+        """The mask slot of 5.9, ``[B, T]``: 1 where the id is not ``pad``, else 0. An embed of
+        width 1 (token table 1 but for the pad row, zero positions, ``(1·2 + 1) >> 1 = 1``), then
+        a transpose of each sequence's ``[T, 1]`` to ``[1, T]``."""
+        T = len(self.slots[0][0])
+        e = self._push({"kind": rt.EMBED, "flags": 0, "input_a": 0, "input_b": 0, "in_cols": T,
+                        "out_cols": 1, "token_table": [[int(v != pad)] for v in range(vocab)],
+                        "position_table": [[0]] * T, "multiplier_a": 2, "multiplier_b": 1, "shift": 1})
+        return self.transpose(e, 1, T)
 
     def transpose(self, src, heads, out_cols):
         return self._push({"kind": rt.TRANSPOSE, "flags": 0, "input_a": src, "input_b": 0,
@@ -160,12 +171,13 @@ class Builder:
         return self._push({"kind": rt.ARGMAX, "flags": 0, "input_a": src, "input_b": 0,
                            "in_cols": n, "out_cols": 1})
 
-    def attention(self, x, heads, seq, causal):
-        """Seven ops (5.9): Q, K, V, Q·Kᵀ, softmax, transpose(V), P·V', and the projection."""
+    def attention(self, x, heads, seq, causal, mask=0):
+        """Seven ops (5.9): Q, K, V, Q·Kᵀ, softmax (keymask when ``mask`` names the mask slot),
+        transpose(V), P·V', and the projection."""
         d = len(self.slots[x][0])
         q, k, v = self.linear(x, d), self.linear(x, d), self.linear(x, d)
         scores = self.matmul(q, k, heads, seq, heads * seq, causal)
-        p = self.softmax(scores, heads, seq, causal)
+        p = self.softmax(scores, heads, seq, causal, mask)
         vt = self.transpose(v, heads, heads * seq)
         o = self.matmul(p, vt, heads, seq, d, False)
         return self.linear(o, d)
@@ -174,14 +186,21 @@ class Builder:
         return self.linear(self.gelu(self.linear(x, ffn)), len(self.slots[x][0]))
 
 
-def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme=False):
+def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme=False, pad=None):
     """``(model, token ids)`` of a random ``"encoder"`` or ``"decoder"`` over ``batch``
-    sequences of ``seq`` tokens (the ids include out-of-vocabulary ones when ``extreme``)."""
+    sequences of ``seq`` tokens (the ids include out-of-vocabulary ones when ``extreme``).
+    An encoder with a ``pad`` id masks the keys holding it and pools the other tokens only
+    (5.9); its sequences get random lengths, and the last one is all padding."""
     if width % heads:
         raise ValueError("width must be a multiple of heads")
     hi = vocab + 2 if extreme else vocab
     ids = [[rng.randrange(-1 if extreme else 0, hi) for _ in range(seq)] for _ in range(batch)]
+    if pad is not None:
+        for row in ids:
+            n = rng.randrange(1, seq + 1) if row is not ids[-1] else 0
+            row[n:] = [pad] * (seq - n)
     b = Builder(rng, ids, rt.DTYPE_INT32, extreme)
+    mask = b.key_mask(vocab, pad) if pad is not None else 0
     x = b.embed(vocab, width)
     causal = kind == "decoder"
     if not causal:
@@ -191,11 +210,15 @@ def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme
             x = b.add(x, b.attention(b.norm(x, False), heads, seq, True))
             x = b.add(x, b.mlp(b.norm(x, False), ffn))
         else:       # post-norm (BERT)
-            x = b.norm(b.add(x, b.attention(x, heads, seq, False)), False)
+            x = b.norm(b.add(x, b.attention(x, heads, seq, False, mask)), False)
             x = b.norm(b.add(x, b.mlp(x, ffn)), False)
     if causal:
         x = b.linear(b.norm(x, False), vocab, wide=True)
         b.argmax(x)
+    elif mask:  # masked sum pooling: matmul(mask, transpose(h)), T_a = 1, K = T, R_b = width
+        t = b.transpose(x, 1, seq)
+        pooled = b.matmul(mask, t, 1, 1, width, False)
+        b.norm(pooled, rms=True)
     else:  # mean pooling as transpose, a ones linear and transpose (5.9), then L2 norm
         t = b.transpose(x, 1, seq)
         m, s = pick_scale(seq, 1, 30)

@@ -19,7 +19,8 @@ Every op has ``kind``, ``flags``, ``input_a``, ``input_b``; per kind:
     3 transpose  in_cols, out_cols, heads
     4 add        in_cols, out_cols, multiplier_a, multiplier_b, shift
     5 lut        in_cols, out_cols, table (256 int8, table[v + 128])
-    6 softmax    in_cols, out_cols, heads, seq, exp_table (256 ints)   (bit 0 causal)
+    6 softmax    in_cols, out_cols, heads, seq, exp_table (256 ints)   (bit 0 causal, bit 1 keymask:
+                 input_b is then the [rows / T, in_cols / heads] int8 mask slot)
     7 norm       in_cols, out_cols, multiplier, shift, gamma, beta   (bit 0 rms)
     8 embed      in_cols, out_cols, token_table, position_table, multiplier_a, multiplier_b, shift
     9 argmax     in_cols, out_cols (= 1)
@@ -36,10 +37,16 @@ KIND_NAMES = {LINEAR: "linear", MATMUL: "matmul", TRANSPOSE: "transpose", ADD: "
               SOFTMAX: "softmax", NORM: "norm", EMBED: "embed", ARGMAX: "argmax"}
 FLAG_RELU, FLAG_WIDE = 1, 2
 FLAG_CAUSAL = FLAG_RMS = 1
+FLAG_KEYMASK = 2  # softmax
 # The flag bits each kind defines (5.10); every other bit must be 0.
 KIND_FLAGS = {LINEAR: FLAG_RELU | FLAG_WIDE, MATMUL: FLAG_CAUSAL, TRANSPOSE: 0, ADD: 0, LUT: 0,
-              SOFTMAX: FLAG_CAUSAL, NORM: FLAG_RMS, EMBED: 0, ARGMAX: 0}
+              SOFTMAX: FLAG_CAUSAL | FLAG_KEYMASK, NORM: FLAG_RMS, EMBED: 0, ARGMAX: 0}
 TWO_INPUTS = (MATMUL, ADD)
+
+
+def reads_b(op) -> bool:
+    """Whether the op reads slot ``input_b``: matmul, add, and softmax with ``keymask``."""
+    return op["kind"] in TWO_INPUTS or (op["kind"] == SOFTMAX and bool(op["flags"] & FLAG_KEYMASK))
 
 _check_int = ref._check_int
 keccak256 = ref.keccak256
@@ -260,17 +267,21 @@ def _validate_op(op, j, cols, dtypes):
     if op["flags"] & ~KIND_FLAGS[kind]:
         raise ValueError(f"flags {op['flags']} set a bit the kind does not define")
     _check_int("input_a", op["input_a"], 0, j - 1)
-    if kind in TWO_INPUTS:
+    if reads_b(op):
         _check_int("input_b", op["input_b"], 0, j - 1)
     elif op["input_b"] != 0:
-        raise ValueError("input_b must be 0 for a one-input kind")
+        raise ValueError("input_b must be 0 unless the op reads a second slot")
     in_cols, out_cols = op_cols(op)
     _check_int("in_cols", in_cols, 1, ref.MAX_COLS)
     _check_int("out_cols", out_cols, 1, ref.MAX_COLS)
-    inputs = [op["input_a"]] + ([op["input_b"]] if kind in TWO_INPUTS else [])
-    for slot in inputs:
-        if cols[slot] != in_cols:
-            raise ValueError(f"in_cols {in_cols} != columns of slot {slot} ({cols[slot]})")
+    inputs = [(op["input_a"], in_cols, "in_cols")]
+    if reads_b(op):  # a softmax's mask slot has L = in_cols / H columns, one per key
+        keys = kind == SOFTMAX
+        inputs.append((op["input_b"], rk._split("heads", in_cols, op["heads"]) if keys else in_cols,
+                       "the mask's L" if keys else "in_cols"))
+    for slot, want_cols, what in inputs:
+        if cols[slot] != want_cols:
+            raise ValueError(f"{what} {want_cols} != columns of slot {slot} ({cols[slot]})")
         want = (DTYPE_INT8, DTYPE_INT32) if kind == ARGMAX else \
             (DTYPE_INT32,) if kind == EMBED else (DTYPE_INT8,)
         if dtypes[slot] not in want:
@@ -339,7 +350,8 @@ def run_op(op, inputs):
     if kind == LUT:
         return rk.lut(a, op["table"])
     if kind == SOFTMAX:
-        return rk.softmax(a, op["heads"], op["seq"], op["exp_table"], bool(flags & FLAG_CAUSAL))
+        return rk.softmax(a, op["heads"], op["seq"], op["exp_table"], bool(flags & FLAG_CAUSAL),
+                          inputs[1] if flags & FLAG_KEYMASK else None)
     if kind == NORM:
         return rk.norm(a, op["gamma"], op["beta"], op["multiplier"], op["shift"],
                        bool(flags & FLAG_RMS))
@@ -359,7 +371,7 @@ def run_model(model, x) -> list:
         raise ValueError(f"input has {x_cols} columns, the model expects {cols[0]}")
     slots = [x]
     for j, op in enumerate(model["ops"], start=1):
-        inputs = [slots[op["input_a"]]] + ([slots[op["input_b"]]] if op["kind"] in TWO_INPUTS else [])
+        inputs = [slots[op["input_a"]]] + ([slots[op["input_b"]]] if reads_b(op) else [])
         try:
             slots.append(run_op(op, inputs))
         except ValueError as e:

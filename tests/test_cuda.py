@@ -110,9 +110,11 @@ def random_op(rng: random.Random, kind: int, extreme: bool):
     if kind == 6:
         length = rng.choice([1, 4, 300])
         table = [rng.choice([0, 1 << 23, rng.randint(0, 1 << 23)]) for _ in range(256)]
-        op = {"kind": 6, "flags": rng.choice([0, 1]), "input_a": 0, "input_b": 0, "in_cols": h * length,
+        flags = rng.choice([0, 1, 2, 3])  # bit 1 keymask: slot 1 is the [groups, length] mask
+        op = {"kind": 6, "flags": flags, "input_a": 0, "input_b": flags >> 1, "in_cols": h * length,
               "out_cols": h * length, "heads": h, "seq": seq, "exp_table": table}
-        return op, [(0, _rows(rng, groups * seq, h * length, extreme))]
+        mask = [[rng.choice([0, 0, 1, -128]) for _ in range(length)] for _ in range(groups)]
+        return op, [(0, _rows(rng, groups * seq, h * length, extreme))] + ([(0, mask)] if flags & 2 else [])
     if kind == 7:
         gamma = [rng.randint(-(1 << 15), (1 << 15) - 1) for _ in range(n)]
         beta = [rng.randint(-(1 << 30), 1 << 30) for _ in range(n)]
@@ -143,14 +145,15 @@ def test_cuda_random_kinds_equal_cpu_and_reference_succeeds(kind, seed):
         assert run_op(op, tensors, device="cuda", backend=backend).tolist() == expected, backend
 
 
-@pytest.mark.parametrize("kind", ["encoder", "decoder"])
-def test_cuda_compiled_transformer_equals_cpu_succeeds(kind):
+@pytest.mark.parametrize("kind, pad_id", [("encoder", None), ("encoder", 0), ("decoder", None)])
+def test_cuda_compiled_transformer_equals_cpu_succeeds(kind, pad_id):
     from referee.transformer import FloatTransformer, TransformerConfig
     from referee.transformer_compile import compile_transformer
-    cfg = TransformerConfig(kind, layers=2, width=128, heads=4, ffn=512, seq=32, vocab=1000)
+    cfg = TransformerConfig(kind, layers=2, width=128, heads=4, ffn=512, seq=32, vocab=1000, pad_id=pad_id)
     gen = torch.Generator().manual_seed(3)
     model = compile_transformer(FloatTransformer(cfg, seed=4), torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen))
     x = torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen, dtype=torch.int32)
+    x[1, 7:], x[2, 1:], x[3] = 0, 0, 0  # with pad id 0: padded sequences, one all padding
     cpu = Executor(model, "cpu").run(x)
     for backend in ("int_mm", "float"):
         gpu = Executor(model, "cuda", backend).run(x)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import random_ref_model, to_integer_model, token_ids
+from helpers import random_ref_model, small_transformer, to_integer_model, token_ids
 from referee.errors import ModelCompileError, ModelFormatError
 from referee.executor import Executor
 from referee.hashing import to_hex
@@ -233,6 +233,48 @@ def test_v1_mlp_directory_loads_with_same_root_succeeds(tmp_path):
     save_model(model, tmp_path / "again")
     for name in (MANIFEST, WEIGHTS):
         assert (tmp_path / "again" / name).read_bytes() == (V1_DIR / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def masked_model(tmp_path_factory):
+    """A saved one-block encoder whose pad id 0 is masked (keymask softmax, masked pooling)."""
+    model = small_transformer("encoder", pad_id=0)
+    return save_model(model, tmp_path_factory.mktemp("masked") / "model"), model
+
+
+def test_keymask_roundtrip_succeeds(masked_model):
+    path, model = masked_model
+    loaded = load_model(path)
+    assert (loaded.root, loaded.descriptors()) == (model.root, model.descriptors())
+    softmax = [op for op in json.loads((path / MANIFEST).read_text())["ops"] if op["kind"] == "softmax"]
+    assert softmax and all(op["keymask"] is True and op["input_b"] == 2 for op in softmax)  # slot 2: the mask
+    x = token_ids(model, 3)
+    x[1, 3:] = 0
+    assert [s.tolist() for s in Executor(loaded, "cpu").run(x)] == [s.tolist() for s in Executor(model, "cpu").run(x)]
+
+
+def test_softmax_without_keymask_writes_no_new_field_succeeds(token_model):
+    """A softmax without keymask is written as before the flag existed (no input_b, no
+    keymask), so directories written earlier load with the same roots."""
+    path, _ = token_model
+    softmax = [op for op in json.loads((path / MANIFEST).read_text())["ops"] if op["kind"] == "softmax"]
+    assert softmax and all("keymask" not in op and "input_b" not in op for op in softmax)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda op: (op.pop("keymask"), op.pop("input_b")), "ops_root is"),  # the descriptor changes
+    (lambda op: op.update(keymask=1), "field 'keymask' must be bool"),
+    (lambda op: op.update(input_b=99), "input slot 99 is not an earlier slot"),
+    (lambda op: op.update(input_b=0), "cannot read slot 0 of dtype int32"),  # the ids: L = 6 columns too
+    (lambda op: op.update(input_b=1), "takes 6 columns but slot 1 has 1"),
+    (lambda op: op.update(keymask=False), "input_b = 2 names a mask slot, but the softmax has no keymask flag"),
+])
+def test_load_bad_keymask_manifest_fails(masked_model, tmp_path, edit, message):
+    path = shutil.copytree(masked_model[0], tmp_path / "m")
+    j = _first(path, "softmax")
+    _edit_manifest(path, lambda m: edit(m["ops"][j - 1]))
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)
 
 
 def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):

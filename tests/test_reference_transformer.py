@@ -303,7 +303,11 @@ def test_tensor_vectors_recomputed_succeeds():
 
 def test_model_vectors_recomputed_succeeds():
     models = load("transformer_models")["models"]
-    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder"]
+    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder", "encoder"]
+    masked = models[2]  # pad id 0: keymask softmax in both layers, masked sum pooling
+    assert sum(op["kind"] == rt.SOFTMAX and op["flags"] == rt.FLAG_KEYMASK for op in masked["ops"]) == 2
+    # the last sequence is all padding: no valid key anywhere, and its pooled row (slot N - 1) is 0
+    assert masked["input"][-1] == [0] * masked["input_cols"] and masked["slots"][-2]["values"][-1] == [0] * 8
     for vec in models:
         model = {"input_cols": vec["input_cols"], "input_dtype": vec["input_dtype"], "ops": vec["ops"]}
         slots, roots, s_roots = rt.trace(model, vec["input"])

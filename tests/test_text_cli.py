@@ -73,6 +73,10 @@ def test_info_shows_kind_tokenizer_and_roots_succeeds(minilm):
     assert tokenizer.startswith("tokenizer.json: 30522 tokens, lowercased, seq 8, [CLS] 101 text [SEP] 102")
     assert field(result.stdout, "input") == "int32 token ids, sequence length 8 (one sequence per row)"
     assert field(result.stdout, "ops") == ", ".join(f"{n} {kind}" for kind, n in model.kinds().items())
+    # [PAD] is masked (protocol 5.9): every softmax reads the key-mask slot, op 2
+    softmax = [value for name, value in fields(result.stdout) if name.startswith("op ") and "softmax" in value]
+    assert len(softmax) == 6 and all(v.startswith("softmax slot ") and ", slot 2 (" in v and "+ keymask" in v
+                                     for v in softmax), softmax
     assert "48 sentences from built-in" in field(result.stdout, "calibration")
     assert "from meta" in field(result.stdout, "output scale")
 

@@ -176,11 +176,18 @@ def exp_table(rng, name):
 @kind_settings
 @given(seed=seeds, mode=modes, table=st.sampled_from(sorted(EXP_TABLES) + ["random", "tiny"]),
        heads=st.integers(1, 4), L=st.sampled_from([1, 2, 5, 16, 200]), seq=st.integers(1, 6),
-       groups=st.integers(1, 3), causal=st.booleans())
-def test_softmax_matches_reference_succeeds(seed, mode, table, heads, L, seq, groups, causal):
+       groups=st.integers(1, 3), causal=st.booleans(), keymask=st.sampled_from([None, "random", "bits", "none"]))
+def test_softmax_matches_reference_succeeds(seed, mode, table, heads, L, seq, groups, causal, keymask):
     rng = random.Random(seed)
     x = matrix(rng, groups * seq, heads * L, mode)
-    check_op(rc.softmax(heads * L, heads, seq, exp_table(rng, table), causal), [x])
+    op = rc.softmax(heads * L, heads, seq, exp_table(rng, table), causal, keymask is not None)
+    if keymask is None:
+        check_op(op, [x])
+        return
+    # The mask: any int8 (non-zero = valid), 0/1 bits, or every key masked (zero segments).
+    lo = {"random": -128, "bits": 0, "none": 0}[keymask]
+    mask = matrix(rng, groups, L, "uniform", lo, 0 if keymask == "none" else 1 if keymask == "bits" else 127)
+    check_op(op, [x, mask])
 
 
 def check_norm(seed, mode, rows, n, rms, extreme):
@@ -292,24 +299,28 @@ def check_model(model, x, backends=BACKENDS):
 @settings(max_examples=MODELS, **SETTINGS)
 @given(seed=seeds, kind=st.sampled_from(["encoder", "decoder"]), layers=st.integers(1, 2),
        heads=st.integers(1, 4), d_h=st.integers(1, 4), ffn=st.integers(1, 16), seq=st.integers(1, 6),
-       vocab=st.integers(1, 20), batch=st.integers(1, 3), extreme=st.booleans())
+       vocab=st.integers(1, 20), batch=st.integers(1, 3), extreme=st.booleans(), masked=st.booleans())
 def test_random_transformers_every_slot_and_root_succeeds(seed, kind, layers, heads, d_h, ffn, seq,
-                                                          vocab, batch, extreme):
+                                                          vocab, batch, extreme, masked):
+    pad = 0 if masked and kind == "encoder" else None  # keymask softmax and masked pooling (5.9)
     model, ids = rm.transformer(random.Random(seed), kind, layers, heads * d_h, heads, ffn, seq,
-                                vocab, batch, extreme)
+                                vocab, batch, extreme, pad=pad)
     check_model(model, ids)
 
 
-@pytest.mark.parametrize("kind", ["encoder", "decoder"])
-def test_builder_models_run_on_the_reference_succeeds(kind):
-    """T1's graph builder emits models the reference accepts, and the kernels agree on them."""
+@pytest.mark.parametrize("kind, pad_id", [("encoder", None), ("encoder", 0), ("decoder", None)])
+def test_builder_models_run_on_the_reference_succeeds(kind, pad_id):
+    """T1's graph builder emits models the reference accepts, and the kernels agree on them
+    (an encoder with a pad id: the key-mask slot, keymask softmax and masked pooling)."""
     from referee.transformer import FloatTransformer, TransformerConfig
     try:  # API.md names referee.transformer; the compiler lives in its own module
         from referee.transformer import compile_transformer
     except ImportError:
         from referee.transformer_compile import compile_transformer
-    cfg = TransformerConfig(kind=kind, layers=2, width=16, heads=4, ffn=32, seq=6, vocab=24)
-    tokens = torch.randint(0, 24, (3, 6), generator=torch.Generator().manual_seed(7))
+    cfg = TransformerConfig(kind=kind, layers=2, width=16, heads=4, ffn=32, seq=6, vocab=24, pad_id=pad_id)
+    tokens = torch.randint(1, 24, (3, 6), generator=torch.Generator().manual_seed(7))
+    if pad_id is not None:
+        tokens[0, 4:], tokens[1, 1:] = pad_id, pad_id
     model = model_to_dict(compile_transformer(FloatTransformer(cfg, seed=0), tokens))
     check_model(model, tokens.tolist())
 

@@ -163,6 +163,30 @@ def test_graph_dtype_and_slot_rules_fails():
         IntegerModel(4, [ops.ArgmaxOp(0, 8)]).validate()
 
 
+def test_keymask_softmax_mask_slot_rules_fails():
+    """The mask slot of a keymask softmax (5.5): [rows / T, L] int8, named only with the flag."""
+    table = torch.full((256,), 1 << 20, dtype=torch.int32)
+    two = ops.TransposeOp(0, 8, 2)  # slot 1: [4 rows, 2] int8
+    masked = IntegerModel(8, [two, ops.SoftmaxOp(0, 8, 4, 4, table, keymask=True, input_b=1)]).validate()
+    with pytest.raises(InputError, match="op 2 cannot run on an input of 8 rows: the mask has 32 rows; "
+                                         "2 sequences of 4 rows need 2, one per sequence"):
+        masked.slot_shapes(8)
+    with pytest.raises(ModelCompileError, match="op 2: takes 4 columns but slot 1 has 2"):
+        IntegerModel(8, [two, ops.SoftmaxOp(0, 8, 2, 4, table, keymask=True, input_b=1)]).validate()
+    with pytest.raises(ModelCompileError, match="op 1: input_b = 1 names a mask slot, but the softmax has no keymask"):
+        IntegerModel(8, [ops.SoftmaxOp(0, 8, 2, 4, table, input_b=1)]).validate()
+    op = ops.SoftmaxOp(0, 8, 4, 4, table, keymask=True, input_b=1)
+    with pytest.raises(InputError, match="SoftmaxOp takes 2 inputs, got 1"):
+        run_op(op, [torch.zeros(8, 8, dtype=torch.int8)])
+    with pytest.raises(InputError, match="does not fit its 2 columns"):
+        run_op(op, [torch.zeros(8, 8, dtype=torch.int8), torch.zeros(2, 8, dtype=torch.int8)])
+    with pytest.raises(InputError, match="SoftmaxOp cannot read torch.int32"):
+        run_op(op, [torch.zeros(8, 8, dtype=torch.int8), torch.zeros(2, 2, dtype=torch.int32)])
+    # A mask row of zeros is a sequence with no valid key: its segments are zero (S = 0).
+    out = run_op(op, [torch.zeros(8, 8, dtype=torch.int8), torch.tensor([[1, 0], [0, 0]], dtype=torch.int8)])
+    assert out[:4].tolist() == [[127, 0] * 4] * 4 and out[4:].tolist() == [[0] * 8] * 4
+
+
 @pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (1, 8, 8), (5, 16, 24), (40, 13, 7), (33, 64, 1)])
 @pytest.mark.parametrize("backend", ["int_mm", "float", "auto"])
 def test_linear_every_backend_at_small_shapes_matches_reference_succeeds(rows, k, n, backend):

@@ -8,20 +8,23 @@ downloaded: every file is read from the directory.
 
 The mapping of BERT's weights:
 
-* ``embeddings.word_embeddings`` -> ``tok``; ``embeddings.position_embeddings[:seq]`` plus the
-  token-type row 0 (every input is one segment: a constant row) -> ``pos`` (protocol 5.7);
+* ``embeddings.word_embeddings`` -> ``tok``; ``embeddings.position_embeddings`` (the whole
+  table: the compiler quantizes its first ``seq`` rows on the whole table's scale, so no scale
+  depends on ``seq``) plus the token-type row 0 (every input is one segment: a constant row)
+  -> ``pos`` (protocol 5.7);
 * ``embeddings.LayerNorm`` -> ``ln_e``; per layer ``attention.self.{query,key,value}``,
   ``attention.output.dense``, ``attention.output.LayerNorm``, ``intermediate.dense``,
   ``output.dense``, ``output.LayerNorm`` -> ``q, k, v, o, ln1, fc1, fc2, ln2``;
 * ``layer_norm_eps`` -> the LayerNorm epsilon; the pooler (unused by sentence embeddings) is
   ignored.
 
-An encoder of the protocol runs exactly ``seq`` tokens with no attention mask (protocol 5.11):
-the padding tokens of a short sentence are attended to and pooled like the others, in the float
-model as in the integer one. ``compile_checkpoint`` compiles the float model with
-``referee.transformer_compile`` and records in ``meta`` what a user needs to tokenize an input.
+The tokenizer's ``[PAD]`` id becomes the model's ``pad_id``: the padding of a short sentence is
+masked as a key and left out of the mean pooling (protocol 5.9), in the float model as in the
+integer one, so a sentence's embedding depends on its own tokens only. ``compile_checkpoint``
+compiles the float model with ``referee.transformer_compile`` and records in ``meta`` what a user needs to tokenize an input.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -112,11 +115,13 @@ def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, Tokenizer
     """(float model, tokenizer, tokenizer info) of a BERT checkpoint directory, ``seq`` tokens per input."""
     ckpt = Path(ckpt)
     hf = _read_config(ckpt)
-    if not 1 <= seq <= hf.get("max_position_embeddings", 512):
-        raise ModelCompileError(f"seq {seq} is outside [1, max_position_embeddings = {hf.get('max_position_embeddings', 512)}]")
+    positions = hf.get("max_position_embeddings", 512)
+    if not 1 <= seq <= positions:
+        raise ModelCompileError(f"seq {seq} is outside [1, max_position_embeddings = {positions}]")
     cfg = TransformerConfig("encoder", layers=hf["num_hidden_layers"], width=hf["hidden_size"],
                             heads=hf["num_attention_heads"], ffn=hf["intermediate_size"], seq=seq,
-                            vocab=hf["vocab_size"], eps=float(hf.get("layer_norm_eps", 1e-12)))
+                            vocab=hf["vocab_size"], eps=float(hf.get("layer_norm_eps", 1e-12)),
+                            positions=positions)
     w = _tensors(ckpt)
 
     def get(name: str, shape: tuple) -> torch.Tensor:
@@ -129,7 +134,7 @@ def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, Tokenizer
 
     d, f = cfg.width, cfg.ffn
     state = {"tok": get("embeddings.word_embeddings.weight", (cfg.vocab, d)),
-             "pos": get("embeddings.position_embeddings.weight", (hf.get("max_position_embeddings", 512), d))[:seq]
+             "pos": get("embeddings.position_embeddings.weight", (positions, d))
              + get("embeddings.token_type_embeddings.weight", (hf.get("type_vocab_size", 2), d))[0],
              "ln_e.weight": get("embeddings.LayerNorm.weight", (d,)),
              "ln_e.bias": get("embeddings.LayerNorm.bias", (d,))}
@@ -145,9 +150,12 @@ def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, Tokenizer
         for ours, theirs in norms.items():
             state[f"blocks.{i}.{ours}.weight"] = get(p + theirs + ".weight", (d,))
             state[f"blocks.{i}.{ours}.bias"] = get(p + theirs + ".bias", (d,))
-    model = FloatTransformer(cfg, seed=None)
-    model.load_state_dict(state, strict=True)
     tokenizer, info = load_tokenizer(ckpt, seq)
+    if not 0 <= info.pad_id < cfg.vocab:
+        raise ModelCompileError(f"{ckpt}: the tokenizer's [PAD] id {info.pad_id} is outside the model's "
+                                f"vocabulary of {cfg.vocab}")
+    model = FloatTransformer(dataclasses.replace(cfg, pad_id=info.pad_id), seed=None)
+    model.load_state_dict(state, strict=True)
     if tokenizer.get_vocab_size() > cfg.vocab:
         raise ModelCompileError(f"{ckpt}: the tokenizer has {tokenizer.get_vocab_size()} tokens, the model {cfg.vocab}")
     return model.eval(), tokenizer, info

@@ -18,7 +18,8 @@ from . import commitments as cm
 from .errors import InputError, RefereeError
 from .kernels import KERNELS
 from .linear_kernels import FUSED64_MAX_K, int_mm_exact_on_cpu, linear_kernel
-from .model import DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_op, input_slots, output_rows
+from .model import (DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_op, input_cols,
+                    input_slots, output_rows)
 
 BACKENDS = ("float", "int_mm", "int64")
 TORCH_DTYPES = {code: dtype for dtype, code in cm.DTYPES.items()}  # dtype code -> torch dtype
@@ -124,9 +125,9 @@ def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "
     check_op(op, "op")  # ModelCompileError, as a model holding it would raise
     if len(inputs) != len(input_slots(op)):
         raise InputError(f"{type(op).__name__} takes {len(input_slots(op))} inputs, got {len(inputs)}")
-    for t in inputs:
-        if t.dim() != 2 or t.dtype not in (torch.int8, torch.int32) or t.shape[1] != op.in_cols:
-            raise InputError(f"input of shape {tuple(t.shape)} and dtype {t.dtype} does not fit in_cols = {op.in_cols}")
+    for t, cols in zip(inputs, input_cols(op)):
+        if t.dim() != 2 or t.dtype not in (torch.int8, torch.int32) or t.shape[1] != cols:
+            raise InputError(f"input of shape {tuple(t.shape)} and dtype {t.dtype} does not fit its {cols} columns")
         if cm.DTYPES[t.dtype] not in accepted_dtypes(op):
             raise InputError(f"{type(op).__name__} cannot read {t.dtype}")
         if not 1 <= t.shape[0] <= MAX_ROWS:

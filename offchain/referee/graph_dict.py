@@ -13,7 +13,7 @@ from . import ops as k
 from .errors import ModelCompileError
 from .model import IntegerModel, LinearOp
 
-_BITS = {k.KIND_MATMUL: {"causal": 1}, k.KIND_SOFTMAX: {"causal": 1}, k.KIND_NORM: {"rms": 1}}
+_BITS = {k.KIND_MATMUL: k.FLAG_CAUSAL, k.KIND_SOFTMAX: k.FLAG_CAUSAL | k.FLAG_KEYMASK, k.KIND_NORM: k.FLAG_RMS}
 
 
 def _int(d: dict, key: str) -> int:
@@ -53,8 +53,9 @@ def op_from_dict(d: dict):
                         relu=bool(flags & 1), wide=bool(flags & 2))
     if kind not in range(k.KIND_MATMUL, k.KIND_ARGMAX + 1):
         raise ModelCompileError(f"unknown op kind {kind}")
-    flags = _flags(d, kind, 1 if kind in _BITS else 0)
-    if kind not in (k.KIND_MATMUL, k.KIND_ADD) and b != 0:
+    flags = _flags(d, kind, _BITS.get(kind, 0))
+    keymask = kind == k.KIND_SOFTMAX and bool(flags & k.FLAG_KEYMASK)
+    if kind not in (k.KIND_MATMUL, k.KIND_ADD) and not keymask and b != 0:
         raise ModelCompileError(f"kind {kind}: input_b must be 0, got {b!r}")
     ic, oc = _int(d, "in_cols"), _int(d, "out_cols")
     if kind == k.KIND_MATMUL:
@@ -67,7 +68,9 @@ def op_from_dict(d: dict):
     elif kind == k.KIND_LUT:
         op = k.LutOp(a, ic, _tensor(d, "table", torch.int8))
     elif kind == k.KIND_SOFTMAX:
-        op = k.SoftmaxOp(a, ic, _int(d, "heads"), _int(d, "seq"), _tensor(d, "exp_table", torch.int32), causal=bool(flags))
+        op = k.SoftmaxOp(a, ic, _int(d, "heads"), _int(d, "seq"), _tensor(d, "exp_table", torch.int32),
+                         causal=bool(flags & k.FLAG_CAUSAL), keymask=keymask,
+                         input_b=_int(d, "input_b") if keymask else 0)
     elif kind == k.KIND_NORM:
         op = k.NormOp(a, _tensor(d, "gamma", torch.int64), _tensor(d, "beta", torch.int64), _int(d, "multiplier"),
                       _int(d, "shift"), rms=bool(flags))

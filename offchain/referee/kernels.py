@@ -130,35 +130,45 @@ class Softmax:
 
     ``E[d] <= 2^23`` and ``S <= L * 2^23 < 2^38`` are exact float64 integers (any summation
     order); the quotient rule (module doc) makes the float64 ``127 e / S`` floor exactly, and
-    the quotient is non-negative, so the uint8 conversion's truncation is that floor.
+    the quotient is non-negative, so the uint8 conversion's truncation is that floor. A key is
+    valid where the causal rule and the key mask (one row per sequence) both allow it.
     """
 
     def __init__(self, op: k.SoftmaxOp, device: torch.device):
         self.op = op
         self.table = op.exp_table.to(torch.float64).to(device)
-        self.mask = None
+        self.causal = None
 
-    def _valid(self, rows: int, length: int, device: torch.device) -> torch.Tensor:
-        if self.mask is None or self.mask.shape[0] != rows or self.mask.device != device:
-            i = torch.arange(rows, device=device) % self.op.seq  # the row's position in its sequence
-            self.mask = torch.arange(length, device=device)[None, None, :] <= i[:, None, None]
-        return self.mask  # (rows, 1, L)
+    def _causal(self, length: int, device: torch.device) -> torch.Tensor:
+        if self.causal is None or self.causal.device != device:
+            i = torch.arange(self.op.seq, device=device)  # the row's position in its sequence
+            self.causal = torch.arange(length, device=device)[None, None, :] <= i[:, None, None]
+        return self.causal  # (T, 1, L)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def _valid(self, mask: torch.Tensor | None, length: int, device: torch.device) -> torch.Tensor | None:
+        """(G or 1, T or 1, 1, L) bool, broadcast over the rows (G, T) and heads; None: all valid."""
+        valid = self._causal(length, device)[None] if self.op.causal else None
+        if mask is not None:
+            keys = (mask != 0)[:, None, None, :]  # (G, 1, 1, L): row g masks every row of sequence g
+            valid = keys if valid is None else valid & keys
+        return valid
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         op, rows = self.op, x.shape[0]
         length = op.cols // op.heads
-        x3 = x.reshape(rows, op.heads, length)
-        valid = self._valid(rows, length, x.device) if op.causal else None
+        x4 = x.reshape(rows // op.seq, op.seq, op.heads, length)  # (G, T, H, L)
+        valid = self._valid(mask, length, x.device)
         if valid is not None:
-            x3 = x3.masked_fill(~valid, -128)  # cannot raise the max: every valid x >= -128
-        top = x3.max(dim=2, keepdim=True).values
+            x4 = x4.masked_fill(~valid, -128)  # cannot raise the max: every valid x >= -128
+        top = x4.max(dim=3, keepdim=True).values
         # d = M - x is in [0, 255] on every key (masked ones were set to -128 <= M), so the
-        # uint8 difference, which wraps modulo 256, is d itself.
-        d = top.view(torch.uint8) - x3.view(torch.uint8)
+        # uint8 difference, which wraps modulo 256, is d itself. A segment with no valid key
+        # has M = -128 and e = 0 everywhere after the fill below: S = 0, a zero segment.
+        d = top.view(torch.uint8) - x4.view(torch.uint8)
         e = self.table.index_select(0, d.reshape(-1).to(torch.int32)).view(d.shape)
         if valid is not None:
             e.masked_fill_(~valid, 0.0)
-        total = e.sum(dim=2, keepdim=True).clamp_(min=1.0)  # S = 0 only if every e = 0: 0 / 1 = 0
+        total = e.sum(dim=3, keepdim=True).clamp_(min=1.0)  # S = 0 only if every e = 0: 0 / 1 = 0
         # Quotient rule: 127 e / S <= 127 < 2^7 and S < 2^38, so S * 2^7 < 2^45 <= 2^52.
         q = e.mul_(k.SOFTMAX_ONE).div_(total)
         return q.to(torch.uint8).view(torch.int8).reshape(rows, op.cols)

@@ -119,7 +119,18 @@ def kind_name(op) -> str:
 
 
 def input_slots(op) -> list[int]:
-    return [op.input_slot, op.input_b] if isinstance(op, TWO_INPUTS) else [op.input_slot]
+    """The slots an op reads: input_a, then input_b for matmul, add and a keymask softmax (5.5)."""
+    if isinstance(op, TWO_INPUTS) or (isinstance(op, k.SoftmaxOp) and op.keymask):
+        return [op.input_slot, op.input_b]
+    return [op.input_slot]
+
+
+def input_cols(op) -> list[int]:
+    """The column count each of ``input_slots(op)`` must have: in_cols, except a softmax's mask
+    slot, which has one column per key (L = in_cols / H)."""
+    if isinstance(op, k.SoftmaxOp) and op.keymask:
+        return [op.in_cols, op.keys]
+    return [op.in_cols] * len(input_slots(op))
 
 
 def accepted_dtypes(op) -> tuple[int, ...]:
@@ -159,6 +170,9 @@ def output_rows(op, rows: list[int]) -> int:
     if isinstance(op, k.SoftmaxOp):
         if a % op.seq:
             raise ValueError(f"the input has {a} rows, not a multiple of seq = {op.seq}")
+        if op.keymask and rows[1] != a // op.seq:
+            raise ValueError(f"the mask has {rows[1]} rows; {a // op.seq} sequences of {op.seq} rows need "
+                             f"{a // op.seq}, one per sequence")
         return a
     if isinstance(op, k.EmbedOp):
         return a * op.in_cols
@@ -240,10 +254,10 @@ class IntegerModel:
         for j, op in enumerate(self.ops, start=1):
             where = f"op {j}"
             check_op(op, where)
-            for slot in input_slots(op):
+            for slot, want in zip(input_slots(op), input_cols(op)):
                 _require(isinstance(slot, int) and 0 <= slot < j, f"{where}: input slot {slot} is not an earlier slot")
                 cols, dtype = self.slot_cols(slot), self.slot_dtype(slot)
-                _require(cols == op.in_cols, f"{where}: takes {op.in_cols} columns but slot {slot} has {cols}")
+                _require(cols == want, f"{where}: takes {want} columns but slot {slot} has {cols}")
                 _require(dtype in accepted_dtypes(op), f"{where}: cannot read slot {slot} of dtype {DTYPE_NAMES[dtype]}")
         return self
 

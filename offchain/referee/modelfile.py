@@ -45,13 +45,17 @@ class Kind:
     tables: tuple[tuple[str, torch.dtype], ...]  # tensors op{j}.<name> and their one dtype
     build: Callable[[dict], object]            # every field and table by name -> the op
     root_field: str = "params_root"
+    # Fields added after version 1 (among ints/bools): absent means the default, and they are
+    # written only when they differ from it, so older directories load with the same roots.
+    optional: tuple[tuple[str, object], ...] = ()
 
 
 KINDS = {
     "linear": Kind((), ("relu", "wide"), (("weight", I8), ("bias", I32), ("multiplier", I32), ("shift", I32)),
                    lambda v: LinearOp(v["input_slot"], v["weight"], v["bias"], v["multiplier"], v["shift"],
                                       v["relu"], v["wide"]),
-                   root_field="weights_root"),  # version 1's name for a linear op's params root
+                   root_field="weights_root",  # version 1's name for a linear op's params root
+                   optional=(("wide", False),)),
     "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift"), ("causal",), (),
                    lambda v: k.MatmulOp(v["input_slot"], v["input_b"], v["in_cols"], v["out_cols"], v["heads"],
                                         v["seq"], v["multiplier"], v["shift"], v["causal"])),
@@ -61,9 +65,10 @@ KINDS = {
                 lambda v: k.AddOp(v["input_slot"], v["input_b"], v["in_cols"], v["multiplier_a"], v["multiplier_b"],
                                   v["shift"])),
     "lut": Kind((), (), (("table", I8),), lambda v: k.LutOp(v["input_slot"], v["in_cols"], v["table"])),
-    "softmax": Kind(("heads", "seq"), ("causal",), (("exp_table", I32),),
+    "softmax": Kind(("input_b", "heads", "seq"), ("causal", "keymask"), (("exp_table", I32),),
                     lambda v: k.SoftmaxOp(v["input_slot"], v["in_cols"], v["heads"], v["seq"], v["exp_table"],
-                                          v["causal"])),
+                                          v["causal"], v["keymask"], v["input_b"]),
+                    optional=(("input_b", 0), ("keymask", False))),  # protocol 5.5's key mask
     # gamma and beta lie in [-(2^31 - 1), 2^31 - 1] (5.6): stored int32, held int64 for the kernel
     "norm": Kind(("multiplier", "shift"), ("rms",), (("gamma", I32), ("beta", I32)),
                  lambda v: k.NormOp(v["input_slot"], v["gamma"].to(torch.int64), v["beta"].to(torch.int64),
@@ -73,7 +78,6 @@ KINDS = {
                                       v["multiplier_b"], v["shift"])),
     "argmax": Kind((), (), (), lambda v: k.ArgmaxOp(v["input_slot"], v["in_cols"])),
 }
-OPTIONAL = {"wide": False}  # absent in version-1 manifests; written only when true
 DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
 
 
@@ -92,9 +96,11 @@ def _op_entry(j: int, op, tensors: dict) -> dict:
     name = kind_name(op)
     kind = KINDS[name]
     entry = {"kind": name, "input_slot": op.input_slot, "in_cols": op.in_cols, "out_cols": op.out_cols}
-    entry.update({field: getattr(op, field) for field in kind.ints})
+    optional = dict(kind.optional)
+    entry.update({field: getattr(op, field) for field in kind.ints
+                  if field not in optional or getattr(op, field) != optional[field]})
     entry.update({field: bool(getattr(op, field)) for field in kind.bools
-                  if getattr(op, field) or field not in OPTIONAL})
+                  if field not in optional or getattr(op, field) != optional[field]})
     for field, dtype in kind.tables:
         tensors[_tensor_name(j, field)] = getattr(op, field).to(dtype).contiguous()
     entry[kind.root_field] = to_hex(op.params_root)
@@ -169,9 +175,11 @@ def _read_op(j: int, spec, tensors: dict, directory: Path):
     known = set(COMMON) | set(kind.ints) | set(kind.bools) | {kind.root_field}
     if set(spec) - known:
         raise ModelFormatError(f"{where}: fields {sorted(set(spec) - known)} are not fields of kind {name!r}")
-    values = {key: _field(spec, key, int, where) for key in COMMON[1:] + kind.ints}
+    optional = dict(kind.optional)
+    values = {key: _field(spec, key, int, where) if key in spec or key not in optional else optional[key]
+              for key in COMMON[1:] + kind.ints}
     for key in kind.bools:
-        values[key] = _field(spec, key, bool, where) if key in spec or key not in OPTIONAL else OPTIONAL[key]
+        values[key] = _field(spec, key, bool, where) if key in spec or key not in optional else optional[key]
     for field, dtype in kind.tables:
         tensor_name = _tensor_name(j, field)
         if tensor_name not in tensors:

@@ -20,6 +20,7 @@ from .merkle import MerkleTree, depth_for
 
 KIND_MATMUL, KIND_TRANSPOSE, KIND_ADD, KIND_LUT, KIND_SOFTMAX, KIND_NORM, KIND_EMBED, KIND_ARGMAX = range(2, 10)
 FLAG_CAUSAL = 1  # matmul, softmax
+FLAG_KEYMASK = 2  # softmax: input_b is a [rows / T, L] int8 mask of the valid keys
 FLAG_RMS = 1     # norm
 INT32_MAX = (1 << 31) - 1
 NORM_FRAC = 15
@@ -183,7 +184,10 @@ class LutOp(_Op):
 
 @dataclass(eq=False)
 class SoftmaxOp(_Op):
-    """5.5: per row and head, e = E[max - x] over valid keys, y = floor(127 * e / sum e)."""
+    """5.5: per row and head, e = E[max - x] over valid keys, y = floor(127 * e / sum e).
+
+    With ``keymask``, ``input_b`` is an int8 slot [rows / T, L]: key u of a row of sequence g
+    is valid only where mask[g, u] != 0 (a padded key is never attended to)."""
 
     input_slot: int
     cols: int            # H * L
@@ -191,8 +195,9 @@ class SoftmaxOp(_Op):
     seq: int             # T: rows per sequence (the causal position is row mod T)
     exp_table: torch.Tensor  # (256,) int32, E[d] in [0, 2^23]
     causal: bool = False
+    keymask: bool = False
+    input_b: int = 0     # the mask slot with keymask; 0 otherwise
     kind = KIND_SOFTMAX
-    input_b = 0
 
     @property
     def in_cols(self) -> int:
@@ -203,8 +208,13 @@ class SoftmaxOp(_Op):
         return self.cols
 
     @property
+    def keys(self) -> int:
+        """L, the keys per head: the mask slot's column count."""
+        return self.cols // self.heads
+
+    @property
     def flags(self) -> int:
-        return FLAG_CAUSAL if self.causal else 0
+        return (FLAG_CAUSAL if self.causal else 0) | (FLAG_KEYMASK if self.keymask else 0)
 
     @cached_property
     def exp_root(self) -> bytes:
@@ -218,6 +228,8 @@ class SoftmaxOp(_Op):
         _divides(where, "heads", self.heads, self.cols, "cols")
         _in_range(where, "seq", self.seq, 1, 1 << 16)
         _table(where, "exp_table", self.exp_table, torch.int32, (256,), 0, EXP_MAX)
+        _require(self.keymask or self.input_b == 0,
+                 f"{where}: input_b = {self.input_b} names a mask slot, but the softmax has no keymask flag")
 
 
 @dataclass(eq=False)

@@ -11,6 +11,11 @@ non-linearities become tables built from the float functions (GELU for ``lut``, 
 raises ModelCompileError naming the op and channel that breaks one.
 
 The op list per block follows protocol 5.9 (seven attention ops whatever the heads and batch).
+An encoder with a pad id (``TransformerConfig.pad_id``) also gets 5.9's key-mask slot from the
+ids, a ``keymask`` softmax in every layer and masked sum pooling; its scales are then
+calibrated on the real tokens alone and none depends on the sequence length (the position
+table's comes from the whole table), so the same weights compiled at two lengths give the same
+bits for a sentence that fits both.
 """
 
 import math
@@ -104,12 +109,36 @@ class _Builder:
         return self.add(k.LutOp(x, self.ops[x - 1].out_cols, _quant(F.gelu(v), s_y)), s_y, out)
 
 
+def key_mask(b: _Builder, cfg) -> int:
+    """5.9's mask slot [B, T] from the ids (slot 0): an embed of width 1 whose token table is 1
+    but for the pad id's 0 (ids outside the vocabulary embed as 0 too), with zero positions and
+    (m_a, m_b, s) = (2, 1, 1), so y = (2 v + 1) >> 1 = v; then a transpose of [B T, 1] to [B, T]."""
+    table = torch.ones(cfg.vocab, 1, dtype=torch.int8)
+    table[cfg.pad_id] = 0
+    ids = b.add(k.EmbedOp(0, table, torch.zeros(cfg.seq, 1, dtype=torch.int8), 2, 1, 1), 1.0)
+    return b.add(k.TransposeOp(ids, 1, cfg.seq, 1), 1.0)
+
+
 def calibrate(model: FloatTransformer, tokens: torch.Tensor) -> dict[str, float]:
-    """max|x| / 127 of every recorded activation of the float model on ``tokens`` (B, T)."""
+    """max|x| / 127 of every recorded activation of the float model on ``tokens`` (B, T); with
+    a pad id, over the real tokens' rows only (and their keys, for the attention scores): a
+    pad row is never read by a real one, and its values must not set a scale."""
     record: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         model(tokens, record=record)
-    return {name: _scale(t) for name, t in record.items()}
+    pad = model.cfg.pad_id
+    if pad is None:
+        return {name: _scale(t) for name, t in record.items()}
+    real = tokens != pad  # (B, T)
+    b, t = real.shape
+    stats = {}
+    for name, x in record.items():
+        if name.endswith("scores"):    # (B, H, T, T): real queries and real keys
+            x = x.masked_fill(~(real[:, None, :, None] & real[:, None, None, :]), 0.0)
+        elif x.dim() == 3 and x.shape[:2] == (b, t):  # (B, T, width): a row per token
+            x = x[real]
+        stats[name] = _scale(x)        # "pool" (B, d) is over real tokens already
+    return stats
 
 
 def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str = "transformer") -> IntegerModel:
@@ -123,9 +152,13 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
     causal = cfg.kind == "decoder"
 
     tok, pos = model.tok.detach().double(), model.pos.detach().double()
+    # Both scales from the whole tables (every position row, not the first T): no scale
+    # depends on the sequence length.
     s_tok, s_pos, s_e = _scale(tok), _scale(pos), stats["embed"]
     (ma, mb), s = _fixed_point_common(s_tok / s_e, s_pos / s_e)
-    x = b.add(k.EmbedOp(0, _quant(tok, s_tok), _quant(pos, s_pos), ma, mb, s), s_e, "embed")
+    masked = cfg.pad_id is not None
+    mask = key_mask(b, cfg) if masked else 0
+    x = b.add(k.EmbedOp(0, _quant(tok, s_tok), _quant(pos[:t], s_pos), ma, mb, s), s_e, "embed")
     if cfg.kind == "encoder":
         x = b.norm(x, model.ln_e, "ln_e")
 
@@ -137,7 +170,8 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
         m, s = fixed_point(b.scales[q] * b.scales[kk] / (math.sqrt(dh) * s_sc))
         scores = b.add(k.MatmulOp(q, kk, d, h * t, h, t, m, s, causal=causal), s_sc, p + "scores")
         exp = torch.round((1 << 23) * torch.exp(-torch.arange(256, dtype=torch.float64) * s_sc)).to(torch.int32)
-        probs = b.add(k.SoftmaxOp(scores, h * t, h, t, exp, causal=causal), 1.0 / k.SOFTMAX_ONE)
+        probs = b.add(k.SoftmaxOp(scores, h * t, h, t, exp, causal=causal, keymask=masked, input_b=mask),
+                      1.0 / k.SOFTMAX_ONE)
         v_t = b.add(k.TransposeOp(v, d, h * t, h), b.scales[v])
         m, s = fixed_point(b.scales[v] / (k.SOFTMAX_ONE * stats[p + "att"]))
         att = b.add(k.MatmulOp(probs, v_t, h * t, d, h, t, m, s), stats[p + "att"], p + "att")
@@ -155,6 +189,13 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
         x = b.norm(x, model.ln_e, "ln_f")
         x = b.linear(x, model.head, "logits", wide=True)
         b.add(k.ArgmaxOp(x, cfg.vocab), 1.0)
+    elif masked:
+        # Masked sum pooling (5.9): matmul(mask [G, T], transpose(h) [G d, T]) = [G, d], the sum
+        # over the real tokens at the float masked sum's scale; the L2 norm follows.
+        x_t = b.add(k.TransposeOp(x, d, t, 1), b.scales[x])
+        m, s = fixed_point(b.scales[x] / stats["pool"])
+        pooled = b.add(k.MatmulOp(mask, x_t, t, d, 1, 1, m, s), stats["pool"], "pool")
+        b.norm(pooled, None, None)
     else:
         # Mean pooling as protocol 5.9: transpose, a linear of ones (1/T in m, s), transpose back.
         x_t = b.add(k.TransposeOp(x, d, t, 1), b.scales[x])

@@ -109,13 +109,15 @@ def gen_ops():
     return {
         "description": "One transformer op on given inputs (docs/protocol.md 5.0-5.8): op is "
                        "the op (kind, flags, input_a, input_b and the kind's fields; inputs "
-                       "are slot input_a, and slot input_b for matmul and add); output = the "
+                       "are slot input_a, and slot input_b for matmul, add and a keymask softmax); output = the "
                        "kind's semantics; params_header is hashed into params_root (argmax: "
                        "empty header, params_root Z[0]); descriptor = enc(kind, flags, "
                        "input_a, input_b, in_cols, out_cols, params_root). norm cases give "
                        "rho (isqrt(V)) per row and columns_root GR; softmax cases ER; embed "
                        "cases TR and PR. Edge cases: ties, negative sums at every division "
-                       "and shift, saturation, constant rows, causal masks, S = 0.",
+                       "and shift, saturation, constant rows, causal masks, S = 0; softmax "
+                       "with keymask (slot 1 the mask, [rows / T, L]) including fully masked "
+                       "segments, the key-mask embed and masked sum pooling.",
         "cases": [op_entry(*c) for c in tc.edge_cases(rng)],
     }
 
@@ -164,9 +166,11 @@ def model_entry(name, model, x):
     }
 
 
-MODELS = [  # name, kind, layers, width, heads, ffn, seq, vocab, batch
+MODELS = [  # name, kind, layers, width, heads, ffn, seq, vocab, batch[, pad id]
     ("encoder_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 2),
     ("decoder_2_layers_4_heads", "decoder", 2, 8, 4, 16, 4, 16, 2),
+    # Last, so that the models above keep their draws: pad keys masked, masked sum pooling.
+    ("encoder_keymask_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 3, 0),
 ]
 
 
@@ -174,12 +178,14 @@ def gen_models():
     rng = random.Random(SEED + 4)
     models = []
     for name, kind, *shape in MODELS:
-        model, ids = rm.transformer(rng, kind, *shape)
+        model, ids = rm.transformer(rng, kind, *shape[:7], pad=shape[7] if len(shape) > 7 else None)
         models.append(model_entry(name, model, ids))
     return {
         "description": "Whole traces of a small multi-head encoder (BERT-style: embed, "
                        "LayerNorm, post-norm blocks, mean pooling, L2 norm) and decoder "
-                       "(GPT-style: pre-norm causal blocks, wide head, argmax), docs/protocol.md "
+                       "(GPT-style: pre-norm causal blocks, wide head, argmax), and an encoder "
+                       "whose pad id 0 is masked (a key-mask slot from the ids, keymask softmax, "
+                       "masked sum pooling; its last sequence is all padding), docs/protocol.md "
                        "5.9 and section 6. ops[j-1] is op j with its kind's fields; slots[] "
                        "are slots 0 ... N with their dtype; state_roots S_0 ... S_N at "
                        "state_depth; slot_update_proofs as in models.json.",
