@@ -222,3 +222,28 @@ def test_missing_or_misshapen_tensor_is_refused_fails(tmp_path):
     (path / "config.json").unlink()
     with pytest.raises(ModelCompileError, match="no config.json"):
         load_bert(path, seq=8)
+
+
+@needs_minilm
+def test_minilm_first_layer_every_root_equals_the_reference_succeeds():
+    """The real MiniLM, exact, on a padded sentence: every slot root of its embeddings and of its
+    whole first layer equals the independent pure-integer reference's (tests/reference_*.py,
+    written from docs/protocol.md), computed op by op from the token ids on the same params."""
+    import reference_transformer as rt
+    from referee.commitments import commit_tensor
+    from referee.graph_dict import model_to_dict
+    from referee.model import IntegerModel
+
+    model = compile_checkpoint(MINILM, TEXTS, seq=8)
+    names = model.meta["slot_names"]
+    last = next(j for j, name in names.items() if name == "b0.ln2")  # the first layer's output
+    head = IntegerModel(model.input_cols, model.ops[:last], input_dtype=model.input_dtype).validate()
+    assert set(head.kinds()) == {"embed", "transpose", "norm", "linear", "matmul", "softmax", "add", "lut"}
+    _, tokenizer, _ = load_bert(MINILM, seq=8)
+    ids = tokenize(tokenizer, ["A man is playing."]).to(torch.int32)  # 6 tokens and 2 [PAD]
+    assert (ids == 0).any()
+    slots = Executor(model, "cpu").run(ids)[: last + 1]
+    as_dict = model_to_dict(head)
+    ref_slots = rt.run_model(as_dict, ids.tolist())
+    assert len(ref_slots) == last + 1 >= 16  # the embeddings and a whole layer
+    assert [commit_tensor(s).root for s in slots] == rt.slot_roots(as_dict, ref_slots)
