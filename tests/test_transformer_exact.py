@@ -365,6 +365,16 @@ def test_both_refuse_the_same_bad_models_fails(op, input_dtype, message):
         model_from_dict(model)
 
 
+@pytest.mark.parametrize("ops, message", rc.bad_int16_models())
+def test_both_refuse_the_same_bad_int16_models_fails(ops, message):
+    """The bounds an int16 input adds (5.0) refuse the same models in both, each naming the rule."""
+    model = {"input_cols": 4, "input_dtype": rt.DTYPE_INT32, "ops": ops}
+    with pytest.raises(ValueError, match=message):
+        rt.validate_model(model)
+    with pytest.raises(RefereeError):
+        model_from_dict(model)
+
+
 # ---------------------------------------------------------------------------------------
 # The golden vectors through the kernels
 

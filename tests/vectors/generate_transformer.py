@@ -68,9 +68,19 @@ def gen_tensors():
         tensor_entry("int32_token_ids_2x4", [[0, 1, 2, 3], [15, 14, 13, 12]], i32),
         tensor_entry("int32_argmax_column_5x1", [[0], [4], [4], [2], [0]], i32),
     ]
+    i16 = rt.DTYPE_INT16  # appended after the int8 and int32 cases, which stay unchanged
+    rng16 = random.Random(SEED + 5)
+    cases += [
+        tensor_entry("int16_1x3_same_values", [[1, -1, 0]], i16),
+        tensor_entry("int16_extremes", [[-2**15, 2**15 - 1], [-2**15 + 1, 2**15 - 2]], i16),
+        tensor_entry("int16_256_257_byte_order", [[256, 257, -256, 255]], i16),
+        tensor_entry("int16_3x5_random_padding", [[rng16.randrange(-2**15, 2**15) for _ in range(5)]
+                                                  for _ in range(3)], i16),
+    ]
     return {
         "description": "Tensors with a dtype (docs/protocol.md section 3): dtype 0 = int8 "
-                       "(one byte), 1 = int32 (four bytes, big-endian two's complement); row "
+                       "(one byte), 1 = int32 (four bytes, big-endian two's complement), 2 = int16 "
+                       "(two bytes, big-endian two's complement); row "
                        "leaf H(packed row); rows_root at depth(rows), padded with Z[0]; "
                        "tensor_root = H(enc(rows, cols, rows_root)) for int8 and "
                        "H(enc(rows, cols, rows_root, dtype)) otherwise.",
@@ -87,10 +97,10 @@ def op_entry(name, op, inputs, in_dtypes=None):
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
     # The inputs are slots 0 (and 1): op j = len(inputs) is validated against them.
     rt._validate_op(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
-    out = rt.run_op(op, inputs)
+    out = rt.run_op(op, inputs, in_dtypes)
     entry = {"name": name, "op": op,
              "inputs": [{"dtype": dt, "values": v} for v, dt in zip(inputs, in_dtypes)],
-             "output": {"dtype": rt.out_dtype(op), "values": out},
+             "output": {"dtype": rt.out_dtype(op, in_dtypes[0]), "values": out},
              "params_header": hx(rt.params_header(op)), "params_root": hx(rt.params_root(op)),
              "descriptor": hx(rt.op_descriptor(op))}
     if op["kind"] == rt.NORM:  # the one step's witness and the column leaves' root
@@ -115,8 +125,10 @@ def gen_ops():
                        "input_a, input_b, in_cols, out_cols, params_root). norm cases give "
                        "rho (isqrt(V)) per row and columns_root GR; softmax cases ER; embed "
                        "cases TR and PR. Edge cases: ties, negative sums at every division "
-                       "and shift, saturation, constant rows, causal masks, S = 0.",
-        "cases": [op_entry(*c) for c in tc.edge_cases(rng)],
+                       "and shift, saturation, constant rows, causal masks, S = 0; then the "
+                       "same at 16 bits (flag i16 = 128: int16 outputs, rq16; int16 inputs).",
+        "cases": [op_entry(*c) for c in tc.edge_cases(rng)]
+        + [op_entry(*c) for c in tc.int16_cases(random.Random(SEED + 6))],
     }
 
 
@@ -125,8 +137,10 @@ def gen_large():
     return {
         "description": "The largest sizes (same fields as transformer_ops.json): norm at "
                        "n = MAX_COLS with V > 2^53 (not exact in float64), matmul and wide "
-                       "linear whose sums pass 2^24 (not exact in float32), a long softmax row.",
-        "cases": [op_entry(*c) for c in tc.large_cases(rng)],
+                       "linear whose sums pass 2^24 (not exact in float32), a long softmax row; "
+                       "norm of int16 rows at n = 1024 (V near 2^60) and matmul of an int16 "
+                       "operand at K = 511.",
+        "cases": [op_entry(*c) for c in tc.large_cases(rng)] + [op_entry(*c) for c in tc.large_int16_cases()],
     }
 
 
@@ -168,6 +182,10 @@ MODELS = [  # name, kind, layers, width, heads, ffn, seq, vocab, batch
     ("encoder_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 2),
     ("decoder_2_layers_4_heads", "decoder", 2, 8, 4, 16, 4, 16, 2),
 ]
+MODELS_I16 = [  # the same shapes with 16-bit activations (reference_models: i16), appended
+    ("encoder_i16_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 2),
+    ("decoder_i16_2_layers_4_heads", "decoder", 2, 8, 4, 16, 4, 16, 2),
+]
 
 
 def gen_models():
@@ -176,11 +194,16 @@ def gen_models():
     for name, kind, *shape in MODELS:
         model, ids = rm.transformer(rng, kind, *shape)
         models.append(model_entry(name, model, ids))
+    rng16 = random.Random(SEED + 7)
+    for name, kind, *shape in MODELS_I16:
+        model, ids = rm.transformer(rng16, kind, *shape, i16=True)
+        models.append(model_entry(name, model, ids))
     return {
         "description": "Whole traces of a small multi-head encoder (BERT-style: embed, "
                        "LayerNorm, post-norm blocks, mean pooling, L2 norm) and decoder "
                        "(GPT-style: pre-norm causal blocks, wide head, argmax), docs/protocol.md "
-                       "5.9 and section 6. ops[j-1] is op j with its kind's fields; slots[] "
+                       "5.9 and section 6; then both again with 16-bit activations (flag i16: "
+                       "the residual stream, norm, GELU and softmax outputs int16). ops[j-1] is op j with its kind's fields; slots[] "
                        "are slots 0 ... N with their dtype; state_roots S_0 ... S_N at "
                        "state_depth; slot_update_proofs as in models.json.",
         "models": models,
