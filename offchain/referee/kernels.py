@@ -211,24 +211,26 @@ def isqrt_(v: torch.Tensor) -> torch.Tensor:
 class Norm:
     """5.6: exact integer centring and variance, floor root, one floor division, rq.
 
-    Float64 when n (n span)^2 < 2^52 (span = 255 for int8, so n <= 4096; 65535 for int16, so
-    n <= 101): then |z| <= span n, V = sum z^2 and every partial sum are exact float64
-    integers, sqrt is correctly rounded (isqrt_ corrects its floor), and the requantization
-    goes through requant_f64 when its bound holds. Wider rows use int64 throughout: an int16
-    row has n <= 1024 (5.6), so V < n^3 2^32 <= 2^62.
+    The statistics are float64 when n (n span)^2 < 2^52 (span = 255 for int8, so n <= 4096;
+    65535 for int16, so n <= 101): then |z| <= span n, V = sum z^2 and every partial sum are
+    exact float64 integers, and sqrt is correctly rounded (isqrt_ corrects its floor); wider
+    rows take them in int64 (an int16 row has n <= 1024, 5.6, so V < n^3 2^32 <= 2^62). The
+    requantization goes through requant_f64 whenever its bound holds (it does not depend on
+    the input: |q gamma + beta| < 2^31), else int64.
     """
 
     def __init__(self, op: k.NormOp, device: torch.device, in_dtypes=(INT8,)):
         self.op, self.bits = op, bits_of(op)
         worst = int(((op.gamma.abs() << k.NORM_FRAC) + op.beta.abs()).max())
         n = op.cols
-        self.f64 = n * (n * SPAN[in_dtypes[0]]) ** 2 < 1 << 52 and fits(worst, op.multiplier, op.shift, self.bits)
+        self.stats_f64 = n * (n * SPAN[in_dtypes[0]]) ** 2 < 1 << 52
+        self.f64 = fits(worst, op.multiplier, op.shift, self.bits)  # the float64 requantization
         dtype = torch.float64 if self.f64 else torch.int64
         self.gamma, self.beta = op.gamma.to(dtype).to(device), op.beta.to(dtype).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         op = self.op
-        z = x.to(torch.float64 if self.f64 else torch.int64)
+        z = x.to(torch.float64 if self.stats_f64 else torch.int64)
         if not op.rms:
             total = z.sum(dim=1, keepdim=True)  # before z changes in place
             z = z.mul_(op.cols).sub_(total)     # n * x - sum x, |z| <= span n <= 2^26

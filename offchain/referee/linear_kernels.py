@@ -297,6 +297,25 @@ class FastLinear:
             self.bias = op.bias.to(bias_dtype).to(device)
         else:
             self.scale, self.offset = scale_offset(op.multiplier, op.shift, op.bias, device, self.bits)
+        self.offset16 = self._join32_offset(op, device) if int_mm and not op.wide else None
+
+    def _join32_offset(self, op: LinearOp, device: torch.device):
+        """For an int16 input on int_mm: the offset with 128 sum_j W[c, j] folded into the bias, or
+        None where the int32 join below could overflow or its float64 rq be inexact.
+
+        int_mm gives acc(hi) and acc(lo) in int32; 256 acc(hi) + acc(lo) = sum_j (x_j - 128) W[c, j]
+        has magnitude <= 32896 sum|W[c]|, which must stay below 2^31 to be joined in int32 (one
+        multiply and one add in place, instead of three float64 passes); then
+        rq((x - 128) W + b + 128 sum W) is requant_f64's rq of that integer with the bias b + 128 sum W,
+        exact while fits(33024 sum|W[c]| + |b[c]|) holds (requant_f64)."""
+        w_sum = op.weight.to(torch.int64).sum(dim=1)
+        abs_sum = op.weight.to(torch.int64).abs().sum(dim=1)
+        if int(abs_sum.max()) * 32896 > (1 << 31) - 1:
+            return None
+        worst = (33024 * abs_sum + op.bias.to(torch.int64).abs()).tolist()
+        if not all(fits(w, m, sh, self.bits) for w, m, sh in zip(worst, op.multiplier.tolist(), op.shift.tolist())):
+            return None
+        return scale_offset(op.multiplier, op.shift, op.bias.to(torch.int64) + 128 * w_sum, device, self.bits)[1]
 
     def _int_acc(self, x: torch.Tensor) -> torch.Tensor:
         """Exact int32 acc = x @ W^T (|acc| < 2^31); fewer than 32 rows are zero-padded."""
@@ -320,6 +339,11 @@ class FastLinear:
         return self._int_acc(x) if self.int_mm else self._float_acc(x)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.int16 and self.offset16 is not None:  # joined in int32 (_join32_offset)
+            rows = x.shape[0]
+            acc2 = self._int_acc(split16(x))
+            acc = acc2[:rows].mul_(256).add_(acc2[rows:])  # sum (x - 128) W, exact in int32
+            return requant_(acc.to(torch.float64), self.scale, self.offset16, self.op.relu, self.bits)
         if x.dtype == torch.int16:  # two int8 halves in one GEMM, joined in float64 (module doc)
             acc = join16(self._acc(split16(x)), x.shape[0], self.row_sum)
         else:
