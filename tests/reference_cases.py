@@ -286,6 +286,10 @@ def int16_cases(rng):
     pos = [[1, -1, 0, 127], [-128, 64, -64, 3]]
     c(("embed_i16_saturation_and_ties", _i16(embed(tok, pos, M_MAX, M_MAX, 23)), [[[0, 1], [2, -1]]], [I32]))
     c(("embed_i16_negative_ties_s1", _i16(embed([[-1, -3, 1, 3]], [[0, 0, 0, -1]], 1, 1, 1)), [[[0]]], [I32]))
+    tok16 = [[I16_MIN, I16_MAX, 1, -1], [I16_MAX, I16_MAX, -300, 256], [-2, 3, I16_MIN, 0]]
+    pos16 = [[I16_MIN, I16_MAX, 0, 255], [I16_MAX, I16_MIN, -256, -1]]
+    c(("embed_i16_int16_tables_extremes", _i16(embed(tok16, pos16, M_MAX, M_MAX, 32)),
+       [[[0, 1], [2, 3], [-1, 1]]], [I32]))
     # --- argmax of int16.
     c(("argmax_int16_ties_lowest", argmax(4),
        [[[I16_MIN, I16_MAX, I16_MAX, 0], [I16_MIN] * 4, [300, 299, 300, -300]]], [I16]))

@@ -347,16 +347,17 @@ def norm(x, gamma, beta, m, s, rms, bits=8, in_bits=8):
 # embed (5.7) and argmax (5.8)
 
 
-def check_embed_tables(tok, pos):
-    V, d = shape("token table", tok) if len(tok) <= ref.MAX_ROWS else _big_table(tok)
-    T, d_pos = shape("position table", pos)
+def check_embed_tables(tok, pos, bits=8):
+    """Both tables' shapes; their entries are int8, or int16 with ``bits = 16`` (flag i16)."""
+    V, d = shape("token table", tok, *RANGES[bits]) if len(tok) <= ref.MAX_ROWS else _big_table(tok, bits)
+    T, d_pos = shape("position table", pos, *RANGES[bits])
     if d_pos != d:
         raise ValueError(f"position table has {d_pos} columns, token table {d}")
     _check_int("V", V, 1, VOCAB_MAX)
     return V, T, d
 
 
-def _big_table(tok):
+def _big_table(tok, bits=8):
     # A vocabulary may exceed MAX_ROWS (V <= 2^24): check it row by row.
     if len(tok) > VOCAB_MAX:
         raise ValueError(f"token table has {len(tok)} rows, more than 2^24")
@@ -365,14 +366,14 @@ def _big_table(tok):
         if len(row) != d:
             raise ValueError("token table rows differ in length")
         for v in row:
-            _check_int("token table element", v, INT8_MIN, INT8_MAX)
+            _check_int("token table element", v, *RANGES[bits])
     return len(tok), d
 
 
 def embed(ids, tok, pos, m_a, m_b, s, bits=8):
     """``ids [B, T]`` (int32) -> ``[B*T, d]``: token row (0 outside the vocabulary) plus position."""
     B, T = shape("token ids", ids, INT32_MIN, INT32_MAX)
-    V, T_pos, d = check_embed_tables(tok, pos)
+    V, T_pos, d = check_embed_tables(tok, pos, bits)
     if T_pos != T:
         raise ValueError(f"position table has {T_pos} rows, the input {T} columns")
     _check_out_rows(B * T)

@@ -158,12 +158,15 @@ class Builder:
 
     def embed(self, vocab, width, i16=False):
         T = len(self.slots[0][0])
-        s = self.rng.randrange(4, 12) + (8 if i16 else 0)  # with i16: 2^8 finer
+        s = self.rng.randrange(4, 12)
+        # with i16 the tables are int16 (5.7): 2^8 finer entries, each an int8 draw times 256 plus low bits
+        low = (lambda: self.rng.randrange(256)) if i16 else (lambda: 0)
+        entry = (lambda scale=128: self._int8(scale) * 256 + low()) if i16 else self._int8
         return self._push({
             "kind": rt.EMBED, "flags": rt.FLAG_I16 if i16 else 0, "input_a": 0, "input_b": 0, "in_cols": T,
             "out_cols": width,
-            "token_table": [[self._int8() for _ in range(width)] for _ in range(vocab)],
-            "position_table": [[self._int8(64) for _ in range(width)] for _ in range(T)],
+            "token_table": [[entry() for _ in range(width)] for _ in range(vocab)],
+            "position_table": [[entry(64) for _ in range(width)] for _ in range(T)],
             "multiplier_a": self.rng.randrange(2 ** (s - 1), 2**s),
             "multiplier_b": self.rng.randrange(2 ** (s - 2), 2**s), "shift": s})
 

@@ -128,10 +128,15 @@ def row_proof(values, dtype, index) -> list:
     return ref.merkle_proof(leaves, ref.depth(len(leaves)), index)
 
 
-def table_rows_root(table) -> bytes:
-    """Rows root of an int8 table (``embed``'s ``TR``/``PR``): leaves ``H(packed row)`` at
-    ``depth(rows)``; a vocabulary may have more than ``MAX_ROWS`` rows."""
-    return ref.merkle_root([keccak256(pack_row(row)) for row in table], ref.depth(len(table)))
+def table_rows_root(table, dtype=DTYPE_INT8) -> bytes:
+    """Rows root of an int8 (or int16) table (``embed``'s ``TR``/``PR``): leaves
+    ``H(packed row)`` at ``depth(rows)``; a vocabulary may have more than ``MAX_ROWS`` rows."""
+    return ref.merkle_root([keccak256(pack_row(row, dtype)) for row in table], ref.depth(len(table)))
+
+
+def embed_table_dtype(op):
+    """``embed``'s tables are int8, or int16 with flag i16 (5.7)."""
+    return DTYPE_INT16 if op["flags"] & FLAG_I16 else DTYPE_INT8
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,7 +183,8 @@ def params_header(op) -> bytes:
     if kind == EMBED:
         tok, pos = op["token_table"], op["position_table"]
         return ref.enc(len(tok), len(pos), len(tok[0]), op["multiplier_a"], op["multiplier_b"],
-                       op["shift"], table_rows_root(tok), table_rows_root(pos))
+                       op["shift"], table_rows_root(tok, embed_table_dtype(op)),
+                       table_rows_root(pos, embed_table_dtype(op)))
     if kind == ARGMAX:
         return b""
     raise ValueError(f"unknown kind {kind!r}")
@@ -237,7 +243,7 @@ def _check_params(op, in_cols, out_cols):
     elif kind == NORM:
         rk.check_norm_params(op["gamma"], op["beta"], op["multiplier"], op["shift"], in_cols)
     elif kind == EMBED:
-        V, T, d = rk.check_embed_tables(op["token_table"], op["position_table"])
+        V, T, d = rk.check_embed_tables(op["token_table"], op["position_table"], _bits(op))
         if (T, d) != (in_cols, out_cols):
             raise ValueError(f"tables are [{V}, {d}] and [{T}, {d}]; the descriptor says "
                              f"T = {in_cols}, d = {out_cols}")

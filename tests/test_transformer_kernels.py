@@ -253,101 +253,12 @@ def test_linear_int16_every_value_every_kernel_succeeds(backend, fused64_max_k, 
     op = LinearOp(1, i8(w), torch.tensor([0, 5, -7, 11, 0, 0, 1, -1], dtype=torch.int32),
                   torch.full((n,), 1 << 20, dtype=torch.int32), torch.full((n,), 30, dtype=torch.int32),
                   relu=False, wide=wide, i16=not wide)
-    model = IntegerModel(1, [ops.EmbedOp(0, i8([[0] * 8]), i8([[0] * 8]), 1, 1, 1, i16=True), op],
+    model = IntegerModel(1, [ops.EmbedOp(0, i16([[0] * 8]), i16([[0] * 8]), 1, 1, 1, i16=True), op],
                          input_dtype=1).validate()
     got = Executor(model, "cpu", backend, fused64_max_k).kernels[1](x)
     acc = x.to(torch.int64) @ i8(w).to(torch.int64).t() + op.bias.to(torch.int64)
     want = acc.to(torch.int32) if wide else ((acc * (1 << 20) + (1 << 29)) >> 30).clamp(I16_MIN, I16_MAX).to(torch.int16)
     assert torch.equal(got, want)
-
-
-@pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (1, 8, 8), (5, 16, 24), (40, 13, 7), (33, 64, 1)])
-@pytest.mark.parametrize("backend", ["int_mm", "float", "auto"])
-def test_linear_every_backend_at_small_shapes_matches_reference_succeeds(rows, k, n, backend):
-    """torch 2.13's CPU _int_mm returns zeros at k = 1, n >= 2: the kernels must never reach it there."""
-    rng = random.Random(rows * 100 + k * 10 + n)
-    w, x = rand_rows(rng, n, k), rand_rows(rng, rows, k)
-    bias = [rng.randint(-5000, 5000) for _ in range(n)]
-    for wide in (False, True):
-        op = LinearOp(0, i8(w), torch.tensor(bias, dtype=torch.int32), torch.full((n,), 12345, dtype=torch.int32),
-                      torch.full((n,), 17, dtype=torch.int32), relu=False, wide=wide)
-        expected = rk.linear_wide(x, w, bias, [12345] * n, [17] * n) if wide else \
-            [[rk.rq(a, 12345, 17) for a in row] for row in rk.linear_wide(x, w, bias, [12345] * n, [17] * n)]
-        assert run_op(op, [i8(x)], backend=backend).tolist() == expected, wide
-
-
-# ---------------------------------------------------------------------------------------
-# Bad input, as an outside verifier would probe it: refused with one clear error, never wrapped
-
-LINEAR_DICT = {"input_cols": 2, "ops": [{"kind": 1, "flags": 0, "input_a": 0, "weights": [[1, 1]], "bias": [0],
-                                          "multiplier": [1], "shift": [1]}]}
-ARGMAX_DICT = {"input_cols": 2, "input_dtype": 1, "ops": [{"kind": 9, "flags": 0, "input_a": 0, "in_cols": 2,
-                                                             "out_cols": 1}]}
-
-
-@pytest.mark.parametrize("model, x, message", [
-    (LINEAR_DICT, [[128, 0]], r"row 0, column 0 is 128; inputs must be integers in \[-128, 127\]"),
-    (LINEAR_DICT, [[0, -129]], r"row 0, column 1 is -129"),
-    (LINEAR_DICT, [[2**32 + 3, 0]], r"row 0, column 0 is 4294967299"),
-    (ARGMAX_DICT, [[2**31, 0]], r"is 2147483648; inputs must be integers in \[-2147483648, 2147483647\]"),
-    (LINEAR_DICT, [[1, 2], [3]], r"rows have different lengths \[1, 2\]"),
-    (LINEAR_DICT, [[1, 2.0]], r"row 0, column 1 is 2.0"),
-])
-def test_list_input_out_of_range_or_ragged_is_refused_fails(model, x, message):
-    with pytest.raises(InputError, match=message):
-        run_dict(model, x)
-
-
-@pytest.mark.parametrize("table, message", [([], "token_table must be a 2-D int8 tensor"),
-                                            ([[]], r"position table \(2, 4\) does not match width 0")])
-def test_embed_with_empty_token_table_is_refused_fails(table, message):
-    d = {"input_cols": 2, "input_dtype": 1, "ops": [{
-        "kind": 8, "flags": 0, "input_a": 0, "in_cols": 2, "out_cols": 4, "token_table": table,
-        "position_table": [[0] * 4] * 2, "multiplier_a": 1, "multiplier_b": 1, "shift": 1}]}
-    with pytest.raises(ModelCompileError, match=message):
-        model_from_dict(d)
-    with pytest.raises(ModelCompileError, match="vocabulary 0"):
-        IntegerModel(2, [ops.EmbedOp(0, torch.zeros(0, 4, dtype=torch.int8), torch.zeros(2, 4, dtype=torch.int8),
-                                     1, 1, 1)], input_dtype=1).validate()
-
-
-def test_non_contiguous_token_ids_run_like_contiguous_succeeds():
-    model = small_transformer("decoder")
-    ids = torch.randint(0, 40, (model.input_cols, 3), dtype=torch.int32, generator=torch.Generator().manual_seed(4)).t()
-    assert not ids.is_contiguous()
-    executor = Executor(model, "cpu")
-    got, expected = executor.run(ids), executor.run(ids.contiguous())
-    assert all(torch.equal(a, b) for a, b in zip(got, expected))
-
-
-# ---------------------------------------------------------------------------------------
-# 16-bit activations (protocol 5.0): int16 inputs through every linear kernel (two int8
-# halves), the float64 and int64 paths of add, matmul and norm at int16 extremes, rq16
-
-I16_MIN, I16_MAX = -(1 << 15), (1 << 15) - 1
-
-
-def i16(rows) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.int16)
-
-
-def rand16(rng: random.Random, rows: int, cols: int) -> list[list[int]]:
-    pick = lambda: rng.choice([I16_MIN, I16_MAX, -1, 0, 255, 256, -256, rng.randint(I16_MIN, I16_MAX)])  # noqa: E731
-    return [[pick() for _ in range(cols)] for _ in range(rows)]
-
-
-@pytest.mark.parametrize("backend", ["int_mm", "float", "int64"])
-@pytest.mark.parametrize("fused64_max_k", [0, 512])
-def test_linear_int16_identity_every_value_every_kernel_succeeds(backend, fused64_max_k):
-    # W = [[1], [-1]]: a wide linear returns x and -x for each of the 65536 int16 values, so the
-    # split x = 256 hi + lo + 128 and its join are exact for every value, on every kernel.
-    x = torch.arange(I16_MIN, I16_MAX + 1, dtype=torch.int32).to(torch.int16).reshape(-1, 1)
-    op = LinearOp(1, i8([[1], [-1]]), torch.zeros(2, dtype=torch.int32), torch.ones(2, dtype=torch.int32),
-                  torch.ones(2, dtype=torch.int32), relu=False, wide=True)
-    model = IntegerModel(1, [ops.EmbedOp(0, i8([[0]]), i8([[0]]), 1, 1, 1, i16=True), op], input_dtype=1).validate()
-    kernel = Executor(model, "cpu", backend, fused64_max_k).kernels[1]
-    got = kernel(x)
-    assert torch.equal(got[:, 0], x[:, 0].to(torch.int32)) and torch.equal(got[:, 1], -x[:, 0].to(torch.int32))
 
 
 @pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (5, 16, 24), (40, 13, 7), (33, 64, 8), (3, 600, 5)])
@@ -422,8 +333,8 @@ def test_softmax_i16_largest_sum_and_floor_succeeds():
 
 
 def test_int16_slots_run_and_transpose_keeps_dtype_succeeds():
-    model = IntegerModel(2, [ops.EmbedOp(0, i8([[1, -1], [127, -128]]), i8([[5, 5], [-5, 5]]), 1 << 20, 1 << 20, 12,
-                                         i16=True),
+    model = IntegerModel(2, [ops.EmbedOp(0, i16([[1, -1], [I16_MAX, I16_MIN]]), i16([[5, 5], [-5, 5]]), 1 << 20,
+                                         1 << 20, 12, i16=True),
                              ops.TransposeOp(1, 2, 2, 1), ops.ArgmaxOp(2, 2)], input_dtype=1).validate()
     assert [model.slot_dtype(j) for j in range(4)] == [1, 2, 2, 1]
     slots = Executor(model, "cpu").run(torch.tensor([[0, 1]], dtype=torch.int32))

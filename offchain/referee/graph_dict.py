@@ -77,7 +77,8 @@ def op_from_dict(d: dict):
         op = k.NormOp(a, _tensor(d, "gamma", torch.int64), _tensor(d, "beta", torch.int64), _int(d, "multiplier"),
                       _int(d, "shift"), rms=bool(flags), i16=i16)
     elif kind == k.KIND_EMBED:
-        op = k.EmbedOp(a, _tensor(d, "token_table", torch.int8), _tensor(d, "position_table", torch.int8),
+        table = torch.int16 if i16 else torch.int8  # 5.7: int16 tables with i16
+        op = k.EmbedOp(a, _tensor(d, "token_table", table), _tensor(d, "position_table", table),
                        _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"), i16=i16)
     else:
         op = k.ArgmaxOp(a, ic)

@@ -251,9 +251,10 @@ class Embed:
 
     def __init__(self, op: k.EmbedOp, device: torch.device, in_dtypes=(cm.DTYPE_INT32,)):
         self.op = op
-        # Row V is all zero: where ids outside the vocabulary point. Kept int8 (a GPT vocabulary
-        # in int64 would be 8x the table); rescaled after the gather.
-        self.tokens = torch.cat([op.token_table, torch.zeros(1, op.out_cols, dtype=torch.int8)]).to(device)
+        # Row V is all zero: where ids outside the vocabulary point. Kept int8 or int16 (a GPT
+        # vocabulary in int64 would be 4-8x the table); rescaled after the gather.
+        zero = torch.zeros(1, op.out_cols, dtype=op.token_table.dtype)
+        self.tokens = torch.cat([op.token_table, zero]).to(device)
         self.positions = op.position_table.to(torch.int64).mul_(op.multiplier_b).add_(1 << (op.shift - 1)).to(device)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
@@ -261,7 +262,7 @@ class Embed:
         v = ids.to(torch.int64)
         v = torch.where((v >= 0) & (v < op.vocab), v, op.vocab)
         acc = self.tokens[v].to(torch.int64).mul_(op.multiplier_a).add_(self.positions)  # (B, T, d)
-        # |tok * m_a + pos * m_b| <= 2^39, plus 2^(s-1) <= 2^61: int64.
+        # |tok * m_a + pos * m_b| <= 2^39 (int8 tables) or 2^47 (int16), plus 2^(s-1) <= 2^61: int64.
         return _clamp(acc.bitwise_right_shift_(op.shift), bits_of(op)).view(-1, op.out_cols)
 
 

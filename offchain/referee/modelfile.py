@@ -60,7 +60,7 @@ KINDS = {
     "add": Kind(("input_b", "multiplier_a", "multiplier_b", "shift"), ("i16",), (),
                 lambda v: k.AddOp(v["input_slot"], v["input_b"], v["in_cols"], v["multiplier_a"], v["multiplier_b"],
                                   v["shift"], v["i16"])),
-    # the table is int8, or int16 with i16 (_table_dtype)
+    # the table is int8, or int16 with i16 (_table_dtype); so are embed's
     "lut": Kind((), ("i16",), (("table", I8),), lambda v: k.LutOp(v["input_slot"], v["in_cols"], v["table"], v["i16"])),
     "softmax": Kind(("heads", "seq"), ("causal", "i16"), (("exp_table", I32),),
                     lambda v: k.SoftmaxOp(v["input_slot"], v["in_cols"], v["heads"], v["seq"], v["exp_table"],
@@ -84,8 +84,9 @@ def _tensor_name(op_number: int, field: str) -> str:
 
 
 def _table_dtype(kind: str, field: str, dtype: torch.dtype, i16: bool) -> torch.dtype:
-    """A tensor's one dtype: the kind's, except a lut table with i16, which is int16 (5.4)."""
-    return I16 if (kind, field, i16) == ("lut", "table", True) else dtype
+    """A tensor's one dtype: the kind's, except the tables of a lut or embed with i16, which
+    are int16 (5.4, 5.7)."""
+    return I16 if i16 and kind in ("lut", "embed") and dtype == I8 else dtype
 
 
 def _meta_json(value):

@@ -293,11 +293,12 @@ class NormOp(_Op):
 
 @dataclass(eq=False)
 class EmbedOp(_Op):
-    """5.7: y[b*T + t] = clamp((E_tok[id] * m_a + E_pos[t] * m_b + 2^(s-1)) >> s); unknown ids embed as 0."""
+    """5.7: y[b*T + t] = clamp((E_tok[id] * m_a + E_pos[t] * m_b + 2^(s-1)) >> s); unknown ids embed as 0.
+    With ``i16`` the tables are int16 and the clamp is the 16-bit one."""
 
     input_slot: int
-    token_table: torch.Tensor     # (V, d) int8
-    position_table: torch.Tensor  # (T, d) int8
+    token_table: torch.Tensor     # (V, d) int8 (int16 with i16)
+    position_table: torch.Tensor  # (T, d) int8 (int16 with i16)
     multiplier_a: int
     multiplier_b: int
     shift: int
@@ -324,10 +325,11 @@ class EmbedOp(_Op):
                    token_root, position_root)
 
     def check(self, where: str) -> None:
+        dtype = torch.int16 if self.i16 else torch.int8
         for name in ("token_table", "position_table"):
             table = getattr(self, name)
-            _require(isinstance(table, torch.Tensor) and table.dtype == torch.int8 and table.dim() == 2,
-                     f"{where}: {name} must be a 2-D int8 tensor")
+            _require(isinstance(table, torch.Tensor) and table.dtype == dtype and table.dim() == 2,
+                     f"{where}: {name} must be a 2-D {str(dtype).removeprefix('torch.')} tensor")
         _require(1 <= self.vocab <= VOCAB_MAX, f"{where}: vocabulary {self.vocab} is outside [1, 2^24]")
         _require(self.position_table.shape[1] == self.out_cols and self.position_table.shape[0] >= 1,
                  f"{where}: position table {tuple(self.position_table.shape)} does not match width {self.out_cols}")

@@ -15,7 +15,7 @@ The op list per block follows protocol 5.9 (seven attention ops whatever the hea
 16-bit activations (protocol 5.0, flag ``i16``) go where the fidelity study of
 docs/benchmarks.md found the loss, in four groups (``WIDE16``, all on by default):
 
-* ``residual``: the residual stream: ``embed``, every ``add``, the linears that feed an add
+* ``residual``: the residual stream: ``embed`` (its tables int16 too), every ``add``, the linears that feed an add
   (attention output, FFN2) and the pooling linear;
 * ``gelu``: GELU's ``lut`` writes int16 (a table of int16 entries), so FFN2 reads int16;
 * ``softmax``: the probabilities at 15 bits (scale 1/32767); ``P·V`` reads them;
@@ -180,9 +180,12 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
 
     res16 = b.i16("residual")
     tok, pos = model.tok.detach().double(), model.pos.detach().double()
+    bits = 16 if res16 else 8  # with i16 the tables are int16 too (5.7): max|E| / 32767
     s_tok, s_pos, s_e = _scale(tok), _scale(pos), b.out_scale("embed", res16)
+    if res16:
+        s_tok, s_pos = _scale16(s_tok), _scale16(s_pos)
     (ma, mb), s = _fixed_point_common(s_tok / s_e, s_pos / s_e)
-    x = b.add(k.EmbedOp(0, _quant(tok, s_tok), _quant(pos, s_pos), ma, mb, s, i16=res16), s_e, "embed")
+    x = b.add(k.EmbedOp(0, _quant(tok, s_tok, bits), _quant(pos, s_pos, bits), ma, mb, s, i16=res16), s_e, "embed")
     if cfg.kind == "encoder":
         x = b.norm(x, model.ln_e, "ln_e")
 

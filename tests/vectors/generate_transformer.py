@@ -109,8 +109,8 @@ def op_entry(name, op, inputs, in_dtypes=None):
     if op["kind"] == rt.SOFTMAX:
         entry["exp_table_root"] = hx(rt.exp_table_root(op["exp_table"]))
     if op["kind"] == rt.EMBED:
-        entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"]))
-        entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"]))
+        entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"], rt.embed_table_dtype(op)))
+        entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"], rt.embed_table_dtype(op)))
     return entry
 
 
