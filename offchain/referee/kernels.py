@@ -60,11 +60,31 @@ def dot_blocks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return acc
 
 
+def split16(x: torch.Tensor) -> torch.Tensor:
+    """An int16 tensor as the int8 stack [hi, lo] (a new leading dim) with x = 256 hi + lo + 128:
+    hi = x >> 8 and lo = (x mod 256) - 128 both lie in [-128, 127]."""
+    hi = torch.bitwise_right_shift(x, 8).to(torch.int8)
+    lo = x.bitwise_and(255).sub_(128).to(torch.int8)
+    return torch.stack([hi, lo])
+
+
+def dot16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dot_blocks with one int16 operand, exact: its two int8 halves (split16) through the int8
+    GEMM, joined as 256 dot(hi) + dot(lo) + 128 sum_k(other) in float64 (every term < 2^40)."""
+    if a.dtype == torch.int16:
+        acc2 = dot_blocks(split16(a), b.unsqueeze(0))
+        other = b.to(torch.float64).sum(dim=-1).unsqueeze(-2)  # (..., 1, j): sum_k B[j, k]
+    else:
+        acc2 = dot_blocks(a.unsqueeze(0), split16(b))
+        other = a.to(torch.float64).sum(dim=-1).unsqueeze(-1)  # (..., i, 1): sum_k A[i, k]
+    return acc2[0].mul_(256.0).add_(acc2[1]).add_(other.mul_(128.0))
+
+
 class Matmul:
     """5.1 on a batch of sequences and heads: one batched GEMM, then rq and the causal mask.
 
-    With an int16 operand the GEMM is float64: every product and partial sum is an integer of
-    magnitude below K * 2^15 * 2^7 < 2^31 (the model's bound, 5.1), far inside float64's 2^53.
+    With an int16 operand (``P·V``) the GEMM is dot16: two int8 GEMMs of its halves, each exact
+    as dot_blocks is, joined in float64 (|acc| < K * 2^15 * 2^7 < 2^31, the model's bound, 5.1).
     """
 
     def __init__(self, op: k.MatmulOp, device: torch.device, in_dtypes=(INT8, INT8)):
@@ -88,8 +108,8 @@ class Matmul:
         g = a.shape[0] // ta
         a4 = a.reshape(g, ta, h, kk).transpose(1, 2)  # (g, h, ta, K)
         b4 = b.reshape(g, rb, h, kk).transpose(1, 2)  # (g, h, rb, K)
-        if self.wide_in:  # exact: |every partial sum| < 2^31 (class doc)
-            acc = a4.to(torch.float64) @ b4.to(torch.float64).transpose(-1, -2)
+        if self.wide_in:  # two int8 GEMMs joined in float64 (class doc)
+            acc = dot16(a4, b4)
         else:
             acc = dot_blocks(a4, b4)               # (g, h, ta, rb), exact integers
         if self.fused:

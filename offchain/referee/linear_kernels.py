@@ -43,6 +43,7 @@ import math
 import torch
 
 from . import commitments as cm
+from .kernels import split16
 from .model import LinearOp
 from .requant_f64 import fits, requant_, scale_offset
 
@@ -112,11 +113,9 @@ def fused64_exact(op: LinearOp, in_dtype: int = cm.DTYPE_INT8) -> bool:
     return bool((worst < FLOAT64_EXACT).all())  # B < 2^31 and m < 2^31: no int64 overflow
 
 
-def split16(x: torch.Tensor) -> torch.Tensor:
-    """An int16 (rows, k) as the int8 (2 rows, k) stack [hi; lo] with x = 256 hi + lo + 128."""
-    hi = torch.bitwise_right_shift(x, 8).to(torch.int8)  # arithmetic: in [-128, 127]
-    lo = x.bitwise_and(255).sub_(128).to(torch.int8)     # x mod 256, less 128: in [-128, 127]
-    return torch.cat([hi, lo])
+def split_rows(x: torch.Tensor) -> torch.Tensor:
+    """An int16 (rows, k) as the int8 (2 rows, k) stack [hi; lo] of kernels.split16: one GEMM."""
+    return split16(x).flatten(0, 1)
 
 
 def join16(acc2: torch.Tensor, rows: int, row_sum: torch.Tensor) -> torch.Tensor:
@@ -155,7 +154,7 @@ class _IntegerRequant(_Kernel):
 
     def accumulate16(self, x: torch.Tensor) -> torch.Tensor:
         """Exact int64 acc = x @ W^T of an int16 x: two int8 halves in one GEMM (module doc)."""
-        return join16(self.accumulate(split16(x)), x.shape[0], self.row_sum).to(torch.int64)
+        return join16(self.accumulate(split_rows(x)), x.shape[0], self.row_sum).to(torch.int64)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         acc = (self.accumulate16(x) if x.dtype == torch.int16 else self.accumulate(x)).add_(self.bias)
@@ -341,11 +340,11 @@ class FastLinear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.int16 and self.offset16 is not None:  # joined in int32 (_join32_offset)
             rows = x.shape[0]
-            acc2 = self._int_acc(split16(x))
+            acc2 = self._int_acc(split_rows(x))
             acc = acc2[:rows].mul_(256).add_(acc2[rows:])  # sum (x - 128) W, exact in int32
             return requant_(acc.to(torch.float64), self.scale, self.offset16, self.op.relu, self.bits)
         if x.dtype == torch.int16:  # two int8 halves in one GEMM, joined in float64 (module doc)
-            acc = join16(self._acc(split16(x)), x.shape[0], self.row_sum)
+            acc = join16(self._acc(split_rows(x)), x.shape[0], self.row_sum)
         else:
             acc = self._acc(x)
         if self.op.wide:  # |acc + b| < 2^31 by the accumulator bound: exact in int32 and float64
