@@ -173,7 +173,7 @@ def info(model_dir: Path) -> None:
 
 def _op_text(op) -> str:
     slots = ", ".join(f"slot {s}" for s in input_slots(op))
-    flags = [name for name in ("relu", "wide", "causal", "rms") if getattr(op, name, False)]
+    flags = [name for name in ("relu", "wide", "causal", "rms", "i16") if getattr(op, name, False)]
     what = "weights" if isinstance(op, LinearOp) else "params"
     return (f"{kind_name(op)} {slots} ({op.in_cols}) -> {op.out_cols}{''.join(' + ' + f for f in flags)}, "
             f"{what} {to_hex(op.params_root)}")
