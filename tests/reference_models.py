@@ -9,6 +9,11 @@ shift is calibrated from the reference's own values on the given input (so outpu
 varied, some saturated). Tables are built with integer or ``Fraction`` arithmetic only, so
 the result is byte-for-byte the same on every machine. Nothing here comes from
 ``offchain/``.
+
+With ``i16`` the models carry 16-bit activations where the compiler puts them (5.0): the
+residual stream (embed, add, the linears feeding an add), the norm outputs, GELU's and
+softmax's outputs; the slots that feed a table (scores into softmax, FFN1 into GELU) and the
+attention's Q, K, V stay int8.
 """
 
 from fractions import Fraction
@@ -37,9 +42,9 @@ def exp_table(k):
     return E
 
 
-def gelu_table(in_scale, out_scale):
-    """I-BERT's i-GELU as an int8 table: ``x·½(1 + L(x/√2))``, ``L`` its second-order erf,
-    ``x = v · in_scale``, output rounded half up to ``out_scale`` and clamped."""
+def gelu_table(in_scale, out_scale, bits=8):
+    """I-BERT's i-GELU as an int8 (or int16) table: ``x·½(1 + L(x/√2))``, ``L`` its
+    second-order erf, ``x = v · in_scale``, output rounded half up to ``out_scale`` and clamped."""
     a, b, sqrt2 = Fraction("-0.2888"), Fraction("-1.769"), Fraction("1.41421356")
     table = []
     for v in range(-128, 128):
@@ -48,7 +53,7 @@ def gelu_table(in_scale, out_scale):
         erf = a * (min(u, -b) + b) ** 2 + 1
         erf = erf if x >= 0 else -erf
         y = x * (1 + erf) / 2 / out_scale
-        table.append(rk.clamp8(int((y + Fraction(1, 2)).__floor__())))
+        table.append(rk.clamp(int((y + Fraction(1, 2)).__floor__()), bits))
     return table
 
 
@@ -58,14 +63,13 @@ class Builder:
     def __init__(self, rng, x, input_dtype, extreme=False):
         self.rng, self.extreme = rng, extreme
         self.model = {"input_cols": len(x[0]), "input_dtype": input_dtype, "ops": []}
-        self.slots = [x]
+        self.slots, self.dtypes = [x], [input_dtype]
 
     def _push(self, op):
         self.model["ops"].append(op)
-        inputs = [self.slots[op["input_a"]]]
-        if rt.reads_b(op):
-            inputs.append(self.slots[op["input_b"]])
-        self.slots.append(rt.run_op(op, inputs))
+        names = [op["input_a"]] + ([op["input_b"]] if rt.reads_b(op) else [])
+        self.slots.append(rt.run_op(op, [self.slots[i] for i in names], [self.dtypes[i] for i in names]))
+        self.dtypes.append(rt.out_dtype(op, self.dtypes[op["input_a"]]))
         return len(self.slots) - 1
 
     def _int8(self, scale=128):
@@ -73,10 +77,12 @@ class Builder:
             return self.rng.choice((-128, 127))
         return self.rng.randrange(-scale, scale)
 
-    def _target(self):
+    def _target(self, i16=False):
+        if i16:
+            return self.rng.randrange(40000, 100000) if self.extreme else self.rng.randrange(8000, 32767)
         return self.rng.randrange(150, 400) if self.extreme else self.rng.randrange(60, 127)
 
-    def linear(self, src, n, relu=False, wide=False):
+    def linear(self, src, n, relu=False, wide=False, i16=False):
         x = self.slots[src]
         k = len(x[0])
         W = [[self._int8(64) for _ in range(k)] for _ in range(n)]
@@ -84,14 +90,14 @@ class Builder:
         m, s = [], []
         for c in range(n):
             acc = max(abs(b[c] + sum(xv * wv for xv, wv in zip(row, W[c]))) for row in x)
-            mc, sc = pick_scale(acc, self._target(), self.rng.randrange(20, 40))
+            mc, sc = pick_scale(acc, self._target(i16), self.rng.randrange(20, 40))
             m.append(mc)
             s.append(sc)
-        flags = (rt.FLAG_RELU if relu else 0) | (rt.FLAG_WIDE if wide else 0)
+        flags = (rt.FLAG_RELU if relu else 0) | (rt.FLAG_WIDE if wide else 0) | (rt.FLAG_I16 if i16 else 0)
         return self._push({"kind": rt.LINEAR, "flags": flags, "input_a": src, "input_b": 0,
                            "weights": W, "bias": b, "multiplier": m, "shift": s})
 
-    def matmul(self, a, b, heads, seq, out_cols, causal):
+    def matmul(self, a, b, heads, seq, out_cols, causal, i16=False):
         A, B = self.slots[a], self.slots[b]
         K, R_b = len(A[0]) // heads, out_cols // heads
         acc = 1
@@ -100,14 +106,14 @@ class Builder:
                 h, j = divmod(c, R_b)
                 brow = B[(r // seq) * R_b + j]
                 acc = max(acc, abs(sum(row[h * K + k] * brow[h * K + k] for k in range(K))))
-        m, s = pick_scale(acc, self._target(), 30)
-        return self._push({"kind": rt.MATMUL, "flags": rt.FLAG_CAUSAL if causal else 0,
+        m, s = pick_scale(acc, self._target(i16), 30)
+        return self._push({"kind": rt.MATMUL, "flags": (rt.FLAG_CAUSAL if causal else 0) | (rt.FLAG_I16 if i16 else 0),
                            "input_a": a, "input_b": b, "in_cols": len(A[0]), "out_cols": out_cols,
                            "heads": heads, "seq": seq, "multiplier": m, "shift": s})
 
-    def softmax(self, src, heads, seq, causal, mask=0):
+    def softmax(self, src, heads, seq, causal, mask=0, i16=False):
         n = len(self.slots[src][0])
-        flags = (rt.FLAG_CAUSAL if causal else 0) | (rt.FLAG_KEYMASK if mask else 0)
+        flags = (rt.FLAG_CAUSAL if causal else 0) | (rt.FLAG_KEYMASK if mask else 0) | (rt.FLAG_I16 if i16 else 0)
         return self._push({"kind": rt.SOFTMAX, "flags": flags,
                            "input_a": src, "input_b": mask, "in_cols": n, "out_cols": n,
                            "heads": heads, "seq": seq, "exp_table": exp_table(self.rng.randrange(3, 6))})
@@ -126,21 +132,25 @@ class Builder:
         return self._push({"kind": rt.TRANSPOSE, "flags": 0, "input_a": src, "input_b": 0,
                            "in_cols": len(self.slots[src][0]), "out_cols": out_cols, "heads": heads})
 
-    def add(self, a, b):
+    def add(self, a, b, i16=False):
         s = self.rng.randrange(6, 20)
         hi = 2 ** (s + 1) if self.extreme else 2 ** (s - 1)
         m_a, m_b = self.rng.randrange(2 ** (s - 2), hi), self.rng.randrange(2 ** (s - 2), hi)
+        if i16:  # an int8 summand is scaled up to the 16-bit stream's units
+            m_a <<= 8 * (self.dtypes[a] == rt.DTYPE_INT8)
+            m_b <<= 8 * (self.dtypes[b] == rt.DTYPE_INT8)
         n = len(self.slots[a][0])
-        return self._push({"kind": rt.ADD, "flags": 0, "input_a": a, "input_b": b, "in_cols": n,
+        return self._push({"kind": rt.ADD, "flags": rt.FLAG_I16 if i16 else 0, "input_a": a, "input_b": b, "in_cols": n,
                            "out_cols": n, "multiplier_a": m_a, "multiplier_b": m_b, "shift": s})
 
-    def gelu(self, src):
+    def gelu(self, src, i16=False):
         n = len(self.slots[src][0])
-        table = gelu_table(Fraction(1, self.rng.randrange(16, 48)), Fraction(1, 32))
-        return self._push({"kind": rt.LUT, "flags": 0, "input_a": src, "input_b": 0,
+        out_scale = Fraction(1, 32 * 256) if i16 else Fraction(1, 32)
+        table = gelu_table(Fraction(1, self.rng.randrange(16, 48)), out_scale, 16 if i16 else 8)
+        return self._push({"kind": rt.LUT, "flags": rt.FLAG_I16 if i16 else 0, "input_a": src, "input_b": 0,
                            "in_cols": n, "out_cols": n, "table": table})
 
-    def norm(self, src, rms):
+    def norm(self, src, rms, i16=False):
         x = self.slots[src]
         n = len(x[0])
         gamma = [self.rng.choice((-1, 1, 1, 1)) * self.rng.randrange(1, 400) for _ in range(n)]
@@ -151,18 +161,23 @@ class Builder:
             for c in range(n):
                 q = rk.floor_div(z[c] * 2**rk.NORM_FRAC, rho) if rho else 0
                 acc = max(acc, abs(q * gamma[c] + beta[c]))
-        m, s = pick_scale(acc, self._target(), 40)
-        return self._push({"kind": rt.NORM, "flags": rt.FLAG_RMS if rms else 0, "input_a": src,
+        m, s = pick_scale(acc, self._target(i16), 40)
+        return self._push({"kind": rt.NORM, "flags": (rt.FLAG_RMS if rms else 0) | (rt.FLAG_I16 if i16 else 0),
+                           "input_a": src,
                            "input_b": 0, "in_cols": n, "out_cols": n, "multiplier": m,
                            "shift": s, "gamma": gamma, "beta": beta})
 
-    def embed(self, vocab, width):
+    def embed(self, vocab, width, i16=False):
         T = len(self.slots[0][0])
         s = self.rng.randrange(4, 12)
+        # with i16 the tables are int16 (5.7): 2^8 finer entries, each an int8 draw times 256 plus low bits
+        low = (lambda: self.rng.randrange(256)) if i16 else (lambda: 0)
+        entry = (lambda scale=128: self._int8(scale) * 256 + low()) if i16 else self._int8
         return self._push({
-            "kind": rt.EMBED, "flags": 0, "input_a": 0, "input_b": 0, "in_cols": T, "out_cols": width,
-            "token_table": [[self._int8() for _ in range(width)] for _ in range(vocab)],
-            "position_table": [[self._int8(64) for _ in range(width)] for _ in range(T)],
+            "kind": rt.EMBED, "flags": rt.FLAG_I16 if i16 else 0, "input_a": 0, "input_b": 0, "in_cols": T,
+            "out_cols": width,
+            "token_table": [[entry() for _ in range(width)] for _ in range(vocab)],
+            "position_table": [[entry(64) for _ in range(width)] for _ in range(T)],
             "multiplier_a": self.rng.randrange(2 ** (s - 1), 2**s),
             "multiplier_b": self.rng.randrange(2 ** (s - 2), 2**s), "shift": s})
 
@@ -171,26 +186,28 @@ class Builder:
         return self._push({"kind": rt.ARGMAX, "flags": 0, "input_a": src, "input_b": 0,
                            "in_cols": n, "out_cols": 1})
 
-    def attention(self, x, heads, seq, causal, mask=0):
+    def attention(self, x, heads, seq, causal, mask=0, i16=False):
         """Seven ops (5.9): Q, K, V, Q·Kᵀ, softmax (keymask when ``mask`` names the mask slot),
-        transpose(V), P·V', and the projection."""
+        transpose(V), P·V', and the projection (with ``i16``: 16-bit probabilities and
+        projection, which feeds the residual add)."""
         d = len(self.slots[x][0])
         q, k, v = self.linear(x, d), self.linear(x, d), self.linear(x, d)
         scores = self.matmul(q, k, heads, seq, heads * seq, causal)
-        p = self.softmax(scores, heads, seq, causal, mask)
+        p = self.softmax(scores, heads, seq, causal, mask, i16)
         vt = self.transpose(v, heads, heads * seq)
         o = self.matmul(p, vt, heads, seq, d, False)
-        return self.linear(o, d)
+        return self.linear(o, d, i16=i16)
 
-    def mlp(self, x, ffn):
-        return self.linear(self.gelu(self.linear(x, ffn)), len(self.slots[x][0]))
+    def mlp(self, x, ffn, i16=False):
+        return self.linear(self.gelu(self.linear(x, ffn), i16), len(self.slots[x][0]), i16=i16)
 
 
-def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme=False, pad=None):
+def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme=False, pad=None, i16=False):
     """``(model, token ids)`` of a random ``"encoder"`` or ``"decoder"`` over ``batch``
     sequences of ``seq`` tokens (the ids include out-of-vocabulary ones when ``extreme``).
     An encoder with a ``pad`` id masks the keys holding it and pools the other tokens only
-    (5.9); its sequences get random lengths, and the last one is all padding."""
+    (5.9); its sequences get random lengths, and the last one is all padding. ``i16``: 16-bit
+    activations where the compiler puts them (module doc)."""
     if width % heads:
         raise ValueError("width must be a multiple of heads")
     hi = vocab + 2 if extreme else vocab
@@ -201,29 +218,29 @@ def transformer(rng, kind, layers, width, heads, ffn, seq, vocab, batch, extreme
             row[n:] = [pad] * (seq - n)
     b = Builder(rng, ids, rt.DTYPE_INT32, extreme)
     mask = b.key_mask(vocab, pad) if pad is not None else 0
-    x = b.embed(vocab, width)
+    x = b.embed(vocab, width, i16)
     causal = kind == "decoder"
     if not causal:
-        x = b.norm(x, rms=False)
+        x = b.norm(x, rms=False, i16=i16)
     for _ in range(layers):
         if causal:  # pre-norm (GPT-2)
-            x = b.add(x, b.attention(b.norm(x, False), heads, seq, True))
-            x = b.add(x, b.mlp(b.norm(x, False), ffn))
+            x = b.add(x, b.attention(b.norm(x, False, i16), heads, seq, True, i16=i16), i16)
+            x = b.add(x, b.mlp(b.norm(x, False, i16), ffn, i16), i16)
         else:       # post-norm (BERT)
-            x = b.norm(b.add(x, b.attention(x, heads, seq, False, mask)), False)
-            x = b.norm(b.add(x, b.mlp(x, ffn)), False)
+            x = b.norm(b.add(x, b.attention(x, heads, seq, False, mask, i16), i16), False, i16)
+            x = b.norm(b.add(x, b.mlp(x, ffn, i16), i16), False, i16)
     if causal:
-        x = b.linear(b.norm(x, False), vocab, wide=True)
+        x = b.linear(b.norm(x, False, i16), vocab, wide=True)
         b.argmax(x)
     elif mask:  # masked sum pooling: matmul(mask, transpose(h)), T_a = 1, K = T, R_b = width
         t = b.transpose(x, 1, seq)
-        pooled = b.matmul(mask, t, 1, 1, width, False)
-        b.norm(pooled, rms=True)
+        pooled = b.matmul(mask, t, 1, 1, width, False, i16)
+        b.norm(pooled, rms=True, i16=i16)
     else:  # mean pooling as transpose, a ones linear and transpose (5.9), then L2 norm
         t = b.transpose(x, 1, seq)
         m, s = pick_scale(seq, 1, 30)
-        b._push({"kind": rt.LINEAR, "flags": 0, "input_a": t, "input_b": 0,
+        b._push({"kind": rt.LINEAR, "flags": rt.FLAG_I16 if i16 else 0, "input_a": t, "input_b": 0,
                  "weights": [[1] * seq], "bias": [0], "multiplier": [m], "shift": [s]})
         pooled = b.transpose(len(b.slots) - 1, 1, width)
-        b.norm(pooled, rms=True)
+        b.norm(pooled, rms=True, i16=i16)
     return b.model, ids

@@ -24,13 +24,18 @@ Every op has ``kind``, ``flags``, ``input_a``, ``input_b``; per kind:
     7 norm       in_cols, out_cols, multiplier, shift, gamma, beta   (bit 0 rms)
     8 embed      in_cols, out_cols, token_table, position_table, multiplier_a, multiplier_b, shift
     9 argmax     in_cols, out_cols (= 1)
+
+Flag bit 7 (``i16``, 128) on kinds 1, 2, 4-8 makes the output slot int16 (5.0): a ``lut`` with
+it has a table of 256 int16 entries. ``transpose`` keeps its input's dtype.
 """
 
 import reference as ref
 import reference_kinds as rk
 
-DTYPE_INT8, DTYPE_INT32 = 0, 1
-DTYPES = {DTYPE_INT8: (1, ref.INT8_MIN, ref.INT8_MAX), DTYPE_INT32: (4, ref.INT32_MIN, ref.INT32_MAX)}
+DTYPE_INT8, DTYPE_INT32, DTYPE_INT16 = 0, 1, 2
+DTYPES = {DTYPE_INT8: (1, ref.INT8_MIN, ref.INT8_MAX), DTYPE_INT32: (4, ref.INT32_MIN, ref.INT32_MAX),
+          DTYPE_INT16: (2, rk.INT16_MIN, rk.INT16_MAX)}
+BITS = {DTYPE_INT8: 8, DTYPE_INT16: 16}  # the activation dtypes' widths
 
 LINEAR, MATMUL, TRANSPOSE, ADD, LUT, SOFTMAX, NORM, EMBED, ARGMAX = range(1, 10)
 KIND_NAMES = {LINEAR: "linear", MATMUL: "matmul", TRANSPOSE: "transpose", ADD: "add", LUT: "lut",
@@ -38,9 +43,15 @@ KIND_NAMES = {LINEAR: "linear", MATMUL: "matmul", TRANSPOSE: "transpose", ADD: "
 FLAG_RELU, FLAG_WIDE = 1, 2
 FLAG_CAUSAL = FLAG_RMS = 1
 FLAG_KEYMASK = 2  # softmax
+FLAG_I16 = 128
 # The flag bits each kind defines (5.10); every other bit must be 0.
-KIND_FLAGS = {LINEAR: FLAG_RELU | FLAG_WIDE, MATMUL: FLAG_CAUSAL, TRANSPOSE: 0, ADD: 0, LUT: 0,
-              SOFTMAX: FLAG_CAUSAL | FLAG_KEYMASK, NORM: FLAG_RMS, EMBED: 0, ARGMAX: 0}
+KIND_FLAGS = {LINEAR: FLAG_RELU | FLAG_WIDE | FLAG_I16, MATMUL: FLAG_CAUSAL | FLAG_I16, TRANSPOSE: 0,
+              ADD: FLAG_I16, LUT: FLAG_I16, SOFTMAX: FLAG_CAUSAL | FLAG_KEYMASK | FLAG_I16,
+              NORM: FLAG_RMS | FLAG_I16, EMBED: FLAG_I16, ARGMAX: 0}
+# The input dtypes each kind reads (5.0, 5.10).
+READS = {EMBED: (DTYPE_INT32,), ARGMAX: (DTYPE_INT8, DTYPE_INT16, DTYPE_INT32), LUT: (DTYPE_INT8,),
+         SOFTMAX: (DTYPE_INT8,)}
+READS_DEFAULT = (DTYPE_INT8, DTYPE_INT16)
 TWO_INPUTS = (MATMUL, ADD)
 
 
@@ -124,10 +135,15 @@ def row_proof(values, dtype, index) -> list:
     return ref.merkle_proof(leaves, ref.depth(len(leaves)), index)
 
 
-def table_rows_root(table) -> bytes:
-    """Rows root of an int8 table (``embed``'s ``TR``/``PR``): leaves ``H(packed row)`` at
-    ``depth(rows)``; a vocabulary may have more than ``MAX_ROWS`` rows."""
-    return ref.merkle_root([keccak256(pack_row(row)) for row in table], ref.depth(len(table)))
+def table_rows_root(table, dtype=DTYPE_INT8) -> bytes:
+    """Rows root of an int8 (or int16) table (``embed``'s ``TR``/``PR``): leaves
+    ``H(packed row)`` at ``depth(rows)``; a vocabulary may have more than ``MAX_ROWS`` rows."""
+    return ref.merkle_root([keccak256(pack_row(row, dtype)) for row in table], ref.depth(len(table)))
+
+
+def embed_table_dtype(op):
+    """``embed``'s tables are int8, or int16 with flag i16 (5.7)."""
+    return DTYPE_INT16 if op["flags"] & FLAG_I16 else DTYPE_INT8
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,9 +178,10 @@ def params_header(op) -> bytes:
         return ref.enc(op["heads"])
     if kind == ADD:
         return ref.enc(op["multiplier_a"], op["multiplier_b"], op["shift"])
-    if kind == LUT:
-        rk.check_table(op["table"])
-        return pack_row(op["table"])
+    if kind == LUT:  # 256 bytes, or 512 (int16 big-endian) with i16
+        bits = _bits(op)
+        rk.check_table(op["table"], bits)
+        return pack_row(op["table"], DTYPE_INT16 if bits == 16 else DTYPE_INT8)
     if kind == SOFTMAX:
         return ref.enc(op["heads"], op["seq"], exp_table_root(op["exp_table"]))
     if kind == NORM:
@@ -173,7 +190,8 @@ def params_header(op) -> bytes:
     if kind == EMBED:
         tok, pos = op["token_table"], op["position_table"]
         return ref.enc(len(tok), len(pos), len(tok[0]), op["multiplier_a"], op["multiplier_b"],
-                       op["shift"], table_rows_root(tok), table_rows_root(pos))
+                       op["shift"], table_rows_root(tok, embed_table_dtype(op)),
+                       table_rows_root(pos, embed_table_dtype(op)))
     if kind == ARGMAX:
         return b""
     raise ValueError(f"unknown kind {kind!r}")
@@ -195,10 +213,18 @@ def op_cols(op):
     return op["in_cols"], op["out_cols"]
 
 
-def out_dtype(op):
+def _bits(op):
+    """The output width of a kind that writes activations: 16 with flag i16, else 8."""
+    return 16 if op["flags"] & FLAG_I16 else 8
+
+
+def out_dtype(op, in_dtype=DTYPE_INT8):
+    """The output slot's dtype; ``transpose`` keeps ``in_dtype`` (its input's)."""
     if op["kind"] == ARGMAX or (op["kind"] == LINEAR and op["flags"] & FLAG_WIDE):
         return DTYPE_INT32
-    return DTYPE_INT8
+    if op["kind"] == TRANSPOSE:
+        return in_dtype
+    return DTYPE_INT16 if op["flags"] & FLAG_I16 else DTYPE_INT8
 
 
 def _check_params(op, in_cols, out_cols):
@@ -216,7 +242,7 @@ def _check_params(op, in_cols, out_cols):
     elif kind == ADD:
         rk.rescale2(0, op["multiplier_a"], 0, op["multiplier_b"], op["shift"])
     elif kind == LUT:
-        rk.check_table(op["table"])
+        rk.check_table(op["table"], _bits(op))
     elif kind == SOFTMAX:
         rk._split("heads", in_cols, op["heads"])
         _check_int("seq (T)", op["seq"], 1, ref.MAX_ROWS)
@@ -224,7 +250,7 @@ def _check_params(op, in_cols, out_cols):
     elif kind == NORM:
         rk.check_norm_params(op["gamma"], op["beta"], op["multiplier"], op["shift"], in_cols)
     elif kind == EMBED:
-        V, T, d = rk.check_embed_tables(op["token_table"], op["position_table"])
+        V, T, d = rk.check_embed_tables(op["token_table"], op["position_table"], _bits(op))
         if (T, d) != (in_cols, out_cols):
             raise ValueError(f"tables are [{V}, {d}] and [{T}, {d}]; the descriptor says "
                              f"T = {in_cols}, d = {out_cols}")
@@ -236,8 +262,10 @@ def validate_linear(op):
     ref._check_weights(W, b, m, s)
     for c in range(len(W)):
         ref._check_channel(W[c], b[c], m[c], s[c])
-    if op["flags"] == FLAG_RELU | FLAG_WIDE:
+    if op["flags"] & (FLAG_RELU | FLAG_WIDE) == FLAG_RELU | FLAG_WIDE:
         raise ValueError("linear: ReLU and wide are not both allowed")
+    if op["flags"] & (FLAG_I16 | FLAG_WIDE) == FLAG_I16 | FLAG_WIDE:
+        raise ValueError("linear: wide and i16 are not both allowed")
 
 
 def validate_model(model):
@@ -255,7 +283,7 @@ def validate_model(model):
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise ValueError(f"op {j} ({KIND_NAMES.get(op.get('kind'), '?')}): {e}") from None
         cols.append(op_cols(op)[1])
-        dtypes.append(out_dtype(op))
+        dtypes.append(out_dtype(op, dtypes[op["input_a"]]))
     return cols, dtypes
 
 
@@ -274,18 +302,28 @@ def _validate_op(op, j, cols, dtypes):
     in_cols, out_cols = op_cols(op)
     _check_int("in_cols", in_cols, 1, ref.MAX_COLS)
     _check_int("out_cols", out_cols, 1, ref.MAX_COLS)
-    inputs = [(op["input_a"], in_cols, "in_cols")]
+    inputs = [op["input_a"]] + ([op["input_b"]] if reads_b(op) else [])
+    wants = [(in_cols, "in_cols")]
     if reads_b(op):  # a softmax's mask slot has L = in_cols / H columns, one per key
         keys = kind == SOFTMAX
-        inputs.append((op["input_b"], rk._split("heads", in_cols, op["heads"]) if keys else in_cols,
-                       "the mask's L" if keys else "in_cols"))
-    for slot, want_cols, what in inputs:
+        wants.append((rk._split("heads", in_cols, op["heads"]) if keys else in_cols,
+                      "the mask's L" if keys else "in_cols"))
+    for slot, (want_cols, what) in zip(inputs, wants):
         if cols[slot] != want_cols:
             raise ValueError(f"{what} {want_cols} != columns of slot {slot} ({cols[slot]})")
-        want = (DTYPE_INT8, DTYPE_INT32) if kind == ARGMAX else \
-            (DTYPE_INT32,) if kind == EMBED else (DTYPE_INT8,)
+        want = READS.get(kind, READS_DEFAULT)
         if dtypes[slot] not in want:
             raise ValueError(f"slot {slot} has dtype {dtypes[slot]}, the kind reads {want}")
+    in_dtypes = [dtypes[slot] for slot in inputs]
+    if DTYPE_INT16 in in_dtypes:  # the bounds an int16 input adds (5.0)
+        if kind == LINEAR:
+            for c, (w_row, b) in enumerate(zip(op["weights"], op["bias"])):
+                if 2**15 * sum(abs(w) for w in w_row) + abs(b) > ref.INT32_MAX:
+                    raise ValueError(f"channel {c}: accumulator bound for an int16 input exceeds 2^31 - 1")
+        elif kind == MATMUL:
+            rk.matmul_bound(in_cols // op["heads"], BITS[in_dtypes[0]], BITS[in_dtypes[1]])
+        elif kind == NORM and in_cols > rk.NORM_I16_MAX_COLS:
+            raise ValueError(f"a norm reading int16 has at most {rk.NORM_I16_MAX_COLS} columns")
     if kind in (ADD, LUT, SOFTMAX, NORM) and out_cols != in_cols:
         raise ValueError(f"out_cols {out_cols} must equal in_cols {in_cols}")
     if kind == ARGMAX and out_cols != 1:
@@ -331,33 +369,43 @@ def model_root(model) -> bytes:
 # Execution and the trace (section 6)
 
 
-def run_op(op, inputs):
-    """One op on its input matrices (``[a]`` or ``[a, b]``); returns the output matrix."""
+def run_op(op, inputs, in_dtypes=None):
+    """One op on its input matrices (``[a]`` or ``[a, b]``) of ``in_dtypes`` (int8 where not
+    given; int32 for ``embed``); returns the output matrix."""
     kind, flags = op["kind"], op["flags"]
     a = inputs[0]
+    # input widths (int32 inputs only reach embed and argmax, which take no width)
+    w = [BITS.get(dt, 32) for dt in (in_dtypes or [DTYPE_INT8] * len(inputs))]
+    bits = _bits(op)
     if kind == LINEAR:
         if flags & FLAG_WIDE:
+            if w[0] == 16:
+                return rk.linear16(a, op["weights"], op["bias"], op["multiplier"], op["shift"], False, 8, 16,
+                                   wide=True)
             return rk.linear_wide(a, op["weights"], op["bias"], op["multiplier"], op["shift"])
+        if bits == 16 or w[0] == 16:
+            return rk.linear16(a, op["weights"], op["bias"], op["multiplier"], op["shift"],
+                               bool(flags & FLAG_RELU), bits, w[0])
         return ref.linear(a, op["weights"], op["bias"], op["multiplier"], op["shift"],
                           bool(flags & FLAG_RELU))
     if kind == MATMUL:
         return rk.matmul(a, inputs[1], op["heads"], op["seq"], op["out_cols"],
-                         op["multiplier"], op["shift"], bool(flags & FLAG_CAUSAL))
+                         op["multiplier"], op["shift"], bool(flags & FLAG_CAUSAL), bits, w[0], w[1])
     if kind == TRANSPOSE:
-        return rk.transpose(a, op["heads"], op["out_cols"])
+        return rk.transpose(a, op["heads"], op["out_cols"], w[0])
     if kind == ADD:
-        return rk.add(a, inputs[1], op["multiplier_a"], op["multiplier_b"], op["shift"])
+        return rk.add(a, inputs[1], op["multiplier_a"], op["multiplier_b"], op["shift"], bits, w[0], w[1])
     if kind == LUT:
-        return rk.lut(a, op["table"])
+        return rk.lut(a, op["table"], bits)
     if kind == SOFTMAX:
         return rk.softmax(a, op["heads"], op["seq"], op["exp_table"], bool(flags & FLAG_CAUSAL),
-                          inputs[1] if flags & FLAG_KEYMASK else None)
+                          inputs[1] if flags & FLAG_KEYMASK else None, bits)
     if kind == NORM:
         return rk.norm(a, op["gamma"], op["beta"], op["multiplier"], op["shift"],
-                       bool(flags & FLAG_RMS))
+                       bool(flags & FLAG_RMS), bits, w[0])
     if kind == EMBED:
         return rk.embed(a, op["token_table"], op["position_table"], op["multiplier_a"],
-                        op["multiplier_b"], op["shift"])
+                        op["multiplier_b"], op["shift"], bits)
     if kind == ARGMAX:
         return rk.argmax(a)
     raise ValueError(f"unknown kind {kind!r}")
@@ -371,9 +419,9 @@ def run_model(model, x) -> list:
         raise ValueError(f"input has {x_cols} columns, the model expects {cols[0]}")
     slots = [x]
     for j, op in enumerate(model["ops"], start=1):
-        inputs = [slots[op["input_a"]]] + ([slots[op["input_b"]]] if reads_b(op) else [])
+        names = [op["input_a"]] + ([op["input_b"]] if reads_b(op) else [])
         try:
-            slots.append(run_op(op, inputs))
+            slots.append(run_op(op, [slots[i] for i in names], [dtypes[i] for i in names]))
         except ValueError as e:
             raise ValueError(f"op {j} ({KIND_NAMES[op['kind']]}): {e}") from None
     return slots

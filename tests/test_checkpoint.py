@@ -122,11 +122,11 @@ def test_minilm_compiles_and_runs_exactly_succeeds(tmp_path):
     float_model, tokenizer, _ = load_bert(MINILM, seq=16)
     ids = tokenize(tokenizer, TEXTS[:2])
     out = Executor(model, "cpu").run(ids.to(torch.int32))[-1]
-    assert out.shape == (2, 384) and out.dtype == torch.int8
+    assert out.shape == (2, 384) and out.dtype == torch.int16  # 16-bit norm outputs (transformer_compile.WIDE16)
     with torch.no_grad():
         ref = float_model(ids)
     cos = F.cosine_similarity(out.double(), ref.double(), dim=-1)
-    assert (cos > 0.5).all(), cos  # int8 everywhere loses much on MiniLM (benchmarks/fidelity.py measures it)
+    assert (cos > 0.95).all(), cos  # benchmarks/fidelity.py measures it on 1,000 sentences
     assert write_tokenizer(tmp_path / "model", MINILM).read_bytes() == (MINILM / "tokenizer.json").read_bytes()
 
 

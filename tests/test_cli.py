@@ -318,7 +318,7 @@ def test_info_transformer_shows_kind_dtype_and_kinds_succeeds(token_model):
     assert lines["input"] == f"int32 token ids, sequence length {model.input_cols} (one sequence per row)"
     assert lines["ops"] == ", ".join(f"{n} {kind}" for kind, n in model.kinds().items())
     assert "protocol 5.11" in lines["on chain"]
-    assert lines["op 1"].startswith("embed slot 0 (6) -> 16, params 0x")
+    assert lines["op 1"].startswith("embed slot 0 (6) -> 16 + i16, params 0x")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".npy"])

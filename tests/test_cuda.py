@@ -54,8 +54,11 @@ def test_cuda_random_models_equal_cpu_and_reference_succeeds(seed):
 
 # ---- transformer kinds ---------------------------------------------------------------------
 
+TORCH = {0: torch.int8, 1: torch.int32, 2: torch.int16}  # section 3's dtype codes
+
+
 def tensor(values, dtype: int) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.int64).to(torch.int32 if dtype else torch.int8)
+    return torch.tensor(values, dtype=torch.int64).to(TORCH[dtype])
 
 
 @pytest.mark.parametrize("backend", ["int_mm", "float", "int64"])
@@ -151,6 +154,7 @@ def test_cuda_compiled_transformer_equals_cpu_succeeds(kind, pad_id):
     from referee.transformer_compile import compile_transformer
     cfg = TransformerConfig(kind, layers=2, width=128, heads=4, ffn=512, seq=32, vocab=1000, pad_id=pad_id)
     gen = torch.Generator().manual_seed(3)
+    # int16 activations (transformer_compile.WIDE16, the default) and every kernel reading them
     model = compile_transformer(FloatTransformer(cfg, seed=4), torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen))
     x = torch.randint(0, cfg.vocab, (4, cfg.seq), generator=gen, dtype=torch.int32)
     x[1, 7:], x[2, 1:], x[3] = 0, 0, 0  # with pad id 0: padded sequences, one all padding

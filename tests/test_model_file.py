@@ -160,6 +160,11 @@ def test_transformer_roundtrip_every_root_equal_succeeds(token_model):
     assert [s.tolist() for s in Executor(loaded, "cpu").run(x)] == [s.tolist() for s in Executor(model, "cpu").run(x)]
     manifest = json.loads((path / MANIFEST).read_text())
     assert manifest["input_dtype"] == "int32" and {op["kind"] for op in manifest["ops"]} >= {"embed", "norm", "softmax"}
+    # 16-bit activations (protocol 5.0): "i16": true where set; a lut's table is then int16
+    assert {op["kind"] for op in manifest["ops"] if op.get("i16")} == {"embed", "add", "linear", "norm", "lut", "softmax"}
+    assert all(op.get("i16", True) is True for op in manifest["ops"])  # written only when true
+    lut = _first(path, "lut")
+    assert load_file(path / WEIGHTS)[f"op{lut}.table"].dtype == torch.int16
 
 
 def _first(path, kind):
@@ -203,7 +208,9 @@ def test_load_unknown_kind_fails(token_model, tmp_path):
     (lambda t: t.pop("op1.position_table"), "'op1.position_table' is missing"),
     (lambda t: t.update({"op1.extra": torch.zeros(2, dtype=torch.int8)}), r"unexpected tensors \['op1.extra'\]"),
     (lambda t: t.update({"op1.token_table": t["op1.token_table"].to(torch.int32)}),
-     "op 1: token_table must be int8, tensor 'op1.token_table' in weights.safetensors is int32"),
+     "op 1: token_table must be int16, tensor 'op1.token_table' in weights.safetensors is int32"),  # i16: int16
+    (lambda t: t.update({k: v.to(torch.int8) for k, v in t.items() if k.endswith(".table")}),
+     r"op \d+: table must be int16, tensor 'op\d+.table' in weights.safetensors is int8"),
 ])
 def test_load_bad_table_tensor_fails(token_model, tmp_path, edit, message):
     path = shutil.copytree(token_model[0], tmp_path / "m")
@@ -217,6 +224,8 @@ def test_load_bad_table_tensor_fails(token_model, tmp_path, edit, message):
     (lambda m: m["ops"][0].update(multiplier_a=True), "op 1: field 'multiplier_a' must be an integer"),
     (lambda m: m["ops"][0].update(causal=True), r"op 1: fields \['causal'\] are not fields of kind 'embed'"),
     (lambda m: m.pop("input_dtype"), "op 1: cannot read slot 0 of dtype int8"),  # absent: int8
+    (lambda m: m["ops"][0].update(i16=1), "op 1: field 'i16' must be bool"),
+    (lambda m: m["ops"][0].pop("i16"), "op 1: token_table must be int8, tensor .* is int16"),  # int16 tables only with i16
 ])
 def test_load_bad_transformer_manifest_fails(token_model, tmp_path, edit, message):
     path = shutil.copytree(token_model[0], tmp_path / "m")
@@ -281,3 +290,4 @@ def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):
     _, model = token_model
     gap = model.on_chain_gap()
     assert "int32 (token id) input" in gap and "embed" in gap and "protocol 5.11" in gap and "\n" not in gap
+    assert "int16 (i16) outputs" in gap

@@ -251,13 +251,14 @@ def test_run_op_shape_rule_fails(op, inputs, message):
 def _check_op_case(case):
     op = case["op"]
     inputs = [i["values"] for i in case["inputs"]]
-    assert rt.run_op(op, inputs) == case["output"]["values"], case["name"]
-    assert case["output"]["dtype"] == rt.out_dtype(op)
+    dtypes = [i["dtype"] for i in case["inputs"]]
+    assert rt.run_op(op, inputs, dtypes) == case["output"]["values"], case["name"]
+    assert case["output"]["dtype"] == rt.out_dtype(op, dtypes[0])
     assert hx(rt.params_header(op)) == case["params_header"]
     assert hx(rt.params_root(op)) == case["params_root"]
     assert hx(rt.op_descriptor(op)) == case["descriptor"]
     if op["kind"] == rt.NORM:
-        assert [math.isqrt(rk.norm_stats(r, op["flags"])[1]) for r in inputs[0]] == case["rho"]
+        assert [math.isqrt(rk.norm_stats(r, op["flags"] & rt.FLAG_RMS)[1]) for r in inputs[0]] == case["rho"]
 
 
 @pytest.mark.parametrize("name", ["transformer_ops", "transformer_large"])
@@ -268,6 +269,11 @@ def test_op_vectors_recomputed_succeeds(name):
     kinds = {c["op"]["kind"] for c in cases}
     if name == "transformer_ops":
         assert kinds == set(rt.KIND_NAMES)  # every kind has edge cases
+        # ... and at 16 bits: every kind with flag i16 writes int16, every kind that reads int16 does
+        wrote = {c["op"]["kind"] for c in cases if c["output"]["dtype"] == rt.DTYPE_INT16}
+        read = {c["op"]["kind"] for c in cases if rt.DTYPE_INT16 in [i["dtype"] for i in c["inputs"]]}
+        assert wrote == set(rt.KIND_NAMES) - {rt.ARGMAX}  # transpose: of an int16 input
+        assert read == set(rt.KIND_NAMES) - {rt.LUT, rt.SOFTMAX, rt.EMBED}
 
 
 def test_large_vectors_pass_float_exact_ranges_succeeds():
@@ -283,6 +289,12 @@ def test_large_vectors_pass_float_exact_ranges_succeeds():
     x, w = wide["inputs"][0]["values"][0], wide["op"]["weights"][0]
     assert abs(wide["output"]["values"][0][0]) > 2**24
     assert _float32_sum(p * q for p, q in zip(x, w)) != sum(p * q for p, q in zip(x, w))
+    norm16 = cases["norm_int16_n1024_V_past_2^53"]
+    assert norm16["inputs"][0]["dtype"] == rt.DTYPE_INT16 and norm16["op"]["in_cols"] == rk.NORM_I16_MAX_COLS
+    assert 2**53 < rk.norm_stats(norm16["inputs"][0]["values"][0], False)[1] < 2**62
+    mm16 = cases["matmul_int16_K511_sum_past_2^24"]
+    a, b = (i["values"][0] for i in mm16["inputs"])
+    assert len(a) == 511 and abs(sum(x * y for x, y in zip(a, b))) > 2**24
 
 
 def _float32_sum(products):
@@ -303,11 +315,12 @@ def test_tensor_vectors_recomputed_succeeds():
 
 def test_model_vectors_recomputed_succeeds():
     models = load("transformer_models")["models"]
-    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder", "encoder"]
+    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder", "encoder", "encoder", "decoder"]
     masked = models[2]  # pad id 0: keymask softmax in both layers, masked sum pooling
     assert sum(op["kind"] == rt.SOFTMAX and op["flags"] == rt.FLAG_KEYMASK for op in masked["ops"]) == 2
     # the last sequence is all padding: no valid key anywhere, and its pooled row (slot N - 1) is 0
     assert masked["input"][-1] == [0] * masked["input_cols"] and masked["slots"][-2]["values"][-1] == [0] * 8
+    assert [any(s["dtype"] == rt.DTYPE_INT16 for s in m["slots"]) for m in models] == [False, False, False, True, True]
     for vec in models:
         model = {"input_cols": vec["input_cols"], "input_dtype": vec["input_dtype"], "ops": vec["ops"]}
         slots, roots, s_roots = rt.trace(model, vec["input"])
@@ -325,6 +338,31 @@ def test_model_vectors_recomputed_succeeds():
                                      bytes.fromhex(vec["ops_root"][2:]), depth=ref.depth(len(vec["ops"])))
         for slot in slots[1:]:  # every slot tests something: not all one value
             assert len({v for row in slot for v in row}) > 1 or len(slot) * len(slot[0]) == 1
+
+
+@pytest.mark.parametrize("ops, message", rc.bad_int16_models())
+def test_validate_model_bad_int16_input_fails(ops, message):
+    """The bounds an int16 input adds (5.0): refused by name."""
+    with pytest.raises(ValueError, match=message):
+        rt.validate_model({"input_cols": 4, "input_dtype": rt.DTYPE_INT32, "ops": ops})
+
+
+def test_int16_tensor_root_hand_built_succeeds():
+    # Section 3: two bytes per element, big-endian two's complement; the root appends dtype 2.
+    values = [[1, -1, -32768, 32767]]
+    packed = bytes.fromhex("0001ffff80007fff")
+    assert rt.pack_tensor(values, rt.DTYPE_INT16) == packed
+    rows_root = ref.merkle_root([ref.keccak256(packed)], 0)
+    assert rt.tensor_root(values, rt.DTYPE_INT16) == ref.keccak256(ref.enc(1, 4, rows_root, 2))
+    assert rt.unpack_row(packed, rt.DTYPE_INT16) == values[0]
+
+
+def test_lut_i16_params_header_is_512_bytes_succeeds():
+    table = [v * 256 for v in range(-128, 128)]
+    op = {**rc.lut(4, table), "flags": rt.FLAG_I16}
+    header = rt.params_header(op)
+    assert len(header) == 512 and header[:2] == (-32768).to_bytes(2, "big", signed=True)
+    assert rt.run_op(op, [[[-128, 0, 1, 127]]]) == [[-32768, 0, 256, 32512]]
 
 
 def run_generate(*args):

@@ -96,7 +96,7 @@ def test_run_text_embeds_exactly_and_stores_trace_succeeds(tmp_path, minilm):
     assert field(result.stdout, "trace root").split()[0] == to_hex(trace.trace_root)
     assert TraceStore(tmp_path / "store").load(model.root, trace.input_root).trace_root == trace.trace_root
     # MiniLM's head L2-normalises: unit embeddings in float units
-    assert "float = int8 x output scale" in field(result.stdout, "units")
+    assert "float = int16 x output scale" in field(result.stdout, "units")  # 16-bit L2 norm (WIDE16)
     assert len(norms(result.stdout)) == 2 and all(abs(n - 1) < 0.05 for n in norms(result.stdout)), result.stdout
     assert field(result.stdout, "text 1") == repr(GUITAR) and field(result.stdout, "cosine").startswith("1-2 ")
 

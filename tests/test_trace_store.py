@@ -86,9 +86,9 @@ def test_load_wrong_slot_dtype_fails(tmp_path, model_and_trace):
     model, trace = model_and_trace
     path = TraceStore(tmp_path).save(trace)
     tensors = load_safetensors(path.read_bytes())
-    tensors["slot1"] = tensors["slot1"].to(torch.int16)
+    tensors["slot1"] = tensors["slot1"].to(torch.int64)
     path.write_bytes(save_safetensors(tensors, metadata=_read_metadata(path.read_bytes())))
-    with pytest.raises(TraceStoreError, match="not a 2-D int8 or int32 tensor"):
+    with pytest.raises(TraceStoreError, match="not a 2-D int8, int16 or int32 tensor"):
         TraceStore(tmp_path).load(model.root, trace.input_root)
 
 
@@ -168,12 +168,13 @@ def test_trace_answers_every_dispute_move_succeeds(tmp_path, model_and_trace):
         assert t.slot_commitments[1].tree.node(0, row) == cm.EMPTY_SLOT  # padding rows are zero leaves
 
 
-def test_token_model_trace_int32_slots_roundtrip_succeeds(tmp_path):
-    # int32 slots: the token ids (slot 0), the wide logits and the argmax ids of a decoder
+def test_token_model_trace_int16_int32_slots_roundtrip_succeeds(tmp_path):
+    # int32 slots: the token ids (slot 0), the wide logits and the argmax ids of a decoder;
+    # int16 slots: its residual stream, norm, GELU and softmax outputs (transformer_compile.WIDE16)
     model = small_transformer("decoder")
     trace = Trace(model.root, run_model(model, token_ids(model, 2), "cpu"))
     dtypes = {slot.dtype for slot in trace.slots}
-    assert dtypes == {torch.int8, torch.int32} and trace.output.dtype == torch.int32
+    assert dtypes == {torch.int8, torch.int16, torch.int32} and trace.output.dtype == torch.int32
     TraceStore(tmp_path).save(trace)
     loaded = TraceStore(tmp_path).load(model.root, trace.input_root)
     assert loaded.state_roots == trace.state_roots and [s.dtype for s in loaded.slots] == [s.dtype for s in trace.slots]

@@ -7,7 +7,9 @@ roots. Per kind, hypothesis draws ``REFEREE_TRANSFORMER_CASES`` (default 500) ra
 inputs — shapes, heads, sequences, masks, and value modes that hit the edges: -128/127 only,
 constant rows, tiny ranges full of ties, parameters at their bounds — derandomized, so a run
 repeats; whole random transformer-shaped models are compared slot by slot and root by root;
-then every golden vector runs through the kernels.
+then every golden vector runs through the kernels. Every kind that reads or writes int16
+(5.0, flag ``i16``) draws its input and output widths too, and the random models are drawn
+with and without 16-bit activations.
 """
 
 import os
@@ -32,6 +34,9 @@ MODELS = int(os.environ.get("REFEREE_TRANSFORMER_MODELS", "25"))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BACKENDS = ["float", "int64", "int_mm"]
 M_MAX, I32_MIN, I32_MAX = 2**31 - 1, -(2**31), 2**31 - 1
+I16_MIN, I16_MAX = -(2**15), 2**15 - 1
+I8, I16 = rt.DTYPE_INT8, rt.DTYPE_INT16
+TORCH = {rt.DTYPE_INT8: torch.int8, rt.DTYPE_INT16: torch.int16, rt.DTYPE_INT32: torch.int32}
 
 SETTINGS = dict(deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -67,22 +72,31 @@ def scale(rng, extreme):
 
 
 def tensor(values, dtype=rt.DTYPE_INT8, device="cpu"):
-    return torch.tensor(values, dtype=torch.int8 if dtype == rt.DTYPE_INT8 else torch.int32,
-                        device=device)
+    return torch.tensor(values, dtype=TORCH[dtype], device=device)
+
+
+def matrix_of(rng, rows, cols, mode, dtype):
+    """``matrix`` over the whole range of an activation dtype (int8 or int16)."""
+    return matrix(rng, rows, cols, mode, *((I16_MIN, I16_MAX) if dtype == I16 else (-128, 127)))
+
+
+def i16(flags, wide_out):
+    """``flags`` with bit 7 (i16) set when ``wide_out``."""
+    return flags | (rt.FLAG_I16 if wide_out else 0)
 
 
 def check_op(op, inputs, in_dtypes=None, backends=("auto",)):
     """T1's kernel (on every device here, with every backend named) and commitments equal the
     reference's for one op on given inputs."""
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
-    expected = rt.run_op(op, inputs)
+    expected = rt.run_op(op, inputs, in_dtypes)
     kernel_op = op_from_dict(op)
     for device in DEVICES:
         for backend in backends:
             got = run_op(kernel_op, [tensor(v, dt, device) for v, dt in zip(inputs, in_dtypes)],
                          device=device, backend=backend)
             assert got.cpu().tolist() == expected, (op["kind"], device, backend)
-            assert got.dtype == (torch.int32 if rt.out_dtype(op) == rt.DTYPE_INT32 else torch.int8)
+            assert got.dtype == TORCH[rt.out_dtype(op, in_dtypes[0])]
     header = rt.params_header(op)  # once: the reference's Merkle roots are slow at MAX_COLS
     assert kernel_op.params_root == (bytes(32) if op["kind"] == rt.ARGMAX else rt.keccak256(header))
     if op["kind"] != rt.ARGMAX:
@@ -99,64 +113,76 @@ modes = st.sampled_from(MODES)
 
 @kind_settings
 @given(seed=seeds, mode=modes, rows=st.integers(1, 8), k=st.sampled_from([1, 2, 3, 8, 31, 64, 200, 1500]),
-       n=st.integers(1, 9), extreme=st.booleans(), wide=st.booleans())
-def test_linear_wide_and_plain_match_reference_succeeds(seed, mode, rows, k, n, extreme, wide):
+       n=st.integers(1, 9), extreme=st.booleans(), wide=st.booleans(), in16=st.booleans(), out16=st.booleans())
+def test_linear_wide_and_plain_match_reference_succeeds(seed, mode, rows, k, n, extreme, wide, in16, out16):
     rng = random.Random(seed)
+    in_dtype, x_max = (I16, 2**15) if in16 else (I8, 128)
     W = matrix(rng, n, k, mode)
-    room = [2**31 - 1 - 128 * sum(abs(v) for v in row) for row in W]
+    if in16:  # the int16 accumulator bound: 2^15 * sum|W[c]| <= 2^31 - 1
+        W = [[v // max(1, -(-sum(abs(u) for u in row) // 60000)) for v in row] for row in W]  # sum <= 60000 + k
+    room = [2**31 - 1 - x_max * sum(abs(v) for v in row) for row in W]
     b = [rng.choice((r, -r, 0)) if extreme else rng.randint(-min(r, 10**6), min(r, 10**6)) for r in room]
     m, s = zip(*(scale(rng, extreme) for _ in range(n)))
-    flags = rt.FLAG_WIDE if wide else rng.choice((0, rt.FLAG_RELU))
-    check_op(rc.linear(W, b, list(m), list(s), flags), [matrix(rng, rows, k, rng.choice(MODES))],
-             backends=BACKENDS)
+    flags = rt.FLAG_WIDE if wide else i16(rng.choice((0, rt.FLAG_RELU)), out16)
+    check_op(rc.linear(W, b, list(m), list(s), flags), [matrix_of(rng, rows, k, rng.choice(MODES), in_dtype)],
+             [in_dtype], backends=BACKENDS)
 
 
 @kind_settings
 @given(seed=seeds, mode=modes, heads=st.integers(1, 4), K=st.sampled_from([1, 2, 5, 16, 300]),
        seq=st.integers(1, 6), groups=st.integers(1, 3), r_b=st.integers(1, 6), causal=st.booleans(),
-       extreme=st.booleans(), same=st.booleans())
-def test_matmul_matches_reference_succeeds(seed, mode, heads, K, seq, groups, r_b, causal, extreme, same):
+       extreme=st.booleans(), same=st.booleans(), in16=st.sampled_from([None, 0, 1]), out16=st.booleans())
+def test_matmul_matches_reference_succeeds(seed, mode, heads, K, seq, groups, r_b, causal, extreme, same, in16,
+                                           out16):
     rng = random.Random(seed)
-    A = matrix(rng, groups * seq, heads * K, mode)
-    if same:  # Q·Kᵀ of one slot with itself: R_b = T_a
+    dtypes = [I16 if in16 == i else I8 for i in (0, 1)]  # at most one int16 operand (K <= 511 here)
+    A = matrix_of(rng, groups * seq, heads * K, mode, dtypes[0])
+    if same and in16 is None:  # Q·Kᵀ of one slot with itself: R_b = T_a
         r_b, B = seq, A
     else:
-        B = matrix(rng, groups * r_b, heads * K, rng.choice(MODES))
+        B = matrix_of(rng, groups * r_b, heads * K, rng.choice(MODES), dtypes[1])
     m, s = scale(rng, extreme)
-    check_op(rc.matmul(heads * K, heads * r_b, heads, seq, m, s, causal), [A, B], backends=BACKENDS)
+    op = rc.matmul(heads * K, heads * r_b, heads, seq, m, s, causal)
+    check_op({**op, "flags": i16(op["flags"], out16)}, [A, B], dtypes, backends=BACKENDS)
 
 
 @kind_settings
 @given(seed=seeds, mode=modes, heads=st.integers(1, 4), C=st.integers(1, 9), r_in=st.integers(1, 9),
-       groups=st.integers(1, 4))
-def test_transpose_matches_reference_succeeds(seed, mode, heads, C, r_in, groups):
+       groups=st.integers(1, 4), in16=st.booleans())
+def test_transpose_matches_reference_succeeds(seed, mode, heads, C, r_in, groups, in16):
     rng = random.Random(seed)
-    x = matrix(rng, groups * r_in, heads * C, mode)
-    check_op(rc.transpose(heads * C, heads * r_in, heads), [x])
+    dtype = I16 if in16 else I8  # the output keeps it
+    x = matrix_of(rng, groups * r_in, heads * C, mode, dtype)
+    check_op(rc.transpose(heads * C, heads * r_in, heads), [x], [dtype])
 
 
 @kind_settings
 @given(seed=seeds, mode=modes, rows=st.integers(1, 8), n=st.sampled_from([1, 2, 7, 64, 384]),
-       extreme=st.booleans(), same=st.booleans())
-def test_add_matches_reference_succeeds(seed, mode, rows, n, extreme, same):
+       extreme=st.booleans(), same=st.booleans(), a16=st.booleans(), b16=st.booleans(), out16=st.booleans())
+def test_add_matches_reference_succeeds(seed, mode, rows, n, extreme, same, a16, b16, out16):
     rng = random.Random(seed)
-    a = matrix(rng, rows, n, mode)
-    b = a if same else matrix(rng, rows, n, rng.choice(MODES))
+    dtypes = [I16 if a16 else I8, I16 if b16 else I8]
+    a = matrix_of(rng, rows, n, mode, dtypes[0])
+    if same:
+        dtypes[1] = dtypes[0]
+    b = a if same else matrix_of(rng, rows, n, rng.choice(MODES), dtypes[1])
     if extreme:
         m_a, m_b, s = rng.choice(((M_MAX, M_MAX, 62), (M_MAX, M_MAX, 1), (1, 1, 1), (1, M_MAX, 31)))
     else:
         s = rng.randint(1, 30)
         m_a, m_b = rng.randint(1, 2 ** (s + 1)), rng.randint(1, 2 ** (s + 1))
-    check_op(rc.add(n, m_a, m_b, s), [a, b])
+    op = rc.add(n, m_a, m_b, s)
+    check_op({**op, "flags": i16(0, out16)}, [a, b], dtypes)
 
 
 @kind_settings
-@given(seed=seeds, mode=modes, table_mode=modes, rows=st.integers(1, 8), n=st.sampled_from([1, 3, 64, 256]))
-def test_lut_matches_reference_succeeds(seed, mode, table_mode, rows, n):
+@given(seed=seeds, mode=modes, table_mode=modes, rows=st.integers(1, 8), n=st.sampled_from([1, 3, 64, 256]),
+       out16=st.booleans())
+def test_lut_matches_reference_succeeds(seed, mode, table_mode, rows, n, out16):
     rng = random.Random(seed)
-    table = matrix(rng, 1, 256, table_mode)[0]
+    table = matrix_of(rng, 1, 256, table_mode, I16 if out16 else I8)[0]  # int16 entries with i16
     x = [list(range(-128, 128))][:rows] if n == 256 and rng.randrange(2) else matrix(rng, rows, n, mode)
-    check_op(rc.lut(len(x[0]), table), [x])
+    check_op({**rc.lut(len(x[0]), table), "flags": i16(0, out16)}, [x])
 
 
 EXP_TABLES = {
@@ -176,11 +202,13 @@ def exp_table(rng, name):
 @kind_settings
 @given(seed=seeds, mode=modes, table=st.sampled_from(sorted(EXP_TABLES) + ["random", "tiny"]),
        heads=st.integers(1, 4), L=st.sampled_from([1, 2, 5, 16, 200]), seq=st.integers(1, 6),
-       groups=st.integers(1, 3), causal=st.booleans(), keymask=st.sampled_from([None, "random", "bits", "none"]))
-def test_softmax_matches_reference_succeeds(seed, mode, table, heads, L, seq, groups, causal, keymask):
+       groups=st.integers(1, 3), causal=st.booleans(), keymask=st.sampled_from([None, "random", "bits", "none"]),
+       out16=st.booleans())
+def test_softmax_matches_reference_succeeds(seed, mode, table, heads, L, seq, groups, causal, keymask, out16):
     rng = random.Random(seed)
     x = matrix(rng, groups * seq, heads * L, mode)
     op = rc.softmax(heads * L, heads, seq, exp_table(rng, table), causal, keymask is not None)
+    op = {**op, "flags": i16(op["flags"], out16)}
     if keymask is None:
         check_op(op, [x])
         return
@@ -190,7 +218,7 @@ def test_softmax_matches_reference_succeeds(seed, mode, table, heads, L, seq, gr
     check_op(op, [x, mask])
 
 
-def check_norm(seed, mode, rows, n, rms, extreme):
+def check_norm(seed, mode, rows, n, rms, extreme, in16=False, out16=False):
     rng = random.Random(seed)
     gmax = (2**31 - 1) // 2**15
     gamma, beta = [], []
@@ -200,14 +228,25 @@ def check_norm(seed, mode, rows, n, rms, extreme):
         gamma.append(g)
         beta.append(rng.choice((room, -room)) if extreme else rng.randint(-min(room, 10**6), min(room, 10**6)))
     m, s = scale(rng, extreme)
-    check_op(rc.norm(gamma, beta, m, s, rms), [matrix(rng, rows, n, mode)])
+    op = rc.norm(gamma, beta, m, s, rms)
+    dtype = I16 if in16 else I8
+    check_op({**op, "flags": i16(op["flags"], out16)}, [matrix_of(rng, rows, n, mode, dtype)], [dtype])
 
 
 @kind_settings
-@given(seed=seeds, mode=modes, rows=st.integers(1, 6), n=st.sampled_from([1, 2, 3, 8, 64, 384]),
-       rms=st.booleans(), extreme=st.booleans())
-def test_norm_matches_reference_succeeds(seed, mode, rows, n, rms, extreme):
-    check_norm(seed, mode, rows, n, rms, extreme)
+@given(seed=seeds, mode=modes, rows=st.integers(1, 6), n=st.sampled_from([1, 2, 3, 8, 64, 101, 102, 384]),
+       rms=st.booleans(), extreme=st.booleans(), in16=st.booleans(), out16=st.booleans())
+def test_norm_matches_reference_succeeds(seed, mode, rows, n, rms, extreme, in16, out16):
+    # int16 rows take the float64 path up to n = 101 and int64 beyond
+    check_norm(seed, mode, rows, n, rms, extreme, in16, out16)
+
+
+@settings(max_examples=max(CASES // 50, 6), **SETTINGS)
+@given(seed=seeds, mode=st.sampled_from(["uniform", "extremes", "constant_rows"]), rms=st.booleans(),
+       extreme=st.booleans(), out16=st.booleans())
+def test_norm_int16_at_1024_cols_matches_reference_succeeds(seed, mode, rms, extreme, out16):
+    # n = 1024 with -2^15/2^15-1 rows: V near 2^62, the int64 bound of 5.6
+    check_norm(seed, mode, 1, 1024, rms, extreme, True, out16)
 
 
 @settings(max_examples=max(CASES // 50, 6), **SETTINGS)
@@ -248,8 +287,8 @@ def test_max_cols_match_reference_succeeds(seed, kind, heads, extreme):
 
 @kind_settings
 @given(seed=seeds, mode=modes, batch=st.integers(1, 4), T=st.integers(1, 8), V=st.sampled_from([1, 2, 17, 300]),
-       d=st.integers(1, 12), extreme=st.booleans())
-def test_embed_matches_reference_succeeds(seed, mode, batch, T, V, d, extreme):
+       d=st.integers(1, 12), extreme=st.booleans(), out16=st.booleans())
+def test_embed_matches_reference_succeeds(seed, mode, batch, T, V, d, extreme, out16):
     rng = random.Random(seed)
     specials = (-1, V, V + 1, I32_MIN, I32_MAX, 0, V - 1)
     ids = [[rng.choice(specials) if rng.randrange(3) == 0 else rng.randrange(V) for _ in range(T)]
@@ -259,16 +298,19 @@ def test_embed_matches_reference_succeeds(seed, mode, batch, T, V, d, extreme):
     else:
         s = rng.randint(1, 20)
         m_a, m_b = rng.randint(1, 2**s), rng.randint(1, 2**s)
-    op = rc.embed(matrix(rng, V, d, mode), matrix(rng, T, d, rng.choice(MODES)), m_a, m_b, s)
-    check_op(op, [ids], [rt.DTYPE_INT32])
+    table = I16 if out16 else I8  # with i16 the tables are int16 (5.7)
+    op = rc.embed(matrix_of(rng, V, d, mode, table), matrix_of(rng, T, d, rng.choice(MODES), table), m_a, m_b, s)
+    check_op({**op, "flags": i16(0, out16)}, [ids], [rt.DTYPE_INT32])
 
 
 @kind_settings
 @given(seed=seeds, mode=modes, rows=st.integers(1, 8), n=st.sampled_from([1, 2, 5, 64, 1000]),
-       int32=st.booleans(), near=st.booleans())
-def test_argmax_matches_reference_succeeds(seed, mode, rows, n, int32, near):
+       int32=st.booleans(), near=st.booleans(), int16=st.booleans())
+def test_argmax_matches_reference_succeeds(seed, mode, rows, n, int32, near, int16):
     rng = random.Random(seed)
-    if int32:
+    if int16 and not int32:
+        check_op(rc.argmax(n), [matrix_of(rng, rows, n, mode, I16)], [I16])
+    elif int32:
         base = rng.choice((I32_MIN, 2**30, I32_MAX - 3, 0, -(2**24) - 3))
         x = [[base + v for v in row] for row in matrix(rng, rows, n, "ties", 0, 2)] if near else \
             matrix(rng, rows, n, mode, I32_MIN, I32_MAX)
@@ -299,12 +341,13 @@ def check_model(model, x, backends=BACKENDS):
 @settings(max_examples=MODELS, **SETTINGS)
 @given(seed=seeds, kind=st.sampled_from(["encoder", "decoder"]), layers=st.integers(1, 2),
        heads=st.integers(1, 4), d_h=st.integers(1, 4), ffn=st.integers(1, 16), seq=st.integers(1, 6),
-       vocab=st.integers(1, 20), batch=st.integers(1, 3), extreme=st.booleans(), masked=st.booleans())
+       vocab=st.integers(1, 20), batch=st.integers(1, 3), extreme=st.booleans(), masked=st.booleans(),
+       wide16=st.booleans())
 def test_random_transformers_every_slot_and_root_succeeds(seed, kind, layers, heads, d_h, ffn, seq,
-                                                          vocab, batch, extreme, masked):
+                                                          vocab, batch, extreme, masked, wide16):
     pad = 0 if masked and kind == "encoder" else None  # keymask softmax and masked pooling (5.9)
     model, ids = rm.transformer(random.Random(seed), kind, layers, heads * d_h, heads, ffn, seq,
-                                vocab, batch, extreme, pad=pad)
+                                vocab, batch, extreme, pad=pad, i16=wide16)
     check_model(model, ids)
 
 
@@ -336,6 +379,16 @@ def test_both_refuse_the_same_bad_models_fails(op, input_dtype, message):
         model_from_dict(model)
 
 
+@pytest.mark.parametrize("ops, message", rc.bad_int16_models())
+def test_both_refuse_the_same_bad_int16_models_fails(ops, message):
+    """The bounds an int16 input adds (5.0) refuse the same models in both, each naming the rule."""
+    model = {"input_cols": 4, "input_dtype": rt.DTYPE_INT32, "ops": ops}
+    with pytest.raises(ValueError, match=message):
+        rt.validate_model(model)
+    with pytest.raises(RefereeError):
+        model_from_dict(model)
+
+
 # ---------------------------------------------------------------------------------------
 # The golden vectors through the kernels
 
@@ -350,7 +403,7 @@ def test_op_vectors_through_kernels_succeeds(name, device):
                      device=device)
         assert got.cpu().tolist() == case["output"]["values"], case["name"]
         assert "0x" + kernel_op.params_root.hex() == case["params_root"], case["name"]
-        assert rt.run_op(case["op"], inputs) == case["output"]["values"]
+        assert rt.run_op(case["op"], inputs, [i["dtype"] for i in case["inputs"]]) == case["output"]["values"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

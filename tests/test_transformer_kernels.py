@@ -244,3 +244,123 @@ def test_non_contiguous_token_ids_run_like_contiguous_succeeds():
     executor = Executor(model, "cpu")
     got, expected = executor.run(ids), executor.run(ids.contiguous())
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+# ---------------------------------------------------------------------------------------
+# 16-bit activations (protocol 5.0): int16 inputs through every linear kernel (two int8
+# halves), the float64 and int64 paths of add, matmul and norm at int16 extremes, rq16
+
+I16_MIN, I16_MAX = -(1 << 15), (1 << 15) - 1
+
+
+def i16(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.int16)
+
+
+def rand16(rng: random.Random, rows: int, cols: int) -> list[list[int]]:
+    pick = lambda: rng.choice([I16_MIN, I16_MAX, -1, 0, 255, 256, -256, rng.randint(I16_MIN, I16_MAX)])  # noqa: E731
+    return [[pick() for _ in range(cols)] for _ in range(rows)]
+
+
+@pytest.mark.parametrize("backend", ["int_mm", "float", "int64"])
+@pytest.mark.parametrize("fused64_max_k", [0, 512])
+@pytest.mark.parametrize("wide", [True, False])
+def test_linear_int16_every_value_every_kernel_succeeds(backend, fused64_max_k, wide):
+    # Column 0 of x runs through all 65,536 int16 values (the others extremes), into weights that
+    # copy, negate and scale it: the split x = 256 hi + lo + 128 and both joins (float64, and
+    # int32 on int_mm) are exact for every value, on every kernel, wide (acc itself) or rq16.
+    rng = random.Random(11)
+    x = torch.tensor(rand16(rng, 1 << 16, 8), dtype=torch.int16)
+    x[:, 0] = torch.arange(I16_MIN, I16_MAX + 1, dtype=torch.int32).to(torch.int16)
+    w = [[1] + [0] * 7, [-1] + [0] * 7, [127, 3, -3, 0, 0, 0, 0, 1], [-128] * 8] + rand_rows(rng, 4, 8)
+    n = len(w)
+    op = LinearOp(1, i8(w), torch.tensor([0, 5, -7, 11, 0, 0, 1, -1], dtype=torch.int32),
+                  torch.full((n,), 1 << 20, dtype=torch.int32), torch.full((n,), 30, dtype=torch.int32),
+                  relu=False, wide=wide, i16=not wide)
+    model = IntegerModel(1, [ops.EmbedOp(0, i16([[0] * 8]), i16([[0] * 8]), 1, 1, 1, i16=True), op],
+                         input_dtype=1).validate()
+    got = Executor(model, "cpu", backend, fused64_max_k).kernels[1](x)
+    acc = x.to(torch.int64) @ i8(w).to(torch.int64).t() + op.bias.to(torch.int64)
+    want = acc.to(torch.int32) if wide else ((acc * (1 << 20) + (1 << 29)) >> 30).clamp(I16_MIN, I16_MAX).to(torch.int16)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("rows, k, n", [(1, 1, 2), (2, 1, 9), (5, 16, 24), (40, 13, 7), (33, 64, 8), (3, 600, 5)])
+@pytest.mark.parametrize("backend", ["int_mm", "float", "int64", "auto"])
+def test_linear_int16_input_every_backend_matches_reference_succeeds(rows, k, n, backend):
+    rng = random.Random(rows * 1000 + k * 10 + n)
+    w = [[rng.randint(-128, 127) // max(1, k // 400) for _ in range(k)] for _ in range(n)]
+    x = rand16(rng, rows, k)
+    room = [(1 << 31) - 1 - (1 << 15) * sum(abs(v) for v in row) for row in w]
+    bias = [rng.choice([r, -r, rng.randint(-5000, 5000)]) for r in room]
+    for out16, relu, wide, (m, s) in [(True, False, False, (12345, 25)), (False, True, False, (1 << 20, 40)),
+                                      (True, True, False, ((1 << 31) - 1, 62)), (False, False, True, (1, 1))]:
+        op = LinearOp(0, i8(w), torch.tensor(bias, dtype=torch.int32), torch.full((n,), m, dtype=torch.int32),
+                      torch.full((n,), s, dtype=torch.int32), relu=relu, wide=wide, i16=out16)
+        expected = rk.linear16(x, w, bias, [m] * n, [s] * n, relu, 16 if out16 else 8, 16, wide=wide)
+        got = run_op(op, [i16(x)], backend=backend)
+        assert got.tolist() == expected, (out16, relu, wide, m, s)
+        assert got.dtype == (torch.int32 if wide else torch.int16 if out16 else torch.int8)
+
+
+@pytest.mark.parametrize("ma, mb, s", [(1, 1, 1), ((1 << 31) - 1, (1 << 31) - 1, 62), ((1 << 31) - 1, 1, 31),
+                                       (5, 3, 2), (1 << 30, 1 << 30, 45), (1 << 20, 1 << 28, 20)])
+@pytest.mark.parametrize("a16, b16, out16", [(True, True, True), (True, False, True), (False, False, True),
+                                             (True, True, False)])
+def test_add_int16_float64_and_int64_paths_match_reference_succeeds(ma, mb, s, a16, b16, out16):
+    rng = random.Random(ma + s + 7 * a16 + 3 * b16)
+    a = rand16(rng, 4, 33) if a16 else rand_rows(rng, 4, 33, extreme=True)
+    b = rand16(rng, 4, 33) if b16 else rand_rows(rng, 4, 33)
+    op = ops.AddOp(0, 0, 33, ma, mb, s, i16=out16)
+    got = run_op(op, [i16(a) if a16 else i8(a), i16(b) if b16 else i8(b)])
+    assert got.tolist() == rk.add(a, b, ma, mb, s, 16 if out16 else 8, 16 if a16 else 8, 16 if b16 else 8)
+
+
+@pytest.mark.parametrize("m, s", [(1, 1), (3, 7), ((1 << 31) - 1, 62), (1 << 20, 30), (1, 16)])
+@pytest.mark.parametrize("kk, a16", [(1, True), (300, False), (511, True), (511, False)])
+def test_matmul_int16_operand_paths_match_reference_succeeds(kk, a16, m, s):
+    rng = random.Random(kk + s)
+    a = rand16(rng, 2, kk) if a16 else rand_rows(rng, 2, kk, extreme=True)
+    b = rand_rows(rng, 3, kk, extreme=True) if a16 else rand16(rng, 3, kk)
+    for out16 in (False, True):
+        op = ops.MatmulOp(0, 0, kk, 3, heads=1, seq=2, multiplier=m, shift=s, causal=True, i16=out16)
+        expected = rk.matmul(a, b, 1, 2, 3, m, s, True, 16 if out16 else 8, 16 if a16 else 8, 8 if a16 else 16)
+        assert run_op(op, [i16(a) if a16 else i8(a), i8(b) if a16 else i16(b)]).tolist() == expected
+
+
+@pytest.mark.parametrize("cols", [1, 2, 101, 102, 384, 1024])
+@pytest.mark.parametrize("rms", [False, True])
+def test_norm_int16_paths_and_extremes_match_reference_succeeds(cols, rms):
+    # int16 rows: float64 up to n = 101 (n (65535 n)^2 < 2^52), int64 beyond, to n = 1024
+    rng = random.Random(cols * 2 + rms)
+    rows = [[rng.choice([I16_MIN, I16_MAX]) for _ in range(cols)], [I16_MIN] * cols, [0] * cols,
+            [rng.randint(I16_MIN, I16_MAX) for _ in range(cols)], [I16_MIN] + [I16_MAX] * (cols - 1)]
+    gamma = [rng.choice([-(1 << 15), (1 << 15) - 1, rng.randint(-999, 999)]) for _ in range(cols)]
+    beta = [rng.randint(-(1 << 30), 1 << 30) for _ in range(cols)]
+    for m, s in [(1 << 20, 36), ((1 << 31) - 1, 62), (7, 3)]:
+        for out16 in (False, True):
+            op = ops.NormOp(0, torch.tensor(gamma), torch.tensor(beta), m, s, rms=rms, i16=out16)
+            expected = rk.norm(rows, gamma, beta, m, s, rms, 16 if out16 else 8, 16)
+            assert run_op(op, [i16(rows)]).tolist() == expected, (m, s, out16)
+    assert kernels.Norm(op, torch.device("cpu"), (2,)).stats_f64 == (cols <= 101)
+
+
+def test_softmax_i16_largest_sum_and_floor_succeeds():
+    # S = 2^14 * 2^23 = 2^37 at L = MAX_COLS: the quotient rule's edge (S * 2^15 = 2^52)
+    n = 16384
+    rng = random.Random(5)
+    rows = [[0] * n, [rng.randint(-128, 127) for _ in range(n)]]
+    for table in ([1 << 23] * 256, [rng.randint(0, 1 << 23) for _ in range(256)]):
+        op = ops.SoftmaxOp(0, n, 1, 1, torch.tensor(table, dtype=torch.int32), i16=True)
+        got = run_op(op, [i8(rows)])
+        assert got.dtype == torch.int16 and got.tolist() == rk.softmax(rows, 1, 1, table, False, bits=16)
+
+
+def test_int16_slots_run_and_transpose_keeps_dtype_succeeds():
+    model = IntegerModel(2, [ops.EmbedOp(0, i16([[1, -1], [I16_MAX, I16_MIN]]), i16([[5, 5], [-5, 5]]), 1 << 20,
+                                         1 << 20, 12, i16=True),
+                             ops.TransposeOp(1, 2, 2, 1), ops.ArgmaxOp(2, 2)], input_dtype=1).validate()
+    assert [model.slot_dtype(j) for j in range(4)] == [1, 2, 2, 1]
+    slots = Executor(model, "cpu").run(torch.tensor([[0, 1]], dtype=torch.int32))
+    assert [s.dtype for s in slots] == [torch.int32, torch.int16, torch.int16, torch.int32]
+    assert slots[2].tolist() == [list(r) for r in zip(*slots[1].tolist())]

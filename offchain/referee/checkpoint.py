@@ -167,11 +167,12 @@ def default_seq(ckpt, wanted: int = 128) -> int:
 
 
 def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name: str | None = None,
-                       progress=None):
+                       progress=None, wide16=None):
     """The exact integer model of a BERT checkpoint, calibrated on ``calibration_texts`` at ``seq`` tokens.
 
     Its ``meta`` gains ``tokenizer`` (the facts of ``TokenizerInfo.as_meta``) and ``checkpoint``
     (the source's ``_name_or_path``), not committed: the ids a user tokenizes are the input.
+    ``wide16``: the groups of 16-bit activations (transformer_compile.WIDE16, the default).
     ``progress`` (a callable taking one line), if given, hears of each stage as it starts: a
     large checkpoint takes a while."""
     from .transformer_compile import compile_transformer
@@ -187,7 +188,8 @@ def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name:
     tokens = tokenize(tokenizer, calibration_texts)
     say(f"calibrating on {len(calibration_texts)} sentences of {seq} tokens and compiling to integer ops")
     hf = json.loads((Path(ckpt) / "config.json").read_text())
-    compiled = compile_transformer(model, tokens, name=name or Path(ckpt).name)
+    kw = {} if wide16 is None else {"wide16": wide16}
+    compiled = compile_transformer(model, tokens, name=name or Path(ckpt).name, **kw)
     compiled.meta["tokenizer"] = info.as_meta()
     compiled.meta["checkpoint"] = hf.get("_name_or_path") or Path(ckpt).name
     return compiled

@@ -165,7 +165,7 @@ def info(model_dir: Path) -> None:
     _show("on chain", model.on_chain_gap() or "yes: the contracts can register and dispute it")
     _show("input scale", _scale_text(model.input_scale, "float input = int8 x scale (referee quantize-input)"))
     scale = text.output_scale(model)  # a compiled transformer keeps it in meta
-    _show("output scale", _scale_text(scale, "float output = int8 x scale"
+    _show("output scale", _scale_text(scale, f"float output = {DTYPE_NAMES[model.output_dtype]} x scale"
                                       + (", from meta" if model.output_scale is None and scale else "")))
     for j, op in enumerate(model.ops, start=1):
         _show(f"op {j}", _op_text(op))
@@ -173,7 +173,7 @@ def info(model_dir: Path) -> None:
 
 def _op_text(op) -> str:
     slots = ", ".join(f"slot {s}" for s in input_slots(op))
-    flags = [name for name in ("relu", "wide", "causal", "keymask", "rms") if getattr(op, name, False)]
+    flags = [name for name in ("relu", "wide", "causal", "keymask", "rms", "i16") if getattr(op, name, False)]
     what = "weights" if isinstance(op, LinearOp) else "params"
     return (f"{kind_name(op)} {slots} ({op.in_cols}) -> {op.out_cols}{''.join(' + ' + f for f in flags)}, "
             f"{what} {to_hex(op.params_root)}")

@@ -1,9 +1,10 @@
 """Commitments of protocol sections 3-6: tensor roots, weight leaves, op descriptors, model
 root and the state roots S_0..S_N.
 
-Tensors arrive as int8 or int32 torch tensors (section 3's two dtypes). int8 bytes are the
+Tensors arrive as int8, int16 or int32 torch tensors (section 3's dtypes). int8 bytes are the
 packed encoding as they lie in memory (two's complement, row-major), so hashing reads
-``numpy().tobytes()`` directly; int32 elements are packed big-endian, as the EVM reads them.
+``numpy().tobytes()`` directly; int16 and int32 elements are packed big-endian, as the EVM
+reads them.
 An int8 tensor's root is the three-word header hash it always was; any other dtype appends
 its code as a fourth word.
 """
@@ -19,27 +20,32 @@ from .merkle import MerkleTree, depth_for, hash_pair, zero_hash
 KIND_LINEAR = 1
 FLAG_RELU = 1
 FLAG_WIDE = 2  # linear: the output is the int32 accumulator (protocol 5.0)
+FLAG_I16 = 128  # every kind that writes activations: the output slot is int16 (protocol 5.0)
 EMPTY_SLOT = ZERO32  # an unfilled state slot (Z[0])
 
-DTYPE_INT8, DTYPE_INT32 = 0, 1
-DTYPES = {torch.int8: DTYPE_INT8, torch.int32: DTYPE_INT32}
-WIDTHS = {DTYPE_INT8: 1, DTYPE_INT32: 4}
+DTYPE_INT8, DTYPE_INT32, DTYPE_INT16 = 0, 1, 2
+DTYPES = {torch.int8: DTYPE_INT8, torch.int32: DTYPE_INT32, torch.int16: DTYPE_INT16}
+WIDTHS = {DTYPE_INT8: 1, DTYPE_INT32: 4, DTYPE_INT16: 2}
+# The largest |value| of each activation dtype: what bounds an accumulator reading it.
+DTYPE_ABS_MAX = {DTYPE_INT8: 1 << 7, DTYPE_INT16: 1 << 15, DTYPE_INT32: 1 << 31}
 
 
 def dtype_code(tensor: torch.Tensor) -> int:
     """Section 3's dtype code of a torch tensor (ValueError for any other dtype)."""
     if tensor.dtype not in DTYPES:
-        raise ValueError(f"tensors are int8 or int32, got {tensor.dtype}")
+        raise ValueError(f"tensors are int8, int16 or int32, got {tensor.dtype}")
     return DTYPES[tensor.dtype]
 
 
 def packed(tensor: torch.Tensor) -> bytes:
-    """Packed bytes of a 2-D int8 or int32 tensor, row-major; int32 elements big-endian."""
+    """Packed bytes of a 2-D int8, int16 or int32 tensor, row-major; wider elements big-endian."""
     if tensor.dtype not in DTYPES or tensor.dim() != 2:
-        raise ValueError(f"expected a 2-D int8 or int32 tensor, got {tensor.dtype} of shape {tuple(tensor.shape)}")
+        raise ValueError(f"expected a 2-D int8, int16 or int32 tensor, got {tensor.dtype} of shape "
+                         f"{tuple(tensor.shape)}")
     t = tensor.detach().cpu().contiguous()
-    if t.dtype == torch.int32:  # big-endian: the bytes of each element reversed (x86 and CUDA hosts are little-endian)
-        t = t.view(torch.uint8).view(-1, 4).flip(1) if sys.byteorder == "little" else t.view(torch.uint8)
+    width = WIDTHS[DTYPES[t.dtype]]
+    if width > 1:  # big-endian: the bytes of each element reversed (x86 and CUDA hosts are little-endian)
+        t = t.view(torch.uint8).view(-1, width).flip(1) if sys.byteorder == "little" else t.view(torch.uint8)
     try:
         return t.numpy().tobytes()
     except RuntimeError:  # torch built or installed without numpy (a bare GPU host)

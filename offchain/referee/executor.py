@@ -18,8 +18,9 @@ from . import commitments as cm
 from .errors import InputError, RefereeError
 from .kernels import KERNELS
 from .linear_kernels import FUSED64_MAX_K, int_mm_exact_on_cpu, linear_kernel
-from .model import (DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_op, input_cols,
-                    input_slots, output_rows)
+from .model import (DTYPE_NAMES, MAX_ROWS, IntegerModel, LinearOp, accepted_dtypes, check_input_bounds, check_op,
+                    input_cols, input_slots, output_rows)
+from .ops import EmbedOp
 
 BACKENDS = ("float", "int_mm", "int64")
 TORCH_DTYPES = {code: dtype for dtype, code in cm.DTYPES.items()}  # dtype code -> torch dtype
@@ -70,11 +71,15 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def prepare(op, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K):
-    """The kernel of one op on one device: a callable taking its input tensors."""
+def prepare(op, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K,
+            in_dtypes: list[int] | None = None):
+    """The kernel of one op on one device: a callable taking its input tensors of ``in_dtypes``
+    (section 3's codes, one per input slot; int8 where not given): a kernel's exact paths are
+    chosen from the values its inputs can hold."""
+    in_dtypes = in_dtypes or [cm.DTYPE_INT32 if isinstance(op, EmbedOp) else cm.DTYPE_INT8] * len(input_slots(op))
     if isinstance(op, LinearOp):
-        return linear_kernel(op, device, backend, fused64_max_k)
-    return KERNELS[type(op)](op, device)
+        return linear_kernel(op, device, backend, fused64_max_k, in_dtypes[0])
+    return KERNELS[type(op)](op, device, tuple(in_dtypes))
 
 
 class Executor:
@@ -89,7 +94,8 @@ class Executor:
         self.model = model
         self.device = resolve_device(device)
         self.backend = _resolve_backend(backend, self.device)
-        self.kernels = [prepare(op, self.device, self.backend, fused64_max_k) for op in model.ops]
+        self.kernels = [prepare(op, self.device, self.backend, fused64_max_k,
+                                [model.slot_dtype(s) for s in input_slots(op)]) for op in model.ops]
 
     def check_input(self, x: torch.Tensor) -> None:
         """The input's dtype, columns and every op's shape rule for its row count; InputError otherwise."""
@@ -126,12 +132,14 @@ def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "
     if len(inputs) != len(input_slots(op)):
         raise InputError(f"{type(op).__name__} takes {len(input_slots(op))} inputs, got {len(inputs)}")
     for t, cols in zip(inputs, input_cols(op)):
-        if t.dim() != 2 or t.dtype not in (torch.int8, torch.int32) or t.shape[1] != cols:
+        if t.dim() != 2 or t.dtype not in cm.DTYPES or t.shape[1] != cols:
             raise InputError(f"input of shape {tuple(t.shape)} and dtype {t.dtype} does not fit its {cols} columns")
         if cm.DTYPES[t.dtype] not in accepted_dtypes(op):
             raise InputError(f"{type(op).__name__} cannot read {t.dtype}")
         if not 1 <= t.shape[0] <= MAX_ROWS:
             raise InputError(f"an input has {t.shape[0]} rows; allowed are 1 to {MAX_ROWS}")
+    in_dtypes = [cm.DTYPES[t.dtype] for t in inputs]
+    check_input_bounds(op, "op", in_dtypes)  # ModelCompileError, as a model holding it would raise
     try:
         out = output_rows(op, [t.shape[0] for t in inputs])
     except ValueError as e:
@@ -139,7 +147,7 @@ def run_op(op, inputs: list[torch.Tensor], device: str = "cpu", backend: str = "
     if out > MAX_ROWS:
         raise InputError(f"the output would have {out} rows; at most {MAX_ROWS}")
     dev = resolve_device(device)
-    kernel = prepare(op, dev, _resolve_backend(backend, dev))
+    kernel = prepare(op, dev, _resolve_backend(backend, dev), in_dtypes=in_dtypes)
     with torch.inference_mode(), _ieee_float32_matmul():
         return kernel(*[t.to(dev).contiguous() for t in inputs]).cpu()
 

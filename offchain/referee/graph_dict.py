@@ -14,6 +14,8 @@ from .errors import ModelCompileError
 from .model import IntegerModel, LinearOp
 
 _BITS = {k.KIND_MATMUL: k.FLAG_CAUSAL, k.KIND_SOFTMAX: k.FLAG_CAUSAL | k.FLAG_KEYMASK, k.KIND_NORM: k.FLAG_RMS}
+I16 = k.FLAG_I16  # bit 7 of every kind that writes activations (protocol 5.0)
+_NO_I16 = (k.KIND_TRANSPOSE, k.KIND_ARGMAX)
 
 
 def _int(d: dict, key: str) -> int:
@@ -47,36 +49,39 @@ def op_from_dict(d: dict):
     kind = _int(d, "kind")
     a, b = _int(d, "input_a"), d.get("input_b", 0)
     if kind == 1:
-        flags = _flags(d, kind, 3)
+        flags = _flags(d, kind, 3 | I16)
         return LinearOp(a, _tensor(d, "weights", torch.int8), _tensor(d, "bias", torch.int32),
                         _tensor(d, "multiplier", torch.int32), _tensor(d, "shift", torch.int32),
-                        relu=bool(flags & 1), wide=bool(flags & 2))
+                        relu=bool(flags & 1), wide=bool(flags & 2), i16=bool(flags & I16))
     if kind not in range(k.KIND_MATMUL, k.KIND_ARGMAX + 1):
         raise ModelCompileError(f"unknown op kind {kind}")
-    flags = _flags(d, kind, _BITS.get(kind, 0))
+    flags = _flags(d, kind, _BITS.get(kind, 0) | (0 if kind in _NO_I16 else I16))
+    i16, flags = bool(flags & I16), flags & ~I16
     keymask = kind == k.KIND_SOFTMAX and bool(flags & k.FLAG_KEYMASK)
     if kind not in (k.KIND_MATMUL, k.KIND_ADD) and not keymask and b != 0:
         raise ModelCompileError(f"kind {kind}: input_b must be 0, got {b!r}")
     ic, oc = _int(d, "in_cols"), _int(d, "out_cols")
     if kind == k.KIND_MATMUL:
         op = k.MatmulOp(a, _int(d, "input_b"), ic, oc, _int(d, "heads"), _int(d, "seq"), _int(d, "multiplier"),
-                        _int(d, "shift"), causal=bool(flags))
+                        _int(d, "shift"), causal=bool(flags), i16=i16)
     elif kind == k.KIND_TRANSPOSE:
         op = k.TransposeOp(a, ic, oc, _int(d, "heads"))
     elif kind == k.KIND_ADD:
-        op = k.AddOp(a, _int(d, "input_b"), ic, _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"))
+        op = k.AddOp(a, _int(d, "input_b"), ic, _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"),
+                     i16=i16)
     elif kind == k.KIND_LUT:
-        op = k.LutOp(a, ic, _tensor(d, "table", torch.int8))
+        op = k.LutOp(a, ic, _tensor(d, "table", torch.int16 if i16 else torch.int8), i16=i16)
     elif kind == k.KIND_SOFTMAX:
         op = k.SoftmaxOp(a, ic, _int(d, "heads"), _int(d, "seq"), _tensor(d, "exp_table", torch.int32),
                          causal=bool(flags & k.FLAG_CAUSAL), keymask=keymask,
-                         input_b=_int(d, "input_b") if keymask else 0)
+                         input_b=_int(d, "input_b") if keymask else 0, i16=i16)
     elif kind == k.KIND_NORM:
         op = k.NormOp(a, _tensor(d, "gamma", torch.int64), _tensor(d, "beta", torch.int64), _int(d, "multiplier"),
-                      _int(d, "shift"), rms=bool(flags))
+                      _int(d, "shift"), rms=bool(flags), i16=i16)
     elif kind == k.KIND_EMBED:
-        op = k.EmbedOp(a, _tensor(d, "token_table", torch.int8), _tensor(d, "position_table", torch.int8),
-                       _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"))
+        table = torch.int16 if i16 else torch.int8  # 5.7: int16 tables with i16
+        op = k.EmbedOp(a, _tensor(d, "token_table", table), _tensor(d, "position_table", table),
+                       _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"), i16=i16)
     else:
         op = k.ArgmaxOp(a, ic)
     op.check(f"kind {kind}")  # its tables' own shapes first: an empty table has no in_cols to compare

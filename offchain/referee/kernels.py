@@ -9,24 +9,38 @@ quotient of two integers a, b below 2^53 with b > 0 and |a / b| < 2^e floors to 
 whenever b * 2^e <= 2^52: an integer quotient is exact, and a non-integer one lies at least
 1 / b from every integer, more than the rounding error 2^(e - 53) (the "quotient rule" cited
 below). Everything else is int64 with the protocol's arithmetic shift.
+
+Int16 slots (protocol 5.0, flag ``i16``): a kernel is prepared with the dtypes of its inputs,
+so each path's bound is checked for the values it can meet (|x| <= 2^15 instead of 128), and
+writes int16 where its op has ``i16`` (``rq16``: the clamp to [-2^15, 2^15 - 1]).
 """
 
 import torch
 
+from . import commitments as cm
 from . import ops as k
 from .requant_f64 import FLOAT64_EXACT, fits, requant_scalar_
 
 FLOAT32_EXACT_K = 1024  # K * 128 * 128 <= 2^24
-NORM_F64_MAX_COLS = 4096  # n * (255 n)^2 < 2^52: the variance is an exact float64 sum
+INT8 = cm.DTYPE_INT8
+ABS_MAX = cm.DTYPE_ABS_MAX  # dtype code -> the largest |value| (128, 2^15)
+SPAN = {cm.DTYPE_INT8: 255, cm.DTYPE_INT16: 65535}  # max - min of a dtype: |n x_c - sum x| <= (n - 1) span
 
 
-def _clamp8(t: torch.Tensor) -> torch.Tensor:
+def bits_of(op) -> int:
+    """The output width of an op that requantizes: 16 with flag i16, else 8."""
+    return 16 if op.i16 else 8
+
+
+def _clamp(t: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    if bits == 16:
+        return t.clamp_(-(1 << 15), (1 << 15) - 1).to(torch.int16)
     return t.clamp_(-128, 127).to(torch.int8)
 
 
-def _rq_(acc: torch.Tensor, m: int, s: int) -> torch.Tensor:
-    """rq(acc, m, s) in place on int64: |acc| < 2^31 (or < 2^40 for two-input sums), m < 2^31."""
-    return _clamp8(acc.mul_(m).add_(1 << (s - 1)).bitwise_right_shift_(s))
+def _rq_(acc: torch.Tensor, m: int, s: int, bits: int = 8) -> torch.Tensor:
+    """rq (or rq16) in place on int64: |acc| < 2^31 (or < 2^48 for two-input sums), m < 2^31."""
+    return _clamp(acc.mul_(m).add_(1 << (s - 1)).bitwise_right_shift_(s), bits)
 
 
 def dot_blocks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -46,13 +60,39 @@ def dot_blocks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return acc
 
 
-class Matmul:
-    """5.1 on a batch of sequences and heads: one batched GEMM, then rq and the causal mask."""
+def split16(x: torch.Tensor) -> torch.Tensor:
+    """An int16 tensor as the int8 stack [hi, lo] (a new leading dim) with x = 256 hi + lo + 128:
+    hi = x >> 8 and lo = (x mod 256) - 128 both lie in [-128, 127]."""
+    hi = torch.bitwise_right_shift(x, 8).to(torch.int8)
+    lo = x.bitwise_and(255).sub_(128).to(torch.int8)
+    return torch.stack([hi, lo])
 
-    def __init__(self, op: k.MatmulOp, device: torch.device):
-        self.op = op
+
+def dot16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dot_blocks with one int16 operand, exact: its two int8 halves (split16) through the int8
+    GEMM, joined as 256 dot(hi) + dot(lo) + 128 sum_k(other) in float64 (every term < 2^40)."""
+    if a.dtype == torch.int16:
+        acc2 = dot_blocks(split16(a), b.unsqueeze(0))
+        other = b.to(torch.float64).sum(dim=-1).unsqueeze(-2)  # (..., 1, j): sum_k B[j, k]
+    else:
+        acc2 = dot_blocks(a.unsqueeze(0), split16(b))
+        other = a.to(torch.float64).sum(dim=-1).unsqueeze(-1)  # (..., i, 1): sum_k A[i, k]
+    return acc2[0].mul_(256.0).add_(acc2[1]).add_(other.mul_(128.0))
+
+
+class Matmul:
+    """5.1 on a batch of sequences and heads: one batched GEMM, then rq and the causal mask.
+
+    With an int16 operand (``P·V``) the GEMM is dot16: two int8 GEMMs of its halves, each exact
+    as dot_blocks is, joined in float64 (|acc| < K * 2^15 * 2^7 < 2^31, the model's bound, 5.1).
+    """
+
+    def __init__(self, op: k.MatmulOp, device: torch.device, in_dtypes=(INT8, INT8)):
+        self.op, self.bits = op, bits_of(op)
         kk = op.in_cols // op.heads
-        self.fused = fits(kk << 14, op.multiplier, op.shift)  # |acc| <= K * 2^14 (requant_f64)
+        self.wide_in = any(dt != INT8 for dt in in_dtypes)
+        worst = kk * ABS_MAX[in_dtypes[0]] * ABS_MAX[in_dtypes[1]]  # |acc| <= K max|A| max|B|
+        self.fused = fits(worst, op.multiplier, op.shift, self.bits)  # requant_f64
         self.mask = None
 
     def _causal_mask(self, ta: int, rb: int, device: torch.device) -> torch.Tensor:
@@ -68,20 +108,23 @@ class Matmul:
         g = a.shape[0] // ta
         a4 = a.reshape(g, ta, h, kk).transpose(1, 2)  # (g, h, ta, K)
         b4 = b.reshape(g, rb, h, kk).transpose(1, 2)  # (g, h, rb, K)
-        acc = dot_blocks(a4, b4)                   # (g, h, ta, rb), exact integers
-        if self.fused:
-            y = requant_scalar_(acc, op.multiplier, op.shift)
+        if self.wide_in:  # two int8 GEMMs joined in float64 (class doc)
+            acc = dot16(a4, b4)
         else:
-            y = _rq_(acc.to(torch.int64), op.multiplier, op.shift)
-        if op.causal:
-            y.masked_fill_(self._causal_mask(ta, rb, y.device), -128)
+            acc = dot_blocks(a4, b4)               # (g, h, ta, rb), exact integers
+        if self.fused:
+            y = requant_scalar_(acc, op.multiplier, op.shift, self.bits)
+        else:
+            y = _rq_(acc.to(torch.int64), op.multiplier, op.shift, self.bits)
+        if op.causal:  # the masked value is the output dtype's minimum (5.1)
+            y.masked_fill_(self._causal_mask(ta, rb, y.device), torch.iinfo(y.dtype).min)
         return y.transpose(1, 2).reshape(g * ta, h * rb)
 
 
 class Transpose:
-    """5.2: a view and a copy; out[g*C + c, h*Rin + i] = in[g*Rin + i, h*C + c]."""
+    """5.2: a view and a copy; out[g*C + c, h*Rin + i] = in[g*Rin + i, h*C + c] (any dtype)."""
 
-    def __init__(self, op: k.TransposeOp, device: torch.device):
+    def __init__(self, op: k.TransposeOp, device: torch.device, in_dtypes=(INT8,)):
         self.op = op
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,30 +135,35 @@ class Transpose:
 
 
 class Add:
-    """5.3. Float64 when 128 (m_a + m_b) + 2^(s-1) + 2^(s+7) < 2^53 (requant_f64: every product
-    and sum is an exact float64), else int64 (|a m_a + b m_b| <= 2^39, + 2^(s-1) < 2^63)."""
+    """5.3. Float64 when X_a m_a + X_b m_b + 2^(s-1) + 2^(s+bits-1) < 2^53 (X the inputs'
+    largest |value|; requant_f64: every product and sum is an exact float64), else int64
+    (|a m_a + b m_b| <= 2^47, + 2^(s-1) < 2^63)."""
 
-    def __init__(self, op: k.AddOp, device: torch.device):
-        self.op = op
-        s = op.shift
-        self.fused = 128 * (op.multiplier_a + op.multiplier_b) + (1 << (s - 1)) + (1 << (s + 7)) < FLOAT64_EXACT
+    def __init__(self, op: k.AddOp, device: torch.device, in_dtypes=(INT8, INT8)):
+        self.op, self.bits = op, bits_of(op)
+        s, top = op.shift, 1 << (self.bits - 1)
+        worst = ABS_MAX[in_dtypes[0]] * op.multiplier_a + ABS_MAX[in_dtypes[1]] * op.multiplier_b
+        self.fused = worst + (1 << (s - 1)) + (top << s) < FLOAT64_EXACT
         self.scale_a, self.scale_b = op.multiplier_a * 2.0 ** -s, op.multiplier_b * 2.0 ** -s
-        self.offset = 0.5 + 128.0  # (2^(s-1) + 128 * 2^s) * 2^-s
+        self.offset = 0.5 + top  # (2^(s-1) + top * 2^s) * 2^-s
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         op = self.op
         if self.fused:
             acc = a.to(torch.float64).mul_(self.scale_a).add_(b.to(torch.float64), alpha=self.scale_b)
+            if self.bits == 16:  # [0, 65535] after the offset: truncation is the floor
+                return acc.add_(self.offset).clamp_(0.0, 65535.0).to(torch.int32).sub_(1 << 15).to(torch.int16)
             v = acc.add_(self.offset).clamp_(0.0, 255.0)
             return v.to(torch.uint8).bitwise_xor_(0x80).view(torch.int8)
         acc = a.to(torch.int64).mul_(op.multiplier_a).add_(b.to(torch.int64).mul_(op.multiplier_b))
-        return _clamp8(acc.add_(1 << (op.shift - 1)).bitwise_right_shift_(op.shift))
+        return _clamp(acc.add_(1 << (op.shift - 1)).bitwise_right_shift_(op.shift), self.bits)
 
 
 class Lut:
-    """5.4: one gather. The table is re-indexed by the byte's unsigned value u = x mod 256."""
+    """5.4: one gather. The table is re-indexed by the byte's unsigned value u = x mod 256;
+    an int16 table (i16) gathers int16 values the same way."""
 
-    def __init__(self, op: k.LutOp, device: torch.device):
+    def __init__(self, op: k.LutOp, device: torch.device, in_dtypes=(INT8,)):
         order = (torch.arange(256) + 128) % 256  # u -> index x + 128 of the signed value x
         self.by_byte = op.table[order].to(device)
 
@@ -128,13 +176,14 @@ class Lut:
 class Softmax:
     """5.5: max over valid keys, exp by table, sums and one floor division, all in float64.
 
-    ``E[d] <= 2^23`` and ``S <= L * 2^23 < 2^38`` are exact float64 integers (any summation
-    order); the quotient rule (module doc) makes the float64 ``127 e / S`` floor exactly, and
-    the quotient is non-negative, so the uint8 conversion's truncation is that floor. A key is
-    valid where the causal rule and the key mask (one row per sequence) both allow it.
+    ``E[d] <= 2^23`` and ``S <= L * 2^23 <= 2^37`` (``L <= MAX_COLS = 2^14``) are exact float64
+    integers (any summation order); the quotient rule (module doc) makes the float64
+    ``one * e / S`` floor exactly (``one`` = 127, or 32767 with i16), and the quotient is
+    non-negative, so the integer conversion's truncation is that floor. A key is valid where
+    the causal rule and the key mask (one row per sequence) both allow it.
     """
 
-    def __init__(self, op: k.SoftmaxOp, device: torch.device):
+    def __init__(self, op: k.SoftmaxOp, device: torch.device, in_dtypes=(INT8,)):
         self.op = op
         self.table = op.exp_table.to(torch.float64).to(device)
         self.causal = None
@@ -169,17 +218,20 @@ class Softmax:
         if valid is not None:
             e.masked_fill_(~valid, 0.0)
         total = e.sum(dim=3, keepdim=True).clamp_(min=1.0)  # S = 0 only if every e = 0: 0 / 1 = 0
-        # Quotient rule: 127 e / S <= 127 < 2^7 and S < 2^38, so S * 2^7 < 2^45 <= 2^52.
-        q = e.mul_(k.SOFTMAX_ONE).div_(total)
+        # Quotient rule: one * e / S <= one < 2^15 and S <= 2^37, so S * 2^15 <= 2^52.
+        q = e.mul_(op.one).div_(total)
+        if op.i16:
+            return q.to(torch.int16).reshape(rows, op.cols)
         return q.to(torch.uint8).view(torch.int8).reshape(rows, op.cols)
 
 
 def isqrt_(v: torch.Tensor) -> torch.Tensor:
-    """Floor square root of integers in [0, 2^58) (int64) or [0, 2^52) (float64), same dtype back.
+    """Floor square root of integers in [0, 2^62] (int64) or [0, 2^52) (float64), same dtype back.
 
     float64(v) is v to 53 bits and sqrt is correctly rounded, so the float root is within far
-    less than 1 of the true root (< 2^29): its floor is off by at most one, fixed below with
-    exact products (int64: r^2 < 2^58; float64: r < 2^26, so r^2 and (r+1)^2 <= 2^52).
+    less than 1 of the true root (< 2^31): its floor is off by at most one, fixed below with
+    exact products (int64: (r+1)^2 <= 2^62 + 2^32 + 1; float64: r < 2^26, so r^2 and
+    (r+1)^2 <= 2^52).
     """
     r = v.to(torch.float64).sqrt().floor_().to(v.dtype)
     r = r - (r * r > v).to(v.dtype)
@@ -189,44 +241,50 @@ def isqrt_(v: torch.Tensor) -> torch.Tensor:
 class Norm:
     """5.6: exact integer centring and variance, floor root, one floor division, rq.
 
-    Float64 when n <= 4096: then |z| <= 255 n, V = sum z^2 <= n (255 n)^2 < 2^52 and every
-    partial sum are exact float64 integers, sqrt is correctly rounded (isqrt_ corrects its
-    floor), and the requantization goes through requant_f64 when its bound holds. Wider rows
-    use int64 throughout.
+    The statistics are float64 when n (n span)^2 < 2^52 (span = 255 for int8, so n <= 4096;
+    65535 for int16, so n <= 101): then |z| <= span n, V = sum z^2 and every partial sum are
+    exact float64 integers, and sqrt is correctly rounded (isqrt_ corrects its floor); wider
+    rows take them in int64 (an int16 row has n <= 1024, 5.6, so V < n^3 2^32 <= 2^62). The
+    requantization goes through requant_f64 whenever its bound holds (it does not depend on
+    the input: |q gamma + beta| < 2^31), else int64.
     """
 
-    def __init__(self, op: k.NormOp, device: torch.device):
-        self.op = op
+    def __init__(self, op: k.NormOp, device: torch.device, in_dtypes=(INT8,)):
+        self.op, self.bits = op, bits_of(op)
         worst = int(((op.gamma.abs() << k.NORM_FRAC) + op.beta.abs()).max())
-        self.f64 = op.cols <= NORM_F64_MAX_COLS and fits(worst, op.multiplier, op.shift)
+        n = op.cols
+        self.stats_f64 = n * (n * SPAN[in_dtypes[0]]) ** 2 < 1 << 52
+        self.f64 = fits(worst, op.multiplier, op.shift, self.bits)  # the float64 requantization
         dtype = torch.float64 if self.f64 else torch.int64
         self.gamma, self.beta = op.gamma.to(dtype).to(device), op.beta.to(dtype).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         op = self.op
-        z = x.to(torch.float64 if self.f64 else torch.int64)
+        z = x.to(torch.float64 if self.stats_f64 else torch.int64)
         if not op.rms:
             total = z.sum(dim=1, keepdim=True)  # before z changes in place
-            z = z.mul_(op.cols).sub_(total)     # n * x - sum x, |z| <= 255 n <= 2^22
-        v = (z * z).sum(dim=1, keepdim=True)    # < 2^58 (int64), < 2^53 (float64 path)
+            z = z.mul_(op.cols).sub_(total)     # n * x - sum x, |z| <= span n <= 2^26
+        v = (z * z).sum(dim=1, keepdim=True)    # <= 2^62 (int64), < 2^52 (float64 path)
         rho = isqrt_(v)
-        # Quotient rule: |z| <= rho, so |z * 2^15 / rho| <= 2^15 < 2^16, and rho < 2^29:
-        # rho * 2^16 < 2^45 <= 2^52, so the float64 floor is the exact floor (negative z too).
+        # Quotient rule: |z| <= rho, so |z * 2^15 / rho| <= 2^15 < 2^16, and rho < 2^31:
+        # rho * 2^16 < 2^47 <= 2^52, so the float64 floor is the exact floor (negative z too);
+        # |z * 2^15| < 2^41 is an exact float64 integer.
         q = z.to(torch.float64).mul_(1 << k.NORM_FRAC).div_(rho.clamp(min=1).to(torch.float64)).floor_()
         q.masked_fill_(rho == 0, 0)
         if self.f64:  # |q gamma + beta| < 2^31: exact; then requant_f64 (fits checked above)
-            return requant_scalar_(q.mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
-        return _rq_(q.to(torch.int64).mul_(self.gamma).add_(self.beta), op.multiplier, op.shift)
+            return requant_scalar_(q.mul_(self.gamma).add_(self.beta), op.multiplier, op.shift, self.bits)
+        return _rq_(q.to(torch.int64).mul_(self.gamma).add_(self.beta), op.multiplier, op.shift, self.bits)
 
 
 class Embed:
     """5.7: two gathers, one rescaled sum, one rounding; ids outside [0, V) embed as zero."""
 
-    def __init__(self, op: k.EmbedOp, device: torch.device):
+    def __init__(self, op: k.EmbedOp, device: torch.device, in_dtypes=(cm.DTYPE_INT32,)):
         self.op = op
-        # Row V is all zero: where ids outside the vocabulary point. Kept int8 (a GPT vocabulary
-        # in int64 would be 8x the table); rescaled after the gather.
-        self.tokens = torch.cat([op.token_table, torch.zeros(1, op.out_cols, dtype=torch.int8)]).to(device)
+        # Row V is all zero: where ids outside the vocabulary point. Kept int8 or int16 (a GPT
+        # vocabulary in int64 would be 4-8x the table); rescaled after the gather.
+        zero = torch.zeros(1, op.out_cols, dtype=op.token_table.dtype)
+        self.tokens = torch.cat([op.token_table, zero]).to(device)
         self.positions = op.position_table.to(torch.int64).mul_(op.multiplier_b).add_(1 << (op.shift - 1)).to(device)
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
@@ -234,8 +292,8 @@ class Embed:
         v = ids.to(torch.int64)
         v = torch.where((v >= 0) & (v < op.vocab), v, op.vocab)
         acc = self.tokens[v].to(torch.int64).mul_(op.multiplier_a).add_(self.positions)  # (B, T, d)
-        # |tok * m_a + pos * m_b| <= 2^39, plus 2^(s-1) <= 2^61: int64.
-        return _clamp8(acc.bitwise_right_shift_(op.shift)).view(-1, op.out_cols)
+        # |tok * m_a + pos * m_b| <= 2^39 (int8 tables) or 2^47 (int16), plus 2^(s-1) <= 2^61: int64.
+        return _clamp(acc.bitwise_right_shift_(op.shift), bits_of(op)).view(-1, op.out_cols)
 
 
 class Argmax:
@@ -246,7 +304,7 @@ class Argmax:
     computed explicitly, exact by construction whatever the device's reduction order.
     """
 
-    def __init__(self, op: k.ArgmaxOp, device: torch.device):
+    def __init__(self, op: k.ArgmaxOp, device: torch.device, in_dtypes=(INT8,)):
         self.op = op
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

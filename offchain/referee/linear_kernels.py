@@ -28,6 +28,13 @@ and backend:
 * ``int64``: a plain int64 matmul, slow, kept as the obvious-by-inspection path.
 
 A ``wide`` op (protocol 5.0) returns the int32 accumulator plus bias, exact by the same bound.
+
+An int16 input (protocol 5.0) keeps every int8 GEMM: ``x = 256 hi + lo + 128`` with
+``hi = x >> 8`` and ``lo = (x & 255) - 128``, both int8, so ``x W^T = 256 (hi W^T) + lo W^T +
+128 sum_j W[c, j]``: the two halves go through the same GEMM as one batch of twice the rows,
+each exact as an int8 GEMM is, and combine in float64 (every term below 2^40, exact). The
+bounds that pick a kernel use the int16 accumulator bound ``2^15 sum|W[c]| + |b[c]|``. An op
+with ``i16`` requantizes with the 16-bit clamp (``rq16``).
 """
 
 import functools
@@ -35,6 +42,8 @@ import math
 
 import torch
 
+from . import commitments as cm
+from .kernels import split16
 from .model import LinearOp
 from .requant_f64 import fits, requant_, scale_offset
 
@@ -72,31 +81,59 @@ def _halves(shift: torch.Tensor) -> torch.Tensor:
     return torch.bitwise_left_shift(torch.ones_like(s), s - 1)
 
 
+def _bits(op: LinearOp) -> int:
+    return 16 if op.i16 else 8
+
+
+def _out_range(op: LinearOp) -> tuple[int, int, torch.dtype]:
+    """(low, high, dtype) of the requantized output: int8, or int16 with i16; low 0 with ReLU."""
+    top = (1 << (_bits(op) - 1))
+    return (0 if op.relu else -top), top - 1, torch.int16 if op.i16 else torch.int8
+
+
 def requantize(acc: torch.Tensor, multiplier: torch.Tensor, shift: torch.Tensor, relu: bool) -> torch.Tensor:
     """clamp((acc * m + 2^(s-1)) >> s, -128, 127), then ReLU; acc is int64 (rows, n), m and s (n,)."""
-    return _requantize_(acc.clone(), multiplier.to(torch.int64), _halves(shift), shift.to(torch.int64), relu)
+    return _requantize_(acc.clone(), multiplier.to(torch.int64), _halves(shift), shift.to(torch.int64),
+                        (0 if relu else -128, 127, torch.int8))
 
 
-def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torch.Tensor, relu: bool) -> torch.Tensor:
-    """In-place requantization of an int64 accumulator; m, half = 2^(s-1) and s are int64 (n,)."""
+def _requantize_(acc: torch.Tensor, m: torch.Tensor, half: torch.Tensor, s: torch.Tensor, out_range) -> torch.Tensor:
+    """In-place requantization of an int64 accumulator; m, half = 2^(s-1) and s are int64 (n,);
+    ``out_range`` = (low, high, dtype) of the clamp (``_out_range``)."""
     # |acc| < 2^31 and m < 2^31, so acc * m + half < 2^63: no int64 overflow.
     acc.mul_(m).add_(half).bitwise_right_shift_(s)
-    return acc.clamp_(0 if relu else -128, 127).to(torch.int8)
+    low, high, dtype = out_range
+    return acc.clamp_(low, high).to(dtype)
 
 
-def fused64_exact(op: LinearOp) -> bool:
+def fused64_exact(op: LinearOp, in_dtype: int = cm.DTYPE_INT8) -> bool:
     """Whether every channel has B[c] * m[c] + 2^(s[c]-1) < 2^53 (the fused64 kernel is exact)."""
-    worst = op.accumulator_bounds() * op.multiplier.to(torch.int64) + _halves(op.shift)
+    bounds = op.accumulator_bounds(cm.DTYPE_ABS_MAX[in_dtype])
+    worst = bounds * op.multiplier.to(torch.int64) + _halves(op.shift)
     return bool((worst < FLOAT64_EXACT).all())  # B < 2^31 and m < 2^31: no int64 overflow
 
 
+def split_rows(x: torch.Tensor) -> torch.Tensor:
+    """An int16 (rows, k) as the int8 (2 rows, k) stack [hi; lo] of kernels.split16: one GEMM."""
+    return split16(x).flatten(0, 1)
+
+
+def join16(acc2: torch.Tensor, rows: int, row_sum: torch.Tensor) -> torch.Tensor:
+    """256 acc(hi) + acc(lo) + 128 sum_j W[c, j] in float64: exact, every term below 2^40."""
+    acc2 = acc2.to(torch.float64)
+    return acc2[:rows].mul_(256.0).add_(acc2[rows:]).add_(row_sum)
+
+
 class _Kernel:
-    """One prepared op: int8 input slot (rows, k) on the device -> int8 output slot (rows, n)."""
+    """One prepared op: input slot (rows, k) on the device -> output slot (rows, n)."""
 
     name = ""
 
     def __init__(self, op: LinearOp, device: torch.device):
         self.op = op
+        self.out_range = _out_range(op)
+        # 128 * sum_j W[c, j], the constant that split16's lo half leaves out
+        self.row_sum = (128.0 * op.weight.to(torch.float64).sum(dim=1)).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -112,14 +149,18 @@ class _IntegerRequant(_Kernel):
                                                                          _halves(op.shift)))
 
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact int64 acc = x @ W^T (no bias)."""
+        """Exact int64 acc = x @ W^T (no bias) of an int8 x."""
         raise NotImplementedError
 
+    def accumulate16(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact int64 acc = x @ W^T of an int16 x: two int8 halves in one GEMM (module doc)."""
+        return join16(self.accumulate(split_rows(x)), x.shape[0], self.row_sum).to(torch.int64)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        acc = self.accumulate(x).add_(self.bias)
+        acc = (self.accumulate16(x) if x.dtype == torch.int16 else self.accumulate(x)).add_(self.bias)
         if self.op.wide:  # protocol 5.0: the int32 accumulator itself, exact by the bound
             return acc.to(torch.int32)
-        return _requantize_(acc, self.multiplier, self.half, self.shift, self.op.relu)
+        return _requantize_(acc, self.multiplier, self.half, self.shift, self.out_range)
 
 
 class _Fused64(_Kernel):
@@ -138,7 +179,8 @@ class _Fused64(_Kernel):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.addmm(self.offset, x.to(torch.float64), self.weight_t)  # (acc * m + half) / 2^s, exact
-        return y.floor_().clamp_(0 if self.op.relu else -128, 127).to(torch.int8)
+        low, high, dtype = self.out_range
+        return y.floor_().clamp_(low, high).to(dtype)
 
 
 class _Float32Blocks(_IntegerRequant):
@@ -193,17 +235,21 @@ class _Int64(_IntegerRequant):
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(torch.int64) @ self.weight_t
 
+    def accumulate16(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.int64) @ self.weight_t  # exact for any int16 x: no split needed
+
 
 def int_mm_shape(op: LinearOp) -> bool:
     return op.in_cols % 8 == 0 and op.out_cols % 8 == 0
 
 
-def usable(op: LinearOp) -> bool:
+def usable(op: LinearOp, in_dtype: int = cm.DTYPE_INT8) -> bool:
     """Whether every channel's worst case keeps the float64 requantization exact."""
     if op.wide:
         return True  # acc + b only: |acc + b| < 2^31, exact in float64
-    bounds, m, s = op.accumulator_bounds().tolist(), op.multiplier.tolist(), op.shift.tolist()
-    return all(fits(bound, mc, sc) for bound, mc, sc in zip(bounds, m, s))
+    bounds = op.accumulator_bounds(cm.DTYPE_ABS_MAX[in_dtype]).tolist()
+    m, s = op.multiplier.tolist(), op.shift.tolist()
+    return all(fits(bound, mc, sc, _bits(op)) for bound, mc, sc in zip(bounds, m, s))
 
 
 @functools.cache
@@ -234,7 +280,8 @@ class FastLinear:
     """One linear op: exact GEMM (float32 blocks or int_mm), then bias and rq in float64."""
 
     def __init__(self, op: LinearOp, device: torch.device, int_mm: bool = False):
-        self.op, self.int_mm = op, int_mm
+        self.op, self.int_mm, self.bits = op, int_mm, _bits(op)
+        self.row_sum = (128.0 * op.weight.to(torch.float64).sum(dim=1)).to(device)  # for join16
         self.name = "int_mm+f64rq" if int_mm else "float32+f64rq"
         if int_mm:
             self.weight = op.weight.contiguous().to(device)  # (n, k), passed as .t(): column-major B
@@ -248,7 +295,26 @@ class FastLinear:
             bias_dtype = torch.int32 if int_mm else torch.float32 if self.wide32 else torch.float64
             self.bias = op.bias.to(bias_dtype).to(device)
         else:
-            self.scale, self.offset = scale_offset(op.multiplier, op.shift, op.bias, device)
+            self.scale, self.offset = scale_offset(op.multiplier, op.shift, op.bias, device, self.bits)
+        self.offset16 = self._join32_offset(op, device) if int_mm and not op.wide else None
+
+    def _join32_offset(self, op: LinearOp, device: torch.device):
+        """For an int16 input on int_mm: the offset with 128 sum_j W[c, j] folded into the bias, or
+        None where the int32 join below could overflow or its float64 rq be inexact.
+
+        int_mm gives acc(hi) and acc(lo) in int32; 256 acc(hi) + acc(lo) = sum_j (x_j - 128) W[c, j]
+        has magnitude <= 32896 sum|W[c]|, which must stay below 2^31 to be joined in int32 (one
+        multiply and one add in place, instead of three float64 passes); then
+        rq((x - 128) W + b + 128 sum W) is requant_f64's rq of that integer with the bias b + 128 sum W,
+        exact while fits(33024 sum|W[c]| + |b[c]|) holds (requant_f64)."""
+        w_sum = op.weight.to(torch.int64).sum(dim=1)
+        abs_sum = op.weight.to(torch.int64).abs().sum(dim=1)
+        if int(abs_sum.max()) * 32896 > (1 << 31) - 1:
+            return None
+        worst = (33024 * abs_sum + op.bias.to(torch.int64).abs()).tolist()
+        if not all(fits(w, m, sh, self.bits) for w, m, sh in zip(worst, op.multiplier.tolist(), op.shift.tolist())):
+            return None
+        return scale_offset(op.multiplier, op.shift, op.bias.to(torch.int64) + 128 * w_sum, device, self.bits)[1]
 
     def _int_acc(self, x: torch.Tensor) -> torch.Tensor:
         """Exact int32 acc = x @ W^T (|acc| < 2^31); fewer than 32 rows are zero-padded."""
@@ -268,16 +334,28 @@ class FastLinear:
             acc = part.to(torch.float64) if acc is None else acc.add_(part)
         return acc
 
+    def _acc(self, x: torch.Tensor) -> torch.Tensor:
+        return self._int_acc(x) if self.int_mm else self._float_acc(x)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        acc = self._int_acc(x) if self.int_mm else self._float_acc(x)
+        if x.dtype == torch.int16 and self.offset16 is not None:  # joined in int32 (_join32_offset)
+            rows = x.shape[0]
+            acc2 = self._int_acc(split_rows(x))
+            acc = acc2[:rows].mul_(256).add_(acc2[rows:])  # sum (x - 128) W, exact in int32
+            return requant_(acc.to(torch.float64), self.scale, self.offset16, self.op.relu, self.bits)
+        if x.dtype == torch.int16:  # two int8 halves in one GEMM, joined in float64 (module doc)
+            acc = join16(self._acc(split_rows(x)), x.shape[0], self.row_sum)
+        else:
+            acc = self._acc(x)
         if self.op.wide:  # |acc + b| < 2^31 by the accumulator bound: exact in int32 and float64
             if not self.no_bias:
                 acc = acc.add_(self.bias) if acc.dtype != torch.float32 or self.wide32 else acc.double().add_(self.bias)
             return acc.to(torch.int32)
-        return requant_(acc.to(torch.float64), self.scale, self.offset, self.op.relu)
+        return requant_(acc.to(torch.float64), self.scale, self.offset, self.op.relu, self.bits)
 
 
-def linear_kernel(op: LinearOp, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K):
+def linear_kernel(op: LinearOp, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K,
+                  in_dtype: int = cm.DTYPE_INT8):
     """The kernel of one linear op (every choice is exact; this picks the fastest).
 
     ``int64`` always takes the plain int64 matmul. On CPU with backend ``int_mm`` (the default
@@ -289,10 +367,10 @@ def linear_kernel(op: LinearOp, device: torch.device, backend: str, fused64_max_
     """
     if backend == "int64":
         return _Int64(op, device)
-    cpu_fast = device.type == "cpu" and usable(op)
+    cpu_fast = device.type == "cpu" and usable(op, in_dtype)
     if cpu_fast and backend == "int_mm" and int_mm_shape(op):
         return FastLinear(op, device, int_mm=True)
-    if op.in_cols <= fused64_max_k and not op.wide and fused64_exact(op):
+    if op.in_cols <= fused64_max_k and not op.wide and fused64_exact(op, in_dtype):
         return _Fused64(op, device)
     if cpu_fast:
         return FastLinear(op, device)

@@ -1,9 +1,9 @@
 """The integer model: exact ops of any kind of protocol section 5 (``linear`` and the
-transformer kinds of referee.ops) over int8 and int32 slots.
+transformer kinds of referee.ops) over int8, int16 and int32 slots.
 
 ``IntegerModel.validate`` checks what the model alone fixes: every op's ranges (the int32
-accumulator bound included), that its input slots are earlier ones, their column counts and
-dtypes (5.10). Row counts depend on the job: ``slot_shapes(rows)`` applies every kind's shape
+accumulator bound included, for the dtype the op reads), that its input slots are earlier
+ones, their column counts and dtypes, and the bounds an int16 input adds (5.0, 5.10). Row counts depend on the job: ``slot_shapes(rows)`` applies every kind's shape
 rule to an input's row count and raises ``InputError`` naming the op whose rule fails, so an
 executor refuses such a job before it runs. Commitments (params roots, ops root, model root)
 are computed once and cached. ``on_chain_gap`` says what the contracts cannot take yet.
@@ -38,6 +38,8 @@ class LinearOp:
     relu: bool
     # Protocol 5.0: the output is the int32 accumulator itself (logits for argmax).
     wide: bool = False
+    # Protocol 5.0: the output is int16, requantized with a 16-bit clamp.
+    i16: bool = False
     kind = cm.KIND_LINEAR
     input_b = 0
 
@@ -51,11 +53,13 @@ class LinearOp:
 
     @property
     def flags(self) -> int:
-        return (cm.FLAG_RELU if self.relu else 0) | (cm.FLAG_WIDE if self.wide else 0)
+        return ((cm.FLAG_RELU if self.relu else 0) | (cm.FLAG_WIDE if self.wide else 0)
+                | (cm.FLAG_I16 if self.i16 else 0))
 
-    def accumulator_bounds(self) -> torch.Tensor:
-        """B[c] = 128 * sum_j |W[c, j]| + |b[c]|: the largest |acc| any int8 input can reach."""
-        return 128 * self.weight.to(torch.int64).abs().sum(dim=1) + self.bias.to(torch.int64).abs()
+    def accumulator_bounds(self, in_max: int = 128) -> torch.Tensor:
+        """B[c] = X * sum_j |W[c, j]| + |b[c]|: the largest |acc| an input with |x| <= X can
+        reach (X = 128 for int8, 2^15 for int16)."""
+        return in_max * self.weight.to(torch.int64).abs().sum(dim=1) + self.bias.to(torch.int64).abs()
 
     @cached_property
     def weights(self) -> cm.TensorCommitment:
@@ -97,17 +101,27 @@ def check_linear(op: LinearOp, where: str) -> None:
                  f"{where}: {name} must be int32 of shape ({n},), got {tensor.dtype} {tuple(tensor.shape)}")
     _require(1 <= n <= MAX_COLS and 1 <= k <= MAX_COLS, f"{where}: shape ({n}, {k}) exceeds {MAX_COLS}")
     _require(not (op.relu and op.wide), f"{where}: a linear op is not both ReLU and wide")
+    _require(not (op.i16 and op.wide), f"{where}: a linear op is not both wide and i16")
     _check_range(f"{where}: multiplier", op.multiplier, 1, INT32_MAX)
     _check_range(f"{where}: shift", op.shift, MIN_SHIFT, MAX_SHIFT)
-    bounds = op.accumulator_bounds()
+    check_accumulator(op, where, INT8)
+
+
+def check_accumulator(op: LinearOp, where: str, in_dtype: int) -> None:
+    """Section 4's accumulator bound for an input of ``in_dtype``: X * sum|W[c]| + |b[c]| < 2^31."""
+    bounds = op.accumulator_bounds(cm.DTYPE_ABS_MAX[in_dtype])
     worst = int(bounds.argmax())
     _require(int(bounds[worst]) <= INT32_MAX,
-             f"{where}, output channel {worst}: worst-case |accumulator| {int(bounds[worst])} "
-             f"reaches 2^31; scale down its weights or bias")
+             f"{where}, output channel {worst}: worst-case |accumulator| {int(bounds[worst])} for an "
+             f"{DTYPE_NAMES[in_dtype]} input reaches 2^31; scale down its weights or bias")
 
 
-INT8, INT32 = cm.DTYPE_INT8, cm.DTYPE_INT32
-DTYPE_NAMES = {INT8: "int8", INT32: "int32"}
+INT8, INT32, INT16 = cm.DTYPE_INT8, cm.DTYPE_INT32, cm.DTYPE_INT16
+DTYPE_NAMES = {INT8: "int8", INT32: "int32", INT16: "int16"}
+# 5.1: K * max|A| * max|B| < 2^31; with one int16 operand K <= 511. Two int16 operands are refused.
+MATMUL_I16_MAX_K = 511
+# 5.6: an int16 input keeps V = sum z^2 < n^3 * 2^32 <= 2^62 and |z * 2^15| < 2^41 in int64.
+NORM_I16_MAX_COLS = 1024
 OP_TYPES = (LinearOp, k.MatmulOp, k.TransposeOp, k.AddOp, k.LutOp, k.SoftmaxOp, k.NormOp, k.EmbedOp, k.ArgmaxOp)
 KIND_NAMES = {LinearOp: "linear", k.MatmulOp: "matmul", k.TransposeOp: "transpose", k.AddOp: "add",
               k.LutOp: "lut", k.SoftmaxOp: "softmax", k.NormOp: "norm", k.EmbedOp: "embed", k.ArgmaxOp: "argmax"}
@@ -134,18 +148,41 @@ def input_cols(op) -> list[int]:
 
 
 def accepted_dtypes(op) -> tuple[int, ...]:
-    """The input dtypes a kind reads (5.0): int8, except embed (int32) and argmax (either)."""
+    """The input dtypes a kind reads (5.0): int8 or int16, except embed (int32), argmax (any)
+    and lut and softmax (int8 only: the input indexes a 256-entry table)."""
     if isinstance(op, k.EmbedOp):
         return (INT32,)
     if isinstance(op, k.ArgmaxOp):
-        return (INT8, INT32)
-    return (INT8,)
+        return (INT8, INT16, INT32)
+    if isinstance(op, (k.LutOp, k.SoftmaxOp)):
+        return (INT8,)
+    return (INT8, INT16)
 
 
-def output_dtype(op) -> int:
+def output_dtype(op, in_dtype: int = INT8) -> int:
+    """The dtype an op writes (5.10); ``transpose`` keeps ``in_dtype``, its input's."""
     if isinstance(op, k.ArgmaxOp) or (isinstance(op, LinearOp) and op.wide):
         return INT32
-    return INT8
+    if isinstance(op, k.TransposeOp):
+        return in_dtype
+    return INT16 if op.i16 else INT8
+
+
+def check_input_bounds(op, where: str, dtypes: list[int]) -> None:
+    """The bounds an int16 input adds (5.0): linear's accumulator bound at 2^15, matmul's
+    K * max|A| * max|B| < 2^31, norm's row width."""
+    if INT16 not in dtypes:
+        return
+    if isinstance(op, LinearOp):
+        check_accumulator(op, where, INT16)
+    elif isinstance(op, k.MatmulOp):
+        kk = op.in_cols // op.heads
+        _require(dtypes != [INT16, INT16], f"{where}: a matmul reads at most one int16 operand")
+        _require(kk <= MATMUL_I16_MAX_K, f"{where}: K = {kk} with an int16 operand; K * 2^15 * 2^7 < 2^31 "
+                                         f"needs K <= {MATMUL_I16_MAX_K}")
+    elif isinstance(op, k.NormOp):
+        _require(op.cols <= NORM_I16_MAX_COLS,
+                 f"{where}: a norm reading int16 has at most {NORM_I16_MAX_COLS} columns, this one {op.cols}")
 
 
 def output_rows(op, rows: list[int]) -> int:
@@ -209,7 +246,7 @@ class IntegerModel:
 
     @property
     def output_dtype(self) -> int:
-        return output_dtype(self.ops[-1])
+        return self.slot_dtype(len(self.ops))
 
     @property
     def state_depth(self) -> int:
@@ -219,7 +256,11 @@ class IntegerModel:
         return self.input_cols if slot == 0 else self.ops[slot - 1].out_cols
 
     def slot_dtype(self, slot: int) -> int:
-        return self.input_dtype if slot == 0 else output_dtype(self.ops[slot - 1])
+        if slot == 0:
+            return self.input_dtype
+        op = self.ops[slot - 1]
+        # transpose keeps its input's dtype; every other kind's follows from its flags
+        return output_dtype(op, self.slot_dtype(op.input_slot) if isinstance(op, k.TransposeOp) else INT8)
 
     def kinds(self) -> dict[str, int]:
         """Op count by kind name, in the order kinds first appear."""
@@ -240,6 +281,8 @@ class IntegerModel:
             gaps.append(f"{', '.join(others)} ops, which have no on-chain step")
         if any(isinstance(op, LinearOp) and op.wide for op in self.ops):
             gaps.append("wide (int32 output) linear ops, which the dispute game refuses")
+        if any(op.flags & cm.FLAG_I16 for op in self.ops if not isinstance(op, k.ArgmaxOp)):
+            gaps.append("int16 (i16) outputs, which the dispute game refuses")
         if not gaps:
             return None
         return (f"{self.name} needs what the contracts do not implement yet (protocol 5.11): "
@@ -254,11 +297,14 @@ class IntegerModel:
         for j, op in enumerate(self.ops, start=1):
             where = f"op {j}"
             check_op(op, where)
+            dtypes = []
             for slot, want in zip(input_slots(op), input_cols(op)):
                 _require(isinstance(slot, int) and 0 <= slot < j, f"{where}: input slot {slot} is not an earlier slot")
                 cols, dtype = self.slot_cols(slot), self.slot_dtype(slot)
                 _require(cols == want, f"{where}: takes {want} columns but slot {slot} has {cols}")
                 _require(dtype in accepted_dtypes(op), f"{where}: cannot read slot {slot} of dtype {DTYPE_NAMES[dtype]}")
+                dtypes.append(dtype)
+            check_input_bounds(op, where, dtypes)
         return self
 
     def slot_shapes(self, rows: int) -> list[tuple[int, int, int]]:
@@ -273,7 +319,7 @@ class IntegerModel:
                 raise InputError(f"op {j} cannot run on an input of {rows} rows: {e}") from None
             if out > MAX_ROWS:
                 raise InputError(f"op {j} would write {out} rows for an input of {rows} rows; at most {MAX_ROWS}")
-            shapes.append((out, op.out_cols, output_dtype(op)))
+            shapes.append((out, op.out_cols, self.slot_dtype(j)))
         return shapes
 
     def descriptors(self) -> list[bytes]:

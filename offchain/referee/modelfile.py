@@ -33,7 +33,10 @@ VERSION = 1  # a superset of what version 1 held: every version-1 directory stay
 MANIFEST = "model.json"
 WEIGHTS = "weights.safetensors"
 COMMON = ("kind", "input_slot", "in_cols", "out_cols")
-I8, I32 = torch.int8, torch.int32
+I8, I16, I32 = torch.int8, torch.int16, torch.int32
+
+
+I16_OPTIONAL = ("i16", False)  # protocol 5.0's int16 outputs: absent in every model without them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,35 +50,36 @@ class Kind:
     root_field: str = "params_root"
     # Fields added after version 1 (among ints/bools): absent means the default, and they are
     # written only when they differ from it, so older directories load with the same roots.
-    optional: tuple[tuple[str, object], ...] = ()
+    optional: tuple[tuple[str, object], ...] = (I16_OPTIONAL,)
 
 
 KINDS = {
-    "linear": Kind((), ("relu", "wide"), (("weight", I8), ("bias", I32), ("multiplier", I32), ("shift", I32)),
+    "linear": Kind((), ("relu", "wide", "i16"), (("weight", I8), ("bias", I32), ("multiplier", I32), ("shift", I32)),
                    lambda v: LinearOp(v["input_slot"], v["weight"], v["bias"], v["multiplier"], v["shift"],
-                                      v["relu"], v["wide"]),
+                                      v["relu"], v["wide"], v["i16"]),
                    root_field="weights_root",  # version 1's name for a linear op's params root
-                   optional=(("wide", False),)),
-    "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift"), ("causal",), (),
+                   optional=(("wide", False), I16_OPTIONAL)),
+    "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift"), ("causal", "i16"), (),
                    lambda v: k.MatmulOp(v["input_slot"], v["input_b"], v["in_cols"], v["out_cols"], v["heads"],
-                                        v["seq"], v["multiplier"], v["shift"], v["causal"])),
+                                        v["seq"], v["multiplier"], v["shift"], v["causal"], v["i16"])),
     "transpose": Kind(("heads",), (), (),
                       lambda v: k.TransposeOp(v["input_slot"], v["in_cols"], v["out_cols"], v["heads"])),
-    "add": Kind(("input_b", "multiplier_a", "multiplier_b", "shift"), (), (),
+    "add": Kind(("input_b", "multiplier_a", "multiplier_b", "shift"), ("i16",), (),
                 lambda v: k.AddOp(v["input_slot"], v["input_b"], v["in_cols"], v["multiplier_a"], v["multiplier_b"],
-                                  v["shift"])),
-    "lut": Kind((), (), (("table", I8),), lambda v: k.LutOp(v["input_slot"], v["in_cols"], v["table"])),
-    "softmax": Kind(("input_b", "heads", "seq"), ("causal", "keymask"), (("exp_table", I32),),
+                                  v["shift"], v["i16"])),
+    # the table is int8, or int16 with i16 (_table_dtype); so are embed's
+    "lut": Kind((), ("i16",), (("table", I8),), lambda v: k.LutOp(v["input_slot"], v["in_cols"], v["table"], v["i16"])),
+    "softmax": Kind(("input_b", "heads", "seq"), ("causal", "keymask", "i16"), (("exp_table", I32),),
                     lambda v: k.SoftmaxOp(v["input_slot"], v["in_cols"], v["heads"], v["seq"], v["exp_table"],
-                                          v["causal"], v["keymask"], v["input_b"]),
-                    optional=(("input_b", 0), ("keymask", False))),  # protocol 5.5's key mask
+                                          v["causal"], v["keymask"], v["input_b"], v["i16"]),
+                    optional=(("input_b", 0), ("keymask", False), I16_OPTIONAL)),  # protocol 5.5's key mask
     # gamma and beta lie in [-(2^31 - 1), 2^31 - 1] (5.6): stored int32, held int64 for the kernel
-    "norm": Kind(("multiplier", "shift"), ("rms",), (("gamma", I32), ("beta", I32)),
+    "norm": Kind(("multiplier", "shift"), ("rms", "i16"), (("gamma", I32), ("beta", I32)),
                  lambda v: k.NormOp(v["input_slot"], v["gamma"].to(torch.int64), v["beta"].to(torch.int64),
-                                    v["multiplier"], v["shift"], v["rms"])),
-    "embed": Kind(("multiplier_a", "multiplier_b", "shift"), (), (("token_table", I8), ("position_table", I8)),
+                                    v["multiplier"], v["shift"], v["rms"], v["i16"])),
+    "embed": Kind(("multiplier_a", "multiplier_b", "shift"), ("i16",), (("token_table", I8), ("position_table", I8)),
                   lambda v: k.EmbedOp(v["input_slot"], v["token_table"], v["position_table"], v["multiplier_a"],
-                                      v["multiplier_b"], v["shift"])),
+                                      v["multiplier_b"], v["shift"], v["i16"])),
     "argmax": Kind((), (), (), lambda v: k.ArgmaxOp(v["input_slot"], v["in_cols"])),
 }
 DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
@@ -83,6 +87,12 @@ DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
 
 def _tensor_name(op_number: int, field: str) -> str:
     return f"op{op_number}.{field}"
+
+
+def _table_dtype(kind: str, field: str, dtype: torch.dtype, i16: bool) -> torch.dtype:
+    """A tensor's one dtype: the kind's, except the tables of a lut or embed with i16, which
+    are int16 (5.4, 5.7)."""
+    return I16 if i16 and kind in ("lut", "embed") and dtype == I8 else dtype
 
 
 def _meta_json(value):
@@ -102,7 +112,7 @@ def _op_entry(j: int, op, tensors: dict) -> dict:
     entry.update({field: bool(getattr(op, field)) for field in kind.bools
                   if field not in optional or getattr(op, field) != optional[field]})
     for field, dtype in kind.tables:
-        tensors[_tensor_name(j, field)] = getattr(op, field).to(dtype).contiguous()
+        tensors[_tensor_name(j, field)] = getattr(op, field).to(_table_dtype(name, field, dtype, op.i16)).contiguous()
     entry[kind.root_field] = to_hex(op.params_root)
     return entry
 
@@ -181,6 +191,7 @@ def _read_op(j: int, spec, tensors: dict, directory: Path):
     for key in kind.bools:
         values[key] = _field(spec, key, bool, where) if key in spec or key not in optional else optional[key]
     for field, dtype in kind.tables:
+        dtype = _table_dtype(name, field, dtype, values.get("i16", False))
         tensor_name = _tensor_name(j, field)
         if tensor_name not in tensors:
             raise ModelFormatError(f"{WEIGHTS}: tensor {tensor_name!r} is missing")
@@ -256,7 +267,7 @@ def load_model(directory: Path) -> IntegerModel:
     if not op_specs:
         raise ModelFormatError(f"{MANIFEST}: the model has no ops")
     input_dtype = manifest.get("input_dtype", "int8")
-    if input_dtype not in DTYPE_CODES:
+    if input_dtype not in ("int8", "int32"):  # a model's input is never int16 (protocol 5)
         raise ModelFormatError(f"{MANIFEST}: input_dtype {input_dtype!r} is neither \"int8\" nor \"int32\"")
     ops = [_read_op(j, spec, tensors, directory) for j, spec in enumerate(op_specs, start=1)]
     if tensors:

@@ -1,6 +1,10 @@
 """The transformer op kinds of protocol sections 5.1-5.8: parameters, ranges, params headers
 and descriptors.
 
+Every kind that writes activations has the flag ``i16`` (bit 7, protocol 5.0): its output slot
+is int16 and its requantization clamps to [-2^15, 2^15 - 1] (``softmax`` writes
+floor(32767 e / S), ``lut`` holds a table of int16 entries).
+
 Each op is a small dataclass holding Python ints and torch tensors. ``params_header()`` is
 the exact byte string whose keccak256 is ``params_root`` (5.0), ``descriptor()`` the seven
 words of section 5, and ``check(where)`` every range rule of the op's own section (slots and
@@ -22,11 +26,14 @@ KIND_MATMUL, KIND_TRANSPOSE, KIND_ADD, KIND_LUT, KIND_SOFTMAX, KIND_NORM, KIND_E
 FLAG_CAUSAL = 1  # matmul, softmax
 FLAG_KEYMASK = 2  # softmax: input_b is a [rows / T, L] int8 mask of the valid keys
 FLAG_RMS = 1     # norm
+FLAG_I16 = cm.FLAG_I16  # every kind that writes activations: an int16 output slot (5.0)
 INT32_MAX = (1 << 31) - 1
 NORM_FRAC = 15
 EXP_MAX = 1 << 23
 VOCAB_MAX = 1 << 24
 SOFTMAX_ONE = 127  # softmax outputs are floor(127 * e / S): scale 1/127
+SOFTMAX_ONE_I16 = 32767  # with i16: floor(32767 * e / S), scale 1/32767
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 
 
 def _require(condition: bool, message: str) -> None:
@@ -60,10 +67,18 @@ def _table(where: str, name: str, table: torch.Tensor, dtype: torch.dtype, shape
 
 
 class _Op:
-    """What every kind shares: the descriptor and the cached params root."""
+    """What every kind shares: the descriptor and the cached params root. ``flags`` is the
+    kind's own bits (``_bits``) plus ``i16`` where the kind has that field."""
 
     kind = 0
-    flags = 0
+    i16 = False  # a dataclass field of the kinds that write activations (not transpose, argmax)
+
+    def _bits(self) -> int:
+        return 0
+
+    @property
+    def flags(self) -> int:
+        return self._bits() | (FLAG_I16 if self.i16 else 0)
     # input_b: a dataclass field of the two-input kinds, a class constant 0 of the others (set
     # per class: a default here would become the two-input kinds' field default).
 
@@ -95,10 +110,10 @@ class MatmulOp(_Op):
     multiplier: int
     shift: int
     causal: bool = False
+    i16: bool = False
     kind = KIND_MATMUL
 
-    @property
-    def flags(self) -> int:
+    def _bits(self) -> int:
         return FLAG_CAUSAL if self.causal else 0
 
     def params_header(self) -> bytes:
@@ -140,6 +155,7 @@ class AddOp(_Op):
     multiplier_a: int
     multiplier_b: int
     shift: int
+    i16: bool = False
     kind = KIND_ADD
 
     @property
@@ -159,11 +175,12 @@ class AddOp(_Op):
 
 @dataclass(eq=False)
 class LutOp(_Op):
-    """5.4: y = table[x + 128], one int8 table of 256 entries."""
+    """5.4: y = table[x + 128], one table of 256 int8 entries (int16 with ``i16``)."""
 
     input_slot: int
     cols: int
-    table: torch.Tensor  # (256,) int8, entry for -128 first
+    table: torch.Tensor  # (256,) int8 (int16 with i16), entry for -128 first
+    i16: bool = False
     kind = KIND_LUT
     input_b = 0
 
@@ -176,10 +193,14 @@ class LutOp(_Op):
         return self.cols
 
     def params_header(self) -> bytes:
-        return self.table.numpy().tobytes()
+        """The packed table: 256 bytes, or with i16 512 bytes (int16 big-endian, section 3)."""
+        return cm.packed(self.table.reshape(1, 256))
 
     def check(self, where: str) -> None:
-        _table(where, "table", self.table, torch.int8, (256,), -128, 127)
+        if self.i16:
+            _table(where, "table", self.table, torch.int16, (256,), INT16_MIN, INT16_MAX)
+        else:
+            _table(where, "table", self.table, torch.int8, (256,), -128, 127)
 
 
 @dataclass(eq=False)
@@ -197,6 +218,7 @@ class SoftmaxOp(_Op):
     causal: bool = False
     keymask: bool = False
     input_b: int = 0     # the mask slot with keymask; 0 otherwise
+    i16: bool = False    # outputs floor(32767 * e / S)
     kind = KIND_SOFTMAX
 
     @property
@@ -213,7 +235,11 @@ class SoftmaxOp(_Op):
         return self.cols // self.heads
 
     @property
-    def flags(self) -> int:
+    def one(self) -> int:
+        """The output's 1.0: 127, or 32767 with i16."""
+        return SOFTMAX_ONE_I16 if self.i16 else SOFTMAX_ONE
+
+    def _bits(self) -> int:
         return (FLAG_CAUSAL if self.causal else 0) | (FLAG_KEYMASK if self.keymask else 0)
 
     @cached_property
@@ -243,6 +269,7 @@ class NormOp(_Op):
     multiplier: int
     shift: int
     rms: bool = False
+    i16: bool = False
     kind = KIND_NORM
     input_b = 0
 
@@ -252,8 +279,7 @@ class NormOp(_Op):
 
     in_cols = out_cols = cols
 
-    @property
-    def flags(self) -> int:
+    def _bits(self) -> int:
         return FLAG_RMS if self.rms else 0
 
     @cached_property
@@ -279,14 +305,16 @@ class NormOp(_Op):
 
 @dataclass(eq=False)
 class EmbedOp(_Op):
-    """5.7: y[b*T + t] = clamp((E_tok[id] * m_a + E_pos[t] * m_b + 2^(s-1)) >> s); unknown ids embed as 0."""
+    """5.7: y[b*T + t] = clamp((E_tok[id] * m_a + E_pos[t] * m_b + 2^(s-1)) >> s); unknown ids embed as 0.
+    With ``i16`` the tables are int16 and the clamp is the 16-bit one."""
 
     input_slot: int
-    token_table: torch.Tensor     # (V, d) int8
-    position_table: torch.Tensor  # (T, d) int8
+    token_table: torch.Tensor     # (V, d) int8 (int16 with i16)
+    position_table: torch.Tensor  # (T, d) int8 (int16 with i16)
     multiplier_a: int
     multiplier_b: int
     shift: int
+    i16: bool = False
     kind = KIND_EMBED
     input_b = 0
 
@@ -309,10 +337,11 @@ class EmbedOp(_Op):
                    token_root, position_root)
 
     def check(self, where: str) -> None:
+        dtype = torch.int16 if self.i16 else torch.int8
         for name in ("token_table", "position_table"):
             table = getattr(self, name)
-            _require(isinstance(table, torch.Tensor) and table.dtype == torch.int8 and table.dim() == 2,
-                     f"{where}: {name} must be a 2-D int8 tensor")
+            _require(isinstance(table, torch.Tensor) and table.dtype == dtype and table.dim() == 2,
+                     f"{where}: {name} must be a 2-D {str(dtype).removeprefix('torch.')} tensor")
         _require(1 <= self.vocab <= VOCAB_MAX, f"{where}: vocabulary {self.vocab} is outside [1, 2^24]")
         _require(self.position_table.shape[1] == self.out_cols and self.position_table.shape[0] >= 1,
                  f"{where}: position table {tuple(self.position_table.shape)} does not match width {self.out_cols}")

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import TOKENIZER_FILE, compile_checkpoint, default_seq, load_tokenizer, write_tokenizer
 from .errors import InputError, RefereeError
-from .model import INT8, IntegerModel
+from .model import DTYPE_NAMES, INT8, IntegerModel
 from .modelfile import save_model
 
 DATA = Path(__file__).parent / "data"
@@ -159,8 +159,9 @@ def embedding_lines(model: IntegerModel, output: torch.Tensor, texts: list[str],
         lines.append(("truncated", f"text{'s' * (len(cut) > 1)} {numbers}: longer than {seq} tokens, "
                                    f"cut to the first {seq - 2} and [SEP]"))
     values = output.double() * (scale if scale else 1.0)
-    lines.append(("units", f"float = int8 x output scale {scale!r} (a unit-length embedding has norm 1)"
-                  if scale else "int8 steps (the manifest records no output scale)"))
+    dtype = DTYPE_NAMES[model.output_dtype]
+    lines.append(("units", f"float = {dtype} x output scale {scale!r} (a unit-length embedding has norm 1)"
+                  if scale else f"{dtype} steps (the manifest records no output scale)"))
     for i, (text, row) in enumerate(zip(texts, values), start=1):
         first = " ".join(f"{v:+.4f}" if scale else str(int(v)) for v in row[:SHOWN_VALUES].tolist())
         lines.append((f"text {i}", _short(text)))

@@ -33,7 +33,7 @@ class Trace:
     """All slots of one run; commitments are computed on first use and cached."""
 
     model_root: bytes
-    slots: list[torch.Tensor]  # slot 0 = input, slot j = output of op j; int8 or int32 (rows, cols)
+    slots: list[torch.Tensor]  # slot 0 = input, slot j = output of op j; int8, int16 or int32 (rows, cols)
 
     @property
     def op_count(self) -> int:
@@ -111,9 +111,9 @@ def _decode(data: bytes, path: Path) -> Trace:
     if sorted(tensors) != sorted(f"slot{j}" for j in range(count)) or count < 2:
         raise TraceStoreError(f"trace file {path} has unexpected tensors {sorted(tensors)}")
     slots = [tensors[f"slot{j}"] for j in range(count)]
-    # int32 slots: token ids (slot 0), wide linear and argmax outputs (protocol 5.0)
+    # int32 slots: token ids (slot 0), wide linear and argmax outputs; int16: i16 outputs (protocol 5.0)
     if any(slot.dtype not in cm.DTYPES or slot.dim() != 2 for slot in slots):
-        raise TraceStoreError(f"trace file {path} holds a slot that is not a 2-D int8 or int32 tensor")
+        raise TraceStoreError(f"trace file {path} holds a slot that is not a 2-D int8, int16 or int32 tensor")
     try:
         trace = Trace(from_hex(metadata["model_root"]), slots)
         stored = {name: json.loads(metadata[f"{name}_roots"]) for name in ("slot", "state")}

@@ -68,9 +68,19 @@ def gen_tensors():
         tensor_entry("int32_token_ids_2x4", [[0, 1, 2, 3], [15, 14, 13, 12]], i32),
         tensor_entry("int32_argmax_column_5x1", [[0], [4], [4], [2], [0]], i32),
     ]
+    i16 = rt.DTYPE_INT16  # appended after the int8 and int32 cases, which stay unchanged
+    rng16 = random.Random(SEED + 5)
+    cases += [
+        tensor_entry("int16_1x3_same_values", [[1, -1, 0]], i16),
+        tensor_entry("int16_extremes", [[-2**15, 2**15 - 1], [-2**15 + 1, 2**15 - 2]], i16),
+        tensor_entry("int16_256_257_byte_order", [[256, 257, -256, 255]], i16),
+        tensor_entry("int16_3x5_random_padding", [[rng16.randrange(-2**15, 2**15) for _ in range(5)]
+                                                  for _ in range(3)], i16),
+    ]
     return {
         "description": "Tensors with a dtype (docs/protocol.md section 3): dtype 0 = int8 "
-                       "(one byte), 1 = int32 (four bytes, big-endian two's complement); row "
+                       "(one byte), 1 = int32 (four bytes, big-endian two's complement), 2 = int16 "
+                       "(two bytes, big-endian two's complement); row "
                        "leaf H(packed row); rows_root at depth(rows), padded with Z[0]; "
                        "tensor_root = H(enc(rows, cols, rows_root)) for int8 and "
                        "H(enc(rows, cols, rows_root, dtype)) otherwise.",
@@ -87,10 +97,10 @@ def op_entry(name, op, inputs, in_dtypes=None):
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
     # The inputs are slots 0 (and 1): op j = len(inputs) is validated against them.
     rt._validate_op(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
-    out = rt.run_op(op, inputs)
+    out = rt.run_op(op, inputs, in_dtypes)
     entry = {"name": name, "op": op,
              "inputs": [{"dtype": dt, "values": v} for v, dt in zip(inputs, in_dtypes)],
-             "output": {"dtype": rt.out_dtype(op), "values": out},
+             "output": {"dtype": rt.out_dtype(op, in_dtypes[0]), "values": out},
              "params_header": hx(rt.params_header(op)), "params_root": hx(rt.params_root(op)),
              "descriptor": hx(rt.op_descriptor(op))}
     if op["kind"] == rt.NORM:  # the one step's witness and the column leaves' root
@@ -99,8 +109,8 @@ def op_entry(name, op, inputs, in_dtypes=None):
     if op["kind"] == rt.SOFTMAX:
         entry["exp_table_root"] = hx(rt.exp_table_root(op["exp_table"]))
     if op["kind"] == rt.EMBED:
-        entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"]))
-        entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"]))
+        entry["token_rows_root"] = hx(rt.table_rows_root(op["token_table"], rt.embed_table_dtype(op)))
+        entry["position_rows_root"] = hx(rt.table_rows_root(op["position_table"], rt.embed_table_dtype(op)))
     return entry
 
 
@@ -117,8 +127,10 @@ def gen_ops():
                        "cases TR and PR. Edge cases: ties, negative sums at every division "
                        "and shift, saturation, constant rows, causal masks, S = 0; softmax "
                        "with keymask (slot 1 the mask, [rows / T, L]) including fully masked "
-                       "segments, the key-mask embed and masked sum pooling.",
-        "cases": [op_entry(*c) for c in tc.edge_cases(rng)],
+                       "segments, the key-mask embed and masked sum pooling; then the same "
+                       "at 16 bits (flag i16 = 128: int16 outputs, rq16; int16 inputs).",
+        "cases": [op_entry(*c) for c in tc.edge_cases(rng)]
+        + [op_entry(*c) for c in tc.int16_cases(random.Random(SEED + 6))],
     }
 
 
@@ -127,8 +139,10 @@ def gen_large():
     return {
         "description": "The largest sizes (same fields as transformer_ops.json): norm at "
                        "n = MAX_COLS with V > 2^53 (not exact in float64), matmul and wide "
-                       "linear whose sums pass 2^24 (not exact in float32), a long softmax row.",
-        "cases": [op_entry(*c) for c in tc.large_cases(rng)],
+                       "linear whose sums pass 2^24 (not exact in float32), a long softmax row; "
+                       "norm of int16 rows at n = 1024 (V near 2^60) and matmul of an int16 "
+                       "operand at K = 511.",
+        "cases": [op_entry(*c) for c in tc.large_cases(rng)] + [op_entry(*c) for c in tc.large_int16_cases()],
     }
 
 
@@ -172,6 +186,10 @@ MODELS = [  # name, kind, layers, width, heads, ffn, seq, vocab, batch[, pad id]
     # Last, so that the models above keep their draws: pad keys masked, masked sum pooling.
     ("encoder_keymask_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 3, 0),
 ]
+MODELS_I16 = [  # the same shapes with 16-bit activations (reference_models: i16), appended
+    ("encoder_i16_2_layers_2_heads", "encoder", 2, 8, 2, 16, 5, 20, 2),
+    ("decoder_i16_2_layers_4_heads", "decoder", 2, 8, 4, 16, 4, 16, 2),
+]
 
 
 def gen_models():
@@ -180,13 +198,19 @@ def gen_models():
     for name, kind, *shape in MODELS:
         model, ids = rm.transformer(rng, kind, *shape[:7], pad=shape[7] if len(shape) > 7 else None)
         models.append(model_entry(name, model, ids))
+    rng16 = random.Random(SEED + 7)
+    for name, kind, *shape in MODELS_I16:
+        model, ids = rm.transformer(rng16, kind, *shape, i16=True)
+        models.append(model_entry(name, model, ids))
     return {
         "description": "Whole traces of a small multi-head encoder (BERT-style: embed, "
                        "LayerNorm, post-norm blocks, mean pooling, L2 norm) and decoder "
                        "(GPT-style: pre-norm causal blocks, wide head, argmax), and an encoder "
                        "whose pad id 0 is masked (a key-mask slot from the ids, keymask softmax, "
                        "masked sum pooling; its last sequence is all padding), docs/protocol.md "
-                       "5.9 and section 6. ops[j-1] is op j with its kind's fields; slots[] "
+                       "5.9 and section 6; then an encoder and a decoder with 16-bit activations "
+                       "(flag i16: the residual stream, norm, GELU and softmax outputs int16). "
+                       "ops[j-1] is op j with its kind's fields; slots[] "
                        "are slots 0 ... N with their dtype; state_roots S_0 ... S_N at "
                        "state_depth; slot_update_proofs as in models.json.",
         "models": models,
