@@ -114,3 +114,17 @@ def test_weights_breaking_the_accumulator_bound_are_refused_fails():
 def test_calibration_tokens_of_the_wrong_length_fails():
     with pytest.raises(ModelCompileError, match=r"calibration tokens must have shape \(batch, 16\)"):
         compile_transformer(FloatTransformer(SMALL["encoder"]), torch.zeros(2, 15, dtype=torch.int64))
+
+
+def test_int16_input_breaking_the_2_15_accumulator_bound_is_refused_fails():
+    # FFN2 reads GELU's int16 output: 2^15 * sum|W[c]| must stay below 2^31, so a row of 600
+    # weights of one magnitude (sum |W| = 600 * 127 > 2^16 after quantization) breaks it, though
+    # the int8 bound (128 * sum|W|) would hold; the compiler names the op and channel.
+    cfg = TransformerConfig("encoder", layers=1, width=16, heads=2, ffn=600, seq=4, vocab=20)
+    float_model = FloatTransformer(cfg, seed=1)
+    with torch.no_grad():
+        float_model.blocks[0].fc2.weight[3] = 0.05
+    with pytest.raises(ModelCompileError, match=r"op \d+, output channel 3: worst-case \|accumulator\| \d+ for an "
+                                                r"int16 input reaches 2\^31"):
+        compile_transformer(float_model, tokens(cfg, 4, 5))
+    compile_transformer(float_model, tokens(cfg, 4, 5), wide16={"residual", "softmax", "norm"})  # int8 GELU: fine
