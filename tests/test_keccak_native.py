@@ -151,3 +151,26 @@ def test_native_keccak_off_or_missing_is_said_and_per_message_succeeds(monkeypat
     (tmp_path / "keccak.c").write_text("/* edited after the build */")
     os.utime(tmp_path / "keccak.so", (1, 1))
     assert hashing._load_native() == (None, "stale: keccak.c is newer (make setup rebuilds it)")
+
+
+def test_build_compiles_once_and_says_so_without_a_compiler_succeeds(tmp_path):
+    """native/build.py on a copy: no compiler -> one line, exit 0, no library; with one -> the
+    library, atomically; a second run (nothing changed) does nothing."""
+    native = tmp_path / "offchain" / "referee" / "native"
+    native.mkdir(parents=True)
+    for name in ("keccak.c", "build.py"):
+        (native / name).write_bytes((hashing.NATIVE_LIBRARY.parent / name).read_bytes())
+
+    def build(cc: str) -> str:
+        env = dict(os.environ, CC=cc)
+        done = subprocess.run([sys.executable, str(native / "build.py")], capture_output=True, text=True, env=env)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+        return done.stdout
+
+    assert build("no-such-cc") == "native keccak: not built (no C compiler 'no-such-cc'); hashing row by row instead\n"
+    assert not (native / "keccak.so").exists()
+    if subprocess.run(["sh", "-c", "command -v cc"], capture_output=True).returncode != 0:
+        pytest.skip("no C compiler here")
+    assert build("cc") == "native keccak: built offchain/referee/native/keccak.so\n"
+    assert build("cc") == ""  # up to date: nothing to do
+    assert [p.name for p in native.iterdir() if p.suffix == ".so"] == ["keccak.so"]  # no partial file left

@@ -20,8 +20,8 @@ LIBRARY = HERE / "keccak.so"
 
 
 def stale() -> bool:
-    """True when the library is missing or older than its source."""
-    return not LIBRARY.exists() or LIBRARY.stat().st_mtime < SOURCE.stat().st_mtime
+    """True when the library is missing or older than its source or this script (its flags)."""
+    return not LIBRARY.exists() or LIBRARY.stat().st_mtime < max(SOURCE.stat().st_mtime, Path(__file__).stat().st_mtime)
 
 
 def build(quiet: bool = False) -> bool:
