@@ -7,9 +7,17 @@ BIN := $(CURDIR)/$(VENV)/bin
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test test-long test-cuda bench bench-transformer fidelity gas vectors clean
+NATIVE := offchain/referee/native
+.PHONY: setup native demo test test-long test-cuda bench bench-transformer fidelity gas vectors clean
 
-setup: $(VENV)/.installed $(BIN)/anvil
+setup: $(VENV)/.installed $(BIN)/anvil native
+
+# The native batch keccak (offchain/referee/native/keccak.c) with the system C compiler, rebuilt
+# when its source changes. Optional: without a compiler build.py says so in one line, and
+# hashing runs message by message with the same bits (slower), so setup goes on either way.
+native: $(NATIVE)/keccak.so
+$(NATIVE)/keccak.so: $(NATIVE)/keccak.c $(NATIVE)/build.py
+	@$(PYTHON) $(NATIVE)/build.py
 
 # The full pinned set first (torch==2.13.0 resolves to the CPU build on disk, never a CUDA
 # download), then the two packages of requirements-nodeps.lock without their declared
@@ -99,4 +107,4 @@ vectors: setup
 	$(BIN)/python tests/vectors/generate_transformer.py
 
 clean:
-	rm -rf $(VENV) node_modules .build build
+	rm -rf $(VENV) node_modules .build build $(NATIVE)/keccak.so

@@ -37,6 +37,7 @@ import torch
 from referee.digits import train_and_quantize
 from referee.errors import RefereeError
 from referee.executor import Executor, resolve_device
+from referee.hashing import describe
 from referee.model import IntegerModel, LinearOp
 from referee.quantize import quantize_input
 from referee.trace import Trace
@@ -137,7 +138,7 @@ def machine_line(device: torch.device) -> str:
     if device.type == "cuda":
         dev += f" ({torch.cuda.get_device_name(device)})"
     return (f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"threads {torch.get_num_threads()}, device {dev}, keccak via safe-pysha3")
+            f"threads {torch.get_num_threads()}, device {dev}, keccak: {describe()}")
 
 
 def fresh_copy(model: IntegerModel) -> IntegerModel:

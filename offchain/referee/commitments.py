@@ -2,9 +2,10 @@
 root and the state roots S_0..S_N.
 
 Tensors arrive as int8, int16 or int32 torch tensors (section 3's dtypes). int8 bytes are the
-packed encoding as they lie in memory (two's complement, row-major), so hashing reads
-``numpy().tobytes()`` directly; int16 and int32 elements are packed big-endian, as the EVM
-reads them.
+packed encoding as they lie in memory (two's complement, row-major), so hashing reads the
+tensor's own memory (a numpy view, no copy) and hashes all its rows in one ``keccak256_many``
+call; int16 and int32 elements are packed big-endian, as the EVM reads them (one byte-swapped
+copy).
 An int8 tensor's root is the three-word header hash it always was; any other dtype appends
 its code as a fourth word.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hashing import ZERO32, enc, keccak256  # noqa: F401 (enc is re-exported)
+from .hashing import WORD, ZERO32, enc, keccak256, keccak256_many  # noqa: F401 (enc is re-exported)
 from .merkle import MerkleTree, depth_for, hash_pair, zero_hash
 
 KIND_LINEAR = 1
@@ -37,26 +38,43 @@ def dtype_code(tensor: torch.Tensor) -> int:
     return DTYPES[tensor.dtype]
 
 
-def packed(tensor: torch.Tensor) -> bytes:
-    """Packed bytes of a 2-D int8, int16 or int32 tensor, row-major; wider elements big-endian."""
+def _packed_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """The packed tensor as a flat contiguous CPU uint8 tensor (int8: the tensor's own memory)."""
     if tensor.dtype not in DTYPES or tensor.dim() != 2:
         raise ValueError(f"expected a 2-D int8, int16 or int32 tensor, got {tensor.dtype} of shape "
                          f"{tuple(tensor.shape)}")
     t = tensor.detach().cpu().contiguous()
     width = WIDTHS[DTYPES[t.dtype]]
-    if width > 1:  # big-endian: the bytes of each element reversed (x86 and CUDA hosts are little-endian)
-        t = t.view(torch.uint8).view(-1, width).flip(1) if sys.byteorder == "little" else t.view(torch.uint8)
+    if width > 1 and sys.byteorder == "little":  # big-endian: each element's bytes reversed
+        return t.view(torch.uint8).view(-1, width).flip(1).reshape(-1)  # (x86 and CUDA hosts are little-endian)
+    return t.view(torch.uint8).reshape(-1)
+
+
+def _buffer(data: torch.Tensor):
+    """A buffer over a CPU uint8 tensor for hashing: a numpy view (no copy), or bytes."""
     try:
-        return t.numpy().tobytes()
+        return data.numpy()
     except RuntimeError:  # torch built or installed without numpy (a bare GPU host)
-        return bytes(t.view(torch.uint8).flatten().tolist())
+        return bytes(data.tolist())
+
+
+def packed(tensor: torch.Tensor) -> bytes:
+    """Packed bytes of a 2-D int8, int16 or int32 tensor, row-major; wider elements big-endian."""
+    return bytes(_buffer(_packed_bytes(tensor)))
+
+
+def _split(digests: bytes) -> list[bytes]:
+    return [digests[i:i + WORD] for i in range(0, len(digests), WORD)]
+
+
+def row_leaf_bytes(tensor: torch.Tensor) -> bytes:
+    """keccak256 of each packed row, concatenated: the leaves of the rows tree, in one call."""
+    return keccak256_many(_buffer(_packed_bytes(tensor)), tensor.shape[1] * WIDTHS[dtype_code(tensor)], tensor.shape[0])
 
 
 def row_leaves(tensor: torch.Tensor) -> list[bytes]:
     """keccak256 of each packed row."""
-    data = packed(tensor)
-    size = tensor.shape[1] * WIDTHS[dtype_code(tensor)]
-    return [keccak256(data[r * size:(r + 1) * size]) for r in range(tensor.shape[0])]
+    return _split(row_leaf_bytes(tensor))
 
 
 def header_root(rows: int, cols: int, rows_root: bytes, dtype: int = DTYPE_INT8) -> bytes:
@@ -97,22 +115,31 @@ class TensorCommitment:
 
 def commit_tensor(tensor: torch.Tensor) -> TensorCommitment:
     rows, cols = tensor.shape
-    return TensorCommitment(rows, cols, MerkleTree(row_leaves(tensor), depth_for(rows)), dtype_code(tensor))
+    return TensorCommitment(rows, cols, MerkleTree(row_leaf_bytes(tensor), depth_for(rows)), dtype_code(tensor))
+
+
+def _weight_leaf_bytes(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
+                       shift: torch.Tensor) -> bytes:
+    """Every weight leaf, concatenated: each preimage laid out as one row of an (n, 96 + k)
+    buffer, hashed in one call."""
+    n, k = weight.shape
+    heads = b"".join(enc(b, m, s) for b, m, s in zip(bias.tolist(), multiplier.tolist(), shift.tolist()))
+    rows = torch.cat([torch.frombuffer(bytearray(heads), dtype=torch.uint8).view(n, 3 * WORD),
+                      _packed_bytes(weight).view(n, k)], dim=1)
+    return keccak256_many(_buffer(rows.reshape(-1)), 3 * WORD + k, n)
 
 
 def weight_leaves(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
                   shift: torch.Tensor) -> list[bytes]:
     """WL[c] = H(enc(b[c], m[c], s[c]) || packed W[c, :]) for every output channel c."""
-    data, k = packed(weight), weight.shape[1]
-    params = zip(bias.tolist(), multiplier.tolist(), shift.tolist())
-    return [keccak256(enc(b, m, s) + data[c * k:(c + 1) * k]) for c, (b, m, s) in enumerate(params)]
+    return _split(_weight_leaf_bytes(weight, bias, multiplier, shift))
 
 
 def commit_weights(weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
                    shift: torch.Tensor) -> TensorCommitment:
     """The weights' header (n, k, weight rows root) and tree; ``.root`` is the weights root."""
     n, k = weight.shape
-    return TensorCommitment(n, k, MerkleTree(weight_leaves(weight, bias, multiplier, shift), depth_for(n)))
+    return TensorCommitment(n, k, MerkleTree(_weight_leaf_bytes(weight, bias, multiplier, shift), depth_for(n)))
 
 
 def descriptor(kind: int, flags: int, input_a: int, input_b: int, in_cols: int, out_cols: int,

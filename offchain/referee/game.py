@@ -138,7 +138,7 @@ def step(model: IntegerModel, trace: Trace, op: int, row_index: int, revealed: b
     weights = linear.weights
     return Step(
         column=column,
-        row_word=words.levels[0][column // WORD_BYTES],
+        row_word=words.node(0, column // WORD_BYTES),
         row_word_proof=words.proof(column // WORD_BYTES),
         x=trace.row_bytes(linear.input_slot, row_index),
         x_proof=trace.slot_commitments[linear.input_slot].tree.proof(row_index),
