@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from . import commitments as cm
+from . import heap
 from .errors import InputError, RefereeError
 from .kernels import KERNELS
 from .linear_kernels import FUSED64_MAX_K, int_mm_exact_on_cpu, linear_kernel
@@ -91,6 +92,7 @@ class Executor:
 
     def __init__(self, model: IntegerModel, device: str = "auto", backend: str = "auto",
                  fused64_max_k: int = FUSED64_MAX_K):
+        heap.tune()  # keep freed temporaries in the process: each forward reuses them (heap.py)
         self.model = model
         self.device = resolve_device(device)
         self.backend = _resolve_backend(backend, self.device)
