@@ -43,7 +43,7 @@ import math
 import torch
 
 from . import commitments as cm
-from .kernels import split16
+from .kernels import bits_of, split16
 from .model import LinearOp
 from .requant_f64 import fits, requant_, scale_offset
 
@@ -81,13 +81,9 @@ def _halves(shift: torch.Tensor) -> torch.Tensor:
     return torch.bitwise_left_shift(torch.ones_like(s), s - 1)
 
 
-def _bits(op: LinearOp) -> int:
-    return 16 if op.i16 else 8
-
-
 def _out_range(op: LinearOp) -> tuple[int, int, torch.dtype]:
     """(low, high, dtype) of the requantized output: int8, or int16 with i16; low 0 with ReLU."""
-    top = (1 << (_bits(op) - 1))
+    top = (1 << (bits_of(op) - 1))
     return (0 if op.relu else -top), top - 1, torch.int16 if op.i16 else torch.int8
 
 
@@ -118,6 +114,11 @@ def split_rows(x: torch.Tensor) -> torch.Tensor:
     return split16(x).flatten(0, 1)
 
 
+def lo_offset(op: LinearOp, device: torch.device) -> torch.Tensor:
+    """128 sum_j W[c, j] in float64: the constant that split16's lo half leaves out (join16)."""
+    return (128.0 * op.weight.to(torch.float64).sum(dim=1)).to(device)
+
+
 def join16(acc2: torch.Tensor, rows: int, row_sum: torch.Tensor) -> torch.Tensor:
     """256 acc(hi) + acc(lo) + 128 sum_j W[c, j] in float64: exact, every term below 2^40."""
     acc2 = acc2.to(torch.float64)
@@ -132,8 +133,7 @@ class _Kernel:
     def __init__(self, op: LinearOp, device: torch.device):
         self.op = op
         self.out_range = _out_range(op)
-        # 128 * sum_j W[c, j], the constant that split16's lo half leaves out
-        self.row_sum = (128.0 * op.weight.to(torch.float64).sum(dim=1)).to(device)
+        self.row_sum = lo_offset(op, device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -249,7 +249,7 @@ def usable(op: LinearOp, in_dtype: int = cm.DTYPE_INT8) -> bool:
         return True  # acc + b only: |acc + b| < 2^31, exact in float64
     bounds = op.accumulator_bounds(cm.DTYPE_ABS_MAX[in_dtype]).tolist()
     m, s = op.multiplier.tolist(), op.shift.tolist()
-    return all(fits(bound, mc, sc, _bits(op)) for bound, mc, sc in zip(bounds, m, s))
+    return all(fits(bound, mc, sc, bits_of(op)) for bound, mc, sc in zip(bounds, m, s))
 
 
 @functools.cache
@@ -280,8 +280,8 @@ class FastLinear:
     """One linear op: exact GEMM (float32 blocks or int_mm), then bias and rq in float64."""
 
     def __init__(self, op: LinearOp, device: torch.device, int_mm: bool = False):
-        self.op, self.int_mm, self.bits = op, int_mm, _bits(op)
-        self.row_sum = (128.0 * op.weight.to(torch.float64).sum(dim=1)).to(device)  # for join16
+        self.op, self.int_mm, self.bits = op, int_mm, bits_of(op)
+        self.row_sum = lo_offset(op, device)
         self.name = "int_mm+f64rq" if int_mm else "float32+f64rq"
         if int_mm:
             self.weight = op.weight.contiguous().to(device)  # (n, k), passed as .t(): column-major B

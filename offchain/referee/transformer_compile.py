@@ -74,11 +74,10 @@ def _quant(t: torch.Tensor, scale, bits: int = 8) -> torch.Tensor:
 
 
 class _Builder:
-    """Appends ops, tracking each slot's float scale and dtype width (8 or 16 bits)."""
+    """Appends ops, tracking each slot's float scale."""
 
     def __init__(self, stats: dict[str, float], wide16=WIDE16):
         self.ops, self.scales, self.stats, self.names = [], {}, stats, {}
-        self.bits = {0: 32}
         self.wide16 = frozenset(wide16)
 
     def i16(self, group: str) -> bool:
@@ -93,9 +92,6 @@ class _Builder:
         """Append op; ``name`` is the float activation its slot approximates (kept in meta)."""
         self.ops.append(op)
         self.scales[len(self.ops)] = scale
-        # transpose keeps its input's width; every other kind's follows from its i16 flag
-        self.bits[len(self.ops)] = self.bits[op.input_slot] if isinstance(op, k.TransposeOp) else \
-            16 if getattr(op, "i16", False) else 8
         if name:
             self.names[len(self.ops)] = name
         return len(self.ops)
