@@ -40,114 +40,13 @@ import torch
 import torch.nn.functional as F
 
 from . import ops as k
+from .compile_builder import _Builder, _fixed_point_common, _quant, _scale, _scale16
 from .errors import ModelCompileError
-from .model import INT32_MAX, IntegerModel, LinearOp
+from .model import IntegerModel, LinearOp
 from .quantize import fixed_point
 from .transformer import FloatTransformer
 
-INT8_MAX = 127
-INT16_MAX = 32767
 WIDE16 = frozenset({"residual", "gelu", "softmax", "norm"})  # the groups that may be 16-bit (module doc)
-TOP = {8: INT8_MAX, 16: INT16_MAX}
-
-
-def _scale(t: torch.Tensor) -> float:
-    peak = float(t.abs().max()) if t.numel() else 0.0
-    return peak / INT8_MAX if peak > 0 else 1.0
-
-
-def _scale16(scale8: float) -> float:
-    """A calibrated int8 scale (max|x| / 127) as the 16-bit one, max|x| / 32767."""
-    return scale8 * INT8_MAX / INT16_MAX
-
-
-def _fixed_point_common(*reals: float) -> tuple[list[int], int]:
-    """Multipliers sharing one shift: the largest real sets the shift (21-bit multiplier)."""
-    m_big, s = fixed_point(max(reals))
-    return [max(1, min(INT32_MAX, round(r * (1 << s)))) for r in reals], s
-
-
-def _quant(t: torch.Tensor, scale, bits: int = 8) -> torch.Tensor:
-    if bits == 16:
-        return torch.round(t / scale).clamp(-INT16_MAX - 1, INT16_MAX).to(torch.int16)
-    return torch.round(t / scale).clamp(-128, 127).to(torch.int8)
-
-
-class _Builder:
-    """Appends ops, tracking each slot's float scale."""
-
-    def __init__(self, stats: dict[str, float], wide16=WIDE16):
-        self.ops, self.scales, self.stats, self.names = [], {}, stats, {}
-        self.wide16 = frozenset(wide16)
-
-    def i16(self, group: str) -> bool:
-        """Whether the ops of ``group`` (WIDE16) write int16."""
-        return group in self.wide16
-
-    def out_scale(self, name: str, i16: bool) -> float:
-        """The calibrated scale of activation ``name`` at 8 or 16 bits."""
-        return _scale16(self.stats[name]) if i16 else self.stats[name]
-
-    def add(self, op, scale: float, name: str | None = None) -> int:
-        """Append op; ``name`` is the float activation its slot approximates (kept in meta)."""
-        self.ops.append(op)
-        self.scales[len(self.ops)] = scale
-        if name:
-            self.names[len(self.ops)] = name
-        return len(self.ops)
-
-    def linear(self, x: int, layer: torch.nn.Linear, out: str, wide: bool = False, i16: bool = False) -> int:
-        w = layer.weight.detach().double()
-        s_x = self.scales[x]
-        if wide:  # one weight scale: the int32 logits of every channel share the scale s_x * s_w
-            s_w = torch.full((w.shape[0],), _scale(w), dtype=torch.float64)
-        else:
-            s_w = w.abs().amax(dim=1).clamp(min=1e-12) / INT8_MAX
-        bias = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-        wq = _quant(w, s_w[:, None])
-        bq = torch.round(bias / (s_x * s_w)).clamp(-INT32_MAX, INT32_MAX).to(torch.int32)
-        if wide:
-            pairs = [(1, 1)] * w.shape[0]
-            out_scale = s_x * float(s_w[0])
-        else:
-            out_scale = self.out_scale(out, i16)
-            pairs = [fixed_point(float(s_x * s_w[c] / out_scale)) for c in range(w.shape[0])]
-        op = LinearOp(x, wq, bq, torch.tensor([m for m, _ in pairs], dtype=torch.int32),
-                      torch.tensor([s for _, s in pairs], dtype=torch.int32), relu=False, wide=wide, i16=i16)
-        return self.add(op, out_scale, out)
-
-    def norm(self, x: int, ln: torch.nn.LayerNorm | None, out: str | None, rms: bool = False) -> int:
-        """Protocol 5.6: q ~ 2^15 * xhat / sqrt(n); acc = q * G + B; y = rq(acc, m, s) ~ (gamma xhat + beta) / s_y."""
-        n = self.ops[x - 1].out_cols if x else None
-        i16 = self.i16("norm")
-        if ln is None:  # L2 normalisation to unit vectors at scale 1/top: y ~ top * x / |x| = top q / 2^15
-            top = TOP[16 if i16 else 8]
-            m, s = fixed_point(top / (1 << k.NORM_FRAC))
-            op = k.NormOp(x, torch.ones(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64), m, s, rms=True,
-                          i16=i16)
-            return self.add(op, 1.0 / top)
-        gamma, beta = ln.weight.detach().double(), ln.bias.detach().double()
-        s_y = self.out_scale(out, i16)
-        # g = m / 2^s just large enough that 2^15 |G| + |B| stays below 2^31 (a 5% margin for rounding).
-        need = float((gamma.abs() * math.sqrt(n) + beta.abs()).max()) / (s_y * INT32_MAX) * 1.05
-        m, s = fixed_point(need)
-        g = m / (1 << s)
-        G = torch.round(gamma * math.sqrt(n) / ((1 << k.NORM_FRAC) * s_y * g)).to(torch.int64)
-        B = torch.round(beta / (s_y * g)).to(torch.int64)
-        return self.add(k.NormOp(x, G, B, m, s, rms=rms, i16=i16), s_y, out)
-
-    def residual(self, a: int, b: int, out: str) -> int:
-        i16 = self.i16("residual")
-        s_y = self.out_scale(out, i16)
-        (ma, mb), s = _fixed_point_common(self.scales[a] / s_y, self.scales[b] / s_y)
-        return self.add(k.AddOp(a, b, self.ops[a - 1].out_cols, ma, mb, s, i16=i16), s_y, out)
-
-    def gelu(self, x: int, out: str) -> int:
-        i16 = self.i16("gelu")
-        s_x, s_y = self.scales[x], self.out_scale(out, i16)
-        v = torch.arange(-128, 128, dtype=torch.float64) * s_x
-        table = _quant(F.gelu(v), s_y, 16 if i16 else 8)
-        return self.add(k.LutOp(x, self.ops[x - 1].out_cols, table, i16=i16), s_y, out)
 
 
 def key_mask(b: _Builder, cfg) -> int:
@@ -231,7 +130,7 @@ def compile_transformer(model: FloatTransformer, tokens: torch.Tensor, name: str
         if not causal:
             x = b.norm(x, block.ln1, p + "ln1")
         inp = b.norm(x, block.ln2, p + "ln2") if causal else x
-        hidden = b.gelu(b.linear(inp, block.fc1, p + "fc1"), p + "gelu")
+        hidden = b.lut(b.linear(inp, block.fc1, p + "fc1"), F.gelu, p + "gelu", "gelu")
         x = b.residual(x, b.linear(hidden, block.fc2, p + "mlp_out", i16=res16), p + "res2")
         if not causal:
             x = b.norm(x, block.ln2, p + "ln2")
