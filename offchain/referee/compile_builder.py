@@ -94,11 +94,13 @@ class _Builder:
                       torch.tensor([s for _, s in pairs], dtype=torch.int32), relu=False, wide=wide, i16=i16)
         return self.add(op, out_scale, out)
 
-    def norm(self, x: int, ln: torch.nn.Module | None, out: str | None, rms: bool = False) -> int:
+    def norm(self, x: int, ln: torch.nn.Module | None, out: str | None, rms: bool = False,
+             i16: bool | None = None) -> int:
         """Protocol 5.6: q ~ 2^15 * xhat / sqrt(n); acc = q * G + B; y = rq(acc, m, s) ~ (gamma xhat + beta) / s_y.
-        ``ln`` has ``weight`` (gamma) and a ``bias`` (beta) that may be absent or None (RMSNorm)."""
+        ``ln`` has ``weight`` (gamma) and a ``bias`` (beta) that may be absent or None (RMSNorm);
+        ``i16``: the output's width, by default the group ``norm``'s."""
         n = self.ops[x - 1].out_cols if x else None
-        i16 = self.i16("norm")
+        i16 = self.i16("norm") if i16 is None else i16
         if ln is None:  # L2 normalisation to unit vectors at scale 1/top: y ~ top * x / |x| = top q / 2^15
             top = TOP[16 if i16 else 8]
             m, s = fixed_point(top / (1 << k.NORM_FRAC))
