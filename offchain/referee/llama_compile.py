@@ -114,7 +114,8 @@ class _LlamaBuilder(_Builder):
         i16 = self.ops[x - 1].i16  # rope writes what it reads: int8 or int16
         s_y = self.out_scale(out, i16)
         m, s = fixed_point(self.scales[x] / (ROPE_ONE * s_y))
-        return self.add(k.RopeOp(x, heads, table, m, s, i16=i16), s_y, out)
+        # A table of its own per op: modelfile saves each op's tensors, and safetensors refuses shared memory.
+        return self.add(k.RopeOp(x, heads, table.clone(), m, s, i16=i16), s_y, out)
 
     def mul(self, a: int, b: int, out: str, i16: bool) -> int:
         s_y = self.out_scale(out, i16)
