@@ -15,7 +15,8 @@ Measured per variant, float against exact integer:
   equals the float model's argmax.
 
 Variants: SmoothQuant on (alpha 0.5, the default) and off, each with the default 16-bit groups
-(residual, norm, softmax, silu, up, prod) and with the SwiGLU MLP at int8 (silu, up, prod off).
+(residual, norm, softmax, silu, up, prod) and with the SwiGLU MLP at int8 (silu, up, prod off);
+and the default with the two optional groups on (att: P.V's output; q: q and its rotation).
 
 Prints a table and writes ``benchmarks/llama_fidelity.json`` (``--out``). Needs the corpus
 (``make corpus``). Run: ``python benchmarks/llama_fidelity.py [--model DIR] [--windows N]
@@ -40,10 +41,11 @@ from referee.llama_compile import DEFAULT_WIDE16, compile_llama, fidelity, windo
 
 MLP16 = {"silu", "up", "prod"}
 VARIANTS = {  # name: (SmoothQuant alpha or None, 16-bit groups)
-    "smoothquant, default 16-bit": (0.5, DEFAULT_WIDE16),
-    "no smoothquant, default 16-bit": (None, DEFAULT_WIDE16),
-    "smoothquant, MLP int8": (0.5, DEFAULT_WIDE16 - MLP16),
-    "no smoothquant, MLP int8": (None, DEFAULT_WIDE16 - MLP16),
+    "smooth": (0.5, DEFAULT_WIDE16),               # the compiler's default
+    "no-smooth": (None, DEFAULT_WIDE16),
+    "smooth-mlp8": (0.5, DEFAULT_WIDE16 - MLP16),  # SiLU, up and the product at int8
+    "no-smooth-mlp8": (None, DEFAULT_WIDE16 - MLP16),
+    "smooth-att16-q16": (0.5, DEFAULT_WIDE16 | {"att", "q"}),  # the two optional groups on
 }
 
 
@@ -71,7 +73,7 @@ def main() -> None:
           f"{model.cfg.num_attention_heads} heads / {model.cfg.num_key_value_heads} kv, T = {t}; "
           f"{len(rows)} held-out windows ({len(rows) * t:,} positions), {len(calib)} calibration windows")
     results = {}
-    print(f"{'variant':34} {'agree':>7} {'float loss':>10} {'exact loss':>10} {'float ppl':>9} {'exact ppl':>9} "
+    print(f"{'variant':16} {'agree':>7} {'float loss':>10} {'exact loss':>10} {'float ppl':>9} {'exact ppl':>9} "
           f"{'s':>6}")
     for name in args.variants.split(","):
         alpha, wide16 = VARIANTS[name]
@@ -81,7 +83,7 @@ def main() -> None:
         r |= {"smoothquant_alpha": alpha, "wide16": sorted(wide16), "ops": len(compiled.ops),
               "seconds": round(time.perf_counter() - started, 1)}
         results[name] = r
-        print(f"{name:34} {r['agreement']:7.2%} {r['float_loss']:10.4f} {r['exact_loss']:10.4f} "
+        print(f"{name:16} {r['agreement']:7.2%} {r['float_loss']:10.4f} {r['exact_loss']:10.4f} "
               f"{r['float_ppl']:9.3f} {r['exact_ppl']:9.3f} {r['seconds']:6.1f}")
     out = {"model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
            "context": t, "windows": len(rows), "positions": len(rows) * t, "calibration_windows": len(calib),

@@ -26,11 +26,15 @@ after each position), or for a vocabulary above HEAD_CHUNK the split head of pro
 round(2^14 cos), round(2^14 sin) of HF's angles for the T positions; the embed op's position
 table is zero (Llama has none).
 
-16-bit activations (``wide16``, groups of LLAMA_WIDE16; module default DEFAULT_WIDE16): the
-residual stream (embed, o and down outputs, every add), the norm outputs, the softmax
-probabilities (only where T <= 511: P.V then reads one int16 operand with K = T), the SiLU
-table, the up projection and the product. What a table reads stays int8 (the scores, the gate),
-and so do q, k, v (each meets an int16 operand in a matmul or rope). A linear reading int16
+16-bit activations (``wide16``, groups of LLAMA_WIDE16; DEFAULT_WIDE16 by default): the
+residual stream (``residual``: embed, o and down outputs, every add), the norm outputs
+(``norm``), the softmax probabilities (``softmax``, only where T <= 511: P.V then reads one int16
+operand with K = T), the SiLU table (``silu``), the up projection (``up``) and the product
+(``prod``): the SwiGLU groups are worth about two points of greedy agreement. Two more groups
+exist and are off by default, as they measured no better (docs/benchmarks.md): ``att`` (P.V's
+output, which o reads) and ``q`` (q and its rotation; the scores matmul then reads one int16
+operand with K = d_h). What a table reads stays int8 (the scores, the gate), and so do k and v
+(each meets an int16 operand in a matmul). A linear reading int16
 must meet the accumulator bound at 2^15; where its quantized weights would not, its input is
 written int8 instead (``_fits16``), so any width compiles.
 """
@@ -50,8 +54,8 @@ from .quantize import fixed_point
 HEAD_CHUNK = 8192             # columns per head chunk (protocol 5.14: 32 KB int32 rows)
 ROPE_ONE = 1 << 14            # the rotation table's 1.0
 MATMUL_I16_MAX_K = 511        # 5.1: K * 2^15 * 2^7 < 2^31 with one int16 operand
-LLAMA_WIDE16 = frozenset({"residual", "norm", "softmax", "silu", "up", "prod"})
-DEFAULT_WIDE16 = LLAMA_WIDE16
+LLAMA_WIDE16 = frozenset({"residual", "norm", "softmax", "silu", "up", "prod", "att", "q"})
+DEFAULT_WIDE16 = LLAMA_WIDE16 - {"att", "q"}  # measured: those two buy nothing (docs/benchmarks.md)
 SMOOTH_ALPHA = 0.5
 
 
@@ -174,7 +178,8 @@ def compile_llama(model: FloatLlama, tokens: torch.Tensor, name: str = "llama", 
         p = f"b{i}."
         wide = norm16 and _fits16(layer.q_proj.weight, layer.k_proj.weight, layer.v_proj.weight)
         inp = b.norm(x, layer.input_layernorm, p + "ln1", rms=True, i16=wide)
-        q, kk, v = (b.linear(inp, getattr(layer, n + "_proj"), p + n) for n in ("q", "k", "v"))
+        q = b.linear(inp, layer.q_proj, p + "q", i16=b.i16("q") and dh <= MATMUL_I16_MAX_K)
+        kk, v = (b.linear(inp, getattr(layer, n + "_proj"), p + n) for n in ("k", "v"))
         q, kk = b.rope(q, h, table, p + "q_rot"), b.rope(kk, hk, table, p + "k_rot")
         s_sc = stats[p + "scores"]
         m, s = fixed_point(b.scales[q] * b.scales[kk] / (math.sqrt(dh) * s_sc))
@@ -183,8 +188,10 @@ def compile_llama(model: FloatLlama, tokens: torch.Tensor, name: str = "llama", 
         soft = k.SoftmaxOp(scores, h * t, h, t, exp, causal=True, i16=b.i16("softmax"))
         probs = b.add(soft, 1.0 / soft.one)
         v_t = b.add(k.TransposeOp(v, hk * dh, hk * t, hk), b.scales[v])
-        m, s = fixed_point(b.scales[v] / (soft.one * stats[p + "att"]))
-        att = b.add(k.MatmulOp(probs, v_t, h * t, h * dh, h, t, m, s, kv_heads=hk), stats[p + "att"], p + "att")
+        att16 = b.i16("att") and _fits16(layer.o_proj.weight)
+        s_att = b.out_scale(p + "att", att16)
+        m, s = fixed_point(b.scales[v] / (soft.one * s_att))
+        att = b.add(k.MatmulOp(probs, v_t, h * t, h * dh, h, t, m, s, kv_heads=hk, i16=att16), s_att, p + "att")
         x = b.residual(x, b.linear(att, layer.o_proj, p + "attn_out", i16=res16), p + "res1")
 
         wide = norm16 and _fits16(layer.gate_proj.weight, layer.up_proj.weight)
