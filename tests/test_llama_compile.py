@@ -12,12 +12,14 @@ corpus). Checkpoint import: ``referee quantize DIR`` on a saved LlamaForCausalLM
 from pathlib import Path
 
 import pytest
+import reference_llama as rl
 import torch
 from click.testing import CliRunner
 
 from referee import corpus
 from referee.cli import main
 from referee.executor import Executor
+from referee.graph_dict import model_to_dict
 from referee.llama import FloatLlama, LlamaConfig, load_llama, save_llama
 from referee.llama_compile import HEAD_CHUNK, compile_llama, exact_logits, fidelity, greedy, smooth, windows
 from referee.modelfile import load_model
@@ -61,6 +63,23 @@ def test_every_kind_and_validates(small):
     assert compiled.validate() is compiled and compiled.input_dtype == 1 and compiled.input_cols == 16
     grouped = [op for op in compiled.ops if type(op).__name__ == "MatmulOp"]
     assert grouped and all(op.kv_heads == 2 and op.heads == 4 for op in grouped)
+
+
+@pytest.mark.parametrize("vocab", [40, HEAD_CHUNK + 24])
+def test_equals_the_independent_reference(vocab):
+    """Every slot and the model root against tests/reference_llama.py (plain Python ints, no
+    code shared with referee): a one-chunk head and a split head of two chunks."""
+    cfg = _cfg(vocab_size=vocab, hidden_size=16, intermediate_size=24, max_position_embeddings=6,
+               num_hidden_layers=1 if vocab > HEAD_CHUNK else 2)
+    model = FloatLlama(cfg, seed=vocab)
+    compiled = compile_llama(model, _ids(cfg, 3, 6))
+    x = _ids(cfg, 2 if vocab < HEAD_CHUNK else 1, 6, seed=11).to(torch.int32)
+    got = Executor(compiled, device="cpu").run(x)
+    as_dict = model_to_dict(compiled)
+    want = rl.run_model(as_dict, x.tolist())
+    assert rl.model_root(as_dict) == compiled.root
+    for j, (g, w) in enumerate(zip(got, want)):
+        assert g.tolist() == w, f"slot {j}"
 
 
 def test_rows_identical_across_batchings(small):
@@ -116,21 +135,37 @@ def test_split_head_argmax_lowest_index_across_chunks():
     assert set(got.tolist()) & {7, HEAD_CHUNK + 30} and not set(got.tolist()) & {HEAD_CHUNK + 7, 2 * HEAD_CHUNK + 7}
 
 
-def test_quantize_checkpoint_directory(tmp_path):
-    cfg = _cfg(vocab_size=256, num_attention_heads=8, num_key_value_heads=2, hidden_size=64)
+@pytest.mark.parametrize("heads,kv,width,vocab", [(4, 1, 32, 256), (4, 4, 32, 256), (8, 2, 64, 256),
+                                                   (2, 1, 8, HEAD_CHUNK + 100)])
+def test_quantize_checkpoint_directory(tmp_path, heads, kv, width, vocab):
+    """``referee quantize DIR`` on LlamaForCausalLM directories written by save_llama: GQA ratios
+    4/1, 4/4, 8/2 and a vocabulary past HEAD_CHUNK (the split head) at a tiny width."""
+    cfg = _cfg(vocab_size=vocab, num_attention_heads=heads, num_key_value_heads=kv, hidden_size=width)
     ckpt = save_llama(FloatLlama(cfg, seed=4), tmp_path / "ckpt")
     _byte_tokenizer(ckpt / "tokenizer.json")
     runner = CliRunner()
     result = runner.invoke(main, ["quantize", str(ckpt), "-o", str(tmp_path / "out")])
     assert result.exit_code != 0 and "calibration.txt" in result.output and "--calibration-text" in result.output
-    (ckpt / "calibration.txt").write_text("Call me Ishmael. Some years ago, never mind how long precisely.\n" * 3)
-    result = runner.invoke(main, ["quantize", str(ckpt), "-o", str(tmp_path / "out")])
+    text = tmp_path / "cal.txt"
+    text.write_text("Call me Ishmael. Some years ago, never mind how long precisely.\n" * 3)
+    result = runner.invoke(main, ["quantize", str(ckpt), "--calibration-text", str(text), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "out")
     assert model.input_cols == 16 and model.meta["tokenizer"]["kind"] == "causal"
     assert set(model.kinds()) == KINDS
+    assert len(model.meta["logits_slots"]) == (2 if vocab > HEAD_CHUNK else 1)
     result = runner.invoke(main, ["info", str(tmp_path / "out")])
     assert result.exit_code == 0 and "a token decoder" in result.output, result.output
+
+
+def test_quantize_reads_the_checkpoint_calibration_txt(tmp_path):
+    ckpt = save_llama(FloatLlama(_cfg(vocab_size=256), seed=4), tmp_path / "ckpt")
+    _byte_tokenizer(ckpt / "tokenizer.json")
+    (ckpt / "calibration.txt").write_text("It was the Bay of Biscay.\n")
+    result = CliRunner().invoke(main, ["quantize", str(ckpt), "--seq", "8", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    model = load_model(tmp_path / "out")
+    assert model.input_cols == 8 and model.meta["calibration"]["source"] == "calibration.txt"
 
 
 @pytest.mark.skipif(not (MOBY / "model.safetensors").is_file(), reason="models/moby-llama is not committed yet")
