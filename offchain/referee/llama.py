@@ -222,9 +222,22 @@ class FloatLlama(nn.Module):
         return logits
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights under transformers' names (``model.`` prefix but for ``lm_head``)."""
-        return {(n if n.startswith("lm_head") else "model." + n): p.detach().contiguous()
-                for n, p in self.named_parameters()}
+        """The weights under transformers' names (hf_name)."""
+        return {hf_name(n): p.detach().contiguous() for n, p in self.named_parameters()}
+
+
+_ATTENTION, _MLP = ("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj")
+
+
+def hf_name(name: str) -> str:
+    """transformers' name of a FloatLlama parameter: ``model.`` before all but ``lm_head``, and a layer's
+    projections under ``self_attn.`` or ``mlp.`` (here they sit on the layer itself)."""
+    if name.startswith("lm_head"):
+        return name
+    parts = name.split(".")  # layers.{i}.{module}.weight
+    if len(parts) == 4 and parts[0] == "layers" and parts[2] in _ATTENTION + _MLP:
+        parts.insert(2, "self_attn" if parts[2] in _ATTENTION else "mlp")
+    return "model." + ".".join(parts)
 
 
 def save_llama(model: FloatLlama, directory) -> Path:
@@ -271,7 +284,7 @@ def load_llama(directory) -> FloatLlama:
                                 f"{' and more' if len(missing) > 3 else ''}")
     with torch.no_grad():
         for name, param in model.named_parameters():
-            got = tensors[name if name.startswith("lm_head") else "model." + name]
+            got = tensors[hf_name(name)]
             if tuple(got.shape) != tuple(param.shape):
                 raise ModelCompileError(f"{ckpt / WEIGHTS_FILE}: {name} has shape {tuple(got.shape)}, "
                                         f"the config gives {tuple(param.shape)}")
