@@ -89,6 +89,15 @@ class LlamaConfig:
                 raise ModelCompileError(f"{where}: {key} = {got!r} is not supported (only {want!r})")
         hf = dict(hf)
         hf.setdefault("num_key_value_heads", hf.get("num_attention_heads"))
+        rope = hf.get("rope_parameters")  # transformers >= 5 writes rope_theta here, not at the top
+        if rope is not None:
+            if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default":
+                raise ModelCompileError(f"{where}: rope_parameters = {rope!r} is not supported "
+                                        f"(only rope_type 'default')")
+            if "rope_theta" in rope:
+                if hf.setdefault("rope_theta", rope["rope_theta"]) != rope["rope_theta"]:
+                    raise ModelCompileError(f"{where}: rope_theta {hf['rope_theta']!r} differs from "
+                                            f"rope_parameters' {rope['rope_theta']!r}")
         if hf.get("head_dim") not in (None, hf.get("hidden_size", 0) // max(1, hf.get("num_attention_heads") or 1)):
             raise ModelCompileError(f"{where}: head_dim {hf['head_dim']} differs from hidden_size / heads")
         missing = [f.name for f in fields(cls) if f.name not in hf and f.name not in ("rms_norm_eps", "rope_theta")]
