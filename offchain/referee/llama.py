@@ -89,6 +89,15 @@ class LlamaConfig:
                 raise ModelCompileError(f"{where}: {key} = {got!r} is not supported (only {want!r})")
         hf = dict(hf)
         hf.setdefault("num_key_value_heads", hf.get("num_attention_heads"))
+        rope = hf.get("rope_parameters")  # transformers >= 5 writes rope_theta here, not at the top
+        if rope is not None:
+            if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default":
+                raise ModelCompileError(f"{where}: rope_parameters = {rope!r} is not supported "
+                                        f"(only rope_type 'default')")
+            if "rope_theta" in rope:
+                if hf.setdefault("rope_theta", rope["rope_theta"]) != rope["rope_theta"]:
+                    raise ModelCompileError(f"{where}: rope_theta {hf['rope_theta']!r} differs from "
+                                            f"rope_parameters' {rope['rope_theta']!r}")
         if hf.get("head_dim") not in (None, hf.get("hidden_size", 0) // max(1, hf.get("num_attention_heads") or 1)):
             raise ModelCompileError(f"{where}: head_dim {hf['head_dim']} differs from hidden_size / heads")
         missing = [f.name for f in fields(cls) if f.name not in hf and f.name not in ("rms_norm_eps", "rope_theta")]
@@ -222,9 +231,22 @@ class FloatLlama(nn.Module):
         return logits
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights under transformers' names (``model.`` prefix but for ``lm_head``)."""
-        return {(n if n.startswith("lm_head") else "model." + n): p.detach().contiguous()
-                for n, p in self.named_parameters()}
+        """The weights under transformers' names (hf_name)."""
+        return {hf_name(n): p.detach().contiguous() for n, p in self.named_parameters()}
+
+
+_ATTENTION, _MLP = ("q_proj", "k_proj", "v_proj", "o_proj"), ("gate_proj", "up_proj", "down_proj")
+
+
+def hf_name(name: str) -> str:
+    """transformers' name of a FloatLlama parameter: ``model.`` before all but ``lm_head``, and a layer's
+    projections under ``self_attn.`` or ``mlp.`` (here they sit on the layer itself)."""
+    if name.startswith("lm_head"):
+        return name
+    parts = name.split(".")  # layers.{i}.{module}.weight
+    if len(parts) == 4 and parts[0] == "layers" and parts[2] in _ATTENTION + _MLP:
+        parts.insert(2, "self_attn" if parts[2] in _ATTENTION else "mlp")
+    return "model." + ".".join(parts)
 
 
 def save_llama(model: FloatLlama, directory) -> Path:
@@ -271,7 +293,7 @@ def load_llama(directory) -> FloatLlama:
                                 f"{' and more' if len(missing) > 3 else ''}")
     with torch.no_grad():
         for name, param in model.named_parameters():
-            got = tensors[name if name.startswith("lm_head") else "model." + name]
+            got = tensors[hf_name(name)]
             if tuple(got.shape) != tuple(param.shape):
                 raise ModelCompileError(f"{ckpt / WEIGHTS_FILE}: {name} has shape {tuple(got.shape)}, "
                                         f"the config gives {tuple(param.shape)}")
