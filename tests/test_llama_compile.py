@@ -168,7 +168,6 @@ def test_quantize_reads_the_checkpoint_calibration_txt(tmp_path):
     assert model.input_cols == 8 and model.meta["calibration"]["source"] == "calibration.txt"
 
 
-@pytest.mark.skipif(not (MOBY / "model.safetensors").is_file(), reason="models/moby-llama is not committed yet")
 def test_moby_llama_agrees_on_held_out_slice():
     if not corpus.available():
         pytest.skip("the Moby-Dick corpus is not installed (make corpus)")

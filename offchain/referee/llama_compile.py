@@ -6,8 +6,10 @@ the float model's activations on calibration token ids (B, T); per-output-channe
 (one scale per tensor for the logits, which an argmax compares); fixed-point (m, s) for every
 requantization; tables for the non-linearities (SiLU for ``lut``, exp for ``softmax``).
 
-Outliers: SmoothQuant (Xiao et al. 2023), on by default (``smooth``). RMSNorm's output has a few
-channels far larger than the rest, and one scale per slot spends its range on them. Per input
+Outliers: SmoothQuant (Xiao et al. 2023), on by default (``smooth``). In large pretrained models
+RMSNorm's output has a few channels far larger than the rest, and one scale per slot spends its
+range on them (docs/benchmarks.md: neutral on models/moby-llama, which has none; decisive once
+such channels are put in). Per input
 channel j of the linears after a norm (ln1 -> q, k, v; ln2 -> gate, up), s_j = max|X_j|^alpha /
 max|W_j|^(1 - alpha); the norm's gamma is divided by s and the linears' columns multiplied by
 it, which leaves the float function unchanged and moves part of the range into the weights'
@@ -41,6 +43,7 @@ above NORM_I16_MAX_COLS (1024) columns, the widest int16 row a norm reads (proto
 the probabilities are int8 above T = 511.
 """
 
+import copy
 import math
 
 import torch
@@ -63,8 +66,6 @@ SMOOTH_ALPHA = 0.5
 def smooth(model: FloatLlama, tokens: torch.Tensor, alpha: float = SMOOTH_ALPHA) -> FloatLlama:
     """SmoothQuant (module doc): a copy of ``model`` computing the same function, its ln1 -> q, k, v
     and ln2 -> gate, up input channels rescaled by s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)."""
-    import copy
-
     out = copy.deepcopy(model)
     record: dict[str, torch.Tensor] = {}
     with torch.no_grad():
