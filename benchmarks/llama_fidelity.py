@@ -108,8 +108,8 @@ def main() -> None:
         source = inject_outliers(model) if outliers else model
         compiled = compile_llama(source, calib, name=args.model.name, wide16=wide16, smooth_alpha=alpha)
         r = fidelity(source, compiled, rows)
-        r |= {"smoothquant_alpha": alpha, "wide16": sorted(wide16), "outliers_injected": outliers, "ops": len(compiled.ops),
-              "seconds": round(time.perf_counter() - started, 1)}
+        r |= {"smoothquant_alpha": alpha, "wide16": sorted(wide16), "outliers_injected": outliers,
+              "ops": len(compiled.ops), "seconds": round(time.perf_counter() - started, 1)}
         results[name] = r
         print(f"{name:24} {r['agreement']:7.2%} {r['float_loss']:10.4f} {r['exact_loss']:10.4f} "
               f"{r['float_ppl']:9.3f} {r['exact_ppl']:9.3f} {r['seconds']:6.1f}")
