@@ -267,3 +267,31 @@ def test_both_refuse_the_same_bad_llama_ops_fails(op, message):
         rl.validate_model(model)
     with pytest.raises(RefereeError):
         model_from_dict(model)
+
+
+# ---------------------------------------------------------------------------------------
+# The reference itself against hand-worked values (the working is in the comments)
+
+
+def test_reference_hand_worked_succeeds():
+    import reference as ref
+
+    # rope at t = 0 with (c, s) = (2^14, 0) is the identity after rq(., 1, 14); at t = 1 with
+    # (0, 2^14) a quarter turn: (a, b) -> (-b, a). Rows 2, 3 are positions 0, 1 again (T = 2).
+    table = [[2**14, 0], [0, 2**14]]
+    assert rl.rope([[3, -5], [3, -5], [7, 1], [7, 1]], 1, table, 1, 14) == [[3, -5], [5, 3], [7, 1], [-1, 7]]
+    # CR: the rows root of the int16 table, leaves H(two big-endian bytes per entry)
+    leaves = [ref.keccak256(bytes.fromhex("40000000")), ref.keccak256(bytes.fromhex("00004000"))]
+    op = {"kind": rl.ROPE, "flags": 0, "input_a": 0, "input_b": 0, "in_cols": 2, "out_cols": 2, "heads": 1,
+          "multiplier": 1, "shift": 14, "table": table}
+    assert rl.params_header(op) == ref.enc(1, 2, 1, 14, ref.keccak256(leaves[0] + leaves[1]))
+    # mul: 3 * -5 = -15, (-15 + 1) >> 1 = -7; 5 * 5 = 25 -> 13 (the half tie goes up); 127 * 127 clamps
+    assert rl.mul([[3, 5, 127]], [[-5, 5, 127]], 1, 1) == [[-7, 13, 127]]
+    assert rl.params_header({"kind": rl.MUL, "flags": 0, "multiplier": 3, "shift": 2}) == ref.enc(3, 2)
+    # grouped: H = 2 query heads of K = 1 over H_b = 1 key head: both read B's only column
+    assert rl.matmul_grouped([[2, 3]], [[5]], 2, 1, 1, 2, 1, 1, False) == [[5, 8]]  # rq(10) = 5, rq(15) = 8
+    # argmax: chunk max 7 at index 1; a carried 7 keeps its index 0, a carried 6 loses to 10 + 1
+    assert rl.argmax_chunk([[0, 7, 7]], True) == [[7, 1]]
+    assert rl.argmax_chunk([[0, 7, 7], [0, 7, 7]], True, [[7, 0], [6, 0]], 10) == [[7, 0], [7, 11]]
+    assert rl.params_root({"kind": rt.ARGMAX, "flags": 1}) == bytes(32)
+    assert rl.params_root({"kind": rt.ARGMAX, "flags": 2, "offset": 10}) == ref.keccak256(ref.enc(10))
