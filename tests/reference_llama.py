@@ -9,6 +9,13 @@ The model-level functions (``validate_model``, ``params_header``, ``run_op``, ``
 are those of ``tests/reference_transformer.py`` extended to these kinds and flags: an op that
 is none of them is handed to ``reference_transformer`` unchanged, so every earlier root is its.
 Every range the spec states is checked and a violation raises ``ValueError``.
+
+The op dicts (as ``reference_transformer``'s, with ``kind``, ``flags``, ``input_a``, ``input_b``)::
+
+    10 rope     in_cols, out_cols, heads, multiplier, shift, table ([T, D], entries in [-2^14, 2^14])
+    11 mul      in_cols, out_cols, multiplier, shift            (input_b: the second factor)
+    2 matmul    flag bit 1 (grouped): kv_heads as well           (B has kv_heads * K columns)
+    9 argmax    flag bit 0 (pair): out_cols 2; bit 1 (carry): offset, input_b the carried pair
 """
 
 import reference as ref

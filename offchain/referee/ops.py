@@ -41,6 +41,7 @@ SOFTMAX_ONE_I16 = 32767  # with i16: floor(32767 * e / S), scale 1/32767
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 ROPE_ONE = 1 << 14  # rope table entries lie in [-2^14, 2^14] (cos and sin times 2^14)
 OFFSET_MAX = 1 << 24  # argmax carry: 1 <= offset <= 2^24 (a vocabulary's ids, like embed's V)
+HEAD_CHUNK = 8192  # the compiler's widest head chunk (5.14): a 32 KiB int32 row per one step, not a protocol limit
 
 
 def _require(condition: bool, message: str) -> None:

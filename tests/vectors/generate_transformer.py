@@ -7,8 +7,9 @@
 (``--dir PATH`` writes or checks PATH instead of this script's directory.)
 
 Every value comes from the independent reference (``tests/reference_transformer.py``,
-``tests/reference_kinds.py``, ``tests/reference.py``: plain Python integers, no code shared
-with ``offchain/referee/``); the per-kind edge cases are in ``tests/reference_cases.py``, the
+``tests/reference_kinds.py``, ``tests/reference_llama.py``, ``tests/reference.py``: plain
+Python integers, no code shared with ``offchain/referee/``); the per-kind edge cases are in
+``tests/reference_cases.py`` and (Llama's kinds and flags, 5.12-5.14) ``llama_cases.py``, the
 random models from ``tests/reference_models.py``. Randomness comes only from
 ``random.Random`` instances with fixed seeds, one per file. Hashes and byte strings are
 ``0x``-prefixed lowercase hex, integers JSON numbers. Files are ``json.dumps(indent=1)`` with

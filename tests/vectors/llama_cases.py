@@ -99,8 +99,8 @@ def grouped_cases(rng):
 
 def argmax_cases(rng):
     i32_min, i32_max = -(2**31), 2**31 - 1
-    x = [[5, 5, 1], [-2**31, -2**31, -2**31], [0, 7, 7], [i32_max, 0, i32_max]]
-    carry = [[5, 2], [-2**31, 0], [8, 1], [i32_max - 1, 4]]
+    x = [[5, 5, 1], [i32_min, i32_min, i32_min], [0, 7, 7], [i32_max, 0, i32_max]]
+    carry = [[5, 2], [i32_min, 0], [8, 1], [i32_max - 1, 4]]
     return [
         ("argmax_pair_ties_int32", argmax(3, True), [x], [I32]),
         ("argmax_pair_int8", argmax(4, True), [[[-128, -128, -128, -128], [3, 127, 127, -1]]], [I8]),
