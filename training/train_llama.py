@@ -1,6 +1,7 @@
 """Train models/moby-llama: a small byte-level Llama on Moby-Dick, deterministically, on the CPU.
 
-    python training/train_llama.py                  # the committed model (about 5 minutes, 2 cores)
+    make corpus                                     # once (make setup does it)
+    python training/train_llama.py                  # the committed model (6-9 minutes here)
     python training/train_llama.py --steps 20 --out /tmp/m   # a quick look
 
 Why a folder of its own: scripts/ holds the Ape operator scripts and benchmarks/ measures the
@@ -16,7 +17,9 @@ Training: random windows of ``context + 1`` bytes of the train split, AdamW (wei
 matrices only), linear warmup then cosine decay to ``lr / 10``, gradient clipping at 1. It is
 deterministic: one seed draws the initial weights and every batch, torch's deterministic
 algorithms are on and the thread count is fixed, so the same command with the same torch build
-and thread count gives the same bits (different thread counts may reorder float sums).
+and thread count gives the same bits (different thread counts may reorder float sums). One
+thread by default: on two cores shared with other work, two OpenMP threads spin on each other
+(about 4 s a step here against 0.7 s on one thread).
 
 Output (``--out``): config.json and model.safetensors (referee.llama.save_llama), tokenizer.json,
 and README.md, a model card with the command, the corpus and split, the losses and the time.
@@ -172,7 +175,7 @@ held out = chapters {corpus.FIRST_HELD_OUT}-{corpus.CHAPTERS} and the epilogue (
 `{args.command}`: {args.steps} steps of {args.batch} random windows of {args.context} bytes
 ({args.steps * args.batch * args.context:,} predicted bytes, {args.steps * args.batch * args.context / sizes['train']:.1f} epochs), AdamW lr {args.lr:g}
 (betas 0.9, 0.95; weight decay {args.weight_decay:g} on matrices), {args.warmup} warmup steps, cosine to lr/10,
-gradient clipping 1, seed {args.seed}, {args.threads} threads, deterministic algorithms on, torch
+gradient clipping 1, seed {args.seed}, {args.threads} thread{'s' * (args.threads != 1)}, deterministic algorithms on, torch
 {torch.__version__}: {seconds:.0f} s of training here.
 
 ## Loss (nats per byte; bits = nats / ln 2)
