@@ -56,8 +56,8 @@ from .llama import FloatLlama, rope_tables
 from .model import INT32_MAX, MATMUL_I16_MAX_K, NORM_I16_MAX_COLS, IntegerModel
 from .quantize import fixed_point
 
-HEAD_CHUNK = 8192             # columns per head chunk (protocol 5.14: 32 KB int32 rows)
-ROPE_ONE = 1 << 14            # the rotation table's 1.0
+HEAD_CHUNK = k.HEAD_CHUNK     # columns per head chunk (protocol 5.14: 32 KiB int32 rows)
+ROPE_ONE = k.ROPE_ONE         # the rotation table's 1.0 (2^14)
 LLAMA_WIDE16 = frozenset({"residual", "norm", "softmax", "silu", "up", "prod", "att", "q"})
 DEFAULT_WIDE16 = LLAMA_WIDE16 - {"att", "q"}  # measured: those two buy nothing (docs/benchmarks.md)
 SMOOTH_ALPHA = 0.5
