@@ -199,8 +199,8 @@ def _edit_tensors(path, edit):
 
 def test_load_unknown_kind_fails(token_model, tmp_path):
     path = shutil.copytree(token_model[0], tmp_path / "m")
-    _edit_manifest(path, lambda m: m["ops"][1].update(kind="rope"))
-    with pytest.raises(ModelFormatError, match="model.json op 2: unsupported op kind 'rope'"):
+    _edit_manifest(path, lambda m: m["ops"][1].update(kind="conv"))  # rope is a kind now (5.12)
+    with pytest.raises(ModelFormatError, match="model.json op 2: unsupported op kind 'conv'"):
         load_model(path)
 
 
@@ -291,3 +291,77 @@ def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):
     gap = model.on_chain_gap()
     assert "int32 (token id) input" in gap and "embed" in gap and "protocol 5.11" in gap and "\n" not in gap
     assert "int16 (i16) outputs" in gap
+
+
+# ---------------------------------------------------------------------------------------
+# Llama's kinds and flags (protocol 5.12-5.14): rope, mul, grouped matmul, argmax pair/carry
+
+
+@pytest.fixture(scope="module")
+def llama_model(tmp_path_factory):
+    """A saved 2-layer Llama-shaped decoder (tests/reference_models.llama): 4 query heads over
+    2 key/value heads, rope, SwiGLU, a head split into chunks of 5 and 4 ids."""
+    import reference_models as rm
+    from referee.graph_dict import model_from_dict
+
+    ref_model, ids = rm.llama(random.Random(3), 2, 8, 4, 2, 12, 3, [5, 4], 2)
+    model = model_from_dict(ref_model)
+    model.name = "llama"
+    return save_model(model, tmp_path_factory.mktemp("llama") / "model"), model, ids
+
+
+def test_llama_roundtrip_every_root_equal_succeeds(llama_model):
+    path, model, ids = llama_model
+    loaded = load_model(path)
+    assert (loaded.root, loaded.descriptors()) == (model.root, model.descriptors())
+    assert loaded.kinds() == model.kinds() and {"rope", "mul"} <= set(loaded.kinds())
+    x = torch.tensor(ids, dtype=torch.int32)
+    assert [s.tolist() for s in Executor(loaded, "cpu").run(x)] == [s.tolist() for s in Executor(model, "cpu").run(x)]
+    manifest = json.loads((path / MANIFEST).read_text())["ops"]
+    matmuls = [op for op in manifest if op["kind"] == "matmul"]
+    assert matmuls and all(op["kv_heads"] == 2 and op["heads"] == 4 for op in matmuls)
+    argmaxes = [op for op in manifest if op["kind"] == "argmax"]
+    assert argmaxes == [{**argmaxes[0], "pair": True}, {**argmaxes[1], "carry": True, "input_b": argmaxes[1]["input_b"],
+                                                         "offset": 5}]
+    assert "carry" not in argmaxes[0] and "pair" not in argmaxes[1]  # written only when set
+    rope = _first(path, "rope")
+    assert load_file(path / WEIGHTS)[f"op{rope}.table"].dtype == torch.int16
+    gap = loaded.on_chain_gap()
+    assert "rope" in gap and "mul" in gap
+
+
+def test_matmul_and_argmax_without_new_flags_write_no_new_field_succeeds(token_model):
+    """kv_heads is written only when it differs from heads, argmax's pair/carry/offset only when
+    set: directories written before 5.12-5.14 load with the same roots."""
+    path, _ = token_model
+    manifest = json.loads((path / MANIFEST).read_text())["ops"]
+    assert all("kv_heads" not in op for op in manifest if op["kind"] == "matmul")
+    assert all(set(op) == {"kind", "input_slot", "in_cols", "out_cols", "params_root"}
+               for op in manifest if op["kind"] == "argmax")
+
+
+@pytest.mark.parametrize("kind, edit, message", [
+    ("matmul", lambda op: op.pop("kv_heads"), r"takes 12 columns but slot \d+ has 6"),  # H_b = H: B too narrow
+    ("matmul", lambda op: op.update(kv_heads=3), r"kv_heads = 3 must be in \[1, heads = 4\]"),
+    ("matmul", lambda op: op.update(kv_heads=True), "field 'kv_heads' must be an integer"),
+    ("rope", lambda op: op.update(heads=1), r"its tables give \(in_cols, out_cols\) = \(2, 2\), manifest says \(4, 4\)"),
+    ("rope", lambda op: op.update(shift=0), r"shift = 0 is outside \[1, 62\]"),
+    ("mul", lambda op: op.update(input_b=0), "takes 12 columns but slot 0 has 3"),
+    ("argmax", lambda op: op.update(offset=0), r"offset = 0 is outside \[1, 16777216\]"),
+    ("argmax", lambda op: op.update(carry=False), "need the carry flag"),
+])
+def test_load_bad_llama_manifest_fails(llama_model, tmp_path, kind, edit, message):
+    path = shutil.copytree(llama_model[0], tmp_path / "m")
+    manifest = json.loads((path / MANIFEST).read_text())
+    j = max(i for i, op in enumerate(manifest["ops"], start=1) if op["kind"] == kind)  # the last: carry argmax
+    _edit_manifest(path, lambda m: edit(m["ops"][j - 1]))
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)
+
+
+def test_load_tampered_rope_table_fails(llama_model, tmp_path):
+    path = shutil.copytree(llama_model[0], tmp_path / "m")
+    j = _first(path, "rope")
+    _edit_tensors(path, lambda t: t[f"op{j}.table"].view(-1)[1].add_(1))
+    with pytest.raises(ModelFormatError, match=f"op {j}: the rope params do not match params_root"):
+        load_model(path)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(TESTS))
 import reference as ref  # noqa: E402
 import reference_cases as rc  # noqa: E402
 import reference_kinds as rk  # noqa: E402
+import reference_llama as rl  # noqa: E402
 import reference_models as rm  # noqa: E402
 import reference_transformer as rt  # noqa: E402
 
@@ -249,14 +250,15 @@ def test_run_op_shape_rule_fails(op, inputs, message):
 
 
 def _check_op_case(case):
+    # reference_llama: 5.12-5.14's kinds and flags, every other op by reference_transformer
     op = case["op"]
     inputs = [i["values"] for i in case["inputs"]]
     dtypes = [i["dtype"] for i in case["inputs"]]
-    assert rt.run_op(op, inputs, dtypes) == case["output"]["values"], case["name"]
-    assert case["output"]["dtype"] == rt.out_dtype(op, dtypes[0])
-    assert hx(rt.params_header(op)) == case["params_header"]
-    assert hx(rt.params_root(op)) == case["params_root"]
-    assert hx(rt.op_descriptor(op)) == case["descriptor"]
+    assert rl.run_op(op, inputs, dtypes) == case["output"]["values"], case["name"]
+    assert case["output"]["dtype"] == rl.out_dtype(op, dtypes[0])
+    assert hx(rl.params_header(op)) == case["params_header"]
+    assert hx(rl.params_root(op)) == case["params_root"]
+    assert hx(rl.op_descriptor(op)) == case["descriptor"]
     if op["kind"] == rt.NORM:
         assert [math.isqrt(rk.norm_stats(r, op["flags"] & rt.FLAG_RMS)[1]) for r in inputs[0]] == case["rho"]
 
@@ -268,12 +270,15 @@ def test_op_vectors_recomputed_succeeds(name):
         _check_op_case(case)
     kinds = {c["op"]["kind"] for c in cases}
     if name == "transformer_ops":
-        assert kinds == set(rt.KIND_NAMES)  # every kind has edge cases
+        assert kinds == set(rl.KIND_NAMES)  # every kind has edge cases, rope and mul (5.12, 5.13) too
         # ... and at 16 bits: every kind with flag i16 writes int16, every kind that reads int16 does
         wrote = {c["op"]["kind"] for c in cases if c["output"]["dtype"] == rt.DTYPE_INT16}
         read = {c["op"]["kind"] for c in cases if rt.DTYPE_INT16 in [i["dtype"] for i in c["inputs"]]}
-        assert wrote == set(rt.KIND_NAMES) - {rt.ARGMAX}  # transpose: of an int16 input
-        assert read == set(rt.KIND_NAMES) - {rt.LUT, rt.SOFTMAX, rt.EMBED}
+        assert wrote == set(rl.KIND_NAMES) - {rt.ARGMAX}  # transpose: of an int16 input
+        assert read == set(rl.KIND_NAMES) - {rt.LUT, rt.SOFTMAX, rt.EMBED}
+        # 5.14's flags: grouped matmul, argmax pair and carry
+        flagged = {(c["op"]["kind"], c["op"]["flags"] & 3) for c in cases}
+        assert {(rt.MATMUL, 2), (rt.MATMUL, 3), (rt.ARGMAX, 1), (rt.ARGMAX, 2), (rt.ARGMAX, 3)} <= flagged
 
 
 def test_large_vectors_pass_float_exact_ranges_succeeds():
@@ -315,19 +320,21 @@ def test_tensor_vectors_recomputed_succeeds():
 
 def test_model_vectors_recomputed_succeeds():
     models = load("transformer_models")["models"]
-    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder", "encoder", "encoder", "decoder"]
+    assert [m["name"].split("_")[0] for m in models] == ["encoder", "decoder", "encoder", "encoder", "decoder",
+                                                          "llama"]
     masked = models[2]  # pad id 0: keymask softmax in both layers, masked sum pooling
     assert sum(op["kind"] == rt.SOFTMAX and op["flags"] == rt.FLAG_KEYMASK for op in masked["ops"]) == 2
     # the last sequence is all padding: no valid key anywhere, and its pooled row (slot N - 1) is 0
     assert masked["input"][-1] == [0] * masked["input_cols"] and masked["slots"][-2]["values"][-1] == [0] * 8
-    assert [any(s["dtype"] == rt.DTYPE_INT16 for s in m["slots"]) for m in models] == [False, False, False, True, True]
+    assert [any(s["dtype"] == rt.DTYPE_INT16 for s in m["slots"]) for m in models] == [False, False, False, True, True,
+                                                                                         True]
     for vec in models:
         model = {"input_cols": vec["input_cols"], "input_dtype": vec["input_dtype"], "ops": vec["ops"]}
-        slots, roots, s_roots = rt.trace(model, vec["input"])
+        slots, roots, s_roots = rl.trace(model, vec["input"])  # reference_transformer's, with 5.12-5.14
         assert [s["values"] for s in vec["slots"]] == slots
         assert [s["tensor_root"] for s in vec["slots"]] == [hx(r) for r in roots]
         assert vec["state_roots"] == [hx(s) for s in s_roots]
-        assert vec["model_root"] == hx(rt.model_root(model))
+        assert vec["model_root"] == hx(rl.model_root(model))
         kinds = {op["kind"] for op in vec["ops"]}
         assert kinds >= {rt.EMBED, rt.LINEAR, rt.MATMUL, rt.SOFTMAX, rt.TRANSPOSE, rt.ADD, rt.LUT, rt.NORM}
         assert any(op.get("heads", 1) > 1 for op in vec["ops"])  # multi-head
@@ -392,7 +399,7 @@ def test_generate_check_tampered_vectors_fails(tmp_path):
 
 OP_CASE = ["name", "op", "inputs", "output", "params_header", "params_root", "descriptor"]
 OP_EXTRA = {rt.NORM: ["rho", "columns_root"], rt.SOFTMAX: ["exp_table_root"],
-            rt.EMBED: ["token_rows_root", "position_rows_root"]}
+            rt.EMBED: ["token_rows_root", "position_rows_root"], rl.ROPE: ["rotation_rows_root"]}
 MODEL_FIELDS = ["name", "input_dtype", "input_cols", "output_cols", "state_depth", "ops", "ops_root",
                 "model_root", "input", "slots", "state_roots", "slot_update_proofs"]
 

@@ -13,7 +13,8 @@ from . import ops as k
 from .errors import ModelCompileError
 from .model import IntegerModel, LinearOp
 
-_BITS = {k.KIND_MATMUL: k.FLAG_CAUSAL, k.KIND_SOFTMAX: k.FLAG_CAUSAL | k.FLAG_KEYMASK, k.KIND_NORM: k.FLAG_RMS}
+_BITS = {k.KIND_MATMUL: k.FLAG_CAUSAL | k.FLAG_GROUPED, k.KIND_SOFTMAX: k.FLAG_CAUSAL | k.FLAG_KEYMASK,
+         k.KIND_NORM: k.FLAG_RMS, k.KIND_ARGMAX: k.FLAG_PAIR | k.FLAG_CARRY}
 I16 = k.FLAG_I16  # bit 7 of every kind that writes activations (protocol 5.0)
 _NO_I16 = (k.KIND_TRANSPOSE, k.KIND_ARGMAX)
 
@@ -53,17 +54,22 @@ def op_from_dict(d: dict):
         return LinearOp(a, _tensor(d, "weights", torch.int8), _tensor(d, "bias", torch.int32),
                         _tensor(d, "multiplier", torch.int32), _tensor(d, "shift", torch.int32),
                         relu=bool(flags & 1), wide=bool(flags & 2), i16=bool(flags & I16))
-    if kind not in range(k.KIND_MATMUL, k.KIND_ARGMAX + 1):
+    if kind not in range(k.KIND_MATMUL, k.KIND_MUL + 1):
         raise ModelCompileError(f"unknown op kind {kind}")
     flags = _flags(d, kind, _BITS.get(kind, 0) | (0 if kind in _NO_I16 else I16))
     i16, flags = bool(flags & I16), flags & ~I16
     keymask = kind == k.KIND_SOFTMAX and bool(flags & k.FLAG_KEYMASK)
-    if kind not in (k.KIND_MATMUL, k.KIND_ADD) and not keymask and b != 0:
+    carry = kind == k.KIND_ARGMAX and bool(flags & k.FLAG_CARRY)
+    if kind not in (k.KIND_MATMUL, k.KIND_ADD, k.KIND_MUL) and not (keymask or carry) and b != 0:
         raise ModelCompileError(f"kind {kind}: input_b must be 0, got {b!r}")
     ic, oc = _int(d, "in_cols"), _int(d, "out_cols")
     if kind == k.KIND_MATMUL:
-        op = k.MatmulOp(a, _int(d, "input_b"), ic, oc, _int(d, "heads"), _int(d, "seq"), _int(d, "multiplier"),
-                        _int(d, "shift"), causal=bool(flags), i16=i16)
+        heads, grouped = _int(d, "heads"), bool(flags & k.FLAG_GROUPED)
+        kv_heads = _int(d, "kv_heads") if grouped else heads  # 5.14: H_b < H only with the flag
+        if grouped and kv_heads == heads:
+            raise ModelCompileError(f"kind {kind}: the grouped flag needs kv_heads < heads = {heads}")
+        op = k.MatmulOp(a, _int(d, "input_b"), ic, oc, heads, _int(d, "seq"), _int(d, "multiplier"),
+                        _int(d, "shift"), causal=bool(flags & k.FLAG_CAUSAL), i16=i16, kv_heads=kv_heads)
     elif kind == k.KIND_TRANSPOSE:
         op = k.TransposeOp(a, ic, oc, _int(d, "heads"))
     elif kind == k.KIND_ADD:
@@ -82,8 +88,14 @@ def op_from_dict(d: dict):
         table = torch.int16 if i16 else torch.int8  # 5.7: int16 tables with i16
         op = k.EmbedOp(a, _tensor(d, "token_table", table), _tensor(d, "position_table", table),
                        _int(d, "multiplier_a"), _int(d, "multiplier_b"), _int(d, "shift"), i16=i16)
+    elif kind == k.KIND_ROPE:
+        op = k.RopeOp(a, _int(d, "heads"), _tensor(d, "table", torch.int16), _int(d, "multiplier"), _int(d, "shift"),
+                      i16=i16)
+    elif kind == k.KIND_MUL:
+        op = k.MulOp(a, _int(d, "input_b"), ic, _int(d, "multiplier"), _int(d, "shift"), i16=i16)
     else:
-        op = k.ArgmaxOp(a, ic)
+        op = k.ArgmaxOp(a, ic, pair=bool(flags & k.FLAG_PAIR), carry=carry, input_b=_int(d, "input_b") if carry else 0,
+                        offset=_int(d, "offset") if carry else 0)
     op.check(f"kind {kind}")  # its tables' own shapes first: an empty table has no in_cols to compare
     if (op.in_cols, op.out_cols) != (ic, oc):
         raise ModelCompileError(f"kind {kind}: in_cols/out_cols ({ic}, {oc}) do not match its tables "
@@ -99,6 +111,8 @@ def op_to_dict(op) -> dict:
                  shift=op.shift.tolist())
     elif isinstance(op, k.MatmulOp):
         d.update(heads=op.heads, seq=op.seq, multiplier=op.multiplier, shift=op.shift)
+        if op.grouped:
+            d.update(kv_heads=op.kv_heads)
     elif isinstance(op, k.TransposeOp):
         d.update(heads=op.heads)
     elif isinstance(op, k.AddOp):
@@ -112,6 +126,12 @@ def op_to_dict(op) -> dict:
     elif isinstance(op, k.EmbedOp):
         d.update(token_table=op.token_table.tolist(), position_table=op.position_table.tolist(),
                  multiplier_a=op.multiplier_a, multiplier_b=op.multiplier_b, shift=op.shift)
+    elif isinstance(op, k.RopeOp):
+        d.update(heads=op.heads, multiplier=op.multiplier, shift=op.shift, table=op.table.tolist())
+    elif isinstance(op, k.MulOp):
+        d.update(multiplier=op.multiplier, shift=op.shift)
+    elif isinstance(op, k.ArgmaxOp) and op.carry:
+        d.update(offset=op.offset)
     return d
 
 

@@ -1,4 +1,4 @@
-"""Exact kernels for the transformer kinds of protocol 5.1-5.8, on CPU or CUDA.
+"""Exact kernels for the transformer kinds of protocol 5.1-5.8 and 5.12-5.14, on CPU or CUDA.
 
 Every kernel is bit-identical to the spec (tests compare each with the independent
 pure-integer reference). Where a float is used, the comment next to it says why it is exact:
@@ -106,12 +106,16 @@ class Matmul:
         op, h = self.op, self.op.heads
         ta, kk, rb = op.seq, op.in_cols // h, op.out_cols // h
         g = a.shape[0] // ta
+        hb = op.kv_heads
         a4 = a.reshape(g, ta, h, kk).transpose(1, 2)  # (g, h, ta, K)
-        b4 = b.reshape(g, rb, h, kk).transpose(1, 2)  # (g, h, rb, K)
+        b4 = b.reshape(g, rb, hb, kk).transpose(1, 2)  # (g, hb, rb, K)
+        if hb != h:  # grouped (5.14): the H / H_b query heads of kv head hb as one GEMM's rows
+            a4 = a4.reshape(g, hb, (h // hb) * ta, kk)
         if self.wide_in:  # two int8 GEMMs joined in float64 (class doc)
             acc = dot16(a4, b4)
         else:
             acc = dot_blocks(a4, b4)               # (g, h, ta, rb), exact integers
+        acc = acc.reshape(g, h, ta, rb)
         if self.fused:
             y = requant_scalar_(acc, op.multiplier, op.shift, self.bits)
         else:
@@ -297,20 +301,34 @@ class Embed:
 
 
 class Argmax:
-    """5.8: the lowest index attaining the row maximum.
+    """5.8: the lowest index attaining the row maximum; 5.14: with ``pair`` (max, index), with
+    ``carry`` merged with an earlier chunk's pair (a tie keeps the carried, lower index).
 
     On CPU, ``torch.argmax``, which torch documents to return the first maximal index (3x
     faster than where + min here; the tie vectors check it). Elsewhere the lowest index is
-    computed explicitly, exact by construction whatever the device's reduction order.
+    computed explicitly, exact by construction whatever the device's reduction order. The
+    maximum is gathered at that index and compared in int32 (every input dtype fits), and
+    offset + index <= 2^24 + 2^14 is an int32 too.
     """
 
     def __init__(self, op: k.ArgmaxOp, device: torch.device, in_dtypes=(INT8,)):
         self.op = op
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, carry: torch.Tensor | None = None) -> torch.Tensor:
+        op = self.op
         if x.device.type == "cpu":
-            return x.argmax(dim=1, keepdim=True).to(torch.int32)
-        return lowest_argmax(x)
+            index = x.argmax(dim=1, keepdim=True).to(torch.int32)
+        else:
+            index = lowest_argmax(x)
+        if not (op.pair or op.carry):
+            return index
+        top = x.gather(1, index.to(torch.int64)).to(torch.int32)  # (rows, 1): M
+        if op.carry:
+            index = index.add_(op.offset)
+            keep = carry[:, :1] >= top  # vb >= M: the earlier chunk's (lower) index stands
+            top = torch.where(keep, carry[:, :1], top)
+            index = torch.where(keep, carry[:, 1:], index)
+        return torch.cat([top, index], dim=1) if op.pair else index
 
 
 def lowest_argmax(x: torch.Tensor) -> torch.Tensor:
@@ -320,5 +338,55 @@ def lowest_argmax(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x == top, index, x.shape[1]).min(dim=1, keepdim=True).values.to(torch.int32)
 
 
+class Rope:
+    """5.12: each head's column pairs (i, i + D/2) times their row's (c_i, s_i), rq.
+
+    Exact in float64: |x| <= 2^15 and |c|, |s| <= 2^14, so each product is below 2^29 and each
+    acc = a c - b s or b c + a s at most 2^30 in magnitude, exact float64 integers; the
+    requantization goes through requant_f64 where its bound holds (fits), else int64.
+    """
+
+    def __init__(self, op: k.RopeOp, device: torch.device, in_dtypes=(INT8,)):
+        self.op, self.bits = op, bits_of(op)
+        worst = 2 * ABS_MAX[in_dtypes[0]] * k.ROPE_ONE
+        self.f64 = fits(worst, op.multiplier, op.shift, self.bits)
+        dtype = torch.float64 if self.f64 else torch.int64
+        table = op.table.to(dtype).to(device)
+        half = op.head_dim // 2
+        self.cos, self.sin = table[:, :half], table[:, half:]  # (T, D/2) each
+
+    def __call__(self, x: torch.Tensor, row0: int = 0) -> torch.Tensor:
+        """``x`` holds rows row0, row0 + 1, ... (a row's position is its row number mod T)."""
+        op, rows = self.op, x.shape[0]
+        half = op.head_dim // 2
+        pos = torch.arange(row0, row0 + rows, device=x.device).remainder_(op.seq)
+        c, s = self.cos[pos].unsqueeze(1), self.sin[pos].unsqueeze(1)  # (rows, 1, D/2)
+        x3 = x.reshape(rows, op.heads, op.head_dim).to(self.cos.dtype)
+        a, b = x3[..., :half], x3[..., half:]
+        acc = torch.cat([a * c - b * s, b * c + a * s], dim=2)  # (rows, H, D)
+        if self.f64:
+            y = requant_scalar_(acc, op.multiplier, op.shift, self.bits)
+        else:
+            y = _rq_(acc, op.multiplier, op.shift, self.bits)
+        return y.reshape(rows, op.cols)
+
+
+class Mul:
+    """5.13: y = rq(a * b) elementwise. |a b| <= 2^30; float64 (exact products, requant_f64)
+    where fits holds for the inputs' worst product, else int64."""
+
+    def __init__(self, op: k.MulOp, device: torch.device, in_dtypes=(INT8, INT8)):
+        self.op, self.bits = op, bits_of(op)
+        worst = ABS_MAX[in_dtypes[0]] * ABS_MAX[in_dtypes[1]]
+        self.f64 = fits(worst, op.multiplier, op.shift, self.bits)
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        op = self.op
+        if self.f64:
+            return requant_scalar_(a.to(torch.float64).mul_(b.to(torch.float64)), op.multiplier, op.shift,
+                                   self.bits)
+        return _rq_(a.to(torch.int64).mul_(b.to(torch.int64)), op.multiplier, op.shift, self.bits)
+
+
 KERNELS = {k.MatmulOp: Matmul, k.TransposeOp: Transpose, k.AddOp: Add, k.LutOp: Lut, k.SoftmaxOp: Softmax,
-           k.NormOp: Norm, k.EmbedOp: Embed, k.ArgmaxOp: Argmax}
+           k.NormOp: Norm, k.EmbedOp: Embed, k.ArgmaxOp: Argmax, k.RopeOp: Rope, k.MulOp: Mul}

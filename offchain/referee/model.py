@@ -122,10 +122,12 @@ DTYPE_NAMES = {INT8: "int8", INT32: "int32", INT16: "int16"}
 MATMUL_I16_MAX_K = 511
 # 5.6: an int16 input keeps V = sum z^2 < n^3 * 2^32 <= 2^62 and |z * 2^15| < 2^41 in int64.
 NORM_I16_MAX_COLS = 1024
-OP_TYPES = (LinearOp, k.MatmulOp, k.TransposeOp, k.AddOp, k.LutOp, k.SoftmaxOp, k.NormOp, k.EmbedOp, k.ArgmaxOp)
+OP_TYPES = (LinearOp, k.MatmulOp, k.TransposeOp, k.AddOp, k.LutOp, k.SoftmaxOp, k.NormOp, k.EmbedOp, k.ArgmaxOp,
+            k.RopeOp, k.MulOp)
 KIND_NAMES = {LinearOp: "linear", k.MatmulOp: "matmul", k.TransposeOp: "transpose", k.AddOp: "add",
-              k.LutOp: "lut", k.SoftmaxOp: "softmax", k.NormOp: "norm", k.EmbedOp: "embed", k.ArgmaxOp: "argmax"}
-TWO_INPUTS = (k.MatmulOp, k.AddOp)
+              k.LutOp: "lut", k.SoftmaxOp: "softmax", k.NormOp: "norm", k.EmbedOp: "embed", k.ArgmaxOp: "argmax",
+              k.RopeOp: "rope", k.MulOp: "mul"}
+TWO_INPUTS = (k.MatmulOp, k.AddOp, k.MulOp)
 
 
 def kind_name(op) -> str:
@@ -133,24 +135,32 @@ def kind_name(op) -> str:
 
 
 def input_slots(op) -> list[int]:
-    """The slots an op reads: input_a, then input_b for matmul, add and a keymask softmax (5.5)."""
-    if isinstance(op, TWO_INPUTS) or (isinstance(op, k.SoftmaxOp) and op.keymask):
+    """The slots an op reads: input_a, then input_b for matmul, add, mul, a keymask softmax (5.5)
+    and an argmax with carry (5.14)."""
+    if (isinstance(op, TWO_INPUTS) or (isinstance(op, k.SoftmaxOp) and op.keymask)
+            or (isinstance(op, k.ArgmaxOp) and op.carry)):
         return [op.input_slot, op.input_b]
     return [op.input_slot]
 
 
 def input_cols(op) -> list[int]:
     """The column count each of ``input_slots(op)`` must have: in_cols, except a softmax's mask
-    slot, which has one column per key (L = in_cols / H)."""
+    slot (one column per key, L = in_cols / H), a grouped matmul's B (H_b * K, 5.14) and an
+    argmax's carried pair (2)."""
     if isinstance(op, k.SoftmaxOp) and op.keymask:
         return [op.in_cols, op.keys]
+    if isinstance(op, k.MatmulOp):
+        return [op.in_cols, op.b_cols]
+    if isinstance(op, k.ArgmaxOp) and op.carry:
+        return [op.in_cols, 2]
     return [op.in_cols] * len(input_slots(op))
 
 
-def accepted_dtypes(op) -> tuple[int, ...]:
-    """The input dtypes a kind reads (5.0): int8 or int16, except embed (int32), argmax (any)
-    and lut and softmax (int8 only: the input indexes a 256-entry table)."""
-    if isinstance(op, k.EmbedOp):
+def accepted_dtypes(op, index: int = 0) -> tuple[int, ...]:
+    """The dtypes input ``index`` of a kind reads (5.0): int8 or int16, except embed (int32),
+    argmax (any; its carried pair int32) and lut and softmax (int8 only: the input indexes a
+    256-entry table)."""
+    if isinstance(op, k.EmbedOp) or (isinstance(op, k.ArgmaxOp) and index == 1):
         return (INT32,)
     if isinstance(op, k.ArgmaxOp):
         return (INT8, INT16, INT32)
@@ -170,7 +180,9 @@ def output_dtype(op, in_dtype: int = INT8) -> int:
 
 def check_input_bounds(op, where: str, dtypes: list[int]) -> None:
     """The bounds an int16 input adds (5.0): linear's accumulator bound at 2^15, matmul's
-    K * max|A| * max|B| < 2^31, norm's row width."""
+    K * max|A| * max|B| < 2^31, norm's row width; and an argmax's carried pair is int32."""
+    if isinstance(op, k.ArgmaxOp) and op.carry:
+        _require(dtypes[1:] == [INT32], f"{where}: an argmax's carried pair (slot {op.input_b}) is int32")
     if INT16 not in dtypes:
         return
     if isinstance(op, LinearOp):
@@ -186,7 +198,7 @@ def check_input_bounds(op, where: str, dtypes: list[int]) -> None:
 
 
 def output_rows(op, rows: list[int]) -> int:
-    """The shape rule's row count (5.1-5.8) from the input slots' row counts; ValueError if it fails."""
+    """The shape rule's row count (5.1-5.14) from the input slots' row counts; ValueError if it fails."""
     a = rows[0]
     if isinstance(op, k.MatmulOp):
         if a % op.seq:
@@ -200,14 +212,14 @@ def output_rows(op, rows: list[int]) -> int:
         if a % r_in:
             raise ValueError(f"the input has {a} rows, not a multiple of {r_in}")
         return a // r_in * (op.in_cols // op.heads)
-    if isinstance(op, k.AddOp):
+    if isinstance(op, (k.AddOp, k.MulOp)) or (isinstance(op, k.ArgmaxOp) and op.carry):
         if rows[1] != a:
             raise ValueError(f"its inputs have {a} and {rows[1]} rows")
         return a
-    if isinstance(op, k.SoftmaxOp):
+    if isinstance(op, (k.SoftmaxOp, k.RopeOp)):
         if a % op.seq:
             raise ValueError(f"the input has {a} rows, not a multiple of seq = {op.seq}")
-        if op.keymask and rows[1] != a // op.seq:
+        if isinstance(op, k.SoftmaxOp) and op.keymask and rows[1] != a // op.seq:
             raise ValueError(f"the mask has {rows[1]} rows; {a // op.seq} sequences of {op.seq} rows need "
                              f"{a // op.seq}, one per sequence")
         return a
@@ -302,7 +314,8 @@ class IntegerModel:
                 _require(isinstance(slot, int) and 0 <= slot < j, f"{where}: input slot {slot} is not an earlier slot")
                 cols, dtype = self.slot_cols(slot), self.slot_dtype(slot)
                 _require(cols == want, f"{where}: takes {want} columns but slot {slot} has {cols}")
-                _require(dtype in accepted_dtypes(op), f"{where}: cannot read slot {slot} of dtype {DTYPE_NAMES[dtype]}")
+                _require(dtype in accepted_dtypes(op, len(dtypes)),
+                         f"{where}: cannot read slot {slot} of dtype {DTYPE_NAMES[dtype]}")
                 dtypes.append(dtype)
             check_input_bounds(op, where, dtypes)
         return self

@@ -49,7 +49,8 @@ class Kind:
     build: Callable[[dict], object]            # every field and table by name -> the op
     root_field: str = "params_root"
     # Fields added after version 1 (among ints/bools): absent means the default, and they are
-    # written only when they differ from it, so older directories load with the same roots.
+    # written only when they differ from it, so older directories load with the same roots. A
+    # callable default takes a getter of the op's other fields (matmul's kv_heads: its heads).
     optional: tuple[tuple[str, object], ...] = (I16_OPTIONAL,)
 
 
@@ -59,9 +60,10 @@ KINDS = {
                                       v["relu"], v["wide"], v["i16"]),
                    root_field="weights_root",  # version 1's name for a linear op's params root
                    optional=(("wide", False), I16_OPTIONAL)),
-    "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift"), ("causal", "i16"), (),
+    "matmul": Kind(("input_b", "heads", "seq", "multiplier", "shift", "kv_heads"), ("causal", "i16"), (),
                    lambda v: k.MatmulOp(v["input_slot"], v["input_b"], v["in_cols"], v["out_cols"], v["heads"],
-                                        v["seq"], v["multiplier"], v["shift"], v["causal"], v["i16"])),
+                                        v["seq"], v["multiplier"], v["shift"], v["causal"], v["i16"], v["kv_heads"]),
+                   optional=(("kv_heads", lambda get: get("heads")), I16_OPTIONAL)),  # 5.14: grouped
     "transpose": Kind(("heads",), (), (),
                       lambda v: k.TransposeOp(v["input_slot"], v["in_cols"], v["out_cols"], v["heads"])),
     "add": Kind(("input_b", "multiplier_a", "multiplier_b", "shift"), ("i16",), (),
@@ -80,7 +82,15 @@ KINDS = {
     "embed": Kind(("multiplier_a", "multiplier_b", "shift"), ("i16",), (("token_table", I8), ("position_table", I8)),
                   lambda v: k.EmbedOp(v["input_slot"], v["token_table"], v["position_table"], v["multiplier_a"],
                                       v["multiplier_b"], v["shift"], v["i16"])),
-    "argmax": Kind((), (), (), lambda v: k.ArgmaxOp(v["input_slot"], v["in_cols"])),
+    "argmax": Kind(("input_b", "offset"), ("pair", "carry"), (),
+                   lambda v: k.ArgmaxOp(v["input_slot"], v["in_cols"], v["pair"], v["carry"], v["input_b"],
+                                        v["offset"]),
+                   optional=(("input_b", 0), ("offset", 0), ("pair", False), ("carry", False))),  # 5.14
+    # 5.12: the rotation table is int16 [T, D]; in_cols = heads * D
+    "rope": Kind(("heads", "multiplier", "shift"), ("i16",), (("table", I16),),
+                 lambda v: k.RopeOp(v["input_slot"], v["heads"], v["table"], v["multiplier"], v["shift"], v["i16"])),
+    "mul": Kind(("input_b", "multiplier", "shift"), ("i16",), (),
+                lambda v: k.MulOp(v["input_slot"], v["input_b"], v["in_cols"], v["multiplier"], v["shift"], v["i16"])),
 }
 DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
 
@@ -102,15 +112,23 @@ def _meta_json(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def _default(kind: Kind, field: str, get: Callable[[str], object]):
+    """An optional field's default (a callable one asks ``get`` for another field's value)."""
+    default = dict(kind.optional)[field]
+    return default(get) if callable(default) else default
+
+
 def _op_entry(j: int, op, tensors: dict) -> dict:
     name = kind_name(op)
     kind = KINDS[name]
     entry = {"kind": name, "input_slot": op.input_slot, "in_cols": op.in_cols, "out_cols": op.out_cols}
     optional = dict(kind.optional)
-    entry.update({field: getattr(op, field) for field in kind.ints
-                  if field not in optional or getattr(op, field) != optional[field]})
-    entry.update({field: bool(getattr(op, field)) for field in kind.bools
-                  if field not in optional or getattr(op, field) != optional[field]})
+
+    def written(field: str) -> bool:
+        return field not in optional or getattr(op, field) != _default(kind, field, lambda f: getattr(op, f))
+
+    entry.update({field: getattr(op, field) for field in kind.ints if written(field)})
+    entry.update({field: bool(getattr(op, field)) for field in kind.bools if written(field)})
     for field, dtype in kind.tables:
         tensors[_tensor_name(j, field)] = getattr(op, field).to(_table_dtype(name, field, dtype, op.i16)).contiguous()
     entry[kind.root_field] = to_hex(op.params_root)
@@ -186,10 +204,11 @@ def _read_op(j: int, spec, tensors: dict, directory: Path):
     if set(spec) - known:
         raise ModelFormatError(f"{where}: fields {sorted(set(spec) - known)} are not fields of kind {name!r}")
     optional = dict(kind.optional)
-    values = {key: _field(spec, key, int, where) if key in spec or key not in optional else optional[key]
-              for key in COMMON[1:] + kind.ints}
-    for key in kind.bools:
-        values[key] = _field(spec, key, bool, where) if key in spec or key not in optional else optional[key]
+    values = {}
+    for key, kind_of in [(key, int) for key in COMMON[1:] + kind.ints] + [(key, bool) for key in kind.bools]:
+        # a callable default reads a field listed before it (kv_heads: heads)
+        values[key] = (_field(spec, key, kind_of, where) if key in spec or key not in optional
+                       else _default(kind, key, values.__getitem__))
     for field, dtype in kind.tables:
         dtype = _table_dtype(name, field, dtype, values.get("i16", False))
         tensor_name = _tensor_name(j, field)

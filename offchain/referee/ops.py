@@ -1,5 +1,6 @@
-"""The transformer op kinds of protocol sections 5.1-5.8: parameters, ranges, params headers
-and descriptors.
+"""The transformer op kinds of protocol sections 5.1-5.8 and Llama's 5.12-5.14 (``rope``,
+``mul``, ``matmul`` with ``grouped``, ``argmax`` with ``pair``/``carry``): parameters, ranges,
+params headers and descriptors.
 
 Every kind that writes activations has the flag ``i16`` (bit 7, protocol 5.0): its output slot
 is int16 and its requantization clamps to [-2^15, 2^15 - 1] (``softmax`` writes
@@ -22,8 +23,12 @@ from .errors import ModelCompileError
 from .hashing import ZERO32, enc, keccak256
 from .merkle import MerkleTree, depth_for
 
-KIND_MATMUL, KIND_TRANSPOSE, KIND_ADD, KIND_LUT, KIND_SOFTMAX, KIND_NORM, KIND_EMBED, KIND_ARGMAX = range(2, 10)
+(KIND_MATMUL, KIND_TRANSPOSE, KIND_ADD, KIND_LUT, KIND_SOFTMAX, KIND_NORM, KIND_EMBED, KIND_ARGMAX, KIND_ROPE,
+ KIND_MUL) = range(2, 12)
 FLAG_CAUSAL = 1  # matmul, softmax
+FLAG_GROUPED = 2  # matmul: B has kv_heads < heads heads (grouped-query attention, 5.14)
+FLAG_PAIR = 1    # argmax: the output is (max value, index), [rows, 2] (5.14)
+FLAG_CARRY = 2   # argmax: input_b is an earlier [rows, 2] pair; indices start at offset (5.14)
 FLAG_KEYMASK = 2  # softmax: input_b is a [rows / T, L] int8 mask of the valid keys
 FLAG_RMS = 1     # norm
 FLAG_I16 = cm.FLAG_I16  # every kind that writes activations: an int16 output slot (5.0)
@@ -34,6 +39,9 @@ VOCAB_MAX = 1 << 24
 SOFTMAX_ONE = 127  # softmax outputs are floor(127 * e / S): scale 1/127
 SOFTMAX_ONE_I16 = 32767  # with i16: floor(32767 * e / S), scale 1/32767
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+ROPE_ONE = 1 << 14  # rope table entries lie in [-2^14, 2^14] (cos and sin times 2^14)
+OFFSET_MAX = 1 << 24  # argmax carry: 1 <= offset <= 2^24 (a vocabulary's ids, like embed's V)
+HEAD_CHUNK = 8192  # the compiler's widest head chunk (5.14): a 32 KiB int32 row per one step, not a protocol limit
 
 
 def _require(condition: bool, message: str) -> None:
@@ -99,7 +107,10 @@ class _Op:
 
 @dataclass(eq=False)
 class MatmulOp(_Op):
-    """5.1: y[r, h*Rb + j] = rq(sum_k A[r, h*K + k] * B[g*Rb + j, h*K + k]); -128 where causal masks."""
+    """5.1: y[r, h*Rb + j] = rq(sum_k A[r, h*K + k] * B[g*Rb + j, hb*K + k]); -128 where causal masks.
+
+    ``kv_heads`` (H_b, default ``heads``): B holds H_b heads, query head h reading head
+    hb = h // (H / H_b) (5.14, grouped-query attention); H_b < H sets the flag ``grouped``."""
 
     input_slot: int   # A
     input_b: int      # B
@@ -111,17 +122,36 @@ class MatmulOp(_Op):
     shift: int
     causal: bool = False
     i16: bool = False
+    kv_heads: int | None = None  # H_b; None: heads
     kind = KIND_MATMUL
 
+    def __post_init__(self):
+        if self.kv_heads is None:
+            self.kv_heads = self.heads
+
+    @property
+    def grouped(self) -> bool:
+        return self.kv_heads != self.heads
+
+    @property
+    def b_cols(self) -> int:
+        """B's column count: H_b * K (in_cols without the flag)."""
+        return self.kv_heads * (self.in_cols // self.heads)
+
     def _bits(self) -> int:
-        return FLAG_CAUSAL if self.causal else 0
+        return (FLAG_CAUSAL if self.causal else 0) | (FLAG_GROUPED if self.grouped else 0)
 
     def params_header(self) -> bytes:
+        if self.grouped:  # 160 bytes; without the flag the header (and every root) is 5.1's
+            return enc(self.heads, self.seq, self.multiplier, self.shift, self.kv_heads)
         return enc(self.heads, self.seq, self.multiplier, self.shift)
 
     def check(self, where: str) -> None:
         _divides(where, "heads", self.heads, self.in_cols, "in_cols")
         _divides(where, "heads", self.heads, self.out_cols, "out_cols")
+        _require(isinstance(self.kv_heads, int) and 1 <= self.kv_heads <= self.heads
+                 and self.heads % self.kv_heads == 0,
+                 f"{where}: kv_heads = {self.kv_heads} must be in [1, heads = {self.heads}] and divide it")
         _in_range(where, "seq", self.seq, 1, 1 << 16)
         _requant_params(where, multiplier=self.multiplier, shift=self.shift)
 
@@ -350,20 +380,111 @@ class EmbedOp(_Op):
 
 @dataclass(eq=False)
 class ArgmaxOp(_Op):
-    """5.8: y[r, 0] = the lowest index of the row's maximum (int32)."""
+    """5.8: y[r, 0] = the lowest index of the row's maximum (int32).
+
+    5.14, a vocabulary split into chunks: with ``pair`` the output is [rows, 2], (max value,
+    index); with ``carry`` input_b is an earlier pair slot (vb, jb) and the result is (vb, jb)
+    where vb >= this chunk's max M (ties keep the earlier, lower index), else
+    (M, offset + the lowest index of M)."""
 
     input_slot: int
     in_cols: int
+    pair: bool = False
+    carry: bool = False
+    input_b: int = 0   # the carried pair's slot with carry; 0 otherwise
+    offset: int = 0    # the chunk's first id with carry, in [1, 2^24]; 0 otherwise
     kind = KIND_ARGMAX
-    input_b = 0
-    out_cols = 1
+
+    @property
+    def out_cols(self) -> int:
+        return 2 if self.pair else 1
+
+    def _bits(self) -> int:
+        return (FLAG_PAIR if self.pair else 0) | (FLAG_CARRY if self.carry else 0)
 
     def params_header(self) -> bytes:
-        raise NotImplementedError("argmax has no params header")
+        if not self.carry:
+            raise NotImplementedError("argmax without carry has no params header")
+        return enc(self.offset)
 
     @property
     def params_root(self) -> bytes:
-        return ZERO32
+        return keccak256(enc(self.offset)) if self.carry else ZERO32
 
     def check(self, where: str) -> None:
-        pass
+        if self.carry:
+            _in_range(where, "offset", self.offset, 1, OFFSET_MAX)
+        else:
+            _require(self.input_b == 0 and self.offset == 0,
+                     f"{where}: input_b = {self.input_b} and offset = {self.offset} need the carry flag")
+
+
+@dataclass(eq=False)
+class RopeOp(_Op):
+    """5.12: per head, the column pairs (i, i + D/2) rotated by row t = r mod T of the table:
+    y_i = rq(a c_i - b s_i), y_{i+D/2} = rq(b c_i + a s_i) (HF Llama's rotate_half)."""
+
+    input_slot: int
+    heads: int
+    table: torch.Tensor  # (T, D) int16: row t = (c_0 .. c_{D/2-1}, s_0 .. s_{D/2-1}), |entry| <= 2^14
+    multiplier: int
+    shift: int
+    i16: bool = False
+    kind = KIND_ROPE
+    input_b = 0
+
+    @property
+    def seq(self) -> int:
+        return self.table.shape[0]
+
+    @property
+    def head_dim(self) -> int:
+        return self.table.shape[1]
+
+    @property
+    def cols(self) -> int:
+        return self.heads * self.head_dim
+
+    in_cols = out_cols = cols
+
+    def params_header(self) -> bytes:
+        """enc(H, T, m, s, CR), CR the rows root of the int16 table (160 bytes)."""
+        return enc(self.heads, self.seq, self.multiplier, self.shift, cm.commit_tensor(self.table).rows_root)
+
+    def check(self, where: str) -> None:
+        table = self.table
+        _require(isinstance(table, torch.Tensor) and table.dtype == torch.int16 and table.dim() == 2,
+                 f"{where}: table must be a 2-D int16 tensor")
+        _table(where, "table", table, torch.int16, tuple(table.shape), -ROPE_ONE, ROPE_ONE)
+        _in_range(where, "seq", self.seq, 1, 1 << 16)
+        _require(self.head_dim >= 2 and self.head_dim % 2 == 0,
+                 f"{where}: the head width D = {self.head_dim} must be even and >= 2")
+        _require(isinstance(self.heads, int) and self.heads >= 1, f"{where}: heads = {self.heads} must be >= 1")
+        _requant_params(where, multiplier=self.multiplier, shift=self.shift)
+
+
+@dataclass(eq=False)
+class MulOp(_Op):
+    """5.13 (SwiGLU's product): y = rq(a * b, m, s) elementwise over two slots."""
+
+    input_slot: int
+    input_b: int
+    cols: int
+    multiplier: int
+    shift: int
+    i16: bool = False
+    kind = KIND_MUL
+
+    @property
+    def in_cols(self) -> int:
+        return self.cols
+
+    @property
+    def out_cols(self) -> int:
+        return self.cols
+
+    def params_header(self) -> bytes:
+        return enc(self.multiplier, self.shift)
+
+    def check(self, where: str) -> None:
+        _requant_params(where, multiplier=self.multiplier, shift=self.shift)

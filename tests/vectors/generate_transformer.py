@@ -7,8 +7,9 @@
 (``--dir PATH`` writes or checks PATH instead of this script's directory.)
 
 Every value comes from the independent reference (``tests/reference_transformer.py``,
-``tests/reference_kinds.py``, ``tests/reference.py``: plain Python integers, no code shared
-with ``offchain/referee/``); the per-kind edge cases are in ``tests/reference_cases.py``, the
+``tests/reference_kinds.py``, ``tests/reference_llama.py``, ``tests/reference.py``: plain
+Python integers, no code shared with ``offchain/referee/``); the per-kind edge cases are in
+``tests/reference_cases.py`` and (Llama's kinds and flags, 5.12-5.14) ``llama_cases.py``, the
 random models from ``tests/reference_models.py``. Randomness comes only from
 ``random.Random`` instances with fixed seeds, one per file. Hashes and byte strings are
 ``0x``-prefixed lowercase hex, integers JSON numbers. Files are ``json.dumps(indent=1)`` with
@@ -29,6 +30,8 @@ import reference_kinds as rk  # noqa: E402
 import reference_models as rm  # noqa: E402
 import reference_transformer as rt  # noqa: E402
 import reference_cases as tc  # noqa: E402
+import reference_llama as rl  # noqa: E402
+from llama_cases import llama_cases  # noqa: E402
 
 SEED = 0x7EA5_F0E1  # base seed; each file adds its own offset
 
@@ -92,17 +95,20 @@ def gen_tensors():
 # transformer_ops.json and transformer_large.json
 
 
-def op_entry(name, op, inputs, in_dtypes=None):
-    """One op on given inputs: the op dict, its commitments, inputs, output, table roots."""
+def op_entry(name, op, inputs, in_dtypes=None, r=rt):
+    """One op on given inputs: the op dict, its commitments, inputs, output, table roots. ``r``
+    is the reference module: reference_llama for the kinds and flags of 5.12-5.14."""
     in_dtypes = in_dtypes or [rt.DTYPE_INT8] * len(inputs)
     # The inputs are slots 0 (and 1): op j = len(inputs) is validated against them.
-    rt._validate_op(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
-    out = rt.run_op(op, inputs, in_dtypes)
+    (rl.validate_op if r is rl else rt._validate_op)(op, len(inputs), [len(v[0]) for v in inputs], in_dtypes)
+    out = r.run_op(op, inputs, in_dtypes)
     entry = {"name": name, "op": op,
              "inputs": [{"dtype": dt, "values": v} for v, dt in zip(inputs, in_dtypes)],
-             "output": {"dtype": rt.out_dtype(op, in_dtypes[0]), "values": out},
-             "params_header": hx(rt.params_header(op)), "params_root": hx(rt.params_root(op)),
-             "descriptor": hx(rt.op_descriptor(op))}
+             "output": {"dtype": r.out_dtype(op, in_dtypes[0]), "values": out},
+             "params_header": hx(r.params_header(op)), "params_root": hx(r.params_root(op)),
+             "descriptor": hx(r.op_descriptor(op))}
+    if op["kind"] == rl.ROPE:  # CR, the rows root of the int16 rotation table
+        entry["rotation_rows_root"] = hx(rt.table_rows_root(op["table"], rt.DTYPE_INT16))
     if op["kind"] == rt.NORM:  # the one step's witness and the column leaves' root
         entry["rho"] = [rk.norm_stats(row, op["flags"] & 1)[2] for row in inputs[0]]
         entry["columns_root"] = hx(rt.norm_columns_root(op["gamma"], op["beta"]))
@@ -128,9 +134,14 @@ def gen_ops():
                        "and shift, saturation, constant rows, causal masks, S = 0; softmax "
                        "with keymask (slot 1 the mask, [rows / T, L]) including fully masked "
                        "segments, the key-mask embed and masked sum pooling; then the same "
-                       "at 16 bits (flag i16 = 128: int16 outputs, rq16; int16 inputs).",
+                       "at 16 bits (flag i16 = 128: int16 outputs, rq16; int16 inputs); then "
+                       "Llama's 5.12-5.14: rope (kind 10; rotation_rows_root CR), mul (kind 11), "
+                       "matmul with grouped (flag 2, kv_heads) and argmax with pair (flag 1, "
+                       "[rows, 2] = (max, index)) and carry (flag 2, slot 1 the carried pair, "
+                       "offset).",
         "cases": [op_entry(*c) for c in tc.edge_cases(rng)]
-        + [op_entry(*c) for c in tc.int16_cases(random.Random(SEED + 6))],
+        + [op_entry(*c) for c in tc.int16_cases(random.Random(SEED + 6))]
+        + [op_entry(*c, r=rl) for c in llama_cases(random.Random(SEED + 8))],
     }
 
 
@@ -150,19 +161,19 @@ def gen_large():
 # transformer_models.json
 
 
-def model_entry(name, model, x):
-    slots, roots, s_roots = rt.trace(model, x)
-    _, dtypes = rt.validate_model(model)
+def model_entry(name, model, x, r=rt):
+    slots, roots, s_roots = r.trace(model, x)
+    _, dtypes = r.validate_model(model)
     n_ops = len(model["ops"])
     d = ref.depth(n_ops + 1)
-    o_root, o_leaves = rt.ops_root(model), rt.op_leaves(model)
+    o_root, o_leaves = r.ops_root(model), r.op_leaves(model)
     ops = []
     for j, op in enumerate(model["ops"], start=1):
-        proof = rt.op_proof(model, j)
+        proof = r.op_proof(model, j)
         assert ref.merkle_verify(o_leaves[j - 1], j - 1, proof, o_root, depth=ref.depth(n_ops))
-        in_cols, out_cols = rt.op_cols(op)
+        in_cols, out_cols = r.op_cols(op)
         ops.append({**op, "in_cols": in_cols, "out_cols": out_cols,
-                    "params_root": hx(rt.params_root(op)), "descriptor": hx(rt.op_descriptor(op)),
+                    "params_root": hx(r.params_root(op)), "descriptor": hx(r.op_descriptor(op)),
                     "op_leaf": hx(o_leaves[j - 1]), "op_proof": hxs(proof)})
     updates = []
     for j in range(1, n_ops + 1):
@@ -173,7 +184,7 @@ def model_entry(name, model, x):
     return {
         "name": name, "input_dtype": dtypes[0], "input_cols": model["input_cols"],
         "output_cols": len(slots[-1][0]), "state_depth": d, "ops": ops, "ops_root": hx(o_root),
-        "model_root": hx(rt.model_root(model)), "input": x,
+        "model_root": hx(r.model_root(model)), "input": x,
         "slots": [{"dtype": dt, "values": v, "rows_root": hx(rt.tensor_header(v, dt)[2]),
                    "tensor_root": hx(r)} for v, dt, r in zip(slots, dtypes, roots)],
         "state_roots": hxs(s_roots), "slot_update_proofs": updates,
@@ -192,6 +203,10 @@ MODELS_I16 = [  # the same shapes with 16-bit activations (reference_models: i16
 ]
 
 
+# name, layers, width, query heads, kv heads, ffn, seq, head chunk widths, batch (appended last)
+LLAMA = ("llama_2_layers_4_heads_2_kv_heads", 2, 16, 4, 2, 24, 4, [8, 6], 2)
+
+
 def gen_models():
     rng = random.Random(SEED + 4)
     models = []
@@ -202,6 +217,8 @@ def gen_models():
     for name, kind, *shape in MODELS_I16:
         model, ids = rm.transformer(rng16, kind, *shape, i16=True)
         models.append(model_entry(name, model, ids))
+    model, ids = rm.llama(random.Random(SEED + 9), *LLAMA[1:])
+    models.append(model_entry(LLAMA[0], model, ids, r=rl))
     return {
         "description": "Whole traces of a small multi-head encoder (BERT-style: embed, "
                        "LayerNorm, post-norm blocks, mean pooling, L2 norm) and decoder "
@@ -209,7 +226,10 @@ def gen_models():
                        "whose pad id 0 is masked (a key-mask slot from the ids, keymask softmax, "
                        "masked sum pooling; its last sequence is all padding), docs/protocol.md "
                        "5.9 and section 6; then an encoder and a decoder with 16-bit activations "
-                       "(flag i16: the residual stream, norm, GELU and softmax outputs int16). "
+                       "(flag i16: the residual stream, norm, GELU and softmax outputs int16); "
+                       "then a Llama-shaped decoder (5.9, 5.12-5.14: RMSNorm, rope, 4 query heads "
+                       "over 2 key/value heads, SwiGLU with mul, a head split into two vocabulary "
+                       "chunks of 8 and 6 ids, argmax pair then carry). "
                        "ops[j-1] is op j with its kind's fields; slots[] "
                        "are slots 0 ... N with their dtype; state_roots S_0 ... S_N at "
                        "state_depth; slot_update_proofs as in models.json.",
