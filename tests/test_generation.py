@@ -2,19 +2,24 @@
 exact KV-cached decoding gives the tokens of one forward pass over [prompt ‖ tokens[:-1] ‖ 0 ...],
 and every slot row (transpose: column) at a position < P + n - 1 is bit-identical between the
 incremental buffers and that pass, on random GPT-2-shaped decoders of several sizes, int8 and
-16-bit. Models that are not causal token decoders and bad jobs are refused with one clear error."""
+16-bit, and on Llama-shaped ones (rope, SwiGLU's mul, grouped attention, a chunked head; from
+tests/reference_models.llama, skipped where it does not exist yet). Models that are not causal
+token decoders and bad jobs are refused with one clear error."""
 
 import dataclasses
+import random
 
 import pytest
 import torch
 
+import reference_models as rm
 from helpers import random_ref_model, small_transformer, to_integer_model
 from referee import ops as k
 from referee.decode import (COLS, IDS, Decoder, GenerationMismatch, generated_tokens, plan, verified_input,
-                            verify_generation)
+                            verify_generation, vocab)
 from referee.errors import InputError, ModelCompileError
 from referee.executor import Executor
+from referee.graph_dict import model_from_dict
 from referee.transformer import FloatTransformer, TransformerConfig
 from referee.transformer_compile import compile_transformer
 
@@ -34,10 +39,25 @@ def decoder(size: str, wide16=None, seed: int = 1):
     return compile_transformer(FloatTransformer(cfg, seed=seed).eval(), calibration, name=f"gpt-{size}", **extra)
 
 
-@pytest.fixture(scope="module", params=[(s, w) for s in SIZES for w in ("16-bit", "int8")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+LLAMAS = {  # (layers, width, heads, kv_heads, ffn, seq, head chunks)
+    "llama-gqa": (2, 32, 4, 2, 48, 16, [40, 24]),
+    "llama-mha": (1, 16, 2, 2, 32, 8, [40]),
+}
+
+
+def llama(size: str, seed: int = 5):
+    if not hasattr(rm, "llama"):
+        pytest.skip("tests/reference_models.llama (the Llama kinds) is not on this branch yet")
+    model, _ = rm.llama(random.Random(seed), *LLAMAS[size], 1)
+    return model_from_dict(model)
+
+
+@pytest.fixture(scope="module", params=[(s, w) for s in SIZES for w in ("16-bit", "int8")] + [(s, "") for s in LLAMAS],
+                ids=lambda p: f"{p[0]}-{p[1]}".rstrip("-"))
 def model(request):
     size, width = request.param
+    if size in LLAMAS:
+        return llama(size)
     return decoder(size, None if width == "16-bit" else ())
 
 
@@ -61,7 +81,7 @@ def test_incremental_equals_teacher_forced_pass_succeeds(model, prompt_len, n):
     t = model.input_cols
     n = t - prompt_len + 1 if n is None else n
     prompt = torch.randint(0, k.VOCAB_MAX, (prompt_len,), generator=torch.Generator().manual_seed(n)) \
-        .remainder_(model.ops[0].vocab).tolist()
+        .remainder_(vocab(model)).tolist()
     dec = Decoder(model, "cpu")
     streamed = []
     tokens = dec.generate(prompt, n, on_token=streamed.append)
@@ -75,7 +95,7 @@ def test_incremental_equals_teacher_forced_pass_succeeds(model, prompt_len, n):
 
 def test_chunks_of_any_size_equal_the_full_pass_succeeds(model):
     """Feeding given ids a few positions at a time (row0 > 0, several rows) fills the full pass's bits."""
-    t, v = model.input_cols, model.ops[0].vocab
+    t, v = model.input_cols, vocab(model)
     gen = torch.Generator().manual_seed(3)
     ids = torch.randint(0, v, (1, t), generator=gen, dtype=torch.int32)
     full = Executor(model, "cpu").run(ids)
