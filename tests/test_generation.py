@@ -169,3 +169,13 @@ def test_models_that_are_not_causal_decoders_are_refused_fails():
     ops = list(model.ops)[:-1]  # ends in the logits, not an argmax
     with pytest.raises(ModelCompileError, match="last op is not an argmax"):
         plan(dataclasses.replace(model, ops=ops))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_decoding_equals_cpu_succeeds():
+    """The row0 kernels on CUDA: the same tokens and the same bits as on the CPU."""
+    model = decoder("small")
+    cpu, cuda = Decoder(model, "cpu"), Decoder(model, "cuda")
+    assert cpu.generate([3, 1, 4], 12) == cuda.generate([3, 1, 4], 12)
+    for j, (a, b) in enumerate(zip(cpu.slots(), cuda.slots())):
+        assert torch.equal(a, b), f"slot {j}"
