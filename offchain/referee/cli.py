@@ -146,6 +146,9 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
     if input_file is not None:
         x = load_input(input_file, model.input_dtype)
     else:
+        spec = model.meta.get("tokenizer") if isinstance(model.meta, dict) else None
+        if model_kind(model) == "decoder" and isinstance(spec, dict) and "sha256" in spec:
+            raise RefereeError(f"{model_dir} is a decoder: add --tokens N to continue the --text prompt by N tokens")
         x, cut = text.encode_texts(model, model_dir, given)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
     if input_file is None:
