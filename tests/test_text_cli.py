@@ -274,14 +274,6 @@ def test_run_tokens_generates_and_commits_the_verifying_pass_succeeds(tmp_path, 
     assert json.loads((tmp_path / "y.json").read_text()) == trace.output.tolist()
 
 
-def test_info_shows_a_decoders_tokenizer_succeeds(gpt):
-    path, _ = gpt
-    result = referee("info", path)
-    assert result.exit_code == 0, result.stderr
-    assert field(result.stdout, "tokenizer") == ("tokenizer.json: 256 tokens, seq 24, a prompt as the file encodes it "
-                                                 "(referee run --text PROMPT --tokens N)")
-
-
 def test_run_tokens_stream_prints_the_same_text_and_roots_succeeds(gpt):
     path, model = gpt
     plain = referee("run", path, "--text", "ab", "--tokens", 20, "--no-store")

@@ -185,13 +185,9 @@ def info_lines(model: IntegerModel) -> list:
         case = "lowercased" if spec.get("lowercase") else "case kept"
         size = f"{spec['vocab_size']} tokens, " if "vocab_size" in spec else ""
         where = spec.get("tokenizer") if "sha256" in spec else "none in the directory (token ids only)"
-        if "cls_id" in spec:  # a BERT encoder's sentence layout
-            lines.append(("tokenizer", f"{where}: {size}{case}, seq {spec.get('seq')}, [CLS] {spec.get('cls_id')} "
-                                       f"text [SEP] {spec.get('sep_id')}, padded with {spec.get('pad_id')} "
-                                       "(referee run --text)"))
-        else:  # a decoder's: a prompt is its own ids (protocol 5.15)
-            lines.append(("tokenizer", f"{where}: {size}seq {spec.get('seq')}, a prompt as the file encodes it "
-                                       "(referee run --text PROMPT --tokens N)"))
+        lines.append(("tokenizer", f"{where}: {size}{case}, seq {spec.get('seq')}, [CLS] {spec.get('cls_id')} "
+                                   f"text [SEP] {spec.get('sep_id')}, padded with {spec.get('pad_id')} "
+                                   "(referee run --text)"))
         if "sha256" in spec:
             lines.append(("", f"sha256 {spec['sha256']} (checked on load)"))
     if isinstance(meta.get("checkpoint"), str):
