@@ -52,10 +52,24 @@ def llama(size: str, seed: int = 5):
     return model_from_dict(model)
 
 
-@pytest.fixture(scope="module", params=[(s, w) for s in SIZES for w in ("16-bit", "int8")] + [(s, "") for s in LLAMAS],
-                ids=lambda p: f"{p[0]}-{p[1]}".rstrip("-"))
+def compiled_llama():
+    """A random float Llama (4 query heads over 2, a vocabulary split in two head chunks)
+    compiled by referee.llama_compile, where that module exists yet."""
+    llama_compile = pytest.importorskip("referee.llama_compile", reason="referee.llama_compile is not here yet")
+    from referee.llama import FloatLlama, LlamaConfig
+
+    cfg = LlamaConfig(vocab_size=llama_compile.HEAD_CHUNK + 60, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16)
+    ids = torch.randint(0, cfg.vocab_size, (4, 16), generator=torch.Generator().manual_seed(0))
+    return llama_compile.compile_llama(FloatLlama(cfg, seed=3), ids)
+
+
+@pytest.fixture(scope="module", params=[(s, w) for s in SIZES for w in ("16-bit", "int8")]
+                + [(s, "") for s in LLAMAS] + [("llama-compiled", "")], ids=lambda p: f"{p[0]}-{p[1]}".rstrip("-"))
 def model(request):
     size, width = request.param
+    if size == "llama-compiled":
+        return compiled_llama()
     if size in LLAMAS:
         return llama(size)
     return decoder(size, None if width == "16-bit" else ())
