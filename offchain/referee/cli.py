@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .errors import ModelFormatError, RefereeError
 from . import ops as k
 from . import text
+from .decode import Decoder, check_job, verify_generation
 from .executor import Executor, check_device
 from .hashing import to_hex
 from .inputs import load_float_input, load_input, save_rows
@@ -122,14 +123,22 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
               show_default=True, help="How accumulators are computed; all are exact.")
 @click.option("--output", "output_file", type=click.Path(path_type=Path),
               help="Also write the output rows here (JSON).")
+@click.option("--tokens", type=int, default=None,
+              help="Generate this many tokens after the --text prompt (a decoder with a tokenizer).")
+@click.option("--stream", is_flag=True, help="With --tokens: print the text as each token is produced.")
 def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_file: Path | None, store: Path,
-        no_store: bool, device: str, backend: str, output_file: Path | None) -> None:
+        no_store: bool, device: str, backend: str, output_file: Path | None, tokens: int | None,
+        stream: bool) -> None:
     """Run MODEL_DIR on INPUT_FILE (.json or .npy: int8 rows, or int32 token ids for a
     transformer), or on --text / --text-file sentences for a model with a tokenizer, and print
-    the commitments."""
+    the commitments. With --tokens N a decoder continues the --text prompt by N greedy tokens
+    (exact, KV-cached) and commits the teacher-forced pass that verifies them."""
     if (input_file is not None) == bool(texts or text_file):
         raise RefereeError("give either INPUT_FILE, or --text / --text-file (for a model with a tokenizer)")
     _writable(output_file, "--output")
+    if tokens is not None or stream:
+        return _generate(model_dir, input_file, texts, text_file, tokens, stream,
+                         None if no_store else TraceStore(store), device, backend, output_file)
     if input_file is None:  # the texts' own mistakes first: no need to load a model for them
         given, notes = text.texts_given(texts, text_file)
     model = load_model(model_dir)
@@ -137,6 +146,9 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
     if input_file is not None:
         x = load_input(input_file, model.input_dtype)
     else:
+        spec = model.meta.get("tokenizer") if isinstance(model.meta, dict) else None
+        if model_kind(model) == "decoder" and isinstance(spec, dict) and "sha256" in spec:
+            raise RefereeError(f"{model_dir} is a decoder: add --tokens N to continue the --text prompt by N tokens")
         x, cut = text.encode_texts(model, model_dir, given)
     trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
     if input_file is None:
@@ -144,6 +156,53 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
     if output_file:
         save_rows(trace.output, output_file)
     _print_run(model, trace, path, seconds, details)
+
+
+def _generate(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_file: Path | None,
+              n: int | None, stream: bool, store: TraceStore | None, device: str, backend: str,
+              output_file: Path | None) -> None:
+    """``run --tokens``: exact greedy generation, then the teacher-forced pass that verifies it
+    (protocol, "Generation by teacher forcing"), its trace stored and its roots printed."""
+    if n is None:
+        raise RefereeError("--stream goes with --tokens N (it prints a generation as it is produced)")
+    if input_file is not None or text_file is not None or len(texts) != 1:
+        raise RefereeError("--tokens continues one prompt: give it as a single --text")
+    given, _ = text.texts_given(texts, None)
+    model = load_model(model_dir)
+    kind = model_kind(model)
+    if kind != "decoder":
+        raise RefereeError(f"--tokens generates with a decoder; {model_dir} is "
+                           f"{'an encoder' if kind == 'encoder' else 'an MLP'} (drop --tokens to run it)")
+    tokenizer = text.generation_tokenizer(model, model_dir)
+    prompt = text.prompt_ids(tokenizer, given[0])
+    check_job(model, prompt, n)  # too many tokens for the context, before any work
+    decoder = Decoder(model, device, backend)
+    started = time.perf_counter()
+    pieces = text.TextStream(tokenizer)
+    if stream:
+        def on_token(token: int) -> None:
+            click.echo(pieces.push(token), nl=False)
+        generated = decoder.generate(prompt, n, on_token=on_token)
+        click.echo(pieces.flush())
+    else:
+        with tqdm(total=n, desc="tokens", unit="tok", delay=1.0, leave=False) as bar:
+            generated = decoder.generate(prompt, n, on_token=lambda _: bar.update())
+        for token in generated:
+            pieces.push(token)
+        click.echo(pieces.text())
+    decoded = time.perf_counter() - started
+    with tqdm(total=len(model.ops), desc="verifying pass", unit="op", delay=1.0, leave=False) as bar:
+        slots = verify_generation(decoder.executor, prompt, generated, on_op=lambda _: bar.update())
+    trace = Trace(model.root, slots)
+    path = store.save(trace) if store else None
+    if output_file:
+        save_rows(trace.output, output_file)
+    ids = " ".join(map(str, generated[:MAX_SHOWN])) + (f" (+{n - MAX_SHOWN} more)" if n > MAX_SHOWN else "")
+    details = [("prompt", f"{len(prompt)} tokens: {text.short(given[0])}"),
+               ("generated", f"{n} tokens: {ids}"),
+               ("verified", f"output rows {len(prompt) - 1}..{len(prompt) + n - 2} of the teacher-forced pass "
+                            f"are the tokens (decoding {decoded * 1000:.1f} ms)")]
+    _print_run(model, trace, path, time.perf_counter() - started, details)
 
 
 @main.command()

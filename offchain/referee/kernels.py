@@ -80,6 +80,12 @@ def dot16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return acc2[0].mul_(256.0).add_(acc2[1]).add_(other.mul_(128.0))
 
 
+def seq_rows(rows: int, seq: int, row0: int) -> int:
+    """Rows per sequence of a kernel's input: ``seq`` (whole sequences, row0 = 0), or all the
+    rows when they are positions row0, row0 + 1, ... of one sequence (referee.decode)."""
+    return seq if row0 == 0 and rows % seq == 0 else rows
+
+
 class Matmul:
     """5.1 on a batch of sequences and heads: one batched GEMM, then rq and the causal mask.
 
@@ -95,16 +101,21 @@ class Matmul:
         self.fused = fits(worst, op.multiplier, op.shift, self.bits)  # requant_f64
         self.mask = None
 
-    def _causal_mask(self, ta: int, rb: int, device: torch.device) -> torch.Tensor:
+    def _causal_mask(self, ta: int, rb: int, device: torch.device, row0: int = 0) -> torch.Tensor:
+        if row0 or ta != self.op.seq:  # rows row0.. of one sequence (decode.py): not cached
+            i = torch.arange(row0, row0 + ta, device=device)[:, None]
+            return torch.arange(rb, device=device)[None, :] > i
         if self.mask is None or self.mask.device != device:
             i = torch.arange(ta, device=device)[:, None]
             j = torch.arange(rb, device=device)[None, :]
             self.mask = j > i  # (ta, rb): key j after query i
         return self.mask
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def __call__(self, a: torch.Tensor, b: torch.Tensor, row0: int = 0) -> torch.Tensor:
+        """``row0``: A's rows are positions row0, row0 + 1, ... of ONE sequence (B whole), as an
+        incremental decoder gives them; with row0 = 0 and whole sequences, the batch of 5.1."""
         op, h = self.op, self.op.heads
-        ta, kk, rb = op.seq, op.in_cols // h, op.out_cols // h
+        ta, kk, rb = seq_rows(a.shape[0], op.seq, row0), op.in_cols // h, op.out_cols // h
         g = a.shape[0] // ta
         hb = op.kv_heads
         a4 = a.reshape(g, ta, h, kk).transpose(1, 2)  # (g, h, ta, K)
@@ -121,7 +132,7 @@ class Matmul:
         else:
             y = _rq_(acc.to(torch.int64), op.multiplier, op.shift, self.bits)
         if op.causal:  # the masked value is the output dtype's minimum (5.1)
-            y.masked_fill_(self._causal_mask(ta, rb, y.device), torch.iinfo(y.dtype).min)
+            y.masked_fill_(self._causal_mask(ta, rb, y.device, row0), torch.iinfo(y.dtype).min)
         return y.transpose(1, 2).reshape(g * ta, h * rb)
 
 
@@ -198,19 +209,24 @@ class Softmax:
             self.causal = torch.arange(length, device=device)[None, None, :] <= i[:, None, None]
         return self.causal  # (T, 1, L)
 
-    def _valid(self, mask: torch.Tensor | None, length: int, device: torch.device) -> torch.Tensor | None:
-        """(G or 1, T or 1, 1, L) bool, broadcast over the rows (G, T) and heads; None: all valid."""
-        valid = self._causal(length, device)[None] if self.op.causal else None
+    def _valid(self, mask: torch.Tensor | None, length: int, device: torch.device, row0: int = 0,
+               seq: int | None = None) -> torch.Tensor | None:
+        """(G or 1, T or 1, 1, L) bool, broadcast over the rows (G, T) and heads; None: all valid.
+        Rows row0 .. row0 + seq - 1 of the sequence (all T by default)."""
+        seq = self.op.seq if seq is None else seq
+        valid = self._causal(length, device)[None, row0:row0 + seq] if self.op.causal else None
         if mask is not None:
             keys = (mask != 0)[:, None, None, :]  # (G, 1, 1, L): row g masks every row of sequence g
             valid = keys if valid is None else valid & keys
         return valid
 
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, row0: int = 0) -> torch.Tensor:
+        """``row0``: x's rows are positions row0, row0 + 1, ... of ONE sequence (decode.py)."""
         op, rows = self.op, x.shape[0]
         length = op.cols // op.heads
-        x4 = x.reshape(rows // op.seq, op.seq, op.heads, length)  # (G, T, H, L)
-        valid = self._valid(mask, length, x.device)
+        seq = seq_rows(rows, op.seq, row0)
+        x4 = x.reshape(rows // seq, seq, op.heads, length)  # (G, T, H, L)
+        valid = self._valid(mask, length, x.device, row0, seq)
         if valid is not None:
             x4 = x4.masked_fill(~valid, -128)  # cannot raise the max: every valid x >= -128
         top = x4.max(dim=3, keepdim=True).values
@@ -291,11 +307,13 @@ class Embed:
         self.tokens = torch.cat([op.token_table, zero]).to(device)
         self.positions = op.position_table.to(torch.int64).mul_(op.multiplier_b).add_(1 << (op.shift - 1)).to(device)
 
-    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+    def __call__(self, ids: torch.Tensor, row0: int = 0) -> torch.Tensor:
+        """``row0``: ids [1, n] are positions row0 .. row0 + n - 1 of one sequence (decode.py)."""
         op = self.op
         v = ids.to(torch.int64)
         v = torch.where((v >= 0) & (v < op.vocab), v, op.vocab)
-        acc = self.tokens[v].to(torch.int64).mul_(op.multiplier_a).add_(self.positions)  # (B, T, d)
+        positions = self.positions[row0:row0 + ids.shape[1]]  # the whole table for row0 = 0, n = T
+        acc = self.tokens[v].to(torch.int64).mul_(op.multiplier_a).add_(positions)  # (B, T, d)
         # |tok * m_a + pos * m_b| <= 2^39 (int8 tables) or 2^47 (int16), plus 2^(s-1) <= 2^61: int64.
         return _clamp(acc.bitwise_right_shift_(op.shift), bits_of(op)).view(-1, op.out_cols)
 

@@ -5,7 +5,10 @@ carries its tokenizer (``tokenizer.json`` copied in, its sha256 in the manifest,
 ``modelfile.load_model`` refuses a swapped one). ``encode_texts`` turns sentences into the
 int32 token ids such a model takes, with the tokenizer facts the manifest records, and
 ``embedding_lines`` says what came out in float units. docs/formats.md section 1 ("Tokenizers")
-specifies the manifest's ``tokenizer`` object.
+specifies the manifest's ``tokenizer`` object. For a decoder (``referee run --tokens``),
+``generation_tokenizer`` reads the model directory's tokenizer as it is (no padding, no
+truncation: a prompt is its own ids) and ``TextStream`` turns the generated ids into text as
+they come.
 """
 
 import hashlib
@@ -150,7 +153,7 @@ def texts_given(texts: tuple[str, ...], text_file: Path | None) -> tuple[list[st
     return given, notes
 
 
-def _short(text: str) -> str:
+def short(text: str) -> str:
     return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…")
 
 
@@ -176,7 +179,7 @@ def embedding_lines(model: IntegerModel, output: torch.Tensor, texts: list[str],
                   if scale else f"{dtype} steps (the manifest records no output scale)"))
     for i, (text, row) in enumerate(zip(texts, values), start=1):
         first = " ".join(f"{v:+.4f}" if scale else str(int(v)) for v in row[:SHOWN_VALUES].tolist())
-        lines.append((f"text {i}", _short(text)))
+        lines.append((f"text {i}", short(text)))
         lines.append(("", f"norm {float(row.norm()):.4f}, first {first} ... ({row.numel()} values)"))
     if 2 <= len(texts) <= MAX_PAIRS_TEXTS:
         unit = values / values.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -209,3 +212,56 @@ def info_lines(model: IntegerModel) -> list:
         size = f"{cal['bytes']} bytes" if "bytes" in cal else f"{cal.get('sentences')} sentences"
         lines.append(("calibration", f"{size} from {cal.get('source')}"))
     return lines
+
+
+def generation_tokenizer(model: IntegerModel, model_dir: Path):
+    """The decoder's own tokenizer file (``meta.tokenizer``, its sha256 checked by load_model),
+    without padding or truncation; RefereeError for a model that carries none."""
+    spec = model.meta.get("tokenizer") if isinstance(model.meta, dict) else None
+    if not isinstance(spec, dict) or "sha256" not in spec:
+        raise RefereeError(f"{model_dir} carries no tokenizer: --tokens needs one (meta.tokenizer and its file) "
+                           "to turn the prompt into ids and the ids into text")
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(Path(model_dir) / spec.get("tokenizer", TOKENIZER_FILE)))
+    except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+        raise RefereeError(f"{model_dir}: cannot read its tokenizer: {exc}") from None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt's ids as the tokenizer (and its post-processor, e.g. a BOS) gives them."""
+    ids = tokenizer.encode(prompt).ids
+    if not ids:
+        raise InputError("the prompt --text gives no tokens")
+    return ids
+
+
+class TextStream:
+    """Text of a growing list of ids, piece by piece. A byte-level vocabulary may split one
+    character over several tokens: while the decoded text ends in U+FFFD (the bytes of a
+    character not yet complete) the piece waits for the next token."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+
+    def text(self) -> str:
+        return self.tokenizer.decode(self.ids)
+
+    def push(self, token: int) -> str:
+        """The new text after ``token`` ("" while a character is incomplete)."""
+        self.ids.append(token)
+        text = self.text()
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.shown = text[self.shown:], len(text)
+        return piece
+
+    def flush(self) -> str:
+        """What is still held back at the end (an incomplete character, shown as U+FFFD)."""
+        text = self.text()
+        piece, self.shown = text[self.shown:], len(text)
+        return piece

@@ -26,7 +26,7 @@ GAME_EVENTS = ("Bisected", "Chosen", "Transitioned", "ChildrenRevealed", "ChildP
 RESULTS = {0: "in play", 1: "solver won", 2: "challenger won", 3: "closed"}
 # op kinds by descriptor code (protocol section 5.10)
 KINDS = {1: "linear", 2: "matmul", 3: "transpose", 4: "add", 5: "lut", 6: "softmax", 7: "norm", 8: "embed",
-         9: "argmax"}
+         9: "argmax", 10: "rope", 11: "mul"}
 # what each phase asks of the side to move, in words
 PHASE_WORDS = {"bisect": "bisect the disputed ops", "choose": "choose the disputed part",
                "transition": "reveal the disputed op's output", "reveal_children": "reveal two halves of rows",
