@@ -197,8 +197,9 @@ def info_lines(model: IntegerModel) -> list:
         case = "lowercased" if spec.get("lowercase") else "case kept"
         size = f"{spec['vocab_size']} tokens, " if "vocab_size" in spec else ""
         where = spec.get("tokenizer") if "sha256" in spec else "none in the directory (token ids only)"
-        if spec.get("kind") == "causal":  # a Llama decoder: the text's ids, a context of seq
-            lines.append(("tokenizer", f"{where}: {size}context {spec.get('seq')} (a token decoder)"))
+        if spec.get("kind") == "causal":  # a decoder's: a prompt is its own ids (protocol 5.15)
+            lines.append(("tokenizer", f"{where}: {size}context {spec.get('seq')}, a prompt as the file encodes it "
+                                       "(referee run --text PROMPT --tokens N)"))
         else:
             lines.append(("tokenizer", f"{where}: {size}{case}, seq {spec.get('seq')}, [CLS] {spec.get('cls_id')} "
                                        f"text [SEP] {spec.get('sep_id')}, padded with {spec.get('pad_id')} "
