@@ -35,6 +35,7 @@ from dispute_driver import Party, play  # noqa: E402
 from referee import commitments as cm  # noqa: E402
 from referee.agents.localchain import local_chain  # noqa: E402
 from referee.cheats import wrong_element  # noqa: E402
+from referee.agents.deployment import deploy_game  # noqa: E402
 from referee.digits import train_and_quantize  # noqa: E402
 from referee.executor import run_model  # noqa: E402
 from referee.model import IntegerModel, LinearOp  # noqa: E402
@@ -69,7 +70,7 @@ class Deployment:
     def __init__(self, arity: int):
         self.deployer, self.requester, self.solver, self.challenger, self.sink = accounts.test_accounts[:5]
         self.registry = self.deployer.deploy(project.ModelRegistry)
-        self.game = self.deployer.deploy(project.DisputeGame, arity, CLOCK)
+        self.game = deploy_game(self.deployer, arity, CLOCK, project)
         self.market = self.deployer.deploy(project.JobMarket, self.registry, self.game, CHALLENGER_BOND,
                                            CHALLENGER_BOND, 5000, self.sink, 60, 30 * 86400)
         self.market.deposit(value=100 * SOLVER_BOND, sender=self.solver)

@@ -5,14 +5,17 @@
 @notice The interactive game of `docs/protocol.md` section 7 over one
         committed result: op bisection, the transition proof, row
         descent, the row reveal and the one-step check of a single
-        output element of a `linear` op. Each side has a chess clock.
+        output element, delegated to the op kind's verifier contract.
+        Each side has a chess clock.
 @dev Section 10.3 of `docs/protocol.md` is this contract's spec.
-     The contract holds no ETH and calls no other contract. Whoever
+     The contract holds no ETH and calls no contract but the verifiers
+     of its table, fixed at deployment, with `staticcall`, in `step`
+     alone (protocol.md 10.3, "Verifiers"). Whoever
      calls `open` owns the game: only the owner may `close` it. The
      winner is read with `result` (the job market settles a finished
      game by reading it); nothing is pushed to the owner, so the one
-     step transaction pays for the check alone and no callee can make
-     a move fail.
+     step transaction pays for the check alone and no callee but the
+     op's own verifier can make a move fail.
 
      Every move checks, in this order: the game exists and is in the
      move's phase, the caller is the side to move, that side's clock
@@ -29,6 +32,7 @@
 # ---------------------------------------------------------------------------
 
 from .interfaces import IDisputeGame
+from .interfaces import IVerifier
 
 implements: IDisputeGame
 
@@ -39,8 +43,6 @@ implements: IDisputeGame
 
 from .modules import merkle
 from .modules import tensor
-from .modules import int8 as packed_int8
-from .modules import linear
 from .modules import gas_meter
 
 
@@ -75,9 +77,26 @@ MAX_ROOTS: constant(uint256) = MAX_ARITY - 1
 # @dev protocol.md section 8.
 MAX_OPS: constant(uint256) = 65535
 
-# @dev The only op kind so far (protocol.md section 5) and its one flag.
+# @dev The only op kind the transition accepts so far (protocol.md
+# section 5) and its one flag the transition accepts.
 KIND_LINEAR: constant(uint256) = 1
 FLAG_RELU: constant(uint256) = 1
+
+# @dev The verifier table's size: kinds 1 ... MAX_KINDS, one verifier
+# contract each (the zero address: no verifier yet).
+MAX_KINDS: constant(uint256) = 16
+
+# @dev The largest step witness (IVerifier's MAX_WITNESS: Vyper 0.4.3
+# does not export an interface file's constants).
+MAX_WITNESS: constant(uint256) = 81920
+
+# @dev The input slots an op reads: input_a, and input_b for the kinds
+# with two (protocol.md 7.2).
+MAX_INPUTS: constant(uint256) = 2
+
+# @dev Output dtypes (protocol.md section 3): 0 int8, 1 int32, 2 int16.
+DTYPE_INT32: constant(uint256) = 1
+DTYPE_INT16: constant(uint256) = 2
 
 # @dev Bytes per EVM word: the row word tree's leaf width.
 WORD_BYTES: constant(uint256) = 32
@@ -88,7 +107,7 @@ MAX_COLS: constant(uint256) = tensor.MAX_COLS
 # @dev Gas a metered move pays outside its measured body: the dispatch
 # and argument checks before the first `msg.gas` read, and the meter's
 # own update and the return after the last. `step` also expands memory
-# for its two `Bytes[MAX_COLS]` arguments before its body starts.
+# for its `Bytes[MAX_WITNESS]` argument before its body starts.
 # Measured on anvil (tests/test_accomplice.py checks refunds against
 # receipts).
 MOVE_OVERHEAD_GAS: constant(uint256) = 4000
@@ -102,16 +121,6 @@ FIRST_WRITE_GAS: constant(uint256) = 17100
 # ---------------------------------------------------------------------------
 # STRUCTS
 # ---------------------------------------------------------------------------
-
-struct OpDescriptor:
-    kind: uint256
-    flags: uint256
-    input_a: uint256
-    input_b: uint256
-    in_cols: uint256
-    out_cols: uint256
-    params_root: bytes32
-
 
 struct Header:
     rows: uint256
@@ -138,13 +147,14 @@ struct Game:
     solver_time: uint256
     challenger_time: uint256
     last_move: uint256
-    # the disputed op, set by `transition`
-    relu: bool
-    params_root: bytes32
-    in_cols: uint256
+    # the disputed op, set by `transition`: H(enc(desc, inputs)) of
+    # the descriptor and the input headers the verifier is given (one
+    # word whatever the kind: `step` repeats them in calldata), and the
+    # output's shape and dtype
+    op_hash: bytes32
     rows: uint256
     cols: uint256
-    input_rows_root: bytes32
+    out_dtype: uint256
     # row descent: the disputed node, its index in its level, levels left
     node: bytes32
     node_index: uint256
@@ -228,6 +238,10 @@ event GameClosed:
 ARITY: public(immutable(uint256))
 CLOCK: public(immutable(uint256))
 
+# @dev Kind k's verifier is VERIFIERS[k - 1]; fixed at deployment (an
+# immutable lives in the code, so no transaction can change it).
+VERIFIERS: immutable(address[MAX_KINDS])
+
 games: public(HashMap[uint256, Game])
 game_count: public(uint256)
 
@@ -246,19 +260,29 @@ _tx_metered: transient(bool)
 # ---------------------------------------------------------------------------
 
 @deploy
-def __init__(arity: uint256, clock: uint256):
+def __init__(arity: uint256, clock: uint256, verifiers: DynArray[address, MAX_KINDS]):
     """
     @param arity States per bisection move plus one: a power of two in
            [2, MAX_ARITY].
     @param clock Seconds each side may think in total during one game.
+    @param verifiers The verifier of kind k at index k - 1: a deployed
+           contract, or the zero address for a kind without one (its
+           steps are refused); kinds past the list have none.
     """
     # INVARIANT: q_i = lo + i*L/p needs p >= 2, and a power of two keeps
     # every level's point spacing even.
     assert arity >= 2 and arity <= MAX_ARITY, "game: arity out of range"
     assert arity & (arity - 1) == 0, "game: arity must be a power of two"
     assert clock > 0, "game: zero clock"
+    table: address[MAX_KINDS] = empty(address[MAX_KINDS])
+    for i: uint256 in range(len(verifiers), bound=MAX_KINDS):
+        # INVARIANT: a verifier has code now, so a step never calls an
+        # address that a later deployment could fill.
+        assert verifiers[i] == empty(address) or verifiers[i].is_contract, "game: verifier is not a contract"
+        table[i] = verifiers[i]
     ARITY = arity
     CLOCK = clock
+    VERIFIERS = table
 
 
 # ---------------------------------------------------------------------------
@@ -287,9 +311,8 @@ def open(solver: address, challenger: address, ops_root: bytes32, n_ops: uint256
         owner=msg.sender, solver=solver, challenger=challenger, phase=phase,
         ops_root=ops_root, n_ops=n_ops, lo=0, hi=n_ops, s_lo=s_0, s_hi=s_n,
         roots_hash=empty(bytes32), solver_time=CLOCK, challenger_time=CLOCK,
-        last_move=block.timestamp, relu=False, params_root=empty(bytes32),
-        in_cols=0, rows=0, cols=0, input_rows_root=empty(bytes32),
-        node=empty(bytes32), node_index=0, levels_left=0,
+        last_move=block.timestamp, op_hash=empty(bytes32), rows=0, cols=0,
+        out_dtype=0, node=empty(bytes32), node_index=0, levels_left=0,
         row_word_root=empty(bytes32),
     )
     log GameOpened(game_id=game_id, owner=msg.sender, solver=solver,
@@ -372,7 +395,7 @@ def choose(game_id: uint256, index: uint256, roots: DynArray[bytes32, MAX_ROOTS]
 
 @external
 @nonreentrant
-def transition(game_id: uint256, desc: OpDescriptor, desc_proof: DynArray[bytes32, MAX_PROOF],
+def transition(game_id: uint256, desc: IVerifier.OpDescriptor, desc_proof: DynArray[bytes32, MAX_PROOF],
                input: Header, input_proof: DynArray[bytes32, MAX_PROOF],
                output: Header, output_proof: DynArray[bytes32, MAX_PROOF]):
     """
@@ -420,12 +443,14 @@ def transition(game_id: uint256, desc: OpDescriptor, desc_proof: DynArray[bytes3
         self._resolve(game_id, False, "output cols differ from the op's")
         return
 
-    self.games[game_id].relu = desc.flags & FLAG_RELU != 0
-    self.games[game_id].params_root = desc.params_root
-    self.games[game_id].in_cols = desc.in_cols
+    # What the verifier will be given: the descriptor and the header
+    # of every input slot it names (a `linear` op: input_a, an int8
+    # slot). The output of an accepted op is int8: out_dtype stays 0.
+    inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS] = [
+        IVerifier.SlotHeader(rows=input.rows, cols=input.cols, rows_root=input.rows_root, dtype=0)]
+    self.games[game_id].op_hash = keccak256(abi_encode(desc, inputs))
     self.games[game_id].rows = output.rows
     self.games[game_id].cols = output.cols
-    self.games[game_id].input_rows_root = input.rows_root
     self.games[game_id].node = output.rows_root
     self.games[game_id].node_index = 0
     levels: uint256 = merkle.depth(output.rows)
@@ -500,7 +525,8 @@ def reveal_row(game_id: uint256, row: Bytes[MAX_COLS]):
             only the root of its word tree (protocol.md 10.3).
     """
     self._begin_move(game_id, ROW)
-    assert len(row) == self.games[game_id].cols, "game: row length differs from the output's cols"
+    width: uint256 = self._width(self.games[game_id].out_dtype)
+    assert len(row) == self.games[game_id].cols * width, "game: row length differs from the output's cols"
     assert keccak256(row) == self.games[game_id].node, "game: row does not hash to the leaf"
     self.games[game_id].row_word_root = tensor.word_root(row)
     self.games[game_id].phase = STEP
@@ -510,57 +536,60 @@ def reveal_row(game_id: uint256, row: Bytes[MAX_COLS]):
 @external
 @nonreentrant
 def step(game_id: uint256, column: uint256, row_word: bytes32,
-         row_word_proof: DynArray[bytes32, MAX_PROOF], x: Bytes[MAX_COLS],
-         x_proof: DynArray[bytes32, MAX_PROOF], bias: int256, multiplier: int256,
-         shift_: uint256, w: Bytes[MAX_COLS], w_proof: DynArray[bytes32, MAX_PROOF],
-         weights_rows_root: bytes32):
+         row_word_proof: DynArray[bytes32, MAX_PROOF], desc: IVerifier.OpDescriptor,
+         inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS], witness: Bytes[MAX_WITNESS]):
     """
     @notice Challenger: names a column of the revealed row and supplies
-            the op's input row and that column's weight row; the contract
+            the witness of the op kind's one step; the kind's verifier
             recomputes the element. A difference: the solver loses;
-            equality: the challenger loses.
+            equality: the challenger loses. A witness the verifier
+            rejects (it reverts) rejects the move, as a bad hash does.
     @param row_word The revealed row's word holding `column`, with its
            proof in the row word tree.
-    @param x Input row `i` of the op's input, with its row proof.
-    @param w Weight row `column` with its bias, multiplier and shift, and
-           the proof of its weight leaf under `weights_rows_root`.
+    @param desc The disputed op's descriptor and `inputs` the headers of
+           its input slots, as the transition revealed them (the game
+           keeps only their hash).
+    @param witness The kind's witness (protocol.md 10.9), passed to its
+           verifier unread.
     """
     start: uint256 = msg.gas
     self._begin_move(game_id, STEP)
     cols: uint256 = self.games[game_id].cols
-    in_cols: uint256 = self.games[game_id].in_cols
     row_index: uint256 = self.games[game_id].node_index
     assert column < cols, "game: column out of range"
+    # INVARIANT: the verifier is given the transition's op, no other.
+    assert keccak256(abi_encode(desc, inputs)) == self.games[game_id].op_hash, \
+        "game: op differs from the transition's"
+    verifier: address = empty(address)
+    if desc.kind >= 1 and desc.kind <= MAX_KINDS:
+        verifier = VERIFIERS[desc.kind - 1]
+    assert verifier != empty(address), "game: no verifier for the op's kind"
 
-    # INVARIANT: the claimed element is byte `column` of the revealed row.
-    words: uint256 = (cols + WORD_BYTES - 1) // WORD_BYTES
-    assert merkle.verify(row_word, column // WORD_BYTES, row_word_proof, merkle.depth(words),
+    # INVARIANT: the claimed element is element `column` of the revealed
+    # row: bytes `column * width ...` of it, inside one word (the
+    # widths 1, 2, 4 divide 32).
+    width: uint256 = self._width(self.games[game_id].out_dtype)
+    at: uint256 = column * width
+    words: uint256 = (cols * width + WORD_BYTES - 1) // WORD_BYTES
+    assert merkle.verify(row_word, at // WORD_BYTES, row_word_proof, merkle.depth(words),
                          self.games[game_id].row_word_root), "game: row word not in the revealed row"
-    claimed: int256 = packed_int8.element(row_word, column % WORD_BYTES)
+    # Move the element to the top bits, then shift it down arithmetically
+    # (`>>` on int256 is SAR): the sign extension of a big-endian element.
+    top: uint256 = convert(row_word, uint256) << (8 * (at % WORD_BYTES))
+    claimed: int256 = convert(convert(top, bytes32), int256) >> (256 - 8 * width)
 
-    # INVARIANT: x is row `row_index` of the op's agreed input.
-    assert len(x) == in_cols, "game: input row length differs from the op's"
-    assert merkle.verify(keccak256(x), row_index, x_proof, merkle.depth(self.games[game_id].rows),
-                         self.games[game_id].input_rows_root), "game: input row not in the op's input"
-
-    # INVARIANT: the weight row is row `column` of the op's committed
-    # weights, whose header (n = cols, k = in_cols) hashes to params_root.
-    assert tensor.header_root(cols, in_cols, weights_rows_root) == self.games[game_id].params_root, \
-        "game: weights header does not match the op"
-    assert len(w) == in_cols, "game: weight row length differs from the op's"
-    assert merkle.verify(linear.weight_leaf(bias, multiplier, shift_, w), column, w_proof,
-                         merkle.depth(cols), weights_rows_root), "game: weight row not in the weights"
-
-    computed: int256 = linear.output_element(x, w, bias, multiplier, shift_,
-                                             self.games[game_id].relu)
+    # The verifier proves every part of the witness against the roots in
+    # desc and inputs, or reverts: its revert (a bad witness, or out of
+    # gas) reverts this move whole, so only a returned value decides.
+    computed: int256 = staticcall IVerifier(verifier).element(desc, inputs, row_index, column, witness)
     log Stepped(game_id=game_id, row_index=row_index, column=column, claimed=claimed,
                 computed=computed)
     if computed == claimed:
         self._resolve(game_id, True, "element matches")
     else:
         self._resolve(game_id, False, "element differs")
-    self._meter(game_id, start, 4 + 12 * 32 + gas_meter.words(len(row_word_proof)) + gas_meter.bytes_tail(len(x))
-                + gas_meter.words(len(x_proof)) + gas_meter.bytes_tail(len(w)) + gas_meter.words(len(w_proof)),
+    self._meter(game_id, start, 4 + 13 * 32 + gas_meter.words(len(row_word_proof))
+                + 32 + 4 * 32 * len(inputs) + gas_meter.bytes_tail(len(witness)),
                 STEP_OVERHEAD_GAS)
 
 
@@ -596,16 +625,19 @@ def timeout(game_id: uint256):
 # a move of wider rows goes in a transaction of its own.
 BATCH_COLS: constant(uint256) = 128
 
-# @dev The largest batched move's calldata: `step` with rows of
-# BATCH_COLS and three MAX_PROOF-deep proofs (selector, 12 head words,
-# three proofs, two rows with their length words); it bounds every
-# other move at the protocol's limits too (`transition` with three
-# MAX_PROOF-deep proofs is 2,180 bytes, `choose` at MAX_ARITY 2,148).
-MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 12 + 3 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
+# @dev The largest batched move's calldata: a `linear` `step` with rows
+# of BATCH_COLS and three MAX_PROOF-deep proofs (selector, 13 head
+# words, the row word's proof, two input headers, then the witness: its
+# length word, 8 head words, two proofs, two rows with their length
+# words); it bounds every other move at the protocol's limits too
+# (`transition` with three MAX_PROOF-deep proofs is 2,180 bytes,
+# `choose` at MAX_ARITY 2,148).
+MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
+    + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
 
 # @dev Sub-calls per batch. Vyper copies the whole argument into memory,
-# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 60k
-# gas, under 1,000 a move in a full batch); 64 moves of 50k-250k gas
+# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 86k
+# gas, under 1,400 a move in a full batch); 64 moves of 50k-250k gas
 # fill 3M-16M gas, a block's share or EIP-7825's transaction cap.
 MAX_CALLS: public(constant(uint256)) = 64
 
@@ -630,12 +662,13 @@ def multicall(calls: DynArray[Bytes[MAX_CALL_BYTES], MAX_CALLS]) -> DynArray[boo
          `msg.sender` stays the caller and a sub-call can do nothing the
          caller could not do by a transaction of its own: it runs this
          contract's functions on this contract's storage, under their
-         checks. It touches no other code: the game calls no contract
-         and holds no ETH (the function is not payable, so no
-         `msg.value` is counted twice). Reentrancy: each sub-call takes
-         and releases the contract's lock itself (this function does
-         not hold it, or every sub-call would revert); no callee is
-         ever reached that could re-enter. A sub-call that reverts
+         checks. It touches no other code but the verifiers `step`
+         calls with `staticcall` (which can change no state) and holds
+         no ETH (the function is not payable, so no `msg.value` is
+         counted twice). Reentrancy: each sub-call takes and releases
+         the contract's lock itself (this function does not hold it, or
+         every sub-call would revert); a verifier runs under
+         `staticcall`, so no callee can re-enter with a state change. A sub-call that reverts
          (a game that timed out or moved meanwhile) undoes only its own
          changes and logs `CallSkipped` with its index and the start of
          its revert data, so the sender can tell which moves landed.
@@ -738,6 +771,31 @@ def points(game_id: uint256) -> DynArray[uint256, MAX_ARITY + 1]:
 # ---------------------------------------------------------------------------
 # INTERNALS
 # ---------------------------------------------------------------------------
+
+@view
+@external
+def verifier(kind: uint256) -> address:
+    """
+    @notice The verifier contract of op kind `kind`, fixed at
+            deployment; the zero address for a kind without one.
+    """
+    if kind >= 1 and kind <= MAX_KINDS:
+        return VERIFIERS[kind - 1]
+    return empty(address)
+
+
+@pure
+@internal
+def _width(dtype: uint256) -> uint256:
+    """
+    @dev Bytes per element of a dtype (protocol.md section 3).
+    """
+    if dtype == DTYPE_INT32:
+        return 4
+    if dtype == DTYPE_INT16:
+        return 2
+    return 1
+
 
 @pure
 @internal

@@ -18,6 +18,7 @@ from helpers import int8_tensor, random_input, random_ref_model, to_integer_mode
 from referee import commitments as cm
 from referee.executor import run_model
 from referee.trace import Trace
+from referee.agents.deployment import deploy_game
 from rpc import Abi, Node
 
 ARITY = 4
@@ -56,7 +57,7 @@ class World:
         self.reward = self.pool - self.fee_each  # a sole winner's bonus
         deployer = accounts[0]
         registry = deployer.deploy(project.ModelRegistry)
-        game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+        game = deploy_game(deployer, ARITY, CLOCK, project)
         market = deployer.deploy(project.JobMarket, registry, game, challenger_bond, min_solver_bond, SHARE_BPS,
                                  FEE_BPS, SINK, *WINDOW_LIMITS)
         self.node = Node(chain.provider.uri)

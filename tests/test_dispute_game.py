@@ -6,6 +6,7 @@ own trace with ``referee.game``; a liar is a party whose trace is wrong (``dispu
 """
 
 import random
+from dataclasses import replace
 
 import ape
 import pytest
@@ -17,6 +18,7 @@ from referee import game as moves
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
+from referee.agents.deployment import deploy_game
 
 CLOCK = 3600
 ARITIES = (2, 4, 8)
@@ -60,7 +62,7 @@ def games(project, deployer):
     """One game contract and one owner harness per arity."""
     deployed = {}
     for arity in ARITIES:
-        game = deployer.deploy(project.DisputeGame, arity, CLOCK)
+        game = deploy_game(deployer, arity, CLOCK, project)
         deployed[arity] = (game, deployer.deploy(project.game_owner_mock, game.address))
     return deployed
 
@@ -203,7 +205,7 @@ def at_phase(chain, games, five_ops, solver, challenger, stranger):
 
 def _reverts_unchanged(game, gid, reason, move, *args, sender):
     before = game.games(gid)
-    with ape.reverts(reason):
+    with ape.reverts(reason) if reason is not None else ape.reverts():
         getattr(game, move)(gid, *args, sender=sender)
     assert game.games(gid) == before
 
@@ -331,16 +333,32 @@ def _flip(data: bytes) -> bytes:
     return bytes([data[0] ^ 1]) + data[1:]
 
 
+def _witness(s, **changes) -> bytes:
+    """The step's witness with some of its parts replaced (dataclasses.replace on the Step)."""
+    return replace(s, **changes).witness
+
+
+def _other_desc(s):
+    desc = list(s.desc)
+    desc[6] = b"\x04" * 32  # another params_root
+    return tuple(desc)
+
+
 STEP_TAMPERING = {
-    # name: (argument index, tampering, revert reason)
+    # name: (argument index, tampering, revert reason); the witness (index 5) is the linear
+    # verifier's, whose reasons come back through the game's staticcall
     "column out of range": (0, lambda s: 3, "game: column out of range"),
     "row word": (1, lambda s: _flip(s.row_word), "game: row word not in the revealed row"),
-    "input row length": (3, lambda s: s.x[:-1], "game: input row length differs from the op's"),
-    "input row bytes": (3, lambda s: _flip(s.x), "game: input row not in the op's input"),
-    "weights rows root": (10, lambda s: b"\x04" * 32, "game: weights header does not match the op"),
-    "weight row length": (8, lambda s: s.w[:-1], "game: weight row length differs from the op's"),
-    "weight row bias": (5, lambda s: s.bias + 1, "game: weight row not in the weights"),
-    "weight row bytes": (8, lambda s: _flip(s.w), "game: weight row not in the weights"),
+    "descriptor": (3, _other_desc, "game: op differs from the transition's"),
+    "input headers": (4, lambda s: [(s.inputs[0][0] + 1, *s.inputs[0][1:])], "game: op differs from the transition's"),
+    "input headers, one too many": (4, lambda s: [*s.inputs, s.inputs[0]], "game: op differs from the transition's"),
+    "input row length": (5, lambda s: _witness(s, x=s.x[:-1]), "linear: input row length differs from the op's"),
+    "input row bytes": (5, lambda s: _witness(s, x=_flip(s.x)), "linear: input row not in the op's input"),
+    "weights rows root": (5, lambda s: _witness(s, weights_rows_root=b"\x04" * 32),
+                          "linear: weights header does not match the op"),
+    "weight row length": (5, lambda s: _witness(s, w=s.w[:-1]), "linear: weight row length differs from the op's"),
+    "weight row bias": (5, lambda s: _witness(s, bias=s.bias + 1), "linear: weight row not in the weights"),
+    "weight row bytes": (5, lambda s: _witness(s, w=_flip(s.w)), "linear: weight row not in the weights"),
 }
 
 
@@ -350,6 +368,14 @@ def test_step_bad_proof_reverts(at_phase, challenger, tampering):
     index, tamper, reason = STEP_TAMPERING[tampering]
     args[index] = tamper(s)
     _reverts_unchanged(game, gid, reason, "step", *args, sender=challenger)
+
+
+def test_step_witness_not_abi_reverts(at_phase, challenger):
+    """A witness the verifier cannot even decode: the verifier reverts (no reason), the move is
+    rejected and nothing changes."""
+    game, gid, s, args = _step(at_phase)
+    args[5] = s.witness[:100]
+    _reverts_unchanged(game, gid, None, "step", *args, sender=challenger)
 
 
 def test_step_after_clock_ran_out_reverts(chain, at_phase, challenger):
@@ -395,7 +421,7 @@ def test_close_by_owner_ends_game_succeeds(games, at_phase, solver, stranger):
 ])
 def test_constructor_bad_parameters_reverts(project, deployer, arity, clock, reason):
     with ape.reverts(reason):
-        deployer.deploy(project.DisputeGame, arity, clock)
+        deployer.deploy(project.DisputeGame, arity, clock, [])
 
 
 @pytest.mark.parametrize("n_ops, same, reason", [

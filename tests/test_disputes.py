@@ -19,6 +19,7 @@ from referee import commitments as cm
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.executor import run_model
 from referee.trace import Trace
+from referee.agents.deployment import deploy_game
 
 ARITY = 4
 CLOCK = 3600
@@ -55,7 +56,7 @@ def roles(accounts):
 def deployment(project, deployer, roles, model_and_trace):
     model, _ = model_and_trace
     registry = deployer.deploy(project.ModelRegistry)
-    game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+    game = deploy_game(deployer, ARITY, CLOCK, project)
     market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
                              FEE_BPS, roles["sink"], MIN_WINDOW, MAX_WINDOW)
     registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)

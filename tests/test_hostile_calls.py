@@ -42,11 +42,13 @@ FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 # Declared limits of dynamic arguments (contracts' Bytes[...] / DynArray[..., N]); past them
 # the ABI decoder reverts without a reason.
 MAX_TENSOR_BYTES, MAX_PROOF, MAX_ROOTS, MAX_COLS = 65536, 16, 63, 16384
-MAX_CALLS, MAX_CALL_BYTES = 64, 4 + 32 * 12 + 3 * (32 + 32 * MAX_PROOF) + 2 * (32 + 128)  # multicall's batch
+MAX_CALLS = 64  # multicall's batch: a linear step with rows of 128 and 16-deep proofs is the longest call
+MAX_CALL_BYTES = (4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF)
+                  + 2 * (32 + 128))
 LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof": MAX_PROOF,
           "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proof": MAX_PROOF, "row": MAX_COLS,
           "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF,
-          "calls": MAX_CALLS}
+          "calls": MAX_CALLS, "inputs": 2, "witness": 81920}
 REASON_PREFIXES = ("market: ", "game: ", "registry: ", "merkle: ", "tensor: ", "linear: ", "requant: ", "int8: ")
 
 # what we record of each contract to prove a refused call changed nothing
@@ -174,6 +176,9 @@ def value_for(draw, scene: Scene, param: dict, rng: random.Random):
         return [hostile_subcall(draw, scene, rng) for _ in range(count)]
     if kind == "tuple":
         return tuple(value_for(draw, scene, c, rng) for c in param["components"])
+    if kind == "tuple[]":  # step's input headers
+        count = draw(st.sampled_from(_lengths(1, LIMITS.get(name, 2))))
+        return [tuple(value_for(draw, scene, c, rng) for c in param["components"]) for _ in range(count)]
     raise AssertionError(f"no hostile values for ABI type {kind}")
 
 
@@ -199,6 +204,8 @@ def within_limits(params: list, args: list) -> bool:
         if param["type"] == "tuple":
             if not within_limits(param["components"], arg):
                 return False
+        elif param["type"] == "tuple[]" and len(arg) > LIMITS.get(param["name"], 2):
+            return False
         elif param["name"] in LIMITS and len(arg) > LIMITS[param["name"]]:
             return False
     return True
@@ -281,7 +288,7 @@ def plain(param: dict, address: str):
     if kind == "tuple":
         return tuple(plain(c, address) for c in param["components"])
     return {"uint256": 1, "int256": 0, "bool": False, "address": address, "bytes32": bytes(32), "bytes": b"\x01",
-            "bytes32[]": [], "bytes[]": [b"\x01"]}[kind]
+            "bytes32[]": [], "bytes[]": [b"\x01"], "tuple[]": []}[kind]
 
 
 def test_declared_batch_limits_match_the_game(scene):

@@ -21,6 +21,7 @@ from helpers import h, load_vectors
 from referee.commitments import commit_tensor, state_roots, state_tree
 from referee.hashing import keccak256
 from referee.merkle import hash_pair, zero_hash
+from referee.agents.deployment import deploy_game
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -136,7 +137,7 @@ def model_id(registry, deployer):
 
 @pytest.fixture(scope="module")
 def game(project, deployer):
-    return deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+    return deploy_game(deployer, ARITY, CLOCK, project)
 
 
 @pytest.fixture(scope="module")

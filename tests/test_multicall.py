@@ -16,6 +16,7 @@ from helpers import int8_tensor, random_input, random_ref_model, to_integer_mode
 from referee import game as moves
 from referee.executor import run_model
 from referee.trace import Trace
+from referee.agents.deployment import deploy_game
 
 CLOCK = 3600
 ARITY = 2
@@ -30,7 +31,7 @@ def model_and_trace():
 
 @pytest.fixture(scope="module")
 def game(project, deployer):
-    game = deployer.deploy(project.DisputeGame, ARITY, CLOCK)
+    game = deploy_game(deployer, ARITY, CLOCK, project)
     return game, deployer.deploy(project.game_owner_mock, game.address)
 
 
@@ -229,7 +230,7 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     from referee.errors import RefereeError
 
     client, _, (a, _, _) = batch_client
-    assert (client.max_calls, client.max_call_bytes) == (64, 2340)
+    assert (client.max_calls, client.max_call_bytes) == (64, 2948)
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])

@@ -29,6 +29,7 @@ def scrape(url: str) -> dict:
 
 def test_operator_metrics_scraped_during_a_game_succeeds(chain, project, accounts):
     from referee.agents.metrics import AgentMetrics
+    from referee.agents.deployment import deploy_game
 
     rng = random.Random(12)
     model = to_integer_model(random_ref_model(rng, 6, [5, 4, 3]))
@@ -36,7 +37,7 @@ def test_operator_metrics_scraped_during_a_game_succeeds(chain, project, account
     # an honest solver and a challenger that believes a wrong output element (as in test_dispute_game)
     solver = Party(accounts[1], model, honest)
     challenger = Party(accounts[2], model, wrong_element(honest, 3, row=1, col=1))
-    game = accounts[0].deploy(project.DisputeGame, 4, CLOCK)
+    game = deploy_game(accounts[0], 4, CLOCK, project)
     owner = accounts[0].deploy(project.game_owner_mock, game.address)
     owner.open(solver.account, challenger.account, model.ops_root, len(model.ops), honest.state_roots[0],
                solver.trace.trace_root, sender=accounts[0])

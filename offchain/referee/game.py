@@ -12,6 +12,8 @@ tuples), so a chain client passes them through unchanged.
 
 from dataclasses import dataclass
 
+from eth_abi import encode
+
 from . import commitments as cm
 from .merkle import MerkleTree, depth_for
 from .model import IntegerModel
@@ -67,13 +69,18 @@ class Transition:
         return (self.desc, self.desc_proof, self.input, self.input_proof, self.output, self.output_proof)
 
 
+def op_descriptor(model: IntegerModel, op: int) -> tuple:
+    """Op ``op``'s descriptor, the seven words of protocol section 5, as the contract's tuple."""
+    linear = model.ops[op - 1]
+    return (cm.KIND_LINEAR, linear.flags, linear.input_slot, 0, linear.in_cols, linear.out_cols,
+            linear.weights.root)
+
+
 def transition(model: IntegerModel, trace: Trace, op: int) -> Transition:
     """Solver: op ``op``'s descriptor, its input header in S_{op-1}, its output header in S_op."""
     linear = model.ops[op - 1]
-    desc = (cm.KIND_LINEAR, linear.flags, linear.input_slot, 0, linear.in_cols, linear.out_cols,
-            linear.weights.root)
     return Transition(
-        desc=desc,
+        desc=op_descriptor(model, op),
         desc_proof=model.op_tree.proof(op - 1),
         input=trace.slot_commitments[linear.input_slot].header,
         input_proof=trace.state_tree(op - 1).proof(linear.input_slot),
@@ -101,13 +108,22 @@ def word_tree(row: bytes) -> MerkleTree:
     return MerkleTree(words, depth_for(len(words)))
 
 
+# The ABI types of the linear verifier's witness (contracts/verifiers/LinearVerifier.vy, protocol
+# 10.9): input row, its proof, bias, multiplier, shift, weight row, its proof, weights rows root.
+LINEAR_WITNESS = ("bytes", "bytes32[]", "int256", "int256", "uint256", "bytes", "bytes32[]", "bytes32")
+
+
 @dataclass(frozen=True)
 class Step:
-    """The challenger's one-step move (protocol 7.4), in ABI order."""
+    """The challenger's one-step move (protocol 7.4), in ABI order: the column, the revealed row's
+    word and its proof, the op (descriptor and input headers, as the transition revealed them) and
+    the kind's witness, ABI-encoded for its verifier (``witness``)."""
 
     column: int
     row_word: bytes
     row_word_proof: list[bytes]
+    desc: tuple
+    inputs: list[tuple]
     x: bytes
     x_proof: list[bytes]
     bias: int
@@ -117,9 +133,14 @@ class Step:
     w_proof: list[bytes]
     weights_rows_root: bytes
 
+    @property
+    def witness(self) -> bytes:
+        """abi_encode(x, x_proof, bias, multiplier, shift, w, w_proof, weights_rows_root)."""
+        return encode(LINEAR_WITNESS, (self.x, self.x_proof, self.bias, self.multiplier, self.shift,
+                                       self.w, self.w_proof, self.weights_rows_root))
+
     def args(self) -> tuple:
-        return (self.column, self.row_word, self.row_word_proof, self.x, self.x_proof, self.bias,
-                self.multiplier, self.shift, self.w, self.w_proof, self.weights_rows_root)
+        return (self.column, self.row_word, self.row_word_proof, self.desc, self.inputs, self.witness)
 
 
 def disputed_column(trace: Trace, op: int, row_index: int, revealed: bytes) -> int:
@@ -140,6 +161,8 @@ def step(model: IntegerModel, trace: Trace, op: int, row_index: int, revealed: b
         column=column,
         row_word=words.node(0, column // WORD_BYTES),
         row_word_proof=words.proof(column // WORD_BYTES),
+        desc=op_descriptor(model, op),
+        inputs=[trace.slot_commitments[linear.input_slot].full_header],
         x=trace.row_bytes(linear.input_slot, row_index),
         x_proof=trace.slot_commitments[linear.input_slot].tree.proof(row_index),
         bias=int(linear.bias[column]),

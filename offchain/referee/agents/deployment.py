@@ -123,8 +123,31 @@ def contracts_project():
     return ape.Project(root)
 
 
+# The verifier contract of each op kind, kind k at index k - 1 (protocol 10.3, 10.9): the game's
+# table, fixed at its deployment. A kind whose contract the project lacks gets the zero address
+# (the game refuses its steps).
+VERIFIER_CONTRACTS = ("LinearVerifier", "MatmulVerifier", "TransposeVerifier", "AddVerifier", "LutVerifier",
+                      "SoftmaxVerifier", "NormVerifier", "EmbedVerifier", "ArgmaxVerifier", "RopeVerifier",
+                      "MulVerifier")
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def deploy_verifiers(account, project=None) -> list[str]:
+    """Deploy every kind's verifier that ``project`` has, in kind order; the zero address for the rest."""
+    project = project if project is not None else contracts_project()
+    names = getattr(project, "contracts", {})
+    return [str(account.deploy(getattr(project, name)).address) if name in names else ZERO_ADDRESS
+            for name in VERIFIER_CONTRACTS]
+
+
+def deploy_game(account, arity: int, clock: int, project=None):
+    """The verifiers first, then a DisputeGame over them (protocol 10, deployment order)."""
+    project = project if project is not None else contracts_project()
+    return account.deploy(project.DisputeGame, arity, clock, deploy_verifiers(account, project))
+
+
 def deploy(account, sink: str, **overrides) -> Deployment:
-    """Deploy registry, game and market from ``account``; parameters default to DEFAULT_PARAMS."""
+    """Deploy registry, verifiers, game and market from ``account``; parameters default to DEFAULT_PARAMS."""
     import ape
 
     unknown = set(overrides) - set(DEFAULT_PARAMS)
@@ -134,7 +157,7 @@ def deploy(account, sink: str, **overrides) -> Deployment:
     project = contracts_project()
     first_block = ape.chain.blocks.height + 1
     registry = account.deploy(project.ModelRegistry)
-    game = account.deploy(project.DisputeGame, params["arity"], params["clock"])
+    game = deploy_game(account, params["arity"], params["clock"], project)
     market = account.deploy(project.JobMarket, registry, game, params["challenger_bond"],
                             params["min_solver_bond"], params["reward_share_bps"], params["dilution_fee_bps"], sink,
                             params["min_window"],
