@@ -1,0 +1,224 @@
+"""DisputeGame's verifier table, its descriptor checks at the transition, and moves at the deadline.
+
+The one step is the op kind's verifier's (``contracts/verifiers/``), called with ``staticcall``:
+its revert is a rejected move (nothing changes, the clock keeps running), a kind without a
+verifier is refused, and the table is fixed when the game is deployed (protocol 10.3).
+The descriptor tests give the game descriptors whose hashes all verify but which break
+section 5 (an unknown flag bit, a nonzero ``input_b``): the solver must lose at the transition.
+"""
+
+import random
+from dataclasses import replace
+
+import ape
+import pytest
+
+from dispute_driver import Party, play
+from game_bots import CHALLENGER_WON, SOLVER_WON
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from referee import game as moves
+from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game
+from referee.cheats import wrong_element
+from referee.executor import run_model
+from referee.hashing import keccak256
+from referee.trace import Trace
+
+CLOCK = 3600
+TRANSITION, ROW, STEP = 3, 6, 7
+
+# The game's state-changing functions: the moves, open/close and the batch. No function sets
+# the verifier table.
+GAME_FUNCTIONS = {"open", "close", "bisect", "choose", "transition", "reveal_children", "pick", "reveal_row",
+                  "step", "timeout", "multicall"}
+
+
+def _model_and_trace(seed: int, input_cols: int, widths: list[int], rows: int):
+    rng = random.Random(seed)
+    model = to_integer_model(random_ref_model(rng, input_cols, widths))
+    trace = Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
+    return model, trace
+
+
+@pytest.fixture(scope="module")
+def three_ops():
+    return _model_and_trace(23, 6, [5, 7, 4], rows=3)
+
+
+@pytest.fixture(scope="module")
+def one_op():
+    return _model_and_trace(7, 9, [4], rows=1)
+
+
+@pytest.fixture(scope="module")
+def game(project, deployer):
+    g = deploy_game(deployer, 2, CLOCK, project)
+    return g, deployer.deploy(project.game_owner_mock, g.address)
+
+
+@pytest.fixture(scope="module")
+def bare_game(project, deployer):
+    """A game deployed with an empty verifier table: every kind lacks a verifier."""
+    g = deployer.deploy(project.DisputeGame, 2, CLOCK, [])
+    return g, deployer.deploy(project.game_owner_mock, g.address)
+
+
+def _open(pair, model, honest, solver: Party, challenger: Party, sender, ops_root=None, s_n=None):
+    g, owner = pair
+    owner.open(solver.account, challenger.account, ops_root or model.ops_root, len(model.ops),
+               honest.state_roots[0], s_n or solver.trace.trace_root, sender=sender)
+    return g, g.game_count()
+
+
+def _at_step(chain, pair, three_ops, accounts):
+    """A game whose honest solver revealed output row 2; the challenger disputes a right element."""
+    model, honest = three_ops
+    judge = Party(accounts[1], model, honest)
+    liar = Party(accounts[2], model, wrong_element(honest, 3, row=2, col=1))
+    g, gid = _open(pair, model, honest, judge, liar, accounts[3])
+    state = play(chain, g, gid, judge, liar, stop_at=STEP)
+    rec = g.games(gid)
+    return g, gid, moves.step(model, liar.trace, rec.hi, rec.node_index, state.row)
+
+
+# ---------------------------------------------------------------------------
+# The verifier table
+# ---------------------------------------------------------------------------
+
+
+def test_verifier_table_fixed_at_deployment_succeeds(project, game, deployer):
+    g, _ = game
+    table = [g.verifier(kind) for kind in range(1, len(VERIFIER_CONTRACTS) + 1)]
+    assert table[0] != ZERO_ADDRESS and project.LinearVerifier.at(table[0]).address == table[0]
+    for kind, address in enumerate(table, start=1):  # the kinds whose contract the project lacks
+        has = VERIFIER_CONTRACTS[kind - 1] in project.contracts
+        assert (address != ZERO_ADDRESS) == has
+    assert g.verifier(0) == ZERO_ADDRESS and g.verifier(17) == ZERO_ADDRESS and g.verifier(2**256 - 1) == ZERO_ADDRESS
+    # no function but the moves can change state, and none takes an address to install
+    changing = {e.name for e in g.contract_type.abi if e.type == "function"
+                and e.stateMutability in ("nonpayable", "payable")}
+    assert changing == GAME_FUNCTIONS
+    # the table lives in the code (an immutable), not in storage: two games deployed with
+    # different tables have different runtime code
+    other = deployer.deploy(project.DisputeGame, 2, CLOCK, [])
+    assert other.verifier(1) == ZERO_ADDRESS
+    assert ape.chain.provider.get_code(other.address) != ape.chain.provider.get_code(g.address)
+
+
+def test_constructor_verifier_not_a_contract_reverts(project, deployer, accounts):
+    with ape.reverts("game: verifier is not a contract"):
+        deployer.deploy(project.DisputeGame, 2, CLOCK, [accounts[5].address])
+
+
+def test_step_kind_without_verifier_reverts(chain, bare_game, three_ops, accounts):
+    g, gid, s = _at_step(chain, bare_game, three_ops, accounts)
+    before = g.games(gid)
+    with ape.reverts("game: no verifier for the op's kind"):
+        g.step(gid, *s.args(), sender=accounts[2])
+    assert g.games(gid) == before
+
+
+def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game, three_ops, accounts):
+    """A witness the verifier rejects reverts the step: nothing changes, the challenger's clock is
+    not stopped (its last_move stays), and it may retry with the right witness on what is left."""
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    before = g.games(gid)
+    chain.pending_timestamp = before.last_move + 100
+    bad = list(s.args())
+    bad[5] = replace(s, bias=s.bias + 1).witness
+    with ape.reverts("linear: weight row not in the weights"):
+        g.step(gid, *bad, sender=accounts[2])
+    assert g.games(gid) == before and g.deadline(gid) == before.last_move + before.challenger_time
+    chain.pending_timestamp = before.last_move + 200
+    g.step(gid, *s.args(), sender=accounts[2])
+    after = g.games(gid)
+    assert after.phase == SOLVER_WON  # the challenger disputed a right element
+    assert after.challenger_time == before.challenger_time - 200
+
+
+def test_verifier_revert_then_timeout_challenger_loses_succeeds(chain, game, three_ops, accounts):
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    bad = list(s.args())
+    bad[5] = replace(s, x=s.x[:-1]).witness
+    with ape.reverts("linear: input row length differs from the op's"):
+        g.step(gid, *bad, sender=accounts[2])
+    chain.pending_timestamp = g.deadline(gid) + 1
+    g.timeout(gid, sender=accounts[3])
+    assert g.games(gid).phase == SOLVER_WON and g.result(gid) == 1
+
+
+# ---------------------------------------------------------------------------
+# Descriptor validation at the transition (protocol 5, 7.2)
+# ---------------------------------------------------------------------------
+
+
+def _transition_with(chain, game, one_op, accounts, field: int, value: int):
+    """A one-op game whose model's only descriptor has ``field`` set to ``value``; the hashes of
+    the transition all verify (the ops root is that descriptor's leaf). Returns the outcome."""
+    model, honest = one_op
+    t = moves.transition(model, honest, 1)
+    desc = list(t.desc)
+    desc[field] = value
+    desc = tuple(desc)
+    leaf = keccak256(b"".join(int.to_bytes(w, 32, "big") if isinstance(w, int) else bytes(w) for w in desc))
+    solver = Party(accounts[1], model, honest)
+    g, gid = _open(game, model, honest, solver, Party(accounts[2], model, honest), accounts[3], ops_root=leaf,
+                   s_n=honest.state_roots[1])
+    receipt = g.transition(gid, desc, [], t.input, t.input_proof, t.output, t.output_proof, sender=accounts[1])
+    return g, gid, [log.reason for log in receipt.decode_logs(g.GameResolved)]
+
+
+def test_transition_valid_descriptor_continues_succeeds(chain, game, one_op, accounts):
+    """The control: the same construction with the model's own descriptor goes on to the row."""
+    model, _ = one_op
+    flags = model.ops[0].flags
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 1, flags)
+    assert g.games(gid).phase == ROW and resolved == []
+
+
+@pytest.mark.parametrize("flags", [2, 4, 8, 128, 1 << 8, 1 << 255, 1 | 64])
+def test_transition_unknown_flag_bit_solver_loses_succeeds(chain, game, one_op, accounts, flags):
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 1, flags)
+    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["unknown op"]
+
+
+@pytest.mark.parametrize("input_b", [1, 2, 2**255])
+def test_transition_nonzero_input_b_solver_loses_succeeds(chain, game, one_op, accounts, input_b):
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 3, input_b)
+    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["unknown op"]
+
+
+# ---------------------------------------------------------------------------
+# Deadlines: a move made exactly at its deadline is accepted
+# ---------------------------------------------------------------------------
+
+
+def test_move_exactly_at_deadline_succeeds(chain, game, three_ops, accounts):
+    """A solver's and a challenger's move, each made at the last second its side may move
+    (``deadline(game)``, protocol 10.3): both are accepted, and the side's clock reaches 0."""
+    model, honest = three_ops
+    liar = Party(accounts[1], model, wrong_element(honest, 3, row=2, col=1))
+    judge = Party(accounts[2], model, honest)
+    g, gid = _open(game, model, honest, liar, judge, accounts[3])
+    solver_deadline = g.deadline(gid)
+    chain.pending_timestamp = solver_deadline
+    g.bisect(gid, moves.bisection_roots(liar.trace, 0, 3, 2), sender=accounts[1])
+    rec = g.games(gid)
+    assert rec.phase == 2 and rec.solver_time == 0 and rec.last_move == solver_deadline
+    challenger_deadline = g.deadline(gid)
+    assert challenger_deadline == solver_deadline + CLOCK
+    chain.pending_timestamp = challenger_deadline
+    roots = moves.bisection_roots(liar.trace, 0, 3, 2)
+    g.choose(gid, moves.disputed_part(judge.trace, 0, 3, 2, roots), roots, sender=accounts[2])
+    rec = g.games(gid)
+    assert rec.phase == 1 and rec.challenger_time == 0 and rec.last_move == challenger_deadline
+
+
+def test_step_exactly_at_deadline_succeeds(chain, game, three_ops, accounts):
+    """The challenger's last move at the last second (one second later is refused with
+    "game: clock ran out": tests/test_dispute_game.py)."""
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    deadline = g.deadline(gid)
+    chain.pending_timestamp = deadline
+    g.step(gid, *s.args(), sender=accounts[2])
+    rec = g.games(gid)
+    assert rec.phase == SOLVER_WON and rec.challenger_time == 0 and rec.last_move == deadline
