@@ -119,7 +119,9 @@ def test_multicall_beyond_its_limits_reverts(game, model_and_trace, accounts, de
     (gid,) = _open(game, model, trace, accounts[1], accounts[2], deployer, 1)
     move = _bisect(contract, trace, gid)
     max_calls, max_bytes = contract.MAX_CALLS(), contract.MAX_CALL_BYTES()
-    assert max_bytes == 4 + 32 * 12 + 3 * (32 + 32 * 16) + 2 * (32 + 128)  # step at 128 columns
+    # a linear step at 128 columns: head, row word proof, two input headers, then the witness
+    assert max_bytes == (4 + 32 * 13 + (32 + 32 * 16) + (32 + 2 * 4 * 32)
+                         + 32 + 32 * 8 + 2 * (32 + 32 * 16) + 2 * (32 + 128))
     web3 = ape.chain.provider.web3
 
     def refused(calls) -> bool:
@@ -234,6 +236,6 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])
-    with pytest.raises(RefereeError, match="step:9: 2,341 bytes of calldata, over the 2,340"):
-        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2341)])
+    with pytest.raises(RefereeError, match="step:9: 2,949 bytes of calldata, over the 2,948"):
+        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2949)])
     assert client.journal.keys() == []
