@@ -18,6 +18,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from eth_abi import decode, encode
+
 from referee import game as moves
 from referee.model import IntegerModel
 from referee.trace import Trace
@@ -168,6 +170,21 @@ def _other_step(party, args, g, seen, rng, arity):
     return [args[0], *step.args()]
 
 
+def _witness(args) -> list:
+    """The parts of a step's linear witness (referee.game.LINEAR_WITNESS): x, x_proof, bias,
+    multiplier, shift, w, w_proof, weights_rows_root."""
+    return [list(p) if isinstance(p, tuple) else p for p in decode(moves.LINEAR_WITNESS, args[6])]
+
+
+def _witness_lie(change):
+    """A step lie that changes the witness's parts (``change(parts, rng)`` in place)."""
+    def lie(party, args, g, seen, rng, arity):
+        parts = _witness(args)
+        change(parts, rng)
+        return [*args[:6], encode(moves.LINEAR_WITNESS, tuple(parts))]
+    return lie
+
+
 def _wrong_part(party, args, g, seen, rng, arity):
     parts = len(seen.roots) + 1
     return [args[0], (args[1] + 1 + rng.randrange(parts - 1)) % parts, args[2]]
@@ -210,11 +227,13 @@ CHALLENGER_TRICKS = {
                                   lambda p, a, g, s, rng, ar: [a[0], a[1], a[2], _flip(a[3], rng)]),
     "wrong column": (STEP, lambda a, g: g["cols"] > 1, _wrong_column),
     "column out of range": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [a[0], g["cols"], *a[2:]]),
-    "forged input row": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [*a[:4], _flip(a[4], rng), *a[5:]]),
-    "forged weight row": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [*a[:9], _flip(a[9], rng), *a[10:]]),
-    "wrong bias": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [*a[:6], a[6] + 1, *a[7:]]),
-    "input proof of the wrong depth": (STEP, lambda a, g: len(a[5]) > 0,
-                                       lambda p, a, g, s, rng, ar: [*a[:5], a[5][:-1], *a[6:]]),
+    "forged input row": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(0, _flip(w[0], rng)))),
+    "forged weight row": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(5, _flip(w[5], rng)))),
+    "wrong bias": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(2, w[2] + 1))),
+    "input proof of the wrong depth": (STEP, lambda a, g: len(_witness(a)[1]) > 0,
+                                       _witness_lie(lambda w, rng: w.__setitem__(1, w[1][:-1]))),
+    "forged input header": (STEP, lambda a, g: True,
+                            lambda p, a, g, s, rng, ar: [*a[:5], [(a[5][0][0] + 1, *a[5][0][1:])], a[6]]),
     "step replayed from another job": (STEP, lambda a, g: True, _other_step),
 }
 
