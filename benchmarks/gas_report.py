@@ -1,7 +1,7 @@
 """Gas report: every call of a job's life and of whole disputes, measured on a local anvil.
 
-For each bisection arity (2, 4, 8 by default) it deploys ModelRegistry, DisputeGame and
-JobMarket on a fresh anvil (ape-foundry) and, for each model, runs one job whose solver lies in
+For each bisection arity (2, 4, 8 by default) it deploys ModelRegistry, the verifiers, DisputeGame
+and JobMarket on a fresh anvil (ape-foundry) and, for each model, runs one job whose solver lies in
 the last row of its output, so that an honest challenger wins a full game:
 
 * the digits MLP (64 -> 64 -> 32 -> 10) on its 450 test digits;
@@ -15,7 +15,8 @@ k = 512, 4096, 8192 and 16384 (a one-op model k -> 4096) against the targets
 ``receipt.gas_used`` (anvil charges the EIP-7623 calldata floor where it applies).
 
 Run: ``make gas`` or ``python benchmarks/gas_report.py [--arity 2 4 8] [--quick]``
-(``--quick``: digits only, arity 2, one-step at k = 512 and 4096).
+(``--quick``: digits only, arity 2, one-step at k = 512 and 4096; ``--step-only K ...``: the
+one-step table alone, at the given k).
 """
 
 import argparse
@@ -136,9 +137,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arity", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--quick", action="store_true", help="digits only, arity 2, small one-step sizes")
+    parser.add_argument("--step-only", type=int, nargs="+", metavar="K",
+                        help="only the one-step table, at these k")
     args = parser.parse_args()
     arities = [2] if args.quick else args.arity
     step_ks = (512, 4096) if args.quick else (512, 4096, 8192, 16384)
+    if args.step_only:
+        print_step_table(args.step_only)
+        return
 
     print("preparing models (digits training, large MLP weights) ...", flush=True)
     cases = {"digits": (*digits_case(), 3)}
@@ -155,6 +161,11 @@ def main() -> None:
     print("\n## Job and dispute gas\n")
     print_job_table(results)
 
+    print_step_table(step_ks)
+
+
+def print_step_table(step_ks) -> None:
+    """The one-step transaction alone: a one-op model k -> 4096 whose solver lies in its output."""
     print("\n## One-step transaction (the challenger's `step`), one-op model k -> 4096\n")
     print("| k | rows | step gas | target | verdict |")
     print("| --- | --- | --- | --- | --- |")
