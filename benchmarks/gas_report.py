@@ -73,7 +73,7 @@ class Deployment:
         self.registry = self.deployer.deploy(project.ModelRegistry)
         self.game = deploy_game(self.deployer, arity, CLOCK, project)
         self.market = self.deployer.deploy(project.JobMarket, self.registry, self.game, CHALLENGER_BOND,
-                                           CHALLENGER_BOND, 5000, self.sink, 60, 30 * 86400)
+                                           CHALLENGER_BOND, 1000, 300, self.sink, 60, 30 * 86400)
         self.market.deposit(value=100 * SOLVER_BOND, sender=self.solver)
 
     def dispute(self, model: IntegerModel, x: torch.Tensor, lie_slot: int) -> dict:

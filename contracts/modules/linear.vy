@@ -179,3 +179,81 @@ def finish(acc: int256, multiplier: int256, shift_: uint256, flags: uint256) -> 
     if flags & FLAG_RELU != 0:
         y = max(y, 0)
     return y
+
+
+@internal
+@pure
+def dot8(x: Bytes[MAX_ROW16], w: Bytes[MAX_COLS]) -> int256:
+    """
+    @dev `int8.dot(x, w)` for an `x` typed as the longer int16 row
+         buffer (the verifier decodes one witness type for both input
+         dtypes): the same SWAR body, its bounds in `int8.vy`'s `@dev`
+         and protocol.md 10.6. Reverts with "linear: length mismatch"
+         if `len(x) != len(w)` and "linear: empty row" if `k == 0`.
+    """
+    k: uint256 = len(x)
+    assert k == len(w), "linear: length mismatch"
+    assert k != 0, "linear: empty row"
+
+    # sum u*v and the lane-wise byte sums S (`int8.vy`'s `@dev`).
+    suv: uint256 = 0
+    lanes: uint256 = 0
+    n_words: uint256 = unsafe_add(k, 31) >> 5
+    offset: uint256 = 0
+    u: uint256 = 0
+    v: uint256 = 0
+    for _: uint256 in range(n_words, bound=i8.MAX_WORDS):
+        end: uint256 = unsafe_add(offset, 32)
+        if end <= k:
+            # A full word.
+            u = convert(extract32(x, offset), uint256) ^ i8.K80
+            v = convert(extract32(w, offset), uint256) ^ i8.K80
+        elif k >= 32:
+            # The tail, `r = k % 32` new bytes: read the last 32 bytes
+            # and keep the low r bytes (the rest were counted already).
+            keep: uint256 = unsafe_sub(i8.ONE << unsafe_mul(unsafe_sub(k, offset), 8), 1)
+            u = (convert(extract32(x, unsafe_sub(k, 32)), uint256) ^ i8.K80) & keep
+            v = (convert(extract32(w, unsafe_sub(k, 32)), uint256) ^ i8.K80) & keep
+        else:
+            # A row shorter than a word (k < 32, the only iteration,
+            # `u = v = 0` here): assemble it byte by byte at the top of
+            # the word; the bytes below stay 0.
+            for j: uint256 in range(k, bound=31):
+                at: uint256 = unsafe_mul(unsafe_sub(31, j), 8)
+                u = u | (convert(convert(slice(x, j, 1), bytes1), uint256) ^ 128) << at
+                v = v | (convert(convert(slice(w, j, 1), bytes1), uint256) ^ 128) << at
+
+        # v' = v with its eight 32-bit lanes reversed (point 2).
+        v = ((v >> 32) & i8.M32) | ((v & i8.M32) << 32)
+        v = ((v >> 64) & i8.M64) | ((v & i8.M64) << 64)
+        v = (v >> 128) | (v << 128)
+
+        # Each product's top lane is an 8-lane dot product < 2**20
+        # (point 4); the total stays < 2**31.
+        suv = unsafe_add(
+            suv,
+            unsafe_add(
+                unsafe_add(unsafe_mul(u & i8.M, v & i8.M) >> 224, unsafe_mul((u >> 8) & i8.M, (v >> 8) & i8.M) >> 224),
+                unsafe_add(unsafe_mul((u >> 16) & i8.M, (v >> 16) & i8.M) >> 224, unsafe_mul((u >> 24) & i8.M, (v >> 24) & i8.M) >> 224),
+            ),
+        )
+        # Byte sums (point 5): first 16 lanes of 16 bits holding the sum
+        # of two bytes of u and two of v (at most 4 * 255 = 1020), then
+        # 8 lanes of 32 bits holding at most 8 * 255 = 2040 per word,
+        # 1044480 over all words: no carries between lanes. Since `v`
+        # is only permuted by whole lanes, its byte sum is unchanged.
+        pairs: uint256 = unsafe_add(
+            unsafe_add(u & i8.M16, (u >> 8) & i8.M16),
+            unsafe_add(v & i8.M16, (v >> 8) & i8.M16),
+        )
+        lanes = unsafe_add(lanes, unsafe_add(pairs & i8.M32L, (pairs >> 16) & i8.M32L))
+        offset = end
+
+    # sum u + sum v, < 2**24 (point 5).
+    byte_sum: uint256 = unsafe_mul(lanes, i8.ONES) >> 224
+    # Point 7: every term below is < 2**31, so the int256 arithmetic
+    # is exact.
+    return unsafe_sub(
+        unsafe_add(convert(suv, int256), convert(unsafe_mul(k, 16384), int256)),
+        convert(unsafe_mul(byte_sum, 128), int256),
+    )

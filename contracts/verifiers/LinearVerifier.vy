@@ -52,6 +52,12 @@ MAX_ROW16: constant(uint256) = linear.MAX_ROW16
 # interface file's constants).
 MAX_WITNESS: constant(uint256) = 81920
 
+# @dev Loop bounds (literals: a bound may not name another module's
+# constant): words of an int8 row, 16-element chunks of an int16 row.
+MAX_WORDS: constant(uint256) = 512
+PER_WORD16: constant(uint256) = 16
+MAX_CHUNKS16: constant(uint256) = 1024
+
 ALLOWED_FLAGS: constant(uint256) = linear.FLAG_RELU | linear.FLAG_WIDE | linear.FLAG_I16
 
 
@@ -77,52 +83,15 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert row < inputs[0].rows, "linear: row out of range"
     assert column < desc.out_cols, "linear: column out of range"
 
-    acc: int256 = 0
-    multiplier: int256 = 0
-    shift_: uint256 = 0
-    if inputs[0].dtype == DTYPE_INT8:
-        acc, multiplier, shift_ = self._acc8(desc, inputs[0], row, column, witness)
-    elif inputs[0].dtype == DTYPE_INT16:
-        acc, multiplier, shift_ = self._acc16(desc, inputs[0], row, column, witness)
+    width: uint256 = 1
+    if inputs[0].dtype == DTYPE_INT16:
+        width = 2
     else:
-        raise "linear: input dtype not int8 or int16"
-    return linear.finish(acc, multiplier, shift_, desc.flags)
+        assert inputs[0].dtype == DTYPE_INT8, "linear: input dtype not int8 or int16"
 
-
-@internal
-@pure
-def _acc8(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, row: uint256, column: uint256,
-          witness: Bytes[MAX_WITNESS]) -> (int256, int256, uint256):
-    """
-    @dev The accumulator of an `int8` input row, with the witness's checks.
-    """
-    x: Bytes[MAX_COLS] = b""
-    x_proof: DynArray[bytes32, MAX_PROOF] = []
-    bias: int256 = 0
-    multiplier: int256 = 0
-    shift_: uint256 = 0
-    w: Bytes[MAX_COLS] = b""
-    w_proof: DynArray[bytes32, MAX_PROOF] = []
-    wrr: bytes32 = empty(bytes32)
-    x, x_proof, bias, multiplier, shift_, w, w_proof, wrr = abi_decode(
-        witness, (Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], int256, int256, uint256,
-                  Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], bytes32))
-    # INVARIANT: x is row `row` of the op's agreed input.
-    assert len(x) == desc.in_cols, "linear: input row length differs from the op's"
-    assert merkle.verify(keccak256(x), row, x_proof, merkle.depth(x_header.rows), x_header.rows_root), \
-        "linear: input row not in the op's input"
-    self._check_weights(desc, column, bias, multiplier, shift_, w, w_proof, wrr)
-    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
-    return unsafe_add(bias, i8.dot(x, w)), multiplier, shift_
-
-
-@internal
-@pure
-def _acc16(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, row: uint256, column: uint256,
-           witness: Bytes[MAX_WITNESS]) -> (int256, int256, uint256):
-    """
-    @dev The accumulator of an `int16` input row, with the witness's checks.
-    """
+    # Everything in this one frame, in this order: every internal call
+    # places its frame above the caller's whole static frame, so a big
+    # buffer passed down would be paid for as memory again.
     x: Bytes[MAX_ROW16] = b""
     x_proof: DynArray[bytes32, MAX_PROOF] = []
     bias: int256 = 0
@@ -134,25 +103,126 @@ def _acc16(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, row: ui
     x, x_proof, bias, multiplier, shift_, w, w_proof, wrr = abi_decode(
         witness, (Bytes[MAX_ROW16], DynArray[bytes32, MAX_PROOF], int256, int256, uint256,
                   Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], bytes32))
-    assert len(x) == 2 * desc.in_cols, "linear: input row length differs from the op's"
-    assert merkle.verify(keccak256(x), row, x_proof, merkle.depth(x_header.rows), x_header.rows_root), \
+
+    # INVARIANT: x is row `row` of the op's agreed input.
+    assert len(x) == desc.in_cols * width, "linear: input row length differs from the op's"
+    assert merkle.verify(keccak256(x), row, x_proof, merkle.depth(inputs[0].rows), inputs[0].rows_root), \
         "linear: input row not in the op's input"
-    self._check_weights(desc, column, bias, multiplier, shift_, w, w_proof, wrr)
-    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
-    return unsafe_add(bias, linear.dot16(x, w)), multiplier, shift_
-
-
-@internal
-@pure
-def _check_weights(desc: IVerifier.OpDescriptor, column: uint256, bias: int256, multiplier: int256,
-                   shift_: uint256, w: Bytes[MAX_COLS], w_proof: DynArray[bytes32, MAX_PROOF],
-                   wrr: bytes32):
-    """
-    @dev The weight row is row `column` of the op's committed weights,
-         whose header `(n = out_cols, k = in_cols)` hashes to params_root.
-    """
+    # INVARIANT: the weight row is row `column` of the op's committed
+    # weights, whose header (n = out_cols, k = in_cols) hashes to params_root.
     assert tensor.header_root(desc.out_cols, desc.in_cols, wrr) == desc.params_root, \
         "linear: weights header does not match the op"
     assert len(w) == desc.in_cols, "linear: weight row length differs from the op's"
-    assert merkle.verify(linear.weight_leaf(bias, multiplier, shift_, w), column, w_proof,
-                         merkle.depth(desc.out_cols), wrr), "linear: weight row not in the weights"
+    leaf: bytes32 = keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
+                                     convert(shift_, bytes32), w))
+    assert merkle.verify(leaf, column, w_proof, merkle.depth(desc.out_cols), wrr), \
+        "linear: weight row not in the weights"
+    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
+
+    # The dot product inline, not in an internal function: Vyper 0.4.3
+    # places every internal function's frame below the external one, so
+    # a callee taking the 32 KiB row would move this whole frame (and
+    # its 80 KiB witness copy) up, paid as memory expansion on every call.
+    k: uint256 = desc.in_cols
+    assert k != 0, "linear: empty row"
+    dot: int256 = 0
+    if width == 1:
+        # int8.dot's SWAR method (int8.vy's @dev, protocol.md 10.6) on x
+        # typed as the int16 row buffer; len(x) == len(w) == k here.
+
+        # sum u*v and the lane-wise byte sums S (`int8.vy`'s `@dev`).
+        suv: uint256 = 0
+        lanes: uint256 = 0
+        n_words: uint256 = unsafe_add(k, 31) >> 5
+        offset: uint256 = 0
+        u: uint256 = 0
+        v: uint256 = 0
+        for _: uint256 in range(n_words, bound=MAX_WORDS):
+            end: uint256 = unsafe_add(offset, 32)
+            if end <= k:
+                # A full word.
+                u = convert(extract32(x, offset), uint256) ^ i8.K80
+                v = convert(extract32(w, offset), uint256) ^ i8.K80
+            elif k >= 32:
+                # The tail, `r = k % 32` new bytes: read the last 32 bytes
+                # and keep the low r bytes (the rest were counted already).
+                keep: uint256 = unsafe_sub(i8.ONE << unsafe_mul(unsafe_sub(k, offset), 8), 1)
+                u = (convert(extract32(x, unsafe_sub(k, 32)), uint256) ^ i8.K80) & keep
+                v = (convert(extract32(w, unsafe_sub(k, 32)), uint256) ^ i8.K80) & keep
+            else:
+                # A row shorter than a word (k < 32, the only iteration,
+                # `u = v = 0` here): assemble it byte by byte at the top of
+                # the word; the bytes below stay 0.
+                for j: uint256 in range(k, bound=31):
+                    at: uint256 = unsafe_mul(unsafe_sub(31, j), 8)
+                    u = u | (convert(convert(slice(x, j, 1), bytes1), uint256) ^ 128) << at
+                    v = v | (convert(convert(slice(w, j, 1), bytes1), uint256) ^ 128) << at
+
+            # v' = v with its eight 32-bit lanes reversed (point 2).
+            v = ((v >> 32) & i8.M32) | ((v & i8.M32) << 32)
+            v = ((v >> 64) & i8.M64) | ((v & i8.M64) << 64)
+            v = (v >> 128) | (v << 128)
+
+            # Each product's top lane is an 8-lane dot product < 2**20
+            # (point 4); the total stays < 2**31.
+            suv = unsafe_add(
+                suv,
+                unsafe_add(
+                    unsafe_add(unsafe_mul(u & i8.M, v & i8.M) >> 224, unsafe_mul((u >> 8) & i8.M, (v >> 8) & i8.M) >> 224),
+                    unsafe_add(unsafe_mul((u >> 16) & i8.M, (v >> 16) & i8.M) >> 224, unsafe_mul((u >> 24) & i8.M, (v >> 24) & i8.M) >> 224),
+                ),
+            )
+            # Byte sums (point 5): first 16 lanes of 16 bits holding the sum
+            # of two bytes of u and two of v (at most 4 * 255 = 1020), then
+            # 8 lanes of 32 bits holding at most 8 * 255 = 2040 per word,
+            # 1044480 over all words: no carries between lanes. Since `v`
+            # is only permuted by whole lanes, its byte sum is unchanged.
+            pairs: uint256 = unsafe_add(
+                unsafe_add(u & i8.M16, (u >> 8) & i8.M16),
+                unsafe_add(v & i8.M16, (v >> 8) & i8.M16),
+            )
+            lanes = unsafe_add(lanes, unsafe_add(pairs & i8.M32L, (pairs >> 16) & i8.M32L))
+            offset = end
+
+        # sum u + sum v, < 2**24 (point 5).
+        byte_sum: uint256 = unsafe_mul(lanes, i8.ONES) >> 224
+        # Point 7: every term below is < 2**31, so the int256 arithmetic
+        # is exact.
+        dot = unsafe_sub(
+            unsafe_add(convert(suv, int256), convert(unsafe_mul(k, 16384), int256)),
+            convert(unsafe_mul(byte_sum, 128), int256),
+        )
+    else:
+        # Sixteen int16 elements (one word of x, half a word of w) a
+        # chunk; |x*w| <= 2**22, at most 2**14 terms: exact.
+        nx: uint256 = len(x)
+        for i: uint256 in range(unsafe_add(k, 15) >> 4, bound=MAX_CHUNKS16):
+            xw: uint256 = 0
+            ww: uint256 = 0
+            ox: uint256 = i << 5
+            ow: uint256 = i << 4
+            if ox + 32 <= nx:
+                xw = convert(extract32(x, ox), uint256)
+            elif nx >= 32:
+                # the last 32 bytes, moved up so that byte ox comes first
+                xw = convert(extract32(x, nx - 32), uint256) << (8 * (ox + 32 - nx))
+            else:
+                for j: uint256 in range(nx, bound=31):
+                    xw = xw | (convert(convert(slice(x, j, 1), bytes1), uint256) << (8 * (31 - j)))
+            if ow + 32 <= k:
+                ww = convert(extract32(w, ow), uint256)
+            elif k >= 32:
+                ww = convert(extract32(w, k - 32), uint256) << (8 * (ow + 32 - k))
+            else:
+                for j: uint256 in range(k, bound=31):
+                    if j >= ow:
+                        ww = ww | (convert(convert(slice(w, j, 1), bytes1), uint256) << (8 * (31 - (j - ow))))
+            n: uint256 = min(PER_WORD16, unsafe_sub(k, ow))
+            for j: uint256 in range(n, bound=PER_WORD16):
+                # arithmetic shifts on int256 sign-extend the element
+                xi: int256 = convert(convert(xw << (j << 4), bytes32), int256) >> 240
+                wi: int256 = convert(convert(ww << (j << 3), bytes32), int256) >> 248
+                dot = unsafe_add(dot, unsafe_mul(xi, wi))
+
+    # |dot| <= 2**36 and |bias| < 2**31: exact in int256.
+    return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
