@@ -222,3 +222,15 @@ def test_step_exactly_at_deadline_succeeds(chain, game, three_ops, accounts):
     g.step(gid, *s.args(), sender=accounts[2])
     rec = g.games(gid)
     assert rec.phase == SOLVER_WON and rec.challenger_time == 0 and rec.last_move == deadline
+
+
+def test_step_meter_covers_its_receipt_succeeds(chain, game, three_ops, accounts):
+    """The challenger's metered step (refunded by the market) covers the step's receipt, and
+    exceeds it by at most the calldata allowance of its zero bytes (metered at 16 gas a byte,
+    charged 4) plus 1,000 gas: STEP_OVERHEAD_GAS is calibrated here."""
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    data = bytes(g.step.as_transaction(gid, *s.args(), sender=accounts[2]).data)
+    before = g.challenger_gas(gid)
+    tx = g.step(gid, *s.args(), sender=accounts[2])
+    metered = (g.challenger_gas(gid) - before) // tx.gas_price
+    assert tx.gas_used <= metered <= tx.gas_used + 12 * data.count(0) + 1000, (tx.gas_used, metered)
