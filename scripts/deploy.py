@@ -1,4 +1,5 @@
-"""``ape run deploy``: deploy the model registry, dispute game and job market on a network.
+"""``ape run deploy``: deploy the model registry, the op kinds' verifiers, the dispute game and the
+job market.
 
 Parameters come from flags (defaults suit a local chain); the addresses, chain id, deployment
 block and parameters are written to a deployments file, one per network, which the other
@@ -15,7 +16,8 @@ from ape.cli import account_option
 
 from scripts._shared import OperatorCommand
 from referee.agents.cli import ETH, user_errors
-from referee.agents.deployment import DEFAULT_PARAMS, default_path, deploy
+from referee.agents.deployment import (DEFAULT_PARAMS, VERIFIER_CONTRACTS, ZERO_ADDRESS, contracts_project,
+                                       default_path, deploy)
 from referee.errors import RefereeError
 
 
@@ -49,7 +51,8 @@ from referee.errors import RefereeError
 @click.option("--force", is_flag=True, help="Replace an existing deployments file.")
 def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_bond, reward_share_bps,
         dilution_fee_bps, min_window, max_window, sink, out, force):
-    """Deploy Referee's three contracts and record them in a deployments file."""
+    """Deploy Referee's contracts (registry, the kinds' verifiers, game, market) and record them in a
+    deployments file."""
     with user_errors():
         if arity < 2 or arity > 64 or arity & (arity - 1):
             raise RefereeError(f"--arity must be a power of two from 2 to 64, got {arity}")
@@ -68,4 +71,9 @@ def cli(ecosystem, network, account, arity, clock, challenger_bond, min_solver_b
         deployment.save(out)
         for name in ("registry", "game", "market"):
             click.echo(f"{name:<10}{getattr(deployment, name)}")
+        # the game's verifier table, fixed at its deployment (protocol 10.3): one line per kind
+        game = contracts_project().DisputeGame.at(deployment.game)
+        for kind, contract in enumerate(VERIFIER_CONTRACTS, start=1):
+            address = game.verifier(kind)
+            click.echo(f"kind {kind:<5}{address if address != ZERO_ADDRESS else 'no verifier'} ({contract})")
         click.echo(f"written   {out}")
