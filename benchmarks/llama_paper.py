@@ -229,7 +229,11 @@ def report(name: str, cfg: dict, tokens: int, arity: int, rates: dict[int, float
 
 
 def gib(n: float) -> str:
-    return f"{n / 2**30:,.1f} GiB"
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def seconds(t: float) -> str:
+    return f"{t:,.0f} s" if t >= 10 else f"{t * 1000:,.0f} ms"
 
 
 def markdown(rows: list[dict], rates: dict[int, float]) -> str:
@@ -248,7 +252,7 @@ def markdown(rows: list[dict], rates: dict[int, float]) -> str:
     row("largest revealed row", lambda r: f"{r['largest_row']['op']}: {r['largest_row']['bytes']:,} B, "
                                           f"{r['largest_row']['gas']:,} gas")
     row("trace bytes held by the solver", lambda r: gib(r["trace_bytes"]))
-    row("commit time (the keccak rate measured here)", lambda r: f"{r['commit_seconds']:,.0f} s")
+    row("commit time (the keccak rate measured here)", lambda r: seconds(r["commit_seconds"]))
     row("memory: int8 weights", lambda r: gib(r["weights_bytes"]))
     row("memory: activations (the trace)", lambda r: gib(r["activation_bytes"]))
     lines.append("")
