@@ -89,9 +89,7 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     else:
         assert inputs[0].dtype == DTYPE_INT8, "linear: input dtype not int8 or int16"
 
-    # Everything in this one frame, in this order: every internal call
-    # places its frame above the caller's whole static frame, so a big
-    # buffer passed down would be paid for as memory again.
+    # Everything in this one frame (see the dot product below for why).
     x: Bytes[MAX_ROW16] = b""
     x_proof: DynArray[bytes32, MAX_PROOF] = []
     bias: int256 = 0
@@ -113,11 +111,6 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert tensor.header_root(desc.out_cols, desc.in_cols, wrr) == desc.params_root, \
         "linear: weights header does not match the op"
     assert len(w) == desc.in_cols, "linear: weight row length differs from the op's"
-    leaf: bytes32 = keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
-                                     convert(shift_, bytes32), w))
-    assert merkle.verify(leaf, column, w_proof, merkle.depth(desc.out_cols), wrr), \
-        "linear: weight row not in the weights"
-    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
 
     # The dot product inline, not in an internal function: Vyper 0.4.3
     # places every internal function's frame below the external one, so
@@ -129,7 +122,6 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     if width == 1:
         # int8.dot's SWAR method (int8.vy's @dev, protocol.md 10.6) on x
         # typed as the int16 row buffer; len(x) == len(w) == k here.
-
         # sum u*v and the lane-wise byte sums S (`int8.vy`'s `@dev`).
         suv: uint256 = 0
         lanes: uint256 = 0
@@ -223,6 +215,14 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
                 xi: int256 = convert(convert(xw << (j << 4), bytes32), int256) >> 240
                 wi: int256 = convert(convert(ww << (j << 3), bytes32), int256) >> 248
                 dot = unsafe_add(dot, unsafe_mul(xi, wi))
+
+    # The weight leaf last: its concat buffer (16 KiB) is then the
+    # frame's last allocation, and only its used part is paid for.
+    leaf: bytes32 = keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
+                                     convert(shift_, bytes32), w))
+    assert merkle.verify(leaf, column, w_proof, merkle.depth(desc.out_cols), wrr), \
+        "linear: weight row not in the weights"
+    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
 
     # |dot| <= 2**36 and |bias| < 2**31: exact in int256.
     return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
