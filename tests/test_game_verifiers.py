@@ -181,6 +181,13 @@ def test_transition_unknown_flag_bit_solver_loses_succeeds(chain, game, one_op, 
     assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["unknown op"]
 
 
+@pytest.mark.parametrize("kind", [0, 2, 9, 11, 12, 2**255])
+def test_transition_kind_the_game_does_not_take_solver_loses_succeeds(chain, game, one_op, accounts, kind):
+    """Kind 0 is invalid, and the transition takes only linear ops so far (protocol 7.2)."""
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 0, kind)
+    assert g.games(gid).phase == CHALLENGER_WON and resolved == ["unknown op"]
+
+
 @pytest.mark.parametrize("input_b", [1, 2, 2**255])
 def test_transition_nonzero_input_b_solver_loses_succeeds(chain, game, one_op, accounts, input_b):
     g, gid, resolved = _transition_with(chain, game, one_op, accounts, 3, input_b)
