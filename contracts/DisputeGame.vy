@@ -149,10 +149,10 @@ struct Game:
     solver_time: uint256
     challenger_time: uint256
     last_move: uint256
-    # the disputed op, set by `transition`: H(enc(desc, inputs)) of
-    # the descriptor and the input headers the verifier is given (one
-    # word whatever the kind: `step` repeats them in calldata), and the
-    # output's shape and dtype
+    # the disputed op, set by `transition`: keccak256(abi_encode(desc,
+    # inputs)) of the descriptor and the input headers the verifier is
+    # given (one word whatever the kind: `step` repeats them in
+    # calldata), and the output's shape and dtype
     op_hash: bytes32
     rows: uint256
     cols: uint256
