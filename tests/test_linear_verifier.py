@@ -168,3 +168,34 @@ def test_element_int8_witness_for_int16_header_reverts(verifier, case16):
     """An int16 header with an int8-length row: refused on the length, never read as int8."""
     with ape.reverts("linear: input row length differs from the op's"):
         case16.element(verifier, 1, 1, x=bytes(40))
+
+
+def _hand_case(k: int, bias: int, x_row: bytes, w_row: bytes):
+    """One row, one channel, committed by hand (for shapes and values the helpers refuse):
+    the descriptor, the input header and the witness of element (0, 0)."""
+    from referee.hashing import enc, keccak256
+    from referee.merkle import MerkleTree
+
+    x_tree = MerkleTree([keccak256(x_row)], 0)
+    w_tree = MerkleTree([keccak256(enc(bias, 1, 1) + w_row)], 0)
+    params_root = keccak256(enc(1, k, w_tree.root))
+    desc = (1, 0, 0, 0, k, 1, params_root)
+    witness = encode(LINEAR_WITNESS, (x_row, x_tree.proof(0), bias, 1, 1, w_row, w_tree.proof(0), w_tree.root))
+    return desc, [(1, k, x_tree.root, 0)], witness
+
+
+def test_element_empty_rows_reverts(verifier):
+    """in_cols = 0 (section 8 has cols >= 1): every hash verifies, yet no element is returned."""
+    desc, inputs, witness = _hand_case(0, 5, b"", b"")
+    with ape.reverts("linear: empty row"):
+        verifier.element(desc, inputs, 0, 0, witness)
+
+
+def test_element_bias_past_int32_reverts(verifier):
+    """A bias of 2^31 whose sum with the dot product is back in the int32 range: still refused
+    (section 4: b is an int32), not requantized."""
+    desc, inputs, witness = _hand_case(1, 2**31, bytes([0x80]), bytes([0x7F]))  # -128 * 127
+    with ape.reverts("linear: bias out of range"):
+        verifier.element(desc, inputs, 0, 0, witness)
+    desc, inputs, witness = _hand_case(1, 2**31 - 1, bytes([0x80]), bytes([0x7F]))
+    assert verifier.element(desc, inputs, 0, 0, witness) == 127  # the int32 maximum is fine: clamped
