@@ -83,45 +83,32 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert row < inputs[0].rows, "linear: row out of range"
     assert column < desc.out_cols, "linear: column out of range"
 
-    width: uint256 = 1
-    if inputs[0].dtype == DTYPE_INT16:
-        width = 2
-    else:
-        assert inputs[0].dtype == DTYPE_INT8, "linear: input dtype not int8 or int16"
-
-    # Everything in this one frame (see the dot product below for why).
-    x: Bytes[MAX_ROW16] = b""
-    x_proof: DynArray[bytes32, MAX_PROOF] = []
-    bias: int256 = 0
-    multiplier: int256 = 0
-    shift_: uint256 = 0
-    w: Bytes[MAX_COLS] = b""
-    w_proof: DynArray[bytes32, MAX_PROOF] = []
-    wrr: bytes32 = empty(bytes32)
-    x, x_proof, bias, multiplier, shift_, w, w_proof, wrr = abi_decode(
-        witness, (Bytes[MAX_ROW16], DynArray[bytes32, MAX_PROOF], int256, int256, uint256,
-                  Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], bytes32))
-
-    # INVARIANT: x is row `row` of the op's agreed input.
-    assert len(x) == desc.in_cols * width, "linear: input row length differs from the op's"
-    assert merkle.verify(keccak256(x), row, x_proof, merkle.depth(inputs[0].rows), inputs[0].rows_root), \
-        "linear: input row not in the op's input"
-    # INVARIANT: the weight row is row `column` of the op's committed
-    # weights, whose header (n = out_cols, k = in_cols) hashes to params_root.
-    assert tensor.header_root(desc.out_cols, desc.in_cols, wrr) == desc.params_root, \
-        "linear: weights header does not match the op"
-    assert len(w) == desc.in_cols, "linear: weight row length differs from the op's"
-
-    # The dot product inline, not in an internal function: Vyper 0.4.3
-    # places every internal function's frame below the external one, so
-    # a callee taking the 32 KiB row would move this whole frame (and
-    # its 80 KiB witness copy) up, paid as memory expansion on every call.
+    assert inputs[0].dtype == DTYPE_INT8 or inputs[0].dtype == DTYPE_INT16, \
+        "linear: input dtype not int8 or int16"
     k: uint256 = desc.in_cols
-    assert k != 0, "linear: empty row"
+    # Everything in this frame, one block per input dtype: Vyper 0.4.3
+    # places every internal function's frame below the external one, so
+    # a callee taking a row would move this whole frame (and its 80 KiB
+    # witness copy) up, paid as memory expansion on every call; sibling
+    # blocks share their memory, so the int8 path never pays for the
+    # int16 row buffer. Only small values go to `_check_rows` and
+    # `_check_leaf`.
     dot: int256 = 0
-    if width == 1:
+    if inputs[0].dtype == DTYPE_INT8:
+        x: Bytes[MAX_COLS] = b""
+        x_proof: DynArray[bytes32, MAX_PROOF] = []
+        bias: int256 = 0
+        multiplier: int256 = 0
+        shift_: uint256 = 0
+        w: Bytes[MAX_COLS] = b""
+        w_proof: DynArray[bytes32, MAX_PROOF] = []
+        wrr: bytes32 = empty(bytes32)
+        x, x_proof, bias, multiplier, shift_, w, w_proof, wrr = abi_decode(
+            witness, (Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], int256, int256, uint256,
+                      Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], bytes32))
+        self._check_rows(desc, inputs[0], row, len(x), 1, keccak256(x), x_proof, wrr, len(w))
         # int8.dot's SWAR method (int8.vy's @dev, protocol.md 10.6) on x
-        # typed as the int16 row buffer; len(x) == len(w) == k here.
+        # len(x) == len(w) == k here.
         # sum u*v and the lane-wise byte sums S (`int8.vy`'s `@dev`).
         suv: uint256 = 0
         lanes: uint256 = 0
@@ -184,7 +171,25 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
             unsafe_add(convert(suv, int256), convert(unsafe_mul(k, 16384), int256)),
             convert(unsafe_mul(byte_sum, 128), int256),
         )
+        # The weight leaf last: its concat buffer (16 KiB) is then the
+        # block's last allocation, and only its used part is paid for.
+        self._check_leaf(desc, column, keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
+                                                        convert(shift_, bytes32), w)), w_proof, wrr, bias)
+        # |dot| <= 2**28 and |bias| < 2**31: exact in int256.
+        return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
     else:
+        x: Bytes[MAX_ROW16] = b""
+        x_proof: DynArray[bytes32, MAX_PROOF] = []
+        bias: int256 = 0
+        multiplier: int256 = 0
+        shift_: uint256 = 0
+        w: Bytes[MAX_COLS] = b""
+        w_proof: DynArray[bytes32, MAX_PROOF] = []
+        wrr: bytes32 = empty(bytes32)
+        x, x_proof, bias, multiplier, shift_, w, w_proof, wrr = abi_decode(
+            witness, (Bytes[MAX_ROW16], DynArray[bytes32, MAX_PROOF], int256, int256, uint256,
+                      Bytes[MAX_COLS], DynArray[bytes32, MAX_PROOF], bytes32))
+        self._check_rows(desc, inputs[0], row, len(x), 2, keccak256(x), x_proof, wrr, len(w))
         # Sixteen int16 elements (one word of x, half a word of w) a
         # chunk; |x*w| <= 2**22, at most 2**14 terms: exact.
         nx: uint256 = len(x)
@@ -216,13 +221,42 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
                 wi: int256 = convert(convert(ww << (j << 3), bytes32), int256) >> 248
                 dot = unsafe_add(dot, unsafe_mul(xi, wi))
 
-    # The weight leaf last: its concat buffer (16 KiB) is then the
-    # frame's last allocation, and only its used part is paid for.
-    leaf: bytes32 = keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
-                                     convert(shift_, bytes32), w))
+        self._check_leaf(desc, column, keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
+                                                        convert(shift_, bytes32), w)), w_proof, wrr, bias)
+        # |dot| <= 2**36 and |bias| < 2**31: exact in int256.
+        return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
+
+
+@internal
+@pure
+def _check_rows(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, row: uint256, x_len: uint256,
+                width: uint256, x_leaf: bytes32, x_proof: DynArray[bytes32, MAX_PROOF], wrr: bytes32,
+                w_len: uint256):
+    """
+    @dev The witness's rows, in the order of protocol.md 10.5: the input
+         row's length and proof, the weights header, the weight row's
+         length, a nonempty row.
+    """
+    # INVARIANT: x is row `row` of the op's agreed input.
+    assert x_len == desc.in_cols * width, "linear: input row length differs from the op's"
+    assert merkle.verify(x_leaf, row, x_proof, merkle.depth(x_header.rows), x_header.rows_root), \
+        "linear: input row not in the op's input"
+    # INVARIANT: the weight row is row `column` of the op's committed
+    # weights, whose header (n = out_cols, k = in_cols) hashes to params_root.
+    assert tensor.header_root(desc.out_cols, desc.in_cols, wrr) == desc.params_root, \
+        "linear: weights header does not match the op"
+    assert w_len == desc.in_cols, "linear: weight row length differs from the op's"
+    assert desc.in_cols != 0, "linear: empty row"
+
+
+@internal
+@pure
+def _check_leaf(desc: IVerifier.OpDescriptor, column: uint256, leaf: bytes32,
+                w_proof: DynArray[bytes32, MAX_PROOF], wrr: bytes32, bias: int256):
+    """
+    @dev The weight leaf `H(enc(b, m, s) ‖ W[column, :])` is leaf
+         `column` of the weights rows root, and its bias an int32.
+    """
     assert merkle.verify(leaf, column, w_proof, merkle.depth(desc.out_cols), wrr), \
         "linear: weight row not in the weights"
     assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
-
-    # |dot| <= 2**36 and |bias| < 2**31: exact in int256.
-    return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
