@@ -15,7 +15,7 @@ R rows has a tree of depth D = depth_for(R); its rows are cut at height h = D - 
 min(ceil(log2(ranks)), D), into C = 2^L chunks of 2^h rows (the last ones may be short or
 empty: padding), and rank r holds chunks [floor(r C / ranks), floor((r+1) C / ranks)). With a
 power-of-two rank count and R >= ranks each rank holds one chunk; with fewer rows than ranks
-some ranks hold none. ``Layout`` is that arithmetic; the trace store uses it to find the rank
+the first C ranks hold one each and the others none. ``Layout`` is that arithmetic; the trace store uses it to find the rank
 that holds a row.
 
 The exchange assumes what a tensor-parallel plan produces: every rank's block of a slot is
@@ -61,8 +61,12 @@ class Layout:
     def chunks(self) -> int:
         return 1 << self.split
 
+    def _start(self, rank: int) -> int:
+        # Fewer chunks than ranks (a slot of few rows): one chunk to each of the first ranks.
+        return min(rank, self.chunks) if self.chunks <= self.ranks else rank * self.chunks // self.ranks
+
     def chunks_of(self, rank: int) -> range:
-        return range(rank * self.chunks // self.ranks, (rank + 1) * self.chunks // self.ranks)
+        return range(self._start(rank), self._start(rank + 1))
 
     def chunk_rows(self, chunk: int) -> tuple[int, int]:
         """Rows [a, b) of a chunk, clipped to the slot (empty for a chunk of padding)."""
@@ -70,11 +74,10 @@ class Layout:
         return min(chunk * size, self.rows), min((chunk + 1) * size, self.rows)
 
     def rows_of(self, rank: int) -> tuple[int, int]:
-        """Rows [r0, r1) rank ``rank`` holds (r0 == r1: none)."""
+        """Rows [r0, r1) rank ``rank`` holds (r0 == r1: none); in rank order, they tile the slot."""
         chunks = self.chunks_of(rank)
-        if not chunks:
-            return self.rows, self.rows
-        return self.chunk_rows(chunks.start)[0], self.chunk_rows(chunks.stop - 1)[1]
+        start = self.chunk_rows(chunks.start)[0]
+        return start, (self.chunk_rows(chunks.stop - 1)[1] if chunks else start)
 
     def chunk_of(self, row: int) -> int:
         if not 0 <= row < self.rows:
@@ -220,48 +223,83 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> tuple[int, int]:
     return lo, max(lo, hi)
 
 
-def _exchange(shard: Shard, extents: list[list[int]], rank: int, ranks: int, group, device) -> tuple[torch.Tensor, int, int]:
-    """Rank ``rank``'s full rows [r0, r1) of a column- or row-sharded slot, by one
-    ``all_to_all_single`` of bytes; with the bytes this rank sent and received (its own piece
-    is copied, not counted)."""
+@dataclass
+class _Route:
+    """One sharded slot's part of the exchange, as seen by one rank: the bytes it sends each rank,
+    and where each received (or own) block lands in its rows."""
+
+    out: torch.Tensor                     # this rank's full rows [r0, r1), filled by ``land``
+    send: dict[int, torch.Tensor]         # rank -> bytes
+    recv: list[tuple[int, int, int, tuple, int]]  # (source, a, b, block key, bytes)
+    own: torch.Tensor                     # this rank's block (the pieces it copies itself)
+    out_row0: int = 0                     # r0
+
+
+def _route(shard: Shard, extents: list[list[int]], rank: int, ranks: int, device) -> _Route:
+    """Who sends what of one slot. Ranks holding the same block (a KV group shared by several
+    ranks' query heads) are one provider: a rank holding a block uses its own copy, any other
+    gets it from the lowest rank holding it. The distinct blocks must tile the slot."""
     layout = Layout(shard.rows, ranks)
-    dtype = TORCH_DTYPES[extents[rank][6]]
-    width = cm.WIDTHS[extents[rank][6]]
-    data = shard.data.to(device)
+    code = extents[rank][6]
+    holders: dict[tuple, list[int]] = {}
+    for q, e in enumerate(extents):
+        holders.setdefault(tuple(e[2:6]), []).append(q)
+    if sum(k[2] * k[3] for k in holders) != shard.rows * shard.cols:
+        raise ValueError(f"the ranks' blocks of a {shard.rows}x{shard.cols} slot do not tile it: {sorted(holders)}")
+
+    def source(key: tuple, q: int) -> int:
+        return q if q in holders[key] else holders[key][0]
+
+    data, mine_key = shard.data.to(device), tuple(extents[rank][2:6])
     mine0, mine1 = layout.rows_of(rank)
-    out = torch.empty((mine1 - mine0, shard.cols), dtype=dtype, device=device)
-    send, send_sizes, recv_sizes, pieces = [], [], [], []
+    send = {}
     for q in range(ranks):
-        q0, q1 = layout.rows_of(q)
-        a, b = _overlap(shard.row0, shard.row0 + data.shape[0], q0, q1)
-        piece = data[a - shard.row0:b - shard.row0]
-        if q == rank:
-            own = piece
-            send_sizes.append(0)
-        else:
-            send.append(_bytes_of(piece))
-            send_sizes.append(piece.numel() * width)
-        _, _, srow0, scol0, srows, scols, _ = extents[q]  # what q sends to this rank
-        a, b = _overlap(srow0, srow0 + srows, mine0, mine1)
-        pieces.append((q, a, b, scol0, scols))
-        recv_sizes.append(0 if q == rank else (b - a) * scols * width)
+        if q != rank and source(mine_key, q) == rank:
+            a, b = _overlap(shard.row0, shard.row0 + data.shape[0], *layout.rows_of(q))
+            if b > a:
+                send[q] = _bytes_of(data[a - shard.row0:b - shard.row0])
+    recv = []
+    for key in holders:
+        row0, _, nrows, ncols = key
+        a, b = _overlap(row0, row0 + nrows, mine0, mine1)
+        if b > a:
+            recv.append((source(key, rank), a, b, key, (b - a) * ncols * cm.WIDTHS[code]))
+    out = torch.empty((mine1 - mine0, shard.cols), dtype=TORCH_DTYPES[code], device=device)
+    return _Route(out, send, recv, data, mine0)
+
+
+def _exchange(routes: list[_Route], rank: int, ranks: int, group, device) -> tuple[int, int]:
+    """Every sharded slot's rows in one ``all_to_all_single`` of bytes (per rank pair, the slots'
+    pieces in slot order); returns the bytes this rank sent and received (own pieces are copied,
+    not counted)."""
+    send = [piece for q in range(ranks) for r in routes for piece in ([r.send[q]] if q in r.send else [])]
+    send_sizes = [sum(r.send[q].numel() for r in routes if q in r.send) for q in range(ranks)]
+    recv_sizes = [sum(size for r in routes for src, *_, size in r.recv if src == q != rank) for q in range(ranks)]
     buffer = torch.empty(sum(recv_sizes), dtype=torch.uint8, device=device)
+    # Every rank takes part, even one with nothing to move: a collective needs the whole group.
     dist.all_to_all_single(buffer, torch.cat(send) if send else torch.empty(0, dtype=torch.uint8, device=device),
                            recv_sizes, send_sizes, group=group)
-    offset = 0
-    for (q, a, b, scol0, scols), size in zip(pieces, recv_sizes):
-        if b == a:
-            continue
-        block = own if q == rank else buffer[offset:offset + size].view(dtype).view(b - a, scols)
-        out[a - mine0:b - mine0, scol0:scol0 + scols] = block
-        offset += size
-    return out, sum(send_sizes), sum(recv_sizes)
+    offsets = [sum(recv_sizes[:q]) for q in range(ranks)]
+    for r in routes:
+        mine0 = r.out_row0
+        for src, a, b, (row0, col0, _, ncols), size in r.recv:
+            if src == rank:
+                block = r.own[a - row0:b - row0]
+            else:
+                block = buffer[offsets[src]:offsets[src] + size]
+                if offsets[src] % r.out.element_size():  # an int8 piece before it: realign to view
+                    block = block.clone()
+                block = block.view(r.out.dtype).view(b - a, ncols)
+                offsets[src] += size
+            r.out[a - mine0:b - mine0, col0:col0 + ncols] = block
+    return sum(send_sizes), sum(recv_sizes)
 
 
 def commit_distributed(shards: list[Shard], group=None) -> RankCommit:
     """This rank's part of the commitment of a split trace (slot 0 .. N, one ``Shard`` each);
-    every rank of ``group`` calls it with its own shards. Collectives: one all_gather of the
-    shard extents, an all_to_all per sharded slot, one all_gather of the chunk roots."""
+    every rank of ``group`` calls it with its own shards. Three collectives in all: an
+    all_gather of the shard extents, one all_to_all of every sharded slot's rows, an all_gather
+    of the chunk roots."""
     rank, ranks = dist.get_rank(group), dist.get_world_size(group)
     device = _device(group)
     mine = torch.tensor([s.extent() for s in shards], dtype=torch.int64, device=device)
@@ -269,29 +307,24 @@ def commit_distributed(shards: list[Shard], group=None) -> RankCommit:
     dist.all_gather(gathered, mine, group=group)
     extents = [g.cpu().tolist() for g in gathered]  # extents[q][j]: rank q's block of slot j
     headers = [SlotHeader(s.rows, s.cols, cm.dtype_code(s.data)) for s in shards]
-    sent = received = 0
-    exchange = hashing = 0.0
-    rows, roots_mine = [], []
-    for j, shard in enumerate(shards):
-        layout = Layout(shard.rows, ranks)
-        r0, r1 = layout.rows_of(rank)
-        started = time.perf_counter()
-        if all(e[j][4:6] == e[j][:2] for e in extents):  # replicated: this rank's rows are here
-            held = shard.data[r0:r1]
-        else:
-            held, s, r = _exchange(shard, [e[j] for e in extents], rank, ranks, group, device)
-            sent, received = sent + s, received + r
-        held = held.cpu().contiguous()
-        hashed = time.perf_counter()
-        roots_mine.append(chunk_roots(layout, rank, held))
-        exchange, hashing = exchange + hashed - started, hashing + time.perf_counter() - hashed
-        rows.append(held)
     started = time.perf_counter()
+    held, routes = [], []
+    for j, shard in enumerate(shards):
+        r0, r1 = Layout(shard.rows, ranks).rows_of(rank)
+        if all(e[j][2:6] == [0, 0, *e[j][:2]] for e in extents):  # replicated: this rank's rows are here
+            held.append(shard.data[r0:r1])
+        else:
+            routes.append(_route(shard, [e[j] for e in extents], rank, ranks, device))
+            held.append(routes[-1].out)
+    sent, received = _exchange(routes, rank, ranks, group, device)
+    rows = [h.cpu().contiguous() for h in held]
+    hashed = time.perf_counter()
+    roots_mine = [chunk_roots(Layout(h.rows, ranks), rank, r) for h, r in zip(headers, rows)]
+    done = time.perf_counter()
     roots = _gather_roots(headers, roots_mine, rank, ranks, group, device)
     slot_roots, states = _finish(ranks, headers, roots)
-    gather_seconds = time.perf_counter() - started
-    return RankCommit(rank, ranks, headers, rows, roots, slot_roots, states, sent, received, exchange, hashing,
-                      {"gather_roots": gather_seconds})
+    return RankCommit(rank, ranks, headers, rows, roots, slot_roots, states, sent, received, hashed - started,
+                      done - hashed, {"gather_roots": time.perf_counter() - done})
 
 
 def _gather_roots(headers: list[SlotHeader], mine: list[list[bytes]], rank: int, ranks: int, group,
@@ -317,3 +350,115 @@ def _gather_roots(headers: list[SlotHeader], mine: list[list[bytes]], rank: int,
             offsets[q] += n * WORD
         roots.append(slot)
     return roots
+
+
+# --- Simulated shards: a single-process trace cut as a tensor-parallel plan leaves it ----------
+
+def split_parts(model, ranks: int) -> list[int]:
+    """Per slot, into how many column blocks the Megatron plan cuts it (1: replicated).
+
+    Column-parallel: rope, matmul, softmax, transpose, lut and mul outputs (a rank's heads or
+    FFN share) and the linears feeding them; every other slot (embed, norm, add, the
+    row-parallel linears after their all-reduce, argmax) is replicated. A grouped matmul's B
+    side (K, V and their rope / transpose) has H_b blocks when H_b < ranks (a group shared by
+    several ranks). A slot whose columns do not divide is replicated."""
+    from .model import LinearOp, input_slots
+    from .ops import LutOp, MatmulOp, MulOp, RopeOp, SoftmaxOp, TransposeOp
+
+    split_kinds = (RopeOp, MatmulOp, SoftmaxOp, TransposeOp, LutOp, MulOp)
+    parts = [ranks if isinstance(op, split_kinds) else 1 for op in model.ops]
+    for op in model.ops:
+        if isinstance(op, split_kinds):
+            for s in input_slots(op)[:1] if not isinstance(op, (MatmulOp, MulOp)) else input_slots(op):
+                if s and isinstance(model.ops[s - 1], LinearOp):
+                    parts[s - 1] = ranks
+    for op in model.ops:
+        if isinstance(op, MatmulOp) and op.kv_heads < min(op.heads, ranks):
+            s = op.input_b
+            while s:  # back through the rope / transpose to the K or V linear
+                parts[s - 1] = op.kv_heads
+                prev = model.ops[s - 1]
+                s = prev.input_slot if isinstance(prev, (RopeOp, TransposeOp)) else 0
+    cols = [op.out_cols for op in model.ops]
+    return [1] + [p if p > 1 and c % p == 0 else 1 for p, c in zip(parts, cols)]
+
+
+def simulated_shard(slot: torch.Tensor, parts: int, rank: int, ranks: int) -> Shard:
+    """Rank ``rank``'s block of a slot cut into ``parts`` column blocks (rank r holds block
+    floor(r * parts / ranks): with fewer blocks than ranks, neighbouring ranks share one)."""
+    if parts <= 1:
+        return Shard.full(slot)
+    width = slot.shape[1] // parts
+    block = rank * parts // ranks
+    return Shard.columns(slot[:, block * width:(block + 1) * width].contiguous(), block * width, slot.shape[1])
+
+
+def _worker() -> None:
+    """One rank of ``launch``: reads the trace and plan, commits its shards, writes its result."""
+    import json
+    import os
+    import sys
+
+    from safetensors.torch import load_file
+
+    from .hashing import to_hex
+
+    work = sys.argv[2]
+    dist.init_process_group("gloo")  # env://: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+    rank, ranks = dist.get_rank(), dist.get_world_size()
+    tensors = load_file(os.path.join(work, "slots.safetensors"))
+    plan = json.loads(open(os.path.join(work, "plan.json")).read())
+    results = {}
+    for case, entry in plan.items():
+        parts = entry["parts"]
+        slots = [tensors[f"{case}.{j}"] for j in range(len(parts))]
+        shards = [simulated_shard(s, p, rank, ranks) for s, p in zip(slots, parts)]
+        best = None
+        for _ in range(entry.get("repeats", 1)):  # timings: the best of the repeats (the first warms up)
+            dist.barrier()
+            started = time.perf_counter()
+            commit = commit_distributed(shards)
+            total = time.perf_counter() - started
+            if best is None or total < best[1]:
+                best = commit, total
+        commit, total = best
+        results[case] = {"slot_roots": [to_hex(r) for r in commit.slot_roots], "trace_root": to_hex(commit.trace_root),
+                         "sent": commit.bytes_sent, "received": commit.bytes_received,
+                         "exchange_s": commit.exchange_seconds, "hash_s": commit.hash_seconds, "total_s": total}
+        store = os.environ.get("REFEREE_SPLIT_STORE")
+        if store:
+            from .trace import TraceStore
+            TraceStore(store).save_rank(bytes.fromhex(entry["model_root"][2:]), commit)
+    with open(os.path.join(work, f"rank{rank}.json"), "w") as f:
+        json.dump(results, f)
+    dist.destroy_process_group()
+
+
+def launch(work: str, ranks: int, port: int, env: dict | None = None, timeout: float = 300) -> list[dict]:
+    """Runs ``ranks`` gloo processes over the cases in ``work`` (slots.safetensors: tensors
+    ``CASE.j``; plan.json: CASE -> {"parts": parts per slot, "model_root": hex}); returns each
+    rank's results. With REFEREE_SPLIT_STORE set, each rank saves its rows in that trace store."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(ranks),
+            **(env or {})}
+    procs = [subprocess.Popen([sys.executable, "-m", "referee.parallel_commit", "--worker", work],
+                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(ranks)]
+    try:
+        codes = [p.wait(timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    if any(codes):
+        raise RuntimeError(f"a rank failed: exit codes {codes}")
+    return [json.loads(open(os.path.join(work, f"rank{r}.json")).read()) for r in range(ranks)]
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["--worker"]:
+        _worker()

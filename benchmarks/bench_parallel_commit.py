@@ -1,0 +1,102 @@
+"""The split commitment, measured: bytes each rank moves per token and hashing time per rank.
+
+For moby-llama (models/moby-llama, compiled as tests/test_llama_compile.py does) over one
+128-token sequence and an encoder with all-MiniLM-L6-v2's shapes (random weights, batch 8 x
+128 tokens), the single-process trace is cut as the tensor-parallel plan leaves it
+(``parallel_commit.split_parts``: heads and FFN shares column-split, the rest replicated) and
+committed by 2 and 4 gloo processes (``parallel_commit.launch``); each checks its roots against
+the single-process ``trace_commitment``. Per rank: the bytes it sends in the row exchange (it
+receives as many, to within a rank's share), the seconds of that exchange and of its hashing
+(one keccak thread per rank, REFEREE_KECCAK_THREADS=1, so that ranks sharing a small machine do
+not share threads), against one process hashing the whole trace on one thread.
+
+Run: ``python benchmarks/bench_parallel_commit.py [--ranks 2,4] [--markdown]``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "offchain"))
+os.environ["REFEREE_KECCAK_THREADS"] = "1"
+
+from safetensors.torch import save_file  # noqa: E402
+
+from referee.executor import Executor, trace_commitment  # noqa: E402
+from referee.hashing import to_hex  # noqa: E402
+from referee.parallel_commit import launch, split_parts  # noqa: E402
+
+
+def moby():
+    from referee.llama import load_llama
+    from referee.llama_compile import compile_llama
+
+    model = load_llama(ROOT / "models" / "moby-llama")
+    t = model.cfg.max_position_embeddings
+    ids = torch.randint(0, model.cfg.vocab_size, (4, t), generator=torch.Generator().manual_seed(0))
+    compiled = compile_llama(model, ids)
+    return "moby-llama", compiled, ids[:1].to(torch.int32), t
+
+
+def minilm():
+    from referee.transformer import MINILM, FloatTransformer
+    from referee.transformer_compile import compile_transformer
+
+    gen = torch.Generator().manual_seed(7)
+    compiled = compile_transformer(FloatTransformer(MINILM, seed=0).eval(),
+                                   torch.randint(0, MINILM.vocab, (2, MINILM.seq), generator=gen))
+    ids = torch.randint(0, MINILM.vocab, (8, MINILM.seq), generator=gen).to(torch.int32)
+    return "MiniLM-shaped encoder", compiled, ids, 8 * MINILM.seq
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ranks", default="2,4")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rows = []
+    for name, model, ids, tokens in (moby(), minilm()):
+        slots = Executor(model, "cpu").run(ids)
+        single = float("inf")
+        for _ in range(3):  # the best of three: the first call pays for warming up
+            started = time.perf_counter()
+            roots, states = trace_commitment(slots)
+            single = min(single, time.perf_counter() - started)
+        trace_bytes = sum(s.numel() * s.element_size() for s in slots)
+        for ranks in map(int, args.ranks.split(",")):
+            work = tempfile.mkdtemp(prefix="pc-")
+            save_file({f"m.{j}": s.clone() for j, s in enumerate(slots)}, os.path.join(work, "slots.safetensors"))
+            parts = split_parts(model, ranks)
+            Path(work, "plan.json").write_text(json.dumps({"m": {"parts": parts, "model_root": to_hex(model.root), "repeats": 3}}))
+            results = [r["m"] for r in launch(work, ranks, 29500 + ranks)]
+            assert all(r["slot_roots"] == [to_hex(x) for x in roots] for r in results), "roots differ"
+            assert all(r["trace_root"] == to_hex(states[-1]) for r in results)
+            split = sum(p > 1 for p in parts)
+            rows.append({"model": name, "ranks": ranks, "tokens": tokens, "slots": len(slots), "split_slots": split,
+                         "trace_bytes": trace_bytes, "single_hash_s": single,
+                         "sent": [r["sent"] for r in results], "received": [r["received"] for r in results],
+                         "exchange_s": [r["exchange_s"] for r in results], "hash_s": [r["hash_s"] for r in results],
+                         "trace_root": results[0]["trace_root"]})
+            print(json.dumps(rows[-1]), flush=True)
+    print()
+    print("| model | ranks | tokens | split slots | sent per token, per rank (max) | exchange s per rank (max) "
+          "| hash ms per rank (max) | hash ms, one process | trace root (all ranks = single) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['ranks']} | {r['tokens']} | {r['split_slots']} of {r['slots']} "
+              f"| {max(r['sent']) / r['tokens']:,.0f} B | {max(r['exchange_s']) * 1000:,.0f} ms "
+              f"| {max(r['hash_s']) * 1000:,.0f} ms | {r['single_hash_s'] * 1000:,.0f} ms "
+              f"| `{r['trace_root'][:14]}…` |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
