@@ -20,7 +20,8 @@ from referee.game import bisection_points
 from referee.errors import TraceStoreError
 from referee.hashing import keccak256
 from referee.merkle import hash_pair, verify_proof
-from referee.trace import Trace, TraceStore, _read_metadata
+from referee.parallel_commit import commit_local
+from referee.trace import SplitTrace, Trace, TraceStore, _read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,48 @@ def test_token_model_trace_int16_int32_slots_roundtrip_succeeds(tmp_path):
     loaded = TraceStore(tmp_path).load(model.root, trace.input_root)
     assert loaded.state_roots == trace.state_roots and [s.dtype for s in loaded.slots] == [s.dtype for s in trace.slots]
     assert trace.row_bytes(0, 1) == cm.packed(trace.slots[0][1:2])  # 4 big-endian bytes per id
+
+
+# --- A split trace (tensor parallel, issue 20): each rank's rows in its own directory ----------
+
+def _save_split(tmp_path, trace: Trace, ranks: int) -> TraceStore:
+    TraceStore(tmp_path).save(SplitTrace.from_commits(trace.model_root, commit_local(trace.slots, ranks)))
+    return TraceStore(tmp_path)  # a fresh store: what a restarted process opens
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 4])
+def test_split_trace_answers_every_dispute_move_as_the_single_one(tmp_path, model_and_trace, ranks):
+    from referee import game
+
+    model, trace = model_and_trace
+    split = _save_split(tmp_path, trace, ranks).load(model.root, trace.input_root)
+    assert isinstance(split, SplitTrace) and split.trace_root == trace.trace_root
+    n = trace.op_count
+    assert game.bisection_roots(split, 0, n, 4) == game.bisection_roots(trace, 0, n, 4)
+    for op in range(1, n + 1):
+        assert game.transition(model, split, op) == game.transition(model, trace, op)
+        depth = trace.slot_commitments[op].tree.depth
+        for levels in range(1, depth + 1):
+            for index in range(1 << (depth - levels)):
+                assert game.row_children(split, op, levels, index) == game.row_children(trace, op, levels, index)
+        for row in range(trace.slots[op].shape[0]):
+            revealed = bytes(b ^ 1 for b in trace.row_bytes(op, row))
+            assert split.row_bytes(op, row) == trace.row_bytes(op, row)
+            assert game.step(model, split, op, row, revealed) == game.step(model, trace, op, row, revealed)
+
+
+def test_agent_restarts_and_finds_its_split_trace(tmp_path, model_and_trace):
+    """The agents' trace cache (``agents.traces``) loads a split trace from the store on restart,
+    as it loads a single one: nothing is run again."""
+    from types import SimpleNamespace
+
+    from referee.agents.traces import Traces
+
+    model, trace = model_and_trace
+    store = _save_split(tmp_path / "traces", trace, 2)
+    x = trace.slots[0]
+    row = SimpleNamespace(job_id=1, model_id=7, rows=x.shape[0], input=cm.packed(x))
+    traces = Traces({7: model}, store, None, "cpu", journal=None, log=lambda line: None)
+    loaded, ran = traces._load_or_run(row)
+    assert ran is None and isinstance(loaded, SplitTrace)
+    assert loaded.state_roots == trace.state_roots and loaded.output.equal(trace.output)
