@@ -12,6 +12,7 @@ nothing to commit or store.
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,17 @@ def run_local(jobs: list[Job], ranks: int, device: str = "auto", backend: str = 
             result["moved"] = [torch.load(Path(out) / f"{i}.moved{r}.pt") for r in range(ranks)]
             results.append(result)
         return results
+
+
+def run_and_store(model_dir: Path, model: IntegerModel, x: torch.Tensor, ranks: int, store, device: str = "auto",
+                  backend: str = "auto", timeout: float = DEFAULT_TIMEOUT):
+    """``referee run --ranks N``: each rank loads ``model_dir`` (its shards of the weights are
+    what it keeps), the world runs ``x``; the trace (of ``model``, the caller's verified copy)
+    is stored only after every rank has finished. (trace, stored path or None, seconds)."""
+    from .trace import Trace
+
+    started = time.perf_counter()
+    result = run_local([Job(Path(model_dir), x)], ranks, device, backend, timeout)[0]
+    trace = Trace(model.root, result["slots"])
+    path = store.save(trace) if store else None
+    return trace, path, time.perf_counter() - started
