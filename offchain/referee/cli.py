@@ -161,8 +161,10 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
     if ranks is None:
         trace, path, seconds = run_and_store(model, x, target, device, backend)
     else:
+        from .parallel import plan
         from .parallel_launch import run_and_store as run_split
 
+        click.echo(f"split        {plan(model, ranks).describe()}", err=True)  # stdout stays one process's
         trace, path, seconds = run_split(model_dir, model, x, ranks, target, device, backend, collective_timeout)
     if input_file is None:
         details = notes + text.embedding_lines(model, trace.output, given, cut)

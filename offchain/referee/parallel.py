@@ -135,7 +135,7 @@ def plan(model: IntegerModel, ranks: int) -> Plan:
     notes: list[str] = []
 
     def eligible(slots: list[int]) -> bool:
-        why = None
+        whys = []  # (op, reason): R does not divide what the split needs
         for s in slots:
             if s == 0 or s == n:
                 return False
@@ -143,11 +143,12 @@ def plan(model: IntegerModel, ranks: int) -> Plan:
             if isinstance(op, LinearOp):
                 if regions.find(op.input_slot) == regions.find(s):
                     return False
-                why = why or (None if op.out_cols % ranks == 0 else
-                              (s, f"{op.out_cols} output channels, not a multiple of {ranks} ranks"))
+                if op.out_cols % ranks:
+                    whys.append((s, f"{op.out_cols} output channels, not a multiple of {ranks} ranks"))
             elif isinstance(op, HEAD_KINDS + ELEMENTWISE):
                 reason = _divides(op, ranks)
-                why = why or (reason and (s, reason))
+                if reason:
+                    whys.append((s, reason))
             else:
                 return False
             for j, split_read in readers[s]:
@@ -155,9 +156,9 @@ def plan(model: IntegerModel, ranks: int) -> Plan:
                     return False  # read whole by a norm, embed, argmax or a softmax's mask
                 reader = ops[j - 1]
                 if isinstance(reader, LinearOp) and reader.in_cols % ranks:
-                    why = why or (j, f"{reader.in_cols} inputs, not a multiple of {ranks} ranks")
-        if why:
-            j, reason = why
+                    whys.append((j, f"{reader.in_cols} inputs, not a multiple of {ranks} ranks"))
+        if whys:  # name a head op where one is the cause: heads are what a reader thinks in
+            j, reason = min(whys, key=lambda w: (not isinstance(ops[w[0] - 1], HEAD_KINDS), w[0]))
             notes.append(f"op {j} ({kind_name(ops[j - 1])}): {reason}")
             return False
         return True

@@ -9,6 +9,7 @@ died or hung (a collective's timeout, then the others end too) gives one Referee
 nothing to commit or store.
 """
 
+import logging
 import os
 import socket
 import tempfile
@@ -94,6 +95,8 @@ def run_local(jobs: list[Job], ranks: int, device: str = "auto", backend: str = 
     [payload bytes per collective kind, per rank]}. RefereeError (one line) if a rank fails."""
     if ranks < 1:
         raise RefereeError(f"--ranks {ranks}: at least one rank")
+    # torch logs a warning as it ends the surviving ranks of a failed world: the Error line says it all.
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="referee-tp-") as out:
         ctx = mp.start_processes(_worker, args=(ranks, free_port(), jobs, device, backend, timeout, out),
                                  nprocs=ranks, join=False, start_method="spawn")
