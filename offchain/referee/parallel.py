@@ -81,7 +81,8 @@ class Plan:
     split: list[str]                 # slot 0..N: FULL or COLS
     modes: list[str]                 # op 1..N (index j - 1): one of MODES
     cols: list[int]                  # slot 0..N: the slot's column count
-    notes: list[str] = field(default_factory=list)  # regions replicated for want of divisibility
+    # (op, kind, why) of each region replicated for want of divisibility
+    notes: list[tuple[int, str, str]] = field(default_factory=list)
 
     def block(self, slot: int, rank: int) -> tuple[int, int]:
         """The columns [lo, hi) of ``slot`` that ``rank`` holds."""
@@ -93,8 +94,14 @@ class Plan:
     def describe(self) -> str:
         counts = {mode: self.modes.count(mode) for mode in MODES if mode in self.modes}
         text = f"{self.ranks} ranks: " + ", ".join(f"{n} {mode}" for mode, n in counts.items())
-        if self.notes:
-            text += "; replicated instead of split: " + "; ".join(self.notes)
+        if self.notes:  # one clause per (kind, reason): a 32-layer model's notes stay one line
+            grouped: dict[tuple[str, str], list[int]] = {}
+            for j, kind, reason in self.notes:
+                grouped.setdefault((kind, reason), []).append(j)
+            text += "; replicated, not split: " + "; ".join(
+                f"the region{'s' if len(js) > 1 else ''} of {kind} op{'s' if len(js) > 1 else ''} "
+                f"{', '.join(map(str, js))} ({reason})"
+                for (kind, reason), js in grouped.items())
         return text
 
 
@@ -132,7 +139,7 @@ def plan(model: IntegerModel, ranks: int) -> Plan:
     for s in range(n + 1):
         members.setdefault(regions.find(s), []).append(s)
 
-    notes: list[str] = []
+    notes: list[tuple[int, str, str]] = []
 
     def eligible(slots: list[int]) -> bool:
         whys = []  # (op, reason): R does not divide what the split needs
@@ -159,7 +166,7 @@ def plan(model: IntegerModel, ranks: int) -> Plan:
                     whys.append((j, f"{reader.in_cols} inputs, not a multiple of {ranks} ranks"))
         if whys:  # name a head op where one is the cause: heads are what a reader thinks in
             j, reason = min(whys, key=lambda w: (not isinstance(ops[w[0] - 1], HEAD_KINDS), w[0]))
-            notes.append(f"op {j} ({kind_name(ops[j - 1])}): {reason}")
+            notes.append((j, kind_name(ops[j - 1]), reason))
             return False
         return True
 
