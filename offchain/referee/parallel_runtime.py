@@ -73,7 +73,8 @@ def shard_op(op, ranks: int):
 
 def column_op(op: LinearOp, lo: int, hi: int) -> LinearOp:
     """Output channels [lo, hi) of a linear (plan mode ``column``)."""
-    return LinearOp(op.input_slot, op.weight[lo:hi].contiguous(), op.bias[lo:hi].clone(),
+    # clone: a row slice is contiguous already, and a view would keep the whole W alive
+    return LinearOp(op.input_slot, op.weight[lo:hi].clone(), op.bias[lo:hi].clone(),
                     op.multiplier[lo:hi].clone(), op.shift[lo:hi].clone(), op.relu, op.wide, op.i16)
 
 
