@@ -121,10 +121,16 @@ def test_plan_encoder_mask_and_mlp(jobs):
     assert plan(mlp, 5).modes == ["replicate"] * 3 and "96 output channels" in plan(mlp, 5).describe()
 
 
+@pytest.fixture(scope="module")
+def single(jobs) -> dict[str, Trace]:
+    """The single-process Executor's trace of each job."""
+    return {name: Trace(job.model.root, Executor(job.model, device="cpu").run(job.x)) for name, job in jobs.items()}
+
+
 @pytest.mark.parametrize("ranks", RANKS)
-def test_same_bits_at_any_split(jobs, worlds, ranks):
+def test_same_bits_at_any_split(jobs, worlds, single, ranks):
     for name, job in jobs.items():
-        want = Trace(job.model.root, Executor(job.model, device="cpu").run(job.x))
+        want = single[name]
         got = Trace(job.model.root, worlds[ranks][name]["slots"])
         assert len(got.slots) == len(want.slots)
         for j, (a, b) in enumerate(zip(got.slots, want.slots)):

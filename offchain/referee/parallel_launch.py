@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from .errors import RefereeError
+from .executor import resolve_device
 from .model import IntegerModel
 from .parallel import plan
 from .parallel_runtime import DEFAULT_TIMEOUT, init, rank_device, run_rank
@@ -95,6 +96,9 @@ def run_local(jobs: list[Job], ranks: int, device: str = "auto", backend: str = 
     [payload bytes per collective kind, per rank]}. RefereeError (one line) if a rank fails."""
     if ranks < 1:
         raise RefereeError(f"--ranks {ranks}: at least one rank")
+    if resolve_device(device).type == "cuda" and ranks > torch.cuda.device_count():
+        raise RefereeError(f"--ranks {ranks} on CUDA needs a GPU per rank; this machine has "
+                           f"{torch.cuda.device_count()} (--device cpu runs gloo processes on the CPU)")
     # torch logs a warning as it ends the surviving ranks of a failed world: the Error line says it all.
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="referee-tp-") as out:
@@ -105,6 +109,10 @@ def run_local(jobs: list[Job], ranks: int, device: str = "auto", backend: str = 
                 pass
         except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
             raise RefereeError(_describe(exc, timeout)) from None
+        finally:  # an interrupted wait (Ctrl-C) must not leave ranks behind
+            for process in ctx.processes:
+                if process.is_alive():
+                    process.terminate()
         results = []
         for i in range(len(jobs)):
             result = torch.load(Path(out) / f"{i}.pt")

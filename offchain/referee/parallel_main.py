@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import click
-import torch
 import torch.distributed as dist
 
 from .cli import DEFAULT_STORE, _device, _print_run

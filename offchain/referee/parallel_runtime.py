@@ -31,7 +31,7 @@ from . import ops as k
 from .executor import _ieee_float32_matmul, _resolve_backend, prepare, resolve_device
 from .linear_kernels import _Float32Blocks, _halves, _Int64, _IntMM, _out_range, _requantize_
 from .model import IntegerModel, LinearOp, input_slots
-from .parallel import COLS, FULL, Plan
+from .parallel import FULL, Plan
 
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for the other ranks
 FAULT_ENV = "REFEREE_TP_FAULT"
