@@ -19,13 +19,15 @@ import torch
 from click.testing import CliRunner
 
 from referee.cli import main
-from referee.executor import Executor
+from referee.executor import Executor, run_op
 from referee.hashing import to_hex
 from referee.llama import FloatLlama, LlamaConfig, load_llama
 from referee.llama_compile import compile_llama
+from referee.model import LinearOp
 from referee.modelfile import save_model
 from referee.parallel import COLS, FULL, plan
 from referee.parallel_launch import Job, run_local
+from referee.parallel_runtime import RowParallel
 from referee.quantize import quantize_sequential
 from referee.trace import Trace
 from referee.transformer import FloatTransformer, TransformerConfig
@@ -162,10 +164,35 @@ def _roots(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(("output root", "trace root"))]
 
 
-def test_torchrun_entry_prints_the_same_roots(jobs, tmp_path):
+def test_row_parallel_partials_sum_exactly_on_every_backend():
+    """Four ranks' int32 partials, added, then bias and rq: the whole linear's kernel on every
+    backend, int8 and int16 inputs, narrow, ReLU and wide outputs (no processes: the sum is
+    what the all-reduce computes)."""
+    g = torch.Generator().manual_seed(10)
+    n, kk = 24, 64
+    for relu, wide, i16 in ((False, False, False), (True, False, True), (False, True, False)):
+        op = LinearOp(1, torch.randint(-128, 128, (n, kk), generator=g, dtype=torch.int8),
+                      torch.randint(-5000, 5000, (n,), generator=g, dtype=torch.int32),
+                      torch.randint(1 << 20, 1 << 21, (n,), generator=g, dtype=torch.int32),
+                      torch.randint(28, 34, (n,), generator=g, dtype=torch.int32), relu, wide=wide, i16=i16)
+        for dtype, top in ((torch.int8, 128), (torch.int16, 1 << 12)):
+            x = torch.randint(-top, top, (5, kk), generator=g, dtype=dtype)
+            for backend in ("float", "int_mm", "int64"):
+                want = run_op(op, [x], backend=backend)
+                parts = [RowParallel(op, r * kk // 4, (r + 1) * kk // 4, torch.device("cpu"), backend, None)
+                         for r in range(4)]
+                acc = sum(p.partial_sum(x[:, r * kk // 4:(r + 1) * kk // 4]) for r, p in enumerate(parts))
+                assert torch.equal(parts[0].finish(acc), want), (relu, wide, i16, dtype, backend)
+
+
+def test_torchrun_entry_and_ranks_print_the_same_roots(jobs, tmp_path):
     model_dir, x = _saved(tmp_path, jobs["llama"])
     single = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--no-store"])
     assert single.exit_code == 0, single.output
+    local = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--no-store", "--ranks", "2"])
+    assert local.exit_code == 0, local.output
+    same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split"))]  # noqa: E731
+    assert same(local.stdout) == same(single.stdout)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     split = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                             "-m", "referee.parallel_main", str(model_dir), str(x), "--store", str(tmp_path / "st")],

@@ -54,7 +54,10 @@ def main(model_dir: Path, input_file: Path, store: Path, no_store: bool, device:
         dev = rank_device(device, local_rank)
         init(rank, world, dev, collective_timeout)
         started = time.perf_counter()
-        slots, _ = run_rank(model, x, plan(model, world), rank, dev, backend)
+        split = plan(model, world)
+        if rank == 0:
+            click.echo(f"split        {split.describe()}", err=True)
+        slots, _ = run_rank(model, x, split, rank, dev, backend)
         dist.barrier()  # every rank finished: only now does rank 0 commit
         if rank == 0:
             trace = Trace(model.root, slots)

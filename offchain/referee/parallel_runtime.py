@@ -93,10 +93,18 @@ class RowParallel:
         as_dev = lambda t: t.to(torch.int64).to(device)  # noqa: E731
         self.bias, self.m, self.s, self.half = map(as_dev, (op.bias, op.multiplier, op.shift, _halves(op.shift)))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def partial_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's exact accumulator over its inputs, int32 (|partial| < 2^31, module doc)."""
         acc = self.partial.accumulate16(x) if x.dtype == torch.int16 else self.partial.accumulate(x)
-        acc = acc.to(torch.int32)  # |partial| < 2^31 (module doc)
+        return acc.to(torch.int32)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        acc = self.partial_sum(x)
         self.reduce(acc)
+        return self.finish(acc)
+
+    def finish(self, acc: torch.Tensor) -> torch.Tensor:
+        """Bias and requantization (or a wide op's int32) of the summed accumulator."""
         acc = acc.to(torch.int64).add_(self.bias)
         if self.op.wide:
             return acc.to(torch.int32)
