@@ -27,7 +27,7 @@ from referee.model import LinearOp
 from referee.modelfile import save_model
 from referee.parallel import COLS, FULL, plan
 from referee.parallel_launch import Job, run_local
-from referee.parallel_runtime import RowParallel
+from referee.parallel_runtime import RowParallel, join, simulate
 from referee.quantize import quantize_sequential
 from referee.trace import Trace
 from referee.transformer import FloatTransformer, TransformerConfig
@@ -162,6 +162,16 @@ def _saved(tmp_path: Path, job: Job) -> tuple[Path, Path]:
 
 def _roots(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(("output root", "trace root"))]
+
+
+@pytest.mark.parametrize("ranks", [3, 4, 8])
+def test_same_bits_simulated(jobs, single, ranks):
+    """All ranks in one process (parallel_runtime.simulate): rank counts the worlds skip, 3 (heads
+    and widths it does not divide: replicated regions) and 8 (one head or less per rank)."""
+    for name, job in jobs.items():
+        got = join(simulate(job.model, job.x, ranks))
+        assert all(torch.equal(a, b) for a, b in zip(got, single[name].slots)), (name, ranks)
+        assert Trace(job.model.root, got).trace_root == single[name].trace_root
 
 
 def test_row_parallel_partials_sum_exactly_on_every_backend():

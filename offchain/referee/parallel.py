@@ -41,6 +41,8 @@ API for referee.parallel_commit (the split commitment and trace store):
   FULL, its column block for COLS, on the rank's device); ``RankResult.shards`` all of them.
 * ``referee.parallel_runtime.gather_slot(result, j)``: the whole slot j on rank 0 (None on the
   others), the interim commitment's gather that the row exchange replaces.
+* ``referee.parallel_runtime.simulate(model, x, ranks) -> [RankResult]``: every rank's shards,
+  computed in one process without a process group (tests); ``join(results)`` the whole slots.
 """
 
 from dataclasses import dataclass, field

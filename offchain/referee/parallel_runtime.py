@@ -31,7 +31,7 @@ from . import ops as k
 from .executor import _ieee_float32_matmul, _resolve_backend, prepare, resolve_device
 from .linear_kernels import _Float32Blocks, _halves, _Int64, _IntMM, _out_range, _requantize_
 from .model import IntegerModel, LinearOp, input_slots
-from .parallel import FULL, Plan
+from .parallel import COLS, FULL, Plan
 
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for the other ranks
 FAULT_ENV = "REFEREE_TP_FAULT"
@@ -201,3 +201,33 @@ def run_rank(model: IntegerModel, x: torch.Tensor, plan: Plan, rank: int, device
     result = RankRun(model, plan, rank, device, backend).run(x)
     slots = [gather_slot(result, j) for j in range(len(plan.split))]
     return (slots if rank == 0 else None), dict(result.moved)
+
+
+def simulate(model: IntegerModel, x: torch.Tensor, ranks: int, split: Plan | None = None,
+             backend: str = "auto") -> list[RankResult]:
+    """Every rank of a split run in this one process, op by op in lockstep, the all-reduce an
+    exact sum of the ranks' partials: the shards a world of ``ranks`` processes would hold,
+    without processes or a process group (tests, and the split commitment's tests)."""
+    from .parallel import plan
+
+    split = split or plan(model, ranks)
+    runs = [RankRun(model, split, r, "cpu", backend) for r in range(ranks)]
+    slots = [[x.contiguous()] for _ in runs]
+    with torch.inference_mode(), _ieee_float32_matmul():
+        for j, reads in enumerate(runs[0].slots_read, start=1):
+            kernels = [run.kernels[j - 1] for run in runs]
+            if split.modes[j - 1] == "row":
+                partials = [k_.partial_sum(s[reads[0]]) for k_, s in zip(kernels, slots)]
+                total = torch.stack(partials).sum(dim=0, dtype=torch.int32)
+                outs = [k_.finish(total.clone()) for k_ in kernels]
+            else:
+                outs = [k_(*[s[i] for i in reads]) for k_, s in zip(kernels, slots)]
+            for s, out in zip(slots, outs):
+                s.append(out)
+    return [RankResult(split, r, s, run.moved) for r, (run, s) in enumerate(zip(runs, slots))]
+
+
+def join(results: list[RankResult]) -> list[torch.Tensor]:
+    """The whole slots from every rank's shards (COLS blocks side by side), on the CPU."""
+    return [torch.cat([r.shards[j].cpu() for r in results], dim=1) if split == COLS else results[0].shards[j].cpu()
+            for j, split in enumerate(results[0].plan.split)]
