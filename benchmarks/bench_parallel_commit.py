@@ -2,9 +2,9 @@
 
 For moby-llama (models/moby-llama, compiled as tests/test_llama_compile.py does) over one
 128-token sequence and an encoder with all-MiniLM-L6-v2's shapes (random weights, batch 8 x
-128 tokens), the single-process trace is cut as the tensor-parallel plan leaves it
-(``parallel_commit.split_parts``: heads and FFN shares column-split, the rest replicated) and
-committed by 2 and 4 gloo processes (``parallel_commit.launch``); each checks its roots against
+128 tokens), each rank's slots as the tensor-parallel runtime leaves them
+(``parallel_runtime.simulate``: the plan's column blocks, the rest whole) are committed by 2
+and 4 gloo processes (``parallel_commit.launch``); each checks its roots against
 the single-process ``trace_commitment``. Per rank: the bytes it sends in the row exchange (it
 receives as many, to within a rank's share) and the seconds of that exchange (gloo over
 loopback), both from the real processes; and its hashing time (``parallel_commit.chunk_roots``
@@ -35,7 +35,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from referee.executor import Executor, trace_commitment  # noqa: E402
 from referee.hashing import to_hex  # noqa: E402
-from referee.parallel_commit import Layout, chunk_roots, launch, split_parts  # noqa: E402
+from referee.parallel_commit import Layout, chunk_roots, launch, shards_of  # noqa: E402
+from referee.parallel_runtime import simulate  # noqa: E402
 
 
 def best(fn, repeats: int = 5) -> float:
@@ -91,13 +92,17 @@ def main() -> None:
         trace_bytes = sum(s.numel() * s.element_size() for s in slots)
         for ranks in map(int, args.ranks.split(",")):
             work = tempfile.mkdtemp(prefix="pc-")
-            save_file({f"m.{j}": s.clone() for j, s in enumerate(slots)}, os.path.join(work, "slots.safetensors"))
-            parts = split_parts(model, ranks)
-            Path(work, "plan.json").write_text(json.dumps({"m": {"parts": parts, "model_root": to_hex(model.root), "repeats": 3}}))
+            ranked = simulate(model, ids, ranks)
+            save_file({f"m.r{r.rank}.{j}": t.contiguous().clone() for r in ranked for j, t in enumerate(r.shards)},
+                      os.path.join(work, "slots.safetensors"))
+            blocks = [[[shard.col0, shard.cols] for shard in shards_of(r)] for r in ranked]
+            split = sum(p == "cols" for p in ranked[0].plan.split)
+            Path(work, "plan.json").write_text(json.dumps({"m": {"blocks": blocks, "model_root": to_hex(model.root),
+                                                                 "repeats": 3}}))
+            del ranked
             results = [r["m"] for r in launch(work, ranks, 29500 + ranks)]
             assert all(r["slot_roots"] == [to_hex(x) for x in roots] for r in results), "roots differ"
             assert all(r["trace_root"] == to_hex(states[-1]) for r in results)
-            split = sum(p > 1 for p in parts)
             single = best(lambda: trace_commitment(slots))
             rows.append({"model": name, "ranks": ranks, "tokens": tokens, "slots": len(slots), "split_slots": split,
                          "trace_bytes": trace_bytes, "single_hash_s": single,

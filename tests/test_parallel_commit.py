@@ -2,9 +2,10 @@
 found by (slot, row) -> rank, a restart that finds the trace, a tampered rank file refused.
 
 One gloo world per rank count for the whole module (``parallel_commit.launch``): each rank
-commits its shards of every case (a small Llama, a small encoder, odd row counts) cut from
-the single-process trace as the tensor-parallel plan leaves them, and saves its rows in a
-trace store."""
+commits its shards of every case and saves its rows in a trace store. The shards of a small
+Llama and a small encoder are the tensor-parallel runtime's (``parallel_runtime.simulate``:
+each rank's slots as a world of processes holds them, the plan's column blocks); those of the
+odd row counts (1, 3, 5 rows) are cut from whole slots, some blocks shared by two ranks."""
 
 import json
 import random
@@ -20,7 +21,8 @@ from referee.executor import run_model, trace_commitment
 from referee.hashing import to_hex
 from referee.llama import FloatLlama, LlamaConfig
 from referee.llama_compile import compile_llama
-from referee.parallel_commit import Layout, commit_local, launch, split_parts
+from referee.parallel_commit import Layout, commit_local, launch, shards_of
+from referee.parallel_runtime import simulate
 from referee.trace import SplitTrace, Trace, TraceStore
 
 RANKS = (1, 2, 4)
@@ -41,17 +43,36 @@ def _odd(rows: int, seed: int) -> list[torch.Tensor]:
                              (rows, 12, torch.int8))]
 
 
+def _runtime_shards(model, x):
+    """ranks -> (tensors, plan entry): each rank's slots from the tensor-parallel runtime."""
+    def cut(ranks):
+        results = simulate(model, x, ranks)
+        tensors = {f"r{r.rank}.{j}": t.contiguous().clone() for r in results for j, t in enumerate(r.shards)}
+        blocks = [[[shard.col0, shard.cols] for shard in shards_of(r)] for r in results]
+        return tensors, {"blocks": blocks}
+    return cut
+
+
+def _column_blocks(slots, parts):
+    """ranks -> (tensors, plan entry): whole slots, cut by the worker in ``parts(ranks)`` blocks."""
+    def cut(ranks):
+        return {str(j): s.clone() for j, s in enumerate(slots)}, {"parts": parts(ranks)}
+    return cut
+
+
 @pytest.fixture(scope="module")
 def cases():
-    """name -> (model root, single-process slots, column blocks per slot, as a function of ranks)."""
+    """name -> (model root, single-process slots, ranks -> the shards' tensors and plan entry)."""
     llama, ids = _llama()
     encoder = small_transformer("encoder")
-    out = {"llama": (llama.root, run_model(llama, ids, "cpu"), lambda n: split_parts(llama, n)),
-           "encoder": (encoder.root, run_model(encoder, token_ids(encoder, 2), "cpu"), lambda n: split_parts(encoder, n))}
+    x = token_ids(encoder, 2)
+    out = {"llama": (llama.root, run_model(llama, ids, "cpu"), _runtime_shards(llama, ids)),
+           "encoder": (encoder.root, run_model(encoder, x, "cpu"), _runtime_shards(encoder, x))}
     for rows in (1, 3, 5):
-        # slots 1 and 3 column-split in as many blocks as ranks; slot 2 in 2 blocks (shared by
-        # pairs of ranks at 4: a KV group), slot 0 replicated
-        out[f"rows{rows}"] = (bytes([rows]) * 32, _odd(rows, rows), lambda n: [1, n, min(n, 2), n])
+        # slots 1 and 3 in as many column blocks as ranks; slot 2 in 2 blocks (each shared by two
+        # ranks at 4, as a KV group can be), slot 0 replicated
+        slots = _odd(rows, rows)
+        out[f"rows{rows}"] = (bytes([rows]) * 32, slots, _column_blocks(slots, lambda n: [1, n, min(n, 2), n]))
     return out
 
 
@@ -62,9 +83,10 @@ def worlds(cases, tmp_path_factory):
     for ranks in RANKS:
         work = tmp_path_factory.mktemp(f"world{ranks}")
         tensors, plan = {}, {}
-        for name, (root, slots, parts) in cases.items():
-            tensors |= {f"{name}.{j}": s.clone() for j, s in enumerate(slots)}
-            plan[name] = {"parts": parts(ranks), "model_root": to_hex(root)}
+        for name, (root, _, cut) in cases.items():
+            mine, entry = cut(ranks)
+            tensors |= {f"{name}.{key}": t for key, t in mine.items()}
+            plan[name] = {**entry, "model_root": to_hex(root)}
         save_file(tensors, str(work / "slots.safetensors"))
         (work / "plan.json").write_text(json.dumps(plan))
         store = work / "store"
@@ -75,13 +97,13 @@ def worlds(cases, tmp_path_factory):
 @pytest.mark.parametrize("ranks", RANKS)
 def test_roots_equal_single_process_at_any_rank_count(cases, worlds, ranks):
     results, _ = worlds[ranks]
-    for name, (_, slots, parts) in cases.items():
+    for name, (_, slots, _) in cases.items():
         roots, states = trace_commitment(slots)
         for rank, result in enumerate(results):
             assert result[name]["slot_roots"] == [to_hex(r) for r in roots], (name, rank)
             assert result[name]["trace_root"] == to_hex(states[-1]), (name, rank)
-        if ranks > 1 and any(p > 1 for p in parts(ranks)):
-            assert all(r[name]["sent"] > 0 for r in results[:1])  # column shards did move
+            if name in ("llama", "encoder"):  # every rank holds rows of others in its column blocks
+                assert (result[name]["sent"] > 0) == (ranks > 1), (name, rank)
 
 
 def test_llama_moves_fewer_bytes_per_rank_than_the_trace(cases, worlds):

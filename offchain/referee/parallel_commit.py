@@ -352,35 +352,18 @@ def _gather_roots(headers: list[SlotHeader], mine: list[list[bytes]], rank: int,
     return roots
 
 
-# --- Simulated shards: a single-process trace cut as a tensor-parallel plan leaves it ----------
+# --- Shards: a tensor-parallel rank's slots, or a single-process trace cut for tests ----------
 
-def split_parts(model, ranks: int) -> list[int]:
-    """Per slot, into how many column blocks the Megatron plan cuts it (1: replicated).
-
-    Column-parallel: rope, matmul, softmax, transpose, lut and mul outputs (a rank's heads or
-    FFN share) and the linears feeding them; every other slot (embed, norm, add, the
-    row-parallel linears after their all-reduce, argmax) is replicated. A grouped matmul's B
-    side (K, V and their rope / transpose) has H_b blocks when H_b < ranks (a group shared by
-    several ranks). A slot whose columns do not divide is replicated."""
-    from .model import LinearOp, input_slots
-    from .ops import LutOp, MatmulOp, MulOp, RopeOp, SoftmaxOp, TransposeOp
-
-    split_kinds = (RopeOp, MatmulOp, SoftmaxOp, TransposeOp, LutOp, MulOp)
-    parts = [ranks if isinstance(op, split_kinds) else 1 for op in model.ops]
-    for op in model.ops:
-        if isinstance(op, split_kinds):
-            for s in input_slots(op)[:1] if not isinstance(op, (MatmulOp, MulOp)) else input_slots(op):
-                if s and isinstance(model.ops[s - 1], LinearOp):
-                    parts[s - 1] = ranks
-    for op in model.ops:
-        if isinstance(op, MatmulOp) and op.kv_heads < min(op.heads, ranks):
-            s = op.input_b
-            while s:  # back through the rope / transpose to the K or V linear
-                parts[s - 1] = op.kv_heads
-                prev = model.ops[s - 1]
-                s = prev.input_slot if isinstance(prev, (RopeOp, TransposeOp)) else 0
-    cols = [op.out_cols for op in model.ops]
-    return [1] + [p if p > 1 and c % p == 0 else 1 for p, c in zip(parts, cols)]
+def shards_of(result) -> list[Shard]:
+    """A rank's slots from the tensor-parallel runtime (``parallel_runtime.RankResult``: the
+    plan's FULL slots whole, its COLS slots as the rank's column block) as ``Shard``s; then
+    ``commit_distributed(shards_of(result))`` commits them."""
+    plan, out = result.plan, []
+    for j in range(len(plan.split)):
+        _, tensor = result.shard(j)
+        lo, _ = plan.block(j, result.rank)
+        out.append(Shard.columns(tensor, lo, plan.cols[j]))
+    return out
 
 
 def simulated_shard(slot: torch.Tensor, parts: int, rank: int, ranks: int) -> Shard:
@@ -410,9 +393,13 @@ def _worker() -> None:
     plan = json.loads(open(os.path.join(work, "plan.json")).read())
     results = {}
     for case, entry in plan.items():
-        parts = entry["parts"]
-        slots = [tensors[f"{case}.{j}"] for j in range(len(parts))]
-        shards = [simulated_shard(s, p, rank, ranks) for s, p in zip(slots, parts)]
+        if "blocks" in entry:  # the runtime's shards (parallel_runtime.simulate), each rank its own
+            shards = [Shard.columns(tensors[f"{case}.r{rank}.{j}"], lo, cols)
+                      for j, (lo, cols) in enumerate(entry["blocks"][rank])]
+        else:  # a single-process trace cut in column blocks
+            parts = entry["parts"]
+            slots = [tensors[f"{case}.{j}"] for j in range(len(parts))]
+            shards = [simulated_shard(s, p, rank, ranks) for s, p in zip(slots, parts)]
         best = None
         for _ in range(entry.get("repeats", 1)):  # timings: the best of the repeats (the first warms up)
             dist.barrier()
@@ -435,9 +422,11 @@ def _worker() -> None:
 
 
 def launch(work: str, ranks: int, port: int, env: dict | None = None, timeout: float = 300) -> list[dict]:
-    """Runs ``ranks`` gloo processes over the cases in ``work`` (slots.safetensors: tensors
-    ``CASE.j``; plan.json: CASE -> {"parts": parts per slot, "model_root": hex}); returns each
-    rank's results. With REFEREE_SPLIT_STORE set, each rank saves its rows in that trace store."""
+    """Runs ``ranks`` gloo processes over the cases in ``work``; returns each rank's results.
+    plan.json: CASE -> {"model_root": hex, and "blocks": per rank, per slot [first column,
+    columns], its shard being tensor ``CASE.rRANK.j`` of slots.safetensors; or "parts": column
+    blocks per slot of the whole slots ``CASE.j``}. With REFEREE_SPLIT_STORE set, each rank
+    saves its rows in that trace store."""
     import json
     import os
     import subprocess
