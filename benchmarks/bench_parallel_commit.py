@@ -11,10 +11,9 @@ loopback), both from the real processes; and its hashing time (``parallel_commit
 over its rows of every slot), timed rank after rank in this process on one keccak thread
 (REFEREE_KECCAK_THREADS=1), so that ranks sharing a small machine's cores do not slow each
 other's figure, against one process hashing the whole trace (``trace_commitment``) on one
-thread, measured beside each row's ranks (a shared machine's load drifts). Each time is the
-best of 5.
+thread, in turns (a shared machine's load drifts): each figure the best of 7 rounds.
 
-Run: ``python benchmarks/bench_parallel_commit.py [--ranks 2,4] [--markdown]``.
+Run: ``python benchmarks/bench_parallel_commit.py [--ranks 2,4] [--json FILE]``.
 """
 
 import argparse
@@ -39,23 +38,22 @@ from referee.parallel_commit import Layout, chunk_roots, launch, shards_of  # no
 from referee.parallel_runtime import simulate  # noqa: E402
 
 
-def best(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def rank_hash_seconds(slots: list[torch.Tensor], ranks: int) -> list[float]:
-    """Each rank's hashing of its rows of every slot, timed alone."""
-    out = []
+def hash_seconds(slots: list[torch.Tensor], ranks: int, repeats: int = 7) -> tuple[float, list[float]]:
+    """(one process committing the whole trace, each rank hashing its rows of every slot alone):
+    the best of ``repeats`` rounds, each round timing all of them in turn, so that a shared
+    machine's load hits both sides alike."""
+    work = [lambda: trace_commitment(slots)]
     for rank in range(ranks):
         mine = [(Layout(s.shape[0], ranks), s[slice(*Layout(s.shape[0], ranks).rows_of(rank))].contiguous())
                 for s in slots]
-        out.append(best(lambda: [chunk_roots(layout, rank, rows) for layout, rows in mine]))
-    return out
+        work.append(lambda rank=rank, mine=mine: [chunk_roots(layout, rank, rows) for layout, rows in mine])
+    times = [float("inf")] * len(work)
+    for _ in range(repeats):
+        for i, fn in enumerate(work):
+            started = time.perf_counter()
+            fn()
+            times[i] = min(times[i], time.perf_counter() - started)
+    return times[0], times[1:]
 
 
 def moby():
@@ -103,11 +101,11 @@ def main() -> None:
             results = [r["m"] for r in launch(work, ranks, 29500 + ranks)]
             assert all(r["slot_roots"] == [to_hex(x) for x in roots] for r in results), "roots differ"
             assert all(r["trace_root"] == to_hex(states[-1]) for r in results)
-            single = best(lambda: trace_commitment(slots))
+            single, per_rank = hash_seconds(slots, ranks)
             rows.append({"model": name, "ranks": ranks, "tokens": tokens, "slots": len(slots), "split_slots": split,
                          "trace_bytes": trace_bytes, "single_hash_s": single,
                          "sent": [r["sent"] for r in results], "received": [r["received"] for r in results],
-                         "exchange_s": [r["exchange_s"] for r in results], "hash_s": rank_hash_seconds(slots, ranks),
+                         "exchange_s": [r["exchange_s"] for r in results], "hash_s": per_rank,
                          "hash_s_concurrent": [r["hash_s"] for r in results],
                          "trace_root": results[0]["trace_root"]})
             print(json.dumps(rows[-1]), flush=True)

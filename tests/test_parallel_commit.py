@@ -4,8 +4,10 @@ found by (slot, row) -> rank, a restart that finds the trace, a tampered rank fi
 One gloo world per rank count for the whole module (``parallel_commit.launch``): each rank
 commits its shards of every case and saves its rows in a trace store. The shards of a small
 Llama and a small encoder are the tensor-parallel runtime's (``parallel_runtime.simulate``:
-each rank's slots as a world of processes holds them, the plan's column blocks); those of the
-odd row counts (1, 3, 5 rows) are cut from whole slots, some blocks shared by two ranks."""
+each rank's slots as a world of processes holds them, the plan's column blocks); in the
+"runtime" case each rank runs the runtime itself (``RankRun``, its all-reduces in the same
+world) and commits what it holds; the odd row counts (1, 3, 5 rows) are cut from whole slots,
+some blocks shared by two ranks."""
 
 import json
 import random
@@ -21,6 +23,7 @@ from referee.executor import run_model, trace_commitment
 from referee.hashing import to_hex
 from referee.llama import FloatLlama, LlamaConfig
 from referee.llama_compile import compile_llama
+from referee.modelfile import save_model
 from referee.parallel_commit import Layout, commit_local, launch, shards_of
 from referee.parallel_runtime import simulate
 from referee.trace import SplitTrace, Trace, TraceStore
@@ -53,6 +56,11 @@ def _runtime_shards(model, x):
     return cut
 
 
+def _in_the_world(directory, x):
+    """ranks -> (tensors, plan entry): each rank runs the saved model itself."""
+    return lambda ranks: ({"input": x.clone()}, {"model_dir": str(directory)})
+
+
 def _column_blocks(slots, parts):
     """ranks -> (tensors, plan entry): whole slots, cut by the worker in ``parts(ranks)`` blocks."""
     def cut(ranks):
@@ -61,13 +69,15 @@ def _column_blocks(slots, parts):
 
 
 @pytest.fixture(scope="module")
-def cases():
+def cases(tmp_path_factory):
     """name -> (model root, single-process slots, ranks -> the shards' tensors and plan entry)."""
     llama, ids = _llama()
     encoder = small_transformer("encoder")
     x = token_ids(encoder, 2)
     out = {"llama": (llama.root, run_model(llama, ids, "cpu"), _runtime_shards(llama, ids)),
            "encoder": (encoder.root, run_model(encoder, x, "cpu"), _runtime_shards(encoder, x))}
+    directory = save_model(llama, tmp_path_factory.mktemp("models") / "llama")
+    out["runtime"] = (llama.root, out["llama"][1], _in_the_world(directory, ids))
     for rows in (1, 3, 5):
         # slots 1 and 3 in as many column blocks as ranks; slot 2 in 2 blocks (each shared by two
         # ranks at 4, as a KV group can be), slot 0 replicated
@@ -102,7 +112,7 @@ def test_roots_equal_single_process_at_any_rank_count(cases, worlds, ranks):
         for rank, result in enumerate(results):
             assert result[name]["slot_roots"] == [to_hex(r) for r in roots], (name, rank)
             assert result[name]["trace_root"] == to_hex(states[-1]), (name, rank)
-            if name in ("llama", "encoder"):  # every rank holds rows of others in its column blocks
+            if name in ("llama", "encoder", "runtime"):  # every rank holds rows of others in its column blocks
                 assert (result[name]["sent"] > 0) == (ranks > 1), (name, rank)
 
 

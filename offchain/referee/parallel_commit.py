@@ -393,7 +393,15 @@ def _worker() -> None:
     plan = json.loads(open(os.path.join(work, "plan.json")).read())
     results = {}
     for case, entry in plan.items():
-        if "blocks" in entry:  # the runtime's shards (parallel_runtime.simulate), each rank its own
+        if "model_dir" in entry:  # the tensor-parallel runtime itself, in this world
+            from .modelfile import load_model
+            from .parallel import plan as make_plan
+            from .parallel_runtime import RankRun
+
+            model = load_model(entry["model_dir"])
+            result = RankRun(model, make_plan(model, ranks), rank, "cpu").run(tensors[f"{case}.input"])
+            shards = shards_of(result)
+        elif "blocks" in entry:  # the runtime's shards (parallel_runtime.simulate), each rank its own
             shards = [Shard.columns(tensors[f"{case}.r{rank}.{j}"], lo, cols)
                       for j, (lo, cols) in enumerate(entry["blocks"][rank])]
         else:  # a single-process trace cut in column blocks
@@ -423,8 +431,9 @@ def _worker() -> None:
 
 def launch(work: str, ranks: int, port: int, env: dict | None = None, timeout: float = 300) -> list[dict]:
     """Runs ``ranks`` gloo processes over the cases in ``work``; returns each rank's results.
-    plan.json: CASE -> {"model_root": hex, and "blocks": per rank, per slot [first column,
-    columns], its shard being tensor ``CASE.rRANK.j`` of slots.safetensors; or "parts": column
+    plan.json: CASE -> {"model_root": hex, and "model_dir": a model each rank runs with the
+    tensor-parallel runtime on input ``CASE.input`` of slots.safetensors; or "blocks": per rank,
+    per slot [first column, columns], its shard being tensor ``CASE.rRANK.j``; or "parts": column
     blocks per slot of the whole slots ``CASE.j``}. With REFEREE_SPLIT_STORE set, each rank
     saves its rows in that trace store."""
     import json
