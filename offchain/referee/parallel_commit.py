@@ -15,8 +15,8 @@ R rows has a tree of depth D = depth_for(R); its rows are cut at height h = D - 
 min(ceil(log2(ranks)), D), into C = 2^L chunks of 2^h rows (the last ones may be short or
 empty: padding), and rank r holds chunks [floor(r C / ranks), floor((r+1) C / ranks)). With a
 power-of-two rank count and R >= ranks each rank holds one chunk; with fewer rows than ranks
-the first C ranks hold one each and the others none. ``Layout`` is that arithmetic; the trace store uses it to find the rank
-that holds a row.
+the first C ranks hold one each and the others none. ``Layout`` is that arithmetic; the trace
+store uses it to find the rank that holds a row.
 
 The exchange assumes what a tensor-parallel plan produces: every rank's block of a slot is
 either the whole slot (replicated) or the blocks tile the slot without overlap (column shards
@@ -25,7 +25,7 @@ for nccl, CPU for gloo); hashing always runs on the CPU (the native batch keccak
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -107,15 +107,15 @@ def chunk_roots(layout: Layout, rank: int, rows: torch.Tensor) -> list[bytes]:
     return roots
 
 
-def rows_root(layout: Layout, roots: list[bytes]) -> bytes:
-    """The rows root from all C chunk roots (in chunk order): the top L levels."""
+def top_tree(layout: Layout, roots: list[bytes]) -> MerkleTree:
+    """The top L levels of a slot's row tree, over all C chunk roots (in chunk order)."""
     if len(roots) != layout.chunks:
         raise ValueError(f"{layout.chunks} chunk roots expected, got {len(roots)}")
-    return MerkleTree(roots, layout.split).root
-
-
-def top_tree(layout: Layout, roots: list[bytes]) -> MerkleTree:
     return MerkleTree(roots, layout.split)
+
+
+def rows_root(layout: Layout, roots: list[bytes]) -> bytes:
+    return top_tree(layout, roots).root
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,6 @@ class RankCommit:
     bytes_received: int = 0
     exchange_seconds: float = 0.0
     hash_seconds: float = 0.0
-    timings: dict = field(default_factory=dict)
 
     def layout(self, slot: int) -> Layout:
         return Layout(self.headers[slot].rows, self.ranks)
@@ -202,9 +201,6 @@ class Shard:
     def extent(self) -> list[int]:
         return [self.rows, self.cols, self.row0, self.col0, self.data.shape[0], self.data.shape[1],
                 cm.dtype_code(self.data)]
-
-    def is_full(self) -> bool:
-        return tuple(self.data.shape) == (self.rows, self.cols) and self.row0 == 0 == self.col0
 
 
 def _device(group) -> torch.device:
@@ -324,7 +320,7 @@ def commit_distributed(shards: list[Shard], group=None) -> RankCommit:
     roots = _gather_roots(headers, roots_mine, rank, ranks, group, device)
     slot_roots, states = _finish(ranks, headers, roots)
     return RankCommit(rank, ranks, headers, rows, roots, slot_roots, states, sent, received, hashed - started,
-                      done - hashed, {"gather_roots": time.perf_counter() - done})
+                      done - hashed)
 
 
 def _gather_roots(headers: list[SlotHeader], mine: list[list[bytes]], rank: int, ranks: int, group,

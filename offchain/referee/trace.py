@@ -304,7 +304,8 @@ def _load_split(directory: Path, model_root: bytes, input_root: bytes) -> SplitT
         trace = SplitTrace(from_hex(index["model_root"]), headers, chunk_roots, ranks, None, f"{directory}: rank")
         if index["slot_roots"] != [to_hex(r) for r in trace.slot_roots] or \
                 index["state_roots"] != [to_hex(r) for r in trace.state_roots]:
-            raise TraceStoreError(f"split trace {directory} does not verify: its index's roots do not match its chunk roots")
+            raise TraceStoreError(f"split trace {directory} does not verify: its index's roots do not match "
+                                  f"its chunk roots")
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise TraceStoreError(f"split trace {directory} has a missing or malformed index: {exc}") from None
     if trace.model_root != model_root or trace.input_root != input_root or index["format"] != SPLIT_FORMAT:
@@ -317,7 +318,8 @@ def _load_split(directory: Path, model_root: bytes, input_root: bytes) -> SplitT
             with safe_open(path, framework="pt") as f:
                 meta, shapes = f.metadata() or {}, {k: f.get_slice(k).get_shape() for k in f.keys()}
         except (OSError, SafetensorError, ValueError, json.JSONDecodeError) as exc:
-            raise TraceStoreError(f"split trace {directory}: rank {rank}'s rows file is missing or corrupt: {exc}") from None
+            raise TraceStoreError(f"split trace {directory}: rank {rank}'s rows file is missing or corrupt: "
+                                  f"{exc}") from None
         want = {f"slot{j}": [trace.layout(j).rows_of(rank)[1] - trace.layout(j).rows_of(rank)[0], h.cols]
                 for j, h in enumerate(headers)}
         if meta.get("format") != SPLIT_FORMAT or meta.get("rank") != str(rank) or shapes != want:
