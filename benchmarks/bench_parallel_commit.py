@@ -111,12 +111,13 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     print()
     print("| model | ranks | tokens | split slots | sent per token, per rank (max) | exchange per rank (max) "
-          "| hashing per rank (max) | hashing, one process | trace root (all ranks = single) |")
+          "| hashing per rank (max / mean) | hashing, one process | trace root (all ranks = single) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['ranks']} | {r['tokens']} | {r['split_slots']} of {r['slots']} "
               f"| {max(r['sent']) / r['tokens']:,.0f} B | {max(r['exchange_s']) * 1000:,.0f} ms "
-              f"| {max(r['hash_s']) * 1000:,.1f} ms | {r['single_hash_s'] * 1000:,.1f} ms "
+              f"| {max(r['hash_s']) * 1000:,.1f} / {sum(r['hash_s']) / r['ranks'] * 1000:,.1f} ms "
+              f"| {r['single_hash_s'] * 1000:,.1f} ms "
               f"| `{r['trace_root'][:14]}…` |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
