@@ -240,15 +240,22 @@ def report(name: str, cfg: dict, tokens: int, arity: int, rates: dict[int, float
 
 
 def split_figures(cfg: dict, ops: list[PlannedOp], tokens: int, trace_bytes: int, commit_s: float, ranks: int) -> dict:
-    """An R-way tensor-parallel split of the pass (module doc). Where R exceeds the KV heads
-    (70B at 16-way: 8 KV heads), each KV group sits on R / H_b ranks, as Megatron-LM places them;
-    the exchange figure takes every split slot as cut in R equal blocks."""
+    """An R-way tensor-parallel split of the pass (module doc). The exchange figure takes every
+    head and FFN slot as cut in R equal blocks; where R exceeds the KV heads (70B at 16-way: 8),
+    that is Megatron-LM's placement (a KV group on R / H_b ranks); ``referee.parallel``'s plan
+    replicates attention there instead, and then only the FFN slots move (less). The trace and
+    commitment per rank do not depend on the plan: a rank holds and hashes 1 / R of every
+    slot's rows."""
     allreduce = 2 * cfg["num_hidden_layers"] * cfg["hidden_size"] * 8  # int64 partials, 2 a layer
     split = sum(op.rows * op.cols * WIDTH[op.dtype] for op in ops if op.name.split(".")[-1] in COLUMN_SPLIT)
     return {"ranks": ranks, "allreduce_bytes_per_token": allreduce,
             "allreduce_rank_bytes_per_token": allreduce * 2 * (ranks - 1) / ranks,
             "exchange_rank_bytes_per_token": split * (ranks - 1) / ranks ** 2 / tokens,
             "commit_seconds_per_rank": commit_s / ranks, "trace_bytes_per_rank": trace_bytes / ranks}
+
+
+def fine_seconds(t: float) -> str:
+    return seconds(t) if t >= 0.1 else f"{t * 1000:.2f} ms"
 
 
 def mib(n: float) -> str:
@@ -283,12 +290,12 @@ def markdown(rows: list[dict], rates: dict[int, float]) -> str:
     row("memory: int8 weights", lambda r: gib(r["weights_bytes"]))
     row("memory: activations (the trace)", lambda r: gib(r["activation_bytes"]))
     for i, ranks in enumerate(SPLITS):
-        row(f"{ranks}-way: all-reduce bytes per token (each rank sends, ring)",
+        row(f"{ranks}-way: all-reduce bytes per token, int64 (each rank sends, ring)",
             lambda r: f"{mib(r['splits'][i]['allreduce_bytes_per_token'])} "
                       f"({mib(r['splits'][i]['allreduce_rank_bytes_per_token'])})")
         row(f"{ranks}-way: commitment row exchange, bytes per token per rank",
             lambda r: mib(r["splits"][i]["exchange_rank_bytes_per_token"]))
-        row(f"{ranks}-way: commitment time per rank", lambda r: seconds(r["splits"][i]["commit_seconds_per_rank"]))
+        row(f"{ranks}-way: commitment time per rank", lambda r: fine_seconds(r["splits"][i]["commit_seconds_per_rank"]))
         row(f"{ranks}-way: trace bytes per rank", lambda r: gib(r["splits"][i]["trace_bytes_per_rank"]))
     lines.append("")
     for r in rows:
