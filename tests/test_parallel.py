@@ -9,7 +9,6 @@ root and the output root, equals the single-process Executor's. The cluster entr
 or hangs mid-run ends ``referee run --ranks`` with one Error line, and nothing is stored.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +70,18 @@ def _padded(x: torch.Tensor) -> torch.Tensor:
     x[0, 11:] = 0  # the pad id: the key mask's work
     x[1, 5:] = 0
     return x
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here and in every rank: on a small shared machine OpenMP threads spin
+    waiting for a core, and these models are small (measured: a compile 60x slower with two)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")  # the spawned ranks and torchrun's read it
+        yield
+    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +214,9 @@ def test_torchrun_entry_and_ranks_print_the_same_roots(jobs, tmp_path):
     assert local.exit_code == 0, local.output
     same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split"))]  # noqa: E731
     assert same(local.stdout) == same(single.stdout)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     split = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                             "-m", "referee.parallel_main", str(model_dir), str(x), "--store", str(tmp_path / "st")],
-                           capture_output=True, text=True, env=env, timeout=120)
+                           capture_output=True, text=True, timeout=120)
     assert split.returncode == 0, split.stderr
     assert _roots(split.stdout) == _roots(single.output) and len(_roots(single.output)) == 2
 
@@ -223,3 +233,13 @@ def test_a_rank_that_dies_or_hangs_ends_the_job(jobs, tmp_path, monkeypatch, fau
     assert len(errors) == 1 and "nothing was stored" in errors[0], result.output
     assert ("died" in errors[0]) if fault == "die" else ("waited 3 s" in errors[0])
     assert not store.exists() or not any(store.rglob("*.trace"))
+
+
+def test_bad_input_and_generation_refused_before_any_rank_starts(jobs, tmp_path):
+    model_dir, _ = _saved(tmp_path, jobs["llama"])
+    (tmp_path / "short.json").write_text("[[1, 2, 3]]\n")
+    for args in (["run", str(model_dir), str(tmp_path / "short.json"), "--ranks", "2"],
+                 ["run", str(model_dir), "--text", "hi", "--tokens", "2", "--ranks", "2"]):
+        result = CliRunner().invoke(main, args)
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert result.exit_code == 1 and len(errors) == 1, result.output

@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from .errors import RefereeError
-from .executor import resolve_device
+from .executor import check_input, resolve_device
 from .model import IntegerModel
 from .parallel import plan
 from .parallel_runtime import DEFAULT_TIMEOUT, init, rank_device, run_rank
@@ -128,6 +128,7 @@ def run_and_store(model_dir: Path, model: IntegerModel, x: torch.Tensor, ranks: 
     is stored only after every rank has finished. (trace, stored path or None, seconds)."""
     from .trace import Trace
 
+    check_input(model, x)  # a bad input is one Error line here, not N ranks' tracebacks
     started = time.perf_counter()
     result = run_local([Job(Path(model_dir), x)], ranks, device, backend, timeout)[0]
     trace = Trace(model.root, result["slots"])

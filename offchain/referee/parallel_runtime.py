@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import ops as k
-from .executor import _ieee_float32_matmul, _resolve_backend, prepare, resolve_device
+from .executor import _ieee_float32_matmul, _resolve_backend, check_input, prepare, resolve_device
 from .linear_kernels import _Float32Blocks, _halves, _Int64, _IntMM, _out_range, _requantize_
 from .model import IntegerModel, LinearOp, input_slots
 from .parallel import COLS, FULL, Plan
@@ -198,6 +198,7 @@ def gather_slot(result: RankResult, j: int) -> torch.Tensor | None:
 def run_rank(model: IntegerModel, x: torch.Tensor, plan: Plan, rank: int, device: torch.device,
              backend: str = "auto") -> tuple[list[torch.Tensor] | None, dict]:
     """One rank's run of one job: (the whole slots on rank 0, None elsewhere; bytes moved)."""
+    check_input(model, x)  # every rank the same verdict, before any waits for the others
     result = RankRun(model, plan, rank, device, backend).run(x)
     slots = [gather_slot(result, j) for j in range(len(plan.split))]
     return (slots if rank == 0 else None), dict(result.moved)
