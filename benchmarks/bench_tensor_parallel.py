@@ -50,6 +50,8 @@ def main() -> None:
     print("| model | ranks | plan | all-reduce B/token/rank | sent (ring) B/token/rank | gather B/token/rank "
           "| roots equal | trace root | world wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    roots = [f"{name} single process: output root {to_hex(t.output_root)} trace root {to_hex(t.trace_root)}"
+             for name, t in want.items()]
     for ranks in (1, 2, 4):
         started = time.perf_counter()
         results = run_local(list(jobs.values()), ranks, device="cpu")
@@ -63,6 +65,9 @@ def main() -> None:
             print(f"| {name} | {ranks} | {plan(job.model, ranks).describe()} | {reduce:,.0f} "
                   f"| {reduce * 2 * (ranks - 1) / ranks:,.0f} | {gather:,.0f} | {same} "
                   f"| {to_hex(got.trace_root)[:18]}… | {wall:.1f} |")
+            roots.append(f"{name} ranks {ranks}: output root {to_hex(got.output_root)} "
+                         f"trace root {to_hex(got.trace_root)}")
+    print("\n".join(roots))
 
 
 if __name__ == "__main__":
