@@ -77,8 +77,8 @@ def _worker(rank: int, world: int, port: int, jobs: list[Job], device: str, back
 def _describe(exc: Exception, timeout: float) -> str:
     """One line for a failed world: which rank, and how."""
     if isinstance(exc, mp.ProcessExitedException):
-        return (f"rank {exc.error_index} died mid-run (exit code {exc.exit_code}); "
-                "the job is abandoned and nothing was stored")
+        how = f"killed by {exc.signal_name}" if exc.signal_name else f"exit code {exc.exit_code}"
+        return f"rank {exc.error_index} died mid-run ({how}); the job is abandoned and nothing was stored"
     text = str(exc)
     last = [line for line in text.strip().splitlines() if line.strip()]
     if "timed out" in text.lower() or "timeout" in text.lower():

@@ -195,13 +195,21 @@ def gather_slot(result: RankResult, j: int) -> torch.Tensor | None:
     return torch.cat([p.view(t.dtype) for p in parts], dim=1).cpu() if result.rank == 0 else None
 
 
+def gather_all(result: RankResult) -> list[torch.Tensor] | None:
+    """Every whole slot on rank 0 (None on the others): the interim commitment's input."""
+    slots = [gather_slot(result, j) for j in range(len(result.plan.split))]
+    return slots if result.rank == 0 else None
+
+
 def run_rank(model: IntegerModel, x: torch.Tensor, plan: Plan, rank: int, device: torch.device,
-             backend: str = "auto") -> tuple[list[torch.Tensor] | None, dict]:
-    """One rank's run of one job: (the whole slots on rank 0, None elsewhere; bytes moved)."""
+             backend: str = "auto", finish=gather_all):
+    """One rank's run of one job: (``finish(result)``, the bytes this rank moved). ``finish``
+    turns the rank's shards into what the caller keeps: by default the whole slots on rank 0
+    (``gather_all``); the split commitment passes its own (every rank hashing its rows)."""
     check_input(model, x)  # every rank the same verdict, before any waits for the others
     result = RankRun(model, plan, rank, device, backend).run(x)
-    slots = [gather_slot(result, j) for j in range(len(plan.split))]
-    return (slots if rank == 0 else None), dict(result.moved)
+    kept = finish(result)
+    return kept, dict(result.moved)
 
 
 def simulate(model: IntegerModel, x: torch.Tensor, ranks: int, split: Plan | None = None,
