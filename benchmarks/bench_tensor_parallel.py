@@ -54,7 +54,7 @@ def main() -> None:
              for name, t in want.items()]
     for ranks in (1, 2, 4):
         started = time.perf_counter()
-        results = run_local(list(jobs.values()), ranks, device="cpu")
+        results = run_local(list(jobs.values()), ranks, device="cpu")  # a world of its own: its wall time
         wall = time.perf_counter() - started
         for (name, job), result in zip(jobs.items(), results):
             tokens = job.x.numel()

@@ -25,7 +25,7 @@ from referee.llama_compile import compile_llama
 from referee.model import LinearOp
 from referee.modelfile import save_model
 from referee.parallel import COLS, FULL, plan
-from referee.parallel_launch import Job, run_local
+from referee.parallel_launch import Job, run_worlds
 from referee.parallel_runtime import RowParallel, join, simulate
 from referee.quantize import quantize_sequential
 from referee.trace import Trace
@@ -99,9 +99,11 @@ def jobs() -> dict[str, Job]:
 
 @pytest.fixture(scope="module")
 def worlds(jobs) -> dict[int, dict[str, dict]]:
-    """Each world started once: rank count -> model name -> {"slots", "moved"}."""
+    """One set of 4 processes for every world (ranks 0..R-1 of it): rank count -> model name ->
+    {"slots", "moved"}."""
     names = list(jobs)
-    return {r: dict(zip(names, run_local(list(jobs.values()), r, device="cpu", timeout=120))) for r in RANKS}
+    results = run_worlds(list(jobs.values()), list(RANKS), device="cpu", timeout=120)
+    return {r: dict(zip(names, results[r])) for r in RANKS}
 
 
 def test_plan_llama_splits_heads_and_ffn(jobs):

@@ -119,6 +119,7 @@ class RankResult:
     rank: int
     shards: list[torch.Tensor]
     moved: dict  # payload bytes this rank passed to each kind of collective
+    group: object = None  # the process group (None: the default one)
 
     def shard(self, j: int) -> tuple[str, torch.Tensor]:
         return self.plan.split[j], self.shards[j]
@@ -138,8 +139,8 @@ class RankRun:
     prepared (a kernel copies what it keeps to the device); ``run`` needs the process group."""
 
     def __init__(self, model: IntegerModel, plan: Plan, rank: int, device: torch.device | str = "cpu",
-                 backend: str = "auto"):
-        self.plan, self.rank = plan, rank
+                 backend: str = "auto", group=None):
+        self.plan, self.rank, self.group = plan, rank, group  # group: ranks 0..R-1 of a larger world
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.backend = _resolve_backend(backend, self.device)
         self.slots_read = [input_slots(op) for op in model.ops]
@@ -148,7 +149,7 @@ class RankRun:
         self.kernels = [self._prepare(j, op, model) for j, op in enumerate(model.ops, start=1)]
 
     def _reduce(self, t: torch.Tensor) -> None:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
         self.moved["all_reduce"] += t.numel() * t.element_size()
 
     def _prepare(self, j: int, op, model: IntegerModel):
@@ -174,7 +175,7 @@ class RankRun:
                         os._exit(3)
                     time.sleep(1e6)
                 slots.append(kernel(*[slots[s] for s in reads]))
-        return RankResult(self.plan, self.rank, slots, self.moved)
+        return RankResult(self.plan, self.rank, slots, self.moved, self.group)
 
 
 def _bytes_view(t: torch.Tensor) -> torch.Tensor:
@@ -189,7 +190,7 @@ def gather_slot(result: RankResult, j: int) -> torch.Tensor | None:
         return t.cpu() if result.rank == 0 else None
     b = _bytes_view(t)
     parts = [torch.empty_like(b) for _ in range(result.plan.ranks)] if result.rank == 0 else None
-    dist.gather(b, parts, dst=0)
+    dist.gather(b, parts, dst=0, group=result.group)
     if result.rank != 0:
         result.moved["gather"] += b.numel()
     return torch.cat([p.view(t.dtype) for p in parts], dim=1).cpu() if result.rank == 0 else None
@@ -202,12 +203,12 @@ def gather_all(result: RankResult) -> list[torch.Tensor] | None:
 
 
 def run_rank(model: IntegerModel, x: torch.Tensor, plan: Plan, rank: int, device: torch.device,
-             backend: str = "auto", finish=gather_all):
+             backend: str = "auto", finish=gather_all, group=None):
     """One rank's run of one job: (``finish(result)``, the bytes this rank moved). ``finish``
     turns the rank's shards into what the caller keeps: by default the whole slots on rank 0
     (``gather_all``); the split commitment passes its own (every rank hashing its rows)."""
     check_input(model, x)  # every rank the same verdict, before any waits for the others
-    result = RankRun(model, plan, rank, device, backend).run(x)
+    result = RankRun(model, plan, rank, device, backend, group).run(x)
     kept = finish(result)
     return kept, dict(result.moved)
 
