@@ -144,7 +144,6 @@ class RankRun:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.backend = _resolve_backend(backend, self.device)
         self.slots_read = [input_slots(op) for op in model.ops]
-        self.input_dtype = model.input_dtype
         self.moved = {"all_reduce": 0, "gather": 0}
         self.kernels = [self._prepare(j, op, model) for j, op in enumerate(model.ops, start=1)]
 
