@@ -26,7 +26,7 @@ from referee.model import LinearOp
 from referee.modelfile import save_model
 from referee.parallel import COLS, FULL, plan
 from referee.parallel_launch import Job, run_worlds
-from referee.parallel_runtime import RowParallel, join, simulate
+from referee.parallel_runtime import RankRun, RowParallel, join, simulate
 from referee.quantize import quantize_sequential
 from referee.trace import Trace
 from referee.transformer import FloatTransformer, TransformerConfig
@@ -185,6 +185,16 @@ def test_same_bits_simulated(jobs, single, ranks):
         got = join(simulate(job.model, job.x, ranks))
         assert all(torch.equal(a, b) for a, b in zip(got, single[name].slots)), (name, ranks)
         assert Trace(job.model.root, got).trace_root == single[name].trace_root
+
+
+def test_each_rank_holds_its_shards_of_the_weights(jobs):
+    """Two ranks of the small Llama: every split linear's weights halve, the head stays whole."""
+    model = jobs["llama"].model
+    p = plan(model, 2)
+    whole = sum(op.weight.numel() for op in model.ops if isinstance(op, LinearOp))
+    split = sum(op.weight.numel() for op, mode in zip(model.ops, p.modes) if mode in ("column", "row"))
+    held = [RankRun(model, p, r, "cpu").linear_weights for r in range(2)]
+    assert held == [whole - split // 2] * 2 and split > whole // 2
 
 
 def test_row_parallel_partials_sum_exactly_on_every_backend():

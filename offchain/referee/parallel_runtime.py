@@ -145,6 +145,7 @@ class RankRun:
         self.backend = _resolve_backend(backend, self.device)
         self.slots_read = [input_slots(op) for op in model.ops]
         self.moved = {"all_reduce": 0, "gather": 0}
+        self.linear_weights = 0  # int8 weight bytes this rank's linear kernels hold
         self.kernels = [self._prepare(j, op, model) for j, op in enumerate(model.ops, start=1)]
 
     def _reduce(self, t: torch.Tensor) -> None:
@@ -156,11 +157,15 @@ class RankRun:
         in_dtypes = [model.slot_dtype(s) for s in input_slots(op)]
         if mode == "row":
             lo, hi = self.plan.block(op.input_slot, self.rank)
-            return RowParallel(op, lo, hi, dev, backend, self._reduce)
+            kernel = RowParallel(op, lo, hi, dev, backend, self._reduce)
+            self.linear_weights += kernel.partial.op.weight.numel()
+            return kernel
         if mode == "column":
             op = column_op(op, *self.plan.block(j, self.rank))
         elif mode == "shard":
             op = shard_op(op, self.plan.ranks)
+        if isinstance(op, LinearOp):
+            self.linear_weights += op.weight.numel()
         return prepare(op, dev, backend, in_dtypes=in_dtypes)
 
     def run(self, x: torch.Tensor) -> RankResult:
