@@ -3,7 +3,8 @@ models/moby-llama (compiled at its 128 positions) and a MiniLM-sized encoder (al
 compiled by ``referee quantize --minilm``: 6 layers, width 384, 12 heads, FFN 1536, 128 tokens
 with the key mask), at 1, 2 and 4 local gloo ranks.
 
-Bytes are counted at the collective calls (referee.parallel_runtime): ``all_reduce`` is the
+``linear weights/rank`` is the int8 weight bytes rank 0's linear kernels hold (its shards
+of the split linears, the replicated ones whole). Bytes are counted at the collective calls (referee.parallel_runtime): ``all_reduce`` is the
 payload each rank passes to its all-reduces (int32 [rows, width], one per row-parallel linear),
 ``sent (ring)`` what a ring all-reduce sends per rank, 2 (R - 1) / R times the payload;
 ``gather`` is what a rank other than 0 sends for the interim commitment (its column blocks of
@@ -27,6 +28,7 @@ from referee.llama_compile import compile_llama
 from referee.modelfile import load_model
 from referee.parallel import plan
 from referee.parallel_launch import Job, run_local
+from referee.parallel_runtime import RankRun
 from referee.trace import Trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,12 +49,14 @@ def main() -> None:
         x[1:, minilm.input_cols // 2:] = 0  # padded sentences: the key mask at work
         jobs["MiniLM"] = Job(minilm, x)
     want = {name: Trace(job.model.root, Executor(job.model, "cpu").run(job.x)) for name, job in jobs.items()}
-    print("| model | ranks | plan | all-reduce B/token/rank | sent (ring) B/token/rank | gather B/token/rank "
-          "| roots equal | trace root | world wall s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | ranks | plan | linear weights/rank KiB | all-reduce B/token/rank | sent (ring) B/token/rank "
+          "| gather B/token/rank | roots equal | trace root | world wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    roots = [f"{name} single process: output root {to_hex(t.output_root)} trace root {to_hex(t.trace_root)}"
+             for name, t in want.items()]
     for ranks in (1, 2, 4):
         started = time.perf_counter()
-        results = run_local(list(jobs.values()), ranks, device="cpu")
+        results = run_local(list(jobs.values()), ranks, device="cpu")  # a world of its own: its wall time
         wall = time.perf_counter() - started
         for (name, job), result in zip(jobs.items(), results):
             tokens = job.x.numel()
@@ -60,9 +64,13 @@ def main() -> None:
             same = got.slot_roots == want[name].slot_roots and got.trace_root == want[name].trace_root
             reduce = max(m["all_reduce"] for m in result["moved"]) / tokens
             gather = max(m["gather"] for m in result["moved"]) / tokens
-            print(f"| {name} | {ranks} | {plan(job.model, ranks).describe()} | {reduce:,.0f} "
+            weights = RankRun(job.model, plan(job.model, ranks), 0, "cpu").linear_weights / 1024
+            print(f"| {name} | {ranks} | {plan(job.model, ranks).describe()} | {weights:,.1f} | {reduce:,.0f} "
                   f"| {reduce * 2 * (ranks - 1) / ranks:,.0f} | {gather:,.0f} | {same} "
                   f"| {to_hex(got.trace_root)[:18]}… | {wall:.1f} |")
+            roots.append(f"{name} ranks {ranks}: output root {to_hex(got.output_root)} "
+                         f"trace root {to_hex(got.trace_root)}")
+    print("\n".join(roots))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ root and the output root, equals the single-process Executor's. The cluster entr
 or hangs mid-run ends ``referee run --ranks`` with one Error line, and nothing is stored.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +25,8 @@ from referee.llama_compile import compile_llama
 from referee.model import LinearOp
 from referee.modelfile import save_model
 from referee.parallel import COLS, FULL, plan
-from referee.parallel_launch import Job, run_local
-from referee.parallel_runtime import RowParallel, join, simulate
+from referee.parallel_launch import Job, run_worlds
+from referee.parallel_runtime import RankRun, RowParallel, join, simulate
 from referee.quantize import quantize_sequential
 from referee.trace import Trace
 from referee.transformer import FloatTransformer, TransformerConfig
@@ -73,6 +72,18 @@ def _padded(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here and in every rank: on a small shared machine OpenMP threads spin
+    waiting for a core, and these models are small (measured: a compile 60x slower with two)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")  # the spawned ranks and torchrun's read it
+        yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def jobs() -> dict[str, Job]:
     llama = _llama()
@@ -88,9 +99,11 @@ def jobs() -> dict[str, Job]:
 
 @pytest.fixture(scope="module")
 def worlds(jobs) -> dict[int, dict[str, dict]]:
-    """Each world started once: rank count -> model name -> {"slots", "moved"}."""
+    """One set of 4 processes for every world (ranks 0..R-1 of it): rank count -> model name ->
+    {"slots", "moved"}."""
     names = list(jobs)
-    return {r: dict(zip(names, run_local(list(jobs.values()), r, device="cpu", timeout=120))) for r in RANKS}
+    results = run_worlds(list(jobs.values()), list(RANKS), device="cpu", timeout=120)
+    return {r: dict(zip(names, results[r])) for r in RANKS}
 
 
 def test_plan_llama_splits_heads_and_ffn(jobs):
@@ -174,6 +187,16 @@ def test_same_bits_simulated(jobs, single, ranks):
         assert Trace(job.model.root, got).trace_root == single[name].trace_root
 
 
+def test_each_rank_holds_its_shards_of_the_weights(jobs):
+    """Two ranks of the small Llama: every split linear's weights halve, the head stays whole."""
+    model = jobs["llama"].model
+    p = plan(model, 2)
+    whole = sum(op.weight.numel() for op in model.ops if isinstance(op, LinearOp))
+    split = sum(op.weight.numel() for op, mode in zip(model.ops, p.modes) if mode in ("column", "row"))
+    held = [RankRun(model, p, r, "cpu").linear_weights for r in range(2)]
+    assert held == [whole - split // 2] * 2 and split > whole // 2
+
+
 def test_row_parallel_partials_sum_exactly_on_every_backend():
     """Four ranks' int32 partials, added, then bias and rq: the whole linear's kernel on every
     backend, int8 and int16 inputs, narrow, ReLU and wide outputs (no processes: the sum is
@@ -203,10 +226,9 @@ def test_torchrun_entry_and_ranks_print_the_same_roots(jobs, tmp_path):
     assert local.exit_code == 0, local.output
     same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split"))]  # noqa: E731
     assert same(local.stdout) == same(single.stdout)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     split = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                             "-m", "referee.parallel_main", str(model_dir), str(x), "--store", str(tmp_path / "st")],
-                           capture_output=True, text=True, env=env, timeout=120)
+                           capture_output=True, text=True, timeout=120)
     assert split.returncode == 0, split.stderr
     assert _roots(split.stdout) == _roots(single.output) and len(_roots(single.output)) == 2
 
@@ -223,3 +245,13 @@ def test_a_rank_that_dies_or_hangs_ends_the_job(jobs, tmp_path, monkeypatch, fau
     assert len(errors) == 1 and "nothing was stored" in errors[0], result.output
     assert ("died" in errors[0]) if fault == "die" else ("waited 3 s" in errors[0])
     assert not store.exists() or not any(store.rglob("*.trace"))
+
+
+def test_bad_input_and_generation_refused_before_any_rank_starts(jobs, tmp_path):
+    model_dir, _ = _saved(tmp_path, jobs["llama"])
+    (tmp_path / "short.json").write_text("[[1, 2, 3]]\n")
+    for args in (["run", str(model_dir), str(tmp_path / "short.json"), "--ranks", "2"],
+                 ["run", str(model_dir), "--text", "hi", "--tokens", "2", "--ranks", "2"]):
+        result = CliRunner().invoke(main, args)
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert result.exit_code == 1 and len(errors) == 1, result.output

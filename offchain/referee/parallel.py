@@ -40,7 +40,10 @@ API for referee.parallel_commit (the split commitment and trace store):
 * ``RankResult.shard(j) -> (split, tensor)``: this rank's part of slot j (the whole slot for
   FULL, its column block for COLS, on the rank's device); ``RankResult.shards`` all of them.
 * ``referee.parallel_runtime.gather_slot(result, j)``: the whole slot j on rank 0 (None on the
-  others), the interim commitment's gather that the row exchange replaces.
+  others), the interim commitment's gather that the row exchange replaces;
+  ``run_rank(model, x, plan, rank, device, backend, finish=gather_all, group=None)`` runs one
+  rank and returns ``(finish(result), bytes moved)``: the split commitment passes its ``finish``
+  (every rank hashing its rows); referee.parallel_launch's ``_worker`` and parallel_main call it.
 * ``referee.parallel_runtime.simulate(model, x, ranks) -> [RankResult]``: every rank's shards,
   computed in one process without a process group (tests); ``join(results)`` the whole slots.
 """

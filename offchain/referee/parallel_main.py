@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from .cli import DEFAULT_STORE, _device, _print_run
 from .errors import RefereeError
+from .executor import check_input
 from .inputs import load_input, save_rows
 from .modelfile import load_model
 from .parallel import plan
@@ -51,6 +52,7 @@ def main(model_dir: Path, input_file: Path, store: Path, no_store: bool, device:
         set_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
         model = load_model(model_dir)
         x = load_input(input_file, model.input_dtype)
+        check_input(model, x)  # on every rank, before any of them waits for the others
         dev = rank_device(device, local_rank)
         init(rank, world, dev, collective_timeout)
         started = time.perf_counter()

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import ops as k
-from .executor import _ieee_float32_matmul, _resolve_backend, prepare, resolve_device
+from .executor import _ieee_float32_matmul, _resolve_backend, check_input, prepare, resolve_device
 from .linear_kernels import _Float32Blocks, _halves, _Int64, _IntMM, _out_range, _requantize_
 from .model import IntegerModel, LinearOp, input_slots
 from .parallel import COLS, FULL, Plan
@@ -119,6 +119,7 @@ class RankResult:
     rank: int
     shards: list[torch.Tensor]
     moved: dict  # payload bytes this rank passed to each kind of collective
+    group: object = None  # the process group (None: the default one)
 
     def shard(self, j: int) -> tuple[str, torch.Tensor]:
         return self.plan.split[j], self.shards[j]
@@ -138,17 +139,17 @@ class RankRun:
     prepared (a kernel copies what it keeps to the device); ``run`` needs the process group."""
 
     def __init__(self, model: IntegerModel, plan: Plan, rank: int, device: torch.device | str = "cpu",
-                 backend: str = "auto"):
-        self.plan, self.rank = plan, rank
+                 backend: str = "auto", group=None):
+        self.plan, self.rank, self.group = plan, rank, group  # group: ranks 0..R-1 of a larger world
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.backend = _resolve_backend(backend, self.device)
         self.slots_read = [input_slots(op) for op in model.ops]
-        self.input_dtype = model.input_dtype
         self.moved = {"all_reduce": 0, "gather": 0}
+        self.linear_weights = 0  # int8 weight bytes this rank's linear kernels hold
         self.kernels = [self._prepare(j, op, model) for j, op in enumerate(model.ops, start=1)]
 
     def _reduce(self, t: torch.Tensor) -> None:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
         self.moved["all_reduce"] += t.numel() * t.element_size()
 
     def _prepare(self, j: int, op, model: IntegerModel):
@@ -156,11 +157,15 @@ class RankRun:
         in_dtypes = [model.slot_dtype(s) for s in input_slots(op)]
         if mode == "row":
             lo, hi = self.plan.block(op.input_slot, self.rank)
-            return RowParallel(op, lo, hi, dev, backend, self._reduce)
+            kernel = RowParallel(op, lo, hi, dev, backend, self._reduce)
+            self.linear_weights += kernel.partial.op.weight.numel()
+            return kernel
         if mode == "column":
             op = column_op(op, *self.plan.block(j, self.rank))
         elif mode == "shard":
             op = shard_op(op, self.plan.ranks)
+        if isinstance(op, LinearOp):
+            self.linear_weights += op.weight.numel()
         return prepare(op, dev, backend, in_dtypes=in_dtypes)
 
     def run(self, x: torch.Tensor) -> RankResult:
@@ -174,7 +179,7 @@ class RankRun:
                         os._exit(3)
                     time.sleep(1e6)
                 slots.append(kernel(*[slots[s] for s in reads]))
-        return RankResult(self.plan, self.rank, slots, self.moved)
+        return RankResult(self.plan, self.rank, slots, self.moved, self.group)
 
 
 def _bytes_view(t: torch.Tensor) -> torch.Tensor:
@@ -189,18 +194,27 @@ def gather_slot(result: RankResult, j: int) -> torch.Tensor | None:
         return t.cpu() if result.rank == 0 else None
     b = _bytes_view(t)
     parts = [torch.empty_like(b) for _ in range(result.plan.ranks)] if result.rank == 0 else None
-    dist.gather(b, parts, dst=0)
+    dist.gather(b, parts, dst=0, group=result.group)
     if result.rank != 0:
         result.moved["gather"] += b.numel()
     return torch.cat([p.view(t.dtype) for p in parts], dim=1).cpu() if result.rank == 0 else None
 
 
+def gather_all(result: RankResult) -> list[torch.Tensor] | None:
+    """Every whole slot on rank 0 (None on the others): the interim commitment's input."""
+    slots = [gather_slot(result, j) for j in range(len(result.plan.split))]
+    return slots if result.rank == 0 else None
+
+
 def run_rank(model: IntegerModel, x: torch.Tensor, plan: Plan, rank: int, device: torch.device,
-             backend: str = "auto") -> tuple[list[torch.Tensor] | None, dict]:
-    """One rank's run of one job: (the whole slots on rank 0, None elsewhere; bytes moved)."""
-    result = RankRun(model, plan, rank, device, backend).run(x)
-    slots = [gather_slot(result, j) for j in range(len(plan.split))]
-    return (slots if rank == 0 else None), dict(result.moved)
+             backend: str = "auto", finish=gather_all, group=None):
+    """One rank's run of one job: (``finish(result)``, the bytes this rank moved). ``finish``
+    turns the rank's shards into what the caller keeps: by default the whole slots on rank 0
+    (``gather_all``); the split commitment passes its own (every rank hashing its rows)."""
+    check_input(model, x)  # every rank the same verdict, before any waits for the others
+    result = RankRun(model, plan, rank, device, backend, group).run(x)
+    kept = finish(result)
+    return kept, dict(result.moved)
 
 
 def simulate(model: IntegerModel, x: torch.Tensor, ranks: int, split: Plan | None = None,
