@@ -362,6 +362,12 @@ def shards_of(result) -> list[Shard]:
     return out
 
 
+def commit_result(result, group=None) -> RankCommit:
+    """``parallel_runtime.run_rank``'s ``finish`` for the split commitment (every rank commits
+    what it holds): ``run_rank(..., finish=functools.partial(commit_result, group=group))``."""
+    return commit_distributed(shards_of(result), group)
+
+
 def simulated_shard(slot: torch.Tensor, parts: int, rank: int, ranks: int) -> Shard:
     """Rank ``rank``'s block of a slot cut into ``parts`` column blocks (rank r holds block
     floor(r * parts / ranks): with fewer blocks than ranks, neighbouring ranks share one)."""
@@ -372,8 +378,35 @@ def simulated_shard(slot: torch.Tensor, parts: int, rank: int, ranks: int) -> Sh
     return Shard.columns(slot[:, block * width:(block + 1) * width].contiguous(), block * width, slot.shape[1])
 
 
+def _commit_case(case: str, entry: dict, tensors: dict, rank: int, ranks: int) -> tuple[RankCommit, float]:
+    """One case of ``launch`` on this rank: its commitment and the best seconds of its repeats."""
+    if "model_dir" in entry:  # the tensor-parallel runtime itself, in this world
+        from .modelfile import load_model
+        from .parallel import plan
+        from .parallel_runtime import run_rank
+
+        model = load_model(entry["model_dir"])
+        started = time.perf_counter()
+        commit, _ = run_rank(model, tensors[f"{case}.input"], plan(model, ranks), rank, torch.device("cpu"),
+                             finish=commit_result)
+        return commit, time.perf_counter() - started
+    if "blocks" in entry:  # the runtime's shards (parallel_runtime.simulate), each rank its own
+        shards = [Shard.columns(tensors[f"{case}.r{rank}.{j}"], lo, cols)
+                  for j, (lo, cols) in enumerate(entry["blocks"][rank])]
+    else:  # whole slots cut in column blocks
+        shards = [simulated_shard(tensors[f"{case}.{j}"], p, rank, ranks) for j, p in enumerate(entry["parts"])]
+    best = None
+    for _ in range(entry.get("repeats", 1)):  # the first call warms up
+        dist.barrier()
+        started = time.perf_counter()
+        commit = commit_distributed(shards)
+        if best is None or time.perf_counter() - started < best[1]:
+            best = commit, time.perf_counter() - started
+    return best
+
+
 def _worker() -> None:
-    """One rank of ``launch``: reads the trace and plan, commits its shards, writes its result."""
+    """One rank of ``launch``: commits each case, saves its rows where asked, writes its results."""
     import json
     import os
     import sys
@@ -381,44 +414,19 @@ def _worker() -> None:
     from safetensors.torch import load_file
 
     from .hashing import to_hex
+    from .trace import TraceStore
 
-    work = sys.argv[2]
+    work, store = sys.argv[2], os.environ.get("REFEREE_SPLIT_STORE")
     dist.init_process_group("gloo")  # env://: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
     rank, ranks = dist.get_rank(), dist.get_world_size()
     tensors = load_file(os.path.join(work, "slots.safetensors"))
-    plan = json.loads(open(os.path.join(work, "plan.json")).read())
     results = {}
-    for case, entry in plan.items():
-        if "model_dir" in entry:  # the tensor-parallel runtime itself, in this world
-            from .modelfile import load_model
-            from .parallel import plan as make_plan
-            from .parallel_runtime import RankRun
-
-            model = load_model(entry["model_dir"])
-            result = RankRun(model, make_plan(model, ranks), rank, "cpu").run(tensors[f"{case}.input"])
-            shards = shards_of(result)
-        elif "blocks" in entry:  # the runtime's shards (parallel_runtime.simulate), each rank its own
-            shards = [Shard.columns(tensors[f"{case}.r{rank}.{j}"], lo, cols)
-                      for j, (lo, cols) in enumerate(entry["blocks"][rank])]
-        else:  # a single-process trace cut in column blocks
-            parts = entry["parts"]
-            slots = [tensors[f"{case}.{j}"] for j in range(len(parts))]
-            shards = [simulated_shard(s, p, rank, ranks) for s, p in zip(slots, parts)]
-        best = None
-        for _ in range(entry.get("repeats", 1)):  # timings: the best of the repeats (the first warms up)
-            dist.barrier()
-            started = time.perf_counter()
-            commit = commit_distributed(shards)
-            total = time.perf_counter() - started
-            if best is None or total < best[1]:
-                best = commit, total
-        commit, total = best
+    for case, entry in json.loads(open(os.path.join(work, "plan.json")).read()).items():
+        commit, total = _commit_case(case, entry, tensors, rank, ranks)
         results[case] = {"slot_roots": [to_hex(r) for r in commit.slot_roots], "trace_root": to_hex(commit.trace_root),
                          "sent": commit.bytes_sent, "received": commit.bytes_received,
                          "exchange_s": commit.exchange_seconds, "hash_s": commit.hash_seconds, "total_s": total}
-        store = os.environ.get("REFEREE_SPLIT_STORE")
         if store:
-            from .trace import TraceStore
             TraceStore(store).save_rank(bytes.fromhex(entry["model_root"][2:]), commit)
     with open(os.path.join(work, f"rank{rank}.json"), "w") as f:
         json.dump(results, f)
