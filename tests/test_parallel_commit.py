@@ -100,7 +100,7 @@ def worlds(cases, tmp_path_factory):
         save_file(tensors, str(work / "slots.safetensors"))
         (work / "plan.json").write_text(json.dumps(plan))
         store = work / "store"
-        out[ranks] = launch(str(work), ranks, 29400 + ranks, env={"REFEREE_SPLIT_STORE": str(store)}), store
+        out[ranks] = launch(str(work), ranks, env={"REFEREE_SPLIT_STORE": str(store)}), store
     return out
 
 

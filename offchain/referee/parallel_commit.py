@@ -433,7 +433,7 @@ def _worker() -> None:
     dist.destroy_process_group()
 
 
-def launch(work: str, ranks: int, port: int, env: dict | None = None, timeout: float = 300) -> list[dict]:
+def launch(work: str, ranks: int, port: int | None = None, env: dict | None = None, timeout: float = 300) -> list[dict]:
     """Runs ``ranks`` gloo processes over the cases in ``work``; returns each rank's results.
     plan.json: CASE -> {"model_root": hex, and "model_dir": a model each rank runs with the
     tensor-parallel runtime on input ``CASE.input`` of slots.safetensors; or "blocks": per rank,
@@ -445,8 +445,13 @@ def launch(work: str, ranks: int, port: int, env: dict | None = None, timeout: f
     import subprocess
     import sys
 
-    base = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(ranks),
-            **(env or {})}
+    if port is None:  # a free one: tests of several checkouts may share the host
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    base = {"OMP_NUM_THREADS": "1", **os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "WORLD_SIZE": str(ranks), **(env or {})}  # one torch thread a rank: ranks share the cores
     procs = [subprocess.Popen([sys.executable, "-m", "referee.parallel_commit", "--worker", work],
                               env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(ranks)]
     try:
