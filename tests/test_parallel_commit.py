@@ -216,6 +216,21 @@ def test_damaged_split_store_is_refused(cases, worlds, tmp_path, damage, message
         store.load(*key)
 
 
+def test_a_rank_that_never_saved_leaves_no_trace(cases, worlds, tmp_path):
+    """A run whose rank 3 died before saving: the store does not hold the trace, and loading
+    it says which rank is missing (the agent then runs the job again)."""
+    import shutil
+
+    store = _copy_store(worlds, tmp_path)
+    root, slots, _ = cases["llama"]
+    key = (root, Trace(root, slots).input_root)
+    assert key in store
+    shutil.rmtree(store.split_path(*key) / "rank3")
+    assert key not in store
+    with pytest.raises(TraceStoreError, match="rank 3's rows file is missing"):
+        store.load(*key)
+
+
 def test_split_store_of_one_process_trace_round_trips(tmp_path):
     """A trace split in one process (``commit_local``) saves and loads like the distributed one."""
     rng = random.Random(5)

@@ -387,4 +387,12 @@ class TraceStore:
         return trace
 
     def __contains__(self, key: tuple[bytes, bytes]) -> bool:
-        return self.path(*key).is_file() or (self.split_path(*key) / "rank0" / INDEX).is_file()
+        """A single trace file, or a split trace every rank has saved (its index written last)."""
+        if self.path(*key).is_file():
+            return True
+        split = self.split_path(*key)
+        try:
+            ranks = int(json.loads((split / "rank0" / INDEX).read_text())["ranks"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return all((split / f"rank{r}" / INDEX).is_file() for r in range(ranks))
