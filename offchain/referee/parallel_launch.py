@@ -62,7 +62,7 @@ def _worker(rank: int, world: int, port: int, jobs: list[Job], sizes: list[int],
             timeout: float, out: str) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     set_threads(world)
-    dev = rank_device(device, rank)
+    dev = rank_device(device, rank, world)
     init(rank, world, dev, timeout)
     # Ranks 0..size-1 form a world of their own for each size. new_group is collective: every
     # rank makes every group, members or not, before any job.

@@ -49,11 +49,12 @@ def main(model_dir: Path, input_file: Path, store: Path, no_store: bool, device:
     try:
         rank, world = _env("RANK"), _env("WORLD_SIZE")
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
-        set_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        set_threads(local_world)
         model = load_model(model_dir)
         x = load_input(input_file, model.input_dtype)
         check_input(model, x)  # on every rank, before any of them waits for the others
-        dev = rank_device(device, local_rank)
+        dev = rank_device(device, local_rank, local_world)
         init(rank, world, dev, collective_timeout)
         started = time.perf_counter()
         split = plan(model, world)

@@ -46,10 +46,11 @@ def init(rank: int, world: int, device: torch.device, timeout: float = DEFAULT_T
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout))
 
 
-def rank_device(device: str, local_rank: int) -> torch.device:
-    """``auto`` or ``cuda`` on a GPU host: the local rank's GPU; a named device as given."""
+def rank_device(device: str, local_rank: int, local_world: int = 1) -> torch.device:
+    """``auto`` or ``cuda`` on a GPU host: the local rank's GPU (nccl takes one GPU per rank, so
+    a named ``cuda:N`` too when this host runs several ranks); the CPU as given."""
     dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None:
+    if dev.type == "cuda" and (dev.index is None or local_world > 1):
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return dev
 
