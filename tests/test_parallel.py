@@ -4,9 +4,10 @@ The plan is derived from the model alone (unit tests, no processes). Then one wo
 count (1, 2 and 4 gloo processes on the CPU, started once for the module) runs every model: a
 small Llama (GQA), the committed models/moby-llama compiled, a MiniLM-shaped encoder with the
 key mask, a GPT-2-shaped decoder and a plain MLP; every slot, so every slot root, the trace
-root and the output root, equals the single-process Executor's. The cluster entry
-(torchrun -m referee.parallel_main) prints the same roots as ``referee run``. A rank that dies
-or hangs mid-run ends ``referee run --ranks`` with one Error line, and nothing is stored.
+root and the output root, equals the single-process Executor's. ``referee run --ranks`` and the cluster entry
+(torchrun -m referee.parallel_main) commit split, each rank saving its rows, and print the same
+roots as one process. A rank that dies or hangs mid-run, mid-commit or before its save ends
+``referee run --ranks`` with one Error line, and the store holds nothing of the job.
 """
 
 import subprocess
@@ -28,7 +29,8 @@ from referee.parallel import COLS, FULL, plan
 from referee.parallel_launch import Job, run_worlds
 from referee.parallel_runtime import RankRun, RowParallel, join, simulate
 from referee.quantize import quantize_sequential
-from referee.trace import Trace
+from referee.errors import TraceStoreError
+from referee.trace import SplitTrace, Trace, TraceStore
 from referee.transformer import FloatTransformer, TransformerConfig
 from referee.transformer_compile import compile_transformer
 
@@ -218,25 +220,48 @@ def test_row_parallel_partials_sum_exactly_on_every_backend():
                 assert torch.equal(parts[0].finish(acc), want), (relu, wide, i16, dtype, backend)
 
 
+def _key(model_dir: Path, x: Path):
+    from referee import commitments as cm
+    from referee.inputs import load_input
+    from referee.modelfile import load_model
+
+    model = load_model(model_dir)
+    return model.root, cm.commit_tensor(load_input(x, model.input_dtype)).root
+
+
 def test_torchrun_entry_and_ranks_print_the_same_roots(jobs, tmp_path):
+    """``--ranks 2`` and torchrun commit split: each rank saves its rows, the store loads a
+    SplitTrace with one process's roots, and both print one process's lines."""
     model_dir, x = _saved(tmp_path, jobs["llama"])
     single = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--no-store"])
     assert single.exit_code == 0, single.output
-    local = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--no-store", "--ranks", "2"])
+    local = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--store", str(tmp_path / "local"),
+                                      "--ranks", "2"])
     assert local.exit_code == 0, local.output
-    same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split"))]  # noqa: E731
+    same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split", "stored"))]  # noqa: E731
     assert same(local.stdout) == same(single.stdout)
-    split = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                            "-m", "referee.parallel_main", str(model_dir), str(x), "--store", str(tmp_path / "st")],
-                           capture_output=True, text=True, timeout=120)
-    assert split.returncode == 0, split.stderr
-    assert _roots(split.stdout) == _roots(single.output) and len(_roots(single.output)) == 2
+    want = Trace(jobs["llama"].model.root, Executor(jobs["llama"].model, device="cpu").run(jobs["llama"].x))
+    key = _key(model_dir, x)
+    for store in (tmp_path / "local", tmp_path / "st"):
+        if store.name == "st":
+            split = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                                    "-m", "referee.parallel_main", str(model_dir), str(x), "--store", str(store)],
+                                   capture_output=True, text=True, timeout=120)
+            assert split.returncode == 0, split.stderr
+            assert _roots(split.stdout) == _roots(single.output) and len(_roots(single.output)) == 2
+        held = TraceStore(store).load(*key)
+        assert isinstance(held, SplitTrace) and held.ranks == 2 and not any(store.rglob("*.trace"))
+        assert held.slot_roots == want.slot_roots and held.trace_root == want.trace_root
+        assert sorted(p.name for p in TraceStore(store).split_path(*key).iterdir()) == ["rank0", "rank1"]
 
 
-@pytest.mark.parametrize("fault", ["die", "hang"])
-def test_a_rank_that_dies_or_hangs_ends_the_job(jobs, tmp_path, monkeypatch, fault):
+@pytest.mark.parametrize("where,fault", [("12", "die"), ("12", "hang"), ("commit", "die"), ("commit", "hang"),
+                                         ("save", "die")])
+def test_a_rank_that_dies_or_hangs_ends_the_job(jobs, tmp_path, monkeypatch, where, fault):
+    """Mid-run (op 12, o_proj: an all-reduce), mid-commit (after the row exchange) or before its
+    save (rank 0 has saved its part): one Error line, and the store holds nothing of the job."""
     model_dir, x = _saved(tmp_path, jobs["llama"])
-    monkeypatch.setenv("REFEREE_TP_FAULT", "1:12:" + fault)  # rank 1, before op 12 (o_proj, an all-reduce)
+    monkeypatch.setenv("REFEREE_TP_FAULT", f"1:{where}:{fault}")
     store = tmp_path / "store"
     result = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--ranks", "2", "--store", str(store),
                                        "--collective-timeout", "3"])
@@ -244,7 +269,10 @@ def test_a_rank_that_dies_or_hangs_ends_the_job(jobs, tmp_path, monkeypatch, fau
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "nothing was stored" in errors[0], result.output
     assert ("died" in errors[0]) if fault == "die" else ("waited 3 s" in errors[0])
-    assert not store.exists() or not any(store.rglob("*.trace"))
+    key = _key(model_dir, x)
+    assert key not in TraceStore(store) and not TraceStore(store).split_path(*key).exists()
+    with pytest.raises(TraceStoreError):
+        TraceStore(store).load(*key)
 
 
 def test_bad_input_and_generation_refused_before_any_rank_starts(jobs, tmp_path):

@@ -84,10 +84,11 @@ def run_and_store(model: IntegerModel, x: torch.Tensor, store: TraceStore | None
     return trace, path, time.perf_counter() - started
 
 
-def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: float,
+def _print_run(model: IntegerModel, trace, path: Path | None, seconds: float,
                details: list | None = None) -> None:
-    """The run's commitments; ``details`` ((label, value) lines) replace the output summary."""
-    rows, cols = trace.slots[0].shape
+    """The run's commitments; ``details`` ((label, value) lines) replace the output summary.
+    ``trace``: a ``Trace`` or a ``SplitTrace`` (its headers and roots; only the output's rows read)."""
+    rows, cols = trace.slot_commitments[0].rows, trace.slot_commitments[0].cols
     _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
     _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
     out_rows, out_cols = trace.output.shape

@@ -313,6 +313,8 @@ def commit_distributed(shards: list[Shard], group=None) -> RankCommit:
             routes.append(_route(shard, [e[j] for e in extents], rank, ranks, device))
             held.append(routes[-1].out)
     sent, received = _exchange(routes, rank, ranks, group, device)
+    from .parallel_runtime import fault_point  # the tests' hook (here, not at import: no cycle to mind)
+    fault_point(rank, "commit")
     rows = [h.cpu().contiguous() for h in held]
     hashed = time.perf_counter()
     roots_mine = [chunk_roots(Layout(h.rows, ranks), rank, r) for h, r in zip(headers, rows)]
@@ -366,6 +368,14 @@ def commit_result(result, group=None) -> RankCommit:
     """``parallel_runtime.run_rank``'s ``finish`` for the split commitment (every rank commits
     what it holds): ``run_rank(..., finish=functools.partial(commit_result, group=group))``."""
     return commit_distributed(shards_of(result), group)
+
+
+def commit_and_output(result, group=None) -> tuple[RankCommit, torch.Tensor]:
+    """``commit_result`` and the output slot whole, on the CPU (a plan never splits the output:
+    every rank holds it), for the rank that prints the run (``trace.SplitTrace.of_commit``)."""
+    if result.plan.split[-1] != "full":
+        raise ValueError("the plan split the output slot")
+    return commit_result(result, group), result.shards[-1].cpu()
 
 
 def simulated_shard(slot: torch.Tensor, parts: int, rank: int, ranks: int) -> Shard:

@@ -2,16 +2,23 @@
 processes itself (torch.multiprocessing spawn, a free port on 127.0.0.1), each one rank
 (referee.parallel_runtime), and waits for all of them.
 
-One set of processes serves a list of jobs (a model, or a model directory each rank loads, and
-an input) at several rank counts (``run_worlds``: ranks 0..R-1 form the world of R), so a test
-pays for process start-up once. Rank 0 writes each job's whole slots to a work
-folder; only when every rank has exited cleanly does the caller get them, so a job whose rank
-died or hung (a collective's timeout, then the others end too) gives one RefereeError and
-nothing to commit or store.
+``run_and_store`` (``referee run --ranks``) commits split (referee.parallel_commit): every rank
+hashes the full rows it holds, saves them in its part of the trace store
+(``TraceStore.save_rank``), and rank 0 hands back the roots and the output (a ``SplitTrace``
+of its commitment); no rank gathers the whole trace. A job whose rank died or hung (mid-run,
+mid-commit or before its save: a collective's timeout, then the others end too) gives one
+RefereeError, and its split directory is removed, so the store holds nothing for it.
+
+``run_worlds`` (tests, benchmarks) serves a list of jobs (a model, or a model directory each
+rank loads, and an input) at several rank counts (ranks 0..R-1 form the world of R) in one set
+of processes, so a test pays for process start-up once; rank 0 gathers each job's whole slots
+(``parallel_runtime.gather_all``) to compare them with one process's.
 """
 
+import functools
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -26,7 +33,8 @@ from .errors import RefereeError
 from .executor import check_input, resolve_device
 from .model import IntegerModel
 from .parallel import plan
-from .parallel_runtime import DEFAULT_TIMEOUT, init, rank_device, run_rank
+from .parallel_commit import commit_and_output
+from .parallel_runtime import DEFAULT_TIMEOUT, fault_point, init, rank_device, run_rank
 
 
 @dataclass
@@ -59,7 +67,7 @@ def load_job_model(model) -> IntegerModel:
 
 
 def _worker(rank: int, world: int, port: int, jobs: list[Job], sizes: list[int], device: str, backend: str,
-            timeout: float, out: str) -> None:
+            timeout: float, out: str, store: str | None = None, split_commit: bool = False) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     set_threads(world)
     dev = rank_device(device, rank, world)
@@ -73,12 +81,31 @@ def _worker(rank: int, world: int, port: int, jobs: list[Job], sizes: list[int],
         group = groups[size]
         for i, job in enumerate(jobs):
             model = load_job_model(job.model)
-            slots, moved = run_rank(model, job.x, plan(model, size), rank, dev, backend, group=group)
+            if split_commit:
+                kept = _commit_job(model, job.x, plan(model, size), rank, dev, backend, group, store)
+            else:
+                kept, moved = run_rank(model, job.x, plan(model, size), rank, dev, backend, group=group)
+                kept = {"slots": kept, "moved": moved}
+            torch.save(kept.pop("moved"), Path(out) / f"{size}.{i}.moved{rank}.pt")
             if rank == 0:
-                torch.save({"slots": slots}, Path(out) / f"{size}.{i}.pt")
-            torch.save(moved, Path(out) / f"{size}.{i}.moved{rank}.pt")
+                torch.save(kept, Path(out) / f"{size}.{i}.pt")
     dist.barrier()  # every rank got through every job: only then does any result count
     dist.destroy_process_group()
+
+
+def _commit_job(model: IntegerModel, x: torch.Tensor, split, rank: int, dev, backend: str, group,
+                store: str | None) -> dict:
+    """One rank of ``run_and_store``: run, commit split, save this rank's rows (if a store)."""
+    (commit, output), moved = run_rank(model, x, split, rank, dev, backend,
+                                       finish=functools.partial(commit_and_output, group=group), group=group)
+    moved = {**moved, "commit_sent": commit.bytes_sent, "commit_received": commit.bytes_received}
+    fault_point(rank, "save")
+    if store:
+        from .trace import TraceStore
+
+        TraceStore(store).save_rank(model.root, commit)
+    commit.rows = []  # rank 0 hands back roots and the output, not its rows
+    return {"commit": commit, "output": output, "moved": moved}
 
 
 def _describe(exc: Exception, timeout: float) -> str:
@@ -105,11 +132,14 @@ def run_local(jobs: list[Job], ranks: int, device: str = "auto", backend: str = 
 
 
 def run_worlds(jobs: list[Job], sizes: list[int], device: str = "auto", backend: str = "auto",
-               timeout: float = DEFAULT_TIMEOUT) -> dict[int, list[dict]]:
+               timeout: float = DEFAULT_TIMEOUT, store: str | None = None,
+               split_commit: bool = False) -> dict[int, list[dict]]:
     """``run_local`` at each rank count of ``sizes``, in one set of max(sizes) processes (ranks
     0..R-1 of it form the world of R): a test pays process start-up once. A rank outside a
     smaller world waits for it in its next collective, so ``timeout`` must cover the smaller
-    worlds' jobs (tests and benchmarks: small jobs)."""
+    worlds' jobs (tests and benchmarks: small jobs). With ``split_commit`` each job's result is
+    {"commit": rank 0's RankCommit less its rows, "output", "moved"}, and with ``store`` every
+    rank saves its part of the trace there."""
     ranks = max(sizes)
     if min(sizes) < 1:
         raise RefereeError(f"--ranks {min(sizes)}: at least one rank")
@@ -119,7 +149,8 @@ def run_worlds(jobs: list[Job], sizes: list[int], device: str = "auto", backend:
     # torch logs a warning as it ends the surviving ranks of a failed world: the Error line says it all.
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="referee-tp-") as out:
-        ctx = mp.start_processes(_worker, args=(ranks, free_port(), jobs, sizes, device, backend, timeout, out),
+        ctx = mp.start_processes(_worker, args=(ranks, free_port(), jobs, sizes, device, backend, timeout, out,
+                                                         store and str(store), split_commit),
                                  nprocs=ranks, join=False, start_method="spawn")
         try:
             while not ctx.join():
@@ -134,7 +165,8 @@ def run_worlds(jobs: list[Job], sizes: list[int], device: str = "auto", backend:
         for size in sizes:
             results[size] = []
             for i in range(len(jobs)):
-                result = torch.load(Path(out) / f"{size}.{i}.pt")
+                # our own ranks' file (a RankCommit in it): not weights only
+                result = torch.load(Path(out) / f"{size}.{i}.pt", weights_only=False)
                 result["moved"] = [torch.load(Path(out) / f"{size}.{i}.moved{r}.pt") for r in range(size)]
                 results[size].append(result)
         return results
@@ -143,13 +175,25 @@ def run_worlds(jobs: list[Job], sizes: list[int], device: str = "auto", backend:
 def run_and_store(model_dir: Path, model: IntegerModel, x: torch.Tensor, ranks: int, store, device: str = "auto",
                   backend: str = "auto", timeout: float = DEFAULT_TIMEOUT):
     """``referee run --ranks N``: each rank loads ``model_dir`` (its shards of the weights are
-    what it keeps), the world runs ``x``; the trace (of ``model``, the caller's verified copy)
-    is stored only after every rank has finished. (trace, stored path or None, seconds)."""
-    from .trace import Trace
+    what it keeps), the world runs ``x`` and commits split, each rank saving its rows in
+    ``store`` (a TraceStore or None); rank 0's roots and output come back as a ``SplitTrace``
+    (of ``model``, the caller's verified copy). (trace, the split directory or None, seconds)."""
+    from . import commitments as cm
+    from .trace import SplitTrace
 
     check_input(model, x)  # a bad input is one Error line here, not N ranks' tracebacks
+    directory = store.split_path(model.root, cm.commit_tensor(x).root) if store else None
+    if directory is not None and directory.exists():
+        shutil.rmtree(directory)  # an older split of this job (another rank count): not mixed in
     started = time.perf_counter()
-    result = run_local([Job(Path(model_dir), x)], ranks, device, backend, timeout)[0]
-    trace = Trace(model.root, result["slots"])
-    path = store.save(trace) if store else None
-    return trace, path, time.perf_counter() - started
+    try:
+        result = run_worlds([Job(Path(model_dir), x)], [ranks], device, backend, timeout,
+                            store.root if store else None, split_commit=True)[ranks][0]
+    except RefereeError:
+        if directory is not None and directory.exists():
+            shutil.rmtree(directory)  # the ranks that saved before the failure: nothing is held
+        raise
+    trace = SplitTrace.of_commit(model.root, result["commit"], result["output"])
+    if store and (model.root, trace.input_root) not in store:
+        raise RefereeError(f"the ranks finished but {directory} is incomplete; nothing was stored")
+    return trace, directory, time.perf_counter() - started

@@ -15,8 +15,10 @@ The all-reduce carries int32, not int64: the accumulator bound every linear meet
 of any subset of the partials too, so every order of additions, every intermediate of any
 reduction algorithm, stays inside int32: the sum is exact and half the bytes of int64.
 
-``REFEREE_TP_FAULT=RANK:OP:die|hang`` (tests only) makes rank RANK exit (os._exit) or sleep
-before op OP; a collective's timeout (the process group's, ``init``) then ends the others.
+``REFEREE_TP_FAULT=RANK:WHERE:die|hang`` (tests only) makes rank RANK exit (os._exit) or sleep
+at WHERE: before op WHERE (a number), ``commit`` (mid-commitment, after the row exchange) or
+``save`` (before the rank writes its part of the trace store); a collective's timeout (the
+process group's, ``init``) then ends the others.
 """
 
 import dataclasses
@@ -126,13 +128,22 @@ class RankResult:
         return self.plan.split[j], self.shards[j]
 
 
-def _fault(rank: int) -> tuple[int, str] | None:
-    """(op, "die" or "hang") if the tests' hook names this rank."""
+def _fault(rank: int) -> tuple[int | str, str] | None:
+    """(op or point, "die" or "hang") if the tests' hook names this rank."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return None
-    who, op, what = spec.split(":")
-    return (int(op), what) if int(who) == rank else None
+    who, where, what = spec.split(":")
+    return (int(where) if where.isdigit() else where, what) if int(who) == rank else None
+
+
+def fault_point(rank: int, where: int | str) -> None:
+    """Die or hang here if the tests' hook names this rank and point (module doc)."""
+    fault = _fault(rank)
+    if fault and fault[0] == where:
+        if fault[1] == "die":
+            os._exit(3)
+        time.sleep(1e6)
 
 
 class RankRun:
@@ -171,14 +182,10 @@ class RankRun:
 
     def run(self, x: torch.Tensor) -> RankResult:
         """Every slot's shard on this rank; ``x`` is the whole input (every rank reads it)."""
-        fault = _fault(self.rank)
         slots = [x.to(self.device).contiguous()]
         with torch.inference_mode(), _ieee_float32_matmul():
             for j, (reads, kernel) in enumerate(zip(self.slots_read, self.kernels), start=1):
-                if fault and fault[0] == j:
-                    if fault[1] == "die":
-                        os._exit(3)
-                    time.sleep(1e6)
+                fault_point(self.rank, j)
                 slots.append(kernel(*[slots[s] for s in reads]))
         return RankResult(self.plan, self.rank, slots, self.moved, self.group)
 

@@ -146,6 +146,24 @@ class SplitTrace:
         first = commits[0]
         return cls(model_root, first.headers, first.chunk_roots, first.ranks, read, "memory")
 
+    @classmethod
+    def of_commit(cls, model_root: bytes, commit: RankCommit, output: torch.Tensor) -> "SplitTrace":
+        """What one rank knows after a split commitment, with no store and no other rank's disk:
+        every root (the commitment's), the output slot whole (``parallel_commit.commit_and_output``)
+        and its own rows; a row another rank holds raises. What ``referee run --ranks`` prints."""
+        last = len(commit.headers) - 1
+        if tuple(output.shape) != (commit.headers[last].rows, commit.headers[last].cols):
+            raise ValueError(f"an output of shape {tuple(output.shape)} for a slot of {commit.headers[last]}")
+
+        def read(rank, slot, a, b):
+            if slot == last:
+                return output[a:b]
+            if rank != commit.rank:
+                raise TraceStoreError(f"rows [{a}, {b}) of slot {slot} are held by rank {rank}, not this one")
+            r0 = commit.layout(slot).rows_of(rank)[0]
+            return commit.rows[slot][a - r0:b - r0]
+        return cls(model_root, commit.headers, commit.chunk_roots, commit.ranks, read)
+
     @property
     def op_count(self) -> int:
         return len(self.headers) - 1
