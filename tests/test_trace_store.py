@@ -225,3 +225,48 @@ def test_agent_restarts_and_finds_its_split_trace(tmp_path, model_and_trace):
     loaded, ran = traces._load_or_run(row)
     assert ran is None and isinstance(loaded, SplitTrace)
     assert loaded.state_roots == trace.state_roots and loaded.output.equal(trace.output)
+
+
+def test_agent_restarts_on_a_split_trace_from_a_real_ranks_run(tmp_path, model_and_trace, monkeypatch):
+    """How an operator serves a split model (docs/agents.md): ``referee run --ranks 2`` into the
+    agent's store, then a restarted agent's trace cache finds the split trace (nothing run again)
+    and every move its solver plays (the commit, bisection, row descent, the one step) is the
+    single-process trace's."""
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from referee import game
+    from referee.agents.traces import Traces
+    from referee.cli import main
+    from referee.inputs import save_rows
+    from referee.modelfile import save_model
+
+    model, trace = model_and_trace
+    x = trace.slots[0]
+    save_model(model, tmp_path / "model")
+    save_rows(x, tmp_path / "input.json")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two ranks on a small shared machine
+    run = CliRunner().invoke(main, ["run", str(tmp_path / "model"), str(tmp_path / "input.json"), "--ranks", "2",
+                                    "--store", str(tmp_path / "agent" / "traces")])
+    assert run.exit_code == 0, run.output
+    row = SimpleNamespace(job_id=1, model_id=7, rows=x.shape[0], input=cm.packed(x))
+    traces = Traces({7: model}, TraceStore(tmp_path / "agent" / "traces"), None, "cpu", journal=None,
+                    log=lambda line: None)
+    split, ran = traces._load_or_run(row)
+    assert ran is None and isinstance(split, SplitTrace) and split.ranks == 2
+    n = trace.op_count
+    assert (cm.packed(split.output), split.trace_root, split.state_tree(n).proof(n)) == \
+        (cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n))
+    roots = game.bisection_roots(split, 0, n, 4)
+    assert roots == game.bisection_roots(trace, 0, n, 4)
+    lying = [bytes(32)] * len(roots)
+    assert game.disputed_part(split, 0, n, 4, lying) == game.disputed_part(trace, 0, n, 4, lying)
+    for op in range(1, n + 1):
+        assert game.transition(model, split, op) == game.transition(model, trace, op)
+        depth = trace.slot_commitments[op].tree.depth
+        if depth:
+            assert game.row_children(split, op, depth, 0) == game.row_children(trace, op, depth, 0)
+        for r in range(trace.slots[op].shape[0]):
+            revealed = bytes(b ^ 1 for b in trace.row_bytes(op, r))
+            assert game.step(model, split, op, r, revealed) == game.step(model, trace, op, r, revealed)
