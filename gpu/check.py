@@ -315,7 +315,8 @@ def check_moby_llama_split(device: str = "cuda", ranks: int | None = None, batch
         same = same and ok
         sent = max(m["commit_sent"] for m in worlds[size][0]["moved"])
         reduced = max(m["all_reduce"] for m in worlds[size][0]["moved"])
-        print(f"moby-llama split: {size} rank{'s' if size > 1 else ''} ({'nccl' if device.startswith('cuda') else 'gloo'}), "
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        print(f"moby-llama split: {size} rank{'s' if size > 1 else ''} ({backend}), "
               f"trace root 0x{commit.trace_root.hex()}, all-reduce {reduced} B and row exchange {sent} B per rank: "
               + ("every slot root and the trace root equal the single process's" if ok
                  else f"DIFFER at slots {differ[:10]}"))

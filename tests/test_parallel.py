@@ -238,7 +238,8 @@ def test_torchrun_entry_and_ranks_print_the_same_roots(jobs, tmp_path):
     local = CliRunner().invoke(main, ["run", str(model_dir), str(x), "--store", str(tmp_path / "local"),
                                       "--ranks", "2"])
     assert local.exit_code == 0, local.output
-    same = lambda out: [line for line in out.splitlines() if not line.startswith(("time", "split", "stored"))]  # noqa: E731
+    def same(out):
+        return [line for line in out.splitlines() if not line.startswith(("time", "split", "stored"))]
     assert same(local.stdout) == same(single.stdout)
     want = Trace(jobs["llama"].model.root, Executor(jobs["llama"].model, device="cpu").run(jobs["llama"].x))
     key = _key(model_dir, x)

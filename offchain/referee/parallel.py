@@ -40,10 +40,11 @@ API for referee.parallel_commit (the split commitment and trace store):
 * ``RankResult.shard(j) -> (split, tensor)``: this rank's part of slot j (the whole slot for
   FULL, its column block for COLS, on the rank's device); ``RankResult.shards`` all of them.
 * ``referee.parallel_runtime.gather_slot(result, j)``: the whole slot j on rank 0 (None on the
-  others), the interim commitment's gather that the row exchange replaces;
+  others), the interim gather (tests and benchmarks compare whole slots with it);
   ``run_rank(model, x, plan, rank, device, backend, finish=gather_all, group=None)`` runs one
-  rank and returns ``(finish(result), bytes moved)``: the split commitment passes its ``finish``
-  (every rank hashing its rows); referee.parallel_launch's ``_worker`` and parallel_main call it.
+  rank and returns ``(finish(result), bytes moved)``: ``referee run --ranks``
+  (referee.parallel_launch) and torchrun's referee.parallel_main pass
+  ``parallel_commit.commit_and_output`` (every rank hashing and storing its rows).
 * ``referee.parallel_runtime.simulate(model, x, ranks) -> [RankResult]``: every rank's shards,
   computed in one process without a process group (tests); ``join(results)`` the whole slots.
 """

@@ -45,7 +45,8 @@ def _env(name: str) -> int:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("input_file", type=click.Path(path_type=Path))
 @click.option("--store", type=click.Path(path_type=Path), default=DEFAULT_STORE, show_default=True,
-              envvar="REFEREE_STORE", help="Trace store directory on each rank's node, where it saves its rows (env REFEREE_STORE).")
+              envvar="REFEREE_STORE",
+              help="Trace store directory on each rank's node, where it saves its rows (env REFEREE_STORE).")
 @click.option("--no-store", is_flag=True, help="Do not save the trace.")
 @click.option("--device", default="auto", show_default=True, callback=_device,
               help="auto (each rank its LOCAL_RANK's GPU where there are GPUs), cpu or cuda[:N].")

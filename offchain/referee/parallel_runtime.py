@@ -209,7 +209,8 @@ def gather_slot(result: RankResult, j: int) -> torch.Tensor | None:
 
 
 def gather_all(result: RankResult) -> list[torch.Tensor] | None:
-    """Every whole slot on rank 0 (None on the others): the interim commitment's input."""
+    """Every whole slot on rank 0 (None on the others): what tests and benchmarks compare with
+    one process (``referee run --ranks`` commits split instead: parallel_commit)."""
     slots = [gather_slot(result, j) for j in range(len(result.plan.split))]
     return slots if result.rank == 0 else None
 
