@@ -270,3 +270,18 @@ def test_agent_restarts_on_a_split_trace_from_a_real_ranks_run(tmp_path, model_a
         for r in range(trace.slots[op].shape[0]):
             revealed = bytes(b ^ 1 for b in trace.row_bytes(op, r))
             assert game.step(model, split, op, r, revealed) == game.step(model, trace, op, r, revealed)
+
+
+def test_split_trace_of_one_ranks_commitment_has_every_root_and_the_output(model_and_trace):
+    """``SplitTrace.of_commit``: what rank 0 prints after a split run (no store, no other rank's
+    files): every root, the output whole, its own rows; another rank's row is refused."""
+    model, trace = model_and_trace
+    commits = commit_local(trace.slots, 2)
+    mine = SplitTrace.of_commit(model.root, commits[0], trace.output)
+    assert mine.slot_roots == trace.slot_roots and mine.trace_root == trace.trace_root
+    assert mine.output.equal(trace.output) and mine.slot_commitments[0].rows == trace.slots[0].shape[0]
+    assert mine.row_bytes(1, 0) == trace.row_bytes(1, 0)  # rank 0's rows: [0, 4) of 6
+    with pytest.raises(TraceStoreError, match="held by rank 1"):
+        mine.row_bytes(1, 5)
+    with pytest.raises(ValueError):
+        SplitTrace.of_commit(model.root, commits[0], trace.output[:1])

@@ -158,8 +158,8 @@ class SplitTrace:
         def read(rank, slot, a, b):
             if slot == last:
                 return output[a:b]
-            if rank != commit.rank:
-                raise TraceStoreError(f"rows [{a}, {b}) of slot {slot} are held by rank {rank}, not this one")
+            if rank != commit.rank or not commit.rows:  # (rows dropped: a commitment handed back for its roots)
+                raise TraceStoreError(f"rows [{a}, {b}) of slot {slot} are held by rank {rank}, not here")
             r0 = commit.layout(slot).rows_of(rank)[0]
             return commit.rows[slot][a - r0:b - r0]
         return cls(model_root, commit.headers, commit.chunk_roots, commit.ranks, read)
