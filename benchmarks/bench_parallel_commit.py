@@ -4,7 +4,7 @@ For moby-llama (models/moby-llama, compiled as tests/test_llama_compile.py does)
 128-token sequence and an encoder with all-MiniLM-L6-v2's shapes (random weights, batch 8 x
 128 tokens), each rank's slots as the tensor-parallel runtime leaves them
 (``parallel_runtime.simulate``: the plan's column blocks, the rest whole) are committed by 2
-and 4 gloo processes (``parallel_commit.launch``); each checks its roots against
+and 4 gloo processes (``commit_worlds.launch``); each checks its roots against
 the single-process ``trace_commitment``. Per rank: the bytes it sends in the row exchange (it
 receives as many, to within a rank's share) and the seconds of that exchange (gloo over
 loopback), both from the real processes; and its hashing time (``parallel_commit.chunk_roots``
@@ -34,7 +34,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from referee.executor import Executor, trace_commitment  # noqa: E402
 from referee.hashing import to_hex  # noqa: E402
-from referee.parallel_commit import Layout, chunk_roots, launch, shards_of  # noqa: E402
+from referee.commit_worlds import launch  # noqa: E402
+from referee.parallel_commit import Layout, chunk_roots, shards_of  # noqa: E402
 from referee.parallel_runtime import simulate  # noqa: E402
 
 

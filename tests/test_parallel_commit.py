@@ -1,7 +1,7 @@
 """The split commitment and the split trace store: the same roots at 1, 2 and 4 ranks, any row
 found by (slot, row) -> rank, a restart that finds the trace, a tampered rank file refused.
 
-One gloo world per rank count for the whole module (``parallel_commit.launch``): each rank
+One gloo world per rank count for the whole module (``commit_worlds.launch``): each rank
 commits its shards of every case and saves its rows in a trace store. The shards of a small
 Llama and a small encoder are the tensor-parallel runtime's (``parallel_runtime.simulate``:
 each rank's slots as a world of processes holds them, the plan's column blocks); in the
@@ -24,7 +24,8 @@ from referee.hashing import to_hex
 from referee.llama import FloatLlama, LlamaConfig
 from referee.llama_compile import compile_llama
 from referee.modelfile import save_model
-from referee.parallel_commit import Layout, commit_local, launch, shards_of
+from referee.commit_worlds import launch
+from referee.parallel_commit import Layout, commit_local, shards_of
 from referee.parallel_runtime import simulate
 from referee.trace import SplitTrace, Trace, TraceStore
 
