@@ -20,7 +20,19 @@ the compiler on small configs, kind by kind and dtype by dtype), and from it
   64-byte rate);
 * **memory**: int8 weights (int16 tables where the compiler writes int16) and the activations
   of the pass (the trace itself: a solver keeps it to answer a dispute);
-* the **limits** the plan breaks, op by op: what would break first at that scale.
+* the **limits** the plan breaks, op by op: what would break first at that scale;
+* **tensor-parallel splits** (8- and 16-way, ``SPLITS``; issue 20), under the plan the runtime
+  makes (``referee.parallel``): attention is split by heads only where R divides the KV heads
+  (and the query heads), else replicated on every rank (Llama-2-70B at 16-way: 8 KV heads);
+  the FFN is split where R divides its width. Figures: the all-reduce bytes per token (each
+  row-parallel linear, o_proj where attention is split and down where the FFN is, all-reduces
+  an int32 partial accumulator of width d per token: the accumulator bound keeps every partial
+  sum inside int32), what one rank sends of them in a ring all-reduce (2 (R-1)/R of it), the
+  bytes a rank sends per token in the commitment's row exchange (``parallel_commit``: it holds
+  1/R of the columns of every column-split slot and sends the other ranks their rows of it,
+  (R-1)/R^2 of those slots), the commitment time per rank (the trace bytes / R at the measured
+  keccak rate), the trace bytes per rank (its rows of every slot, and their nodes) and the int8
+  linear weights a rank holds (1/R of each split linear, a replicated one whole).
 
 Run: ``python benchmarks/llama_paper.py [--tokens 4096] [--arity 4] [--config DIR] [--markdown]``.
 """
@@ -39,6 +51,10 @@ sys.path.insert(0, str(ROOT / "offchain"))
 from referee.hashing import describe, keccak256_many  # noqa: E402
 from referee.model import MATMUL_I16_MAX_K, MAX_COLS, MAX_ROWS  # noqa: E402
 
+SPLITS = (8, 16)  # tensor-parallel ranks of the split rows
+# The slots a Megatron split leaves column-split (a rank's heads or FFN share); the rest is replicated.
+ATTENTION_SPLIT = {"q", "k", "v", "q_rot", "k_rot", "scores", "probs", "v_t", "att"}
+FFN_SPLIT = {"gate", "silu", "up", "prod"}
 HEAD_CHUNK = 8192  # the split head's chunk (protocol: argmax pair/carry); one step <= 32 KiB of int32
 MATMUL_I16_T = 511  # the compiler writes int8 probabilities above T = 511 (P.V's K <= 511 with int16)
 # A linear reads int16 only where 2^15 sum_k |W[c, k]| < 2^31 (protocol 5.0), i.e. sum |W| < 2^16 in
@@ -220,12 +236,58 @@ def report(name: str, cfg: dict, tokens: int, arity: int, rates: dict[int, float
     kv = hk * (d // cfg["num_attention_heads"])
     weights = layers * (d * d + 2 * d * kv + d * d + 3 * d * f) + d * v  # int8 linears and head
     weights += v * d * 2 + layers * 2 * d * 8 + tokens * (d // cfg["num_attention_heads"]) * 2  # int16 tables
-    return {"model": name, "tokens": tokens, "ops": len(ops), "moves": moves, "arity": arity,
+    splits = [split_figures(cfg, ops, tokens, slot_bytes + node_bytes, commit_s, ranks) for ranks in SPLITS]
+    return {"model": name, "config": cfg, "tokens": tokens, "ops": len(ops), "moves": moves, "arity": arity,
+            "splits": splits,
             "bisection_rounds": bisection_rounds(len(ops), arity), "row_descent_levels": depth(rows_max),
             "largest_step": {"op": worst.name, "kind": worst.kind, "calldata": worst_bytes, "gas": worst_gas},
             "largest_row": {"op": reveal.name, "bytes": reveal_bytes, "gas": gas(reveal_bytes + ABI_OVERHEAD, 0)},
             "trace_bytes": slot_bytes + node_bytes, "commit_seconds": commit_s,
             "weights_bytes": weights, "activation_bytes": slot_bytes, "limits_broken": limits_broken(ops)}
+
+
+def split_plan(cfg: dict, ranks: int) -> tuple[bool, bool]:
+    """(attention split, FFN split) as ``referee.parallel.plan`` decides them for a Llama: a head
+    region splits when R divides its query heads and its KV heads (GQA: a rank's query heads
+    with their KV groups), else it is replicated; the SwiGLU region when R divides its width."""
+    heads = cfg["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    return heads % ranks == 0 and kv_heads % ranks == 0, cfg["intermediate_size"] % ranks == 0
+
+
+def split_figures(cfg: dict, ops: list[PlannedOp], tokens: int, trace_bytes: int, commit_s: float, ranks: int) -> dict:
+    """An R-way tensor-parallel split of the pass (module doc), under the runtime's plan
+    (``split_plan``). The trace and commitment per rank do not depend on the plan: a rank holds
+    and hashes its 1 / R of every slot's rows."""
+    attention, ffn = split_plan(cfg, ranks)
+    d, f, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    kv = (cfg.get("num_key_value_heads") or cfg["num_attention_heads"]) * (d // cfg["num_attention_heads"])
+    allreduce = (attention + ffn) * layers * d * 4  # int32 partials: one per row-parallel linear
+    names = (ATTENTION_SPLIT if attention else set()) | (FFN_SPLIT if ffn else set())
+    split = sum(op.rows * op.cols * WIDTH[op.dtype] for op in ops if op.name.split(".")[-1] in names)
+    attn_w, ffn_w = 2 * d * d + 2 * d * kv, 3 * d * f
+    weights = layers * (attn_w / (ranks if attention else 1) + ffn_w / (ranks if ffn else 1)) + d * cfg["vocab_size"]
+    return {"ranks": ranks, "attention_split": attention, "ffn_split": ffn, "allreduce_bytes_per_token": allreduce,
+            "allreduce_rank_bytes_per_token": allreduce * 2 * (ranks - 1) / ranks,
+            "exchange_rank_bytes_per_token": split * (ranks - 1) / ranks ** 2 / tokens,
+            "commit_seconds_per_rank": commit_s / ranks, "trace_bytes_per_rank": trace_bytes / ranks,
+            "weights_bytes_per_rank": weights}
+
+
+def plan_text(cfg: dict, split: dict) -> str:
+    heads = cfg["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    groups = f"{heads} heads" + (f", {kv_heads} KV heads" if kv_heads != heads else "")
+    attention = "attention by heads" if split["attention_split"] else f"attention replicated ({groups})"
+    return f"{attention}, FFN {'split' if split['ffn_split'] else 'replicated'}"
+
+
+def fine_seconds(t: float) -> str:
+    return seconds(t) if t >= 0.1 else f"{t * 1000:.2f} ms"
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.2f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
 
 
 def gib(n: float) -> str:
@@ -255,6 +317,16 @@ def markdown(rows: list[dict], rates: dict[int, float]) -> str:
     row("commit time (the keccak rate measured here)", lambda r: seconds(r["commit_seconds"]))
     row("memory: int8 weights", lambda r: gib(r["weights_bytes"]))
     row("memory: activations (the trace)", lambda r: gib(r["activation_bytes"]))
+    for i, ranks in enumerate(SPLITS):
+        row(f"{ranks}-way: the runtime's plan", lambda r: plan_text(r["config"], r["splits"][i]))
+        row(f"{ranks}-way: all-reduce bytes per token, int32 (each rank sends, ring)",
+            lambda r: f"{mib(r['splits'][i]['allreduce_bytes_per_token'])} "
+                      f"({mib(r['splits'][i]['allreduce_rank_bytes_per_token'])})")
+        row(f"{ranks}-way: commitment row exchange, bytes per token per rank",
+            lambda r: mib(r["splits"][i]["exchange_rank_bytes_per_token"]))
+        row(f"{ranks}-way: commitment time per rank", lambda r: fine_seconds(r["splits"][i]["commit_seconds_per_rank"]))
+        row(f"{ranks}-way: trace bytes per rank", lambda r: gib(r["splits"][i]["trace_bytes_per_rank"]))
+        row(f"{ranks}-way: int8 linear weights per rank", lambda r: gib(r["splits"][i]["weights_bytes_per_rank"]))
     lines.append("")
     for r in rows:
         lines.append(f"Limits {r['model']} breaks at {r['tokens']} tokens:")
