@@ -97,7 +97,7 @@ def witness(case, row, column, bad_a=False, bad_b=False, bad_params=False, bad_t
         b, bp = _row(inputs[1], row, bad_b)
         return encode(["bytes", "bytes", PROOF, "bytes", PROOF], [params, a, ap, b, bp])
     if kind == LUT:
-        table = params_header(case, bad_table)
+        table = params_header(case, bad_table or bad_params)
         x, xp = _row(inputs[0], row, bad_a)
         return encode(["bytes", "bytes", PROOF], [table, x, xp])
     if kind == SOFTMAX:
