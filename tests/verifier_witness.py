@@ -165,3 +165,125 @@ def elements(case, limit=None, rng=None):
     while len(picks) < limit:
         picks.add((rng.randrange(rows), rng.randrange(cols)))
     return sorted(picks)
+
+
+# ---------------------------------------------------------------------------------------
+# Cases built here: random ones for the tests, real-sized ones for benchmarks/verifier_gas.py
+
+RANGE = {rt.DTYPE_INT8: (-128, 127), rt.DTYPE_INT16: (-32768, 32767), rt.DTYPE_INT32: (-(2**31), 2**31 - 1)}
+
+
+def tensor(rng, rows, cols, dtype=rt.DTYPE_INT8, lo=None, hi=None):
+    """A random matrix of a dtype, extremes included."""
+    a, b = RANGE[dtype]
+    lo, hi = a if lo is None else lo, b if hi is None else hi
+    pick = (lo, hi, 0, -1, 1)
+    return [[rng.choice(pick) if rng.random() < 0.1 else rng.randint(lo, hi) for _ in range(cols)]
+            for _ in range(rows)]
+
+
+def make_case(name, op, inputs, compute=True):
+    """A case dict like the golden vectors', its output computed by the reference."""
+    out = rl.run_op(op, [v for _, v in inputs], [d for d, _ in inputs]) if compute else None
+    return {"name": name, "op": op, "inputs": [{"dtype": d, "values": v} for d, v in inputs],
+            "output": {"values": out}}
+
+
+def _rq(rng, acc=2**14, i16=0):
+    """(m, s) that map accumulators of about ``acc`` to about the output's range (so neither
+    saturate nor vanish), with the extremes of m and s now and then."""
+    if rng.random() < 0.1:
+        return rng.choice((1, rng.randint(1, 2**31 - 1), 2**31 - 1)), rng.choice((1, 62, rng.randint(1, 62)))
+    out = 32767 if i16 else 127
+    s = rng.randint(16, 40)
+    return max(1, min(2**31 - 1, int(2**s * out / max(acc, 1) * rng.uniform(0.2, 1.5)))), s
+
+
+def _amax(dtype):
+    return 2**15 if dtype == rt.DTYPE_INT16 else 2**7
+
+
+def random_case(kind, rng, name="random"):
+    """One random op of ``kind`` with small shapes, every flag and dtype the kind allows."""
+    i16 = I16 if rng.random() < 0.5 else 0
+    act = rng.choice((rt.DTYPE_INT8, rt.DTYPE_INT16))
+    G = rng.randint(1, 2)
+    base = {"kind": kind, "input_a": 0, "input_b": 0}
+    if kind == MATMUL:
+        H = rng.choice((1, 2, 4))
+        Hb = rng.choice([d for d in (1, 2) if H % d == 0 and d < H]) if H > 1 and rng.random() < 0.5 else H
+        K, T_a, R_b = rng.randint(1, 5), rng.randint(1, 3), rng.randint(1, 4)
+        flags = i16 | (1 if rng.random() < 0.5 else 0) | (GROUPED if Hb < H else 0)
+        da, db = rng.choice(((0, 0), (0, 2), (2, 0)))
+        m, s = _rq(rng, K * _amax(da) * _amax(db) // 4, i16)
+        op = {**base, "flags": flags, "input_b": 1, "in_cols": H * K, "out_cols": H * R_b, "heads": H,
+              "seq": T_a, "multiplier": m, "shift": s, **({"kv_heads": Hb} if Hb < H else {})}
+        return make_case(name, op, [(da, tensor(rng, G * T_a, H * K, da)), (db, tensor(rng, G * R_b, Hb * K, db))])
+    if kind == TRANSPOSE:
+        H, C, R_in = rng.randint(1, 3), rng.randint(1, 4), rng.randint(1, 4)
+        op = {**base, "flags": 0, "in_cols": H * C, "out_cols": H * R_in, "heads": H}
+        return make_case(name, op, [(act, tensor(rng, G * R_in, H * C, act))])
+    if kind in (ADD, MUL):
+        rows, n = rng.randint(1, 3), rng.randint(1, 40)
+        da, db = rng.choice((0, 2)), rng.choice((0, 2))
+        if kind == MUL:
+            m, s = _rq(rng, _amax(da) * _amax(db) // 4, i16)
+            extra = {"multiplier": m}
+        else:
+            m, s = _rq(rng, _amax(da), i16)
+            extra = {"multiplier_a": m, "multiplier_b": _rq(rng, _amax(db), i16)[0] if rng.random() < 0.9
+                     else rng.randint(1, 2**31 - 1)}
+        op = {**base, "flags": i16, "input_b": 1, "in_cols": n, "out_cols": n, "shift": s, **extra}
+        return make_case(name, op, [(da, tensor(rng, rows, n, da)), (db, tensor(rng, rows, n, db))])
+    if kind == LUT:
+        rows, n = rng.randint(1, 3), rng.randint(1, 40)
+        table = tensor(rng, 1, 256, rt.DTYPE_INT16 if i16 else rt.DTYPE_INT8)[0]
+        op = {**base, "flags": i16, "in_cols": n, "out_cols": n, "table": table}
+        return make_case(name, op, [(0, tensor(rng, rows, n))])
+    if kind == SOFTMAX:
+        H, L, T = rng.randint(1, 3), rng.randint(1, 40), rng.randint(1, 3)
+        flags = i16 | (1 if rng.random() < 0.5 else 0) | (KEYMASK if rng.random() < 0.5 else 0)
+        E = [rng.randint(0, 2**23) for _ in range(256)]
+        op = {**base, "flags": flags, "in_cols": H * L, "out_cols": H * L, "heads": H, "seq": T, "exp_table": E}
+        inputs = [(0, tensor(rng, G * T, H * L))]
+        if flags & KEYMASK:
+            op["input_b"] = 1
+            inputs.append((0, [[rng.choice((0, 0, 1, 1, 5, -3)) for _ in range(L)] for _ in range(G)]))
+        return make_case(name, op, inputs)
+    if kind == NORM:
+        rows, n = rng.randint(1, 3), rng.randint(1, 40)
+        gamma = [rng.randint(-(2**15), 2**15) for _ in range(n)]
+        beta = [rng.choice((rng.randint(-(2**24), 2**24), 2**31 - 1 - 2**15 * abs(gamma[c]))) for c in range(n)]
+        m, s = _rq(rng, 2**28, i16)
+        op = {**base, "flags": i16 | rng.choice((0, 1)), "in_cols": n, "out_cols": n, "multiplier": m,
+              "shift": s, "gamma": gamma, "beta": beta}
+        return make_case(name, op, [(act, tensor(rng, rows, n, act))])
+    if kind == EMBED:
+        V, T, d = rng.randint(1, 40), rng.randint(1, 4), rng.randint(1, 20)
+        dt = rt.DTYPE_INT16 if i16 else rt.DTYPE_INT8
+        ids = [[rng.choice((rng.randint(0, V - 1), -1, V, 2**31 - 1, -(2**31))) for _ in range(T)]
+               for _ in range(rng.randint(1, 2))]
+        m_a, s = _rq(rng, _amax(dt), i16)
+        op = {**base, "flags": i16, "in_cols": T, "out_cols": d, "token_table": tensor(rng, V, d, dt),
+              "position_table": tensor(rng, T, d, dt), "multiplier_a": m_a,
+              "multiplier_b": min(2**31 - 1, m_a * rng.randint(1, 3)), "shift": s}
+        return make_case(name, op, [(rt.DTYPE_INT32, ids)])
+    if kind == ARGMAX:
+        rows, n = rng.randint(1, 3), rng.randint(1, 40)
+        dt = rng.choice((0, 1, 2))
+        lo, hi = (-3, 3) if rng.random() < 0.5 else RANGE[dt]  # ties
+        flags = rng.randint(0, 3)
+        op = {**base, "flags": flags, "in_cols": n, "out_cols": 2 if flags & 1 else 1}
+        inputs = [(dt, tensor(rng, rows, n, dt, lo, hi))]
+        if flags & CARRY:
+            op.update(input_b=1, offset=rng.choice((1, rng.randint(1, 2**24), 2**24)))
+            inputs.append((rt.DTYPE_INT32, [[rng.randint(lo, hi), rng.randint(0, 2**24)] for _ in range(rows)]))
+        return make_case(name, op, inputs)
+    if kind == ROPE:
+        H, D, T = rng.randint(1, 3), 2 * rng.randint(1, 4), rng.randint(1, 3)
+        table = tensor(rng, T, D, rt.DTYPE_INT16, -(2**14), 2**14)
+        m, s = _rq(rng, _amax(act) * 2**13, i16)
+        op = {**base, "flags": i16, "in_cols": H * D, "out_cols": H * D, "heads": H, "multiplier": m,
+              "shift": s, "table": table}
+        return make_case(name, op, [(act, tensor(rng, G * T, H * D, act))])
+    raise ValueError(kind)
