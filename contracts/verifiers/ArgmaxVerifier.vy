@@ -66,35 +66,66 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert nx == hx.cols * w and rows.verify(
         keccak256(x), row, x_proof, rows.depth(hx.rows), hx.rows_root
     ), "argmax: input row not in its slot"
-    # One pass: a word per `per` elements; lane `j` of a word is shifted to
-    # the top and back down arithmetically (sign extension).
+    # One pass in row order. A full word of `per` lanes is first tested at once
+    # (SWAR): lanes biased to unsigned (XOR of each sign bit keeps the order),
+    # the even and the odd lanes spread into slots of 2b bits with a guard bit
+    # at bit b; `(lane + 2^b) - (best' + 1)` keeps the guard iff lane > best'
+    # (no borrow crosses a slot: lane < 2^b and best' + 1 <= 2^b). Only a word
+    # with a lane above the running maximum is scanned lane by lane (the
+    # first word, the tail and a row under 32 bytes always are), so ties keep
+    # the lowest index.
     per: uint256 = 32 // w
-    down: uint256 = 256 - 8 * w
-    short: bytes32 = empty(bytes32)
+    b: uint256 = 8 * w
+    down: uint256 = 256 - b
+    lane_max: uint256 = (1 << b) - 1
+    ones: uint256 = max_value(uint256) // lane_max
+    sign: uint256 = ones << (b - 1)
+    slots: uint256 = max_value(uint256) // ((1 << (2 * b)) - 1)
+    low: uint256 = slots * lane_max
+    guard: uint256 = slots << b
+    half_top: uint256 = 1 << (b - 1)
+    short: uint256 = 0
     if nx < 32:
-        short = rows.short_word(x)
+        for j: uint256 in range(nx, bound=31):
+            short = short | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
     best: int256 = min_value(int256)
     best_c: uint256 = 0
-    word: uint256 = 0
-    pos: uint256 = 0
-    for c: uint256 in range(hx.cols, bound=MAX_COLS):
-        if c % per == 0:
-            o: uint256 = unsafe_mul(c, w)
-            if unsafe_add(o, 32) <= nx:
-                word = convert(extract32(x, o), uint256)
-                pos = 0
-            elif nx >= 32:
-                st: uint256 = unsafe_sub(nx, 32)
-                word = convert(extract32(x, st), uint256)
-                pos = unsafe_mul(unsafe_sub(o, st), 8)
-            else:
-                word = convert(short, uint256)
-                pos = unsafe_mul(o, 8)
-        e: int256 = convert(convert(word << pos, bytes32), int256) >> down
-        if e > best:
-            best = e
-            best_c = c
-        pos = unsafe_add(pos, unsafe_mul(w, 8))
+    threshold: uint256 = 0  # (best biased + 1) in every slot
+    c: uint256 = 0
+    for _: uint256 in range(MAX_COLS):
+        if c >= hx.cols:
+            break
+        o: uint256 = unsafe_mul(c, w)
+        word: uint256 = 0
+        pos: uint256 = 0
+        full: bool = unsafe_add(o, 32) <= nx
+        if full:
+            word = convert(extract32(x, o), uint256)
+            if c != 0:
+                u: uint256 = word ^ sign
+                above: uint256 = (unsafe_sub((u & low) | guard, threshold) | unsafe_sub(((u >> b) & low) | guard, threshold)) & guard
+                if above == 0:
+                    c = unsafe_add(c, per)
+                    continue
+        elif nx >= 32:
+            word = convert(extract32(x, unsafe_sub(nx, 32)), uint256)
+            pos = unsafe_mul(unsafe_sub(o, unsafe_sub(nx, 32)), 8)
+        else:
+            word = short
+            pos = unsafe_mul(o, 8)
+        # Lane by lane, to the end of the word or of the row.
+        for _j: uint256 in range(32):
+            if pos >= 256 or c >= hx.cols:
+                break
+            e: int256 = convert(convert(word << pos, bytes32), int256) >> down
+            if e > best:
+                best = e
+                best_c = c
+            pos = unsafe_add(pos, b)
+            c = unsafe_add(c, 1)
+        if best == convert(half_top - 1, int256):
+            break  # the dtype's maximum: nothing later is greater
+        threshold = unsafe_mul(unsafe_add(convert(best + convert(half_top, int256), uint256), 1), slots)
     value: int256 = best
     index: int256 = convert(best_c, int256)
     if carry:
@@ -103,10 +134,14 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         assert len(pair) == hc.cols * rows.width(hc.dtype) and rows.verify(
             keccak256(pair), row, pair_proof, rows.depth(hc.rows), hc.rows_root
         ), "argmax: carried row not in its slot"
-        carried: int256 = rows.element(pair, hc.dtype, 0)
+        # The carried row is two int32 (8 bytes, checked above): one word.
+        wd: uint256 = 0
+        for j: uint256 in range(len(pair), bound=8):
+            wd = wd | convert(convert(slice(pair, j, 1), bytes1), uint256) << (248 - 8 * j)
+        carried: int256 = rows.lane(convert(wd, bytes32), 0, 4)
         if carried >= best:
             value = carried
-            index = rows.element(pair, hc.dtype, 1)
+            index = rows.lane(convert(wd, bytes32), 4, 4)
         else:
             index += extract32(params, 0, output_type=int256)
     if desc.flags & FLAG_PAIR != 0 and column == 0:

@@ -77,16 +77,60 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     if i16:
         table = rows.DTYPE_INT16
     row_len: uint256 = d * rows.width(table)
-    v: int256 = rows.element(ids, hx.dtype, t)
+    n_ids: uint256 = len(ids)
+    o_id: uint256 = t * rows.width(hx.dtype)
+    # v: the element at byte o_id of `ids`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_v: uint256 = 0
+    sh_v: uint256 = 0
+    if n_ids >= 32:
+        st_v: uint256 = min(o_id, n_ids - 32)
+        wd_v = convert(extract32(ids, st_v), uint256)
+        sh_v = 8 * (o_id - st_v)
+    else:
+        for j: uint256 in range(n_ids, bound=31):
+            wd_v = wd_v | convert(convert(slice(ids, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_v = 8 * o_id
+    v: int256 = rows.lane(convert(wd_v, bytes32), sh_v // 8, rows.width(hx.dtype))
     tok_c: int256 = 0
     if v >= 0 and v < convert(vocab, int256):
         assert len(tok) == row_len and rows.verify(
             keccak256(tok), convert(v, uint256), tok_proof, rows.depth(vocab), extract32(params, 192)
         ), "embed: token row not in the table"
-        tok_c = rows.element(tok, table, column)
+        n_tok: uint256 = len(tok)
+        o_tok: uint256 = column * rows.width(table)
+        # e_tok: the element at byte o_tok of `tok`, read in place (a row passed
+        # to an internal function would be copied into the callee's frame).
+        wd_t: uint256 = 0
+        sh_t: uint256 = 0
+        if n_tok >= 32:
+            st_t: uint256 = min(o_tok, n_tok - 32)
+            wd_t = convert(extract32(tok, st_t), uint256)
+            sh_t = 8 * (o_tok - st_t)
+        else:
+            for j: uint256 in range(n_tok, bound=31):
+                wd_t = wd_t | convert(convert(slice(tok, j, 1), bytes1), uint256) << (248 - 8 * j)
+            sh_t = 8 * o_tok
+        e_tok: int256 = rows.lane(convert(wd_t, bytes32), sh_t // 8, rows.width(table))
+        tok_c = e_tok
     assert len(pos) == row_len and rows.verify(
         keccak256(pos), t, pos_proof, rows.depth(t_len), extract32(params, 224)
     ), "embed: position row not in the table"
     half: int256 = 1 << (s - 1)
-    acc: int256 = tok_c * m_a + rows.element(pos, table, column) * m_b
+    n_pos: uint256 = len(pos)
+    o_pos: uint256 = column * rows.width(table)
+    # e_pos: the element at byte o_pos of `pos`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_p: uint256 = 0
+    sh_p: uint256 = 0
+    if n_pos >= 32:
+        st_p: uint256 = min(o_pos, n_pos - 32)
+        wd_p = convert(extract32(pos, st_p), uint256)
+        sh_p = 8 * (o_pos - st_p)
+    else:
+        for j: uint256 in range(n_pos, bound=31):
+            wd_p = wd_p | convert(convert(slice(pos, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_p = 8 * o_pos
+    e_pos: int256 = rows.lane(convert(wd_p, bytes32), sh_p // 8, rows.width(table))
+    acc: int256 = tok_c * m_a + e_pos * m_b
     return rows.clamp((acc + half) >> s, i16)

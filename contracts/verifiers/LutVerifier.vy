@@ -51,5 +51,24 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert len(x) == a.cols * rows.width(a.dtype) and rows.verify(
         keccak256(x), row, x_proof, rows.depth(a.rows), a.rows_root
     ), "lut: input row not in its slot"
-    v: int256 = rows.element(x, a.dtype, column)
-    return rows.element(table, entry, convert(v + 128, uint256))
+    w: uint256 = rows.width(a.dtype)
+    n: uint256 = len(x)
+    o: uint256 = column * w
+    # v: the element at byte o of `x`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd: uint256 = 0
+    sh: uint256 = 0
+    if n >= 32:
+        st: uint256 = min(o, n - 32)
+        wd = convert(extract32(x, st), uint256)
+        sh = 8 * (o - st)
+    else:
+        for j: uint256 in range(n, bound=31):
+            wd = wd | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh = 8 * o
+    v: int256 = rows.lane(convert(wd, bytes32), sh // 8, w)
+    # The table is at least 256 bytes: its window is read directly.
+    we: uint256 = rows.width(entry)
+    at: uint256 = convert(v + 128, uint256) * we
+    st: uint256 = min(at, len(table) - 32)
+    return rows.lane(extract32(table, st), at - st, we)

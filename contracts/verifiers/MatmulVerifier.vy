@@ -88,31 +88,53 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         if i16:
             return rows.INT16_MIN
         return rows.INT8_MIN
+    # The K pairs, each operand read a word at a time in place: a row passed
+    # to an internal function would be copied into the callee's frame.
     na: uint256 = len(a)
     nb: uint256 = len(b)
-    short_a: bytes32 = empty(bytes32)
-    short_b: bytes32 = empty(bytes32)
+    short_a: uint256 = 0
     if na < 32:
-        short_a = rows.short_word(a)
+        for q: uint256 in range(na, bound=31):
+            short_a = short_a | convert(convert(slice(a, q, 1), bytes1), uint256) << (248 - 8 * q)
+    short_b: uint256 = 0
     if nb < 32:
-        short_b = rows.short_word(b)
+        for q: uint256 in range(nb, bound=31):
+            short_b = short_b | convert(convert(slice(b, q, 1), bytes1), uint256) << (248 - 8 * q)
     oa: uint256 = h * k_len * wa
     ob: uint256 = hb * k_len * wb
+    down_a: uint256 = 256 - 8 * wa
+    down_b: uint256 = 256 - 8 * wb
+    word_a: uint256 = 0
+    word_b: uint256 = 0
+    pos_a: uint256 = 256
+    pos_b: uint256 = 256
     acc: int256 = 0
     for _: uint256 in range(k_len, bound=MAX_COLS):
-        ea: int256 = 0
-        eb: int256 = 0
-        if na >= 32:
-            st: uint256 = min(oa, na - 32)
-            ea = rows.lane(extract32(a, st), oa - st, wa)
-        else:
-            ea = rows.lane(short_a, oa, wa)
-        if nb >= 32:
-            st: uint256 = min(ob, nb - 32)
-            eb = rows.lane(extract32(b, st), ob - st, wb)
-        else:
-            eb = rows.lane(short_b, ob, wb)
-        acc += ea * eb
-        oa += wa
-        ob += wb
+        if pos_a >= 256:
+            if oa + 32 <= na:
+                word_a = convert(extract32(a, oa), uint256)
+                pos_a = 0
+            elif na >= 32:
+                word_a = convert(extract32(a, na - 32), uint256)
+                pos_a = 8 * (oa + 32 - na)
+            else:
+                word_a = short_a
+                pos_a = 8 * oa
+        if pos_b >= 256:
+            if ob + 32 <= nb:
+                word_b = convert(extract32(b, ob), uint256)
+                pos_b = 0
+            elif nb >= 32:
+                word_b = convert(extract32(b, nb - 32), uint256)
+                pos_b = 8 * (ob + 32 - nb)
+            else:
+                word_b = short_b
+                pos_b = 8 * ob
+        ea: int256 = convert(convert(word_a << pos_a, bytes32), int256) >> down_a
+        eb: int256 = convert(convert(word_b << pos_b, bytes32), int256) >> down_b
+        acc = unsafe_add(acc, unsafe_mul(ea, eb))
+        pos_a = unsafe_add(pos_a, 8 * wa)
+        pos_b = unsafe_add(pos_b, 8 * wb)
+        oa = unsafe_add(oa, wa)
+        ob = unsafe_add(ob, wb)
     return rows.requantize(acc, m, s, i16)

@@ -57,5 +57,37 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     m: int256 = extract32(params, 0, output_type=int256)
     s: uint256 = extract32(params, 32, output_type=uint256)
     # |a·b| <= 2^30 (two int16 inputs): rq fits in int64 (5.13).
-    acc: int256 = rows.element(a, ha.dtype, column) * rows.element(b, hb.dtype, column)
+    wa: uint256 = rows.width(ha.dtype)
+    wb: uint256 = rows.width(hb.dtype)
+    na: uint256 = len(a)
+    nb: uint256 = len(b)
+    oa: uint256 = column * wa
+    ob: uint256 = column * wb
+    # ea: the element at byte oa of `a`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_a: uint256 = 0
+    sh_a: uint256 = 0
+    if na >= 32:
+        st_a: uint256 = min(oa, na - 32)
+        wd_a = convert(extract32(a, st_a), uint256)
+        sh_a = 8 * (oa - st_a)
+    else:
+        for j: uint256 in range(na, bound=31):
+            wd_a = wd_a | convert(convert(slice(a, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_a = 8 * oa
+    ea: int256 = rows.lane(convert(wd_a, bytes32), sh_a // 8, wa)
+    # eb: the element at byte ob of `b`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_b: uint256 = 0
+    sh_b: uint256 = 0
+    if nb >= 32:
+        st_b: uint256 = min(ob, nb - 32)
+        wd_b = convert(extract32(b, st_b), uint256)
+        sh_b = 8 * (ob - st_b)
+    else:
+        for j: uint256 in range(nb, bound=31):
+            wd_b = wd_b | convert(convert(slice(b, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_b = 8 * ob
+    eb: int256 = rows.lane(convert(wd_b, bytes32), sh_b // 8, wb)
+    acc: int256 = ea * eb
     return rows.requantize(acc, m, s, desc.flags & FLAG_I16 != 0)

@@ -72,27 +72,38 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert rows.verify(
         keccak256(abi_encode(gamma, beta)), column, column_proof, rows.depth(n), extract32(params, 96)
     ), "norm: column leaf not in the columns"
-    # Σx and Σx² over the row, reading its windows inline.
+    # Σx and Σx² over the row, read a word at a time in place (a row passed
+    # to an internal function would be copied into the callee's frame).
     nx: uint256 = len(x)
-    short: bytes32 = empty(bytes32)
+    short: uint256 = 0
     if nx < 32:
-        short = rows.short_word(x)
+        for j: uint256 in range(nx, bound=31):
+            short = short | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+    down: uint256 = 256 - 8 * w
+    word: uint256 = 0
+    pos: uint256 = 256
+    o: uint256 = 0
     s1: int256 = 0
     s2: int256 = 0
     x_c: int256 = 0
-    o: uint256 = 0
     for u: uint256 in range(hx.cols, bound=MAX_COLS):
-        e: int256 = 0
-        if nx >= 32:
-            st: uint256 = min(o, nx - 32)
-            e = rows.lane(extract32(x, st), o - st, w)
-        else:
-            e = rows.lane(short, o, w)
+        if pos >= 256:
+            if o + 32 <= nx:
+                word = convert(extract32(x, o), uint256)
+                pos = 0
+            elif nx >= 32:
+                word = convert(extract32(x, nx - 32), uint256)
+                pos = 8 * (o + 32 - nx)
+            else:
+                word = short
+                pos = 8 * o
+        e: int256 = convert(convert(word << pos, bytes32), int256) >> down
         if u == column:
             x_c = e
-        s1 += e
-        s2 += e * e
-        o += w
+        s1 = unsafe_add(s1, e)
+        s2 = unsafe_add(s2, unsafe_mul(e, e))
+        pos = unsafe_add(pos, 8 * w)
+        o = unsafe_add(o, w)
     cols: int256 = convert(hx.cols, int256)
     z: int256 = x_c
     v: int256 = s2

@@ -69,10 +69,65 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     first: bool = i < half
     if not first:
         i -= half
-    a: int256 = rows.element(x, ha.dtype, base + i)
-    b: int256 = rows.element(x, ha.dtype, base + i + half)
-    cos_i: int256 = rows.element(table_row, rows.DTYPE_INT16, i)
-    sin_i: int256 = rows.element(table_row, rows.DTYPE_INT16, half + i)
+    w: uint256 = rows.width(ha.dtype)
+    nx: uint256 = len(x)
+    nt: uint256 = len(table_row)
+    oa: uint256 = (base + i) * w
+    ob: uint256 = (base + i + half) * w
+    oc: uint256 = i * 2
+    os: uint256 = (half + i) * 2
+    # a: the element at byte oa of `x`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_a: uint256 = 0
+    sh_a: uint256 = 0
+    if nx >= 32:
+        st_a: uint256 = min(oa, nx - 32)
+        wd_a = convert(extract32(x, st_a), uint256)
+        sh_a = 8 * (oa - st_a)
+    else:
+        for j: uint256 in range(nx, bound=31):
+            wd_a = wd_a | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_a = 8 * oa
+    a: int256 = rows.lane(convert(wd_a, bytes32), sh_a // 8, w)
+    # b: the element at byte ob of `x`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_b: uint256 = 0
+    sh_b: uint256 = 0
+    if nx >= 32:
+        st_b: uint256 = min(ob, nx - 32)
+        wd_b = convert(extract32(x, st_b), uint256)
+        sh_b = 8 * (ob - st_b)
+    else:
+        for j: uint256 in range(nx, bound=31):
+            wd_b = wd_b | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_b = 8 * ob
+    b: int256 = rows.lane(convert(wd_b, bytes32), sh_b // 8, w)
+    # cos_i: the element at byte oc of `table_row`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_c: uint256 = 0
+    sh_c: uint256 = 0
+    if nt >= 32:
+        st_c: uint256 = min(oc, nt - 32)
+        wd_c = convert(extract32(table_row, st_c), uint256)
+        sh_c = 8 * (oc - st_c)
+    else:
+        for j: uint256 in range(nt, bound=31):
+            wd_c = wd_c | convert(convert(slice(table_row, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_c = 8 * oc
+    cos_i: int256 = rows.lane(convert(wd_c, bytes32), sh_c // 8, 2)
+    # sin_i: the element at byte os of `table_row`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_s: uint256 = 0
+    sh_s: uint256 = 0
+    if nt >= 32:
+        st_s: uint256 = min(os, nt - 32)
+        wd_s = convert(extract32(table_row, st_s), uint256)
+        sh_s = 8 * (os - st_s)
+    else:
+        for j: uint256 in range(nt, bound=31):
+            wd_s = wd_s | convert(convert(slice(table_row, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_s = 8 * os
+    sin_i: int256 = rows.lane(convert(wd_s, bytes32), sh_s // 8, 2)
     # |acc| <= 2 · 2^15 · 2^14 = 2^30 (5.12).
     acc: int256 = b * cos_i + a * sin_i
     if first:

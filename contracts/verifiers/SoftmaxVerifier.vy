@@ -83,64 +83,70 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     causal: bool = desc.flags & FLAG_CAUSAL != 0
     nx: uint256 = len(x)
     nm: uint256 = len(mask)
-    short_x: bytes32 = empty(bytes32)
-    short_m: bytes32 = empty(bytes32)
+    # Rows under 32 bytes are read from a word holding them (extract32 needs
+    # 32 bytes); longer ones a word at a time, in place (no copy).
+    short_x: uint256 = 0
+    short_m: uint256 = 0
     if nx < 32:
-        short_x = rows.short_word(x)
-    if keymask and nm < 32:
-        short_m = rows.short_word(mask)
+        for j: uint256 in range(nx, bound=31):
+            short_x = short_x | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+    if nm < 32:
+        for j: uint256 in range(nm, bound=31):
+            short_m = short_m | convert(convert(slice(mask, j, 1), bytes1), uint256) << (248 - 8 * j)
     base: uint256 = column - column % seg
     u_c: uint256 = column % seg
-    # Pass 1: validity (a bit per key, packed in words) and the maximum.
+    keys: uint256 = seg
+    if causal:
+        keys = min(seg, i + 1)
+    # Two passes over the keys: the maximum, then S and e_c.
     best: int256 = min_value(int256)
-    for u: uint256 in range(seg, bound=MAX_COLS):
-        if causal and u > i:
-            break
-        if keymask:
-            mv: int256 = 0
-            if nm >= 32:
-                st: uint256 = min(u, nm - 32)
-                mv = rows.lane(extract32(mask, st), u - st, 1)
-            else:
-                mv = rows.lane(short_m, u, 1)
-            if mv == 0:
-                continue
-        xv: int256 = 0
-        o: uint256 = base + u
-        if nx >= 32:
-            st: uint256 = min(o, nx - 32)
-            xv = rows.lane(extract32(x, st), o - st, 1)
-        else:
-            xv = rows.lane(short_x, o, 1)
-        best = max(best, xv)
-    # Pass 2: S and e_c.
     total: uint256 = 0
     e_c: uint256 = 0
-    for u: uint256 in range(seg, bound=MAX_COLS):
-        if causal and u > i:
-            break
-        if keymask:
-            mv: int256 = 0
-            if nm >= 32:
-                st: uint256 = min(u, nm - 32)
-                mv = rows.lane(extract32(mask, st), u - st, 1)
-            else:
-                mv = rows.lane(short_m, u, 1)
-            if mv == 0:
+    for p: uint256 in range(2):
+        xw: uint256 = 0
+        xpos: uint256 = 256
+        mw: uint256 = 0
+        mpos: uint256 = 256
+        o: uint256 = base
+        for u: uint256 in range(keys, bound=MAX_COLS):
+            if xpos == 256:
+                if o + 32 <= nx:
+                    xw = convert(extract32(x, o), uint256)
+                    xpos = 0
+                elif nx >= 32:
+                    xw = convert(extract32(x, nx - 32), uint256)
+                    xpos = 8 * (o + 32 - nx)
+                else:
+                    xw = short_x
+                    xpos = 8 * o
+            xv: int256 = convert(convert(xw << xpos, bytes32), int256) >> 248
+            xpos = unsafe_add(xpos, 8)
+            o = unsafe_add(o, 1)
+            if keymask:
+                if mpos == 256:
+                    if u + 32 <= nm:
+                        mw = convert(extract32(mask, u), uint256)
+                        mpos = 0
+                    elif nm >= 32:
+                        mw = convert(extract32(mask, nm - 32), uint256)
+                        mpos = 8 * (u + 32 - nm)
+                    else:
+                        mw = short_m
+                        mpos = 8 * u
+                valid: bool = (mw << mpos) >> 248 != 0
+                mpos = unsafe_add(mpos, 8)
+                if not valid:
+                    continue
+            if p == 0:
+                best = max(best, xv)
                 continue
-        xv: int256 = 0
-        o: uint256 = base + u
-        if nx >= 32:
-            st: uint256 = min(o, nx - 32)
-            xv = rows.lane(extract32(x, st), o - st, 1)
-        else:
-            xv = rows.lane(short_x, o, 1)
-        at: uint256 = convert(best - xv, uint256) * 4
-        st: uint256 = min(at, 992)
-        e: uint256 = convert(rows.lane(extract32(table, st), at - st, 4), uint256)
-        total += e
-        if u == u_c:
-            e_c = e
+            # E[M - x_u]: an int32 at byte 4·(M - x_u) of the 1024-byte table.
+            at: uint256 = convert(best - xv, uint256) * 4
+            st: uint256 = min(at, 992)
+            e: uint256 = (convert(extract32(table, st), uint256) << (8 * (at - st))) >> 224
+            total += e
+            if u == u_c:
+                e_c = e
     if total == 0:
         return 0
     one: uint256 = 127

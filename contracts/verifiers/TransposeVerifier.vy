@@ -55,4 +55,20 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert len(x) == a.cols * rows.width(a.dtype) and rows.verify(
         keccak256(x), g * r_in + i, x_proof, rows.depth(a.rows), a.rows_root
     ), "transpose: input row not in its slot"
-    return rows.element(x, a.dtype, h * c_in + c)
+    w: uint256 = rows.width(a.dtype)
+    o: uint256 = (h * c_in + c) * w
+    n: uint256 = len(x)
+    # y: the element at byte o of `x`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd: uint256 = 0
+    sh: uint256 = 0
+    if n >= 32:
+        st: uint256 = min(o, n - 32)
+        wd = convert(extract32(x, st), uint256)
+        sh = 8 * (o - st)
+    else:
+        for j: uint256 in range(n, bound=31):
+            wd = wd | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh = 8 * o
+    y: int256 = rows.lane(convert(wd, bytes32), sh // 8, w)
+    return y
