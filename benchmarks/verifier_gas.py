@@ -124,6 +124,11 @@ def cases(rng, quick):
     add("argmax chunk of 32000", "argmax pair+carry [16, 8192] int32",
         {"kind": 9, "flags": 3, "input_b": 1, "in_cols": 8192, "out_cols": 2, "offset": 8192},
         [(I32, t(rows, 8192, I32)), (I32, [[-(2**31), 0] for _ in range(rows)])], rows - 1, 1)
+    # Its worst case: ascending logits put a new maximum in every word, so no word is skipped.
+    add("argmax chunk, ascending", "argmax pair+carry [16, 8192] int32, every word scanned",
+        {"kind": 9, "flags": 3, "input_b": 1, "in_cols": 8192, "out_cols": 2, "offset": 8192},
+        [(I32, [[1_000_000 + 37 * c for c in range(8192)] for _ in range(rows)]),
+         (I32, [[-(2**31), 0] for _ in range(rows)])], rows - 1, 1)
     return out
 
 

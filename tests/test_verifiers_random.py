@@ -72,3 +72,23 @@ LARGE = [c for c in load_vectors("transformer_large")["cases"] if c["op"]["kind"
 @pytest.mark.parametrize("case", LARGE, ids=[c["name"] for c in LARGE])
 def test_large_case_elements_succeeds(verifiers, case):
     assert not _check(verifiers[case["op"]["kind"]], case, 3, random.Random(case["name"]))
+
+
+def _argmax_case(dtype, values, flags=0, carry=None):
+    op = {"kind": vw.ARGMAX, "flags": flags, "input_a": 0, "input_b": 1 if carry else 0,
+          "in_cols": len(values[0]), "out_cols": 2 if flags & 1 else 1, **({"offset": 7} if carry else {})}
+    inputs = [(dtype, values)] + ([(1, carry)] if carry else [])
+    return vw.make_case("argmax", op, inputs)
+
+
+@pytest.mark.parametrize("dtype", [0, 1, 2])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 200])
+def test_argmax_orders_succeeds(verifiers, dtype, n):
+    # The SWAR passes at every word boundary: ascending, descending, constant, the maximum
+    # last and first, the dtype's extremes, ties in several words.
+    lo, hi = vw.RANGE[dtype]
+    up = [max(lo, min(hi, c - n // 2)) for c in range(n)]
+    rows = [up, up[::-1], [lo] * n, [hi] * n, [lo] * (n - 1) + [hi],
+            [hi] + [lo] * (n - 1), [(c * 7) % 5 for c in range(n)], [lo + 1] * n]
+    case = _argmax_case(dtype, rows, flags=1)
+    assert not _check(verifiers[vw.ARGMAX], case, None, random.Random(n))

@@ -28,6 +28,7 @@ KIND: constant(uint256) = 9
 FLAG_PAIR: constant(uint256) = 1
 FLAG_CARRY: constant(uint256) = 2
 MAX_COLS: constant(uint256) = 16384
+MAX_WORDS: constant(uint256) = 2048  # 32-byte words of the longest row
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
 
 
@@ -66,66 +67,83 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert nx == hx.cols * w and rows.verify(
         keccak256(x), row, x_proof, rows.depth(hx.rows), hx.rows_root
     ), "argmax: input row not in its slot"
-    # One pass in row order. A full word of `per` lanes is first tested at once
-    # (SWAR): lanes biased to unsigned (XOR of each sign bit keeps the order),
-    # the even and the odd lanes spread into slots of 2b bits with a guard bit
-    # at bit b; `(lane + 2^b) - (best' + 1)` keeps the guard iff lane > best'
-    # (no borrow crosses a slot: lane < 2^b and best' + 1 <= 2^b). Only a word
-    # with a lane above the running maximum is scanned lane by lane (the
-    # first word, the tail and a row under 32 bytes always are), so ties keep
-    # the lowest index.
+    # Two passes over the row's full words, each word's lanes at once (SWAR,
+    # docs/protocol.md 10.9), then lane by lane over the tail (the bytes past
+    # the last full word; a row under 32 bytes is all tail). Lanes are biased
+    # to unsigned (XOR of each sign bit keeps the order) and the even and the
+    # odd lanes spread into slots of 2b bits with a guard bit at bit b, so a
+    # slot subtraction never borrows from the next: pass 1 keeps lane-wise
+    # maxima (`(e + 2^b) - m` keeps the guard iff e >= m), pass 2 finds the
+    # first word holding the maximum (`((e ^ M) + 2^b) - 1` clears the guard
+    # iff e = M) and scans only that word: the lowest index of the maximum.
+    # Its cost does not depend on the values (an ascending row costs what a
+    # random one does).
     per: uint256 = 32 // w
     b: uint256 = 8 * w
     down: uint256 = 256 - b
     lane_max: uint256 = (1 << b) - 1
-    ones: uint256 = max_value(uint256) // lane_max
-    sign: uint256 = ones << (b - 1)
+    sign: uint256 = max_value(uint256) // lane_max << (b - 1)
     slots: uint256 = max_value(uint256) // ((1 << (2 * b)) - 1)
     low: uint256 = slots * lane_max
     guard: uint256 = slots << b
-    half_top: uint256 = 1 << (b - 1)
-    short: uint256 = 0
+    half_top: int256 = convert(1 << (b - 1), int256)
+    n_full: uint256 = nx // 32
+    # Pass 1: lane-wise maxima of the biased lanes (0 is the dtype's minimum).
+    even_max: uint256 = 0
+    odd_max: uint256 = 0
+    for k: uint256 in range(n_full, bound=MAX_WORDS):
+        u: uint256 = convert(extract32(x, unsafe_mul(k, 32)), uint256) ^ sign
+        e: uint256 = u & low
+        ge: uint256 = unsafe_mul((unsafe_sub(e | guard, even_max) & guard) >> b, lane_max)
+        even_max = (e & ge) | (even_max & (ge ^ low))
+        e = (u >> b) & low
+        ge = unsafe_mul((unsafe_sub(e | guard, odd_max) & guard) >> b, lane_max)
+        odd_max = (e & ge) | (odd_max & (ge ^ low))
+    best: int256 = min_value(int256)
+    if n_full != 0:
+        top: uint256 = 0
+        for k: uint256 in range(16):
+            if k == per // 2:
+                break
+            top = max(top, max((even_max >> (2 * b * k)) & lane_max, (odd_max >> (2 * b * k)) & lane_max))
+        best = convert(top, int256) - half_top
+    # The tail: from element `first_tail`, in a window ending at the row's end.
+    first_tail: uint256 = n_full * per
+    tail_word: uint256 = 0
+    tail_pos: uint256 = 0
     if nx < 32:
         for j: uint256 in range(nx, bound=31):
-            short = short | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
-    best: int256 = min_value(int256)
-    best_c: uint256 = 0
-    threshold: uint256 = 0  # (best biased + 1) in every slot
-    c: uint256 = 0
-    for _: uint256 in range(MAX_COLS):
+            tail_word = tail_word | convert(convert(slice(x, j, 1), bytes1), uint256) << (248 - 8 * j)
+    elif first_tail < hx.cols:
+        tail_word = convert(extract32(x, nx - 32), uint256)
+        tail_pos = 8 * (n_full * 32 + 32 - nx)
+    c: uint256 = first_tail
+    for _: uint256 in range(32):
         if c >= hx.cols:
             break
-        o: uint256 = unsafe_mul(c, w)
-        word: uint256 = 0
-        pos: uint256 = 0
-        full: bool = unsafe_add(o, 32) <= nx
-        if full:
-            word = convert(extract32(x, o), uint256)
-            if c != 0:
-                u: uint256 = word ^ sign
-                above: uint256 = (unsafe_sub((u & low) | guard, threshold) | unsafe_sub(((u >> b) & low) | guard, threshold)) & guard
-                if above == 0:
-                    c = unsafe_add(c, per)
-                    continue
-        elif nx >= 32:
-            word = convert(extract32(x, unsafe_sub(nx, 32)), uint256)
-            pos = unsafe_mul(unsafe_sub(o, unsafe_sub(nx, 32)), 8)
-        else:
-            word = short
-            pos = unsafe_mul(o, 8)
-        # Lane by lane, to the end of the word or of the row.
-        for _j: uint256 in range(32):
-            if pos >= 256 or c >= hx.cols:
+        best = max(best, convert(convert(tail_word << (tail_pos + b * (c - first_tail)), bytes32), int256) >> down)
+        c += 1
+    # Pass 2: the first column holding `best`.
+    best_c: uint256 = max_value(uint256)
+    if n_full != 0 and best >= -half_top:
+        mb: uint256 = convert(best + half_top, uint256) * slots
+        for k: uint256 in range(n_full, bound=MAX_WORDS):
+            word: uint256 = convert(extract32(x, unsafe_mul(k, 32)), uint256)
+            u: uint256 = word ^ sign
+            hits: uint256 = unsafe_sub(((u & low) ^ mb) | guard, slots) & unsafe_sub((((u >> b) & low) ^ mb) | guard, slots)
+            if hits & guard != guard:
+                for j: uint256 in range(32):
+                    if convert(convert(word << (b * j), bytes32), int256) >> down == best:
+                        best_c = k * per + j
+                        break
                 break
-            e: int256 = convert(convert(word << pos, bytes32), int256) >> down
-            if e > best:
-                best = e
-                best_c = c
-            pos = unsafe_add(pos, b)
-            c = unsafe_add(c, 1)
-        if best == convert(half_top - 1, int256):
-            break  # the dtype's maximum: nothing later is greater
-        threshold = unsafe_mul(unsafe_add(convert(best + convert(half_top, int256), uint256), 1), slots)
+    if best_c == max_value(uint256):
+        for t: uint256 in range(32):
+            if first_tail + t >= hx.cols:
+                break
+            if convert(convert(tail_word << (tail_pos + b * t), bytes32), int256) >> down == best:
+                best_c = first_tail + t
+                break
     value: int256 = best
     index: int256 = convert(best_c, int256)
     if carry:
