@@ -118,8 +118,7 @@ def witness(case, row, column, bad_a=False, bad_b=False, bad_params=False, bad_t
         if bad_table:
             b_c += 1
         _, _, rho = rk.norm_stats(inputs[0]["values"][row], bool(flags & 1))
-        if bad_rho:
-            rho += 1
+        rho += int(bad_rho)  # True: one too big; -1: one too small
         return encode(["bytes", "bytes", PROOF, "int256", "int256", PROOF, "uint256"],
                       [params, x, xp, g_c, b_c, cp, rho])
     if kind == EMBED:
