@@ -182,7 +182,7 @@ def test_wrong_rho_reverts(verifiers, case):
     _revert(verifiers[vw.NORM], case, "rho is not the root of V", bad_rho=True)
 
 
-@pytest.mark.parametrize("kind", sorted(vw.NAMES))
+@pytest.mark.parametrize("kind", sorted(vw.NAMES), ids=lambda k: vw.REASON[k])
 def test_descriptor_guards_revert(verifiers, kind):
     case = next(c for c in HASHED if c["op"]["kind"] == kind)
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
