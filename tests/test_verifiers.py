@@ -17,7 +17,7 @@ from helpers import load_vectors
 import reference_transformer as rt
 import verifier_witness as vw
 
-ELEMENTS = 12  # elements checked per golden case (every one when the output is smaller)
+ELEMENTS = 64  # elements checked per golden case: every one for 89 of the 95 cases
 
 
 @pytest.fixture(scope="module")
