@@ -147,3 +147,14 @@ def test_embed_table_of_other_width_reverts(verifiers, which):
     reason = "token row not in the table" if which == "tok" else "position row not in the table"
     with ape.reverts(f"embed: {reason}"):
         verifiers[vw.EMBED].element(desc, vw.headers(case), 0, 0, wit)
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_norm_rho_off_by_one_at_a_square_reverts(verifiers, delta):
+    # V = 3^2 + 4^2 = 25, a square: rho = 4 has (rho + 1)^2 = V, rho = 6 has (rho - 1)^2 = V.
+    op = {"kind": vw.NORM, "flags": 1, "input_a": 0, "input_b": 0, "in_cols": 2, "out_cols": 2,
+          "multiplier": 1, "shift": 1, "gamma": [1, 1], "beta": [0, 0]}
+    case = vw.make_case("norm_square", op, [(0, [[3, 4]])])
+    assert verifiers[vw.NORM].element(*vw.call_args(case, 0, 1)) == case["output"]["values"][0][1]
+    with ape.reverts("norm: rho is not the root of V"):
+        verifiers[vw.NORM].element(*vw.call_args(case, 0, 1, bad_rho=delta))
