@@ -30,16 +30,17 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "offchain"))  # runnable without an install
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_transformer.interleaved
 
 from referee.decode import Decoder, verified_input, verify_generation, vocab  # noqa: E402
 from referee.executor import Executor, resolve_device, trace_commitment  # noqa: E402
 from referee.hashing import describe  # noqa: E402
+from bench_transformer import interleaved  # noqa: E402
 from referee.transformer import FloatTransformer, TransformerConfig  # noqa: E402
 from referee.transformer_compile import compile_transformer  # noqa: E402
 
@@ -51,21 +52,6 @@ def default_model():
     gen = torch.Generator().manual_seed(7)
     calibration = torch.randint(0, DEFAULT.vocab, (2, DEFAULT.seq), generator=gen)
     return compile_transformer(FloatTransformer(DEFAULT, seed=0).eval(), calibration, name="minilm-size-decoder")
-
-
-def interleaved(fns, repeats: int, stat, sync) -> list[float]:
-    """stat of each function's wall time in ms, the functions taking turns within each repeat."""
-    for fn in fns:  # warm-up
-        fn()
-    sync()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for series, fn in zip(times, fns):
-            start = time.perf_counter()
-            fn()
-            sync()
-            series.append(time.perf_counter() - start)
-    return [1000.0 * stat(series) for series in times]
 
 
 def main(argv=None) -> int:
@@ -98,7 +84,7 @@ def main(argv=None) -> int:
     x = verified_input(model, prompt, tokens)
     decode_ms, forward_ms, commit_ms = interleaved(
         [lambda: decoder.generate(prompt, args.tokens), lambda: executor.run(x), lambda: trace_commitment(slots)],
-        args.repeats, stat, sync)
+        args.repeats, sync, stat)
     t = model.input_cols
     print(f"model: {model.name}, {len(model.ops)} ops, context {t}; prompt {args.prompt} + {args.tokens} new tokens "
           f"({args.prompt + args.tokens - 1} positions verified)")

@@ -75,9 +75,10 @@ class Row:
 STAT = statistics.median
 
 
-def interleaved(fns, repeats: int, sync=lambda: None) -> list[float]:
-    """STAT of each function's wall time in ms, the functions run in turn within each repeat,
-    so that slow phases of a shared machine (other VMs' steal time included) hit all alike."""
+def interleaved(fns, repeats: int, sync=lambda: None, stat=None) -> list[float]:
+    """``stat`` (default STAT) of each function's wall time in ms, the functions run in turn within
+    each repeat, so that slow phases of a shared machine (other VMs' steal time included) hit all alike."""
+    stat = stat or STAT
     with torch.inference_mode():
         for fn in fns:  # warm-up
             fn()
@@ -89,7 +90,7 @@ def interleaved(fns, repeats: int, sync=lambda: None) -> list[float]:
                 fn()
                 sync()
                 series.append(time.perf_counter() - start)
-    return [1000.0 * STAT(series) for series in times]
+    return [1000.0 * stat(series) for series in times]
 
 
 def busy_seconds() -> float:

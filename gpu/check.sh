@@ -1,5 +1,6 @@
 #!/bin/sh
-# The GPU check (gpu/check.py) with this machine's own python3 and torch: no venv, ape or network.
+# The GPU check (gpu/check.py: CUDA exactness, moby-llama on CUDA and split over every GPU with nccl,
+# the benchmark) with this machine's own python3 and torch: no venv, ape or network.
 # PYTHON=... picks another interpreter; without a torch in python3, the repository's .venv is tried.
 cd "$(dirname "$0")/.." || exit 2
 PY=${PYTHON:-python3}

@@ -338,13 +338,13 @@ def norm_element(zc, rho, gamma_c, beta_c, m, s, bits=8):
     return rq(q * gamma_c + beta_c, m, s, bits)
 
 
-NORM_I16_MAX_COLS = 1024  # 5.6: an int16 input keeps V < n^3 * 2^32 <= 2^62 (int64)
+NORM_I16_MAX_COLS = 1024  # 5.6: an int16 LayerNorm input keeps V < n^3 * 2^32 <= 2^62 (int64)
 
 
 def norm(x, gamma, beta, m, s, rms, bits=8, in_bits=8):
     rows, n = shape("input", x, *RANGES[in_bits])
-    if in_bits == 16 and n > NORM_I16_MAX_COLS:
-        raise ValueError(f"a norm reading int16 has at most {NORM_I16_MAX_COLS} columns, got {n}")
+    if in_bits == 16 and not rms and n > NORM_I16_MAX_COLS:  # RMSNorm: z = x, V <= n 2^30 at any n
+        raise ValueError(f"a LayerNorm reading int16 has at most {NORM_I16_MAX_COLS} columns, got {n}")
     check_norm_params(gamma, beta, m, s, n)
     out = []
     for row in x:

@@ -322,8 +322,8 @@ def _validate_op(op, j, cols, dtypes):
                     raise ValueError(f"channel {c}: accumulator bound for an int16 input exceeds 2^31 - 1")
         elif kind == MATMUL:
             rk.matmul_bound(in_cols // op["heads"], BITS[in_dtypes[0]], BITS[in_dtypes[1]])
-        elif kind == NORM and in_cols > rk.NORM_I16_MAX_COLS:
-            raise ValueError(f"a norm reading int16 has at most {rk.NORM_I16_MAX_COLS} columns")
+        elif kind == NORM and not op["flags"] & 1 and in_cols > rk.NORM_I16_MAX_COLS:  # LayerNorm only
+            raise ValueError(f"a LayerNorm reading int16 has at most {rk.NORM_I16_MAX_COLS} columns")
     if kind in (ADD, LUT, SOFTMAX, NORM) and out_cols != in_cols:
         raise ValueError(f"out_cols {out_cols} must equal in_cols {in_cols}")
     if kind == ARGMAX and out_cols != 1:

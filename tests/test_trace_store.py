@@ -20,7 +20,8 @@ from referee.game import bisection_points
 from referee.errors import TraceStoreError
 from referee.hashing import keccak256
 from referee.merkle import hash_pair, verify_proof
-from referee.trace import Trace, TraceStore, _read_metadata
+from referee.parallel_commit import commit_local
+from referee.trace import SplitTrace, Trace, TraceStore, _read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,108 @@ def test_token_model_trace_int16_int32_slots_roundtrip_succeeds(tmp_path):
     loaded = TraceStore(tmp_path).load(model.root, trace.input_root)
     assert loaded.state_roots == trace.state_roots and [s.dtype for s in loaded.slots] == [s.dtype for s in trace.slots]
     assert trace.row_bytes(0, 1) == cm.packed(trace.slots[0][1:2])  # 4 big-endian bytes per id
+
+
+# --- A split trace (tensor parallel, issue 20): each rank's rows in its own directory ----------
+
+def _save_split(tmp_path, trace: Trace, ranks: int) -> TraceStore:
+    TraceStore(tmp_path).save(SplitTrace.from_commits(trace.model_root, commit_local(trace.slots, ranks)))
+    return TraceStore(tmp_path)  # a fresh store: what a restarted process opens
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 4])
+def test_split_trace_answers_every_dispute_move_as_the_single_one(tmp_path, model_and_trace, ranks):
+    from referee import game
+
+    model, trace = model_and_trace
+    split = _save_split(tmp_path, trace, ranks).load(model.root, trace.input_root)
+    assert isinstance(split, SplitTrace) and split.trace_root == trace.trace_root
+    n = trace.op_count
+    assert game.bisection_roots(split, 0, n, 4) == game.bisection_roots(trace, 0, n, 4)
+    for op in range(1, n + 1):
+        assert game.transition(model, split, op) == game.transition(model, trace, op)
+        depth = trace.slot_commitments[op].tree.depth
+        for levels in range(1, depth + 1):
+            for index in range(1 << (depth - levels)):
+                assert game.row_children(split, op, levels, index) == game.row_children(trace, op, levels, index)
+        for row in range(trace.slots[op].shape[0]):
+            revealed = bytes(b ^ 1 for b in trace.row_bytes(op, row))
+            assert split.row_bytes(op, row) == trace.row_bytes(op, row)
+            assert game.step(model, split, op, row, revealed) == game.step(model, trace, op, row, revealed)
+
+
+def test_agent_restarts_and_finds_its_split_trace(tmp_path, model_and_trace):
+    """The agents' trace cache (``agents.traces``) loads a split trace from the store on restart,
+    as it loads a single one: nothing is run again."""
+    from types import SimpleNamespace
+
+    from referee.agents.traces import Traces
+
+    model, trace = model_and_trace
+    store = _save_split(tmp_path / "traces", trace, 2)
+    x = trace.slots[0]
+    row = SimpleNamespace(job_id=1, model_id=7, rows=x.shape[0], input=cm.packed(x))
+    traces = Traces({7: model}, store, None, "cpu", journal=None, log=lambda line: None)
+    loaded, ran = traces._load_or_run(row)
+    assert ran is None and isinstance(loaded, SplitTrace)
+    assert loaded.state_roots == trace.state_roots and loaded.output.equal(trace.output)
+
+
+def test_agent_restarts_on_a_split_trace_from_a_real_ranks_run(tmp_path, model_and_trace, monkeypatch):
+    """How an operator serves a split model (docs/agents.md): ``referee run --ranks 2`` into the
+    agent's store, then a restarted agent's trace cache finds the split trace (nothing run again)
+    and every move its solver plays (the commit, bisection, row descent, the one step) is the
+    single-process trace's."""
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from referee import game
+    from referee.agents.traces import Traces
+    from referee.cli import main
+    from referee.inputs import save_rows
+    from referee.modelfile import save_model
+
+    model, trace = model_and_trace
+    x = trace.slots[0]
+    save_model(model, tmp_path / "model")
+    save_rows(x, tmp_path / "input.json")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two ranks on a small shared machine
+    run = CliRunner().invoke(main, ["run", str(tmp_path / "model"), str(tmp_path / "input.json"), "--ranks", "2",
+                                    "--store", str(tmp_path / "agent" / "traces")])
+    assert run.exit_code == 0, run.output
+    row = SimpleNamespace(job_id=1, model_id=7, rows=x.shape[0], input=cm.packed(x))
+    traces = Traces({7: model}, TraceStore(tmp_path / "agent" / "traces"), None, "cpu", journal=None,
+                    log=lambda line: None)
+    split, ran = traces._load_or_run(row)
+    assert ran is None and isinstance(split, SplitTrace) and split.ranks == 2
+    n = trace.op_count
+    assert (cm.packed(split.output), split.trace_root, split.state_tree(n).proof(n)) == \
+        (cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n))
+    roots = game.bisection_roots(split, 0, n, 4)
+    assert roots == game.bisection_roots(trace, 0, n, 4)
+    lying = [bytes(32)] * len(roots)
+    assert game.disputed_part(split, 0, n, 4, lying) == game.disputed_part(trace, 0, n, 4, lying)
+    for op in range(1, n + 1):
+        assert game.transition(model, split, op) == game.transition(model, trace, op)
+        depth = trace.slot_commitments[op].tree.depth
+        if depth:
+            assert game.row_children(split, op, depth, 0) == game.row_children(trace, op, depth, 0)
+        for r in range(trace.slots[op].shape[0]):
+            revealed = bytes(b ^ 1 for b in trace.row_bytes(op, r))
+            assert game.step(model, split, op, r, revealed) == game.step(model, trace, op, r, revealed)
+
+
+def test_split_trace_of_one_ranks_commitment_has_every_root_and_the_output(model_and_trace):
+    """``SplitTrace.of_commit``: what rank 0 prints after a split run (no store, no other rank's
+    files): every root, the output whole, its own rows; another rank's row is refused."""
+    model, trace = model_and_trace
+    commits = commit_local(trace.slots, 2)
+    mine = SplitTrace.of_commit(model.root, commits[0], trace.output)
+    assert mine.slot_roots == trace.slot_roots and mine.trace_root == trace.trace_root
+    assert mine.output.equal(trace.output) and mine.slot_commitments[0].rows == trace.slots[0].shape[0]
+    assert mine.row_bytes(1, 0) == trace.row_bytes(1, 0)  # rank 0's rows: [0, 4) of 6
+    with pytest.raises(TraceStoreError, match="held by rank 1"):
+        mine.row_bytes(1, 5)
+    with pytest.raises(ValueError):
+        SplitTrace.of_commit(model.root, commits[0], trace.output[:1])

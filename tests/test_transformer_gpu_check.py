@@ -43,6 +43,7 @@ def test_gpu_check_without_cuda_skips_with_a_verdict_succeeds(bare, native):
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("VERDICT: SKIPPED (no CUDA device"), result.stdout
     assert "real MiniLM: skipped (no CUDA device)" in lines
+    assert "moby-llama split: skipped (no CUDA device)" in lines
     # check.py builds the native keccak where a compiler is (this machine has one)
     keccak = next(line for line in lines if "keccak:" in line)
     batches = "keccak: native C batches" if native else "batches too (native keccak off"
@@ -66,6 +67,20 @@ def _check_module():
     finally:
         sys.path.pop(0)
     return check
+
+
+def test_moby_llama_split_check_compares_every_rank_count_with_one_process_succeeds(capsys, monkeypatch):
+    """gpu/check.py's split step on the CPU (gloo, ranks 1 and 2, a short context): the function
+    a GPU host runs with nccl on every GPU; without CUDA its default skips in one line."""
+    check = _check_module()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the spawned ranks: two on a small shared machine
+    if not torch.cuda.is_available():
+        assert check.check_moby_llama_split() is None
+        assert capsys.readouterr().out == "moby-llama split: skipped (no CUDA device)\n"
+    assert check.check_moby_llama_split(device="cpu", ranks=2, batch=1, seq=32) is True
+    out = capsys.readouterr().out
+    for size in ("1 rank (gloo)", "2 ranks (gloo)"):
+        assert f"{size}, trace root" in out and "DIFFER" not in out, out
 
 
 def test_builtin_runner_runs_parametrized_tests_and_counts_failures_succeeds(tmp_path):

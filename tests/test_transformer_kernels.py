@@ -345,6 +345,22 @@ def test_norm_int16_paths_and_extremes_match_reference_succeeds(cols, rms):
     assert kernels.Norm(op, torch.device("cpu"), (2,)).stats_f64 == (cols <= 101)
 
 
+@pytest.mark.parametrize("cols", [1025, 8192, 16384])
+def test_rmsnorm_int16_rows_of_any_width_match_reference_succeeds(cols):
+    # An RMSNorm reads int16 rows of any width (5.6: z = x, V <= n 2^30), a LayerNorm at most 1024.
+    rng = random.Random(cols)
+    rows = [[rng.choice([I16_MIN, I16_MAX]) for _ in range(cols)], [rng.randint(I16_MIN, I16_MAX) for _ in range(cols)]]
+    gamma = [rng.randint(-(1 << 15), (1 << 15) - 1) for _ in range(cols)]
+    beta = [rng.randint(-(1 << 30), 1 << 30) for _ in range(cols)]
+    op = ops.NormOp(0, torch.tensor(gamma), torch.tensor(beta), (1 << 31) - 1, 62, rms=True, i16=True)
+    assert run_op(op, [i16(rows)]).tolist() == rk.norm(rows, gamma, beta, (1 << 31) - 1, 62, True, 16, 16)
+    layer = ops.NormOp(0, torch.tensor(gamma), torch.tensor(beta), (1 << 31) - 1, 62, rms=False, i16=True)
+    with pytest.raises(ModelCompileError, match="LayerNorm reading int16 has at most 1024 columns"):
+        run_op(layer, [i16(rows)])
+    with pytest.raises(ValueError, match="LayerNorm reading int16"):
+        rk.norm(rows, gamma, beta, (1 << 31) - 1, 62, False, 16, 16)
+
+
 def test_softmax_i16_largest_sum_and_floor_succeeds():
     # S = 2^14 * 2^23 = 2^37 at L = MAX_COLS: the quotient rule's edge (S * 2^15 = 2^52)
     n = 16384

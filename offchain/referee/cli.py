@@ -84,10 +84,11 @@ def run_and_store(model: IntegerModel, x: torch.Tensor, store: TraceStore | None
     return trace, path, time.perf_counter() - started
 
 
-def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: float,
+def _print_run(model: IntegerModel, trace, path: Path | None, seconds: float,
                details: list | None = None) -> None:
-    """The run's commitments; ``details`` ((label, value) lines) replace the output summary."""
-    rows, cols = trace.slots[0].shape
+    """The run's commitments; ``details`` ((label, value) lines) replace the output summary.
+    ``trace``: a ``Trace`` or a ``SplitTrace`` (its headers and roots; only the output's rows read)."""
+    rows, cols = trace.slot_commitments[0].rows, trace.slot_commitments[0].cols
     _show("model", f"{model.name} {to_hex(model.root)} ({len(model.ops)} ops)")
     _show("input", f"{rows} x {cols}, root {to_hex(trace.input_root)}")
     out_rows, out_cols = trace.output.shape
@@ -126,9 +127,14 @@ def _print_run(model: IntegerModel, trace: Trace, path: Path | None, seconds: fl
 @click.option("--tokens", type=int, default=None,
               help="Generate this many tokens after the --text prompt (a decoder with a tokenizer).")
 @click.option("--stream", is_flag=True, help="With --tokens: print the text as each token is produced.")
+@click.option("--ranks", type=click.IntRange(1, 1024), default=None,
+              help="Split the model over this many local processes (tensor parallel, gloo on CPUs, nccl on GPUs); "
+                   "the same roots as one process.")
+@click.option("--collective-timeout", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="With --ranks: seconds a rank waits for the others in a collective before the job is abandoned.")
 def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_file: Path | None, store: Path,
         no_store: bool, device: str, backend: str, output_file: Path | None, tokens: int | None,
-        stream: bool) -> None:
+        stream: bool, ranks: int | None, collective_timeout: float) -> None:
     """Run MODEL_DIR on INPUT_FILE (.json or .npy: int8 rows, or int32 token ids for a
     transformer), or on --text / --text-file sentences for a model with a tokenizer, and print
     the commitments. With --tokens N a decoder continues the --text prompt by N greedy tokens
@@ -136,6 +142,8 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
     if (input_file is not None) == bool(texts or text_file):
         raise RefereeError("give either INPUT_FILE, or --text / --text-file (for a model with a tokenizer)")
     _writable(output_file, "--output")
+    if ranks is not None and (tokens is not None or stream):
+        raise RefereeError("--ranks runs one pass; generation (--tokens, --stream) runs in one process")
     if tokens is not None or stream:
         return _generate(model_dir, input_file, texts, text_file, tokens, stream,
                          None if no_store else TraceStore(store), device, backend, output_file)
@@ -150,7 +158,15 @@ def run(model_dir: Path, input_file: Path | None, texts: tuple[str, ...], text_f
         if model_kind(model) == "decoder" and isinstance(spec, dict) and "sha256" in spec:
             raise RefereeError(f"{model_dir} is a decoder: add --tokens N to continue the --text prompt by N tokens")
         x, cut = text.encode_texts(model, model_dir, given)
-    trace, path, seconds = run_and_store(model, x, None if no_store else TraceStore(store), device, backend)
+    target = None if no_store else TraceStore(store)
+    if ranks is None:
+        trace, path, seconds = run_and_store(model, x, target, device, backend)
+    else:
+        from .parallel import plan
+        from .parallel_launch import run_and_store as run_split
+
+        click.echo(f"split        {plan(model, ranks).describe()}", err=True)  # stdout stays one process's
+        trace, path, seconds = run_split(model_dir, model, x, ranks, target, device, backend, collective_timeout)
     if input_file is None:
         details = notes + text.embedding_lines(model, trace.output, given, cut)
     if output_file:

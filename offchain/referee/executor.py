@@ -72,6 +72,17 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def check_input(model: IntegerModel, x: torch.Tensor) -> None:
+    """The input's dtype, columns and every op's shape rule for its row count; InputError otherwise."""
+    want = TORCH_DTYPES[model.input_dtype]
+    if not isinstance(x, torch.Tensor) or x.dtype != want:
+        raise InputError(f"input must be an {DTYPE_NAMES[model.input_dtype]} tensor, "
+                         f"got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.dim() != 2 or x.shape[1] != model.input_cols:
+        raise InputError(f"input has shape {tuple(x.shape)}; the model expects (rows, {model.input_cols})")
+    model.slot_shapes(x.shape[0])  # every shape rule, before any work
+
+
 def prepare(op, device: torch.device, backend: str, fused64_max_k: int = FUSED64_MAX_K,
             in_dtypes: list[int] | None = None):
     """The kernel of one op on one device: a callable taking its input tensors of ``in_dtypes``
@@ -100,14 +111,7 @@ class Executor:
                                 [model.slot_dtype(s) for s in input_slots(op)]) for op in model.ops]
 
     def check_input(self, x: torch.Tensor) -> None:
-        """The input's dtype, columns and every op's shape rule for its row count; InputError otherwise."""
-        want = TORCH_DTYPES[self.model.input_dtype]
-        if not isinstance(x, torch.Tensor) or x.dtype != want:
-            raise InputError(f"input must be an {DTYPE_NAMES[self.model.input_dtype]} tensor, "
-                             f"got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.dim() != 2 or x.shape[1] != self.model.input_cols:
-            raise InputError(f"input has shape {tuple(x.shape)}; the model expects (rows, {self.model.input_cols})")
-        self.model.slot_shapes(x.shape[0])  # every shape rule, before any work
+        check_input(self.model, x)
 
     def run(self, x: torch.Tensor, on_op: Callable[[int], None] | None = None,
             keep_on_device: bool = False) -> list[torch.Tensor]:

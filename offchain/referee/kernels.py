@@ -264,7 +264,8 @@ class Norm:
     The statistics are float64 when n (n span)^2 < 2^52 (span = 255 for int8, so n <= 4096;
     65535 for int16, so n <= 101): then |z| <= span n, V = sum z^2 and every partial sum are
     exact float64 integers, and sqrt is correctly rounded (isqrt_ corrects its floor); wider
-    rows take them in int64 (an int16 row has n <= 1024, 5.6, so V < n^3 2^32 <= 2^62). The
+    rows take them in int64 (an int16 LayerNorm row has n <= 1024, 5.6, so V < n^3 2^32 <= 2^62;
+    an int16 RMSNorm row has z = x, so V <= n 2^30 <= 2^44 at n <= MAX_COLS). The
     requantization goes through requant_f64 whenever its bound holds (it does not depend on
     the input: |q gamma + beta| < 2^31), else int64.
     """

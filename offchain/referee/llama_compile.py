@@ -38,9 +38,9 @@ output, which o reads) and ``q`` (q and its rotation; the scores matmul then rea
 operand with K = d_h). What a table reads stays int8 (the scores, the gate), and so do k and v
 (each meets an int16 operand in a matmul). A linear reading int16
 must meet the accumulator bound at 2^15; where its quantized weights would not, its input is
-written int8 instead (``_fits16``), so any width compiles. Likewise the residual stream is int8
-above NORM_I16_MAX_COLS (1024) columns, the widest int16 row a norm reads (protocol 5.6), and
-the probabilities are int8 above T = 511.
+written int8 instead (``_fits16``), so any width compiles. The residual stream stays int16 at
+any width (its norms are RMSNorms, which read int16 rows of any width: protocol 5.6); the
+probabilities are int8 above T = 511.
 """
 
 import copy
@@ -53,7 +53,7 @@ from . import ops as k
 from .compile_builder import _Builder, _quant, _scale, _scale16
 from .errors import ModelCompileError
 from .llama import FloatLlama, rope_tables
-from .model import INT32_MAX, MATMUL_I16_MAX_K, NORM_I16_MAX_COLS, IntegerModel
+from .model import INT32_MAX, MATMUL_I16_MAX_K, IntegerModel
 from .quantize import fixed_point
 
 HEAD_CHUNK = k.HEAD_CHUNK     # columns per head chunk (protocol 5.14: 32 KiB int32 rows)
@@ -167,8 +167,6 @@ def compile_llama(model: FloatLlama, tokens: torch.Tensor, name: str = "llama", 
     wide16 = set(wide16)
     if t > MATMUL_I16_MAX_K:  # P.V reads P with K = T: int16 probabilities need T <= 511
         wide16.discard("softmax")
-    if d > NORM_I16_MAX_COLS:  # a norm reads the stream: int16 inputs need n <= 1024 (5.6)
-        wide16.discard("residual")
     b = _LlamaBuilder(stats, wide16)
     res16, norm16 = b.i16("residual"), b.i16("norm")
     table = rope_table(work, t)

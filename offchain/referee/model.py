@@ -193,8 +193,8 @@ def check_input_bounds(op, where: str, dtypes: list[int]) -> None:
         _require(kk <= MATMUL_I16_MAX_K, f"{where}: K = {kk} with an int16 operand; K * 2^15 * 2^7 < 2^31 "
                                          f"needs K <= {MATMUL_I16_MAX_K}")
     elif isinstance(op, k.NormOp):
-        _require(op.cols <= NORM_I16_MAX_COLS,
-                 f"{where}: a norm reading int16 has at most {NORM_I16_MAX_COLS} columns, this one {op.cols}")
+        _require(op.rms or op.cols <= NORM_I16_MAX_COLS,  # RMSNorm's z = x keeps V < n 2^30 at any width
+                 f"{where}: a LayerNorm reading int16 has at most {NORM_I16_MAX_COLS} columns, this one {op.cols}")
 
 
 def output_rows(op, rows: list[int]) -> int:
