@@ -1,0 +1,95 @@
+#pragma version ~=0.4.3
+"""
+@title Add Verifier
+@custom:contract-name AddVerifier
+@notice The one step of `add` (kind 4, `docs/protocol.md` 5.3):
+        `y[r, c] = clamp((a[r, c]·m_a + b[r, c]·m_b + 2^(s-1)) >> s)`, to int8,
+        or int16 with flag `i16`.
+@dev Witness: `abi.encode(bytes params, bytes a, bytes32[] a_proof, bytes b,
+     bytes32[] b_proof)`: `params` the header `enc(m_a, m_b, s)` (96 bytes,
+     hashed against `params_root`); `a`, `b` row `r` of slots `input_a` and
+     `input_b` (int8 or int16, `in_cols` elements each) with their proofs
+     against the slots' rows roots. Stateless.
+"""
+
+from ..interfaces import IVerifier
+from ..modules import rows
+
+implements: IVerifier
+
+KIND: constant(uint256) = 4
+FLAG_I16: constant(uint256) = 128
+MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+
+
+@external
+@view
+def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2], row: uint256,
+            column: uint256, witness: Bytes[MAX_WITNESS]) -> int256:
+    """
+    @dev `y[row, column]` of the add `desc`, from row `row` of each input.
+    @param desc The op's descriptor.
+    @param inputs The headers of slots `input_a` and `input_b`.
+    @param row The output row.
+    @param column The output column.
+    @param witness `(params, a, a_proof, b, b_proof)`, ABI-encoded.
+    @return int256 The output element.
+    """
+    assert desc.kind == KIND, "add: wrong kind"
+    assert len(inputs) == 2, "add: wrong input count"
+    assert column < desc.out_cols, "add: element out of range"
+    params: Bytes[96] = b""
+    a: Bytes[32768] = b""
+    a_proof: DynArray[bytes32, 16] = []
+    b: Bytes[32768] = b""
+    b_proof: DynArray[bytes32, 16] = []
+    params, a, a_proof, b, b_proof = abi_decode(
+        witness, (Bytes[96], Bytes[32768], DynArray[bytes32, 16], Bytes[32768], DynArray[bytes32, 16])
+    )
+    assert keccak256(params) == desc.params_root, "add: params header does not match"
+    ha: IVerifier.SlotHeader = inputs[0]
+    hb: IVerifier.SlotHeader = inputs[1]
+    assert len(a) == ha.cols * rows.width(ha.dtype) and rows.verify(
+        keccak256(a), row, a_proof, rows.depth(ha.rows), ha.rows_root
+    ), "add: row of input a not in its slot"
+    assert len(b) == hb.cols * rows.width(hb.dtype) and rows.verify(
+        keccak256(b), row, b_proof, rows.depth(hb.rows), hb.rows_root
+    ), "add: row of input b not in its slot"
+    m_a: int256 = extract32(params, 0, output_type=int256)
+    m_b: int256 = extract32(params, 32, output_type=int256)
+    s: uint256 = extract32(params, 64, output_type=uint256)
+    half: int256 = 1 << (s - 1)
+    wa: uint256 = rows.width(ha.dtype)
+    wb: uint256 = rows.width(hb.dtype)
+    na: uint256 = len(a)
+    nb: uint256 = len(b)
+    oa: uint256 = column * wa
+    ob: uint256 = column * wb
+    # ea: the element at byte oa of `a`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_a: uint256 = 0
+    sh_a: uint256 = 0
+    if na >= 32:
+        st_a: uint256 = min(oa, na - 32)
+        wd_a = convert(extract32(a, st_a), uint256)
+        sh_a = 8 * (oa - st_a)
+    else:
+        for j: uint256 in range(na, bound=31):
+            wd_a = wd_a | convert(convert(slice(a, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_a = 8 * oa
+    ea: int256 = rows.lane(convert(wd_a, bytes32), sh_a // 8, wa)
+    # eb: the element at byte ob of `b`, read in place (a row passed
+    # to an internal function would be copied into the callee's frame).
+    wd_b: uint256 = 0
+    sh_b: uint256 = 0
+    if nb >= 32:
+        st_b: uint256 = min(ob, nb - 32)
+        wd_b = convert(extract32(b, st_b), uint256)
+        sh_b = 8 * (ob - st_b)
+    else:
+        for j: uint256 in range(nb, bound=31):
+            wd_b = wd_b | convert(convert(slice(b, j, 1), bytes1), uint256) << (248 - 8 * j)
+        sh_b = 8 * ob
+    eb: int256 = rows.lane(convert(wd_b, bytes32), sh_b // 8, wb)
+    acc: int256 = ea * m_a + eb * m_b
+    return rows.clamp((acc + half) >> s, desc.flags & FLAG_I16 != 0)
