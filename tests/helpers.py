@@ -80,6 +80,16 @@ def random_input(rng: random.Random, rows: int, cols: int, extreme: bool = False
     return [[rng.choice(values) for _ in range(cols)] for _ in range(rows)]
 
 
+def model_and_trace(seed: int, input_cols: int, widths: list[int], rows: int):
+    """(model, its Trace) of a random MLP of ``widths`` over ``rows`` random int8 rows: a game fixture."""
+    from referee.executor import run_model
+    from referee.trace import Trace
+
+    rng = random.Random(seed)
+    model = to_integer_model(random_ref_model(rng, input_cols, widths))
+    return model, Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
+
+
 def run_dict(d: dict, x: list, device: str = "cpu", backend: str = "auto") -> list[list[list[int]]]:
     """Every slot (slot 0 included) of the model dict ``d`` on input rows ``x``, as lists of ints;
     rows outside the input dtype, or ragged, are refused (InputError) as a file's would be."""

@@ -5,7 +5,6 @@ own; ``test_disputes.py`` plays the same games through the job market. Each side
 own trace with ``referee.game``; a liar is a party whose trace is wrong (``dispute_driver``).
 """
 
-import random
 from dataclasses import replace
 
 import ape
@@ -13,10 +12,9 @@ import pytest
 
 from dispute_driver import Party, play
 from game_bots import CHALLENGER_WON, SOLVER_WON
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from helpers import model_and_trace
 from referee import game as moves
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
-from referee.executor import run_model
 from referee.trace import Trace
 from referee.agents.deployment import deploy_game
 
@@ -29,17 +27,10 @@ ARITIES = (2, 4, 8)
 # ---------------------------------------------------------------------------
 
 
-def _model_and_trace(seed: int, input_cols: int, widths: list[int], rows: int):
-    rng = random.Random(seed)
-    model = to_integer_model(random_ref_model(rng, input_cols, widths))
-    trace = Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
-    return model, trace
-
-
 @pytest.fixture(scope="module")
 def five_ops():
     """5 ops (state depth 3), 3 rows (one padding leaf in every row tree)."""
-    return _model_and_trace(41, 6, [5, 7, 4, 6, 3], rows=3)
+    return model_and_trace(41, 6, [5, 7, 4, 6, 3], rows=3)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +143,7 @@ def test_timeout_stalling_side_loses_succeeds(chain, games, five_ops, solver, ch
 
 
 def test_open_single_op_model_starts_at_transition_succeeds(chain, games, solver, challenger, stranger):
-    model, honest = _model_and_trace(7, 9, [4], rows=1)
+    model, honest = model_and_trace(7, 9, [4], rows=1)
     liar = Party(solver, model, wrong_element(honest, 1, row=0, col=3))
     judge = Party(challenger, model, honest)
     game, owner, gid = open_game(games, 4, model, honest, liar, judge, stranger)

@@ -7,7 +7,6 @@ The descriptor tests give the game descriptors whose hashes all verify but which
 section 5 (an unknown flag bit, a nonzero ``input_b``): the solver must lose at the transition.
 """
 
-import random
 from dataclasses import replace
 
 import ape
@@ -15,13 +14,11 @@ import pytest
 
 from dispute_driver import Party, play
 from game_bots import CHALLENGER_WON, SOLVER_WON
-from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
+from helpers import model_and_trace
 from referee import game as moves
 from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game
 from referee.cheats import wrong_element
-from referee.executor import run_model
 from referee.hashing import keccak256
-from referee.trace import Trace
 
 CLOCK = 3600
 TRANSITION, ROW, STEP = 3, 6, 7
@@ -32,21 +29,14 @@ GAME_FUNCTIONS = {"open", "close", "bisect", "choose", "transition", "reveal_chi
                   "step", "timeout", "multicall"}
 
 
-def _model_and_trace(seed: int, input_cols: int, widths: list[int], rows: int):
-    rng = random.Random(seed)
-    model = to_integer_model(random_ref_model(rng, input_cols, widths))
-    trace = Trace(model.root, run_model(model, int8_tensor(random_input(rng, rows, input_cols)), "cpu"))
-    return model, trace
-
-
 @pytest.fixture(scope="module")
 def three_ops():
-    return _model_and_trace(23, 6, [5, 7, 4], rows=3)
+    return model_and_trace(23, 6, [5, 7, 4], rows=3)
 
 
 @pytest.fixture(scope="module")
 def one_op():
-    return _model_and_trace(7, 9, [4], rows=1)
+    return model_and_trace(7, 9, [4], rows=1)
 
 
 @pytest.fixture(scope="module")
