@@ -34,7 +34,35 @@ def hash_pair(left: bytes, right: bytes) -> bytes:
     return keccak256(left + right)
 
 
-class MerkleTree:
+class TreeWalk:
+    """What any depth-``depth`` tree answers from its ``node(height, index)``: the children of a
+    node and a leaf's proof. ``MerkleTree`` holds every level; the trace store's split tree
+    (referee.trace) reads its lower levels from the rank that holds them."""
+
+    depth: int
+
+    def node(self, height: int, index: int) -> bytes:
+        raise NotImplementedError
+
+    def check_node(self, height: int, index: int) -> None:
+        """IndexError unless (height, index) is a node of the tree."""
+        if not 0 <= height <= self.depth or not 0 <= index < (1 << (self.depth - height)):
+            raise IndexError(f"no node at height {height}, index {index} in a depth-{self.depth} tree")
+
+    def children(self, height: int, index: int) -> tuple[bytes, bytes]:
+        """The two children of a node above the leaves."""
+        if height < 1:
+            raise IndexError("a leaf has no children")
+        return self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1)
+
+    def proof(self, index: int) -> list[bytes]:
+        """Siblings of leaf ``index``, bottom-up."""
+        if not 0 <= index < (1 << self.depth):
+            raise IndexError(f"leaf {index} is outside a depth-{self.depth} tree")
+        return [self.node(h, (index >> h) ^ 1) for h in range(self.depth)]
+
+
+class MerkleTree(TreeWalk):
     """All levels of a depth-``depth`` tree over ``leaves``; level 0 is the leaves.
 
     ``leaves`` is a sequence of 32-byte values or their concatenation (what
@@ -79,22 +107,9 @@ class MerkleTree:
 
     def node(self, height: int, index: int) -> bytes:
         """The node at ``height`` (0 = leaves) and position ``index`` within its level."""
-        if not 0 <= height <= self.depth or not 0 <= index < (1 << (self.depth - height)):
-            raise IndexError(f"no node at height {height}, index {index} in a depth-{self.depth} tree")
+        self.check_node(height, index)
         level = self._levels[height]
         return level[WORD * index:WORD * (index + 1)] if WORD * index < len(level) else zero_hash(height)
-
-    def children(self, height: int, index: int) -> tuple[bytes, bytes]:
-        """The two children of a node above the leaves."""
-        if height < 1:
-            raise IndexError("a leaf has no children")
-        return self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1)
-
-    def proof(self, index: int) -> list[bytes]:
-        """Siblings of leaf ``index``, bottom-up."""
-        if not 0 <= index < (1 << self.depth):
-            raise IndexError(f"leaf {index} is outside a depth-{self.depth} tree")
-        return [self.node(h, (index >> h) ^ 1) for h in range(self.depth)]
 
 
 def merkle_root(leaves: list[bytes], depth: int | None = None) -> bytes:

@@ -29,7 +29,7 @@ from . import commitments as cm
 from .atomic import write_atomic
 from .errors import TraceStoreError
 from .hashing import from_hex, to_hex
-from .merkle import MerkleTree, zero_hash
+from .merkle import MerkleTree, TreeWalk, zero_hash
 from .parallel_commit import TORCH_DTYPES, Layout, RankCommit, SlotHeader, rows_root, top_tree
 
 FORMAT = "referee-trace"
@@ -91,10 +91,11 @@ class Trace:
         return cm.packed(self.slots[slot][row:row + 1])
 
 
-class SplitTree:
-    """A slot's row tree across ranks, answering as ``MerkleTree`` does: the top levels from the
-    committed chunk roots, a node below a chunk root from that chunk's rows (one rank's file,
-    read and hashed once, and checked against its committed chunk root)."""
+class SplitTree(TreeWalk):
+    """A slot's row tree across ranks, answering as ``MerkleTree`` does (children and proofs come
+    from ``TreeWalk``): the top levels from the committed chunk roots, a node below a chunk root
+    from that chunk's rows (one rank's file, read and hashed once, and checked against its
+    committed chunk root)."""
 
     def __init__(self, layout: Layout, roots: list[bytes], chunk_tree):
         self.layout, self.depth = layout, layout.depth
@@ -106,24 +107,13 @@ class SplitTree:
         return self._top.root
 
     def node(self, height: int, index: int) -> bytes:
-        if not 0 <= height <= self.depth or not 0 <= index < (1 << (self.depth - height)):
-            raise IndexError(f"no node at height {height}, index {index} in a depth-{self.depth} tree")
+        self.check_node(height, index)
         below = self.layout.chunk_height - height
         if below <= 0:
             return self._top.node(-below, index)
         chunk = index >> below
         tree = self._chunk_tree(chunk)
         return zero_hash(height) if tree is None else tree.node(height, index - (chunk << below))
-
-    def children(self, height: int, index: int) -> tuple[bytes, bytes]:
-        if height < 1:
-            raise IndexError("a leaf has no children")
-        return self.node(height - 1, 2 * index), self.node(height - 1, 2 * index + 1)
-
-    def proof(self, index: int) -> list[bytes]:
-        if not 0 <= index < (1 << self.depth):
-            raise IndexError(f"leaf {index} is outside a depth-{self.depth} tree")
-        return [self.node(h, (index >> h) ^ 1) for h in range(self.depth)]
 
 
 class SplitTrace:
