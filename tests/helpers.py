@@ -116,3 +116,39 @@ def token_ids(model: IntegerModel, rows: int, seed: int = 0) -> torch.Tensor:
     vocab = model.ops[0].vocab
     return torch.randint(0, vocab, (rows, model.input_cols), generator=torch.Generator().manual_seed(seed),
                          dtype=torch.int32)
+
+
+# Random test values in the modes hypothesis draws (int8 by default; any dtype by its range)
+DTYPE_RANGE = {0: (-128, 127), 2: (-(2**15), 2**15 - 1), 1: (-(2**31), 2**31 - 1)}  # section 3's codes
+M_MAX = 2**31 - 1
+
+
+def random_matrix(rng: random.Random, rows: int, cols: int, mode: str, lo: int = -128, hi: int = 127) -> list:
+    """A rows x cols matrix in [lo, hi]: "extremes", "constant_rows", "ties", "one_value",
+    "small_positive", or else uniform."""
+    if mode == "extremes":
+        return [[rng.choice((lo, hi)) for _ in range(cols)] for _ in range(rows)]
+    if mode == "constant_rows":
+        return [[rng.randint(lo, hi)] * cols for _ in range(rows)]
+    if mode == "ties":
+        base = rng.randint(lo, hi - 2)
+        return [[base + rng.randrange(3) for _ in range(cols)] for _ in range(rows)]
+    if mode == "one_value":
+        v = rng.choice((lo, hi, 0))
+        return [[v] * cols for _ in range(rows)]
+    if mode == "small_positive":
+        return [[rng.randint(0, min(hi, 3)) for _ in range(cols)] for _ in range(rows)]
+    return [[rng.randint(lo, hi) for _ in range(cols)] for _ in range(rows)]
+
+
+def random_matrix_of(rng: random.Random, rows: int, cols: int, mode: str, dtype: int) -> list:
+    """``random_matrix`` over the whole range of a dtype (section 3's code)."""
+    return random_matrix(rng, rows, cols, mode, *DTYPE_RANGE[dtype])
+
+
+def random_scale(rng: random.Random, extreme: bool) -> tuple[int, int]:
+    """A ``(multiplier, shift)``: at the ends of their ranges when ``extreme``."""
+    if extreme:
+        return rng.choice(((M_MAX, 62), (1, 1), (M_MAX, 1), (1, 62), (M_MAX, 31), (2**30, 40)))
+    s = rng.randint(1, 40)
+    return rng.randint(1, min(M_MAX, 2 ** (s + 1))), s

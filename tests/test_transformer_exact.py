@@ -25,6 +25,7 @@ import reference_llama as rl
 import reference_models as rm
 import reference_transformer as rt
 from helpers import load_vectors, run_dict
+from helpers import random_matrix as matrix, random_matrix_of as matrix_of, random_scale as scale
 from referee.commitments import commit_tensor, packed, state_roots
 from referee.errors import RefereeError
 from referee.executor import run_op
@@ -48,37 +49,8 @@ SETTINGS = dict(deadline=None, database=None, derandomize=True,
 MODES = ("uniform", "extremes", "constant_rows", "ties", "one_value", "small_positive")
 
 
-def matrix(rng, rows, cols, mode, lo=-128, hi=127):
-    if mode == "extremes":
-        return [[rng.choice((lo, hi)) for _ in range(cols)] for _ in range(rows)]
-    if mode == "constant_rows":
-        return [[rng.randint(lo, hi)] * cols for _ in range(rows)]
-    if mode == "ties":
-        base = rng.randint(lo, hi - 2)
-        return [[base + rng.randrange(3) for _ in range(cols)] for _ in range(rows)]
-    if mode == "one_value":
-        v = rng.choice((lo, hi, 0))
-        return [[v] * cols for _ in range(rows)]
-    if mode == "small_positive":
-        return [[rng.randint(0, min(hi, 3)) for _ in range(cols)] for _ in range(rows)]
-    return [[rng.randint(lo, hi) for _ in range(cols)] for _ in range(rows)]
-
-
-def scale(rng, extreme):
-    """A ``(multiplier, shift)``: at the ends of their ranges when ``extreme``."""
-    if extreme:
-        return rng.choice(((M_MAX, 62), (1, 1), (M_MAX, 1), (1, 62), (M_MAX, 31), (2**30, 40)))
-    s = rng.randint(1, 40)
-    return rng.randint(1, min(M_MAX, 2 ** (s + 1))), s
-
-
 def tensor(values, dtype=rt.DTYPE_INT8, device="cpu"):
     return torch.tensor(values, dtype=TORCH[dtype], device=device)
-
-
-def matrix_of(rng, rows, cols, mode, dtype):
-    """``matrix`` over the whole range of an activation dtype (int8 or int16)."""
-    return matrix(rng, rows, cols, mode, *((I16_MIN, I16_MAX) if dtype == I16 else (-128, 127)))
 
 
 def i16(flags, wide_out):

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import reference_llama as rl
 import reference_models as rm
 import reference_transformer as rt
-from helpers import run_dict
+from helpers import DTYPE_RANGE as RANGE
+from helpers import random_matrix_of as matrix_of, random_scale as scale, run_dict
 from referee import kernels, ops
 from referee.errors import InputError, ModelCompileError, RefereeError
 from referee.executor import run_op
@@ -31,29 +32,10 @@ CASES = int(os.environ.get("REFEREE_TRANSFORMER_CASES", "500"))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 I8, I16, I32 = rt.DTYPE_INT8, rt.DTYPE_INT16, rt.DTYPE_INT32
 TORCH = {I8: torch.int8, I16: torch.int16, I32: torch.int32}
-RANGE = {I8: (-128, 127), I16: (-(2**15), 2**15 - 1), I32: (-(2**31), 2**31 - 1)}
-M_MAX = 2**31 - 1
 SETTINGS = dict(max_examples=CASES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 seeds = st.integers(0, 2**32 - 1)
 dtypes = st.sampled_from([I8, I16])
-
-
-def values(rng, rows, cols, dtype, mode):
-    lo, hi = RANGE[dtype]
-    if mode == "extremes":
-        return [[rng.choice((lo, hi)) for _ in range(cols)] for _ in range(rows)]
-    if mode == "ties":
-        base = rng.randint(lo, hi - 2)
-        return [[base + rng.randrange(3) for _ in range(cols)] for _ in range(rows)]
-    return [[rng.randint(lo, hi) for _ in range(cols)] for _ in range(rows)]
-
-
-def scale(rng, extreme):
-    if extreme:
-        return rng.choice(((M_MAX, 62), (1, 1), (M_MAX, 1), (1, 62), (M_MAX, 31), (2**30, 40)))
-    s = rng.randint(1, 40)
-    return rng.randint(1, min(M_MAX, 2 ** (s + 1))), s
 
 
 def check(op, inputs, in_dtypes):
@@ -79,12 +61,12 @@ modes = st.sampled_from(["uniform", "extremes", "ties"])
 def test_rope_matches_reference_succeeds(seed, mode, heads, half, T, G, in_dt, out16, extreme):
     rng = random.Random(seed)
     D = 2 * half
-    table = rm.rope_table(T, D) if rng.randrange(2) else values(rng, T, D, I16, "extremes" if extreme else "uniform")
+    table = rm.rope_table(T, D) if rng.randrange(2) else matrix_of(rng, T, D, "extremes" if extreme else "uniform", I16)
     table = [[max(-rl.ROPE_ONE, min(rl.ROPE_ONE, v)) for v in row] for row in table]
     m, s = scale(rng, extreme)
     op = {"kind": rl.ROPE, "flags": rt.FLAG_I16 if out16 else 0, "input_a": 0, "input_b": 0, "in_cols": heads * D,
           "out_cols": heads * D, "heads": heads, "multiplier": m, "shift": s, "table": table}
-    check(op, [values(rng, G * T, heads * D, in_dt, mode)], [in_dt])
+    check(op, [matrix_of(rng, G * T, heads * D, mode, in_dt)], [in_dt])
 
 
 @settings(**SETTINGS)
@@ -95,7 +77,7 @@ def test_mul_matches_reference_succeeds(seed, mode, rows, n, a_dt, b_dt, out16, 
     m, s = scale(rng, extreme)
     op = {"kind": rl.MUL, "flags": rt.FLAG_I16 if out16 else 0, "input_a": 0, "input_b": 1, "in_cols": n,
           "out_cols": n, "multiplier": m, "shift": s}
-    check(op, [values(rng, rows, n, a_dt, mode), values(rng, rows, n, b_dt, mode)], [a_dt, b_dt])
+    check(op, [matrix_of(rng, rows, n, mode, a_dt), matrix_of(rng, rows, n, mode, b_dt)], [a_dt, b_dt])
 
 
 @settings(**SETTINGS)
@@ -110,7 +92,7 @@ def test_grouped_matmul_matches_reference_succeeds(seed, mode, kv, K, seq, r_b, 
     flags = rl.FLAG_GROUPED | (rt.FLAG_CAUSAL if causal else 0) | (rt.FLAG_I16 if out16 else 0)
     op = {"kind": rt.MATMUL, "flags": flags, "input_a": 0, "input_b": 1, "in_cols": heads * K,
           "out_cols": heads * r_b, "heads": heads, "seq": seq, "multiplier": m, "shift": s, "kv_heads": kv_heads}
-    check(op, [values(rng, G * seq, heads * K, dts[0], mode), values(rng, G * r_b, kv_heads * K, dts[1], mode)], dts)
+    check(op, [matrix_of(rng, G * seq, heads * K, mode, dts[0]), matrix_of(rng, G * r_b, kv_heads * K, mode, dts[1])], dts)
 
 
 @settings(**SETTINGS)
@@ -118,7 +100,7 @@ def test_grouped_matmul_matches_reference_succeeds(seed, mode, kv, K, seq, r_b, 
        dt=st.sampled_from([I8, I16, I32]), pair=st.booleans(), carry=st.booleans(), near=st.booleans())
 def test_argmax_pair_and_carry_match_reference_succeeds(seed, mode, rows, n, dt, pair, carry, near):
     rng = random.Random(seed)
-    x = values(rng, rows, n, dt, mode)
+    x = matrix_of(rng, rows, n, mode, dt)
     flags = (rl.FLAG_PAIR if pair else 0) | (rl.FLAG_CARRY if carry else 0)
     op = {"kind": rt.ARGMAX, "flags": flags, "input_a": 0, "input_b": 1 if carry else 0, "in_cols": n,
           "out_cols": 2 if pair else 1}
