@@ -9,6 +9,7 @@ element whose id is out of the vocabulary):
 - ``step_witness`` equals, byte for byte, what tests/verifier_witness.py builds from the
   independent reference's trees over the same slots (linear: the reference's weight leaves), and
   ``step_inputs`` the reference's slot headers;
+- a split trace (rows held by ranks) gives the same bytes;
 - on anvil, the kind's verifier (``LinearVerifier`` for linear) given ``(descriptor,
   step_inputs, row, column, step_witness)`` returns the trace's element.
 
@@ -32,7 +33,8 @@ from referee.executor import Executor
 from referee.graph_dict import model_from_dict
 from referee.model import LinearOp
 from referee.ops import EmbedOp, MatmulOp
-from referee.trace import Trace
+from referee.parallel_commit import commit_local
+from referee.trace import SplitTrace, Trace
 from referee.witness import descriptor, step_inputs, step_witness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +120,18 @@ def test_witness_equals_the_reference_witness_succeeds(run):
             if step_witness(model, trace, j, r, c) != want:
                 failures.append(f"op {j} ({type(op).__name__}) y[{r}, {c}]")
     assert not failures, failures
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_split_trace_gives_the_same_witnesses_succeeds(ranks):
+    # A tensor-parallel run's trace (rows held by ranks) answers with the same bytes.
+    name, _, model, trace = RUNS[-1]
+    split = SplitTrace.from_commits(trace.model_root, commit_local(trace.slots, ranks))
+    rng = random.Random(name)
+    for j in range(1, len(model.ops) + 1):
+        assert step_inputs(model, split, j) == step_inputs(model, trace, j)
+        for r, c in _elements(model, trace, j, rng):
+            assert step_witness(model, split, j, r, c) == step_witness(model, trace, j, r, c), (j, r, c)
 
 
 def test_out_of_range_element_fails():
