@@ -13,8 +13,9 @@ element whose id is out of the vocabulary):
 - on anvil, the kind's verifier (``LinearVerifier`` for linear) given ``(descriptor,
   step_inputs, row, column, step_witness)`` returns the trace's element.
 
-Then the committed models/moby-llama (compiled at a short context, a short prompt) and a
-random MiniLM-shaped encoder (MiniLM's widths, one layer, the key mask) at a handful of
+Then the committed models/moby-llama (compiled at its whole context of 128, a short prompt
+padded as a generation job's) and a random MiniLM-shaped encoder (MiniLM's widths and context,
+one layer, the key mask, an out-of-vocabulary id) at a handful of
 elements of every (kind, flags) they hold, on the verifiers, every witness within the
 verifiers' MAX_WITNESS.
 """
@@ -190,10 +191,10 @@ def moby():
     from referee.llama import load_llama
     from referee.llama_compile import compile_llama
 
-    t = 16  # a short context: the same ops as at 128, less work
+    t = 128  # its whole context: the real row widths, so the real witness sizes
     calibration = torch.randint(0, 256, (2, t), generator=torch.Generator().manual_seed(1))
     model = compile_llama(load_llama(MOBY), calibration, name="moby-llama")
-    prompt = list(b"Call me Ishmael.")[:t - 4]
+    prompt = list(b"Call me Ishmael.")  # a generation job's input: the prompt, then id-0 padding (5.15)
     x = torch.tensor([prompt + [0] * (t - len(prompt))], dtype=torch.int32)
     return model, _run(model, x)
 
@@ -204,13 +205,19 @@ def minilm():
     from referee.transformer_compile import compile_transformer
 
     from dataclasses import replace
-    cfg = replace(MINILM, layers=1, seq=16, pad_id=0)
+    cfg = replace(MINILM, layers=1, pad_id=0)  # MiniLM's widths and context (128), one layer
     ids = torch.randint(1, cfg.vocab, (2, cfg.seq), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
     model = compile_transformer(FloatTransformer(cfg, seed=2).eval(), ids, name="minilm-shaped")
     x = ids.clone()
-    x[0, 11:] = 0  # padding: the key mask's work
+    x[0, 40:] = 0  # padding: the key mask's work
     x[1, 3] = -5  # an id out of the vocabulary
     return model, _run(model, x)
+
+
+# (kind, flags) each model must hold: moby-llama's every kind (its 256 ids need no split head),
+# the encoder's key-masked softmax and its two embeds (the tokens' at i16, the mask's at int8).
+HOLDS = {"moby": {(2, 2), (2, 3), (6, 129), (7, 129), (8, 128), (9, 0), (10, 0), (11, 128), (1, 2)},
+         "minilm": {(6, 130), (7, 128), (7, 129), (8, 0), (8, 128), (3, 0), (4, 128), (5, 128)}}
 
 
 @pytest.mark.parametrize("name", ["moby", "minilm"])
@@ -218,7 +225,9 @@ def test_real_shaped_models_on_the_verifiers_succeeds(verifiers, request, name):
     model, trace = request.getfixturevalue(name)
     rng = random.Random(name)
     failures, sizes = [], {}
-    for (kind, flags), j in _kinds_and_flags(model):
+    held = _kinds_and_flags(model)
+    assert HOLDS[name] <= {key for key, _ in held}
+    for (kind, flags), j in held:
         bad, largest = _on_chain(verifiers, model, trace, j, _elements(model, trace, j, rng))
         failures += bad
         sizes[(kind, flags)] = largest
