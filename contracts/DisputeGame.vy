@@ -77,11 +77,6 @@ MAX_ROOTS: constant(uint256) = MAX_ARITY - 1
 # @dev protocol.md section 8.
 MAX_OPS: constant(uint256) = 65535
 
-# @dev The only op kind the transition accepts so far (protocol.md
-# section 5) and its one flag the transition accepts.
-KIND_LINEAR: constant(uint256) = 1
-FLAG_RELU: constant(uint256) = 1
-
 # @dev The verifier table's size: kinds 1 ... MAX_KINDS, one verifier
 # contract each (the zero address: no verifier yet).
 MAX_KINDS: constant(uint256) = 16
@@ -94,6 +89,10 @@ MAX_WITNESS: constant(uint256) = 81920
 # with two (protocol.md 7.2).
 MAX_INPUTS: constant(uint256) = 2
 
+# @dev The longest params header the transition reveals: a `lut` table
+# of 256 `int16` entries (protocol.md 5.4; IVerifier's MAX_PARAMS).
+MAX_PARAMS: constant(uint256) = 512
+
 # @dev Output dtypes (protocol.md section 3): 0 int8, 1 int32, 2 int16.
 DTYPE_INT32: constant(uint256) = 1
 DTYPE_INT16: constant(uint256) = 2
@@ -102,7 +101,8 @@ DTYPE_INT16: constant(uint256) = 2
 WORD_BYTES: constant(uint256) = 32
 
 MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
-MAX_COLS: constant(uint256) = tensor.MAX_COLS
+MAX_ROWS: constant(uint256) = tensor.MAX_ROWS
+MAX_ROW_BYTES: constant(uint256) = tensor.MAX_ROW_BYTES
 
 # @dev Gas a metered move pays outside its measured body: the dispatch
 # and argument checks before the first `msg.gas` read, and the meter's
@@ -123,12 +123,6 @@ FIRST_WRITE_GAS: constant(uint256) = 17100
 # ---------------------------------------------------------------------------
 # STRUCTS
 # ---------------------------------------------------------------------------
-
-struct Header:
-    rows: uint256
-    cols: uint256
-    rows_root: bytes32
-
 
 struct Game:
     owner: address
@@ -193,10 +187,9 @@ event Chosen:
 event Transitioned:
     game_id: indexed(uint256)
     op: uint256
-    input_rows: uint256
-    input_cols: uint256
     output_rows: uint256
     output_cols: uint256
+    output_dtype: uint256
     output_rows_root: bytes32
 
 event ChildrenRevealed:
@@ -215,7 +208,7 @@ event ChildPicked:
 event RowRevealed:
     game_id: indexed(uint256)
     row_index: uint256
-    row: Bytes[MAX_COLS]
+    row: Bytes[MAX_ROW_BYTES]
 
 event Stepped:
     game_id: indexed(uint256)
@@ -398,14 +391,24 @@ def choose(game_id: uint256, index: uint256, roots: DynArray[bytes32, MAX_ROOTS]
 @external
 @nonreentrant
 def transition(game_id: uint256, desc: IVerifier.OpDescriptor, desc_proof: DynArray[bytes32, MAX_PROOF],
-               input: Header, input_proof: DynArray[bytes32, MAX_PROOF],
-               output: Header, output_proof: DynArray[bytes32, MAX_PROOF]):
+               inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS],
+               input_proofs: DynArray[DynArray[bytes32, MAX_PROOF], MAX_INPUTS],
+               params: Bytes[MAX_PARAMS], output: IVerifier.SlotHeader,
+               output_proof: DynArray[bytes32, MAX_PROOF]):
     """
-    @notice Solver: reveals the disputed op `hi`'s descriptor, its input
-            header (in S_lo) and its output header (the only difference
+    @notice Solver: reveals the disputed op `hi`'s descriptor, the headers
+            of the input slots it reads (in S_lo: `input_a`, then
+            `input_b`), its params header (the preimage of
+            `params_root`) and its output header (the only difference
             between S_lo and S_hi).
-    @dev The solver loses here if the descriptor's kind is unknown or a
-         shape disagrees with it; bad hashes revert instead.
+    @dev Hashes that do not verify revert (a rejected move). With every
+         hash valid, the solver loses if an input slot is not before the
+         op, the kind has no verifier, the kind's verifier finds the op
+         breaking its kind's rules (flags, unused fields, input dtypes,
+         columns and rows, params ranges), or the output header differs
+         from the kind's shape rule. The verifier's `output_header`
+         reverting (a wrong input count, a params header that does not
+         hash) rejects the move.
     """
     self._begin_move(game_id, TRANSITION)
     op: uint256 = self.games[game_id].hi
@@ -417,45 +420,52 @@ def transition(game_id: uint256, desc: IVerifier.OpDescriptor, desc_proof: DynAr
                                          desc.in_cols, desc.out_cols, desc.params_root))
     assert merkle.verify(leaf, op - 1, desc_proof, merkle.depth(self.games[game_id].n_ops),
                          self.games[game_id].ops_root), "game: descriptor not in the model"
-    # INVARIANT: the input header is the agreed content of slot input_a.
-    input_root: bytes32 = tensor.header_root(input.rows, input.cols, input.rows_root)
-    assert merkle.verify(input_root, desc.input_a, input_proof, state_depth, s_lo), \
-        "game: input header not in the agreed state"
+    # An op reads only earlier slots (section 5): a later slot of S_lo is
+    # Z[0], which no header can be proven to fill, so this is a loss, not
+    # a move the solver could retry.
+    if desc.input_a >= op or desc.input_b >= op:
+        self._resolve(game_id, False, "input slot not before the op")
+        return
+    # INVARIANT: each input header is the agreed content of its slot.
+    assert len(inputs) >= 1 and len(inputs) == len(input_proofs), "game: wrong number of input proofs"
+    for i: uint256 in range(len(inputs), bound=MAX_INPUTS):
+        slot: uint256 = desc.input_a
+        if i == 1:
+            slot = desc.input_b
+        assert merkle.verify(self._header_root(inputs[i]), slot, input_proofs[i], state_depth, s_lo), \
+            "game: input header not in the agreed state"
     # INVARIANT: S_hi is S_lo with slot `op` filled by the output, nothing else.
-    output_root: bytes32 = tensor.header_root(output.rows, output.cols, output.rows_root)
-    assert merkle.verify_update(op, output_proof, state_depth, s_lo, output_root, self.games[game_id].s_hi), \
+    assert merkle.verify_update(op, output_proof, state_depth, s_lo, self._header_root(output),
+                                self.games[game_id].s_hi), \
         "game: output is not the one change from the agreed state"
 
-    log Transitioned(game_id=game_id, op=op, input_rows=input.rows, input_cols=input.cols,
-                     output_rows=output.rows, output_cols=output.cols,
-                     output_rows_root=output.rows_root)
+    log Transitioned(game_id=game_id, op=op, output_rows=output.rows, output_cols=output.cols,
+                     output_dtype=output.dtype, output_rows_root=output.rows_root)
 
     # The hashes hold: the solver is bound to these headers. A kind the
-    # contract cannot check or a shape the descriptor forbids is a loss.
-    if desc.kind != KIND_LINEAR or desc.flags & ~FLAG_RELU != 0 or desc.input_b != 0:
+    # game cannot check, or an op its kind's rules forbid, is a loss.
+    verifier: address = self._verifier_of(desc.kind)
+    if verifier == empty(address):
         self._resolve(game_id, False, "unknown op")
         return
-    if input.cols != desc.in_cols:
-        self._resolve(game_id, False, "input cols differ from the op's")
+    rows: uint256 = 0
+    cols: uint256 = 0
+    dtype: uint256 = 0
+    rows, cols, dtype = staticcall IVerifier(verifier).output_header(desc, inputs, params)
+    if rows == 0 or rows > MAX_ROWS:
+        self._resolve(game_id, False, "op breaks its kind's rules")
         return
-    if output.rows != input.rows:
-        self._resolve(game_id, False, "output rows differ from input rows")
-        return
-    if output.cols != desc.out_cols:
-        self._resolve(game_id, False, "output cols differ from the op's")
+    if output.rows != rows or output.cols != cols or output.dtype != dtype:
+        self._resolve(game_id, False, "output header differs from the shape rule")
         return
 
-    # What the verifier will be given: the descriptor and the header
-    # of every input slot it names (a `linear` op: input_a, an int8
-    # slot). The output of an accepted op is int8: out_dtype stays 0.
-    inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS] = [
-        IVerifier.SlotHeader(rows=input.rows, cols=input.cols, rows_root=input.rows_root, dtype=0)]
     self.games[game_id].op_hash = keccak256(abi_encode(desc, inputs))
-    self.games[game_id].rows = output.rows
-    self.games[game_id].cols = output.cols
+    self.games[game_id].rows = rows
+    self.games[game_id].cols = cols
+    self.games[game_id].out_dtype = dtype
     self.games[game_id].node = output.rows_root
     self.games[game_id].node_index = 0
-    levels: uint256 = merkle.depth(output.rows)
+    levels: uint256 = merkle.depth(rows)
     self.games[game_id].levels_left = levels
     if levels == 0:
         self.games[game_id].phase = ROW
@@ -521,7 +531,7 @@ def pick(game_id: uint256, right_side: bool, left: bytes32, right: bytes32):
 
 @external
 @nonreentrant
-def reveal_row(game_id: uint256, row: Bytes[MAX_COLS]):
+def reveal_row(game_id: uint256, row: Bytes[MAX_ROW_BYTES]):
     """
     @notice Solver: reveals the disputed output row; the contract keeps
             only the root of its word tree (protocol.md 10.3).
@@ -562,9 +572,7 @@ def step(game_id: uint256, column: uint256, row_word: bytes32,
     # INVARIANT: the verifier is given the transition's op, no other.
     assert keccak256(abi_encode(desc, inputs)) == self.games[game_id].op_hash, \
         "game: op differs from the transition's"
-    verifier: address = empty(address)
-    if desc.kind >= 1 and desc.kind <= MAX_KINDS:
-        verifier = VERIFIERS[desc.kind - 1]
+    verifier: address = self._verifier_of(desc.kind)
     assert verifier != empty(address), "game: no verifier for the op's kind"
 
     # INVARIANT: the claimed element is element `column` of the revealed
@@ -627,19 +635,21 @@ def timeout(game_id: uint256):
 # a move of wider rows goes in a transaction of its own.
 BATCH_COLS: constant(uint256) = 128
 
-# @dev The largest batched move's calldata: a `linear` `step` with rows
-# of BATCH_COLS and three MAX_PROOF-deep proofs (selector, 13 head
-# words, the row word's proof, two input headers, then the witness: its
-# length word, 8 head words, two proofs, two rows with their length
-# words); it bounds every other move at the protocol's limits too
-# (`transition` with three MAX_PROOF-deep proofs is 2,180 bytes,
-# `choose` at MAX_ARITY 2,148).
-MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
-    + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
+# @dev The largest batched move's calldata: a `transition` of an op with
+# two inputs, the longest params header and four MAX_PROOF-deep proofs
+# (selector; 17 head words: the game id, the descriptor's 7, the output
+# header's 4 and 5 offsets; the descriptor's proof; two input headers;
+# the proofs' list of two; the params header; the output's proof). It
+# bounds every other move at the protocol's limits: a `step` with rows
+# of BATCH_COLS, a witness as `linear`'s and three MAX_PROOF-deep proofs
+# is 2,948 bytes, `choose` at MAX_ARITY 2,148; a wider `reveal_row` or
+# `step` goes in a transaction of its own.
+MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 17 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
+    + (32 + 2 * 32 + 2 * (32 + 32 * MAX_PROOF)) + (32 + MAX_PARAMS) + (32 + 32 * MAX_PROOF)
 
 # @dev Sub-calls per batch. Vyper copies the whole argument into memory,
-# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 86k
-# gas, under 1,400 a move in a full batch); 64 moves of 50k-250k gas
+# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 126k
+# gas, under 2,000 a move in a full batch); 64 moves of 50k-250k gas
 # fill 3M-16M gas, a block's share or EIP-7825's transaction cap.
 MAX_CALLS: public(constant(uint256)) = 64
 
@@ -781,9 +791,28 @@ def verifier(kind: uint256) -> address:
     @notice The verifier contract of op kind `kind`, fixed at
             deployment; the zero address for a kind without one.
     """
+    return self._verifier_of(kind)
+
+
+@view
+@internal
+def _verifier_of(kind: uint256) -> address:
     if kind >= 1 and kind <= MAX_KINDS:
         return VERIFIERS[kind - 1]
     return empty(address)
+
+
+@pure
+@internal
+def _header_root(header: IVerifier.SlotHeader) -> bytes32:
+    """
+    @dev A slot's tensor root by its dtype's rule (protocol.md section
+         3): `H(enc(rows, cols, R))` for `int8`, `H(enc(rows, cols, R,
+         dtype))` for any other dtype.
+    """
+    if header.dtype == 0:
+        return tensor.header_root(header.rows, header.cols, header.rows_root)
+    return keccak256(abi_encode(header.rows, header.cols, header.rows_root, header.dtype))
 
 
 @pure

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from eth_abi import decode, encode
 
 from referee import game as moves
+from referee import witness
 from referee.model import IntegerModel
 from referee.trace import Trace
 from rpc import Abi, Node, Reverted
@@ -158,10 +159,14 @@ def _other_transition(party, args, g, seen, rng, arity):
 
 
 def _forged_transition_proof(party, args, g, seen, rng, arity):
-    """One element of the descriptor, input or output proof changed (those not empty)."""
+    """One element of the descriptor, an input or the output proof changed (those not empty)."""
     args = list(args)
-    i = rng.choice([i for i in (2, 4, 6) if args[i]])
-    args[i] = _flip_in(args[i], rng)
+    proofs = [(2, None), (7, None)] + [(4, k) for k, proof in enumerate(args[4]) if proof]
+    i, k = rng.choice([(i, k) for i, k in proofs if (args[i] if k is None else args[i][k])])
+    if k is None:
+        args[i] = _flip_in(args[i], rng)
+    else:
+        args[i] = [_flip_in(p, rng) if j == k else p for j, p in enumerate(args[i])]
     return args
 
 
@@ -171,9 +176,9 @@ def _other_step(party, args, g, seen, rng, arity):
 
 
 def _witness(args) -> list:
-    """The parts of a step's linear witness (referee.game.LINEAR_WITNESS): x, x_proof, bias,
+    """The parts of a step's linear witness (referee.witness.LINEAR_WITNESS): x, x_proof, bias,
     multiplier, shift, w, w_proof, weights_rows_root."""
-    return [list(p) if isinstance(p, tuple) else p for p in decode(moves.LINEAR_WITNESS, args[6])]
+    return [list(p) if isinstance(p, tuple) else p for p in decode(witness.LINEAR_WITNESS, args[6])]
 
 
 def _witness_lie(change):
@@ -181,7 +186,7 @@ def _witness_lie(change):
     def lie(party, args, g, seen, rng, arity):
         parts = _witness(args)
         change(parts, rng)
-        return [*args[:6], encode(moves.LINEAR_WITNESS, tuple(parts))]
+        return [*args[:6], encode(witness.LINEAR_WITNESS, tuple(parts))]
     return lie
 
 
@@ -206,9 +211,9 @@ SOLVER_TRICKS = {
                               lambda p, a, g, s, rng, ar: [a[0], a[1] + [bytes(32)]]),
     "forged transition proof": (TRANSITION, lambda a, g: True, _forged_transition_proof),
     "transition proof of the wrong depth": (TRANSITION, lambda a, g: True,
-                                            lambda p, a, g, s, rng, ar: [*a[:6], a[6][:-1]]),
+                                            lambda p, a, g, s, rng, ar: [*a[:7], a[7][:-1]]),
     "forged output header": (TRANSITION, lambda a, g: True,
-                             lambda p, a, g, s, rng, ar: [*a[:5], (a[5][0] + 1, *a[5][1:]), a[6]]),
+                             lambda p, a, g, s, rng, ar: [*a[:6], (a[6][0] + 1, *a[6][1:]), a[7]]),
     "transition replayed from another job": (TRANSITION, lambda a, g: True, _other_transition),
     "forged children": (CHILDREN, lambda a, g: True,
                         lambda p, a, g, s, rng, ar: [a[0], _flip(a[1], rng), a[2]]),

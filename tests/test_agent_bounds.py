@@ -74,7 +74,7 @@ def make_agent(deployment, models, tmp_path):
 
 
 def widest(model) -> int:
-    return max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
+    return cap.widest_row_bytes(model)
 
 
 def test_agent_bounds_move_gas_kept_per_model_succeeds(market, models, accounts, make_agent):

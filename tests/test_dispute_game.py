@@ -253,21 +253,21 @@ def test_transition_descriptor_not_in_model_reverts(at_phase, solver):
 def test_transition_input_header_not_in_agreed_state_reverts(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
-    args[2] = (t.input[0] + 1, t.input[1], t.input[2])
+    args[2] = [(t.inputs[0][0] + 1, *t.inputs[0][1:])] + list(t.inputs[1:])
     _reverts_unchanged(game, gid, "game: input header not in the agreed state", "transition", *args, sender=solver)
 
 
 def test_transition_slot_not_empty_reverts(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
-    args[5] = [b"\x02" * 32] + list(t.output_proof[1:])
+    args[6] = [b"\x02" * 32] + list(t.output_proof[1:])
     _reverts_unchanged(game, gid, "game: output is not the one change from the agreed state", "transition", *args, sender=solver)
 
 
 def test_transition_output_header_not_in_disputed_state_reverts(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
-    args[4] = (t.output[0], t.output[1], b"\x03" * 32)
+    args[5] = (t.output[0], t.output[1], b"\x03" * 32, t.output[3])
     _reverts_unchanged(game, gid, "game: output is not the one change from the agreed state", "transition", *args,
                        sender=solver)
 
@@ -275,7 +275,7 @@ def test_transition_output_header_not_in_disputed_state_reverts(at_phase, solver
 def test_transition_retry_after_bad_proof_succeeds(at_phase, solver):
     game, gid, t = _transition(at_phase)
     args = list(t.args())
-    args[5] = [b"\x02" * 32] + list(t.output_proof[1:])
+    args[6] = [b"\x02" * 32] + list(t.output_proof[1:])
     with ape.reverts():
         game.transition(gid, *args, sender=solver)
     game.transition(gid, *t.args(), sender=solver)

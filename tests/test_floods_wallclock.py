@@ -56,7 +56,7 @@ def _count(name: str, default: int, as_solver: bool, model) -> int:
     value = os.environ.get(name, str(default))
     if value != "capacity":
         return int(value)
-    widest = max([model.input_cols] + [op.out_cols for op in model.ops])
+    widest = cap.widest_row_bytes(model)
     return cap.Capacity(BLOCK, 30_000_000, CLOCK, cap.moves_per_game(len(model.ops), ROWS, DEFAULT_PARAMS["arity"],
                                                                       as_solver), cap.move_gas_bound(widest)).games
 

@@ -153,7 +153,7 @@ def _transition_with(chain, game, one_op, accounts, field: int, value: int):
     solver = Party(accounts[1], model, honest)
     g, gid = _open(game, model, honest, solver, Party(accounts[2], model, honest), accounts[3], ops_root=leaf,
                    s_n=honest.state_roots[1])
-    receipt = g.transition(gid, desc, [], t.input, t.input_proof, t.output, t.output_proof, sender=accounts[1])
+    receipt = g.transition(gid, desc, [], *t.args()[2:], sender=accounts[1])
     return g, gid, [log.reason for log in receipt.decode_logs(g.GameResolved)]
 
 

@@ -232,7 +232,7 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     from referee.errors import RefereeError
 
     client, _, (a, _, _) = batch_client
-    assert (client.max_calls, client.max_call_bytes) == (64, 2948)
+    assert (client.max_calls, client.max_call_bytes) == (64, 3652)
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])

@@ -44,8 +44,12 @@ MAX_ROWS: constant(uint256) = 65536
 FRONTIER: constant(uint256) = 17
 
 
-# @dev The most words in a row: `MAX_COLS / 32`.
-MAX_WORDS: constant(uint256) = 512
+# @dev The longest packed row: MAX_COLS `int32` elements (section 3).
+MAX_ROW_BYTES: constant(uint256) = 4 * MAX_COLS
+
+
+# @dev The most words in a row: `MAX_ROW_BYTES / 32`.
+MAX_WORDS: constant(uint256) = MAX_ROW_BYTES // 32
 
 
 @internal
@@ -167,7 +171,7 @@ def tensor_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> 
 
 @internal
 @pure
-def word_root(row: Bytes[MAX_COLS]) -> bytes32:
+def word_root(row: Bytes[MAX_ROW_BYTES]) -> bytes32:
     """
     @dev The root of a packed row's word tree (section 10.3): the row
          split into `ceil(len / 32)` 32-byte words, the last padded on
@@ -175,7 +179,7 @@ def word_root(row: Bytes[MAX_COLS]) -> bytes32:
          (not hashed); depth `depth(ceil(len / 32))`, padded with
          `Z[0]`. Column `c` is byte `c % 32` of leaf `c // 32`. Reverts
          with "tensor: empty row" if `len(row) == 0`.
-    @param row The packed row, 1 to MAX_COLS bytes.
+    @param row The packed row, 1 to MAX_ROW_BYTES bytes.
     @return bytes32 The word-tree root.
     """
     n_bytes: uint256 = len(row)
@@ -206,7 +210,7 @@ def word_root(row: Bytes[MAX_COLS]) -> bytes32:
                 byte: uint256 = convert(convert(slice(row, j, 1), bytes1), uint256)
                 short = short | (byte << unsafe_mul(unsafe_sub(31, j), 8))
             node = convert(short, bytes32)
-        # Push leaf `i` (`i < 2**9`: at most 9 merges).
+        # Push leaf `i` (`i < 2**11`: at most 11 merges).
         h: uint256 = 0
         bits: uint256 = i
         for _: uint256 in range(FRONTIER - 1):

@@ -42,7 +42,7 @@ def wrong_shape(trace: Trace, slot: int, extra_rows: int = 0, extra_cols: int = 
     """The trace with slot ``slot`` padded by zero rows or columns."""
     slots = [s.clone() for s in trace.slots]
     rows, cols = slots[slot].shape
-    grown = torch.zeros((rows + extra_rows, cols + extra_cols), dtype=torch.int8)
+    grown = torch.zeros((rows + extra_rows, cols + extra_cols), dtype=slots[slot].dtype)
     grown[:rows, :cols] = slots[slot]
     slots[slot] = grown
     return Trace(trace.model_root, slots)
@@ -60,7 +60,7 @@ def garbage_padding(trace: Trace, slot: int, garbage: bytes = b"\x01" * 32) -> T
     if honest.rows == 1 << honest.tree.depth:
         raise ValueError("no padding leaf: the row count is a power of two")
     leaves = cm.row_leaves(trace.slots[slot]) + [garbage]
-    commitments[slot] = cm.TensorCommitment(honest.rows, honest.cols, MerkleTree(leaves, honest.tree.depth))
+    commitments[slot] = cm.TensorCommitment(honest.rows, honest.cols, MerkleTree(leaves, honest.tree.depth), honest.dtype)
     lying.__dict__["slot_commitments"] = commitments  # cached_property: the lie replaces it
     return lying
 

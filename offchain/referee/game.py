@@ -12,11 +12,10 @@ tuples), so a chain client passes them through unchanged.
 
 from dataclasses import dataclass
 
-from eth_abi import encode
-
 from . import commitments as cm
+from . import witness
 from .merkle import MerkleTree, depth_for
-from .model import IntegerModel
+from .model import IntegerModel, input_slots
 from .trace import Trace
 
 WORD_BYTES = 32
@@ -56,35 +55,35 @@ def disputed_part(trace: Trace, lo: int, hi: int, arity: int, roots: list[bytes]
 
 @dataclass(frozen=True)
 class Transition:
-    """The solver's transition move for op ``op`` (protocol 7.2), in ABI order."""
+    """The solver's transition move for op ``op`` (protocol 7.2), in ABI order: the descriptor and
+    its proof, the headers of the input slots the kind reads with their proofs in S_{op-1}, the
+    params header (the preimage of ``params_root``; empty for an ``argmax`` without ``carry``),
+    the output header and its slot-update proof."""
 
     desc: tuple
     desc_proof: list[bytes]
-    input: tuple
-    input_proof: list[bytes]
+    inputs: list[tuple]
+    input_proofs: list[list[bytes]]
+    params: bytes
     output: tuple
     output_proof: list[bytes]
 
     def args(self) -> tuple:
-        return (self.desc, self.desc_proof, self.input, self.input_proof, self.output, self.output_proof)
-
-
-def op_descriptor(model: IntegerModel, op: int) -> tuple:
-    """Op ``op``'s descriptor, the seven words of protocol section 5, as the contract's tuple."""
-    linear = model.ops[op - 1]
-    return (cm.KIND_LINEAR, linear.flags, linear.input_slot, 0, linear.in_cols, linear.out_cols,
-            linear.weights.root)
+        return (self.desc, self.desc_proof, self.inputs, self.input_proofs, self.params,
+                self.output, self.output_proof)
 
 
 def transition(model: IntegerModel, trace: Trace, op: int) -> Transition:
-    """Solver: op ``op``'s descriptor, its input header in S_{op-1}, its output header in S_op."""
-    linear = model.ops[op - 1]
+    """Solver: op ``op``'s descriptor, its input headers in S_{op-1}, its params header and its
+    output header in S_op."""
+    state = trace.state_tree(op - 1)
     return Transition(
-        desc=op_descriptor(model, op),
+        desc=witness.descriptor(model, op),
         desc_proof=model.op_tree.proof(op - 1),
-        input=trace.slot_commitments[linear.input_slot].header,
-        input_proof=trace.state_tree(op - 1).proof(linear.input_slot),
-        output=trace.slot_commitments[op].header,
+        inputs=witness.step_inputs(model, trace, op),
+        input_proofs=[state.proof(slot) for slot in input_slots(model.ops[op - 1])],
+        params=model.ops[op - 1].params_header(),
+        output=trace.slot_commitments[op].full_header,
         output_proof=trace.slot_update_proof(op),
     )
 
@@ -108,68 +107,44 @@ def word_tree(row: bytes) -> MerkleTree:
     return MerkleTree(words, depth_for(len(words)))
 
 
-# The ABI types of the linear verifier's witness (contracts/verifiers/LinearVerifier.vy, protocol
-# 10.9): input row, its proof, bias, multiplier, shift, weight row, its proof, weights rows root.
-LINEAR_WITNESS = ("bytes", "bytes32[]", "int256", "int256", "uint256", "bytes", "bytes32[]", "bytes32")
-
-
 @dataclass(frozen=True)
 class Step:
     """The challenger's one-step move (protocol 7.4), in ABI order: the column, the revealed row's
-    word and its proof, the op (descriptor and input headers, as the transition revealed them) and
-    the kind's witness, ABI-encoded for its verifier (``witness``)."""
+    word holding it and its proof, the op (descriptor and input headers, as the transition
+    revealed them) and the kind's witness, ABI-encoded for its verifier (protocol 10.9)."""
 
     column: int
     row_word: bytes
     row_word_proof: list[bytes]
     desc: tuple
     inputs: list[tuple]
-    x: bytes
-    x_proof: list[bytes]
-    bias: int
-    multiplier: int
-    shift: int
-    w: bytes
-    w_proof: list[bytes]
-    weights_rows_root: bytes
-
-    @property
-    def witness(self) -> bytes:
-        """abi_encode(x, x_proof, bias, multiplier, shift, w, w_proof, weights_rows_root)."""
-        return encode(LINEAR_WITNESS, (self.x, self.x_proof, self.bias, self.multiplier, self.shift,
-                                       self.w, self.w_proof, self.weights_rows_root))
+    witness: bytes
 
     def args(self) -> tuple:
         return (self.column, self.row_word, self.row_word_proof, self.desc, self.inputs, self.witness)
 
 
 def disputed_column(trace: Trace, op: int, row_index: int, revealed: bytes) -> int:
-    """Challenger: the first column where the revealed row differs from its own (0 if none)."""
+    """Challenger: the first column whose element in the revealed row differs from its own
+    (0 if none)."""
     mine = trace.row_bytes(op, row_index)
-    return next((c for c, (a, b) in enumerate(zip(revealed, mine)) if a != b), 0)
+    width = cm.WIDTHS[trace.slot_commitments[op].dtype]
+    first = next((i for i, (a, b) in enumerate(zip(revealed, mine)) if a != b), 0)
+    return first // width
 
 
 def step(model: IntegerModel, trace: Trace, op: int, row_index: int, revealed: bytes,
          column: int | None = None) -> Step:
     """Challenger: proofs for ``column`` (default: the first disputed) of the revealed row."""
-    linear = model.ops[op - 1]
     if column is None:
         column = disputed_column(trace, op, row_index, revealed)
     words = word_tree(revealed)
-    weights = linear.weights
+    word = column * cm.WIDTHS[trace.slot_commitments[op].dtype] // WORD_BYTES
     return Step(
         column=column,
-        row_word=words.node(0, column // WORD_BYTES),
-        row_word_proof=words.proof(column // WORD_BYTES),
-        desc=op_descriptor(model, op),
-        inputs=[trace.slot_commitments[linear.input_slot].full_header],
-        x=trace.row_bytes(linear.input_slot, row_index),
-        x_proof=trace.slot_commitments[linear.input_slot].tree.proof(row_index),
-        bias=int(linear.bias[column]),
-        multiplier=int(linear.multiplier[column]),
-        shift=int(linear.shift[column]),
-        w=cm.packed(linear.weight[column:column + 1]),
-        w_proof=weights.tree.proof(column),
-        weights_rows_root=weights.rows_root,
+        row_word=words.node(0, word),
+        row_word_proof=words.proof(word),
+        desc=witness.descriptor(model, op),
+        inputs=witness.step_inputs(model, trace, op),
+        witness=witness.step_witness(model, trace, op, row_index, column),
     )
-

@@ -94,8 +94,7 @@ class Agent(CapacityWatch, Sending):
         self._move_gas = {model_id: deque(journal.move_gas(model_id), maxlen=MOVE_GAS_WINDOW)
                           for model_id in self.models}
         # gas per kind of game call, for packing batches (an unseen kind: the largest move's bound)
-        widest = max(cap.move_gas_bound(max([m.input_cols] + [op.out_cols for op in m.ops]))
-                     for m in self.models.values())
+        widest = max(cap.move_gas_bound(cap.widest_row_bytes(m)) for m in self.models.values())
         measured = max((gas for window in self._move_gas.values() for gas in window), default=0)
         self.gas_table = batching.GasTable(default=max(widest, measured))
         for key, gas in journal.gas_by_key():

@@ -72,10 +72,19 @@ def moves_per_game(n_ops: int, rows: int, arity: int, as_solver: bool) -> int:
     return rounds + descent + (2 if as_solver else 1)
 
 
-def move_gas_bound(widest_cols: int) -> int:
-    """An upper bound on the gas of one move of a model whose widest slot has ``widest_cols``
-    columns: the one step carries two rows of that width, ``reveal_row`` one."""
-    return BASE_MOVE_GAS + CALLDATA_GAS_PER_BYTE * 2 * widest_cols
+def widest_row_bytes(model) -> int:
+    """The longest packed row of any slot of ``model`` (columns times the dtype's width): what a
+    ``reveal_row`` carries at most, and each input row of a one step."""
+    from ..commitments import WIDTHS
+
+    return max(model.slot_cols(s) * WIDTHS[model.slot_dtype(s)] for s in range(len(model.ops) + 1))
+
+
+def move_gas_bound(widest_bytes: int) -> int:
+    """An upper bound on the gas of one move of a model whose longest packed row is
+    ``widest_bytes``: the one step carries two rows that long (and at most a 1 KiB table,
+    inside the base), ``reveal_row`` one."""
+    return BASE_MOVE_GAS + CALLDATA_GAS_PER_BYTE * 2 * widest_bytes
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,8 @@ class CapacityWatch:
     def capacity(self, model: IntegerModel, rows: int) -> cap.Capacity:
         """How many games of jobs like this one (model, rows) this agent can play at once: the
         largest move is the model's shape bound, or more if one of its latest moves took more."""
-        widest = max([model.input_cols] + [op.out_cols for op in model.ops] + [op.in_cols for op in model.ops])
         measured = self._move_gas.get(self._model_id(model), ())
-        move_gas = max(cap.move_gas_bound(widest), max(measured, default=0))
+        move_gas = max(cap.move_gas_bound(cap.widest_row_bytes(model)), max(measured, default=0))
         return cap.Capacity(block_time=self.block_time, block_gas=self.block_gas, clock=self.client.clock,
                             moves=cap.moves_per_game(len(model.ops), rows, self.client.arity, self.is_solver),
                             move_gas=move_gas, send_rate=self.throughput.send_rate,

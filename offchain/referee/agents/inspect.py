@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .agent import ether
 from .client import JOB_STATUS, ChainClient, open_window
 from .logs import seconds
+from ..model import DTYPE_NAMES
 from .player import PHASE_NAMES, SOLVER_PHASES
 
 MARKET_EVENTS = ("JobPosted", "JobClaimed", "JobExpired", "JobCommitted", "JobChallenged", "GameSettled",
@@ -178,8 +179,9 @@ class _Story:
             return f"the challenger disputes part {a['index'] + 1}: {_ops(lo, hi)}{found}"
         if name == "Transitioned":
             self.op[g], self.rows[g] = a["op"], a["output_rows"]
+            dtype = DTYPE_NAMES.get(a["output_dtype"], f"dtype {a['output_dtype']}")
             return (f"the solver revealed {self.op_name(a['op'])}'s output, {a['output_rows']} x {a['output_cols']} "
-                    f"(its input {a['input_rows']} x {a['input_cols']}); the row descent begins")
+                    f"{dtype}; the row descent begins")
         if name == "ChildrenRevealed":
             rows = _rows(a["levels_left"], a["node_index"], self.rows.get(g))
             return f"the solver revealed the two halves of {rows}"

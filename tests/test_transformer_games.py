@@ -1,0 +1,159 @@
+"""Whole dispute games over transformer-shaped models, on the real game and verifier contracts.
+
+The models are the golden vectors' (tests/vectors/transformer_models.json: a post-norm encoder,
+a padded encoder with the key mask of 5.9, a causal decoder, their 16-bit variants and a
+Llama-shaped decoder with rope, mul, grouped matmuls and a split head), so every kind and flag
+of protocol 5.1-5.14 appears, with several row counts (4 to 15 rows per slot, and the pooled
+[G, d] slots). In each game a lying solver has changed one element of one slot (or grown a
+slot by a column) and an honest challenger plays every move from its own trace
+(tests/dispute_driver.py): the challenger must win, and the game must end at the op the lie
+was put in, by the kind's one step (or at its transition for a shape lie). An honest solver
+must likewise beat a challenger whose trace is wrong.
+
+Every op of the Llama decoder and of the padded encoder gets a lie; the other models one op of
+each kind. The counts per kind are printed at the end of the run (tests/conftest.py).
+"""
+
+import random
+from collections import Counter
+
+import pytest
+
+from dispute_driver import Party, play
+from game_bots import STATS
+from helpers import load_vectors
+from referee.cheats import wrong_element, wrong_shape
+from referee.executor import Executor
+from referee.graph_dict import model_from_dict
+from referee.inputs import rows_tensor
+from referee.trace import Trace
+from referee.agents.deployment import deploy_game
+
+CLOCK = 3600
+ARITY = 4
+KIND_NAMES = {1: "linear", 2: "matmul", 3: "transpose", 4: "add", 5: "lut", 6: "softmax", 7: "norm",
+              8: "embed", 9: "argmax", 10: "rope", 11: "mul"}
+EVERY_OP = ("llama", "padded")  # names (substrings) of the models whose every op gets a lie
+CAUGHT = Counter()  # kind name -> lies caught by the honest challenger
+SHAPES_CAUGHT = Counter()
+DEFENDED = Counter()  # kind name -> games an honest solver won against a lying challenger
+
+
+@pytest.fixture(scope="module")
+def arena(project, deployer):
+    game = deploy_game(deployer, ARITY, CLOCK, project)
+    return game, deployer.deploy(project.game_owner_mock, game.address)
+
+
+def _vector_models():
+    found = []
+    for vec in load_vectors("transformer_models")["models"]:
+        d = {"input_cols": vec["input_cols"], "input_dtype": vec["input_dtype"], "ops": vec["ops"]}
+        model = model_from_dict(d)
+        slots = Executor(model, "cpu").run(rows_tensor(vec["input"], model.input_dtype))
+        found.append((vec["name"], model, Trace(model.root, slots)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def vector_models():
+    return _vector_models()
+
+
+def _ops_to_lie_in(name: str, model) -> list[int]:
+    """Every op of the models named in EVERY_OP; otherwise the first op of each kind."""
+    if any(tag in name for tag in EVERY_OP):
+        return list(range(1, len(model.ops) + 1))
+    first = {}
+    for j, op in enumerate(model.ops, start=1):
+        first.setdefault((op.kind, op.flags), j)
+    return sorted(first.values())
+
+
+def _game(arena, model, honest, solver: Party, challenger: Party, sender):
+    game, owner = arena
+    owner.open(solver.account, challenger.account, model.ops_root, len(model.ops), honest.state_roots[0],
+               solver.trace.trace_root, sender=sender)
+    gid = game.game_count()
+    return game, gid
+
+
+def _element(trace: Trace, slot: int, rng: random.Random) -> tuple[int, int]:
+    rows, cols = trace.slots[slot].shape
+    return rng.randrange(rows), rng.randrange(cols)
+
+
+def test_lie_in_every_kind_is_caught_succeeds(chain, arena, vector_models, accounts):
+    """A changed element in an op's slot: the honest challenger wins at that op's one step."""
+    rng = random.Random(19)
+    failures = []
+    for name, model, honest in vector_models:
+        for j in _ops_to_lie_in(name, model):
+            row, col = _element(honest, j, rng)
+            liar = wrong_element(honest, j, row, col)
+            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
+            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+            outcome = play(chain, game, gid, solver, challenger)
+            kind = KIND_NAMES[model.ops[j - 1].kind]
+            if outcome.solver_won or game.games(gid).hi != j or outcome.reason != "element differs":
+                failures.append((name, j, kind, outcome.reason, game.games(gid).hi))
+            else:
+                CAUGHT[kind] += 1
+    assert not failures, failures
+    assert set(CAUGHT) == set(KIND_NAMES.values())
+
+
+def test_shape_lie_in_every_kind_is_caught_at_the_transition_succeeds(chain, arena, vector_models, accounts):
+    """A slot grown by one column: the solver loses the transition of that op."""
+    failures = []
+    for name, model, honest in vector_models:
+        if "llama" not in name and "padded" not in name:
+            continue
+        seen = set()
+        for j, op in enumerate(model.ops, start=1):
+            if op.kind in seen or j == len(model.ops):
+                continue
+            seen.add(op.kind)
+            liar = wrong_shape(honest, j, extra_cols=1)
+            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
+            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+            outcome = play(chain, game, gid, solver, challenger)
+            kind = KIND_NAMES[op.kind]
+            if outcome.solver_won or outcome.reason != "output header differs from the shape rule":
+                failures.append((name, j, kind, outcome.reason))
+            else:
+                SHAPES_CAUGHT[kind] += 1
+    assert not failures, failures
+    assert set(SHAPES_CAUGHT) == set(KIND_NAMES.values())
+
+
+def test_honest_solver_beats_a_lying_challenger_in_every_kind_succeeds(chain, arena, vector_models, accounts):
+    """The challenger's trace has one element wrong: the honest solver wins (the element
+    matches at the step, or the challenger's own bisection leads it to an op it cannot win)."""
+    rng = random.Random(23)
+    name, model, honest = next(v for v in vector_models if "llama" in v[0])
+    failures = []
+    for j in _ops_to_lie_in("first of each kind", model):
+        row, col = _element(honest, j, rng)
+        wrong = wrong_element(honest, j, row, col)
+        solver, challenger = Party(accounts[1], model, honest), Party(accounts[2], model, wrong)
+        game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+        outcome = play(chain, game, gid, solver, challenger)
+        kind = KIND_NAMES[model.ops[j - 1].kind]
+        if not outcome.solver_won:
+            failures.append((name, j, kind, outcome.reason))
+        else:
+            DEFENDED[kind] += 1
+    assert not failures, failures
+
+
+def teardown_module(module):
+    def line(title, counts):
+        return f"{title}: {sum(counts.values())}  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    if CAUGHT:
+        STATS.figures.append(line("transformer games, element lies caught per kind", CAUGHT))
+    if SHAPES_CAUGHT:
+        STATS.figures.append(line("transformer games, shape lies caught at the transition per kind", SHAPES_CAUGHT))
+    if DEFENDED:
+        STATS.figures.append(line("transformer games, honest solver won against a lying challenger per kind", DEFENDED))
+
