@@ -393,3 +393,41 @@ def test_norm_column_out_of_range_is_malformed(verifiers, gamma, beta, malformed
 def test_golden_output_header_succeeds(verifiers, name, op, inputs, want):
     desc, headers, params = _call(op, inputs)
     assert verifiers[op["kind"]].output_header(desc, headers, params) == want
+
+
+# ---------------------------------------------------------------------------
+# Column counts of tensors (section 3: 1 <= cols <= MAX_COLS), on synthetic headers
+
+
+def _synthetic(kind, n):
+    """(desc, headers, params, want) of a valid op of ``kind`` with in_cols = out_cols = n (argmax:
+    in_cols = n); the headers' roots are never read by output_header."""
+    z = bytes(32)
+    x = [[3, n, z, 0]]
+    want = (3, n, 0)
+    params = {LINEAR: ref.enc(n, n, z), vw.MATMUL: ref.enc(1, 1, 1, 1), vw.TRANSPOSE: ref.enc(1),
+              vw.ADD: ref.enc(1, 1, 1), vw.LUT: bytes(256), vw.SOFTMAX: ref.enc(1, 1, z),
+              vw.NORM: ref.enc(n, 1, 1, z), vw.EMBED: ref.enc(1, n, n, 1, 1, 1, z, z), vw.ARGMAX: b"",
+              vw.ROPE: ref.enc(1, 1, 1, 1, z), vw.MUL: ref.enc(1, 1)}[kind]
+    out_cols, input_b = n, 0
+    if kind == vw.MATMUL:
+        x, input_b = [[2, n, z, 0], [2 * n, n, z, 0]], 1
+        want = (2, n, 0)
+    if kind in (vw.ADD, vw.MUL):
+        x, input_b = x + x, 1
+    if kind == vw.TRANSPOSE:
+        x, want = [[n, n, z, 0]], (n, n, 0)
+    if kind == vw.EMBED:
+        x, want = [[2, n, z, 1]], (2 * n, n, 0)
+    if kind == vw.ARGMAX:
+        x, out_cols, want = [[3, n, z, 1]], 1, (3, 1, 1)
+    root = z if kind == vw.ARGMAX else ref.keccak256(params)
+    return [kind, 0, 0, input_b, n, out_cols, root], x, params, want
+
+
+@pytest.mark.parametrize("kind", sorted(NAMES), ids=lambda k: REASON[k])
+def test_columns_of_a_tensor(verifiers, kind):
+    for n in (2, MAX_COLS) if kind == vw.ROPE else (1, 2, MAX_COLS):  # rope: D = n even
+        assert _oh(verifiers, *_synthetic(kind, n)[:3]) == _synthetic(kind, n)[3], n
+    for n in (0, MAX_COLS + 2):
+        assert _oh(verifiers, *_synthetic(kind, n)[:3]) == ZERO, n
