@@ -191,11 +191,50 @@ def test_element_empty_rows_reverts(verifier):
         verifier.element(desc, inputs, 0, 0, witness)
 
 
-def test_element_bias_past_int32_reverts(verifier):
+MALFORMED = -(2**255)  # rows.MALFORMED: a revealed value breaks its range (protocol 7.4)
+
+
+def test_element_bias_past_int32_is_malformed(verifier):
     """A bias of 2^31 whose sum with the dot product is back in the int32 range: still refused
-    (section 4: b is an int32), not requantized."""
+    (section 4: b is an int32), not requantized: the step answers MALFORMED (the solver loses)."""
     desc, inputs, witness = _hand_case(1, 2**31, bytes([0x80]), bytes([0x7F]))  # -128 * 127
-    with ape.reverts("linear: bias out of range"):
-        verifier.element(desc, inputs, 0, 0, witness)
+    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
+    desc, inputs, witness = _hand_case(1, -(2**31) - 1, bytes([0x80]), bytes([0x80]))  # + 128 * 128
+    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
     desc, inputs, witness = _hand_case(1, 2**31 - 1, bytes([0x80]), bytes([0x7F]))
     assert verifier.element(desc, inputs, 0, 0, witness) == 127  # the int32 maximum is fine: clamped
+
+
+def _hand_leaf(bias: int, m: int, s: int, x_row: bytes, w_row: bytes):
+    """As ``_hand_case`` with the leaf's m and s chosen."""
+    from referee.hashing import enc, keccak256
+    from referee.merkle import MerkleTree
+
+    k = len(x_row)
+    x_tree = MerkleTree([keccak256(x_row)], 0)
+    w_tree = MerkleTree([keccak256(enc(bias, m, s) + w_row)], 0)
+    desc = (1, 0, 0, 0, k, 1, keccak256(enc(1, k, w_tree.root)))
+    witness = encode(LINEAR_WITNESS, (x_row, x_tree.proof(0), bias, m, s, w_row, w_tree.proof(0), w_tree.root))
+    return desc, [(1, k, x_tree.root, 0)], witness
+
+
+@pytest.mark.parametrize("bias, m, s", [
+    (0, 0, 1), (0, 2**31, 1), (0, -1, 1), (0, 1, 0), (0, 1, 63),
+    (2**31 - 1, 1, 1), (-(2**31), 1, 1),  # the accumulator leaves int32 (bound broken)
+])
+def test_element_leaf_out_of_range_is_malformed(verifier, bias, m, s):
+    """m, s or the accumulator out of section 4's ranges in a leaf that verifies: MALFORMED."""
+    x, w = (bytes([0x7F]), bytes([0x7F])) if bias > 0 else (bytes([0x80]), bytes([0x7F]))
+    desc, inputs, witness = _hand_leaf(bias, m, s, x, w)
+    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
+
+
+@pytest.mark.parametrize("bias, m, s", [(0, 1, 1), (0, 2**31 - 1, 62), (2**31 - 1 - 16129, 2**31 - 1, 1),
+                                        (-(2**31), 1, 62)])
+def test_element_leaf_range_edges_succeed(verifier, bias, m, s):
+    """The edges of each range are in it (the accumulator's too: 2^31 - 1 and, with x = w = 127,
+    -2^31 + 16129)."""
+    desc, inputs, witness = _hand_leaf(bias, m, s, bytes([0x7F]), bytes([0x7F]))
+    acc = bias + 127 * 127
+    y = max(-128, min(127, (acc * m + 2 ** (s - 1)) >> s))
+    assert verifier.element(desc, inputs, 0, 0, witness) == y

@@ -102,6 +102,20 @@ def test_rows_requantize_succeeds(rows_mock, acc, m, s, i16, want):
     assert rows_mock.requantize(acc, m, s, i16) == want == min(max((acc * m + 2 ** (s - 1)) >> s, lo), hi)
 
 
+def test_rows_shape_helpers_succeeds(rows_mock):
+    # rows.vy's checks of output_header (protocol 10.9), at the edges of each range.
+    for m, s, ok in [(1, 1, True), (2**31 - 1, 62, True), (0, 1, False), (2**31, 1, False), (1, 0, False),
+                     (1, 63, False), (2**256 - 1, 1, False), (1, 2**256 - 1, False)]:
+        assert rows_mock.valid_rq(m, s) == ok, (m, s)
+    for i, o, ok in [(1, 1, True), (16384, 16384, True), (0, 1, False), (1, 0, False), (16385, 1, False),
+                     (1, 16385, False)]:
+        assert rows_mock.valid_cols(i, o) == ok, (i, o)
+    for h, n, ok in [(1, 0, True), (1, 7, True), (3, 6, True), (3, 7, False), (0, 0, False), (0, 5, False), (8, 4, False)]:
+        assert rows_mock.divides(h, n) == ok, (h, n)
+    assert [rows_mock.activation(d) for d in range(4)] == [True, False, True, False]
+    assert [rows_mock.out_dtype(f) for f in (0, 1, 127, 128, 129, 2**255 + 128, 2**255)] == [0, 0, 0, 2, 2, 2, 0]
+
+
 # ---------------------------------------------------------------------------
 # The golden vectors through the verifiers
 # ---------------------------------------------------------------------------

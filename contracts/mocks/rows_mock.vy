@@ -98,3 +98,48 @@ def requantize(acc: int256, m: int256, s: uint256, i16: bool) -> int256:
     @return int256 The requantized value.
     """
     return rows.requantize(acc, m, s, i16)
+
+
+@external
+@pure
+def valid_rq(m: uint256, s: uint256) -> bool:
+    """
+    @notice `rows.valid_rq`: `m` in [1, 2^31 - 1] and `s` in [1, 62].
+    """
+    return rows.valid_rq(m, s)
+
+
+@external
+@pure
+def valid_cols(in_cols: uint256, out_cols: uint256) -> bool:
+    """
+    @notice `rows.valid_cols`: both counts in [1, MAX_COLS].
+    """
+    return rows.valid_cols(in_cols, out_cols)
+
+
+@external
+@pure
+def divides(h: uint256, n: uint256) -> bool:
+    """
+    @notice `rows.divides`: `h >= 1` divides `n`.
+    """
+    return rows.divides(h, n)
+
+
+@external
+@pure
+def activation(dtype: uint256) -> bool:
+    """
+    @notice `rows.activation`: `int8` or `int16`.
+    """
+    return rows.activation(dtype)
+
+
+@external
+@pure
+def out_dtype(flags: uint256) -> uint256:
+    """
+    @notice `rows.out_dtype`: `int16` with flag `i16`, else `int8`.
+    """
+    return rows.out_dtype(flags)

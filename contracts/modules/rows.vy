@@ -210,3 +210,75 @@ def requantize(acc: int256, m: int256, s: uint256, i16: bool) -> int256:
     """
     half: int256 = 1 << (s - 1)
     return self.clamp((acc * m + half) >> s, i16)
+
+
+# ---------------------------------------------------------------------------
+# Shape rules (`output_header`, protocol.md 5.0-5.14 and 10.9)
+
+# @dev Section 8's limits of a slot (a tensor is `[rows, cols]` with
+# `1 <= rows <= MAX_ROWS`, `1 <= cols <= MAX_COLS`).
+MAX_ROWS: constant(uint256) = 65536
+MAX_COLS: constant(uint256) = 16384
+
+# @dev `element`'s answer when a value the one step reveals breaks its range
+# (a committed table entry, column leaf or weight leaf; protocol.md 7.4): no
+# claimed element (an int32 at most) equals it, so the solver loses the step.
+MALFORMED: constant(int256) = min_value(int256)
+
+# @dev 5.0's ranges of a requantization: `m` in [1, 2^31 - 1], `s` in [1, 62].
+MAX_MULTIPLIER: constant(uint256) = 2**31 - 1
+MAX_SHIFT: constant(uint256) = 62
+
+# @dev Flag `i16` (bit 7) of every kind that writes activations.
+FLAG_I16: constant(uint256) = 128
+
+
+@internal
+@pure
+def valid_rq(m: uint256, s: uint256) -> bool:
+    """
+    @dev Whether `(m, s)` (a params header's words, unsigned) are in 5.0's
+         ranges: `m` in [1, 2^31 - 1], `s` in [1, 62].
+    """
+    return m >= 1 and m <= MAX_MULTIPLIER and s >= 1 and s <= MAX_SHIFT
+
+
+@internal
+@pure
+def valid_cols(in_cols: uint256, out_cols: uint256) -> bool:
+    """
+    @dev Whether a descriptor's column counts are those of tensors
+         (section 3: `1 <= cols <= MAX_COLS`).
+    """
+    return in_cols >= 1 and in_cols <= MAX_COLS and out_cols >= 1 and out_cols <= MAX_COLS
+
+
+@internal
+@pure
+def divides(h: uint256, n: uint256) -> bool:
+    """
+    @dev Whether `h >= 1` divides `n`.
+    """
+    return h >= 1 and n % h == 0
+
+
+@internal
+@pure
+def activation(dtype: uint256) -> bool:
+    """
+    @dev Whether a slot of `dtype` may feed a kind that reads activations
+         (5.0 "Dtypes of inputs": `int8` or `int16`).
+    """
+    return dtype == DTYPE_INT8 or dtype == DTYPE_INT16
+
+
+@internal
+@pure
+def out_dtype(flags: uint256) -> uint256:
+    """
+    @dev The output dtype of a kind that writes activations: `int16` with
+         flag `i16`, else `int8`.
+    """
+    if flags & FLAG_I16 != 0:
+        return DTYPE_INT16
+    return DTYPE_INT8

@@ -20,6 +20,7 @@ implements: IVerifier
 KIND: constant(uint256) = 4
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -93,3 +94,38 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     eb: int256 = rows.lane(convert(wd_b, bytes32), sh_b // 8, wb)
     acc: int256 = ea * m_a + eb * m_b
     return rows.clamp((acc + half) >> s, desc.flags & FLAG_I16 != 0)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.3: `[rows, n]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks add's rules.
+    @param desc The op's descriptor.
+    @param inputs The headers of slots `input_a` and `input_b`.
+    @param params The params header `enc(m_a, m_b, s)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "add: wrong kind"
+    if desc.flags & ~FLAG_I16 != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 2, "add: wrong input count"
+    assert len(params) == 96 and keccak256(params) == desc.params_root, "add: params header does not match"
+    s: uint256 = extract32(params, 64, output_type=uint256)
+    if not rows.valid_rq(extract32(params, 0, output_type=uint256), s):
+        return (0, 0, 0)
+    if not rows.valid_rq(extract32(params, 32, output_type=uint256), s):
+        return (0, 0, 0)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    ha: IVerifier.SlotHeader = inputs[0]
+    hb: IVerifier.SlotHeader = inputs[1]
+    if not rows.activation(ha.dtype) or not rows.activation(hb.dtype):
+        return (0, 0, 0)
+    if ha.cols != desc.in_cols or hb.cols != desc.in_cols:
+        return (0, 0, 0)
+    if hb.rows != ha.rows:
+        return (0, 0, 0)
+    return (ha.rows, desc.out_cols, rows.out_dtype(desc.flags))

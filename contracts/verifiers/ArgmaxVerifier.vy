@@ -30,6 +30,7 @@ FLAG_CARRY: constant(uint256) = 2
 MAX_COLS: constant(uint256) = 16384
 MAX_WORDS: constant(uint256) = 2048  # 32-byte words of the longest row
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -165,3 +166,54 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     if desc.flags & FLAG_PAIR != 0 and column == 0:
         return value
     return index
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.8 / 5.14: `[rows, 1]` (`[rows, 2]` with
+         `pair`), int32; `(0, 0, 0)` when the op breaks argmax's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`, and of the carried pair with
+           `carry`.
+    @param params With `carry` the params header `enc(offset)`; without, empty.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "argmax: wrong kind"
+    if desc.flags & ~(FLAG_PAIR | FLAG_CARRY) != 0:
+        return (0, 0, 0)
+    carry: bool = desc.flags & FLAG_CARRY != 0
+    if not carry and desc.input_b != 0:
+        return (0, 0, 0)
+    if not carry and desc.params_root != empty(bytes32):
+        return (0, 0, 0)
+    n_inputs: uint256 = 1
+    if carry:
+        n_inputs = 2
+    assert len(inputs) == n_inputs, "argmax: wrong input count"
+    if carry:
+        assert len(params) == 32 and keccak256(params) == desc.params_root, "argmax: params header does not match"
+    else:
+        assert len(params) == 0, "argmax: params header does not match"
+    out_cols: uint256 = 1
+    if desc.flags & FLAG_PAIR != 0:
+        out_cols = 2
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != out_cols:
+        return (0, 0, 0)
+    x: IVerifier.SlotHeader = inputs[0]
+    if x.dtype > rows.DTYPE_INT16:
+        return (0, 0, 0)
+    if x.cols != desc.in_cols:
+        return (0, 0, 0)
+    if carry:
+        offset: uint256 = extract32(params, 0, output_type=uint256)
+        if offset < 1 or offset > 2**24:
+            return (0, 0, 0)
+        pair: IVerifier.SlotHeader = inputs[1]
+        if pair.dtype != rows.DTYPE_INT32:
+            return (0, 0, 0)
+        if pair.cols != 2 or pair.rows != x.rows:
+            return (0, 0, 0)
+    return (x.rows, out_cols, rows.DTYPE_INT32)

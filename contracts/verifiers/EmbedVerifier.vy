@@ -27,6 +27,7 @@ implements: IVerifier
 KIND: constant(uint256) = 8
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 MAX_IDS: constant(uint256) = 16384
 MAX_TABLE_ROW: constant(uint256) = 30720
 
@@ -134,3 +135,44 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     e_pos: int256 = rows.lane(convert(wd_p, bytes32), sh_p // 8, rows.width(table))
     acc: int256 = tok_c * m_a + e_pos * m_b
     return rows.clamp((acc + half) >> s, i16)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.7: `[B·T, d]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks embed's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a` (the ids).
+    @param params The params header `enc(V, T, d, m_a, m_b, s, TR, PR)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "embed: wrong kind"
+    if desc.flags & ~FLAG_I16 != 0:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "embed: wrong input count"
+    assert len(params) == 256 and keccak256(params) == desc.params_root, "embed: params header does not match"
+    vocab: uint256 = extract32(params, 0, output_type=uint256)
+    if vocab < 1 or vocab > 2**24:
+        return (0, 0, 0)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols):
+        return (0, 0, 0)
+    if extract32(params, 32, output_type=uint256) != desc.in_cols:
+        return (0, 0, 0)
+    if extract32(params, 64, output_type=uint256) != desc.out_cols:
+        return (0, 0, 0)
+    s: uint256 = extract32(params, 160, output_type=uint256)
+    if not rows.valid_rq(extract32(params, 96, output_type=uint256), s):
+        return (0, 0, 0)
+    if not rows.valid_rq(extract32(params, 128, output_type=uint256), s):
+        return (0, 0, 0)
+    ids: IVerifier.SlotHeader = inputs[0]
+    if ids.dtype != rows.DTYPE_INT32:
+        return (0, 0, 0)
+    if ids.cols != desc.in_cols:
+        return (0, 0, 0)
+    return (ids.rows * desc.in_cols, desc.out_cols, rows.out_dtype(desc.flags))

@@ -36,6 +36,7 @@ from ..modules import merkle
 from ..modules import tensor
 from ..modules import linear
 from ..modules import int8 as i8
+from ..modules import rows
 
 
 KIND_LINEAR: constant(uint256) = 1
@@ -51,6 +52,7 @@ MAX_ROW16: constant(uint256) = linear.MAX_ROW16
 # @dev IVerifier's MAX_WITNESS (Vyper 0.4.3 does not export an
 # interface file's constants).
 MAX_WITNESS: constant(uint256) = 81920
+MAX_PARAMS: constant(uint256) = 512
 
 # @dev Loop bounds (literals: a bound may not name another module's
 # constant): words of an int8 row, 16-element chunks of an int16 row.
@@ -59,6 +61,9 @@ PER_WORD16: constant(uint256) = 16
 MAX_CHUNKS16: constant(uint256) = 1024
 
 ALLOWED_FLAGS: constant(uint256) = linear.FLAG_RELU | linear.FLAG_WIDE | linear.FLAG_I16
+# @dev The forbidden pairs of flags (5.0): ReLU with wide, wide with i16.
+RELU_WIDE: constant(uint256) = linear.FLAG_RELU | linear.FLAG_WIDE
+WIDE_I16: constant(uint256) = linear.FLAG_WIDE | linear.FLAG_I16
 
 
 @external
@@ -174,8 +179,10 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         # The weight leaf last: its concat buffer (16 KiB) is then the
         # block's last allocation, and only its used part is paid for.
         self._check_leaf(desc, column, keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
-                                                        convert(shift_, bytes32), w)), w_proof, wrr, bias)
-        # |dot| <= 2**28 and |bias| < 2**31: exact in int256.
+                                                        convert(shift_, bytes32), w)), w_proof, wrr)
+        # |dot| <= 2**28: exact in int256 for any int256 bias but the extremes.
+        if self._malformed(bias, multiplier, shift_, dot):
+            return rows.MALFORMED
         return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
     else:
         x: Bytes[MAX_ROW16] = b""
@@ -222,8 +229,10 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
                 dot = unsafe_add(dot, unsafe_mul(xi, wi))
 
         self._check_leaf(desc, column, keccak256(concat(convert(bias, bytes32), convert(multiplier, bytes32),
-                                                        convert(shift_, bytes32), w)), w_proof, wrr, bias)
-        # |dot| <= 2**36 and |bias| < 2**31: exact in int256.
+                                                        convert(shift_, bytes32), w)), w_proof, wrr)
+        # |dot| <= 2**36: exact in int256.
+        if self._malformed(bias, multiplier, shift_, dot):
+            return rows.MALFORMED
         return linear.finish(unsafe_add(bias, dot), multiplier, shift_, desc.flags)
 
 
@@ -252,11 +261,69 @@ def _check_rows(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, ro
 @internal
 @pure
 def _check_leaf(desc: IVerifier.OpDescriptor, column: uint256, leaf: bytes32,
-                w_proof: DynArray[bytes32, MAX_PROOF], wrr: bytes32, bias: int256):
+                w_proof: DynArray[bytes32, MAX_PROOF], wrr: bytes32):
     """
     @dev The weight leaf `H(enc(b, m, s) ‖ W[column, :])` is leaf
-         `column` of the weights rows root, and its bias an int32.
+         `column` of the weights rows root.
     """
     assert merkle.verify(leaf, column, w_proof, merkle.depth(desc.out_cols), wrr), \
         "linear: weight row not in the weights"
-    assert bias >= linear.MIN_BIAS and bias <= linear.MAX_BIAS, "linear: bias out of range"
+
+
+@internal
+@pure
+def _malformed(bias: int256, multiplier: int256, shift_: uint256, dot: int256) -> bool:
+    """
+    @dev Whether the revealed weight leaf breaks a range of section 4
+         (ranges behind roots, protocol.md 7.4): the bias not an int32,
+         `m` outside [1, 2^31 - 1], `s` outside [1, 62], or the
+         accumulator `b + dot` not an int32 (the accumulator bound
+         broken). `element` then returns `rows.MALFORMED`.
+    """
+    if bias < linear.MIN_BIAS or bias > linear.MAX_BIAS:
+        return True
+    if multiplier < 1 or multiplier > 2**31 - 1:
+        return True
+    if shift_ < 1 or shift_ > 62:
+        return True
+    acc: int256 = bias + dot
+    return acc < linear.MIN_BIAS or acc > linear.MAX_BIAS
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by sections 4 and 5.0: `[rows, n]`, int8 (int32
+         with `wide`, int16 with `i16`); `(0, 0, 0)` when the op breaks
+         linear's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`.
+    @param params The weights header `enc(n, k, weight rows root)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND_LINEAR, "linear: wrong kind"
+    if desc.flags & ~ALLOWED_FLAGS != 0:
+        return (0, 0, 0)
+    if desc.flags & RELU_WIDE == RELU_WIDE or desc.flags & WIDE_I16 == WIDE_I16:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "linear: wrong input count"
+    assert len(params) == 96 and keccak256(params) == desc.params_root, "linear: params header does not match"
+    if not rows.valid_cols(desc.in_cols, desc.out_cols):
+        return (0, 0, 0)
+    if extract32(params, 0, output_type=uint256) != desc.out_cols:
+        return (0, 0, 0)
+    if extract32(params, 32, output_type=uint256) != desc.in_cols:
+        return (0, 0, 0)
+    x: IVerifier.SlotHeader = inputs[0]
+    if not rows.activation(x.dtype):
+        return (0, 0, 0)
+    if x.cols != desc.in_cols:
+        return (0, 0, 0)
+    dtype: uint256 = rows.out_dtype(desc.flags)
+    if desc.flags & linear.FLAG_WIDE != 0:
+        dtype = rows.DTYPE_INT32
+    return (x.rows, desc.out_cols, dtype)

@@ -19,6 +19,7 @@ implements: IVerifier
 KIND: constant(uint256) = 5
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -72,3 +73,35 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     at: uint256 = convert(v + 128, uint256) * we
     st: uint256 = min(at, len(table) - 32)
     return rows.lane(extract32(table, st), at - st, we)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.4: `[rows, n]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks lut's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`.
+    @param params The params header: the packed table (256 bytes, 512 with `i16`).
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "lut: wrong kind"
+    if desc.flags & ~FLAG_I16 != 0:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "lut: wrong input count"
+    table_len: uint256 = 256
+    if desc.flags & FLAG_I16 != 0:
+        table_len = 512
+    assert len(params) == table_len and keccak256(params) == desc.params_root, "lut: params header does not match"
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    a: IVerifier.SlotHeader = inputs[0]
+    if a.dtype != rows.DTYPE_INT8:
+        return (0, 0, 0)
+    if a.cols != desc.in_cols:
+        return (0, 0, 0)
+    return (a.rows, desc.out_cols, rows.out_dtype(desc.flags))

@@ -28,6 +28,7 @@ FLAG_GROUPED: constant(uint256) = 2
 FLAG_I16: constant(uint256) = 128
 MAX_COLS: constant(uint256) = 16384
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -138,3 +139,59 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         oa = unsafe_add(oa, wa)
         ob = unsafe_add(ob, wb)
     return rows.requantize(acc, m, s, i16)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.1 / 5.14: `[rows_a, out_cols]`, int8 (int16
+         with `i16`); `(0, 0, 0)` when the op breaks matmul's rules.
+    @param desc The op's descriptor.
+    @param inputs The headers of slots `input_a` and `input_b`.
+    @param params The params header `enc(H, T_a, m, s)` (with `grouped`
+           `enc(H, T_a, m, s, H_b)`).
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "matmul: wrong kind"
+    if desc.flags & ~(FLAG_CAUSAL | FLAG_GROUPED | FLAG_I16) != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 2, "matmul: wrong input count"
+    grouped: bool = desc.flags & FLAG_GROUPED != 0
+    header_len: uint256 = 128
+    if grouped:
+        header_len = 160
+    assert len(params) == header_len and keccak256(params) == desc.params_root, \
+        "matmul: params header does not match"
+    heads: uint256 = extract32(params, 0, output_type=uint256)
+    t_a: uint256 = extract32(params, 32, output_type=uint256)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols):
+        return (0, 0, 0)
+    if not rows.divides(heads, desc.in_cols) or not rows.divides(heads, desc.out_cols):
+        return (0, 0, 0)
+    if t_a < 1 or t_a > rows.MAX_ROWS:
+        return (0, 0, 0)
+    if not rows.valid_rq(extract32(params, 64, output_type=uint256), extract32(params, 96, output_type=uint256)):
+        return (0, 0, 0)
+    k_len: uint256 = desc.in_cols // heads
+    b_cols: uint256 = desc.in_cols
+    if grouped:
+        kv: uint256 = extract32(params, 128, output_type=uint256)
+        if kv < 1 or kv >= heads or heads % kv != 0:
+            return (0, 0, 0)
+        b_cols = kv * k_len
+    ha: IVerifier.SlotHeader = inputs[0]
+    hb: IVerifier.SlotHeader = inputs[1]
+    if not rows.activation(ha.dtype) or not rows.activation(hb.dtype):
+        return (0, 0, 0)
+    # 5.0: at most one int16 operand, and then K <= 511.
+    if ha.dtype == rows.DTYPE_INT16 and hb.dtype == rows.DTYPE_INT16:
+        return (0, 0, 0)
+    if (ha.dtype == rows.DTYPE_INT16 or hb.dtype == rows.DTYPE_INT16) and k_len > 511:
+        return (0, 0, 0)
+    if ha.cols != desc.in_cols or hb.cols != b_cols:
+        return (0, 0, 0)
+    if ha.rows % t_a != 0 or hb.rows != ha.rows // t_a * (desc.out_cols // heads):
+        return (0, 0, 0)
+    return (ha.rows, desc.out_cols, rows.out_dtype(desc.flags))

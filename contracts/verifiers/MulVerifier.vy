@@ -19,6 +19,7 @@ implements: IVerifier
 KIND: constant(uint256) = 11
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -91,3 +92,35 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     eb: int256 = rows.lane(convert(wd_b, bytes32), sh_b // 8, wb)
     acc: int256 = ea * eb
     return rows.requantize(acc, m, s, desc.flags & FLAG_I16 != 0)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.13: `[rows, n]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks mul's rules.
+    @param desc The op's descriptor.
+    @param inputs The headers of slots `input_a` and `input_b`.
+    @param params The params header `enc(m, s)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "mul: wrong kind"
+    if desc.flags & ~FLAG_I16 != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 2, "mul: wrong input count"
+    assert len(params) == 64 and keccak256(params) == desc.params_root, "mul: params header does not match"
+    if not rows.valid_rq(extract32(params, 0, output_type=uint256), extract32(params, 32, output_type=uint256)):
+        return (0, 0, 0)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    ha: IVerifier.SlotHeader = inputs[0]
+    hb: IVerifier.SlotHeader = inputs[1]
+    if not rows.activation(ha.dtype) or not rows.activation(hb.dtype):
+        return (0, 0, 0)
+    if ha.cols != desc.in_cols or hb.cols != desc.in_cols:
+        return (0, 0, 0)
+    if hb.rows != ha.rows:
+        return (0, 0, 0)
+    return (ha.rows, desc.out_cols, rows.out_dtype(desc.flags))

@@ -31,6 +31,7 @@ FLAG_I16: constant(uint256) = 128
 NORM_ONE: constant(int256) = 32768  # 2^NORM_FRAC
 MAX_COLS: constant(uint256) = 16384
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -72,6 +73,12 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert rows.verify(
         keccak256(abi_encode(gamma, beta)), column, column_proof, rows.depth(n), extract32(params, 96)
     ), "norm: column leaf not in the columns"
+    # Ranges behind roots (7.4): 2^15·|γ| + |β| <= 2^31 - 1 (5.6), else the
+    # model is malformed and the solver loses the step.
+    if gamma > 2**16 or gamma < -(2**16) or beta > 2**31 or beta < -(2**31):
+        return rows.MALFORMED
+    if NORM_ONE * abs(gamma) + abs(beta) > 2**31 - 1:
+        return rows.MALFORMED
     # Σx and Σx² over the row, read a word at a time in place (a row passed
     # to an internal function would be copied into the callee's frame).
     nx: uint256 = len(x)
@@ -120,3 +127,39 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         if num % r != 0 and num < 0:
             q -= 1
     return rows.requantize(q * gamma + beta, m, s, desc.flags & FLAG_I16 != 0)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.6: `[rows, n]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks norm's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`.
+    @param params The params header `enc(n, m, s, GR)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "norm: wrong kind"
+    if desc.flags & ~(FLAG_RMS | FLAG_I16) != 0:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "norm: wrong input count"
+    assert len(params) == 128 and keccak256(params) == desc.params_root, "norm: params header does not match"
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    if extract32(params, 0, output_type=uint256) != desc.in_cols:
+        return (0, 0, 0)
+    if not rows.valid_rq(extract32(params, 32, output_type=uint256), extract32(params, 64, output_type=uint256)):
+        return (0, 0, 0)
+    x: IVerifier.SlotHeader = inputs[0]
+    if not rows.activation(x.dtype):
+        return (0, 0, 0)
+    # 5.0: an int16 LayerNorm has n <= 1024.
+    if x.dtype == rows.DTYPE_INT16 and desc.flags & FLAG_RMS == 0 and desc.in_cols > 1024:
+        return (0, 0, 0)
+    if x.cols != desc.in_cols:
+        return (0, 0, 0)
+    return (x.rows, desc.out_cols, rows.out_dtype(desc.flags))

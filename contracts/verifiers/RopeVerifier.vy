@@ -24,6 +24,7 @@ implements: IVerifier
 KIND: constant(uint256) = 10
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -64,6 +65,22 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     assert len(table_row) == d * 2 and rows.verify(
         keccak256(table_row), row % t_rows, table_proof, rows.depth(t_rows), extract32(params, 128)
     ), "rope: table row not in the table"
+    # Ranges behind roots (7.4): every entry of the table row in
+    # [-2^14, 2^14] (5.12), else the model is malformed and the solver loses
+    # the step. Sixteen int16 lanes a word (a short row from a zero-padded
+    # word; the last window may re-read entries).
+    n_tab: uint256 = len(table_row)
+    for k: uint256 in range((n_tab + 31) // 32, bound=1024):
+        tw: uint256 = 0
+        if n_tab < 32:
+            for j: uint256 in range(n_tab, bound=31):
+                tw = tw | convert(convert(slice(table_row, j, 1), bytes1), uint256) << (248 - 8 * j)
+        else:
+            tw = convert(extract32(table_row, min(k * 32, n_tab - 32)), uint256)
+        for j: uint256 in range(16):
+            e: int256 = convert(convert(tw << (16 * j), bytes32), int256) >> 240
+            if e > 2**14 or e < -(2**14):
+                return rows.MALFORMED
     base: uint256 = column - column % d
     i: uint256 = column % d
     first: bool = i < half
@@ -133,3 +150,42 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     if first:
         acc = a * cos_i - b * sin_i
     return rows.requantize(acc, m, s, desc.flags & FLAG_I16 != 0)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.12: `[rows, H·D]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks rope's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`.
+    @param params The params header `enc(H, T, m, s, CR)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "rope: wrong kind"
+    if desc.flags & ~FLAG_I16 != 0:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "rope: wrong input count"
+    assert len(params) == 160 and keccak256(params) == desc.params_root, "rope: params header does not match"
+    heads: uint256 = extract32(params, 0, output_type=uint256)
+    t_rows: uint256 = extract32(params, 32, output_type=uint256)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    if not rows.divides(heads, desc.in_cols) or (desc.in_cols // heads) % 2 != 0:
+        return (0, 0, 0)
+    if t_rows < 1 or t_rows > rows.MAX_ROWS:
+        return (0, 0, 0)
+    if not rows.valid_rq(extract32(params, 64, output_type=uint256), extract32(params, 96, output_type=uint256)):
+        return (0, 0, 0)
+    x: IVerifier.SlotHeader = inputs[0]
+    if not rows.activation(x.dtype):
+        return (0, 0, 0)
+    if x.cols != desc.in_cols:
+        return (0, 0, 0)
+    if x.rows % t_rows != 0:
+        return (0, 0, 0)
+    return (x.rows, desc.out_cols, rows.out_dtype(desc.flags))

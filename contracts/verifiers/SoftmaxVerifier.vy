@@ -29,7 +29,13 @@ FLAG_CAUSAL: constant(uint256) = 1
 FLAG_KEYMASK: constant(uint256) = 2
 FLAG_I16: constant(uint256) = 128
 MAX_COLS: constant(uint256) = 16384
+# @dev Eight int32 lanes: bit 31 of each, the low 31 bits, 2^31 - 2^23 - 1.
+LANES32: constant(uint256) = max_value(uint256) // (2**32 - 1)
+TOP: constant(uint256) = LANES32 * 2**31
+LOW31: constant(uint256) = LANES32 * (2**31 - 1)
+BIAS23: constant(uint256) = LANES32 * (2**31 - 2**23 - 1)
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -64,6 +70,14 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     )
     assert keccak256(params) == desc.params_root, "softmax: params header does not match"
     assert len(table) == 1024 and keccak256(table) == extract32(params, 64), "softmax: exp table does not match"
+    # Ranges behind roots (7.4): every E[d] in [0, 2^23] (5.5), else the model
+    # is malformed and the solver loses the step. Eight int32 lanes a word: a
+    # lane's low 31 bits plus 2^31 - 2^23 - 1 reach bit 31 iff they exceed
+    # 2^23 (no carry between lanes); bit 31 itself is a negative entry.
+    for q: uint256 in range(32):
+        wd: uint256 = convert(extract32(table, q * 32), uint256)
+        if (((wd & LOW31) + BIAS23) | wd) & TOP != 0:
+            return rows.MALFORMED
     heads: uint256 = extract32(params, 0, output_type=uint256)
     t_len: uint256 = extract32(params, 32, output_type=uint256)
     seg: uint256 = desc.in_cols // heads
@@ -153,3 +167,51 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
     if desc.flags & FLAG_I16 != 0:
         one = 32767
     return convert(one * e_c // total, int256)
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.5: `[rows, H·L]`, int8 (int16 with `i16`);
+         `(0, 0, 0)` when the op breaks softmax's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`, and of the mask slot with
+           `keymask`.
+    @param params The params header `enc(H, T, ER)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "softmax: wrong kind"
+    if desc.flags & ~(FLAG_CAUSAL | FLAG_KEYMASK | FLAG_I16) != 0:
+        return (0, 0, 0)
+    keymask: bool = desc.flags & FLAG_KEYMASK != 0
+    if not keymask and desc.input_b != 0:
+        return (0, 0, 0)
+    n_inputs: uint256 = 1
+    if keymask:
+        n_inputs = 2
+    assert len(inputs) == n_inputs, "softmax: wrong input count"
+    assert len(params) == 96 and keccak256(params) == desc.params_root, "softmax: params header does not match"
+    heads: uint256 = extract32(params, 0, output_type=uint256)
+    t_len: uint256 = extract32(params, 32, output_type=uint256)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols) or desc.out_cols != desc.in_cols:
+        return (0, 0, 0)
+    if not rows.divides(heads, desc.in_cols):
+        return (0, 0, 0)
+    if t_len < 1 or t_len > rows.MAX_ROWS:
+        return (0, 0, 0)
+    x: IVerifier.SlotHeader = inputs[0]
+    if x.dtype != rows.DTYPE_INT8:
+        return (0, 0, 0)
+    if x.cols != desc.in_cols:
+        return (0, 0, 0)
+    if x.rows % t_len != 0:
+        return (0, 0, 0)
+    if keymask:
+        mask: IVerifier.SlotHeader = inputs[1]
+        if mask.dtype != rows.DTYPE_INT8:
+            return (0, 0, 0)
+        if mask.cols != desc.in_cols // heads or mask.rows != x.rows // t_len:
+            return (0, 0, 0)
+    return (x.rows, desc.out_cols, rows.out_dtype(desc.flags))

@@ -19,6 +19,7 @@ implements: IVerifier
 
 KIND: constant(uint256) = 3
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+MAX_PARAMS: constant(uint256) = 512
 
 
 @external
@@ -72,3 +73,38 @@ def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader,
         sh = 8 * o
     y: int256 = rows.lane(convert(wd, bytes32), sh // 8, w)
     return y
+
+
+@external
+@view
+def output_header(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2],
+                  params: Bytes[MAX_PARAMS]) -> (uint256, uint256, uint256):
+    """
+    @dev The output header by 5.2: `[G·C, out_cols]` of the input's dtype;
+         `(0, 0, 0)` when the op breaks transpose's rules.
+    @param desc The op's descriptor.
+    @param inputs The header of slot `input_a`.
+    @param params The params header `enc(H)`.
+    @return (uint256, uint256, uint256) The output's rows, cols and dtype.
+    """
+    assert desc.kind == KIND, "transpose: wrong kind"
+    if desc.flags != 0:
+        return (0, 0, 0)
+    if desc.input_b != 0:
+        return (0, 0, 0)
+    assert len(inputs) == 1, "transpose: wrong input count"
+    assert len(params) == 32 and keccak256(params) == desc.params_root, "transpose: params header does not match"
+    heads: uint256 = extract32(params, 0, output_type=uint256)
+    if not rows.valid_cols(desc.in_cols, desc.out_cols):
+        return (0, 0, 0)
+    if not rows.divides(heads, desc.in_cols) or not rows.divides(heads, desc.out_cols):
+        return (0, 0, 0)
+    a: IVerifier.SlotHeader = inputs[0]
+    if not rows.activation(a.dtype):
+        return (0, 0, 0)
+    if a.cols != desc.in_cols:
+        return (0, 0, 0)
+    r_in: uint256 = desc.out_cols // heads
+    if a.rows % r_in != 0:
+        return (0, 0, 0)
+    return (a.rows // r_in * (desc.in_cols // heads), desc.out_cols, a.dtype)

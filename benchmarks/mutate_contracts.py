@@ -1,21 +1,28 @@
-"""Mutation test of the market's checks: every ``assert`` deleted, and every comparison in it flipped.
+"""Mutation test of the contracts' checks: every ``assert`` deleted, and every comparison in it flipped;
+in the verifiers' ``output_header`` also every ``return (0, 0, 0)`` guard dropped and negated.
 
-For each ``assert`` statement of the market's contract and stateful modules (``JobMarket.vy``,
-``modules/terms.vy``, ``jobs.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none) it makes
-one mutant that deletes the check (``pass`` in its place) and one per comparison operator in its
-condition that loosens or flips it (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``; a check
-with no comparison, such as ``assert c.open``, is negated). Each mutant is written over the file,
-the contracts that import it are recompiled (``ape compile --force``: ape does not notice edits to
-imported modules), and the test files that cover it run with ``-x -q`` until one fails (killed) or
-all pass (survived). The file is restored after every mutant, on Ctrl-C and on SIGTERM too, and
-the contracts are recompiled from the restored sources at the end.
+Targets: the market's contract and stateful modules (``JobMarket.vy``, ``modules/terms.vy``,
+``jobs.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none) and the eleven one-step
+verifiers (``contracts/verifiers/<Kind>Verifier.vy``, targets named by the kind: ``linear``,
+``matmul``, ... ``mul``). For each ``assert`` statement it makes one mutant that deletes the check
+(``pass`` in its place) and one per comparison operator in its condition that loosens or flips it
+(``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``; a check with no comparison, such as
+``assert c.open``, is negated). For each guard ``if <condition>:`` whose body is
+``return (0, 0, 0)`` (a verifier's "the op breaks its kind's rules") it makes one mutant that
+drops it (``if False:``) and one that negates its condition. ``--scope output_header`` keeps
+only the mutants inside that function. Each mutant is written over the file, the contracts that
+import it are recompiled (``ape compile --force``: ape does not notice edits to imported
+modules), and the test files that cover it run with ``-x -q`` until one fails (killed) or all
+pass (survived). The file is restored after every mutant, on Ctrl-C and on SIGTERM too, and the
+contracts are recompiled from the restored sources at the end.
 
 Results are appended as JSON lines (one per mutant) to ``--out``, and a run skips the mutants
 already there, so a stopped run resumes. A mutant that does not compile is recorded as
 ``invalid``. Run (from the repository root, with ``.venv/bin`` on PATH and ``offchain`` on
 PYTHONPATH; about a minute a mutant here):
 
-    python benchmarks/mutate_market.py [--only jobs terms] [--ids 'jobs.vy:2*'] [--out FILE] [--list]
+    python benchmarks/mutate_contracts.py [--only jobs terms] [--ids 'jobs.vy:2*'] [--kinds assert guard]
+        [--scope output_header] [--out FILE] [--list]
 """
 
 import argparse
@@ -49,6 +56,15 @@ TARGETS = {
                [(MARKET, "tests/test_market.py"), ([], "tests/test_accomplice.py"), ([], "tests/test_reentrancy.py")]),
 }
 
+# The verifiers: each is compiled alone, then its tests run (the shape checks first: fastest).
+VERIFIER_TESTS = ["tests/test_verifier_shapes.py", "tests/test_verifiers.py", "tests/test_verifiers_malformed.py",
+                  "tests/test_verifiers_random.py"]
+for _kind in ("Linear", "Matmul", "Transpose", "Add", "Lut", "Softmax", "Norm", "Embed", "Argmax", "Rope", "Mul"):
+    _file = f"contracts/verifiers/{_kind}Verifier.vy"
+    _tests = (["tests/test_verifier_shapes.py", "tests/test_linear_verifier.py"] if _kind == "Linear"
+              else VERIFIER_TESTS)
+    TARGETS[_kind.lower()] = (_file, [([_file], _tests[0])] + [([], t) for t in _tests[1:]])
+
 FLIPS = {"<=": "<", "<": "<=", ">=": ">", ">": ">=", "==": "!=", "!=": "=="}
 COMPARISON = re.compile(r"<=|>=|==|!=|<|>")
 
@@ -78,11 +94,43 @@ def condition_span(statement: str):
     return start, reason if reason > 0 else len(statement)
 
 
-def mutants(path: str):
+def function_span(lines, name):
+    """(first, last) line of the top-level function ``name``, 0-based and inclusive."""
+    first = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+    last = first + 1
+    while last < len(lines) and not (lines[last][:1].strip() and not lines[last].startswith(")")):
+        last += 1
+    return first, last - 1
+
+
+def guard_statements(lines):
+    """Line of every ``if <condition>:`` whose body is ``return (0, 0, 0)``."""
+    for i, line in enumerate(lines[:-1]):
+        if line.lstrip().startswith("if ") and line.rstrip().endswith(":") \
+                and lines[i + 1].strip() == "return (0, 0, 0)":
+            yield i
+
+
+def mutants(path: str, scope: str = None, kinds=("assert", "guard")):
     """Every mutant of one file: (id, description, mutated text)."""
     text = (ROOT / path).read_text()
     lines = text.split("\n")
-    for first, last in assert_statements(text):
+    lo, hi = function_span(lines, scope) if scope and f"def {scope}(" in text else (0, len(lines))
+    if scope and f"def {scope}(" not in text:
+        return
+    for i in guard_statements(lines) if "guard" in kinds else []:
+        if not lo <= i <= hi:
+            continue
+        line = lines[i]
+        indent = line[: len(line) - len(line.lstrip())]
+        condition = line.strip()[3:-1]
+        label = f"{Path(path).name}:{i + 1}"
+        for suffix, new in (("drop", "False"), ("negate", f"not ({condition})")):
+            mutated = lines[:i] + [f"{indent}if {new}:"] + lines[i + 1:]
+            yield f"{label}:{suffix}", f"{suffix} guard `{condition[:80]}`", "\n".join(mutated)
+    for first, last in assert_statements(text) if "assert" in kinds else []:
+        if not lo <= first <= hi:
+            continue
         statement = "\n".join(lines[first:last + 1])
         indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
         before, after = "\n".join(lines[:first]), "\n".join(lines[last + 1:])
@@ -130,6 +178,9 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/mutants.jsonl")
     parser.add_argument("--ids", nargs="*", help="run only these mutants (fnmatch patterns of their ids)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--scope", help="only the mutants inside this function (e.g. output_header)")
+    parser.add_argument("--kinds", nargs="*", choices=["assert", "guard"], default=["assert", "guard"],
+                        help="which statements to mutate")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per test file")
     args = parser.parse_args()
 
@@ -141,7 +192,7 @@ def main() -> None:
         for name in args.only:
             path, stages = TARGETS[name]
             original = (ROOT / path).read_text()
-            for mutant_id, description, text in list(mutants(path)):
+            for mutant_id, description, text in list(mutants(path, args.scope, args.kinds)):
                 if args.list:
                     print(mutant_id, description)
                     continue
@@ -182,7 +233,8 @@ def summarize(out: Path) -> None:
         mine = [r for r in rows if r["module"] == name]
         if mine:
             killed = sum(r["result"] == "killed" for r in mine)
-            print(f"{name:8s} killed {killed}/{len(mine)}")
+            invalid = sum(r["result"] == "invalid" for r in mine)
+            print(f"{name:9s} killed {killed}/{len(mine)}, invalid {invalid}")
     for r in rows:
         if r["result"] != "killed":
             print(f"  {r['result']}: {r['id']} {r['mutant']}")
