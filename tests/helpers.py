@@ -152,3 +152,25 @@ def random_scale(rng: random.Random, extreme: bool) -> tuple[int, int]:
         return rng.choice(((M_MAX, 62), (1, 1), (M_MAX, 1), (1, 62), (M_MAX, 31), (2**30, 40)))
     s = rng.randint(1, 40)
     return rng.randint(1, min(M_MAX, 2 ** (s + 1))), s
+
+
+# The parts of a linear one-step witness (referee.witness.LINEAR_WITNESS, protocol 10.9), by name
+LINEAR_PARTS = ("x", "x_proof", "bias", "multiplier", "shift", "w", "w_proof", "weights_rows_root")
+
+
+def linear_parts(witness_bytes: bytes) -> dict:
+    """A linear step's witness decoded into its named parts."""
+    from eth_abi import decode
+    from referee.witness import LINEAR_WITNESS
+
+    return dict(zip(LINEAR_PARTS, decode(LINEAR_WITNESS, witness_bytes)))
+
+
+def linear_witness(witness_bytes: bytes, **changes) -> bytes:
+    """A linear step's witness with some of its named parts replaced."""
+    from eth_abi import encode
+    from referee.witness import LINEAR_WITNESS
+
+    parts = linear_parts(witness_bytes)
+    parts.update(changes)
+    return encode(LINEAR_WITNESS, tuple(parts.values()))

@@ -5,14 +5,13 @@ own; ``test_disputes.py`` plays the same games through the job market. Each side
 own trace with ``referee.game``; a liar is a party whose trace is wrong (``dispute_driver``).
 """
 
-from dataclasses import replace
 
 import ape
 import pytest
 
 from dispute_driver import Party, play
 from game_bots import CHALLENGER_WON, SOLVER_WON
-from helpers import model_and_trace
+from helpers import linear_parts, linear_witness, model_and_trace
 from referee import game as moves
 from referee.cheats import garbage_padding, wrong_element, wrong_shape
 from referee.trace import Trace
@@ -75,8 +74,8 @@ SOLVER_LIES = {
     # name: (lie applied to the honest trace, reason the solver loses)
     "wrong output element": (lambda t: wrong_element(t, 5, row=2, col=1), "element differs"),
     "wrong intermediate slot, right output": (lambda t: wrong_element(t, 2, row=1, col=3), "element differs"),
-    "wrong output cols in a slot": (lambda t: wrong_shape(t, 1, extra_cols=1), "output cols differ from the op's"),
-    "wrong rows in a slot": (lambda t: wrong_shape(t, 3, extra_rows=1), "output rows differ from input rows"),
+    "wrong output cols in a slot": (lambda t: wrong_shape(t, 1, extra_cols=1), "output header differs from the shape rule"),
+    "wrong rows in a slot": (lambda t: wrong_shape(t, 3, extra_rows=1), "output header differs from the shape rule"),
     "garbage in an output padding row": (lambda t: garbage_padding(t, 5), "padding leaf"),
     "garbage in an intermediate padding row": (lambda t: garbage_padding(t, 2), "padding leaf"),
 }
@@ -325,8 +324,12 @@ def _flip(data: bytes) -> bytes:
 
 
 def _witness(s, **changes) -> bytes:
-    """The step's witness with some of its parts replaced (dataclasses.replace on the Step)."""
-    return replace(s, **changes).witness
+    """The step's linear witness with some of its parts replaced."""
+    return linear_witness(s.witness, **changes)
+
+
+def _part(s, name: str):
+    return linear_parts(s.witness)[name]
 
 
 def _other_desc(s):
@@ -343,13 +346,13 @@ STEP_TAMPERING = {
     "descriptor": (3, _other_desc, "game: op differs from the transition's"),
     "input headers": (4, lambda s: [(s.inputs[0][0] + 1, *s.inputs[0][1:])], "game: op differs from the transition's"),
     "input headers, one too many": (4, lambda s: [*s.inputs, s.inputs[0]], "game: op differs from the transition's"),
-    "input row length": (5, lambda s: _witness(s, x=s.x[:-1]), "linear: input row length differs from the op's"),
-    "input row bytes": (5, lambda s: _witness(s, x=_flip(s.x)), "linear: input row not in the op's input"),
+    "input row length": (5, lambda s: _witness(s, x=_part(s, "x")[:-1]), "linear: input row length differs from the op's"),
+    "input row bytes": (5, lambda s: _witness(s, x=_flip(_part(s, "x"))), "linear: input row not in the op's input"),
     "weights rows root": (5, lambda s: _witness(s, weights_rows_root=b"\x04" * 32),
                           "linear: weights header does not match the op"),
-    "weight row length": (5, lambda s: _witness(s, w=s.w[:-1]), "linear: weight row length differs from the op's"),
-    "weight row bias": (5, lambda s: _witness(s, bias=s.bias + 1), "linear: weight row not in the weights"),
-    "weight row bytes": (5, lambda s: _witness(s, w=_flip(s.w)), "linear: weight row not in the weights"),
+    "weight row length": (5, lambda s: _witness(s, w=_part(s, "w")[:-1]), "linear: weight row length differs from the op's"),
+    "weight row bias": (5, lambda s: _witness(s, bias=_part(s, "bias") + 1), "linear: weight row not in the weights"),
+    "weight row bytes": (5, lambda s: _witness(s, w=_flip(_part(s, "w"))), "linear: weight row not in the weights"),
 }
 
 

@@ -7,14 +7,13 @@ The descriptor tests give the game descriptors whose hashes all verify but which
 section 5 (an unknown flag bit, a nonzero ``input_b``): the solver must lose at the transition.
 """
 
-from dataclasses import replace
 
 import ape
 import pytest
 
 from dispute_driver import Party, play
 from game_bots import CHALLENGER_WON, SOLVER_WON
-from helpers import model_and_trace
+from helpers import linear_parts, linear_witness, model_and_trace
 from referee import game as moves
 from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game
 from referee.cheats import wrong_element
@@ -99,12 +98,14 @@ def test_constructor_verifier_not_a_contract_reverts(project, deployer, accounts
         deployer.deploy(project.DisputeGame, 2, CLOCK, [accounts[5].address])
 
 
-def test_step_kind_without_verifier_reverts(chain, bare_game, three_ops, accounts):
-    g, gid, s = _at_step(chain, bare_game, three_ops, accounts)
-    before = g.games(gid)
-    with ape.reverts("game: no verifier for the op's kind"):
-        g.step(gid, *s.args(), sender=accounts[2])
-    assert g.games(gid) == before
+def test_kind_without_verifier_loses_the_transition_succeeds(chain, bare_game, three_ops, accounts):
+    """A game whose table has no verifier for the op's kind: the solver cannot defend the op (no
+    step could be checked), so it loses at the transition."""
+    model, honest = three_ops
+    liar = Party(accounts[1], model, wrong_element(honest, 3, row=2, col=1))
+    g, gid = _open(bare_game, model, honest, liar, Party(accounts[2], model, honest), accounts[3])
+    outcome = play(chain, g, gid, liar, Party(accounts[2], model, honest))
+    assert g.games(gid).phase == CHALLENGER_WON and outcome.reason == "unknown op"
 
 
 def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game, three_ops, accounts):
@@ -114,7 +115,7 @@ def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game
     before = g.games(gid)
     chain.pending_timestamp = before.last_move + 100
     bad = list(s.args())
-    bad[5] = replace(s, bias=s.bias + 1).witness
+    bad[5] = linear_witness(s.witness, bias=linear_parts(s.witness)["bias"] + 1)
     with ape.reverts("linear: weight row not in the weights"):
         g.step(gid, *bad, sender=accounts[2])
     assert g.games(gid) == before and g.deadline(gid) == before.last_move + before.challenger_time
@@ -128,7 +129,7 @@ def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game
 def test_verifier_revert_then_timeout_challenger_loses_succeeds(chain, game, three_ops, accounts):
     g, gid, s = _at_step(chain, game, three_ops, accounts)
     bad = list(s.args())
-    bad[5] = replace(s, x=s.x[:-1]).witness
+    bad[5] = linear_witness(s.witness, x=linear_parts(s.witness)["x"][:-1])
     with ape.reverts("linear: input row length differs from the op's"):
         g.step(gid, *bad, sender=accounts[2])
     chain.pending_timestamp = g.deadline(gid) + 1
@@ -165,23 +166,48 @@ def test_transition_valid_descriptor_continues_succeeds(chain, game, one_op, acc
     assert g.games(gid).phase == ROW and resolved == []
 
 
-@pytest.mark.parametrize("flags", [2, 4, 8, 128, 1 << 8, 1 << 255, 1 | 64])
+@pytest.mark.parametrize("flags", [4, 8, 64, 1 << 8, 1 << 255, 1 | 64, 1 | 2, 2 | 128])
 def test_transition_unknown_flag_bit_solver_loses_succeeds(chain, game, one_op, accounts, flags):
+    """Bits linear does not define, and the forbidden pairs ReLU + wide and wide + i16."""
     g, gid, resolved = _transition_with(chain, game, one_op, accounts, 1, flags)
-    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["unknown op"]
+    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["op breaks its kind's rules"]
 
 
-@pytest.mark.parametrize("kind", [0, 2, 9, 11, 12, 2**255])
-def test_transition_kind_the_game_does_not_take_solver_loses_succeeds(chain, game, one_op, accounts, kind):
-    """Kind 0 is invalid, and the transition takes only linear ops so far (protocol 7.2)."""
+@pytest.mark.parametrize("flags", [2, 128])
+def test_transition_flag_that_changes_the_output_dtype_solver_loses_succeeds(chain, game, one_op, accounts, flags):
+    """`wide` and `i16` are linear's, but they make the output int32 / int16: the committed int8
+    header is not what the shape rule gives."""
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 1, flags)
+    assert g.games(gid).phase == CHALLENGER_WON and resolved == ["output header differs from the shape rule"]
+
+
+@pytest.mark.parametrize("kind", [0, 12, 16, 17, 2**255])
+def test_transition_kind_without_a_verifier_solver_loses_succeeds(chain, game, one_op, accounts, kind):
+    """Kind 0 is invalid, and kinds past 11 have no verifier in the table (protocol 7.2, 10.3)."""
     g, gid, resolved = _transition_with(chain, game, one_op, accounts, 0, kind)
     assert g.games(gid).phase == CHALLENGER_WON and resolved == ["unknown op"]
 
 
+def test_transition_kind_whose_rules_the_op_breaks_solver_loses_succeeds(chain, game, one_op, accounts):
+    """Kind 9 (argmax) over a linear's words: a nonzero params root where argmax has none."""
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 0, 9)
+    assert g.games(gid).phase == CHALLENGER_WON and resolved == ["op breaks its kind's rules"]
+
+
+def test_transition_kind_that_needs_another_input_reverts(chain, game, one_op, accounts):
+    """Kind 2 (matmul) reads two slots: one input header is a malformed move, rejected (the
+    verifier reverts), and the game waits in its transition."""
+    with ape.reverts():
+        _transition_with(chain, game, one_op, accounts, 0, 2)
+    g, _ = game
+    assert g.games(g.game_count()).phase == TRANSITION
+
+
 @pytest.mark.parametrize("input_b", [1, 2, 2**255])
-def test_transition_nonzero_input_b_solver_loses_succeeds(chain, game, one_op, accounts, input_b):
+def test_transition_input_slot_not_before_the_op_solver_loses_succeeds(chain, game, one_op, accounts, input_b):
+    """A one-op model: slot 1 and later are not before op 1."""
     g, gid, resolved = _transition_with(chain, game, one_op, accounts, 3, input_b)
-    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["unknown op"]
+    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["input slot not before the op"]
 
 
 # ---------------------------------------------------------------------------

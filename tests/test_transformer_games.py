@@ -18,14 +18,20 @@ import random
 from collections import Counter
 
 import pytest
+from eth_abi import encode
 
 from dispute_driver import Party, play
 from game_bots import STATS
 from helpers import load_vectors
+from referee import game as moves
+from referee import witness
 from referee.cheats import wrong_element, wrong_shape
 from referee.executor import Executor
 from referee.graph_dict import model_from_dict
+from referee.hashing import keccak256
 from referee.inputs import rows_tensor
+from referee.merkle import MerkleTree, depth_for
+from referee.model import input_slots
 from referee.trace import Trace
 from referee.agents.deployment import deploy_game
 
@@ -147,13 +153,76 @@ def test_honest_solver_beats_a_lying_challenger_in_every_kind_succeeds(chain, ar
     assert not failures, failures
 
 
+# ---------------------------------------------------------------------------
+# Descriptor validation at the transition, for every kind (protocol 5.10, 7.2)
+# ---------------------------------------------------------------------------
+
+FLAG_NO_KIND_DEFINES = 64  # bit 6: no kind defines it (5.10)
+DESCRIPTOR_LIES = Counter()  # kind name -> descriptors refused at the transition
+
+
+def _descriptor_game(chain, arena, model, honest: Trace, op: int, desc: tuple, accounts):
+    """A game over the first ``op`` ops of ``model`` whose op ``op`` has descriptor ``desc`` (every
+    hash valid: the ops root is built over it); both sides hold the honest trace, so the
+    challenger disputes the last op. Returns (game, id, GameResolved reasons) after the solver's
+    transition, which reveals ``desc`` and the op's true headers and params."""
+    ops = [witness.descriptor(model, j) for j in range(1, op)] + [desc]
+    types = ("uint256",) * 6 + ("bytes32",)
+    tree = MerkleTree([keccak256(encode(types, d)) for d in ops], depth_for(op))
+    prefix = Trace(honest.model_root, honest.slots[:op + 1])
+    solver, challenger = Party(accounts[1], model, prefix), Party(accounts[2], model, prefix)
+    game, owner = arena
+    owner.open(solver.account, challenger.account, tree.root, op, prefix.state_roots[0], prefix.trace_root,
+               sender=accounts[3])
+    gid = game.game_count()
+    play(chain, game, gid, solver, challenger, stop_at=3)  # TRANSITION
+    honest_move = moves.transition(model, prefix, op)
+    receipt = game.transition(gid, desc, tree.proof(op - 1), *honest_move.args()[2:], sender=solver.account)
+    return game, gid, [log.reason for log in receipt.decode_logs(game.GameResolved)]
+
+
+def _descriptor_lies(model, j: int) -> dict:
+    """Descriptors of op ``j`` that keep every hash valid but break 5.10: a flag bit no kind
+    defines, and for a kind that leaves input_b unused (one input slot) an input_b naming an
+    earlier slot; for a plain argmax a nonzero params root."""
+    desc = list(witness.descriptor(model, j))
+    lies = {"unknown flag bit": (desc[0], desc[1] | FLAG_NO_KIND_DEFINES, *desc[2:])}
+    if len(input_slots(model.ops[j - 1])) == 1 and j > 1:
+        lies["nonzero unused input_b"] = (*desc[:3], j - 1, *desc[4:])
+    if desc[0] == 9 and not desc[1] & 2:
+        lies["nonzero params root of a plain argmax"] = (*desc[:6], b"\x01" * 32)
+    return lies
+
+
+def test_descriptor_breaking_its_kind_loses_the_transition_succeeds(chain, arena, vector_models, accounts):
+    """For every kind: the control (the op's own descriptor) goes on to the row descent; each
+    broken descriptor loses the solver the game at the transition."""
+    failures = []
+    for name, model, honest in vector_models:
+        if "llama" not in name and "padded" not in name:
+            continue
+        for j in _ops_to_lie_in("first of each kind", model):
+            kind = KIND_NAMES[model.ops[j - 1].kind]
+            game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, witness.descriptor(model, j), accounts)
+            if reasons or game.games(gid).phase not in (4, 6):  # CHILDREN or ROW
+                failures.append((name, j, kind, "control", reasons))
+            for lie, desc in _descriptor_lies(model, j).items():
+                game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, desc, accounts)
+                if reasons != ["op breaks its kind's rules"] or game.result(gid) != 2:
+                    failures.append((name, j, kind, lie, reasons))
+                else:
+                    DESCRIPTOR_LIES[kind] += 1
+    assert not failures, failures
+    assert set(DESCRIPTOR_LIES) == set(KIND_NAMES.values())
+
+
 def teardown_module(module):
     def line(title, counts):
         return f"{title}: {sum(counts.values())}  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    if CAUGHT:
-        STATS.figures.append(line("transformer games, element lies caught per kind", CAUGHT))
-    if SHAPES_CAUGHT:
-        STATS.figures.append(line("transformer games, shape lies caught at the transition per kind", SHAPES_CAUGHT))
-    if DEFENDED:
-        STATS.figures.append(line("transformer games, honest solver won against a lying challenger per kind", DEFENDED))
-
+    for title, counts in (("transformer games, element lies caught per kind", CAUGHT),
+                          ("transformer games, shape lies caught at the transition per kind", SHAPES_CAUGHT),
+                          ("transformer games, honest solver won against a lying challenger per kind", DEFENDED),
+                          ("transformer games, broken descriptors refused at the transition per kind",
+                           DESCRIPTOR_LIES)):
+        if counts:
+            STATS.figures.append(line(title, counts))

@@ -82,7 +82,7 @@ def transition(model: IntegerModel, trace: Trace, op: int) -> Transition:
         desc_proof=model.op_tree.proof(op - 1),
         inputs=witness.step_inputs(model, trace, op),
         input_proofs=[state.proof(slot) for slot in input_slots(model.ops[op - 1])],
-        params=model.ops[op - 1].params_header(),
+        params=witness.params_header(model.ops[op - 1]),
         output=trace.slot_commitments[op].full_header,
         output_proof=trace.slot_update_proof(op),
     )

@@ -27,7 +27,6 @@ from eth_abi import encode
 
 from . import commitments as cm
 from . import ops as k
-from .hashing import enc
 from .merkle import MerkleTree
 from .model import IntegerModel, LinearOp, input_slots
 
@@ -87,7 +86,11 @@ def _cached(op, key: str, make):
     return entries[key]
 
 
-def _params(op) -> bytes:
+def params_header(op) -> bytes:
+    """The preimage of ``op``'s params_root that the transition and the step reveal: its params
+    header, empty for an ``argmax`` without ``carry`` (whose root is Z[0], 5.8)."""
+    if isinstance(op, k.ArgmaxOp) and not op.carry:
+        return b""
     return _cached(op, "params_header", op.params_header)
 
 
@@ -119,27 +122,27 @@ def _matmul(o: k.MatmulOp, rows: _Rows, row: int, column: int) -> bytes:
     r_b = o.out_cols // o.heads
     a, ap = rows(o.input_slot, row)
     b, bp = rows(o.input_b, (row // o.seq) * r_b + column % r_b)
-    return encode(TWO_ROWS, (_params(o), a, ap, b, bp))
+    return encode(TWO_ROWS, (params_header(o), a, ap, b, bp))
 
 
 def _transpose(o: k.TransposeOp, rows: _Rows, row: int, column: int) -> bytes:
     """5.2: output (r, x) is column h*C + c of input row g*R_in + i (g = r // C, i = x mod R_in)."""
     c_in, r_in = o.in_cols // o.heads, o.out_cols // o.heads
     x, xp = rows(o.input_slot, (row // c_in) * r_in + column % r_in)
-    return encode(("bytes", "bytes", PROOF), (_params(o), x, xp))
+    return encode(("bytes", "bytes", PROOF), (params_header(o), x, xp))
 
 
 def _two_rows(o, rows: _Rows, row: int, column: int) -> bytes:
     """add (5.3) and mul (5.13): row r of each input."""
     a, ap = rows(o.input_slot, row)
     b, bp = rows(o.input_b, row)
-    return encode(TWO_ROWS, (_params(o), a, ap, b, bp))
+    return encode(TWO_ROWS, (params_header(o), a, ap, b, bp))
 
 
 def _lut(o: k.LutOp, rows: _Rows, row: int, column: int) -> bytes:
     """5.4: the packed table (the params header itself) and row r."""
     x, xp = rows(o.input_slot, row)
-    return encode(("bytes", "bytes", PROOF), (_params(o), x, xp))
+    return encode(("bytes", "bytes", PROOF), (params_header(o), x, xp))
 
 
 def _softmax(o: k.SoftmaxOp, rows: _Rows, row: int, column: int) -> bytes:
@@ -148,7 +151,7 @@ def _softmax(o: k.SoftmaxOp, rows: _Rows, row: int, column: int) -> bytes:
     x, xp = rows(o.input_slot, row)
     mask, mp = rows(o.input_b, row // o.seq) if o.keymask else (b"", [])
     exp_table = cm.packed(o.exp_table.reshape(1, 256))
-    return encode(("bytes", "bytes", "bytes", PROOF, "bytes", PROOF), (_params(o), exp_table, x, xp, mask, mp))
+    return encode(("bytes", "bytes", "bytes", PROOF, "bytes", PROOF), (params_header(o), exp_table, x, xp, mask, mp))
 
 
 def _norm(o: k.NormOp, rows: _Rows, row: int, column: int) -> bytes:
@@ -162,7 +165,7 @@ def _norm(o: k.NormOp, rows: _Rows, row: int, column: int) -> bytes:
         n, s1 = len(values), sum(values)
         v = n * (n * sum(e * e for e in values) - s1 * s1)
     return encode(("bytes", "bytes", PROOF, "int256", "int256", PROOF, "uint256"),
-                  (_params(o), x, xp, int(o.gamma[column]), int(o.beta[column]),
+                  (params_header(o), x, xp, int(o.gamma[column]), int(o.beta[column]),
                    o.column_tree.proof(column), math.isqrt(v)))
 
 
@@ -175,25 +178,22 @@ def _embed(o: k.EmbedOp, rows: _Rows, row: int, column: int) -> bytes:
     v = rows.values(o.input_slot, ids)[t]
     tok, tp = _table_row(o, "token_table", v) if 0 <= v < o.vocab else (b"", [])
     pos, pp = _table_row(o, "position_table", t)
-    return encode(("bytes", "bytes", PROOF, "bytes", PROOF, "bytes", PROOF), (_params(o), ids, ip, tok, tp, pos, pp))
+    return encode(("bytes", "bytes", PROOF, "bytes", PROOF, "bytes", PROOF), (params_header(o), ids, ip, tok, tp, pos, pp))
 
 
 def _argmax(o: k.ArgmaxOp, rows: _Rows, row: int, column: int) -> bytes:
     """5.8 / 5.14: row r; with carry the header enc(offset) and the carried pair's row r (both
     empty without: params_root is Z[0] and there is no pair)."""
     x, xp = rows(o.input_slot, row)
-    params, carry, cp = b"", b"", []
-    if o.carry:
-        params = enc(o.offset)
-        carry, cp = rows(o.input_b, row)
-    return encode(TWO_ROWS, (params, x, xp, carry, cp))
+    carry, cp = rows(o.input_b, row) if o.carry else (b"", [])
+    return encode(TWO_ROWS, (params_header(o), x, xp, carry, cp))
 
 
 def _rope(o: k.RopeOp, rows: _Rows, row: int, column: int) -> bytes:
     """5.12: row r and the rotation table's row t = r mod T (its position) with its proof."""
     x, xp = rows(o.input_slot, row)
     table_row, tp = _table_row(o, "table", row % o.seq)
-    return encode(TWO_ROWS, (_params(o), x, xp, table_row, tp))
+    return encode(TWO_ROWS, (params_header(o), x, xp, table_row, tp))
 
 
 _BUILDERS = {
