@@ -111,6 +111,8 @@ fidelity: setup
 gas: setup
 	$(BIN)/ape compile
 	$(BIN)/python benchmarks/gas_report.py
+	$(BIN)/python benchmarks/verifier_gas.py
+	$(BIN)/python benchmarks/dispute_gas.py
 
 # On a machine with a CUDA build of torch in .venv: CUDA vs CPU vs the reference for every op
 # kind, bit for bit, and the transformer benchmark on the GPU (gpu/check.py, which prints a

@@ -6,6 +6,8 @@ Two jobs, each run by the exact executor on a fresh anvil (ape-foundry, Prague r
   ``referee.checkpoint.compile_checkpoint`` at 128 tokens; one sentence padded to 128 tokens.
 * **moby-llama**: ``models/moby-llama`` compiled by ``referee.llama_compile``; the verifying
   pass of a generation job (protocol 5.15) over a 128-token window of the held-out text.
+* **a 32000-id head**: a random one-layer Llama with Llama-2's vocabulary, so that its head is
+  split into chunks of 8192 ids (5.14) and its ``argmax`` steps read 8192 int32 logits.
 
 For each job and each kind of op in it (the first op of each kind and flags), a lying solver
 changes one element of that op's output slot (its last row, so the row descent walks the whole
@@ -15,7 +17,7 @@ transition's and the one step's gas, and the total for both parties. Targets (is
 every one step <= 1.5M gas; a whole dispute over a MiniLM job <= 5M gas for both parties.
 It ends with the number of moves as a function of the op count and the rows.
 
-Run: ``make gas`` (after the MLP report) or ``python benchmarks/dispute_gas.py [--only minilm|llama]``.
+Run: ``make gas`` (after the MLP report) or ``python benchmarks/dispute_gas.py [--only minilm|llama|head]``.
 """
 
 import argparse
@@ -57,7 +59,7 @@ def minilm_job():
     if ckpt is None:
         return None
     model = compile_checkpoint(ckpt, [SENTENCE, "Call me Ishmael.", "A calm sea and a grey sky."], seq=128)
-    ids = tokenize(load_tokenizer(ckpt, 128), [SENTENCE])
+    ids = tokenize(load_tokenizer(ckpt, 128)[0], [SENTENCE])
     return "MiniLM (all-MiniLM-L6-v2, 128 tokens)", model, ids.to(torch.int32)
 
 
@@ -71,6 +73,18 @@ def llama_job():
     text = split_bytes("val")[1000:1128]
     prompt, tokens = list(text[:64]), list(text[64:128])
     return "moby-llama (128 positions, generation of 64 tokens)", model, verified_input(model, prompt, tokens)
+
+
+def head_job():
+    from referee.llama import FloatLlama, LlamaConfig
+    from referee.llama_compile import compile_llama
+
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    calibration = torch.randint(0, 32000, (4, 16), generator=torch.Generator().manual_seed(1))
+    model = compile_llama(FloatLlama(cfg, seed=1).eval(), calibration, name="head-32000")
+    x = torch.randint(0, 32000, (1, 16), generator=torch.Generator().manual_seed(2), dtype=torch.int32)
+    return "a 32000-id head (a random one-layer Llama, 16 positions; the head split in 4 chunks)", model, x
 
 
 def kind_name(op) -> str:
@@ -145,9 +159,10 @@ def moves_table() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["minilm", "llama"])
+    parser.add_argument("--only", choices=["minilm", "llama", "head"])
     args = parser.parse_args()
-    jobs = [j for key, j in (("minilm", minilm_job), ("llama", llama_job)) if args.only in (None, key)]
+    jobs = [j for key, j in (("minilm", minilm_job), ("llama", llama_job), ("head", head_job))
+            if args.only in (None, key)]
     failed = []
     with local_chain():
         sender = accounts.test_accounts[0]
