@@ -107,7 +107,8 @@ exports: (
 from .modules import jobs
 initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
 exports: (
-    jobs.post, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.finalize, jobs.job, jobs.job_count,
+    jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
+    jobs.finalize, jobs.job, jobs.job_count,
     jobs.REGISTRY, jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
 )
 
