@@ -90,6 +90,11 @@ REJECTED: public(constant(uint256)) = 5
 CANCELLED: public(constant(uint256)) = 6
 
 
+# @dev MAX_TENSOR_BYTES in words: the zero padding of a generation job's
+# verified input is cut from this many zero words.
+ZERO_WORDS: constant(uint256) = 2048
+
+
 # @dev Dtype codes (protocol.md section 3).
 DTYPE_INT8: constant(uint256) = 0
 DTYPE_INT32: constant(uint256) = 1
@@ -520,11 +525,11 @@ def commit_generation(
     # INVARIANT: the committed output is the one the trace root commits to.
     assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
 
-    # x = prompt ‖ tokens[:-1] ‖ zero ids up to T: the zeros are copied
-    # from the code of the zero address, which has none.
+    # x = prompt ‖ tokens[:-1] ‖ zero ids up to T (the zeros: the ABI
+    # encoding of an empty static array, MAX_TENSOR_BYTES zero bytes)
     x_leaf: bytes32 = keccak256(
         slice(
-            concat(prompt, slice(tokens, 0, len(tokens) - 4), slice(empty(address).code, 0, tensor.MAX_TENSOR_BYTES)),
+            concat(prompt, slice(tokens, 0, len(tokens) - 4), abi_encode(empty(bytes32[ZERO_WORDS]))),
             0,
             4 * context,
         )
