@@ -109,7 +109,8 @@ initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
 exports: (
     jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
     jobs.finalize, jobs.job, jobs.job_count,
-    jobs.REGISTRY, jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
+    jobs.REGISTRY, jobs.MAX_CONTEXT,
+    jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
 )
 
 

@@ -350,6 +350,15 @@ def test_generation_model_that_cannot_generate_reverts(market, registry, deploye
     with ape.reverts("market: model cannot generate"):
         market.post_generation(registry.model_count(), pack_ids([1]), 1, SOLVER_BOND, *WINDOWS, value=FEE,
                                sender=roles["requester"])
+    assert market.MAX_CONTEXT() == 4096
+    for t, reason in [(4096, None), (4097, "market: context above MAX_CONTEXT")]:
+        registry.register(2, t, 1, OPS_ROOT, 1, 1, 1, 65536 // t, t, 1, sender=deployer)
+        args = (registry.model_count(), pack_ids([1]), 1, SOLVER_BOND, *WINDOWS)
+        if reason is None:
+            market.post_generation(*args, value=FEE, sender=roles["requester"])
+        else:
+            with ape.reverts(reason):
+                market.post_generation(*args, value=FEE, sender=roles["requester"])
 
 
 # ---------------------------------------------------------------------------
@@ -387,8 +396,7 @@ def test_moby_llama_generation_s0_is_verified_inputs_succeeds(market, registry, 
     # a 128-token generation (P = 1, n = T = 128)
     job_id, post_tx = post_generation(market, model_id, [ord("C")], t, roles["requester"])
     tokens, trace = generate(moby, [ord("C")], t)
-    market.claim(job_id, sender=roles["solver"]) if market.stake(roles["solver"]) - market.locked(
-        roles["solver"]) >= SOLVER_BOND else claim(market, job_id, roles["solver"])
+    claim(market, job_id, roles["solver"])
     commit_tx = market.commit_generation(*gen_args(job_id, [ord("C")], tokens, trace), sender=roles["solver"])
     assert market.job(job_id).s_0 == trace.state_roots[0]
     print(f"moby-llama {t}-token generation: post_generation gas {post_tx.gas_used:,}, "

@@ -90,9 +90,17 @@ REJECTED: public(constant(uint256)) = 5
 CANCELLED: public(constant(uint256)) = 6
 
 
-# @dev MAX_TENSOR_BYTES in words: the zero padding of a generation job's
+# @dev The longest context `T` of a generation job (protocol.md 10.0): its
+# prompt, tokens and `[T, 1]` int32 output are at most `4 T` bytes each,
+# so the buffers `commit_generation` holds stay small (memory costs
+# grow with their bounds' sum squared).
+MAX_CONTEXT: public(constant(uint256)) = 4096
+MAX_GEN_BYTES: constant(uint256) = 4 * MAX_CONTEXT
+
+
+# @dev MAX_GEN_BYTES in words: the zero padding of a generation job's
 # verified input is cut from this many zero words.
-ZERO_WORDS: constant(uint256) = 2048
+ZERO_WORDS: constant(uint256) = MAX_GEN_BYTES // 32
 
 
 # @dev Dtype codes (protocol.md section 3).
@@ -275,7 +283,7 @@ def post(
 @nonreentrant
 def post_generation(
     model_id: uint256,
-    prompt: Bytes[tensor.MAX_TENSOR_BYTES],
+    prompt: Bytes[MAX_GEN_BYTES],
     n_tokens: uint256,
     solver_bond: uint256,
     claim_window: uint256,
@@ -290,8 +298,8 @@ def post_generation(
          they are computed at `commit_generation`; until then the job's
          `input_root` is `H(prompt)` and its `s_0` zero.
     @param model_id A registered generation model: int32 input of
-           `T = input_cols` ids, int32 output of one column and
-           `T` rows for one input row (row step 1).
+           `T = input_cols` ids (`T <= MAX_CONTEXT`), int32 output of
+           one column and `T` rows for one input row (row step 1).
     @param prompt The packed int32 prompt ids (big-endian), `4 * P`
            bytes, `P >= 1`.
     @param n_tokens The tokens asked for, `n >= 1`, `P + n - 1 <= T`.
@@ -315,6 +323,8 @@ def post_generation(
         and model.out_rows_num == model.input_cols
         and model.out_rows_den == 1
     ), "market: model cannot generate"
+    # INVARIANT: the context fits the generation buffers.
+    assert model.input_cols <= MAX_CONTEXT, "market: context above MAX_CONTEXT"
     # INVARIANT: at least one token is asked for.
     assert n_tokens >= 1, "market: zero tokens"
     # INVARIANT: the prompt is P >= 1 whole int32 ids.
@@ -482,9 +492,9 @@ def commit(
 @nonreentrant
 def commit_generation(
     job_id: uint256,
-    prompt: Bytes[tensor.MAX_TENSOR_BYTES],
-    tokens: Bytes[tensor.MAX_TENSOR_BYTES],
-    output: Bytes[tensor.MAX_TENSOR_BYTES],
+    prompt: Bytes[MAX_GEN_BYTES],
+    tokens: Bytes[MAX_GEN_BYTES],
+    output: Bytes[MAX_GEN_BYTES],
     trace_root: bytes32,
     output_proof: DynArray[bytes32, merkle.MAX_PROOF],
 ):
@@ -521,7 +531,7 @@ def commit_generation(
     # (post kept P >= 1 and P + n - 1 <= T: the slice is inside).
     start: uint256 = len(prompt) - 4
     assert keccak256(slice(output, start, len(tokens))) == keccak256(tokens), "market: tokens differ from the output"
-    output_root: bytes32 = self._wide_root(output, context, 1, DTYPE_INT32)
+    output_root: bytes32 = self._id_column_root(output, context)
     # INVARIANT: the committed output is the one the trace root commits to.
     assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
 
@@ -756,3 +766,31 @@ def _wide_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint25
         frontier[h] = node
     rows_root: bytes32 = tensor._frontier_root(frontier, rows)
     return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root, convert(dtype, bytes32)))
+
+
+@pure
+@internal
+def _id_column_root(data: Bytes[MAX_GEN_BYTES], rows: uint256) -> bytes32:
+    """
+    @dev `_wide_root` of an int32 `[rows, 1]` tensor (a generation job's
+         output), over a buffer of MAX_GEN_BYTES: leaves `H(4 bytes)`.
+         The caller has checked `len(data) == 4 * rows`, rows in
+         [1, MAX_CONTEXT].
+    @param data The packed ids.
+    @param rows The row count.
+    @return bytes32 The tensor root `H(enc(rows, 1, R, 1))`.
+    """
+    frontier: bytes32[tensor.FRONTIER] = empty(bytes32[tensor.FRONTIER])
+    for i: uint256 in range(rows, bound=MAX_CONTEXT):
+        node: bytes32 = keccak256(slice(data, unsafe_mul(i, 4), 4))
+        h: uint256 = 0
+        bits: uint256 = i
+        for _: uint256 in range(tensor.FRONTIER - 1):
+            if bits & 1 == 0:
+                break
+            node = keccak256(concat(frontier[h], node))
+            bits = bits >> 1
+            h = unsafe_add(h, 1)
+        frontier[h] = node
+    rows_root: bytes32 = tensor._frontier_root(frontier, rows)
+    return keccak256(concat(convert(rows, bytes32), convert(1, bytes32), rows_root, convert(DTYPE_INT32, bytes32)))
