@@ -187,7 +187,7 @@ def job_trace(client, job_id: int, model, store, save: bool = True):
     from referee.executor import Executor
     from referee.trace import Trace, TraceStore
 
-    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols)
+    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols, model.input_dtype)
     key = (model.root, cm.commit_tensor(x).root)
     traces = TraceStore(store)
     if key in traces:
