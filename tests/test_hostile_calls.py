@@ -48,7 +48,8 @@ MAX_CALL_BYTES = (4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) + 32 +
 LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof": MAX_PROOF,
           "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proof": MAX_PROOF, "row": MAX_COLS,
           "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF,
-          "calls": MAX_CALLS, "inputs": 2, "witness": 81920}
+          "calls": MAX_CALLS, "inputs": 2, "witness": 81920,
+          "prompt": 4 * 4096, "tokens": 4 * 4096, "output_ids": 4 * 4096}  # generation jobs: 4 * MAX_CONTEXT
 REASON_PREFIXES = ("market: ", "game: ", "registry: ", "merkle: ", "tensor: ", "linear: ", "requant: ", "int8: ")
 
 # what we record of each contract to prove a refused call changed nothing

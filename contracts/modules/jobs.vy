@@ -494,7 +494,7 @@ def commit_generation(
     job_id: uint256,
     prompt: Bytes[MAX_GEN_BYTES],
     tokens: Bytes[MAX_GEN_BYTES],
-    output: Bytes[MAX_GEN_BYTES],
+    output_ids: Bytes[MAX_GEN_BYTES],
     trace_root: bytes32,
     output_proof: DynArray[bytes32, merkle.MAX_PROOF],
 ):
@@ -511,7 +511,8 @@ def commit_generation(
     @param job_id The job.
     @param prompt The posted prompt, `4 * P` bytes.
     @param tokens The `n` generated ids, `4 * n` bytes.
-    @param output The packed `[T, 1]` int32 output, `4 * T` bytes.
+    @param output_ids The packed `[T, 1]` int32 output, `4 * T` bytes
+           (named apart from `commit`'s `output`, whose bound is larger).
     @param trace_root The final state root `S_N`.
     @param output_proof The `D` siblings of slot `N` in `trace_root`.
     """
@@ -526,12 +527,12 @@ def commit_generation(
     model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(job.model_id)
     context: uint256 = model.input_cols
     # INVARIANT: the output is T rows of one int32.
-    assert len(output) == 4 * context, "market: output does not match shape"
+    assert len(output_ids) == 4 * context, "market: output does not match shape"
     # INVARIANT: the tokens are the output's rows P - 1 ... P + n - 2
     # (post kept P >= 1 and P + n - 1 <= T: the slice is inside).
     start: uint256 = len(prompt) - 4
-    assert keccak256(slice(output, start, len(tokens))) == keccak256(tokens), "market: tokens differ from the output"
-    output_root: bytes32 = self._id_column_root(output, context)
+    assert keccak256(slice(output_ids, start, len(tokens))) == keccak256(tokens), "market: tokens differ from the output"
+    output_root: bytes32 = self._id_column_root(output_ids, context)
     # INVARIANT: the committed output is the one the trace root commits to.
     assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
 
@@ -563,7 +564,7 @@ def commit_generation(
         trace_root=trace_root,
         output_root=output_root,
         challenge_deadline=challenge_deadline,
-        output=output,
+        output=output_ids,
     )
     log IJobMarket.TokensGenerated(job_id=job_id, input_root=input_root, s_0=s_0, tokens=tokens)
 
