@@ -401,3 +401,25 @@ def test_moby_llama_generation_s0_is_verified_inputs_succeeds(market, registry, 
     assert market.job(job_id).s_0 == trace.state_roots[0]
     print(f"moby-llama {t}-token generation: post_generation gas {post_tx.gas_used:,}, "
           f"commit_generation gas {commit_tx.gas_used:,}")
+
+
+# ---------------------------------------------------------------------------
+# protocol 5.15's example, through the contract
+# ---------------------------------------------------------------------------
+
+
+def test_generation_protocol_example_t0_succeeds(market, registry, deployer, roles):
+    # T = 4, P = 1, p_0 = 5, n = 2 with g_0 = 7: x = [5, 7, 0, 0] and T_0 = 0xeac1…f7ce (5.15)
+    registry.register(2, 4, 1, OPS_ROOT, 1, 1, 1, 16384, 4, 1, sender=deployer)
+    job_id, _ = post_generation(market, registry.model_count(), [5], 2, roles["requester"])
+    y = torch.tensor([[7], [9], [1], [2]], dtype=torch.int32)  # g_0 = y[0], g_1 = y[1]
+    slots = [bytes(32), keccak256(b"slot 1"), cm.commit_tensor(y).root]
+    s_n = cm.state_roots(slots)[-1]
+    claim(market, job_id, roles["solver"])
+    market.commit_generation(job_id, pack_ids([5]), pack_ids([7, 9]), cm.packed(y), s_n,
+                             cm.state_tree(slots, 2).proof(2), sender=roles["solver"])
+    t_0 = bytes.fromhex("eac1bd3fd75cccf892bfc9161c7107167d0b140f8ec9f9b0025781409477f7ce")
+    assert keccak256(pack_ids([5, 7, 0, 0])) == bytes.fromhex(
+        "ed16e0e69b1cc5a409db116993fcfa6168bec43913480b0b984af63f75514399")
+    assert market.job(job_id).input_root == t_0
+    assert market.job(job_id).s_0 == cm.state_roots([t_0, bytes(32), bytes(32)])[0]
