@@ -102,7 +102,9 @@ class Solver(Agent):
                     self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
                 return None
             generation = self.journal.generation(row.job_id)
-            if generation is not None and row.input == generation[0]:
+            # decoded once: the journal input is then the verified input, T ids (a prompt of T
+            # ids and one token is its own verified input, and needs no decoding)
+            if generation is not None and len(row.input) != 4 * model.input_cols:
                 refused = self.decode_generation(row, *generation)
                 if refused is not None:
                     return self.finish(row, f"skipped: {refused}")
