@@ -4,7 +4,8 @@
 @custom:contract-name JobMarket
 @notice Jobs, escrow, solver stakes, challenger bonds, credits and
         payouts of Referee (protocol.md section 10.2). A requester posts
-        a model id and an input with a fee; a solver claims the job by
+        a model id and an input with a fee (or, for a generation job, a
+        prompt and a token count: protocol.md 5.15); a solver claims the job by
         locking a bond from its stake and commits the output and the
         trace root `S_N`; during the challenge window anyone may
         challenge, each challenge opening its own game in the dispute
@@ -107,8 +108,10 @@ exports: (
 from .modules import jobs
 initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
 exports: (
-    jobs.post, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.finalize, jobs.job, jobs.job_count,
-    jobs.REGISTRY, jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
+    jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
+    jobs.finalize, jobs.job, jobs.job_count,
+    jobs.REGISTRY, jobs.MAX_CONTEXT,
+    jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
 )
 
 
@@ -225,8 +228,9 @@ def challenge(job_id: uint256) -> uint256:
             `CHALLENGER_BOND`; opens a dispute game over it.
     @dev Any number of challenges may run in parallel against one
          result, each its own game. The game gets `S_0` computed here at
-         `post` and the committed `S_N`, so neither party can change
-         what is disputed. The transaction's gas is metered
+         `post` (a generation job's at `commit_generation`, from the
+         prompt and the committed tokens) and the committed `S_N`, so
+         neither party can change what is disputed. The transaction's gas is metered
          (`gas_meter`) and refunded if the challenger wins.
     @param job_id The job.
     @return uint256 The id of the game opened.

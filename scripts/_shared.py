@@ -164,13 +164,13 @@ def job_model(client, job_id: int, model_dir, journal_path):
         for candidate in candidates:
             if candidate.is_dir():
                 model = load_chain_model(candidate)  # loaded once: loading verifies every commitment
-                if client.registry.model_id(model.root) == model_id:
+                if client.model_id(model) == model_id:
                     return model
         known = f"the agent's journal {journal_path} names {len(candidates)} model(s), none of them it" \
             if journal_path.is_file() else f"no agent journal at {journal_path} to take it from"
         raise RefereeError(f"job {job_id} runs model {model_id}: pass --model DIR, its model directory ({known})")
     model = load_chain_model(model_dir)
-    found = client.registry.model_id(model.root)
+    found = client.model_id(model)
     if found != model_id:
         registered = f"is model {found}" if found else "is not registered"
         raise RefereeError(f"--model {model_dir} ({to_hex(model.root)[:12]}…) {registered} on this chain, but job "
@@ -187,7 +187,7 @@ def job_trace(client, job_id: int, model, store, save: bool = True):
     from referee.executor import Executor
     from referee.trace import Trace, TraceStore
 
-    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols)
+    x = job_rows(client.posted_input(job_id), client.job(job_id).rows, model.input_cols, model.input_dtype)
     key = (model.root, cm.commit_tensor(x).root)
     traces = TraceStore(store)
     if key in traces:

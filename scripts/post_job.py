@@ -51,7 +51,7 @@ def cli(account, model_dir, input_file, fee, bond, claim_window, commit_window, 
         x = load_input(input_file)
         Executor(model, "cpu").check_input(x)
         client = ChainClient(resolve_deployment(deployment), account)
-        model_id = client.registry.model_id(model.root)
+        model_id = client.model_id(model)
         if model_id == 0:
             raise RefereeError(f"{model.name} is not registered on this chain (ape run register_model)")
         minimum = client.market.MIN_SOLVER_BOND()

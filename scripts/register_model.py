@@ -1,4 +1,5 @@
-"""``ape run register_model``: register a model's commitments (its ops root and shape).
+"""``ape run register_model``: register a model's commitments (its ops root and shape) and the
+facts the market sizes its jobs by (dtypes and row rule, ``IntegerModel.registry_facts``).
 
 The model directory is loaded and verified first (``referee quantize`` writes one); a model
 already registered is reported with its id, not registered twice.
@@ -28,11 +29,10 @@ def cli(account, model_dir, deployment):
     with user_errors():
         model = load_chain_model(model_dir)
         client = ChainClient(resolve_deployment(deployment), account)
-        model_id = client.registry.model_id(model.root)
+        model_id = client.model_id(model)
         if model_id:
             click.echo(f"{model.name} is already model {model_id} (root {to_hex(model.root)})")
             return
-        receipt = client.send(f"register:{to_hex(model.root)}", client.registry, "register", len(model.ops),
-                              model.input_cols, model.output_cols, model.ops_root)
-        click.echo(f"registered {model.name} as model {client.registry.model_id(model.root)} "
+        receipt = client.send(f"register:{to_hex(model.entry)}", client.registry, "register", *model.registration())
+        click.echo(f"registered {model.name} as model {client.model_id(model)} "
                    f"(root {to_hex(model.root)}, gas {receipt.gas_used:,})")

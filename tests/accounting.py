@@ -51,6 +51,7 @@ JOB_FIELDS = [
     ("claim_deadline", "uint256"), ("solver", "address"), ("commit_deadline", "uint256"),
     ("trace_root", "bytes32"), ("output_root", "bytes32"), ("challenge_deadline", "uint256"),
     ("open_games", "uint256"), ("best_game", "uint256"), ("winners", "uint256"), ("held", "uint256"),
+    ("n_tokens", "uint256"),
 ]
 CHALLENGE_FIELDS = [("job_id", "uint256"), ("challenger", "address"), ("bond", "uint256"), ("open", "bool"),
                     ("gas", "uint256")]
@@ -58,7 +59,8 @@ CHALLENGE_FIELDS = [("job_id", "uint256"), ("challenger", "address"), ("bond", "
 # Events naming a holder, and the topic (1-based, after the signature) that holds its address.
 HOLDER_TOPICS = {
     "StakeDeposited(address,uint256,uint256)": 1,
-    "JobPosted(uint256,address,uint256,uint256,bytes32,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,bytes)": 2,
+    "JobPosted(uint256,address,uint256,uint256,bytes32,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,bytes,"
+    "uint256)": 2,
     "JobClaimed(uint256,address,uint256,uint256)": 2,
     "JobChallenged(uint256,uint256,address,uint256)": 3,
 }

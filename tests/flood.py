@@ -220,8 +220,7 @@ def model():
 @pytest.fixture
 def deployment(accounts, model):
     d = deploy(accounts[0], sink=str(accounts[9].address))  # the default parameters
-    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                  model.ops_root, sender=accounts[0])
+    ChainClient(d, accounts[0]).registry.register(*model.registration(), sender=accounts[0])
     return d
 
 

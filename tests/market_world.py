@@ -77,10 +77,9 @@ class World:
     def post_and_commit(self, model, honest, believed) -> int:
         """Registers ``model`` (once), posts the honest input, and has the solver stake, claim and commit
         the trace it believes; returns the job id."""
-        model_id = self.registry.view("model_id", model.root)
+        model_id = self.registry.view("model_id", model.entry)
         if model_id == 0:
-            self.registry.transact(self.requester, "register", len(model.ops), model.input_cols, model.output_cols,
-                                   model.ops_root)
+            self.registry.transact(self.requester, "register", *model.registration())
             model_id = self.registry.view("model_count")
         rows = honest.slots[0].shape[0]
         self.market.transact(self.requester, "post", model_id, rows, cm.packed(honest.slots[0]), self.solver_bond,

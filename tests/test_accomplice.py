@@ -86,10 +86,9 @@ def play_out(w: World, job_model, accomplices: int) -> dict:
     balance = {a: node.balance(a) for a in everyone}
 
     # posted and claimed; the commit and the accomplices' challenges in one block
-    model_id = w.registry.view("model_id", model.root)
+    model_id = w.registry.view("model_id", model.entry)
     if model_id == 0:
-        w.registry.transact(w.requester, "register", len(model.ops), model.input_cols, model.output_cols,
-                            model.ops_root)
+        w.registry.transact(w.requester, "register", *model.registration())
         model_id = w.registry.view("model_count")
     market.transact(w.requester, "post", model_id, honest.slots[0].shape[0], cm.packed(honest.slots[0]),
                     w.solver_bond, *WINDOWS, value=w.fee)

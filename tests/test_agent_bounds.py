@@ -47,7 +47,7 @@ def deployment(accounts, models):
     d = deploy(deployer, sink=str(accounts[9].address))
     client = ChainClient(d, deployer)
     for model in models:
-        client.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
+        client.registry.register(*model.registration(), sender=deployer)
     return d
 
 

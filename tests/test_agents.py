@@ -57,7 +57,7 @@ def roles(accounts):
 def deployment(deployer, roles, model):
     d = deploy(deployer, sink=str(roles["sink"].address))
     client = ChainClient(d, deployer)
-    client.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
+    client.registry.register(*model.registration(), sender=deployer)
     return d
 
 

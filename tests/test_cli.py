@@ -358,4 +358,4 @@ def test_chain_commands_name_the_on_chain_gap_fails(tmp_path, token_model, comma
     path, model = token_model
     result = referee(*command, "--model", path, "--home", tmp_path)
     _assert_one_line_error(result, model.on_chain_gap())
-    assert "int32 (token id) input" in result.stderr and "embed" in result.stderr
+    assert "embed" in result.stderr and "no on-chain step" in result.stderr

@@ -59,7 +59,7 @@ def deployment(project, deployer, roles, model_and_trace):
     game = deploy_game(deployer, ARITY, CLOCK, project)
     market = deployer.deploy(project.JobMarket, registry, game, CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE_BPS,
                              FEE_BPS, roles["sink"], MIN_WINDOW, MAX_WINDOW)
-    registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
+    registry.register(*model.registration(), sender=deployer)
     return registry, game, market, registry.model_count()
 
 

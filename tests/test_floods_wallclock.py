@@ -118,8 +118,7 @@ def world(accounts, model, tmp_path):
     """A deployment with a ``CLOCK`` s game clock and the flood model registered, saved as an
     operator's files (deployment.json and the model folder)."""
     d = deploy(accounts[0], sink=str(accounts[9].address), clock=CLOCK)
-    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                  model.ops_root, sender=accounts[0])
+    ChainClient(d, accounts[0]).registry.register(*model.registration(), sender=accounts[0])
     save_model(model, tmp_path / "model")
     return d, {"deployment": d.save(tmp_path / "deployment.json"), "model": tmp_path / "model"}
 

@@ -49,7 +49,8 @@ LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof":
           "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proofs": 2, "params": MAX_PARAMS,
           "row": 4 * MAX_COLS,
           "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF,
-          "calls": MAX_CALLS, "inputs": 2, "witness": 81920}
+          "calls": MAX_CALLS, "inputs": 2, "witness": 81920,
+          "prompt": 4 * 4096, "tokens": 4 * 4096, "output_ids": 4 * 4096}  # generation jobs: 4 * MAX_CONTEXT
 REASON_PREFIXES = ("market: ", "game: ", "registry: ", "merkle: ", "tensor: ", "linear: ", "requant: ", "int8: ")
 
 # what we record of each contract to prove a refused call changed nothing

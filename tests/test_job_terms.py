@@ -32,8 +32,7 @@ DAY = 86400
 def deployment(accounts, model):
     """Windows from 10 s, so that the agents' own minimum (five 12-second blocks) is what refuses."""
     d = deploy(accounts[0], sink=str(accounts[9].address), min_window=10)
-    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                  model.ops_root, sender=accounts[0])
+    ChainClient(d, accounts[0]).registry.register(*model.registration(), sender=accounts[0])
     return d
 
 
@@ -46,7 +45,7 @@ def test_market_refuses_bait_windows(accounts, model, windows, fee, reason):
 
     d = deploy(accounts[0], sink=str(accounts[9].address))  # the defaults: 60 s to 30 days
     client = ChainClient(d, accounts[0])
-    client.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=accounts[0])
+    client.registry.register(*model.registration(), sender=accounts[0])
     with ape.reverts(reason):
         client.market.post(1, ROWS, cm.packed(job_input(0)), SOLVER_BOND, *windows, value=fee, sender=accounts[1])
 
@@ -56,7 +55,7 @@ def test_market_refuses_output_larger_than_commit_takes(accounts):
 
     d = deploy(accounts[0], sink=str(accounts[9].address))
     client = ChainClient(d, accounts[0])
-    client.registry.register(1, 16, 32, b"\x01" * 32, sender=accounts[0])  # 16 -> 32 columns
+    client.registry.register(1, 16, 32, b"\x01" * 32, 0, 0, 1, 65536, 1, 1, sender=accounts[0])  # 16 -> 32 columns
     with ape.reverts("market: output too large to commit"):  # 4096 x 32 = 131,072 bytes
         client.market.post(1, 4096, bytes(4096 * 16), SOLVER_BOND, *WINDOWS, value=FEE, sender=accounts[1])
 

@@ -28,7 +28,7 @@ OPEN, CLAIMED, COMMITTED, FINALIZED, CANCELLED = 1, 2, 3, 4, 6
 @pytest.fixture(scope="module")
 def registry(project, deployer):
     registry = deployer.deploy(project.ModelRegistry)
-    registry.register(N_OPS, IN_COLS, OUT_COLS, keccak256(b"jobs module ops"), sender=deployer)
+    registry.register(N_OPS, IN_COLS, OUT_COLS, keccak256(b"jobs module ops"), 0, 0, 1, 65536, 1, 1, sender=deployer)
     return registry
 
 
@@ -77,7 +77,8 @@ def committed(jobs, requester, solver):
 
 
 def model(registry, deployer, in_cols, out_cols) -> int:
-    registry.register(2, in_cols, out_cols, keccak256(b"model %d %d" % (in_cols, out_cols)), sender=deployer)
+    registry.register(2, in_cols, out_cols, keccak256(b"model %d %d" % (in_cols, out_cols)),
+                      0, 0, 1, 65536, 1, 1, sender=deployer)
     return registry.model_count()
 
 

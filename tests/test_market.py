@@ -65,6 +65,9 @@ assert bonus(1) > bonus(2) > bonus(3) > 0 == bonus(4)  # a sole winner earns mos
 # ops, only the shapes and the ops root.
 N_OPS, IN_COLS, OUT_COLS, ROWS = 3, 4, 2, 3
 OPS_ROOT = keccak256(b"market test ops")
+# the registry facts of such a model (protocol 10.1): int8 in and out, any row count, as many
+# output rows as input rows (tests/test_market_tokens.py covers the others)
+I8 = (0, 0, 1, 65536, 1, 1)
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +134,7 @@ def registry(project, deployer):
 
 @pytest.fixture(scope="module")
 def model_id(registry, deployer):
-    registry.register(N_OPS, IN_COLS, OUT_COLS, OPS_ROOT, sender=deployer)
+    registry.register(N_OPS, IN_COLS, OUT_COLS, OPS_ROOT, *I8, sender=deployer)
     return registry.model_count()
 
 
@@ -421,7 +424,7 @@ def test_post_ids_increment_succeeds(market, model_id, who):
 @pytest.mark.parametrize("n_ops", [1, 2, 3, 4, 5, 8, 9])
 def test_post_initial_state_succeeds(market, registry, deployer, who, n_ops):
     # S_0 = root([T_0], D) with D = depth(N + 1), by two independent computations.
-    registry.register(n_ops, IN_COLS, OUT_COLS, keccak256(b"ops %d" % n_ops), sender=deployer)
+    registry.register(n_ops, IN_COLS, OUT_COLS, keccak256(b"ops %d" % n_ops), *I8, sender=deployer)
     job_id, _ = post(market, registry.model_count(), who.requester)
     trace = make_trace(n_ops, ROWS, IN_COLS, OUT_COLS)
     depth = (n_ops).bit_length()  # depth(N + 1)
@@ -437,7 +440,7 @@ def test_post_vector_models_succeeds(market, registry, deployer, who):
     market.deposit(value=DEPOSIT, sender=who.solver)
     for vec in load_vectors("models")["models"]:
         n_ops = len(vec["ops"])
-        registry.register(n_ops, vec["input_cols"], vec["output_cols"], h(vec["ops_root"]), sender=deployer)
+        registry.register(n_ops, vec["input_cols"], vec["output_cols"], h(vec["ops_root"]), *I8, sender=deployer)
         rows = len(vec["input"])
         job_id, _ = post(market, registry.model_count(), who.requester, data=h(vec["slots"][0]["packed"]), rows=rows)
         job = market.job(job_id)
@@ -454,7 +457,7 @@ def test_post_vector_models_succeeds(market, registry, deployer, who):
 
 def test_post_max_tensor_succeeds(market, registry, deployer, who):
     # 16 x 4096: the largest input, MAX_TENSOR_BYTES.
-    registry.register(2, 4096, 10, OPS_ROOT, sender=deployer)
+    registry.register(2, 4096, 10, OPS_ROOT, *I8, sender=deployer)
     data = packed(16, 4096, 3)
     assert len(data) == MAX_TENSOR_BYTES
     job_id, tx = post(market, registry.model_count(), who.requester, data=data, rows=16)
@@ -530,7 +533,7 @@ def test_post_input_shape_mismatch_reverts(market, model_id, who, data):
 
 def test_post_input_above_limit_shape_reverts(market, registry, deployer, who):
     # rows * input_cols above MAX_TENSOR_BYTES can never match a posted input.
-    registry.register(2, 4096, 10, OPS_ROOT, sender=deployer)
+    registry.register(2, 4096, 10, OPS_ROOT, *I8, sender=deployer)
     with ape.reverts("market: input does not match shape"):
         post(market, registry.model_count(), who.requester, data=packed(16, 4096, 0), rows=17)
 
@@ -538,14 +541,14 @@ def test_post_input_above_limit_shape_reverts(market, registry, deployer, who):
 def test_post_output_too_large_to_commit_reverts(market, registry, deployer, who):
     # A 16 -> 32 model on 4096 rows: a 65,536-byte input that fits, a 131,072-byte output that
     # commit could never take; posting it would only bait a solver out of its bond.
-    registry.register(2, 16, 32, OPS_ROOT, sender=deployer)
+    registry.register(2, 16, 32, OPS_ROOT, *I8, sender=deployer)
     with ape.reverts("market: output too large to commit"):
         post(market, registry.model_count(), who.requester, data=packed(4096, 16, 0), rows=4096)
 
 
 def test_post_output_at_commit_limit_succeeds(market, registry, deployer, who):
     # 4096 rows x 16 output columns is exactly MAX_TENSOR_BYTES: committable, so accepted.
-    registry.register(2, 1, 16, OPS_ROOT, sender=deployer)
+    registry.register(2, 1, 16, OPS_ROOT, *I8, sender=deployer)
     job_id, _ = post(market, registry.model_count(), who.requester, data=packed(4096, 1, 0), rows=4096)
     assert market.job(job_id).rows == 4096
 
@@ -553,14 +556,14 @@ def test_post_output_at_commit_limit_succeeds(market, registry, deployer, who):
 def test_post_output_just_above_commit_limit_reverts(market, registry, deployer, who):
     # 6 rows x 10,923 output columns = 65,538 bytes: the smallest output above MAX_TENSOR_BYTES a
     # job can have (65,537 is prime, so 1 x 65,537 is the only shape, and it exceeds MAX_COLS).
-    registry.register(2, 1, 10923, OPS_ROOT, sender=deployer)
+    registry.register(2, 1, 10923, OPS_ROOT, *I8, sender=deployer)
     with ape.reverts("market: output too large to commit"):
         post(market, registry.model_count(), who.requester, data=packed(6, 1, 0), rows=6)
 
 
 def test_post_oversize_input_reverts(market, registry, deployer, who):
     # More than MAX_TENSOR_BYTES does not even decode (Bytes[65536]).
-    registry.register(2, 4096, 10, OPS_ROOT, sender=deployer)
+    registry.register(2, 4096, 10, OPS_ROOT, *I8, sender=deployer)
     with ape.reverts():
         post(market, registry.model_count(), who.requester, data=packed(17, 4096, 0), rows=17)
 

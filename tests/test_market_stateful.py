@@ -52,7 +52,7 @@ class Fixtures:
             honest = Trace(self.model.root, run_model(self.model, int8_tensor(random_input(rng, rows, 5)), "cpu"))
             self.jobs.append((honest, wrong_element(honest, honest.op_count, row=rows - 1, col=2)))
         w = self.w
-        w.registry.transact(w.requester, "register", 2, 5, 3, self.model.ops_root)
+        w.registry.transact(w.requester, "register", *self.model.registration())
         self.actors = [w.requester, w.solver, *w.challengers]
 
 

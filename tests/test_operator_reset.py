@@ -57,8 +57,7 @@ def test_operator_chain_reset_under_a_running_agent_stops_it_reverts(accounts, m
     try:
         with ape.networks.parse_network_choice(url):
             d = deploy(accounts[0], sink=str(accounts[9].address))
-            ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                          model.ops_root, sender=accounts[0])
+            ChainClient(d, accounts[0]).registry.register(*model.registration(), sender=accounts[0])
             for _ in range(3):  # a few blocks past the deployment, so a fresh chain's head is behind
                 accounts[1].transfer(accounts[2], 1)
         d.save(tmp_path / "deployment.json")

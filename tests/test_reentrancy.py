@@ -44,10 +44,9 @@ def act(w: World, receiver: Abi, name: str, *args, value: int = 0):
 
 
 def register(w: World, model) -> int:
-    if w.registry.view("model_id", model.root) == 0:
-        w.registry.transact(w.requester, "register", len(model.ops), model.input_cols, model.output_cols,
-                            model.ops_root)
-    return w.registry.view("model_id", model.root)
+    if w.registry.view("model_id", model.entry) == 0:
+        w.registry.transact(w.requester, "register", *model.registration())
+    return w.registry.view("model_id", model.entry)
 
 
 def earn_as_requester(w, receiver, job_model) -> int:

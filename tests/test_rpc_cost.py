@@ -123,7 +123,7 @@ def deployment(accounts, model):
     deployer, sink = accounts[0], accounts[9]
     d = deploy(deployer, sink=str(sink.address))
     client = ChainClient(d, deployer)
-    client.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root, sender=deployer)
+    client.registry.register(*model.registration(), sender=deployer)
     return d
 
 

@@ -25,8 +25,10 @@ initializes: escrow[stakes := stakes]
 initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
 
 exports: (
-    jobs.post, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.finalize, jobs.job, jobs.job_count,
-    jobs.REGISTRY, jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
+    jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
+    jobs.finalize, jobs.job, jobs.job_count,
+    jobs.REGISTRY, jobs.MAX_CONTEXT,
+    jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
     terms.WINDOW_LIMIT, terms.MAX_ROWS, terms.MAX_REWARD_SHARE_BPS, terms.MAX_PAID_WINNERS,
     terms.CHALLENGER_BOND, terms.MIN_SOLVER_BOND, terms.REWARD_SHARE_BPS, terms.DILUTION_FEE_BPS,
     terms.MIN_WINDOW, terms.MAX_WINDOW,

@@ -90,6 +90,24 @@ REJECTED: public(constant(uint256)) = 5
 CANCELLED: public(constant(uint256)) = 6
 
 
+# @dev The longest context `T` of a generation job (protocol.md 10.0): its
+# prompt, tokens and `[T, 1]` int32 output are at most `4 T` bytes each,
+# so the buffers `commit_generation` holds stay small (memory costs
+# grow with their bounds' sum squared).
+MAX_CONTEXT: public(constant(uint256)) = 4096
+MAX_GEN_BYTES: constant(uint256) = 4 * MAX_CONTEXT
+
+
+# @dev MAX_GEN_BYTES in words: the zero padding of a generation job's
+# verified input is cut from this many zero words.
+ZERO_WORDS: constant(uint256) = MAX_GEN_BYTES // 32
+
+
+# @dev Dtype codes (protocol.md section 3).
+DTYPE_INT8: constant(uint256) = 0
+DTYPE_INT32: constant(uint256) = 1
+
+
 # ---------------------------------------------------------------------------
 # STRUCTS
 # ---------------------------------------------------------------------------
@@ -124,6 +142,12 @@ struct Job:
     best_game: uint256
     winners: uint256
     held: uint256
+    # a generation job (protocol 5.15): the number of tokens asked for;
+    # 0 for every other job. Until its commit, `input_root` holds
+    # H(packed prompt) and `s_0` is zero: `commit_generation` builds the
+    # verified input from the prompt and the tokens and sets `T_0` and
+    # `S_0` there, from which its games open as any job's do.
+    n_tokens: uint256
 
 
 # ---------------------------------------------------------------------------
@@ -179,12 +203,17 @@ def post(
     """
     @notice Posts a job: runs model `model_id` on `input`, for a fee of
             `msg.value`, escrowed until the job ends.
-    @dev Computes the input's tensor root `T_0` (section 3) and the
-         initial state root `S_0` (section 6, `merkle.initial_state`).
+    @dev Computes the input's tensor root `T_0` (section 3, by the
+         input dtype's rule) and the initial state root `S_0` (section 6,
+         `merkle.initial_state`).
     @param model_id A registered model (the registry reverts with
            "registry: unknown model" otherwise).
-    @param rows The input's row count, in [1, terms.MAX_ROWS].
-    @param input The packed int8 input, `rows * input_cols` bytes.
+    @param rows The input's row count, in [1, terms.MAX_ROWS], a
+           multiple of the model's `row_step`, at most its
+           `max_input_rows`, with `rows * out_rows_num / out_rows_den`
+           whole.
+    @param input The packed input of the model's input dtype,
+           `rows * input_cols * width` bytes (section 3).
     @param solver_bond The bond a solver must lock to claim the job; at
            least `terms.MIN_SOLVER_BOND`.
     @param claim_window Seconds a solver has to claim, from now (and
@@ -201,44 +230,35 @@ def post(
     terms._check_post(msg.value, solver_bond, claim_window, commit_window, challenge_window, rows)
 
     model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(model_id)
+    # INVARIANT: every slot's row count is whole (the model's row rule).
+    assert rows % model.row_step == 0, "market: rows not a multiple of the model's row step"
+    # INVARIANT: every slot keeps at most MAX_ROWS rows.
+    assert rows <= model.max_input_rows, "market: more rows than the model takes"
+    # INVARIANT: the output's row count is whole (rows <= 2^12 and
+    # num <= 2^16: no overflow).
+    assert rows * model.out_rows_num % model.out_rows_den == 0, "market: output rows not whole"
+    rows_out: uint256 = rows * model.out_rows_num // model.out_rows_den
     # INVARIANT: the input is exactly the packed `[rows, input_cols]`
-    # tensor; checked here so the reason names the market, before the
-    # tensor module would refuse it.
-    assert len(input) == rows * model.input_cols, "market: input does not match shape"
+    # tensor of the model's input dtype; checked here so the reason names
+    # the market, before the tensor module would refuse it.
+    assert len(input) == rows * model.input_cols * self._width(model.input_dtype), "market: input does not match shape"
     # INVARIANT: the job's output fits what `commit` accepts, so an honest
     # solver can always commit (a job it could not would cost it its bond).
-    assert rows * model.output_cols <= tensor.MAX_TENSOR_BYTES, "market: output too large to commit"
+    assert rows_out * model.output_cols * self._width(model.output_dtype) <= tensor.MAX_TENSOR_BYTES, \
+        "market: output too large to commit"
 
-    input_root: bytes32 = tensor.tensor_root(input, rows, model.input_cols)
+    input_root: bytes32 = empty(bytes32)
+    if model.input_dtype == DTYPE_INT8:
+        input_root = tensor.tensor_root(input, rows, model.input_cols)
+    else:
+        input_root = self._wide_root(input, rows, model.input_cols, model.input_dtype)
     s_0: bytes32 = merkle.initial_state(input_root, model.state_depth)
 
-    job_id: uint256 = self._job_count + 1
-    self._job_count = job_id
-    claim_deadline: uint256 = block.timestamp + claim_window
-    self._jobs[job_id] = Job(
-        requester=msg.sender,
-        model_id=model_id,
-        rows=rows,
-        input_root=input_root,
-        s_0=s_0,
-        fee=msg.value,
-        solver_bond=solver_bond,
-        claim_window=claim_window,
-        commit_window=commit_window,
-        challenge_window=challenge_window,
-        status=OPEN,
-        claim_deadline=claim_deadline,
-        solver=empty(address),
-        commit_deadline=0,
-        trace_root=empty(bytes32),
-        output_root=empty(bytes32),
-        challenge_deadline=0,
-        open_games=0,
-        best_game=0,
-        winners=0,
-        held=0,
+    job_id: uint256 = 0
+    claim_deadline: uint256 = 0
+    job_id, claim_deadline = self._store_job(
+        model_id, rows, input_root, s_0, 0, msg.value, solver_bond, claim_window, commit_window, challenge_window
     )
-    escrow.total_escrow += msg.value
     log IJobMarket.JobPosted(
         job_id=job_id,
         requester=msg.sender,
@@ -253,6 +273,88 @@ def post(
         challenge_window=challenge_window,
         claim_deadline=claim_deadline,
         input=input,
+        n_tokens=0,
+    )
+    return job_id
+
+
+@payable
+@external
+@nonreentrant
+def post_generation(
+    model_id: uint256,
+    prompt: Bytes[MAX_GEN_BYTES],
+    n_tokens: uint256,
+    solver_bond: uint256,
+    claim_window: uint256,
+    commit_window: uint256,
+    challenge_window: uint256,
+) -> uint256:
+    """
+    @notice Posts a generation job (protocol.md 5.15): continue `prompt`
+            by `n_tokens` greedy tokens of model `model_id`, for a fee of
+            `msg.value`, escrowed until the job ends.
+    @dev One sequence (`rows = 1`). `T_0` and `S_0` hold the answer, so
+         they are computed at `commit_generation`; until then the job's
+         `input_root` is `H(prompt)` and its `s_0` zero.
+    @param model_id A registered generation model: int32 input of
+           `T = input_cols` ids (`T <= MAX_CONTEXT`), int32 output of
+           one column and `T` rows for one input row (row step 1).
+    @param prompt The packed int32 prompt ids (big-endian), `4 * P`
+           bytes, `P >= 1`.
+    @param n_tokens The tokens asked for, `n >= 1`, `P + n - 1 <= T`.
+    @param solver_bond As for `post`.
+    @param claim_window As for `post`.
+    @param commit_window As for `post`.
+    @param challenge_window As for `post`.
+    @return uint256 The new job id.
+    """
+    # INVARIANT: the job's own terms are within the deployment's (one row).
+    terms._check_post(msg.value, solver_bond, claim_window, commit_window, challenge_window, 1)
+
+    model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(model_id)
+    # INVARIANT: the model maps one row of T ids to T int32 rows of one
+    # column (5.15's generation model, as registered).
+    assert (
+        model.input_dtype == DTYPE_INT32
+        and model.output_dtype == DTYPE_INT32
+        and model.output_cols == 1
+        and model.row_step == 1
+        and model.out_rows_num == model.input_cols
+        and model.out_rows_den == 1
+    ), "market: model cannot generate"
+    # INVARIANT: the context fits the generation buffers.
+    assert model.input_cols <= MAX_CONTEXT, "market: context above MAX_CONTEXT"
+    # INVARIANT: at least one token is asked for.
+    assert n_tokens >= 1, "market: zero tokens"
+    # INVARIANT: the prompt is P >= 1 whole int32 ids.
+    assert len(prompt) >= 4 and len(prompt) % 4 == 0, "market: prompt is not int32 ids"
+    # INVARIANT: the prompt and every token but the last fit the context
+    # (n <= T first, so the sum cannot overflow).
+    assert n_tokens <= model.input_cols and len(prompt) // 4 + n_tokens - 1 <= model.input_cols, \
+        "market: prompt and tokens exceed the context"
+
+    prompt_hash: bytes32 = keccak256(prompt)
+    job_id: uint256 = 0
+    claim_deadline: uint256 = 0
+    job_id, claim_deadline = self._store_job(
+        model_id, 1, prompt_hash, empty(bytes32), n_tokens, msg.value, solver_bond, claim_window, commit_window, challenge_window
+    )
+    log IJobMarket.JobPosted(
+        job_id=job_id,
+        requester=msg.sender,
+        model_id=model_id,
+        rows=1,
+        input_root=prompt_hash,
+        s_0=empty(bytes32),
+        fee=msg.value,
+        solver_bond=solver_bond,
+        claim_window=claim_window,
+        commit_window=commit_window,
+        challenge_window=challenge_window,
+        claim_deadline=claim_deadline,
+        input=prompt,
+        n_tokens=n_tokens,
     )
     return job_id
 
@@ -345,24 +447,29 @@ def commit(
          (section 6, "the output proof at commit"), so the bytes in the
          `JobCommitted` log are the output any game is played over.
     @param job_id The job.
-    @param output The packed int8 output, `rows * output_cols` bytes.
+    @param output The packed output of the model's output dtype,
+           `rows_out * output_cols * width` bytes, `rows_out = rows *
+           out_rows_num / out_rows_den`.
     @param trace_root The final state root `S_N`.
     @param output_proof The `D` siblings of slot `N` in `trace_root`.
     """
-    self._check_job(job_id)
-    job: Job = self._jobs[job_id]
-    # INVARIANT: only a claimed job takes a result.
-    assert job.status == CLAIMED, "market: job is not claimed"
-    # INVARIANT: only the solver whose bond is locked may commit.
-    assert msg.sender == job.solver, "market: caller is not the solver"
-    # INVARIANT: after the deadline the claim can only expire.
-    assert block.timestamp <= job.commit_deadline, "market: commit deadline passed"
+    job: Job = self._claimed(job_id)
+    # INVARIANT: a generation job's result is its tokens, with the input
+    # they make (commit_generation).
+    assert job.n_tokens == 0, "market: a generation job commits with commit_generation"
 
     model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(job.model_id)
-    # INVARIANT: the output is exactly the packed `[rows, output_cols]`
-    # tensor; checked here so the reason names the market.
-    assert len(output) == job.rows * model.output_cols, "market: output does not match shape"
-    output_root: bytes32 = tensor.tensor_root(output, job.rows, model.output_cols)
+    rows_out: uint256 = job.rows * model.out_rows_num // model.out_rows_den
+    # INVARIANT: the output is exactly the packed `[rows_out, output_cols]`
+    # tensor of the output dtype; checked here so the reason names the
+    # market.
+    assert len(output) == rows_out * model.output_cols * self._width(model.output_dtype), \
+        "market: output does not match shape"
+    output_root: bytes32 = empty(bytes32)
+    if model.output_dtype == DTYPE_INT8:
+        output_root = tensor.tensor_root(output, rows_out, model.output_cols)
+    else:
+        output_root = self._wide_root(output, rows_out, model.output_cols, model.output_dtype)
     # INVARIANT: the posted output is the one the trace root commits to.
     assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
 
@@ -379,6 +486,87 @@ def commit(
         challenge_deadline=challenge_deadline,
         output=output,
     )
+
+
+@external
+@nonreentrant
+def commit_generation(
+    job_id: uint256,
+    prompt: Bytes[MAX_GEN_BYTES],
+    tokens: Bytes[MAX_GEN_BYTES],
+    output_ids: Bytes[MAX_GEN_BYTES],
+    trace_root: bytes32,
+    output_proof: DynArray[bytes32, merkle.MAX_PROOF],
+):
+    """
+    @notice Commits a generation job's result (protocol.md 5.15): the
+            tokens, the `[T, 1]` int32 output of the teacher-forced pass
+            and its trace root `S_N`; starts the challenge window.
+    @dev Checks the tokens are the output's rows `P - 1 ... P + n - 2`,
+         builds the verified input `x = prompt ‖ tokens[:-1] ‖ 0...` (one
+         row of `T` int32 ids), its `T_0 = H(enc(1, T, H(x), 1))` and
+         `S_0`, and stores both with the job: its games open from that
+         `S_0` as any job's do. The prompt is given again (the job keeps
+         its hash) so that it is never stored.
+    @param job_id The job.
+    @param prompt The posted prompt, `4 * P` bytes.
+    @param tokens The `n` generated ids, `4 * n` bytes.
+    @param output_ids The packed `[T, 1]` int32 output, `4 * T` bytes
+           (named apart from `commit`'s `output`, whose bound is larger).
+    @param trace_root The final state root `S_N`.
+    @param output_proof The `D` siblings of slot `N` in `trace_root`.
+    """
+    job: Job = self._claimed(job_id)
+    # INVARIANT: only a generation job has tokens.
+    assert job.n_tokens != 0, "market: not a generation job"
+    # INVARIANT: the input is built from the prompt the requester posted.
+    assert keccak256(prompt) == job.input_root, "market: prompt differs from the posted one"
+    # INVARIANT: one id per token asked for.
+    assert len(tokens) == 4 * job.n_tokens, "market: tokens do not match the count"
+
+    model: IModelRegistry.Model = staticcall IModelRegistry(REGISTRY).model(job.model_id)
+    context: uint256 = model.input_cols
+    # INVARIANT: the output is T rows of one int32.
+    assert len(output_ids) == 4 * context, "market: output does not match shape"
+    # INVARIANT: the tokens are the output's rows P - 1 ... P + n - 2
+    # (post kept P >= 1 and P + n - 1 <= T: the slice is inside).
+    start: uint256 = len(prompt) - 4
+    assert keccak256(slice(output_ids, start, len(tokens))) == keccak256(tokens), "market: tokens differ from the output"
+    output_root: bytes32 = self._id_column_root(output_ids, context)
+    # INVARIANT: the committed output is the one the trace root commits to.
+    assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
+
+    # x = prompt ‖ tokens[:-1] ‖ zero ids up to T (the zeros: the ABI
+    # encoding of an empty static array, MAX_TENSOR_BYTES zero bytes)
+    x_leaf: bytes32 = keccak256(
+        slice(
+            concat(prompt, slice(tokens, 0, len(tokens) - 4), abi_encode(empty(bytes32[ZERO_WORDS]))),
+            0,
+            4 * context,
+        )
+    )
+    # one row: the rows root is its leaf (depth(1) = 0)
+    input_root: bytes32 = keccak256(
+        concat(convert(1, bytes32), convert(context, bytes32), x_leaf, convert(DTYPE_INT32, bytes32))
+    )
+    s_0: bytes32 = merkle.initial_state(input_root, model.state_depth)
+
+    challenge_deadline: uint256 = block.timestamp + job.challenge_window
+    self._jobs[job_id].status = COMMITTED
+    self._jobs[job_id].input_root = input_root
+    self._jobs[job_id].s_0 = s_0
+    self._jobs[job_id].trace_root = trace_root
+    self._jobs[job_id].output_root = output_root
+    self._jobs[job_id].challenge_deadline = challenge_deadline
+    log IJobMarket.JobCommitted(
+        job_id=job_id,
+        solver=msg.sender,
+        trace_root=trace_root,
+        output_root=output_root,
+        challenge_deadline=challenge_deadline,
+        output=output_ids,
+    )
+    log IJobMarket.TokensGenerated(job_id=job_id, input_root=input_root, s_0=s_0, tokens=tokens)
 
 
 @external
@@ -457,3 +645,153 @@ def _take_held(job_id: uint256, amount: uint256) -> uint256:
     self._jobs[job_id].held -= taken
     escrow.total_escrow -= taken
     return taken
+
+
+@view
+@internal
+def _claimed(job_id: uint256) -> Job:
+    """
+    @dev The job, after the checks every commit makes: it exists, is
+         CLAIMED, the caller is its solver and the commit deadline has
+         not passed.
+    @param job_id The job.
+    @return Job The job's record.
+    """
+    self._check_job(job_id)
+    job: Job = self._jobs[job_id]
+    # INVARIANT: only a claimed job takes a result.
+    assert job.status == CLAIMED, "market: job is not claimed"
+    # INVARIANT: only the solver whose bond is locked may commit.
+    assert msg.sender == job.solver, "market: caller is not the solver"
+    # INVARIANT: after the deadline the claim can only expire.
+    assert block.timestamp <= job.commit_deadline, "market: commit deadline passed"
+    return job
+
+
+@internal
+def _store_job(
+    model_id: uint256,
+    rows: uint256,
+    input_root: bytes32,
+    s_0: bytes32,
+    n_tokens: uint256,
+    fee: uint256,
+    solver_bond: uint256,
+    claim_window: uint256,
+    commit_window: uint256,
+    challenge_window: uint256,
+) -> (uint256, uint256):
+    """
+    @dev Writes a new OPEN job for `fee` (the caller's `msg.value`) and
+         escrows the fee; the caller logs `JobPosted`.
+    @return (uint256, uint256) The job id and its claim deadline.
+    """
+    job_id: uint256 = self._job_count + 1
+    self._job_count = job_id
+    claim_deadline: uint256 = block.timestamp + claim_window
+    self._jobs[job_id] = Job(
+        requester=msg.sender,
+        model_id=model_id,
+        rows=rows,
+        input_root=input_root,
+        s_0=s_0,
+        fee=fee,
+        solver_bond=solver_bond,
+        claim_window=claim_window,
+        commit_window=commit_window,
+        challenge_window=challenge_window,
+        status=OPEN,
+        claim_deadline=claim_deadline,
+        solver=empty(address),
+        commit_deadline=0,
+        trace_root=empty(bytes32),
+        output_root=empty(bytes32),
+        challenge_deadline=0,
+        open_games=0,
+        best_game=0,
+        winners=0,
+        held=0,
+        n_tokens=n_tokens,
+    )
+    escrow.total_escrow += fee
+    return job_id, claim_deadline
+
+
+@pure
+@internal
+def _width(dtype: uint256) -> uint256:
+    """
+    @dev Bytes per element (section 3): 1 (int8), 4 (int32), 2 (int16);
+         the registry admits no other code.
+    @param dtype The dtype code.
+    @return uint256 The width.
+    """
+    if dtype == DTYPE_INT8:
+        return 1
+    if dtype == DTYPE_INT32:
+        return 4
+    return 2
+
+
+@pure
+@internal
+def _wide_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
+    """
+    @dev The tensor root of a packed int32 or int16 tensor (section 3):
+         `T = H(enc(rows, cols, R, dtype))`, `R` the rows root over the
+         leaves `H(packed row)` of `cols * width` bytes each; the caller
+         has checked `len(data) == rows * cols * width` and
+         `1 <= rows <= MAX_ROWS` (through MAX_TENSOR_BYTES). The frontier
+         walk of `tensor.rows_root`, with the row's byte length in place
+         of its column count.
+    @param data The packed tensor.
+    @param rows The row count.
+    @param cols The column count.
+    @param dtype 1 (int32) or 2 (int16).
+    @return bytes32 The tensor root.
+    """
+    row_bytes: uint256 = cols * self._width(dtype)
+    frontier: bytes32[tensor.FRONTIER] = empty(bytes32[tensor.FRONTIER])
+    offset: uint256 = 0
+    for i: uint256 in range(rows, bound=tensor.MAX_ROWS):
+        node: bytes32 = keccak256(slice(data, offset, row_bytes))
+        offset = unsafe_add(offset, row_bytes)
+        h: uint256 = 0
+        bits: uint256 = i
+        for _: uint256 in range(tensor.FRONTIER - 1):
+            if bits & 1 == 0:
+                break
+            node = keccak256(concat(frontier[h], node))
+            bits = bits >> 1
+            h = unsafe_add(h, 1)
+        frontier[h] = node
+    rows_root: bytes32 = tensor._frontier_root(frontier, rows)
+    return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root, convert(dtype, bytes32)))
+
+
+@pure
+@internal
+def _id_column_root(data: Bytes[MAX_GEN_BYTES], rows: uint256) -> bytes32:
+    """
+    @dev `_wide_root` of an int32 `[rows, 1]` tensor (a generation job's
+         output), over a buffer of MAX_GEN_BYTES: leaves `H(4 bytes)`.
+         The caller has checked `len(data) == 4 * rows`, rows in
+         [1, MAX_CONTEXT].
+    @param data The packed ids.
+    @param rows The row count.
+    @return bytes32 The tensor root `H(enc(rows, 1, R, 1))`.
+    """
+    frontier: bytes32[tensor.FRONTIER] = empty(bytes32[tensor.FRONTIER])
+    for i: uint256 in range(rows, bound=MAX_CONTEXT):
+        node: bytes32 = keccak256(slice(data, unsafe_mul(i, 4), 4))
+        h: uint256 = 0
+        bits: uint256 = i
+        for _: uint256 in range(tensor.FRONTIER - 1):
+            if bits & 1 == 0:
+                break
+            node = keccak256(concat(frontier[h], node))
+            bits = bits >> 1
+            h = unsafe_add(h, 1)
+        frontier[h] = node
+    rows_root: bytes32 = tensor._frontier_root(frontier, rows)
+    return keccak256(concat(convert(rows, bytes32), convert(1, bytes32), rows_root, convert(DTYPE_INT32, bytes32)))

@@ -10,7 +10,9 @@ are computed once and cached. ``on_chain_gap`` says what the contracts cannot ta
 """
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
+from typing import NamedTuple
 
 import torch
 
@@ -228,6 +230,45 @@ def output_rows(op, rows: list[int]) -> int:
     return a  # linear, lut, norm, argmax
 
 
+class RegistryFacts(NamedTuple):
+    """What a registry entry claims beside the model root (protocol 10.1): the dtypes and the
+    row rule (a posted row count is a multiple of ``row_step`` and at most ``max_input_rows``;
+    the output has ``rows * out_rows_num / out_rows_den`` rows)."""
+
+    input_dtype: int
+    output_dtype: int
+    row_step: int
+    max_input_rows: int
+    out_rows_num: int
+    out_rows_den: int
+
+
+FACT_NAMES = RegistryFacts._fields
+
+
+def entry_key(root: bytes, facts: RegistryFacts) -> bytes:
+    """The registry's key of an entry (protocol 10.1): H(MR ‖ enc(output_dtype, row_step,
+    max_input_rows, out_rows_num, out_rows_den)); it covers every registered fact."""
+    return cm.keccak256(root + cm.enc(facts.output_dtype, facts.row_step, facts.max_input_rows,
+                                      facts.out_rows_num, facts.out_rows_den))
+
+
+def entry_mismatch(model: "IntegerModel", entry) -> str | None:
+    """None if a registry entry (``IModelRegistry.Model``, any object with its fields) is
+    ``model``'s; otherwise one line naming the first fact that differs. An entry is the
+    registrant's claim: a job sized by wrong facts has no valid trace, so agents take none."""
+    mine = {"root": model.root, "ops_root": model.ops_root, "n_ops": len(model.ops),
+            "input_cols": model.input_cols, "output_cols": model.output_cols, **model.registry_facts()._asdict()}
+    for name, want in mine.items():
+        got = getattr(entry, name)
+        got = bytes(got) if isinstance(want, bytes) else int(got)
+        if got != want:
+            shown = (lambda v: "0x" + v.hex()) if isinstance(want, bytes) else str
+            return (f"the registry entry's {name} is {shown(got)} but {model.name}'s model file gives {shown(want)}; "
+                    "its jobs are not this model's")
+    return None
+
+
 def check_op(op, where: str) -> None:
     """The rules of one op's own section (its kind, ranges and column limits), not its slots."""
     _require(isinstance(op, OP_TYPES), f"{where}: {type(op).__name__} is not an op kind")
@@ -282,12 +323,11 @@ class IntegerModel:
         return counts
 
     def on_chain_gap(self) -> str | None:
-        """None if the contracts can take this model today (int8 input, plain linear ops only);
-        otherwise one line naming what they lack (protocol 5.11 and section 10)."""
+        """None if the contracts can take this model today; otherwise one line naming what they
+        lack (protocol 5.11 and section 10). The market posts and commits jobs of any input
+        dtype, row rule and generation (10.2); what is left is the dispute game's: it steps
+        plain linear ops only."""
         gaps = []
-        if self.input_dtype != INT8:
-            gaps.append(f"an {DTYPE_NAMES.get(self.input_dtype, self.input_dtype)} (token id) input, "
-                        "which the market cannot post")
         others = [name for name in self.kinds() if name != "linear"]
         if others:
             gaps.append(f"{', '.join(others)} ops, which have no on-chain step")
@@ -298,7 +338,7 @@ class IntegerModel:
         if not gaps:
             return None
         return (f"{self.name} needs what the contracts do not implement yet (protocol 5.11): "
-                + "; ".join(gaps) + ". Only int8-input models of linear ops can be registered and disputed")
+                + "; ".join(gaps) + ". Only models of linear ops can be disputed")
 
     def validate(self) -> "IntegerModel":
         """Check every rule of protocol sections 4, 5 and 8 that the model fixes; ModelCompileError otherwise."""
@@ -334,6 +374,47 @@ class IntegerModel:
                 raise InputError(f"op {j} would write {out} rows for an input of {rows} rows; at most {MAX_ROWS}")
             shapes.append((out, op.out_cols, self.slot_dtype(j)))
         return shapes
+
+    def _slot_rows(self, rows: int) -> list[int] | None:
+        """Every slot's row count for an input of ``rows`` rows by the shape rules alone (no
+        MAX_ROWS cap), or None if a rule fails."""
+        counts = [rows]
+        for op in self.ops:
+            try:
+                counts.append(output_rows(op, [counts[s] for s in input_slots(op)]))
+            except ValueError:
+                return None
+        return counts
+
+    @cached_property
+    def row_rule(self) -> tuple[int, int, int, int]:
+        """(row_step, max_input_rows, out_rows_num, out_rows_den) of protocol 10.1, from the
+        shape rules: every slot's rows are ``rows_0 * a / b`` and every rule a divisibility, so
+        the row counts a job may have are the multiples of the smallest one, ``row_step``;
+        ``max_input_rows`` is the largest multiple that keeps every slot within MAX_ROWS and the
+        output's rows are ``rows_0 * num / den`` in lowest terms. ModelCompileError if no row
+        count fits."""
+        step = next((r for r in range(1, MAX_ROWS + 1) if self._slot_rows(r) is not None), None)
+        _require(step is not None, f"{self.name}: no input of 1 to {MAX_ROWS} rows satisfies every op's shape rule")
+        ratios = [Fraction(count, step) for count in self._slot_rows(step)]
+        most = max(ratios)
+        max_rows = int(MAX_ROWS / (most * step)) * step
+        _require(max_rows >= step, f"{self.name}: an input of {step} rows already makes a slot of "
+                                   f"{int(most * step)} rows; at most {MAX_ROWS}")
+        return step, max_rows, ratios[-1].numerator, ratios[-1].denominator
+
+    def registry_facts(self) -> RegistryFacts:
+        """The facts a registry entry of this model must state (protocol 10.1)."""
+        return RegistryFacts(self.input_dtype, self.output_dtype, *self.row_rule)
+
+    def registration(self) -> tuple:
+        """The arguments of ``ModelRegistry.register`` for this model, in order."""
+        return (len(self.ops), self.input_cols, self.output_cols, self.ops_root, *self.registry_facts())
+
+    @property
+    def entry(self) -> bytes:
+        """The registry's key of this model's true entry (``model_id(entry)``)."""
+        return entry_key(self.root, self.registry_facts())
 
     def descriptors(self) -> list[bytes]:
         return [op.descriptor() for op in self.ops]

@@ -77,10 +77,13 @@ class Agent(CapacityWatch, Sending):
         self.models: dict[int, IntegerModel] = {}
         for model in models:
             cheats.check_mode(cheat, len(model.ops))
-            model_id = client.read(client.registry.model_id, model.root)
+            # the entry whose key covers every fact the model file gives: a job on an entry of
+            # the same root with other facts (dtypes, row rule) is never this agent's
+            model_id = client.model_id(model)
             if model_id == 0:
-                raise RefereeError(f"model {model.name} ({to_hex(model.root)}) is not registered on this chain; "
-                                   "register it first (ape run register_model)")
+                raise RefereeError(f"model {model.name} ({to_hex(model.root)}) is not registered on this chain "
+                                   "with the facts its model file gives; register it first (ape run register_model)")
+            client.check_entry(model_id, model)
             self.models[model_id] = model
         if not self.models:
             raise RefereeError("no models given: pass --model DIR for each model to serve or watch")

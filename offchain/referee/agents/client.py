@@ -51,6 +51,20 @@ _TRANSIENT_WORDS = ("connection refused", "connection reset", "connection aborte
                     "could not discover provider")
 
 
+def pack_ids(ids: list[int]) -> bytes:
+    """Packed int32 ids (protocol section 3: four bytes each, big-endian two's complement)."""
+    return b"".join(int(i).to_bytes(4, "big", signed=True) for i in ids)
+
+
+def commit_generation_args(job_id: int, prompt: list[int], tokens: list[int], trace) -> tuple:
+    """The arguments of ``JobMarket.commit_generation`` for a teacher-forced trace."""
+    from .. import commitments as cm
+
+    n = trace.op_count
+    return (job_id, pack_ids(prompt), pack_ids(tokens), cm.packed(trace.output), trace.trace_root,
+            trace.state_tree(n).proof(n))
+
+
 def open_window(job) -> tuple[str, int] | None:
     """The window a job is in and its last second: claim, commit or challenge (None after)."""
     return {OPEN: ("claim", job.claim_deadline), CLAIMED: ("commit", job.commit_deadline),
@@ -263,6 +277,62 @@ class ChainClient(Writes):
             return recent[-1]
         fields = self.journal.game_log(game_id, event)
         return SimpleNamespace(event_name=event, **fields) if fields is not None else None
+
+    # -- models and jobs (protocol 10.1, 10.2, 5.15) --------------------------------------
+
+    def model_id(self, model) -> int:
+        """The id of ``model``'s true registry entry (its key covers every fact the model file
+        gives, ``IntegerModel.entry``), or 0: an entry of the same root with other facts is not
+        this model's and is never found."""
+        return self.read(self.registry.model_id, model.entry)
+
+    def check_entry(self, model_id: int, model) -> None:
+        """RefereeError unless entry ``model_id`` states ``model``'s facts (root, shapes, dtypes,
+        row rule): a job on another entry is sized by facts its model file does not give."""
+        from ..model import entry_mismatch
+
+        why = entry_mismatch(model, self.read(self.registry.model, model_id))
+        if why is not None:
+            raise RefereeError(f"model {model_id}: {why}")
+
+    def register(self, model):
+        """Register ``model`` with the facts its model file gives; the receipt (None if its
+        entry exists: ``model_id`` gives it)."""
+        if self.model_id(model):
+            return None
+        return self.send(f"register:{model.entry.hex()}", self.registry, "register", *model.registration())
+
+    def post(self, model_id: int, x, fee: int, solver_bond: int, windows: tuple[int, int, int]):
+        """Post a job of ``x`` (a 2-D int8 or int32 tensor: the model's input dtype) on entry
+        ``model_id``; the receipt."""
+        from .. import commitments as cm
+
+        count = self.read(self.market.job_count)
+        return self.send(f"post:{count}", self.market, "post", model_id, x.shape[0], cm.packed(x), solver_bond,
+                         *windows, value=fee)
+
+    def post_generation(self, model_id: int, prompt: list[int], n_tokens: int, fee: int, solver_bond: int,
+                        windows: tuple[int, int, int]):
+        """Post a generation job (protocol 5.15): ``n_tokens`` greedy tokens after ``prompt``
+        (int32 ids); the receipt."""
+        count = self.read(self.market.job_count)
+        return self.send(f"post:{count}", self.market, "post_generation", model_id, pack_ids(prompt), n_tokens,
+                         solver_bond, *windows, value=fee)
+
+    def commit(self, job_id: int, trace, key: str | None = None):
+        """Commit ``trace``'s output and trace root for job ``job_id`` (the slot-N proof
+        included); the receipt."""
+        from .. import commitments as cm
+
+        n = trace.op_count
+        return self.send(key or f"commit:{job_id}", self.market, "commit", job_id, cm.packed(trace.output),
+                         trace.trace_root, trace.state_tree(n).proof(n))
+
+    def commit_generation(self, job_id: int, prompt: list[int], tokens: list[int], trace, key: str | None = None):
+        """Commit a generation job: ``tokens``, and the trace of the teacher-forced pass over
+        [prompt ‖ tokens[:-1] ‖ 0 ...] (``referee.decode.verify_generation``); the receipt."""
+        return self.send(key or f"commit:{job_id}", self.market, "commit_generation",
+                         *commit_generation_args(job_id, prompt, tokens, trace))
 
     def credit(self) -> int:
         return self.read(self.market.credit, self.address)

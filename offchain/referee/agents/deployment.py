@@ -170,3 +170,9 @@ def deploy(account, sink: str, **overrides) -> Deployment:
         block=first_block,
         params={**params, "sink": sink},
     )
+
+
+def register_model(registry, model, sender):
+    """Register ``model`` in ``registry`` from ``sender`` with every fact its model file gives
+    (``IntegerModel.registration``: shapes, ops root, dtypes, row rule); the receipt."""
+    return registry.register(*model.registration(), sender=sender)

@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS txs (
 CREATE TABLE IF NOT EXISTS challenges (
     game_id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL, challenger TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inflight (nonce INTEGER PRIMARY KEY, fields TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS generations (
+    job_id INTEGER PRIMARY KEY, prompt BLOB NOT NULL, n_tokens INTEGER NOT NULL);
 """
 
 DONE = "done"  # a job or game the agent no longer acts on
@@ -247,6 +249,19 @@ class Journal:
     def active_jobs(self) -> list[JobRow]:
         rows = self._db.execute("SELECT * FROM jobs WHERE state != ? ORDER BY job_id", (DONE,))
         return [JobRow(*row) for row in rows]
+
+    def add_generation(self, job_id: int, prompt: bytes, n_tokens: int) -> None:
+        """A generation job's prompt (packed int32 ids) and token count (protocol 5.15)."""
+        self._db.execute("INSERT OR IGNORE INTO generations VALUES (?, ?, ?)", (job_id, prompt, n_tokens))
+
+    def generation(self, job_id: int) -> tuple[bytes, int] | None:
+        """(prompt, n_tokens) of a generation job, None for any other job."""
+        row = self._db.execute("SELECT prompt, n_tokens FROM generations WHERE job_id = ?", (job_id,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
+    def set_job_input(self, job_id: int, input_bytes: bytes) -> None:
+        """Replace a job's input: a generation job's verified input once its tokens are known."""
+        self._db.execute("UPDATE jobs SET input = ? WHERE job_id = ?", (input_bytes, job_id))
 
     def set_job(self, job_id: int, state: str, note: str = "") -> None:
         self._db.execute("UPDATE jobs SET state = ?, note = ? WHERE job_id = ?", (state, note, job_id))

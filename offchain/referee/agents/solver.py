@@ -8,14 +8,20 @@ output with ``S_N`` and its slot proof, then answer every game opened against th
 until each is over, settle the games it won, finalize the job once the challenge window has
 passed, and withdraw what it is owed.
 
+A generation job (protocol 5.15) is first decoded (``referee.decode.Decoder``: the tokens with a
+KV cache); its journal input becomes the verified input [prompt ‖ tokens[:-1] ‖ 0 ...], whose
+ordinary trace (the teacher-forced pass) is computed, claimed on, committed with the tokens
+(``commit_generation``, which checks them against the output's rows) and defended as any.
+
 With ``cheat`` (``referee.cheats``) it commits and defends a lie instead: for demonstrations
 and tests of the challenger, never for real use.
 """
 
 from .. import commitments as cm
+from .. import decode
 from ..errors import RefereeError
 from .agent import Agent
-from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED
+from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED, commit_generation_args
 from .journal import JobRow
 from .terms import ether, solver_refusal
 
@@ -51,6 +57,9 @@ class Solver(Agent):
         client = self.client
         for model_id in self.models:
             for log in client.logs(client.market, "JobPosted", start, stop, model_id=model_id):
+                n_tokens = int(getattr(log, "n_tokens", 0))
+                if n_tokens:  # before the job row: a job row always finds its generation
+                    self.journal.add_generation(log.job_id, bytes(log.input), n_tokens)
                 if self.journal.add_job(log.job_id, model_id, log.rows, bytes(log.input), "seen"):
                     self.log(f"job {log.job_id}: posted ({log.rows} rows, fee {ether(log.fee)}, "
                              f"bond {ether(log.solver_bond)})")
@@ -92,6 +101,14 @@ class Solver(Agent):
                     self.journal.set_job(row.job_id, "short of stake")
                     self.log(f"job {row.job_id}: waiting, free stake below the bond {ether(job.solver_bond)}")
                 return None
+            generation = self.journal.generation(row.job_id)
+            # decoded once: the journal input is then the verified input, T ids (a prompt of T
+            # ids and one token is its own verified input, and needs no decoding)
+            if generation is not None and len(row.input) != 4 * model.input_cols:
+                refused = self.decode_generation(row, *generation)
+                if refused is not None:
+                    return self.finish(row, f"skipped: {refused}")
+                row = self.journal.job(row.job_id)
             if self.trace_ready(row) is None:  # before the claim: the commit window never waits on it
                 return None
             self.journal.set_job(row.job_id, CLAIMING)  # counts against capacity from now on
@@ -117,10 +134,18 @@ class Solver(Agent):
                                         "(slashed when anyone calls expire)")
             trace = self.trace_for(row)
             n = trace.op_count
-            action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id,
-                               cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n),
-                               what=f"job {row.job_id}: committed", deadline=job.commit_deadline,
-                               stake=job.solver_bond)
+            generation = self.journal.generation(row.job_id)
+            if generation is not None:
+                prompt, tokens = generation_tokens(generation, trace)
+                action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit_generation",
+                                   *commit_generation_args(row.job_id, prompt, tokens, trace),
+                                   what=f"job {row.job_id}: committed {len(tokens)} tokens",
+                                   deadline=job.commit_deadline, stake=job.solver_bond)
+            else:
+                action = self.send(f"commit:{row.job_id}:{job.commit_deadline}", "commit", row.job_id,
+                                   cm.packed(trace.output), trace.trace_root, trace.state_tree(n).proof(n),
+                                   what=f"job {row.job_id}: committed", deadline=job.commit_deadline,
+                                   stake=job.solver_bond)
             self.journal.set_job(row.job_id, "committed")
             return action
         if row.state != "committed":
@@ -143,6 +168,21 @@ class Solver(Agent):
         return self.finish(row, "paid" if job.status == FINALIZED else JOB_STATUS[job.status],
                            served=job.status == FINALIZED)
 
+    def decode_generation(self, row: JobRow, prompt_bytes: bytes, n_tokens: int) -> str | None:
+        """Decode a generation job's tokens (KV-cached, ``decode.Decoder``) and make its journal
+        input the verified input, whose trace is then computed as any job's; the reason it is
+        refused (the prompt or the model breaks 5.15's rules), or None."""
+        model = self.models[row.model_id]
+        prompt = unpack_ids(prompt_bytes)
+        try:
+            tokens = decode.Decoder(model, self.device).generate(prompt, n_tokens)
+            x = decode.verified_input(model, prompt, tokens)
+        except RefereeError as exc:
+            return str(exc)
+        self.journal.set_job_input(row.job_id, cm.packed(x))
+        self.log(f"job {row.job_id}: decoded {n_tokens} tokens after a prompt of {len(prompt)}")
+        return None
+
     def bonds_at_risk(self) -> int:
         return self.client.read(self.client.market.locked, self.client.address)
 
@@ -159,3 +199,22 @@ class Solver(Agent):
         if job.status == REJECTED and game_id > job.best_game:
             return None  # opened after the game that rejected the result: its challenger reclaims it
         return super().play(game_id, job_id, g)  # an earlier game is played out: its bond may still be ours
+
+
+def unpack_ids(packed: bytes) -> list[int]:
+    """Packed int32 ids (big-endian) back to a list."""
+    return [int.from_bytes(packed[i:i + 4], "big", signed=True) for i in range(0, len(packed), 4)]
+
+
+def generation_tokens(generation: tuple[bytes, int], trace) -> tuple[list[int], list[int]]:
+    """(prompt, tokens) of a generation job from its teacher-forced trace: the tokens are the
+    output's rows P-1 .. P+n-2 (``decode.generated_tokens``), and every one but the last must be
+    the verified input's id after the prompt (``decode.GenerationMismatch`` otherwise: the trace
+    is not of the tokens it would commit)."""
+    prompt_bytes, n_tokens = generation
+    prompt = unpack_ids(prompt_bytes)
+    tokens = decode.generated_tokens(trace.output, len(prompt), n_tokens)
+    fed = [int(v) for v in trace.slots[0][0, len(prompt):len(prompt) + n_tokens - 1]]
+    if fed != tokens[:-1]:
+        raise decode.GenerationMismatch(f"the verifying pass gives tokens {tokens}, but its input holds {fed}")
+    return prompt, tokens

@@ -24,7 +24,7 @@ from ..model import IntegerModel
 from .agent import ether
 from .cli import build_agent, quiet_ape
 from .client import FINALIZED, REJECTED, ChainClient
-from .deployment import deploy
+from .deployment import deploy, register_model
 from .drive import drive
 from .localchain import local_chain
 
@@ -77,9 +77,8 @@ def tell(model: IntegerModel, x, workdir: Path) -> None:
         market = client.market
         timeline(f"deployed market {deployment.market}, game {deployment.game} (arity "
                  f"{deployment.params['arity']}, clock {deployment.params['clock']} s)")
-        receipt = client.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root,
-                                           sender=accounts["deployer"])
-        model_id = client.registry.model_id(model.root)
+        receipt = register_model(client.registry, model, accounts["deployer"])
+        model_id = client.model_id(model)
         timeline(f"registered {model.name} as model {model_id}, root {to_hex(model.root)[:12]}… "
                  f"(gas {receipt.gas_used:,})")
 

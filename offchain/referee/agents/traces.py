@@ -28,9 +28,14 @@ from ..trace import Trace, TraceStore
 from .journal import JobRow, Journal
 
 
-def job_rows(data: bytes, rows: int, cols: int) -> torch.Tensor:
-    """A job's packed int8 input (from its ``JobPosted`` log) as a (rows, cols) tensor."""
-    return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
+def job_rows(data: bytes, rows: int, cols: int, dtype: int = cm.DTYPE_INT8) -> torch.Tensor:
+    """A job's packed input (from its ``JobPosted`` log) as a (rows, cols) tensor of its model's
+    input dtype: int8, or int32 token ids (four bytes each, big-endian: protocol section 3)."""
+    if dtype == cm.DTYPE_INT8:
+        return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
+    width = cm.WIDTHS[dtype]
+    values = [int.from_bytes(data[i:i + width], "big", signed=True) for i in range(0, len(data), width)]
+    return torch.tensor(values, dtype=torch.int32 if dtype == cm.DTYPE_INT32 else torch.int16).reshape(rows, cols)
 
 
 class Traces:
@@ -95,7 +100,7 @@ class Traces:
         """The job's trace from the store, or run with the cheat and stored; with the device and
         milliseconds of the run (None when loaded). Runs on the worker, or in ``now``."""
         model = self.models[row.model_id]
-        x = job_rows(row.input, row.rows, model.input_cols)
+        x = job_rows(row.input, row.rows, model.input_cols, model.input_dtype)
         try:
             return self.store.load(model.root, cm.commit_tensor(x).root), None
         except TraceStoreError:
