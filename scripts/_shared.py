@@ -156,20 +156,20 @@ def job_model(client, job_id: int, model_dir, journal_path):
     from referee.agents.journal import Journal
     from referee.errors import RefereeError
     from referee.hashing import to_hex
-    from referee.modelfile import load_chain_model
+    from referee.modelfile import load_model
 
     model_id = client.job(job_id).model_id
     if model_dir is None:
         candidates = Journal(journal_path, lock=False).model_dirs() if journal_path.is_file() else []
         for candidate in candidates:
             if candidate.is_dir():
-                model = load_chain_model(candidate)  # loaded once: loading verifies every commitment
+                model = load_model(candidate)  # loaded once: loading verifies every commitment
                 if client.model_id(model) == model_id:
                     return model
         known = f"the agent's journal {journal_path} names {len(candidates)} model(s), none of them it" \
             if journal_path.is_file() else f"no agent journal at {journal_path} to take it from"
         raise RefereeError(f"job {job_id} runs model {model_id}: pass --model DIR, its model directory ({known})")
-    model = load_chain_model(model_dir)
+    model = load_model(model_dir)
     found = client.model_id(model)
     if found != model_id:
         registered = f"is model {found}" if found else "is not registered"

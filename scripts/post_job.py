@@ -24,7 +24,7 @@ from referee.errors import RefereeError
 from referee.executor import Executor
 from referee.hashing import to_hex
 from referee.inputs import load_input
-from referee.modelfile import load_chain_model
+from referee.modelfile import load_model
 
 DAY = 86_400
 
@@ -47,7 +47,7 @@ DAY = 86_400
 def cli(account, model_dir, input_file, fee, bond, claim_window, commit_window, challenge_window, deployment, yes):
     """Post a job: MODEL_DIR's model on INPUT_FILE's rows; print the job id."""
     with user_errors():
-        model = load_chain_model(model_dir)
+        model = load_model(model_dir)
         x = load_input(input_file)
         Executor(model, "cpu").check_input(x)
         client = ChainClient(resolve_deployment(deployment), account)

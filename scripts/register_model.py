@@ -16,7 +16,7 @@ from scripts._shared import OperatorCommand
 from referee.agents.cli import resolve_deployment, user_errors
 from referee.agents.client import ChainClient
 from referee.hashing import to_hex
-from referee.modelfile import load_chain_model
+from referee.modelfile import load_model
 
 
 @click.command(cls=OperatorCommand, short_help="Register a model")
@@ -27,7 +27,7 @@ from referee.modelfile import load_chain_model
 def cli(account, model_dir, deployment):
     """Register MODEL_DIR's model in the registry and print its id."""
     with user_errors():
-        model = load_chain_model(model_dir)
+        model = load_model(model_dir)
         client = ChainClient(resolve_deployment(deployment), account)
         model_id = client.model_id(model)
         if model_id:

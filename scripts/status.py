@@ -38,11 +38,11 @@ def cli(job_id, model_dir, wait_for, deployment):
     """Print JOB_ID's state, its games' clocks and every event about it, oldest first."""
     with user_errors():
         kinds = None
-        if model_dir is not None:  # first: a model the chain cannot take is named before any query
+        if model_dir is not None:  # first: a model that does not load is named before any query
             from referee.model import kind_name
-            from referee.modelfile import load_chain_model
+            from referee.modelfile import load_model
 
-            kinds = {j: kind_name(op) for j, op in enumerate(load_chain_model(model_dir).ops, start=1)}
+            kinds = {j: kind_name(op) for j, op in enumerate(load_model(model_dir).ops, start=1)}
         client = ChainClient(resolve_deployment(deployment), None)
         if not 1 <= job_id <= client.market.job_count():
             raise RefereeError(f"there is no job {job_id} (jobs so far: {client.market.job_count()})")

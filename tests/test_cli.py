@@ -347,15 +347,3 @@ def test_run_transformer_refuses_int8_range_breach_and_wide_ids_fails(tmp_path, 
     _assert_one_line_error(referee("run", path, tmp_path / "ids.json", "--no-store"), "row 0, column 5 is 2147483648")
     (tmp_path / "short.json").write_text(json.dumps([[1, 2, 3]]))
     _assert_one_line_error(referee("run", path, tmp_path / "short.json", "--no-store"), "the model expects (rows, 6)")
-
-
-@pytest.mark.parametrize("command", [
-    ["solve", "--account", "TEST::2", "--once"],
-    ["watch", "--account", "TEST::2", "--once"],
-    ["rehearse", "--fork-url", "http://127.0.0.1:1", "--job", "1", "--account", "TEST::3", "--deployment", "d.json"],
-])
-def test_chain_commands_name_the_on_chain_gap_fails(tmp_path, token_model, command):
-    path, model = token_model
-    result = referee(*command, "--model", path, "--home", tmp_path)
-    _assert_one_line_error(result, model.on_chain_gap())
-    assert "embed" in result.stderr and "no on-chain step" in result.stderr

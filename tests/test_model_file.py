@@ -237,7 +237,6 @@ def test_load_bad_transformer_manifest_fails(token_model, tmp_path, edit, messag
 def test_v1_mlp_directory_loads_with_same_root_succeeds(tmp_path):
     model = load_model(V1_DIR)
     assert to_hex(model.root) == V1_ROOT and model.input_dtype == 0 and model.kinds() == {"linear": 2}
-    assert model.on_chain_gap() is None
     # what the one format writes for an MLP is, byte for byte, what version 1 wrote
     save_model(model, tmp_path / "again")
     for name in (MANIFEST, WEIGHTS):
@@ -286,15 +285,6 @@ def test_load_bad_keymask_manifest_fails(masked_model, tmp_path, edit, message):
         load_model(path)
 
 
-def test_on_chain_gap_names_what_the_contracts_lack_succeeds(token_model):
-    _, model = token_model
-    gap = model.on_chain_gap()
-    assert "embed" in gap and "protocol 5.11" in gap and "\n" not in gap
-    assert "int16 (i16) outputs" in gap
-    # the market posts int32 inputs now (10.2): only what the game cannot step is named
-    assert "token id" not in gap and "cannot post" not in gap
-
-
 # ---------------------------------------------------------------------------------------
 # Llama's kinds and flags (protocol 5.12-5.14): rope, mul, grouped matmul, argmax pair/carry
 
@@ -328,8 +318,6 @@ def test_llama_roundtrip_every_root_equal_succeeds(llama_model):
     assert "carry" not in argmaxes[0] and "pair" not in argmaxes[1]  # written only when set
     rope = _first(path, "rope")
     assert load_file(path / WEIGHTS)[f"op{rope}.table"].dtype == torch.int16
-    gap = loaded.on_chain_gap()
-    assert "rope" in gap and "mul" in gap
 
 
 def test_matmul_and_argmax_without_new_flags_write_no_new_field_succeeds(token_model):

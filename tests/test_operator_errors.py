@@ -215,23 +215,3 @@ def test_operator_agent_unknown_device_one_line_reverts(chain, files, deployed, 
                                           "--home", str(tmp_path), "--device", "tpu", "--once"])
     assert result.exit_code == 1
     one_error_line(result.output, "--device tpu: not a device; use auto, cpu, cuda or cuda:N")
-
-
-@pytest.mark.parametrize("name, args", [
-    ("register_model", ["{model}", "--account", "TEST::0"]),
-    ("post_job", ["{model}", "{ids}", "--account", "TEST::1", "--yes"]),
-    ("status", ["1", "--model", "{model}"]),
-])
-def test_operator_script_token_model_names_on_chain_gap_reverts(chain, files, deployed, name, args):
-    # A transformer directory loads everywhere, but the contracts take only int8-input linear
-    # models (protocol 5.11): every chain script says so in one line, and sends nothing.
-    model = small_transformer("decoder")
-    if not (files / "token-model").exists():
-        save_model(model, files / "token-model")
-        (files / "ids.json").write_text(json.dumps([[1, 2, 3, 4, 5, 6]]))
-    args = [a.format(model=files / "token-model", ids=files / "ids.json") for a in args]
-    head = chain.blocks.height
-    result = CliRunner().invoke(script(name), [*args, "--network", chain.provider.uri, "--deployment", str(deployed)])
-    assert result.exit_code == 1
-    one_error_line(result.output, model.on_chain_gap())
-    assert chain.blocks.height == head

@@ -237,7 +237,9 @@ def info(model_dir: Path) -> None:
     for label, value in text.info_lines(model):
         _show(label, value)
     _show("ops", ", ".join(f"{count} {name}" for name, count in model.kinds().items()))
-    _show("on chain", model.on_chain_gap() or "yes: the contracts can register and dispute it")
+    facts = model.registry_facts()
+    _show("on chain", f"every op has a one-step verifier; rows posted: a multiple of {facts.row_step}, at most "
+                      f"{facts.max_input_rows:,}; output rows: rows x {facts.out_rows_num}/{facts.out_rows_den}")
     _show("input scale", _scale_text(model.input_scale, "float input = int8 x scale (referee quantize-input)"))
     scale = text.output_scale(model)  # a compiled transformer keeps it in meta
     _show("output scale", _scale_text(scale, f"float output = {DTYPE_NAMES[model.output_dtype]} x scale"

@@ -6,7 +6,7 @@ accumulator bound included, for the dtype the op reads), that its input slots ar
 ones, their column counts and dtypes, and the bounds an int16 input adds (5.0, 5.10). Row counts depend on the job: ``slot_shapes(rows)`` applies every kind's shape
 rule to an input's row count and raises ``InputError`` naming the op whose rule fails, so an
 executor refuses such a job before it runs. Commitments (params roots, ops root, model root)
-are computed once and cached. ``on_chain_gap`` says what the contracts cannot take yet.
+are computed once and cached.
 """
 
 from dataclasses import dataclass, field
@@ -321,24 +321,6 @@ class IntegerModel:
         for op in self.ops:
             counts[kind_name(op)] = counts.get(kind_name(op), 0) + 1
         return counts
-
-    def on_chain_gap(self) -> str | None:
-        """None if the contracts can take this model today; otherwise one line naming what they
-        lack (protocol 5.11 and section 10). The market posts and commits jobs of any input
-        dtype, row rule and generation (10.2); what is left is the dispute game's: it steps
-        plain linear ops only."""
-        gaps = []
-        others = [name for name in self.kinds() if name != "linear"]
-        if others:
-            gaps.append(f"{', '.join(others)} ops, which have no on-chain step")
-        if any(isinstance(op, LinearOp) and op.wide for op in self.ops):
-            gaps.append("wide (int32 output) linear ops, which the dispute game refuses")
-        if any(op.flags & cm.FLAG_I16 for op in self.ops if not isinstance(op, k.ArgmaxOp)):
-            gaps.append("int16 (i16) outputs, which the dispute game refuses")
-        if not gaps:
-            return None
-        return (f"{self.name} needs what the contracts do not implement yet (protocol 5.11): "
-                + "; ".join(gaps) + ". Only models of linear ops can be disputed")
 
     def validate(self) -> "IntegerModel":
         """Check every rule of protocol sections 4, 5 and 8 that the model fixes; ModelCompileError otherwise."""

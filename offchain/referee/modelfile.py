@@ -302,13 +302,3 @@ def load_model(directory: Path) -> IntegerModel:
     _check_roots(model, manifest, op_specs)
     _check_tokenizer(directory, model.meta)
     return model
-
-
-def load_chain_model(directory: Path) -> IntegerModel:
-    """``load_model`` for the commands that need the chain: a model the contracts cannot take
-    yet (``IntegerModel.on_chain_gap``) is refused with one line naming the gap."""
-    model = load_model(directory)
-    gap = model.on_chain_gap()
-    if gap:
-        raise ModelFormatError(f"{directory}: {gap}")
-    return model

@@ -17,7 +17,7 @@ import click
 from ..cheats import MODES as CHEATS
 from ..errors import RefereeError
 from ..executor import check_device
-from ..modelfile import load_chain_model
+from ..modelfile import load_model
 from .deployment import Deployment, connection_error, default_path
 from .terms import DEFAULT_MAX_BOND, DEFAULT_MAX_WINDOW
 
@@ -125,7 +125,7 @@ def resolve_deployment(path: Path | None) -> Deployment:
 
 
 def _models(model_dirs: tuple[Path, ...]) -> list:
-    return [load_chain_model(d) for d in model_dirs]
+    return [load_model(d) for d in model_dirs]
 
 
 def build_agent(kind: str, account, deployment: Deployment, models: list, home: Path, state: Path | None = None,
