@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpers import int8_tensor, random_input, random_ref_model, small_transformer, to_integer_model
+from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee.agents.deployment import Deployment
 from referee.cli import main as referee
 from referee.inputs import save_rows
