@@ -62,7 +62,7 @@ def play(mode: str, accounts, model, games: int, rounds: int, home: Path) -> dic
     x = job_input(1)
     client.market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *WINDOWS, value=FEE, sender=accounts[1])
     job = client.market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")), model)
     attacker = Attacker(ChainClient(d, attacker_account, Journal(home / mode / "attacker.sqlite")), model,
                         lambda job_id: lie, as_solver=False, never=("step",))
     ticks, first_round_blocks = [], None

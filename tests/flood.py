@@ -248,7 +248,7 @@ def sybil_scene(solver, model, deployment, requester, attacker_account, tmp_path
     market = solver.client.market
     x = job_input(1)
     market.post(1, ROWS, cm.packed(x), SOLVER_BOND, *windows, value=FEE, sender=requester)
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")), model)
     attacker = Attacker(ChainClient(deployment, attacker_account, Journal(tmp_path / "attacker.sqlite")), model,
                         lambda job_id: lie, as_solver=False, never=("step",))
     return market.job_count(), attacker

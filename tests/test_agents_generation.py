@@ -2,7 +2,10 @@
 KV cache (``referee.decode.Decoder``), computes the teacher-forced verifying pass as the job's
 trace, claims, commits the tokens with ``commit_generation`` and is paid after the window.
 The client's ``post_generation`` posts it; ``register`` and ``model_id`` find the model's true
-entry. The dispute game does not step a transformer's kinds yet, so no challenger plays here.
+entry. The challenger agent checks it on the verified input (the prompt and the committed
+tokens), agrees with an honest solver, and wins the game against a solver that changed the
+first token (the game ends at the head's argmax) or one value of an attention op (it ends at
+that softmax).
 """
 
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from accounting import assert_accounting
 from helpers import small_transformer
 from referee import decode
-from referee.agents.client import FINALIZED, ChainClient, pack_ids
+from referee.agents.challenger import Challenger
+from referee.agents.client import FINALIZED, REJECTED, ChainClient, pack_ids
 from referee.agents.deployment import deploy
 from referee.agents.drive import drive
 from referee.agents.journal import Journal
@@ -77,4 +81,54 @@ def test_solver_agent_generation_job_committed_and_paid_succeeds(deployment, rol
     assert market.job(job_id).input_root == cm.commit_tensor(x).root
     assert any(f"job {job_id}: decoded {n} tokens" in line for line in lines), lines
     assert any(f"committed {n} tokens" in line for line in lines), lines
+    assert_accounting(market)
+
+
+def _agent(cls, deployment, account, decoder, tmp_path, name, lines, cheat=None):
+    journal = Journal(tmp_path / f"{name}.sqlite")
+    client = ChainClient(deployment, account, journal, patience=30)
+    return cls(client, journal, [decoder], TraceStore(tmp_path / f"{name}-traces"), name=name,
+               log=lambda line: lines.append(f"{name}: {line}"), device="cpu", cheat=cheat)
+
+
+def _generation_job(deployment, roles, decoder, prompt, n) -> int:
+    requester = ChainClient(deployment, roles["requester"])
+    receipt = requester.post_generation(requester.model_id(decoder), prompt, n, FEE, SOLVER_BOND, WINDOWS)
+    [posted] = receipt.decode_logs(requester.market.JobPosted)
+    return posted.job_id
+
+
+def test_challenger_agrees_with_an_honest_generation_succeeds(deployment, roles, accounts, decoder, tmp_path):
+    lines = []
+    solver = _agent(Solver, deployment, roles["solver"], decoder, tmp_path, "solver", lines)
+    challenger = _agent(Challenger, deployment, accounts[6], decoder, tmp_path, "challenger", lines)
+    solver.ensure_stake(SOLVER_BOND)
+    job_id = _generation_job(deployment, roles, decoder, [7, 3], 4)
+    market = solver.client.market
+    drive([solver, challenger], lambda: market.job(job_id).status == FINALIZED and market.credit(roles["solver"]) == 0)
+    assert any(f"challenger: job {job_id}: checked: the result is right" in line for line in lines), lines
+    assert market.job(job_id).open_games == 0
+    assert_accounting(market)
+
+
+@pytest.mark.parametrize("cheat, kind", [("wrong-token", "argmax"), ("wrong-attention", "softmax")])
+def test_challenger_catches_a_cheating_generation_succeeds(deployment, roles, accounts, decoder, tmp_path, cheat, kind):
+    from referee.model import kind_name
+
+    lines = []
+    solver = _agent(Solver, deployment, roles["solver"], decoder, tmp_path, "cheater", lines, cheat=cheat)
+    challenger = _agent(Challenger, deployment, accounts[6], decoder, tmp_path, "challenger", lines)
+    solver.ensure_stake(SOLVER_BOND)
+    prompt, n = [5, 2, 8], 3
+    job_id = _generation_job(deployment, roles, decoder, prompt, n)
+    market, game = solver.client.market, solver.client.game
+    drive([solver, challenger], lambda: market.job(job_id).status == REJECTED
+          and not challenger.journal.active_games() and market.credit(accounts[6]) == 0)
+    (game_id,) = challenger.journal.games_of(job_id)
+    g = game.games(game_id)
+    assert game.result(game_id) == 2 and kind_name(decoder.ops[g.hi - 1]) == kind
+    honest = decode.Decoder(decoder, "cpu").generate(prompt, n)
+    [generated] = market.TokensGenerated.range(0, solver.client.head() + 1, search_topics={"job_id": job_id})
+    committed = [int.from_bytes(bytes(generated.tokens)[i:i + 4], "big") for i in range(0, 4 * n, 4)]
+    assert (committed != honest) == (cheat == "wrong-token")
     assert_accounting(market)

@@ -142,7 +142,7 @@ def test_wallclock_sybil_flood_honest_solver_wins_with_clock_left(chain, account
     x = job_input(1)
     market.post(1, ROWS, cm.packed(x), 10**18, *WINDOWS, value=3 * 10**16, sender=accounts[1])
     job = market.job_count()
-    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")))
+    lie = cheats.apply("wrong-output", Trace(model.root, run_model(model, x, "cpu")), model)
     attacker = Attacker(ChainClient(deployment, accounts[3], Journal(tmp_path / "attacker.sqlite")), model,
                         lambda job_id: lie, as_solver=False)
 

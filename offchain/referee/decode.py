@@ -209,7 +209,17 @@ def verified_input(model: IntegerModel, prompt: list[int], tokens: list[int]) ->
     """Slot 0 of the verifying pass: one row [prompt ‖ tokens[:-1] ‖ 0 ...] of T int32 ids."""
     check_job(model, prompt, len(tokens))
     _check_ids(tokens, vocab(model), "token")
+    return teacher_forced_input(model, prompt, tokens)
+
+
+def teacher_forced_input(model: IntegerModel, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+    """The same row for any int32 ids, in the vocabulary or not (an id outside it embeds as
+    its position row alone, 5.7): what a challenger re-runs over a committed generation,
+    whatever tokens a solver committed. InputError if they do not fit the context."""
     row = list(prompt) + list(tokens[:-1])
+    if not prompt or not tokens or len(row) > model.input_cols:
+        raise InputError(f"a prompt of {len(prompt)} ids and {len(tokens)} tokens do not fit a context of "
+                         f"{model.input_cols}")
     return torch.tensor([row + [0] * (model.input_cols - len(row))], dtype=torch.int32)
 
 

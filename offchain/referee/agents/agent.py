@@ -76,7 +76,7 @@ class Agent(CapacityWatch, Sending):
                      deployed_in=client.block_hash(client.deployment.block), account=client.address, role=self.role)
         self.models: dict[int, IntegerModel] = {}
         for model in models:
-            cheats.check_mode(cheat, len(model.ops))
+            cheats.check_mode(cheat, model)
             # the entry whose key covers every fact the model file gives: a job on an entry of
             # the same root with other facts (dtypes, row rule) is never this agent's
             model_id = client.model_id(model)

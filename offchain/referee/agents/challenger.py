@@ -17,11 +17,22 @@ takes on no game beyond its capacity (``capacity.py``: its games in play and the
 has sent, counted as it sends them) or ``max_bond``, and logs why it declined; a wrong result
 refused only for capacity waits ("at capacity") and is challenged once games end, while its
 window is open.
+
+A generation job (protocol 5.15) is checked on its verified input: the prompt from its
+``JobPosted`` log and the tokens from its ``TokensGenerated`` log (both in the journal), as
+``[prompt ‖ tokens[:-1] ‖ 0 ...]``: the teacher-forced pass the solver committed. A token that
+is not the model's greedy choice makes that pass's output differ from the committed one at the
+token's row, so the result is challenged like any other. The input is built for any int32
+tokens (``decode.teacher_forced_input``): a token outside the vocabulary is one no argmax gives,
+so a solver that commits one loses its game too.
 """
 
+from .. import commitments as cm
+from ..decode import teacher_forced_input
+from ..errors import RefereeError
 from ..hashing import to_hex
 from .agent import Agent
-from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS
+from .client import CHALLENGER_WON, COMMITTED, IN_PLAY, JOB_STATUS, unpack_ids
 from .journal import JobRow
 from .player import deadline_of
 from .terms import challenger_refusal, ether
@@ -43,6 +54,8 @@ class Challenger(Agent):
         for model_id in self.models:  # inputs recorded as they are posted: no history scan per result
             for log in client.logs(client.market, "JobPosted", start, stop, model_id=model_id):
                 self.journal.add_posted(log.job_id, model_id, log.rows, bytes(log.input))
+        # a generation job's tokens come in the same transaction as its JobCommitted log
+        tokens = {log.job_id: bytes(log.tokens) for log in client.logs(client.market, "TokensGenerated", start, stop)}
         committed = client.logs(client.market, "JobCommitted", start, stop)
         # every committed job's record in one batch request, not one read each (245 results at once)
         self._jobs_seen.update(client.job_records([log.job_id for log in committed if log.job_id not in self._jobs_seen]))
@@ -55,7 +68,14 @@ class Challenger(Agent):
                 continue
             # a journal older than the posted table lacks the input: read from the history once
             posted = posted or client.posted_input(log.job_id)
-            if self.journal.add_job(log.job_id, job.model_id, job.rows, posted, "to check"):
+            rows = job.rows
+            if int(getattr(job, "n_tokens", 0)):
+                try:
+                    posted, rows = self._verified_input(log.job_id, job.model_id, posted, tokens.get(log.job_id)), 1
+                except RefereeError as exc:  # commit_generation refuses such tokens: never on chain
+                    self.log(f"job {log.job_id}: generation not checked: {exc}")
+                    continue
+            if self.journal.add_job(log.job_id, job.model_id, rows, posted, "to check"):
                 self.log(f"job {log.job_id}: result committed by {log.solver}, S_N {to_hex(bytes(log.trace_root))[:12]}…")
         self._record_earlier_challenges()
         for log in client.logs(client.market, "JobChallenged", start, stop):  # every challenger's
@@ -65,6 +85,18 @@ class Challenger(Agent):
             if ours:
                 self.journal.add_game(log.game_id, log.job_id)
                 self.journal.set_job(log.job_id, "challenged")
+
+    def _verified_input(self, job_id: int, model_id: int, prompt: bytes, tokens: bytes | None) -> bytes:
+        """A generation job's verified input, packed: the prompt and the committed tokens
+        (from this scan's TokensGenerated log, or found in the history)."""
+        if tokens is None:
+            client = self.client
+            found = client.logs(client.market, "TokensGenerated", client.deployment.block, client.head(), job_id=job_id)
+            if not found:
+                raise RefereeError("no TokensGenerated log")
+            tokens = bytes(found[0].tokens)
+        x = teacher_forced_input(self.models[model_id], unpack_ids(prompt), unpack_ids(tokens))
+        return cm.packed(x)
 
     def _record_earlier_challenges(self) -> None:
         """Once, for a journal written before the challenges were recorded: the games of its

@@ -56,6 +56,11 @@ def pack_ids(ids: list[int]) -> bytes:
     return b"".join(int(i).to_bytes(4, "big", signed=True) for i in ids)
 
 
+def unpack_ids(packed: bytes) -> list[int]:
+    """Packed int32 ids (big-endian) back to a list."""
+    return [int.from_bytes(packed[i:i + 4], "big", signed=True) for i in range(0, len(packed), 4)]
+
+
 def commit_generation_args(job_id: int, prompt: list[int], tokens: list[int], trace) -> tuple:
     """The arguments of ``JobMarket.commit_generation`` for a teacher-forced trace."""
     from .. import commitments as cm

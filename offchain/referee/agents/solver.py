@@ -17,11 +17,13 @@ With ``cheat`` (``referee.cheats``) it commits and defends a lie instead: for de
 and tests of the challenger, never for real use.
 """
 
+from .. import cheats
 from .. import commitments as cm
 from .. import decode
 from ..errors import RefereeError
 from .agent import Agent
-from .client import CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED, commit_generation_args
+from .client import (CANCELLED, CLAIMED, COMMITTED, FINALIZED, JOB_STATUS, OPEN, REJECTED, commit_generation_args,
+                     unpack_ids)
 from .journal import JobRow
 from .terms import ether, solver_refusal
 
@@ -176,6 +178,9 @@ class Solver(Agent):
         prompt = unpack_ids(prompt_bytes)
         try:
             tokens = decode.Decoder(model, self.device).generate(prompt, n_tokens)
+            if self.cheat == "wrong-token" and n_tokens >= 2:  # a lie: another first token, text on from it
+                first = cheats.changed_token(tokens[0], decode.vocab(model))
+                tokens = [first] + decode.Decoder(model, self.device).generate(prompt + [first], n_tokens - 1)
             x = decode.verified_input(model, prompt, tokens)
         except RefereeError as exc:
             return str(exc)
@@ -199,11 +204,6 @@ class Solver(Agent):
         if job.status == REJECTED and game_id > job.best_game:
             return None  # opened after the game that rejected the result: its challenger reclaims it
         return super().play(game_id, job_id, g)  # an earlier game is played out: its bond may still be ours
-
-
-def unpack_ids(packed: bytes) -> list[int]:
-    """Packed int32 ids (big-endian) back to a list."""
-    return [int.from_bytes(packed[i:i + 4], "big", signed=True) for i in range(0, len(packed), 4)]
 
 
 def generation_tokens(generation: tuple[bytes, int], trace) -> tuple[list[int], list[int]]:

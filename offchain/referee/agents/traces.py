@@ -56,7 +56,7 @@ class Traces:
         if row.job_id in self._pending:
             self._take(row.job_id, self._pending.pop(row.job_id))
         if row.job_id not in self._traces:
-            self._traces[row.job_id], ran = self._load_or_run(row)
+            self._traces[row.job_id], ran = self._load_or_run(row, self._generation(row))
             self._log_run(row, ran)
         return self._traces[row.job_id]
 
@@ -67,7 +67,8 @@ class Traces:
         if row.job_id not in self._pending:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-trace")
-            self._pending[row.job_id] = self._worker.submit(self._load_or_run, row)
+            # the journal is read here: its connection belongs to this thread, not the worker's
+            self._pending[row.job_id] = self._worker.submit(self._load_or_run, row, self._generation(row))
         return None
 
     def pending(self) -> list[int]:
@@ -96,7 +97,13 @@ class Traces:
         self._traces[job_id] = trace
         self._log_run(self.journal.job(job_id), ran)
 
-    def _load_or_run(self, row: JobRow) -> tuple[Trace, tuple[str, float] | None]:
+    def _generation(self, row: JobRow) -> tuple[int, int] | None:
+        """(prompt length, token count) of a generation job, for a cheat that lies in its tokens."""
+        generation = self.journal.generation(row.job_id) if self.cheat == "wrong-token" else None
+        return None if generation is None else (len(generation[0]) // 4, generation[1])
+
+    def _load_or_run(self, row: JobRow, generation: tuple[int, int] | None = None
+                     ) -> tuple[Trace, tuple[str, float] | None]:
         """The job's trace from the store, or run with the cheat and stored; with the device and
         milliseconds of the run (None when loaded). Runs on the worker, or in ``now``."""
         model = self.models[row.model_id]
@@ -110,7 +117,7 @@ class Traces:
                 self._executors[row.model_id] = Executor(model, self.device)
             executor = self._executors[row.model_id]
         started = time.perf_counter()
-        trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)))
+        trace = cheats.apply(self.cheat, Trace(model.root, executor.run(x)), model, generation)
         self.store.save(trace)
         return trace, (executor.device.type, (time.perf_counter() - started) * 1000)
 
