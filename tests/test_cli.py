@@ -162,8 +162,21 @@ def test_quantize_unsupported_layer_fails(tmp_path):
     _assert_one_line_error(result, "layer 1 (Tanh) is not supported")
 
 
+def test_demo_lm_story_generates_pays_and_catches_the_changed_token_succeeds(tmp_path):
+    """make demo's story: moby-llama continues a prompt off chain and verifies it; on chain the
+    honest generation is paid, and the changed first token is caught at the head's argmax."""
+    result = referee_process("demo", "--workdir", tmp_path / "demo", "--tokens", "6")
+    assert result.returncode == 0, result.stderr
+    story = result.stdout
+    assert "verified     every token is the model's greedy choice" in story
+    assert "challenger: job 1: checked: the result is right" in story and "honest solver: job 1: paid" in story
+    assert "the generated text, paid for: " in story and "the cheater's text, rejected: " in story
+    assert "game 1 ended at op 80 of 80 (argmax)" in story and "cheating solver: job 2: rejected" in story
+    assert "market balance 0 ETH, obligations 0 ETH" in story and ": sent" not in story
+
+
 def test_demo_prints_correct_predictions_succeeds(tmp_path):
-    result = referee_process("demo", "--workdir", tmp_path / "demo", "--samples", "8")
+    result = referee_process("demo", "--story", "digits", "--workdir", tmp_path / "demo", "--samples", "8")
     assert result.returncode == 0, result.stderr
     fields = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in result.stdout.splitlines()
               if line and not line[0].isdigit()}

@@ -360,14 +360,54 @@ def quantize(source: Path | None, calibration: Path | None, calibration_text: Pa
     _show("saved", f"{out_dir} (model root {to_hex(model.root)})")
 
 
+DEMO_PROMPT = "Call me Ishmael. Some years ago"
+
+
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("build/demo"), show_default=True)
+@click.option("--story", type=click.Choice(["lm", "digits"]), default="lm", show_default=True,
+              help="lm: models/moby-llama continues a prompt; digits: the digits MLP classifies rows.")
+@click.option("--tokens", type=click.IntRange(1, 96), default=24, show_default=True,
+              help="(lm) How many tokens the job asks for.")
 @click.option("--samples", type=click.IntRange(1, 450), default=8, show_default=True,
-              help="How many test digits to classify in one job.")
+              help="(digits) How many test digits to classify in one job.")
 @click.option("--no-chain", is_flag=True, help="Stop after the off-chain part (no local chain).")
-def demo(workdir: Path, samples: int, no_chain: bool) -> None:
-    """The whole story: train and quantize the digits MLP, run it exactly, then on a fresh local
-    chain an honest solver is paid and a cheating solver is caught and slashed."""
+def demo(workdir: Path, story: str, tokens: int, samples: int, no_chain: bool) -> None:
+    """The whole story: compile a model to exact integer ops and run it, then on a fresh local
+    chain an honest solver is paid and a cheating solver is caught and slashed. The language
+    model's story by default; --story digits trains and tells the digits MLP's."""
+    if story == "digits":
+        return _demo_digits(workdir, samples, no_chain)
+
+    ckpt = Path(__file__).resolve().parents[2] / "models" / "moby-llama"
+    click.echo(f"1. compile {ckpt.name} (a Llama-architecture decoder trained on Moby-Dick) to exact integer ops")
+    model_dir = workdir / "moby-llama"
+    try:
+        model = load_model(model_dir)  # compiled by an earlier demo: loading checks every root
+    except RefereeError:
+        text.quantize_checkpoint(ckpt, model_dir, None, None, None, lambda line: _show("compile", line))
+        model = load_model(model_dir)
+    _show("model", f"{len(model.ops)} ops ({', '.join(f'{n} {k_}' for k_, n in model.kinds().items())}), "
+                   f"context {model.input_cols}, root {to_hex(model.root)[:12]}…")
+    tokenizer = text.generation_tokenizer(model, model_dir)
+    prompt = text.prompt_ids(tokenizer, DEMO_PROMPT)
+    click.echo(f"2. off chain: continue \"{DEMO_PROMPT}\" by {tokens} tokens, exactly")
+    started = time.perf_counter()
+    ids = Decoder(model, "cpu").generate(prompt, tokens)
+    _show("text", f"\"{tokenizer.decode(ids)}\" ({time.perf_counter() - started:.1f} s with a KV cache)")
+    click.echo("3. verified by one teacher-forced pass over the prompt and the tokens")
+    started = time.perf_counter()
+    verify_generation(Executor(model, "cpu"), prompt, ids)
+    _show("verified", f"every token is the model's greedy choice ({time.perf_counter() - started:.1f} s)")
+    if not no_chain:
+        from .agents.story import GenerationJob, tell
+
+        job = GenerationJob(prompt, tokens, tokenizer.decode, f"\"{DEMO_PROMPT}\" to continue by {tokens} tokens")
+        tell(model, job, workdir, cheat="wrong-token")
+
+
+def _demo_digits(workdir: Path, samples: int, no_chain: bool) -> None:
+    """The digits MLP's story: train and quantize it, run it exactly, then the chain."""
     from .digits import train_and_quantize
 
     click.echo("1. train the digits MLP and compile it to an integer model")
@@ -385,9 +425,9 @@ def demo(workdir: Path, samples: int, no_chain: bool) -> None:
     trace, path, seconds = run_and_store(model, x, TraceStore(workdir / "traces"))
     _print_run(model, trace, path, seconds)
     if not no_chain:
-        from .agents.story import tell
+        from .agents.story import RowsJob, tell
 
-        tell(model, x, workdir)
+        tell(model, RowsJob(x, f"{x.shape[0]} digits"), workdir)
 
 
 def _add_agent_commands() -> None:
