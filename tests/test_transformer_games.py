@@ -216,6 +216,90 @@ def test_descriptor_breaking_its_kind_loses_the_transition_succeeds(chain, arena
     assert set(DESCRIPTOR_LIES) == set(KIND_NAMES.values())
 
 
+# ---------------------------------------------------------------------------
+# Hostile moves at the transition and the step, for every kind
+# ---------------------------------------------------------------------------
+
+HOSTILE_REJECTED = Counter()  # kind name -> hostile moves the game refused
+
+
+def _flip_first(proof: list) -> list:
+    return [bytes([proof[0][0] ^ 1]) + bytes(proof[0][1:])] + list(proof[1:])
+
+
+def _hostile_transitions(t) -> dict:
+    """Transition arguments (after the game id) that break one thing each; all must revert."""
+    a = list(t.args())  # desc, desc_proof, inputs, input_proofs, params, output, output_proof
+    lies = {}
+    if a[3][0]:
+        lies["forged input proof"] = [*a[:3], [_flip_first(a[3][0])] + list(a[3][1:]), *a[4:]]
+    first = a[2][0]
+    lies["input header of another dtype"] = [*a[:2], [(*first[:3], (first[3] + 1) % 3)] + list(a[2][1:]), *a[3:]]
+    if len(a[2]) == 2:
+        lies["one input header short"] = [*a[:2], a[2][:1], a[3][:1], *a[4:]]
+    else:
+        lies["one input header too many"] = [*a[:2], a[2] * 2, a[3] * 2, *a[4:]]
+    if a[4]:
+        lies["params header not its root's"] = [*a[:4], bytes([a[4][0] ^ 1]) + a[4][1:], *a[5:]]
+    else:
+        lies["params header where none is"] = [*a[:4], b"\x01" * 32, *a[5:]]
+    out = a[5]
+    lies["output header of another dtype"] = [*a[:5], (*out[:3], (out[3] + 1) % 3), a[6]]
+    return lies
+
+
+def _refused(game, gid, method, args, sender) -> bool:
+    before = game.games(gid)
+    try:
+        getattr(game, method)(gid, *args, sender=sender)
+    except Exception:  # noqa: BLE001 (any revert: the move is refused)
+        return game.games(gid) == before
+    return False
+
+
+def test_hostile_transitions_and_steps_of_every_kind_are_refused_succeeds(chain, arena, vector_models, accounts):
+    """At each kind's first op: every hostile transition reverts and changes nothing, the honest
+    one goes on; at its step, a forged witness and another op's inputs revert, the honest step
+    wins."""
+    failures = []
+    for name, model, honest in vector_models:
+        if "llama" not in name and "padded" not in name:
+            continue
+        for j in _ops_to_lie_in("first of each kind", model):
+            kind = KIND_NAMES[model.ops[j - 1].kind]
+            liar = wrong_element(honest, j, *_element(honest, j, random.Random(j)))
+            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
+            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+            play(chain, game, gid, solver, challenger, stop_at=3)
+            assert game.games(gid).hi == j
+            t = moves.transition(model, liar, j)
+            for lie, args in _hostile_transitions(t).items():
+                if _refused(game, gid, "transition", args, accounts[1]):
+                    HOSTILE_REJECTED[kind] += 1
+                else:
+                    failures.append((name, j, kind, lie))
+            seen = play(chain, game, gid, solver, challenger, stop_at=7)
+            g = game.games(gid)
+            step = moves.step(model, honest, j, g.node_index, seen.row)
+            witness_bytes = bytearray(step.witness)
+            # the last nonzero byte: data (a row, a proof, a table, a value), never ABI padding;
+            # every part of a witness is hashed, proven or checked, so any change is refused
+            last = max(i for i, b in enumerate(witness_bytes) if b)
+            witness_bytes[last] ^= 1
+            forged = {"forged witness": [*step.args()[:5], bytes(witness_bytes)],
+                      "another op's inputs": [*step.args()[:4], [(1, 1, b"\x00" * 32, 0)], step.witness]}
+            for lie, args in forged.items():
+                if _refused(game, gid, "step", args, accounts[2]):
+                    HOSTILE_REJECTED[kind] += 1
+                else:
+                    failures.append((name, j, kind, lie))
+            outcome = play(chain, game, gid, solver, challenger)
+            if outcome.solver_won:
+                failures.append((name, j, kind, "the honest step lost"))
+    assert not failures, failures
+    assert set(HOSTILE_REJECTED) == set(KIND_NAMES.values())
+
+
 def teardown_module(module):
     def line(title, counts):
         return f"{title}: {sum(counts.values())}  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -223,6 +307,7 @@ def teardown_module(module):
                           ("transformer games, shape lies caught at the transition per kind", SHAPES_CAUGHT),
                           ("transformer games, honest solver won against a lying challenger per kind", DEFENDED),
                           ("transformer games, broken descriptors refused at the transition per kind",
-                           DESCRIPTOR_LIES)):
+                           DESCRIPTOR_LIES),
+                          ("transformer games, hostile transitions and steps refused per kind", HOSTILE_REJECTED)):
         if counts:
             STATS.figures.append(line(title, counts))
