@@ -356,7 +356,8 @@ def job_result(client: ChainClient, job_id: int, tokenizer=None, kind: str | Non
     if tokenizer is not None and dtype == 1 and len(posted) == rows * cols * 4:
         ids = unpack_ids(posted)
         for i in range(min(rows, SHOWN_TEXTS)):
-            lines.append(f"    text {i + 1}: {tokenizer.decode(ids[i * cols:(i + 1) * cols], skip_special_tokens=True)!r}")
+            row = tokenizer.decode(ids[i * cols:(i + 1) * cols], skip_special_tokens=True)
+            lines.append(f"    text {i + 1}: {row!r}")
         if rows > SHOWN_TEXTS:
             lines.append(f"    (+{rows - SHOWN_TEXTS} more)")
     if not committed:
