@@ -296,3 +296,79 @@ def job_summary(client: ChainClient, job_id: int) -> list[str]:
 def games_of(client: ChainClient, job_id: int) -> list[int]:
     return [log.game_id for log in client.logs(client.market, "JobChallenged", client.deployment.block,
                                                 client.head(), job_id=job_id)]
+
+
+# -- a job's input and result, in words (``ape run status``) --------------------------------
+
+SHOWN_IDS = 32  # token ids listed before "(+N more)"
+SHOWN_TEXTS = 8  # an encoder job's texts shown, one line each
+
+
+def unpack_ids(data: bytes) -> list[int]:
+    """Packed int32 ids (four bytes each, big-endian two's complement), as ``pack_ids`` wrote them."""
+    return [int.from_bytes(data[i:i + 4], "big", signed=True) for i in range(0, len(data) - len(data) % 4, 4)]
+
+
+def _ids(ids: list[int]) -> str:
+    more = f" (+{len(ids) - SHOWN_IDS} more)" if len(ids) > SHOWN_IDS else ""
+    return " ".join(map(str, ids[:SHOWN_IDS])) + more
+
+
+def _tokens(ids: list[int], tokenizer, skip_special: bool = False) -> str:
+    """``N tokens: 'text'`` with a tokenizer (the whole text: it is the result), else the ids."""
+    plural = "s" * (len(ids) != 1)
+    if tokenizer is None:
+        return f"{len(ids)} token id{plural}: {_ids(ids)}"
+    return f"{len(ids)} token{plural}: {tokenizer.decode(ids, skip_special_tokens=skip_special)!r}"
+
+
+def job_result(client: ChainClient, job_id: int, tokenizer=None, kind: str | None = None) -> list[str]:
+    """Lines on what job ``job_id`` was asked and what its solver committed, as ``job_summary``
+    indents them. A generation job (5.15): the prompt and the generated tokens (``TokensGenerated``),
+    as text with ``tokenizer`` (a ``tokenizers.Tokenizer``: the model's), else as ids. Any other
+    job: its input's and its committed output's shape and dtype (from the registry entry and
+    the ``JobCommitted`` log), an encoder's texts when ``tokenizer`` reads its rows of ids.
+    ``kind`` (mlp, encoder or decoder, from the model file) names the output; without it, the
+    registry's dtypes do."""
+    job = client.job(job_id)
+    entry = client.read(client.registry.model, job.model_id)
+    start, head = client.deployment.block, client.head()
+    posted = client.posted_input(job_id)
+    committed = client.logs(client.market, "JobCommitted", start, head, job_id=job_id)
+    n_tokens = int(getattr(job, "n_tokens", 0) or 0)
+    if n_tokens:
+        lines = [f"  prompt: {_tokens(unpack_ids(posted), tokenizer)}"]
+        generated = client.logs(client.market, "TokensGenerated", start, head, job_id=job_id) \
+            if "TokensGenerated" in _events(client.market, ("TokensGenerated",)) else []
+        if not generated:
+            lines.append(f"  generated: nothing committed yet ({n_tokens} token{'s' * (n_tokens != 1)} asked)")
+        else:
+            ids = unpack_ids(bytes(generated[-1].tokens))
+            root = f", output root {_root(committed[-1].output_root)}" if committed else ""
+            lines.append(f"  generated: {_tokens(ids, tokenizer)}{root}")
+        if tokenizer is None:
+            lines.append("  (--model DIR, the job's model with its tokenizer, shows them as text)")
+        return lines
+    rows, cols, dtype = job.rows, entry.input_cols, entry.input_dtype
+    what = " (token ids)" if dtype == 1 else ""
+    lines = [f"  input: {rows:,} row{'s' * (rows != 1)} of {cols} {DTYPE_NAMES.get(dtype, f'dtype {dtype}')} "
+             f"values{what}"]
+    if tokenizer is not None and dtype == 1 and len(posted) == rows * cols * 4:
+        ids = unpack_ids(posted)
+        for i in range(min(rows, SHOWN_TEXTS)):
+            row = tokenizer.decode(ids[i * cols:(i + 1) * cols], skip_special_tokens=True)
+            lines.append(f"    text {i + 1}: {row!r}")
+        if rows > SHOWN_TEXTS:
+            lines.append(f"    (+{rows - SHOWN_TEXTS} more)")
+    if not committed:
+        lines.append("  output: nothing committed yet")
+        return lines
+    out_rows = rows * entry.out_rows_num // entry.out_rows_den
+    out_dtype = DTYPE_NAMES.get(entry.output_dtype, f"dtype {entry.output_dtype}")
+    if kind is None:  # from the registry's facts: token ids in, a row of int8/int16 values per row out
+        kind = "mlp" if dtype == 0 else "encoder" if entry.output_dtype != 1 else "decoder"
+    meaning = {"encoder": " (an embedding per sequence)", "decoder": " (the greedy next token after each position)"}
+    lines.append(f"  output: {out_rows:,} row{'s' * (out_rows != 1)} of {entry.output_cols} {out_dtype} "
+                 f"value{'s' * (entry.output_cols != 1)}{meaning.get(kind, '')}, "
+                 f"output root {_root(committed[-1].output_root)} ({len(bytes(committed[-1].output)):,} bytes)")
+    return lines
