@@ -76,12 +76,28 @@ def _ops_to_lie_in(name: str, model) -> list[int]:
     return sorted(first.values())
 
 
+def _first_of_each_kind(vector_models):
+    """(name, model, honest trace, op, kind name) of the first op of each kind and flags of the
+    Llama-shaped decoder and the padded encoder: every kind between them."""
+    for name, model, honest in vector_models:
+        if "llama" in name or "padded" in name:
+            for j in _ops_to_lie_in("first of each kind", model):
+                yield name, model, honest, j, KIND_NAMES[model.ops[j - 1].kind]
+
+
 def _game(arena, model, honest, solver: Party, challenger: Party, sender):
     game, owner = arena
     owner.open(solver.account, challenger.account, model.ops_root, len(model.ops), honest.state_roots[0],
                solver.trace.trace_root, sender=sender)
     gid = game.game_count()
     return game, gid
+
+
+def _play(chain, arena, model, honest: Trace, solver_trace: Trace, challenger_trace: Trace, accounts):
+    """A whole game between a solver and a challenger holding these traces: (game, id, outcome)."""
+    solver, challenger = Party(accounts[1], model, solver_trace), Party(accounts[2], model, challenger_trace)
+    game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+    return game, gid, play(chain, game, gid, solver, challenger)
 
 
 def _element(trace: Trace, slot: int, rng: random.Random) -> tuple[int, int]:
@@ -95,11 +111,8 @@ def test_lie_in_every_kind_is_caught_succeeds(chain, arena, vector_models, accou
     failures = []
     for name, model, honest in vector_models:
         for j in _ops_to_lie_in(name, model):
-            row, col = _element(honest, j, rng)
-            liar = wrong_element(honest, j, row, col)
-            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
-            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
-            outcome = play(chain, game, gid, solver, challenger)
+            liar = wrong_element(honest, j, *_element(honest, j, rng))
+            game, gid, outcome = _play(chain, arena, model, honest, liar, honest, accounts)
             kind = KIND_NAMES[model.ops[j - 1].kind]
             if outcome.solver_won or game.games(gid).hi != j or outcome.reason != "element differs":
                 failures.append((name, j, kind, outcome.reason, game.games(gid).hi))
@@ -121,9 +134,7 @@ def test_shape_lie_in_every_kind_is_caught_at_the_transition_succeeds(chain, are
                 continue
             seen.add(op.kind)
             liar = wrong_shape(honest, j, extra_cols=1)
-            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
-            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
-            outcome = play(chain, game, gid, solver, challenger)
+            _, _, outcome = _play(chain, arena, model, honest, liar, honest, accounts)
             kind = KIND_NAMES[op.kind]
             if outcome.solver_won or outcome.reason != "output header differs from the shape rule":
                 failures.append((name, j, kind, outcome.reason))
@@ -140,11 +151,8 @@ def test_honest_solver_beats_a_lying_challenger_in_every_kind_succeeds(chain, ar
     name, model, honest = next(v for v in vector_models if "llama" in v[0])
     failures = []
     for j in _ops_to_lie_in("first of each kind", model):
-        row, col = _element(honest, j, rng)
-        wrong = wrong_element(honest, j, row, col)
-        solver, challenger = Party(accounts[1], model, honest), Party(accounts[2], model, wrong)
-        game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
-        outcome = play(chain, game, gid, solver, challenger)
+        wrong = wrong_element(honest, j, *_element(honest, j, rng))
+        _, _, outcome = _play(chain, arena, model, honest, honest, wrong, accounts)
         kind = KIND_NAMES[model.ops[j - 1].kind]
         if not outcome.solver_won:
             failures.append((name, j, kind, outcome.reason))
@@ -198,20 +206,16 @@ def test_descriptor_breaking_its_kind_loses_the_transition_succeeds(chain, arena
     """For every kind: the control (the op's own descriptor) goes on to the row descent; each
     broken descriptor loses the solver the game at the transition."""
     failures = []
-    for name, model, honest in vector_models:
-        if "llama" not in name and "padded" not in name:
-            continue
-        for j in _ops_to_lie_in("first of each kind", model):
-            kind = KIND_NAMES[model.ops[j - 1].kind]
-            game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, witness.descriptor(model, j), accounts)
-            if reasons or game.games(gid).phase not in (4, 6):  # CHILDREN or ROW
-                failures.append((name, j, kind, "control", reasons))
-            for lie, desc in _descriptor_lies(model, j).items():
-                game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, desc, accounts)
-                if reasons != ["op breaks its kind's rules"] or game.result(gid) != 2:
-                    failures.append((name, j, kind, lie, reasons))
-                else:
-                    DESCRIPTOR_LIES[kind] += 1
+    for name, model, honest, j, kind in _first_of_each_kind(vector_models):
+        game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, witness.descriptor(model, j), accounts)
+        if reasons or game.games(gid).phase not in (4, 6):  # CHILDREN or ROW
+            failures.append((name, j, kind, "control", reasons))
+        for lie, desc in _descriptor_lies(model, j).items():
+            game, gid, reasons = _descriptor_game(chain, arena, model, honest, j, desc, accounts)
+            if reasons != ["op breaks its kind's rules"] or game.result(gid) != 2:
+                failures.append((name, j, kind, lie, reasons))
+            else:
+                DESCRIPTOR_LIES[kind] += 1
     assert not failures, failures
     assert set(DESCRIPTOR_LIES) == set(KIND_NAMES.values())
 
@@ -262,40 +266,36 @@ def test_hostile_transitions_and_steps_of_every_kind_are_refused_succeeds(chain,
     one goes on; at its step, a forged witness and another op's inputs revert, the honest step
     wins."""
     failures = []
-    for name, model, honest in vector_models:
-        if "llama" not in name and "padded" not in name:
-            continue
-        for j in _ops_to_lie_in("first of each kind", model):
-            kind = KIND_NAMES[model.ops[j - 1].kind]
-            liar = wrong_element(honest, j, *_element(honest, j, random.Random(j)))
-            solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
-            game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
-            play(chain, game, gid, solver, challenger, stop_at=3)
-            assert game.games(gid).hi == j
-            t = moves.transition(model, liar, j)
-            for lie, args in _hostile_transitions(t).items():
-                if _refused(game, gid, "transition", args, accounts[1]):
-                    HOSTILE_REJECTED[kind] += 1
-                else:
-                    failures.append((name, j, kind, lie))
-            seen = play(chain, game, gid, solver, challenger, stop_at=7)
-            g = game.games(gid)
-            step = moves.step(model, honest, j, g.node_index, seen.row)
-            witness_bytes = bytearray(step.witness)
-            # the last nonzero byte: data (a row, a proof, a table, a value), never ABI padding;
-            # every part of a witness is hashed, proven or checked, so any change is refused
-            last = max(i for i, b in enumerate(witness_bytes) if b)
-            witness_bytes[last] ^= 1
-            forged = {"forged witness": [*step.args()[:5], bytes(witness_bytes)],
-                      "another op's inputs": [*step.args()[:4], [(1, 1, b"\x00" * 32, 0)], step.witness]}
-            for lie, args in forged.items():
-                if _refused(game, gid, "step", args, accounts[2]):
-                    HOSTILE_REJECTED[kind] += 1
-                else:
-                    failures.append((name, j, kind, lie))
-            outcome = play(chain, game, gid, solver, challenger)
-            if outcome.solver_won:
-                failures.append((name, j, kind, "the honest step lost"))
+    for name, model, honest, j, kind in _first_of_each_kind(vector_models):
+        liar = wrong_element(honest, j, *_element(honest, j, random.Random(j)))
+        solver, challenger = Party(accounts[1], model, liar), Party(accounts[2], model, honest)
+        game, gid = _game(arena, model, honest, solver, challenger, accounts[3])
+        play(chain, game, gid, solver, challenger, stop_at=3)
+        assert game.games(gid).hi == j
+        t = moves.transition(model, liar, j)
+        for lie, args in _hostile_transitions(t).items():
+            if _refused(game, gid, "transition", args, accounts[1]):
+                HOSTILE_REJECTED[kind] += 1
+            else:
+                failures.append((name, j, kind, lie))
+        seen = play(chain, game, gid, solver, challenger, stop_at=7)
+        g = game.games(gid)
+        step = moves.step(model, honest, j, g.node_index, seen.row)
+        witness_bytes = bytearray(step.witness)
+        # the last nonzero byte: data (a row, a proof, a table, a value), never ABI padding;
+        # every part of a witness is hashed, proven or checked, so any change is refused
+        last = max(i for i, b in enumerate(witness_bytes) if b)
+        witness_bytes[last] ^= 1
+        forged = {"forged witness": [*step.args()[:5], bytes(witness_bytes)],
+                  "another op's inputs": [*step.args()[:4], [(1, 1, b"\x00" * 32, 0)], step.witness]}
+        for lie, args in forged.items():
+            if _refused(game, gid, "step", args, accounts[2]):
+                HOSTILE_REJECTED[kind] += 1
+            else:
+                failures.append((name, j, kind, lie))
+        game.step(gid, *step.args(), sender=accounts[2])
+        if game.result(gid) != 2:
+            failures.append((name, j, kind, "the honest step lost"))
     assert not failures, failures
     assert set(HOSTILE_REJECTED) == set(KIND_NAMES.values())
 
