@@ -330,7 +330,9 @@ def test_info_transformer_shows_kind_dtype_and_kinds_succeeds(token_model):
     assert lines["model root"] == to_hex(model.root) and lines["ops root"] == to_hex(model.ops_root)
     assert lines["input"] == f"int32 token ids, sequence length {model.input_cols} (one sequence per row)"
     assert lines["ops"] == ", ".join(f"{n} {kind}" for kind, n in model.kinds().items())
-    assert "protocol 5.11" in lines["on chain"]
+    facts = model.registry_facts()
+    assert lines["on chain"].startswith("every op has a one-step verifier; rows posted: a multiple of "
+                                        f"{facts.row_step}, at most {facts.max_input_rows:,}")
     assert lines["op 1"].startswith("embed slot 0 (6) -> 16 + i16, params 0x")
 
 

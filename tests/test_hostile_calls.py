@@ -46,8 +46,8 @@ MAX_CALLS = 64  # multicall's batch: a two-input transition with 16-deep proofs 
 MAX_CALL_BYTES = (4 + 32 * 17 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) + (32 + 2 * 32 + 2 * (32 + 32 * MAX_PROOF))
                   + (32 + MAX_PARAMS) + (32 + 32 * MAX_PROOF))
 LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof": MAX_PROOF,
-          "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proofs": 2, "params": MAX_PARAMS,
-          "row": 4 * MAX_COLS,
+          "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proof": MAX_PROOF, "input_proofs": 2,
+          "params": MAX_PARAMS, "row": 4 * MAX_COLS,
           "row_word_proof": MAX_PROOF, "x": MAX_COLS, "x_proof": MAX_PROOF, "w": MAX_COLS, "w_proof": MAX_PROOF,
           "calls": MAX_CALLS, "inputs": 2, "witness": 81920,
           "prompt": 4 * 4096, "tokens": 4 * 4096, "output_ids": 4 * 4096}  # generation jobs: 4 * MAX_CONTEXT
@@ -173,6 +173,9 @@ def value_for(draw, scene: Scene, param: dict, rng: random.Random):
             i = rng.randrange(len(items))
             items[i] = flipped(items[i], rng)
         return items
+    if kind == "bytes32[][]":  # the transition's input proofs: one list per input header
+        count = draw(st.sampled_from(_lengths(1, LIMITS.get(name, 2))))
+        return [value_for(draw, scene, {"type": "bytes32[]", "name": "input_proof"}, rng) for _ in range(count)]
     if kind == "bytes[]":  # multicall's batch: hostile calls of the game's own functions
         count = draw(st.sampled_from(_lengths(2, LIMITS.get(name, MAX_CALLS))))
         return [hostile_subcall(draw, scene, rng) for _ in range(count)]
@@ -209,6 +212,8 @@ def within_limits(params: list, args: list) -> bool:
         elif param["type"] == "tuple[]" and len(arg) > LIMITS.get(param["name"], 2):
             return False
         elif param["name"] in LIMITS and len(arg) > LIMITS[param["name"]]:
+            return False
+        elif param["type"] == "bytes32[][]" and any(len(proof) > MAX_PROOF for proof in arg):
             return False
     return True
 
@@ -290,7 +295,7 @@ def plain(param: dict, address: str):
     if kind == "tuple":
         return tuple(plain(c, address) for c in param["components"])
     return {"uint256": 1, "int256": 0, "bool": False, "address": address, "bytes32": bytes(32), "bytes": b"\x01",
-            "bytes32[]": [], "bytes[]": [b"\x01"], "tuple[]": []}[kind]
+            "bytes32[]": [], "bytes32[][]": [], "bytes[]": [b"\x01"], "tuple[]": []}[kind]
 
 
 def test_declared_batch_limits_match_the_game(scene):

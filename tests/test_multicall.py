@@ -119,9 +119,12 @@ def test_multicall_beyond_its_limits_reverts(game, model_and_trace, accounts, de
     (gid,) = _open(game, model, trace, accounts[1], accounts[2], deployer, 1)
     move = _bisect(contract, trace, gid)
     max_calls, max_bytes = contract.MAX_CALLS(), contract.MAX_CALL_BYTES()
-    # a linear step at 128 columns: head, row word proof, two input headers, then the witness
-    assert max_bytes == (4 + 32 * 13 + (32 + 32 * 16) + (32 + 2 * 4 * 32)
-                         + 32 + 32 * 8 + 2 * (32 + 32 * 16) + 2 * (32 + 128))
+    # the longest move: a transition of a two-input op with 16-deep proofs and a 512-byte params
+    # header (a lut table of int16 entries), as the ABI encoder lays it out
+    proof, header = [b"\x11" * 32] * 16, (1, 1, b"\x22" * 32, 2)
+    longest = contract.transition.encode_input(gid, (2, 0, 0, 0, 1, 1, b"\x33" * 32), proof, [header, header],
+                                               [proof, proof], b"\x44" * 512, header, proof)
+    assert max_bytes == len(bytes(longest))
     web3 = ape.chain.provider.web3
 
     def refused(calls) -> bool:
@@ -236,6 +239,6 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])
-    with pytest.raises(RefereeError, match="step:9: 2,949 bytes of calldata, over the 2,948"):
-        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2949)])
+    with pytest.raises(RefereeError, match="step:9: 3,653 bytes of calldata, over the 3,652"):
+        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 3653)])
     assert client.journal.keys() == []
