@@ -636,21 +636,21 @@ def timeout(game_id: uint256):
 # a move of wider rows goes in a transaction of its own.
 BATCH_COLS: constant(uint256) = 128
 
-# @dev The largest batched move's calldata: a `transition` of an op with
-# two inputs, the longest params header and four MAX_PROOF-deep proofs
-# (selector; 17 head words: the game id, the descriptor's 7, the output
-# header's 4 and 5 offsets; the descriptor's proof; two input headers;
-# the proofs' list of two; the params header; the output's proof). It
-# bounds every other move at the protocol's limits: a `step` with rows
-# of BATCH_COLS, a witness as `linear`'s and three MAX_PROOF-deep proofs
-# is 2,948 bytes, `choose` at MAX_ARITY 2,148; a wider `reveal_row` or
-# `step` goes in a transaction of its own.
-MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 17 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
-    + (32 + 2 * 32 + 2 * (32 + 32 * MAX_PROOF)) + (32 + MAX_PARAMS) + (32 + 32 * MAX_PROOF)
+# @dev The largest batched move's calldata: a `linear` `step` with rows
+# of BATCH_COLS and three MAX_PROOF-deep proofs (selector, 13 head words,
+# the row word's proof, two input headers, then the witness: its length
+# word, 8 head words, two proofs, two rows with their length words). A
+# longer move goes in a transaction of its own: a wider `reveal_row` or
+# `step`, and a `transition` past 2,948 bytes (two inputs with proofs
+# near MAX_PROOF deep, or a `lut`'s 512-byte table; at MiniLM's 97 ops a
+# two-input transition is about 2,200 bytes). A larger bound would make
+# every batch pay memory for it: Vyper copies the whole argument.
+MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
+    + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
 
 # @dev Sub-calls per batch. Vyper copies the whole argument into memory,
-# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 126k
-# gas, under 2,000 a move in a full batch); 64 moves of 50k-250k gas
+# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 86k
+# gas, under 1,400 a move in a full batch); 64 moves of 50k-250k gas
 # fill 3M-16M gas, a block's share or EIP-7825's transaction cap.
 MAX_CALLS: public(constant(uint256)) = 64
 

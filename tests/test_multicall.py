@@ -119,11 +119,15 @@ def test_multicall_beyond_its_limits_reverts(game, model_and_trace, accounts, de
     (gid,) = _open(game, model, trace, accounts[1], accounts[2], deployer, 1)
     move = _bisect(contract, trace, gid)
     max_calls, max_bytes = contract.MAX_CALLS(), contract.MAX_CALL_BYTES()
-    # the longest move: a transition of a two-input op with 16-deep proofs and a 512-byte params
-    # header (a lut table of int16 entries), as the ABI encoder lays it out
-    proof, header = [b"\x11" * 32] * 16, (1, 1, b"\x22" * 32, 2)
-    longest = contract.transition.encode_input(gid, (2, 0, 0, 0, 1, 1, b"\x33" * 32), proof, [header, header],
-                                               [proof, proof], b"\x44" * 512, header, proof)
+    # the longest batched move: a linear step at BATCH_COLS = 128 columns with 16-deep proofs and
+    # two input headers, as the ABI encoder lays it out
+    from eth_abi import encode
+    from referee.witness import LINEAR_WITNESS
+
+    proof, header, row = [b"\x11" * 32] * 16, (1, 1, b"\x22" * 32, 2), b"\x01" * 128
+    witness = encode(LINEAR_WITNESS, (row, proof, 1, 1, 1, row, proof, b"\x33" * 32))
+    longest = contract.step.encode_input(gid, 0, b"\x44" * 32, proof, (1, 0, 0, 0, 1, 1, b"\x33" * 32),
+                                         [header, header], witness)
     assert max_bytes == len(bytes(longest))
     web3 = ape.chain.provider.web3
 
@@ -235,10 +239,10 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     from referee.errors import RefereeError
 
     client, _, (a, _, _) = batch_client
-    assert (client.max_calls, client.max_call_bytes) == (64, 3652)
+    assert (client.max_calls, client.max_call_bytes) == (64, 2948)
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])
-    with pytest.raises(RefereeError, match="step:9: 3,653 bytes of calldata, over the 3,652"):
-        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 3653)])
+    with pytest.raises(RefereeError, match="step:9: 2,949 bytes of calldata, over the 2,948"):
+        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2949)])
     assert client.journal.keys() == []

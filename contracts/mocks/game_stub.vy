@@ -124,7 +124,7 @@ def close(game_id: uint256):
 
 
 @external
-def multicall(calls: DynArray[Bytes[3652], 64]) -> DynArray[bool, 64]:
+def multicall(calls: DynArray[Bytes[2948], 64]) -> DynArray[bool, 64]:
     """
     @notice Not played here: the market never batches moves.
     @param calls Ignored.
