@@ -643,7 +643,7 @@ BATCH_COLS: constant(uint256) = 128
 # longer move goes in a transaction of its own: a wider `reveal_row` or
 # `step`, and a `transition` past 2,948 bytes (two inputs with proofs
 # near MAX_PROOF deep, or a `lut`'s 512-byte table; at MiniLM's 97 ops a
-# two-input transition is about 2,200 bytes). A larger bound would make
+# two-input transition is about 2,100 bytes). A larger bound would make
 # every batch pay memory for it: Vyper copies the whole argument.
 MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
     + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
