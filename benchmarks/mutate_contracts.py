@@ -106,8 +106,8 @@ def assert_statements(text: str):
 def condition_span(statement: str):
     """Start and end of the condition in an assert statement (the text before its reason string)."""
     start = statement.index("assert ") + len("assert ")
-    reason = statement.rfind(', "')
-    return start, reason if reason > 0 else len(statement)
+    reasons = list(re.finditer(r',\s*(\\\s*)?"', statement))  # the reason may follow a `\` continuation
+    return start, reasons[-1].start() if reasons else len(statement)
 
 
 def function_span(lines, name):
