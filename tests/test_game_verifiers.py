@@ -14,6 +14,7 @@ import pytest
 from dispute_driver import Party, play
 from game_bots import CHALLENGER_WON, SOLVER_WON
 from helpers import linear_parts, linear_witness, model_and_trace
+from referee import commitments as cm
 from referee import game as moves
 from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game
 from referee.cheats import wrong_element
@@ -257,3 +258,102 @@ def test_step_meter_covers_its_receipt_succeeds(chain, game, three_ops, accounts
     tx = g.step(gid, *s.args(), sender=accounts[2])
     metered = (g.challenger_gas(gid) - before) // tx.gas_price
     assert tx.gas_used <= metered <= tx.gas_used + 12 * data.count(0) + 1000, (tx.gas_used, metered)
+
+
+# ---------------------------------------------------------------------------
+# The transition's rule checks at their edges, and the checks of open, the constructor and
+# deadline (the kills of benchmarks/mutate_contracts.py's `game` target: docs/security.md)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("input_a", [1, 2, 2**255])
+def test_transition_input_a_not_before_the_op_solver_loses_succeeds(chain, game, one_op, accounts, input_a):
+    """The first input slot too: slot 1 and later are not before op 1 (slot 1 of S_0 is Z[0], so
+    without the rule the move would only revert on its input proof)."""
+    g, gid, resolved = _transition_with(chain, game, one_op, accounts, 2, input_a)
+    assert g.games(gid).phase == CHALLENGER_WON and g.result(gid) == 2 and resolved == ["input slot not before the op"]
+
+
+def _transition_over_rows(game, one_op, accounts, rows: int):
+    """A one-op game whose agreed input slot (S_0) has a header of ``rows`` rows and whose S_1
+    fills slot 1 with the output header the shape rule gives, also of ``rows`` rows (linear keeps
+    its input's rows); the rows roots are arbitrary, every hash of the transition verifies."""
+    model, honest = one_op
+    t = moves.transition(model, honest, 1)
+    x, out = t.inputs[0], t.output
+    x = (rows, x[1], b"\x05" * 32, x[3])
+    out = (rows, out[1], b"\x06" * 32, out[3])
+    slot_roots = [cm.header_root(x[0], x[1], x[2], x[3]), cm.header_root(out[0], out[1], out[2], out[3])]
+    s_0, s_1 = cm.state_roots(slot_roots)
+    g, owner = game
+    owner.open(accounts[1], accounts[2], model.ops_root, 1, s_0, s_1, sender=accounts[3])
+    gid = g.game_count()
+    receipt = g.transition(gid, t.desc, t.desc_proof, [x], [cm.state_tree(slot_roots, 0).proof(0)], t.params, out,
+                           cm.state_tree(slot_roots, 1).proof(1), sender=accounts[1])
+    return g, gid, [log.reason for log in receipt.decode_logs(g.GameResolved)]
+
+
+def test_transition_output_of_max_rows_continues_succeeds(game, one_op, accounts):
+    """MAX_ROWS (65,536) rows is a valid output: the row descent starts, 16 levels deep."""
+    g, gid, resolved = _transition_over_rows(game, one_op, accounts, 65536)
+    rec = g.games(gid)
+    assert resolved == [] and rec.phase == 4 and rec.rows == 65536 and rec.levels_left == 16
+
+
+def test_transition_output_beyond_max_rows_solver_loses_succeeds(game, one_op, accounts):
+    """One row more than MAX_ROWS: the solver loses (protocol 7.2, "the rule gives more than
+    MAX_ROWS rows"), though the output header is the one linear's shape rule gives."""
+    g, gid, resolved = _transition_over_rows(game, one_op, accounts, 65537)
+    assert g.games(gid).phase == CHALLENGER_WON and resolved == ["op breaks its kind's rules"]
+
+
+@pytest.mark.parametrize("count", ["none", "extra proof"])
+def test_transition_wrong_number_of_input_proofs_reverts(game, one_op, accounts, count):
+    """No input header, or one more proof than headers: a malformed move, rejected unchanged."""
+    model, honest = one_op
+    t = moves.transition(model, honest, 1)
+    g, gid = _open(game, model, honest, Party(accounts[1], model, honest), Party(accounts[2], model, honest),
+                   accounts[3])
+    args = list(t.args())
+    args[2], args[3] = ([], []) if count == "none" else (list(t.inputs), [*t.input_proofs, t.input_proofs[0]])
+    before = g.games(gid)
+    with ape.reverts("game: wrong number of input proofs"):
+        g.transition(gid, *args, sender=accounts[1])
+    assert g.games(gid) == before
+
+
+@pytest.mark.parametrize("zero", ["solver", "challenger"])
+def test_open_zero_address_reverts(game, accounts, zero):
+    _, owner = game
+    solver, challenger = accounts[1].address, accounts[2].address
+    with ape.reverts("game: zero address"):
+        owner.open(ZERO_ADDRESS if zero == "solver" else solver, ZERO_ADDRESS if zero == "challenger" else challenger,
+                   b"\x01" * 32, 3, b"\x00" * 32, b"\x02" * 32, sender=accounts[3])
+
+
+def test_open_max_ops_and_max_arity_succeeds(project, game, deployer, accounts):
+    """The bounds are inclusive: a game of MAX_OPS (65,535) ops, and a game contract of arity
+    MAX_ARITY (64), whose first bisection asks for 63 roots."""
+    g, owner = game
+    owner.open(accounts[1], accounts[2], b"\x01" * 32, 65535, b"\x00" * 32, b"\x02" * 32, sender=accounts[3])
+    assert g.games(g.game_count()).hi == 65535
+    wide = deployer.deploy(project.DisputeGame, 64, CLOCK, [])
+    wide_owner = deployer.deploy(project.game_owner_mock, wide.address)
+    wide_owner.open(accounts[1], accounts[2], b"\x01" * 32, 100, b"\x00" * 32, b"\x02" * 32, sender=accounts[3])
+    assert wide.ARITY() == 64 and len(wide.points(1)) == 65
+
+
+def test_deadline_of_a_finished_game_reverts(chain, game, three_ops, accounts):
+    """`deadline` is a move's: a finished game (won at the step, or closed) has none."""
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    g.step(gid, *s.args(), sender=accounts[2])
+    assert g.games(gid).phase == SOLVER_WON
+    with ape.reverts("game: not in play"):
+        g.deadline(gid)
+    pair = game
+    model, honest = three_ops
+    _, closed = _open(pair, model, honest, Party(accounts[1], model, honest), Party(accounts[2], model, honest),
+                      accounts[3])
+    pair[1].close(closed, sender=accounts[3])
+    with ape.reverts("game: not in play"):
+        g.deadline(closed)
