@@ -25,6 +25,7 @@ from ..executor import Executor
 from ..hashing import to_hex
 from ..model import IntegerModel
 from ..trace import Trace, TraceStore
+from .client import unpack_ids
 from .journal import JobRow, Journal
 
 
@@ -33,9 +34,9 @@ def job_rows(data: bytes, rows: int, cols: int, dtype: int = cm.DTYPE_INT8) -> t
     input dtype: int8, or int32 token ids (four bytes each, big-endian: protocol section 3)."""
     if dtype == cm.DTYPE_INT8:
         return torch.frombuffer(bytearray(data), dtype=torch.int8).reshape(rows, cols)
-    width = cm.WIDTHS[dtype]
-    values = [int.from_bytes(data[i:i + width], "big", signed=True) for i in range(0, len(data), width)]
-    return torch.tensor(values, dtype=torch.int32 if dtype == cm.DTYPE_INT32 else torch.int16).reshape(rows, cols)
+    if dtype != cm.DTYPE_INT32:  # section 3: a model's input is int8 or int32
+        raise ValueError(f"a job's input is int8 or int32, not dtype {dtype}")
+    return torch.tensor(unpack_ids(data), dtype=torch.int32).reshape(rows, cols)
 
 
 class Traces:
