@@ -80,6 +80,10 @@ class Stats:
     lies_rejected: Counter = field(default_factory=Counter)
     trace_lies: Counter = field(default_factory=Counter)
     moves: int = 0
+    token_jobs: Counter = field(default_factory=Counter)  # transformer-shaped jobs, by input
+    kind_lies: Counter = field(default_factory=Counter)  # element lies in a token model, by slot kind
+    kinds_decided: Counter = field(default_factory=Counter)  # token games won at a step, by op kind
+    kinds_caught: Counter = field(default_factory=Counter)  # token jobs a solver's element lie lost, by kind
     figures: list = field(default_factory=list)  # measured lines other suites add (bond sizing)
 
     def report(self) -> str:
@@ -92,6 +96,13 @@ class Stats:
         every = sorted(set(SOLVER_TRICKS) | set(CHALLENGER_TRICKS) | set(self.lies_tried))
         lines += [f"  {name}: {self.lies_tried[name]} tried, {self.lies_rejected[name]} rejected" for name in every]
         lines += ["outcomes:"] + [f"  {name}: {count}" for name, count in sorted(self.outcomes.items())]
+        for title, counts in (("transformer-shaped jobs", self.token_jobs),
+                              ("their element lies, by slot kind", self.kind_lies),
+                              ("solvers' element lies caught, by slot kind", self.kinds_caught),
+                              ("their games won at a step, by op kind", self.kinds_decided)):
+            if counts:
+                lines.append(f"{title}: {sum(counts.values())}  "
+                             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return "\n".join(lines + self.figures)
 
 
@@ -175,6 +186,19 @@ def _other_step(party, args, g, seen, rng, arity):
     return [args[0], *step.args()]
 
 
+def _linear(args, g) -> bool:
+    """The step is a linear op's (its descriptor's kind is 1): its witness is LINEAR_WITNESS."""
+    return args[4][0] == 1
+
+
+def _forged_witness(party, args, g, seen, rng, arity):
+    """Any kind's witness with its last nonzero byte changed: data (a row, a proof, a table, a
+    value), never ABI padding, and every part of a witness is hashed, proven or checked."""
+    data = bytearray(args[6])
+    data[max(i for i, b in enumerate(data) if b)] ^= 1
+    return [*args[:6], bytes(data)]
+
+
 def _witness(args) -> list:
     """The parts of a step's linear witness (referee.witness.LINEAR_WITNESS): x, x_proof, bias,
     multiplier, shift, w, w_proof, weights_rows_root."""
@@ -232,10 +256,11 @@ CHALLENGER_TRICKS = {
                                   lambda p, a, g, s, rng, ar: [a[0], a[1], a[2], _flip(a[3], rng)]),
     "wrong column": (STEP, lambda a, g: g["cols"] > 1, _wrong_column),
     "column out of range": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [a[0], g["cols"], *a[2:]]),
-    "forged input row": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(0, _flip(w[0], rng)))),
-    "forged weight row": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(5, _flip(w[5], rng)))),
-    "wrong bias": (STEP, lambda a, g: True, _witness_lie(lambda w, rng: w.__setitem__(2, w[2] + 1))),
-    "input proof of the wrong depth": (STEP, lambda a, g: len(_witness(a)[1]) > 0,
+    "forged witness": (STEP, lambda a, g: any(a[6]), _forged_witness),
+    "forged input row": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(0, _flip(w[0], rng)))),
+    "forged weight row": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(5, _flip(w[5], rng)))),
+    "wrong bias": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(2, w[2] + 1))),
+    "input proof of the wrong depth": (STEP, lambda a, g: _linear(a, g) and len(_witness(a)[1]) > 0,
                                        _witness_lie(lambda w, rng: w.__setitem__(1, w[1][:-1]))),
     "forged input header": (STEP, lambda a, g: True,
                             lambda p, a, g, s, rng, ar: [*a[:5], [(a[5][0][0] + 1, *a[5][0][1:])], a[6]]),

@@ -16,6 +16,8 @@ from accounting import COMMITTED, FINALIZED, REJECTED, assert_accounting, assert
 from game_bots import SOLVER_PHASES, SOLVER_WON, Match, Party, remember, trace_move
 from helpers import int8_tensor, random_input, random_ref_model, to_integer_model
 from referee import commitments as cm
+from referee import decode
+from referee.agents.client import pack_ids
 from referee.executor import run_model
 from referee.trace import Trace
 from referee.agents.deployment import deploy_game
@@ -74,22 +76,33 @@ class World:
         """Each account's balance and gas paid so far, for ``close_out``."""
         return {a: (self.node.balance(a), self.node.gas_paid[a.lower()]) for a in accounts + [SINK]}
 
-    def post_and_commit(self, model, honest, believed) -> int:
-        """Registers ``model`` (once), posts the honest input, and has the solver stake, claim and commit
-        the trace it believes; returns the job id."""
+    def post_and_commit(self, model, honest, believed, generation: tuple[list[int], int] | None = None) -> int:
+        """Registers ``model`` (once), posts the honest input (or, for a ``generation`` job, its
+        prompt and token count), and has the solver stake, claim and commit the trace it
+        believes (with the tokens its output gives, for a generation job); returns the job id."""
         model_id = self.registry.view("model_id", model.entry)
         if model_id == 0:
             self.registry.transact(self.requester, "register", *model.registration())
             model_id = self.registry.view("model_count")
-        rows = honest.slots[0].shape[0]
-        self.market.transact(self.requester, "post", model_id, rows, cm.packed(honest.slots[0]), self.solver_bond,
-                             *WINDOWS, value=self.fee)
+        if generation is None:
+            self.market.transact(self.requester, "post", model_id, honest.slots[0].shape[0],
+                                 cm.packed(honest.slots[0]), self.solver_bond, *WINDOWS, value=self.fee)
+        else:
+            prompt, n_tokens = generation
+            self.market.transact(self.requester, "post_generation", model_id, pack_ids(prompt), n_tokens,
+                                 self.solver_bond, *WINDOWS, value=self.fee)
         job_id = self.market.view("job_count")
         self.market.transact(self.solver, "deposit", value=self.solver_bond)
         self.market.transact(self.solver, "claim", job_id)
         n = believed.op_count
-        self.market.transact(self.solver, "commit", job_id, cm.packed(believed.output), believed.trace_root,
-                             believed.state_tree(n).proof(n))
+        output_proof = believed.state_tree(n).proof(n)
+        if generation is None:
+            self.market.transact(self.solver, "commit", job_id, cm.packed(believed.output), believed.trace_root,
+                                 output_proof)
+        else:
+            tokens = decode.generated_tokens(believed.output, len(prompt), n_tokens)
+            self.market.transact(self.solver, "commit_generation", job_id, pack_ids(prompt), pack_ids(tokens),
+                                 cm.packed(believed.output), believed.trace_root, output_proof)
         self.check()
         return job_id
 
