@@ -28,9 +28,9 @@ equal what protocol section 10.2 says, computed here from the outcomes; once eve
 withdraws, the market holds nothing, and each party's ETH changed by exactly what it was owed
 minus what it paid (gas included): nobody is paid twice.
 
-``REFEREE_RANDOM_JOBS`` sets the number of jobs (default 220, a third of them token jobs, about 440 games,
-65 s here under load); ``make
-test-long`` runs more with a fresh seed. The counts are printed at the end of the run.
+``REFEREE_RANDOM_JOBS`` sets the number of jobs (default 220, a third of them token jobs, about
+440 games, 65 s here under load); ``make test-long`` runs more with a fresh seed. The counts
+are printed at the end of the run, with the token jobs' lies and catches per op kind.
 """
 
 import copy
