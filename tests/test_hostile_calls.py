@@ -1,7 +1,9 @@
 """Hostile input to every external function of ModelRegistry, JobMarket and DisputeGame.
 
 The chain holds jobs in every live state and games in every phase (built once per module from
-real traces). Each hypothesis example sends one transaction to one state-changing function,
+real traces), and transformer-shaped ones (tests/token_jobs.py): a committed token job on the
+key-masked encoder, an open and a committed generation job on the Llama-shaped decoder, and
+two games over the latter paused at the transition and the step of its grouped P·V matmul. Each hypothesis example sends one transaction to one state-changing function,
 from any party, with arguments drawn to hurt: zero and maximal integers, ids just past the
 last, lengths off by one around the real ones and around the declared limits, real roots and
 proofs of the wrong depth or with one byte changed, replayed from another game, slot and
@@ -30,9 +32,11 @@ from hypothesis import strategies as st
 
 from accounting import assert_accounting
 from game_bots import BISECT, CHILDREN, CHOOSE, PICK, ROW, STEP, TRANSITION
+import token_jobs as tokens
 from market_world import CHALLENGER_BOND, World, challenge, model_and_traces, party, play
 from referee import commitments as cm
 from referee import game as moves
+from referee.agents.client import pack_ids
 from referee.cheats import wrong_element
 from rpc import Reverted
 
@@ -59,7 +63,8 @@ STATE_VIEWS = {"market": ["job_count", "total_stake", "total_escrow", "total_bon
 
 
 class Scene:
-    """Jobs OPEN, CLAIMED and COMMITTED (one honest, one lying); a game paused in each phase."""
+    """Jobs OPEN, CLAIMED and COMMITTED (one honest, one lying); a game paused in each phase; token
+    and generation jobs, and games over a transformer op at its transition and its step."""
 
     def __init__(self, w: World):
         self.w = w
@@ -93,7 +98,11 @@ class Scene:
             m = challenge(w, job, challenger, solver if versus == "honest" else liar)
             play(w, [m], until_phase=phase)
             self.games[phase] = m
-        self.game_ids = [m.gid for m in self.games.values()]
+        self.token_material = self._token_jobs(w)
+        self.game_ids = [m.gid for m in (*self.games.values(), *self.token_games.values())]
+        self.token_ids = {("market", self.token_job), ("market", self.open_generation),
+                          ("market", self.generation_job), *(("game", m.gid) for m in self.token_games.values())}
+        self.ids = sorted({*self.game_ids, *range(1, w.market.view("job_count") + 1)})
         w.check()
 
         # material for hostile arguments: the real roots, proofs, rows and inputs of this scene
@@ -105,8 +114,52 @@ class Scene:
                        honest.slot_commitments[0].tree.proof(4), model.ops[1].weights.tree.proof(39)]
         self.blobs = [cm.packed(honest.slots[0]), cm.packed(honest.output), honest.row_bytes(2, 4),
                       other.row_bytes(2, 4), honest.row_bytes(0, 0), cm.packed(model.ops[1].weight[:1])]
+        roots, proofs, blobs = self.token_material
+        self.roots += roots
+        self.proofs += proofs
+        self.blobs += blobs
         self.accounts = [w.requester, w.solver, w.referee, *w.challengers, "0x" + "00" * 20,
                          w.market.address, w.game.address]
+
+    def _token_jobs(self, w: World) -> tuple[list, list, list]:
+        """A committed token job on the key-masked encoder, an open and a committed generation job
+        on the Llama-shaped decoder, and games over the generation job paused at the transition
+        and the step of a two-input op (its grouped P·V matmul; a liar changed its output).
+        Returns the roots, proofs and blobs (ids, rows, params headers, a witness) they give."""
+        pool = {tm.name: tm for tm in tokens.token_models()}
+        rng = random.Random(19)
+        encoder = pool["encoder_keymask_2_layers_2_heads"]
+        ids = tokens.random_ids(rng, encoder, 3)
+        enc_trace = tokens.run(encoder.model, ids)
+        self.token_job = w.post_and_commit(encoder.model, enc_trace, enc_trace)
+
+        llama = pool["llama_2_layers_4_heads_2_kv_heads"].model
+        prompt, n = [5, 1], 3
+        truth = tokens.generation_trace(llama, prompt, tokens.greedy(llama, prompt, n))
+        other = tokens.run(llama, tokens.random_ids(rng, pool["llama_2_layers_4_heads_2_kv_heads"], 1))
+        pv = next(j for j, op in enumerate(llama.ops, start=1) if op.kind == 2 and not op.causal)
+        liar_trace = wrong_element(truth, pv, row=1, col=2)
+        self.generation_job = w.post_and_commit(llama, truth, liar_trace, (prompt, n))
+        w.market.transact(w.requester, "post_generation", w.registry.view("model_id", llama.entry), pack_ids(prompt),
+                          n, w.solver_bond, 600, 600, 10**6, value=w.fee)
+        self.open_generation = w.market.view("job_count")
+        liar = party("llama liar", w.solver, (llama, truth, other), trace=liar_trace, honest=False)
+        self.token_games = {}
+        for phase in (TRANSITION, STEP):
+            challenger = party(f"llama challenger {phase}", w.challengers[phase % 3], (llama, truth, other))
+            m = challenge(w, self.generation_job, challenger, liar)
+            play(w, [m], until_phase=phase)
+            assert w.game.view("games", m.gid)["hi"] == pv
+            self.token_games[phase] = m
+
+        g = w.game.view("games", self.token_games[STEP].gid)
+        step = moves.step(llama, truth, pv, g["node_index"], truth.row_bytes(pv, g["node_index"]))
+        transition = moves.transition(llama, truth, pv)
+        roots = [*truth.state_roots[:3], *(c.tree.root for c in truth.slot_commitments[pv - 2:pv + 1]), llama.root]
+        proofs = [*transition.args()[3], transition.output_proof, step.row_word_proof]
+        blobs = [cm.packed(ids), pack_ids(prompt), pack_ids(tokens.committed_tokens(truth, prompt, n)),
+                 cm.packed(truth.output), truth.row_bytes(pv, 0), transition.args()[4], step.witness]
+        return roots, proofs, blobs
 
     def state(self) -> list:
         """Every stored value the calls could touch."""
@@ -117,7 +170,7 @@ class Scene:
         values += [w.market.view("challenge_of", g) for g in self.game_ids]
         values += [(w.market.view("stake", a), w.market.view("locked", a), w.market.view("credit", a))
                    for a in self.accounts]
-        values += [w.registry.view("model", 1)]
+        values += [w.registry.view("model", m) for m in range(1, w.registry.view("model_count") + 1)]
         return values
 
 
@@ -149,8 +202,8 @@ def flipped(data: bytes, rng: random.Random) -> bytes:
 
 def value_for(draw, scene: Scene, param: dict, rng: random.Random):
     kind, name = param["type"], param["name"]
-    if kind == "uint256":
-        return draw(st.sampled_from(UINTS) | st.integers(0, 2**256 - 1))
+    if kind == "uint256":  # a third of the time one of the scene's own job and game ids
+        return draw(st.sampled_from(scene.ids) | st.sampled_from(UINTS) | st.integers(0, 2**256 - 1))
     if kind == "int256":
         return draw(st.sampled_from(INTS) | st.integers(-(2**255), 2**255 - 1))
     if kind == "bool":
@@ -234,7 +287,8 @@ def functions(scene: Scene) -> list[tuple[str, str, dict]]:
 # ---------------------------------------------------------------------------
 
 
-TALLY = {"calls": 0, "succeeded": 0, "refused with a reason": 0, "refused past a declared limit": 0}
+TALLY = {"calls": 0, "succeeded": 0, "refused with a reason": 0, "refused past a declared limit": 0,
+         "on a token job or game": 0}
 
 
 @settings(max_examples=CALLS, deadline=None, database=None, derandomize=not FRESH_SEED,
@@ -253,6 +307,8 @@ def test_hostile_call_reverts_with_reason_and_changes_nothing(scene, data):
     try:
         before = scene.state()
         TALLY["calls"] += 1
+        if args and isinstance(args[0], int) and (contract, args[0]) in scene.token_ids:
+            TALLY["on a token job or game"] += 1
         try:
             abi.transact(sender, name, *args, value=value)
         except Reverted as exc:
@@ -307,5 +363,5 @@ def test_hostile_calls_tally(scene):
     """Printed with the run's counts: how the hostile calls ended."""
     from game_bots import STATS
 
-    assert TALLY["calls"] >= CALLS and TALLY["refused with a reason"] > 0
+    assert TALLY["calls"] >= CALLS and TALLY["refused with a reason"] > 0 and TALLY["on a token job or game"] > 0
     STATS.figures.append("hostile calls: " + ", ".join(f"{k} {v}" for k, v in TALLY.items()))
