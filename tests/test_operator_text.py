@@ -126,7 +126,8 @@ def test_operator_post_generation_job_and_status_text_succeeds(chain, models, de
     assert bytes(log.input_root) == keccak256(pack_ids(prompt)) and bytes(log.s_0) == bytes(32)
 
     status = run(script("status"), [*connection, str(job_id)])
-    assert f"job {job_id}: open, model 1, 1 rows" in status
+    assert f"job {job_id}: open, model 1, a generation of 8 tokens, fee 0.01 ETH" in status
+    assert f"posted job {job_id}: model 1 for a generation of 8 tokens, fee 0.01 ETH" in status, status
     assert "  prompt: 6 token ids: 104 195 169 108 108 111" in status
     assert "  generated: nothing committed yet (8 tokens asked)" in status
 

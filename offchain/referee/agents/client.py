@@ -57,8 +57,8 @@ def pack_ids(ids: list[int]) -> bytes:
 
 
 def unpack_ids(packed: bytes) -> list[int]:
-    """Packed int32 ids (big-endian) back to a list."""
-    return [int.from_bytes(packed[i:i + 4], "big", signed=True) for i in range(0, len(packed), 4)]
+    """Packed int32 ids (big-endian) back to a list; a trailing part of an id is not one."""
+    return [int.from_bytes(packed[i:i + 4], "big", signed=True) for i in range(0, len(packed) - len(packed) % 4, 4)]
 
 
 def commit_generation_args(job_id: int, prompt: list[int], tokens: list[int], trace) -> tuple:

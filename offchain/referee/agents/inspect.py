@@ -15,7 +15,7 @@ import datetime
 from dataclasses import dataclass
 
 from .agent import ether
-from .client import JOB_STATUS, ChainClient, open_window
+from .client import JOB_STATUS, ChainClient, open_window, unpack_ids
 from .logs import seconds
 from ..model import DTYPE_NAMES
 from .player import PHASE_NAMES, SOLVER_PHASES
@@ -129,8 +129,9 @@ class _Story:
 
     def _text(self, name: str, a: dict, g, t: int) -> str:  # noqa: C901 (one branch per event)
         if name == "JobPosted":
-            return (f"requester {short(a['requester'])} posted job {a['job_id']}: model {a['model_id']} on "
-                    f"{a['rows']} rows, fee {ether(a['fee'])}, solver bond {ether(a['solver_bond'])}; windows: "
+            size = job_size(a["rows"], a.get("n_tokens", 0))
+            return (f"requester {short(a['requester'])} posted job {a['job_id']}: model {a['model_id']} "
+                    f"{'for' if a.get('n_tokens') else 'on'} {size}, fee {ether(a['fee'])}, solver bond {ether(a['solver_bond'])}; windows: "
                     f"claim {seconds(a['claim_window'])}, commit {seconds(a['commit_window'])}, "
                     f"challenge {seconds(a['challenge_window'])}")
         if name == "JobClaimed":
@@ -277,10 +278,18 @@ def game_state(client: ChainClient, game_id: int) -> GameState:
         solver_time=g.solver_time, challenger_time=g.challenger_time, interval=(g.lo, g.hi))
 
 
+def job_size(rows: int, n_tokens: int) -> str:
+    """What a job asks for: its input rows, or a generation's new tokens (its input is one row)."""
+    if n_tokens:
+        return f"a generation of {n_tokens} token{'s' * (n_tokens != 1)}"
+    return f"{rows} row{'s' * (rows != 1)}"
+
+
 def job_summary(client: ChainClient, job_id: int) -> list[str]:
     job = client.job(job_id)
     now = client.now()
-    lines = [f"job {job_id}: {JOB_STATUS.get(job.status, 'unknown')}, model {job.model_id}, {job.rows} rows, "
+    lines = [f"job {job_id}: {JOB_STATUS.get(job.status, 'unknown')}, model {job.model_id}, "
+             f"{job_size(job.rows, job.n_tokens)}, "
              f"fee {ether(job.fee)}, solver bond {ether(job.solver_bond)}"]
     window = open_window(job)
     if window:
@@ -302,11 +311,6 @@ def games_of(client: ChainClient, job_id: int) -> list[int]:
 
 SHOWN_IDS = 32  # token ids listed before "(+N more)"
 SHOWN_TEXTS = 8  # an encoder job's texts shown, one line each
-
-
-def unpack_ids(data: bytes) -> list[int]:
-    """Packed int32 ids (four bytes each, big-endian two's complement), as ``pack_ids`` wrote them."""
-    return [int.from_bytes(data[i:i + 4], "big", signed=True) for i in range(0, len(data) - len(data) % 4, 4)]
 
 
 def _ids(ids: list[int]) -> str:
