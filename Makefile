@@ -76,7 +76,7 @@ test: setup
 # then the adversarial suites at nightly size, with a fresh seed each run (about 30 minutes here):
 # 2000 randomized jobs (~3600 dispute games), 2000 hostile calls, 200 market state-machine
 # runs, floods of 200 Sybil games and 100 liar jobs, 5000 random cases per transformer kind, and
-# a move's RPC count after 10,000 blocks of history. `make test` runs 170, 150, 20, 50, 30, 500
+# a move's RPC count after 10,000 blocks of history. `make test` runs 220, 150, 20, 50, 30, 500
 # and 2,500 blocks with a fixed seed. Then the wall-clock floods: at 1-second blocks and a 60 s
 # clock, K and J at the agents' stated capacity with two busy processes; at 12-second blocks and
 # the default clock, K=200 and J=100 (make test: 20 and 10).

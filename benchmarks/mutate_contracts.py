@@ -49,17 +49,17 @@ MOCK_JOBS = ["contracts/mocks/jobs_mock.vy"]
 MARKET = ["contracts/JobMarket.vy"]
 TARGETS = {
     "jobs": ("contracts/modules/jobs.vy",
-             [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/test_market.py")]),
+             [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/market")]),
     "terms": ("contracts/modules/terms.vy",
-              [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/test_market.py")]),
+              [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/market")]),
     "stakes": ("contracts/modules/stakes.vy",
                [(["contracts/mocks/stakes_mock.vy"], "tests/test_stakes_module.py"),
-                (MARKET + MOCK_JOBS + ["contracts/mocks/escrow_mock.vy"], "tests/test_market.py")]),
+                (MARKET + MOCK_JOBS + ["contracts/mocks/escrow_mock.vy"], "tests/market")]),
     "escrow": ("contracts/modules/escrow.vy",
                [(["contracts/mocks/escrow_mock.vy"], "tests/test_escrow_module.py"),
-                (MARKET + MOCK_JOBS, "tests/test_market.py")]),
+                (MARKET + MOCK_JOBS, "tests/market")]),
     "market": ("contracts/JobMarket.vy",
-               [(MARKET, "tests/test_market.py"), ([], "tests/test_accomplice.py"), ([], "tests/test_reentrancy.py")]),
+               [(MARKET, "tests/market"), ([], "tests/test_accomplice.py"), ([], "tests/test_reentrancy.py")]),
 }
 
 # The verifiers: each is compiled alone, then its tests run (the shape checks first: fastest).

@@ -24,7 +24,7 @@ credit to. So contract accounts (the reentrant receiver) are covered too.
 every total zero.
 
 The views and logs are read in two batched JSON-RPC round trips (tests/rpc.py), not through
-ape's contract wrappers: this runs after every test of tests/test_market.py and after every
+ape's contract wrappers: this runs after every test of tests/market/ and after every
 transaction of the randomized games, and the wrappers cost tens of milliseconds a call.
 """
 

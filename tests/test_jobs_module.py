@@ -11,7 +11,7 @@ import pytest
 from ape import chain
 
 from referee.hashing import keccak256
-from test_market import make_trace, packed
+from market_case import make_trace, packed
 
 ZERO = "0x0000000000000000000000000000000000000000"
 CHALLENGER_BOND, MIN_SOLVER_BOND, SHARE, DILUTION = 3 * 10**17 + 1, 10**17, 997, 331
