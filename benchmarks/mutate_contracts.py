@@ -3,7 +3,7 @@ in the verifiers' ``output_header`` also every ``return (0, 0, 0)`` guard droppe
 the dispute game every guard that resolves the game.
 
 Targets: the market's contract and stateful modules (``JobMarket.vy``, ``modules/terms.vy``,
-``jobs.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none), the eleven one-step verifiers
+``jobs.vy``, ``generation.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none), the eleven one-step verifiers
 (``contracts/verifiers/<Kind>Verifier.vy``, targets named by the kind: ``linear``, ``matmul``, ...
 ``mul``) and the dispute game (``DisputeGame.vy``, target ``game``). For each ``assert`` statement
 it makes one mutant that deletes the check (``pass`` in its place) and one per comparison operator
@@ -50,6 +50,8 @@ MARKET = ["contracts/JobMarket.vy"]
 TARGETS = {
     "jobs": ("contracts/modules/jobs.vy",
              [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/market")]),
+    "generation": ("contracts/modules/generation.vy",
+                   [(MARKET + MOCK_JOBS, "tests/test_market_tokens.py"), ([], "tests/test_agents_generation.py")]),
     "terms": ("contracts/modules/terms.vy",
               [(MOCK_JOBS, "tests/test_jobs_module.py"), (MARKET, "tests/market")]),
     "stakes": ("contracts/modules/stakes.vy",

@@ -36,7 +36,8 @@
 
      The state is kept in four stateful modules: the deployment's terms
      in `modules/terms.vy`, the jobs and their life outside the games
-     (`post` to `finalize`) in `modules/jobs.vy`, stakes and their locks
+     (`post` to `finalize`) in `modules/jobs.vy` (generation jobs' `post`
+     and `commit` in `modules/generation.vy`), stakes and their locks
      in `modules/stakes.vy`, the four other totals, credits and the pull
      payments in `modules/escrow.vy`; this contract holds the challenges
      and the rule that shares a slashed bond, and moves wei between the
@@ -108,11 +109,17 @@ exports: (
 from .modules import jobs
 initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
 exports: (
-    jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
-    jobs.finalize, jobs.job, jobs.job_count,
-    jobs.REGISTRY, jobs.MAX_CONTEXT,
+    jobs.post, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.finalize, jobs.job, jobs.job_count,
+    jobs.REGISTRY,
     jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
 )
+
+
+# @dev Stateful through `jobs`: generation jobs (protocol.md 5.15), posted
+# with a prompt and committed with their tokens.
+from .modules import generation
+initializes: generation[terms := terms, jobs := jobs]
+exports: (generation.post_generation, generation.commit_generation, generation.MAX_CONTEXT)
 
 
 # ---------------------------------------------------------------------------

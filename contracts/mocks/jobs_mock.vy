@@ -2,7 +2,7 @@
 """
 @title Jobs and terms modules harness
 @custom:contract-name jobs_mock
-@notice Exposes `contracts/modules/jobs.vy` and `contracts/modules/terms.vy`
+@notice Exposes `contracts/modules/jobs.vy` (with `generation.vy`) and `contracts/modules/terms.vy`
         for their own tests: the jobs' externals and the terms' getters as
         the market exports them, with stakes and escrow beside them, and
         the internals the market's games use (`_check_job`,
@@ -18,16 +18,18 @@ from ..modules import terms
 from ..modules import stakes
 from ..modules import escrow
 from ..modules import jobs
+from ..modules import generation
 
 initializes: terms
 initializes: stakes
 initializes: escrow[stakes := stakes]
 initializes: jobs[terms := terms, stakes := stakes, escrow := escrow]
+initializes: generation[terms := terms, jobs := jobs]
 
 exports: (
-    jobs.post, jobs.post_generation, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.commit_generation,
-    jobs.finalize, jobs.job, jobs.job_count,
-    jobs.REGISTRY, jobs.MAX_CONTEXT,
+    jobs.post, jobs.cancel, jobs.claim, jobs.expire, jobs.commit, jobs.finalize, jobs.job, jobs.job_count,
+    jobs.REGISTRY,
+    generation.post_generation, generation.commit_generation, generation.MAX_CONTEXT,
     jobs.OPEN, jobs.CLAIMED, jobs.COMMITTED, jobs.FINALIZED, jobs.REJECTED, jobs.CANCELLED,
     terms.WINDOW_LIMIT, terms.MAX_ROWS, terms.MAX_REWARD_SHARE_BPS, terms.MAX_PAID_WINNERS,
     terms.CHALLENGER_BOND, terms.MIN_SOLVER_BOND, terms.REWARD_SHARE_BPS, terms.DILUTION_FEE_BPS,
