@@ -811,9 +811,7 @@ def _header_root(header: IVerifier.SlotHeader) -> bytes32:
          3): `H(enc(rows, cols, R))` for `int8`, `H(enc(rows, cols, R,
          dtype))` for any other dtype.
     """
-    if header.dtype == 0:
-        return tensor.header_root(header.rows, header.cols, header.rows_root)
-    return keccak256(abi_encode(header.rows, header.cols, header.rows_root, header.dtype))
+    return tensor.header_root(header.rows, header.cols, header.rows_root, header.dtype)
 
 
 @pure

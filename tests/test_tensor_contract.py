@@ -1,7 +1,8 @@
 """Tensor commitments on-chain: contracts/modules/tensor.vy (through tensor_mock) against
-docs/protocol.md section 3 (rows root, tensor root, header root), the golden vectors in
-tests/vectors/tensors.json, random tensors built by tests/reference.py, and section 10.3's
-row word tree (computed here in Python from its definition).
+docs/protocol.md section 3 (rows root, tensor root, header root of every dtype), the golden
+vectors in tests/vectors/tensors.json (int8) and transformer_tensors.json (int32, int16),
+random tensors built by tests/reference.py, and section 10.3's row word tree (computed here
+in Python from its definition).
 
 Every check is an eth_call (no transaction).
 """
@@ -17,6 +18,7 @@ import reference as ref
 MAX_COLS = 16384
 MAX_ROWS = 65536
 MAX_TENSOR_BYTES = 65536
+INT8, INT32, INT16 = 0, 1, 2  # section 3's dtype codes
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def random_tensor(rng: random.Random, rows: int, cols: int) -> list[list[int]]:
 def test_rows_root_vectors_succeeds(tensor_mock, vector_cases):
     failures = []
     for case in vector_cases:
-        got = tensor_mock.rows_root(h(case["packed"]), case["rows"], case["cols"])
+        got = tensor_mock.rows_root(h(case["packed"]), case["rows"], case["cols"], INT8)
         if got != h(case["rows_root"]):
             failures.append(case["name"])
     assert not failures, failures
@@ -56,7 +58,7 @@ def test_rows_root_vectors_succeeds(tensor_mock, vector_cases):
 def test_tensor_root_vectors_succeeds(tensor_mock, vector_cases):
     failures = []
     for case in vector_cases:
-        got = tensor_mock.tensor_root(h(case["packed"]), case["rows"], case["cols"])
+        got = tensor_mock.tensor_root(h(case["packed"]), case["rows"], case["cols"], INT8)
         if got != h(case["tensor_root"]):
             failures.append(case["name"])
     assert not failures, failures
@@ -64,8 +66,46 @@ def test_tensor_root_vectors_succeeds(tensor_mock, vector_cases):
 
 def test_header_root_vectors_succeeds(tensor_mock, vector_cases):
     for case in vector_cases:
-        got = tensor_mock.header_root(case["rows"], case["cols"], h(case["rows_root"]))
+        got = tensor_mock.header_root(case["rows"], case["cols"], h(case["rows_root"]), INT8)
         assert got == h(case["tensor_root"]), case["name"]
+
+
+def test_every_dtype_vectors_succeeds(tensor_mock):
+    """transformer_tensors.json: int32 and int16 tensors (and an int8 one) by their dtype's rule."""
+    cases = load_vectors("transformer_tensors")["cases"]
+    assert {c["dtype"] for c in cases} == {INT8, INT32, INT16}
+    for case in cases:
+        packed, rows, cols, dtype = h(case["packed"]), case["rows"], case["cols"], case["dtype"]
+        assert tensor_mock.rows_root(packed, rows, cols, dtype) == h(case["rows_root"]), case["name"]
+        assert tensor_mock.tensor_root(packed, rows, cols, dtype) == h(case["tensor_root"]), case["name"]
+        assert tensor_mock.header_root(rows, cols, h(case["rows_root"]), dtype) == h(case["tensor_root"]), case["name"]
+
+
+@pytest.mark.parametrize("dtype, width", [(INT32, 4), (INT16, 2)])
+def test_wide_tensor_root_random_succeeds(tensor_mock, dtype, width):
+    # rows of cols * width bytes; the header's fourth word is the dtype
+    rng = random.Random(dtype)
+    for rows, cols in [(1, 1), (3, 5), (4, 8), (9, 33), (64, 16)]:
+        packed = rng.randbytes(rows * cols * width)
+        row_bytes = cols * width
+        leaves = [ref.keccak256(packed[r * row_bytes:(r + 1) * row_bytes]) for r in range(rows)]
+        rows_root = ref.merkle_root(leaves, ref.depth(rows))
+        assert tensor_mock.rows_root(packed, rows, cols, dtype) == rows_root
+        assert tensor_mock.tensor_root(packed, rows, cols, dtype) == ref.keccak256(ref.enc(rows, cols, rows_root, dtype))
+
+
+@pytest.mark.parametrize("dtype, length", [(INT32, 2 * 3), (INT32, 2 * 3 * 2), (INT16, 2 * 3), (INT16, 2 * 3 * 4)])
+def test_wide_length_is_rows_cols_width_reverts(tensor_mock, dtype, length):
+    with ape.reverts("tensor: length does not match shape"):
+        tensor_mock.tensor_root(b"\x01" * length, 2, 3, dtype)
+
+
+@pytest.mark.parametrize("dtype", [3, 2**256 - 1])
+def test_unknown_dtype_reverts(tensor_mock, dtype):
+    with ape.reverts("rows: unknown dtype"):
+        tensor_mock.tensor_root(b"\x01" * 6, 2, 3, dtype)
+    with ape.reverts("rows: unknown dtype"):
+        tensor_mock.rows_root(b"\x01" * 6, 2, 3, dtype)
 
 
 def test_rows_root_vectors_match_leaves_succeeds(vector_cases):
@@ -81,7 +121,9 @@ def test_header_root_any_values_succeeds(tensor_mock):
     # No range checks: the header hash binds whatever shape the caller committed to.
     for rows, cols in [(0, 0), (1, 1), (2**256 - 1, 7), (MAX_ROWS + 1, MAX_COLS + 1)]:
         root = bytes(range(32))
-        assert tensor_mock.header_root(rows, cols, root) == ref.keccak256(ref.enc(rows, cols, root))
+        assert tensor_mock.header_root(rows, cols, root, INT8) == ref.keccak256(ref.enc(rows, cols, root))
+        for dtype in (1, 2):
+            assert tensor_mock.header_root(rows, cols, root, dtype) == ref.keccak256(ref.enc(rows, cols, root, dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -98,8 +140,8 @@ def test_tensor_root_random_succeeds(tensor_mock, rows, cols):
     matrix = random_tensor(rng, rows, cols)
     packed = ref.pack_tensor(matrix)
     _, _, rows_root = ref.tensor_header(matrix)
-    assert tensor_mock.rows_root(packed, rows, cols) == rows_root
-    assert tensor_mock.tensor_root(packed, rows, cols) == ref.tensor_root(matrix)
+    assert tensor_mock.rows_root(packed, rows, cols, INT8) == rows_root
+    assert tensor_mock.tensor_root(packed, rows, cols, INT8) == ref.tensor_root(matrix)
 
 
 @pytest.mark.parametrize("rows,cols", [(1, MAX_COLS), (4, MAX_COLS), (1024, 64), (2048, 32)])
@@ -109,8 +151,8 @@ def test_tensor_root_largest_succeeds(tensor_mock, rows, cols):
     packed = rng.randbytes(rows * cols)
     leaves = [ref.keccak256(packed[r * cols:(r + 1) * cols]) for r in range(rows)]
     rows_root = ref.merkle_root(leaves, ref.depth(rows))
-    assert tensor_mock.rows_root(packed, rows, cols) == rows_root
-    assert tensor_mock.tensor_root(packed, rows, cols) == ref.header_root(rows, cols, rows_root)
+    assert tensor_mock.rows_root(packed, rows, cols, INT8) == rows_root
+    assert tensor_mock.tensor_root(packed, rows, cols, INT8) == ref.header_root(rows, cols, rows_root)
 
 
 # ---------------------------------------------------------------------------
@@ -124,30 +166,30 @@ def test_tensor_root_largest_succeeds(tensor_mock, rows, cols):
 )
 def test_rows_root_bad_shape_reverts(tensor_mock, rows, cols):
     with ape.reverts("tensor: bad shape"):
-        tensor_mock.rows_root(b"\x01", rows, cols)
+        tensor_mock.rows_root(b"\x01", rows, cols, INT8)
 
 
 @pytest.mark.parametrize("rows,cols", [(0, 1), (1, MAX_COLS + 1)])
 def test_tensor_root_bad_shape_reverts(tensor_mock, rows, cols):
     with ape.reverts("tensor: bad shape"):
-        tensor_mock.tensor_root(b"\x01", rows, cols)
+        tensor_mock.tensor_root(b"\x01", rows, cols, INT8)
 
 
 @pytest.mark.parametrize("length", [0, 5, 7, 12])
 def test_rows_root_length_does_not_match_shape_reverts(tensor_mock, length):
     with ape.reverts("tensor: length does not match shape"):
-        tensor_mock.rows_root(b"\x01" * length, 2, 3)
+        tensor_mock.rows_root(b"\x01" * length, 2, 3, INT8)
 
 
 def test_tensor_root_length_does_not_match_shape_reverts(tensor_mock):
     with ape.reverts("tensor: length does not match shape"):
-        tensor_mock.tensor_root(b"\x01" * 7, 2, 4)
+        tensor_mock.tensor_root(b"\x01" * 7, 2, 4, INT8)
 
 
 def test_rows_root_max_rows_length_does_not_match_shape_reverts(tensor_mock):
     # MAX_ROWS rows of MAX_COLS columns is a valid shape but far beyond MAX_TENSOR_BYTES.
     with ape.reverts("tensor: length does not match shape"):
-        tensor_mock.rows_root(b"\x01" * 64, MAX_ROWS, MAX_COLS)
+        tensor_mock.rows_root(b"\x01" * 64, MAX_ROWS, MAX_COLS, INT8)
 
 
 # ---------------------------------------------------------------------------

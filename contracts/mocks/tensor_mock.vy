@@ -4,7 +4,7 @@
 @custom:contract-name tensor_mock
 @notice Test harness: exposes the stateless `tensor` module's functions
         as external pure functions, so the tests can check them against
-        `tests/vectors/tensors.json` and the word-tree definition of
+        `tests/vectors/tensors.json`, `transformer_tensors.json` and the word-tree definition of
         protocol.md section 10.3.
 @dev Not for deployment outside tests.
 """
@@ -16,41 +16,44 @@ from ..modules import tensor
 
 @external
 @pure
-def header_root(rows: uint256, cols: uint256, rows_root: bytes32) -> bytes32:
+def header_root(rows: uint256, cols: uint256, rows_root: bytes32, dtype: uint256) -> bytes32:
     """
-    @dev Returns `tensor.header_root(rows, cols, rows_root)`.
+    @dev Returns `tensor.header_root(rows, cols, rows_root, dtype)`.
     @param rows The row count.
     @param cols The column count.
     @param rows_root The rows root `R`.
-    @return bytes32 `H(enc(rows, cols, R))`.
+    @param dtype The dtype code.
+    @return bytes32 `H(enc(rows, cols, R))` (int8) or `H(enc(rows, cols, R, dtype))`.
     """
-    return tensor.header_root(rows, cols, rows_root)
+    return tensor.header_root(rows, cols, rows_root, dtype)
 
 
 @external
 @pure
-def rows_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> bytes32:
+def rows_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
     """
-    @dev Returns `tensor.rows_root(data, rows, cols)`.
+    @dev Returns `tensor.rows_root(data, rows, cols, dtype)`.
     @param data The packed tensor, row-major.
     @param rows The row count.
     @param cols The column count.
+    @param dtype The dtype code.
     @return bytes32 The rows root.
     """
-    return tensor.rows_root(data, rows, cols)
+    return tensor.rows_root(data, rows, cols, dtype)
 
 
 @external
 @pure
-def tensor_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> bytes32:
+def tensor_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
     """
-    @dev Returns `tensor.tensor_root(data, rows, cols)`.
+    @dev Returns `tensor.tensor_root(data, rows, cols, dtype)`.
     @param data The packed tensor, row-major.
     @param rows The row count.
     @param cols The column count.
+    @param dtype The dtype code.
     @return bytes32 The tensor root.
     """
-    return tensor.tensor_root(data, rows, cols)
+    return tensor.tensor_root(data, rows, cols, dtype)
 
 
 @external
@@ -68,7 +71,7 @@ def word_root(row: Bytes[tensor.MAX_COLS]) -> bytes32:
 @view
 def tensor_root_gas(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> (bytes32, uint256):
     """
-    @dev Computes `tensor.tensor_root(data, rows, cols)` and the gas it
+    @dev Computes `tensor.tensor_root(data, rows, cols, 0)` (int8) and the gas it
          took, measured with `msg.gas` around the call (including the
          copy of `data` into the module's frame and its memory
          expansion, excluding calldata and ABI decoding).
@@ -78,7 +81,7 @@ def tensor_root_gas(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: u
     @return (bytes32, uint256) The tensor root and the gas used.
     """
     before: uint256 = msg.gas
-    root: bytes32 = tensor.tensor_root(data, rows, cols)
+    root: bytes32 = tensor.tensor_root(data, rows, cols, 0)
     return root, before - msg.gas
 
 

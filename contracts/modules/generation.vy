@@ -218,9 +218,7 @@ def commit_generation(
         )
     )
     # one row: the rows root is its leaf (depth(1) = 0)
-    input_root: bytes32 = keccak256(
-        concat(convert(1, bytes32), convert(context, bytes32), x_leaf, convert(DTYPE_INT32, bytes32))
-    )
+    input_root: bytes32 = tensor.header_root(1, context, x_leaf, DTYPE_INT32)
     s_0: bytes32 = merkle.initial_state(input_root, model.state_depth)
 
     challenge_deadline: uint256 = block.timestamp + job.challenge_window
@@ -249,10 +247,12 @@ def commit_generation(
 @internal
 def _id_column_root(data: Bytes[MAX_GEN_BYTES], rows: uint256) -> bytes32:
     """
-    @dev `_wide_root` of an int32 `[rows, 1]` tensor (a generation job's
-         output), over a buffer of MAX_GEN_BYTES: leaves `H(4 bytes)`.
-         The caller has checked `len(data) == 4 * rows`, rows in
-         [1, MAX_CONTEXT].
+    @dev `tensor.tensor_root` of an int32 `[rows, 1]` tensor (a
+         generation job's output), over a buffer of MAX_GEN_BYTES:
+         leaves `H(4 bytes)`. Its walk is repeated here because passing
+         the output to `tensor.tensor_root` would copy it into a 64 KiB
+         frame, whose memory expansion costs about 48k gas. The caller
+         has checked `len(data) == 4 * rows`, rows in [1, MAX_CONTEXT].
     @param data The packed ids.
     @param rows The row count.
     @return bytes32 The tensor root `H(enc(rows, 1, R, 1))`.
@@ -269,5 +269,4 @@ def _id_column_root(data: Bytes[MAX_GEN_BYTES], rows: uint256) -> bytes32:
             bits = bits >> 1
             h = unsafe_add(h, 1)
         frontier[h] = node
-    rows_root: bytes32 = tensor._frontier_root(frontier, rows)
-    return keccak256(concat(convert(rows, bytes32), convert(1, bytes32), rows_root, convert(DTYPE_INT32, bytes32)))
+    return tensor.header_root(rows, 1, tensor._frontier_root(frontier, rows), DTYPE_INT32)

@@ -42,8 +42,10 @@ from ..interfaces import IJobMarket
 from . import merkle
 
 
-# @dev Stateless: tensor roots of the posted input and committed output.
+# @dev Stateless: tensor roots of the posted input and committed output,
+# and a dtype's element width.
 from . import tensor
+from . import rows as packed_rows
 
 
 # @dev Stateful (immutables): the deployment's bounds on a job's terms.
@@ -90,11 +92,6 @@ REJECTED: public(constant(uint256)) = 5
 
 # @dev Job status (final): the requester took the OPEN job back.
 CANCELLED: public(constant(uint256)) = 6
-
-
-# @dev Dtype codes (protocol.md section 3).
-DTYPE_INT8: constant(uint256) = 0
-DTYPE_INT32: constant(uint256) = 1
 
 
 # ---------------------------------------------------------------------------
@@ -230,17 +227,13 @@ def post(
     # INVARIANT: the input is exactly the packed `[rows, input_cols]`
     # tensor of the model's input dtype; checked here so the reason names
     # the market, before the tensor module would refuse it.
-    assert len(input) == rows * model.input_cols * self._width(model.input_dtype), "market: input does not match shape"
+    assert len(input) == rows * model.input_cols * packed_rows.width(model.input_dtype), "market: input does not match shape"
     # INVARIANT: the job's output fits what `commit` accepts, so an honest
     # solver can always commit (a job it could not would cost it its bond).
-    assert rows_out * model.output_cols * self._width(model.output_dtype) <= tensor.MAX_TENSOR_BYTES, \
+    assert rows_out * model.output_cols * packed_rows.width(model.output_dtype) <= tensor.MAX_TENSOR_BYTES, \
         "market: output too large to commit"
 
-    input_root: bytes32 = empty(bytes32)
-    if model.input_dtype == DTYPE_INT8:
-        input_root = tensor.tensor_root(input, rows, model.input_cols)
-    else:
-        input_root = self._wide_root(input, rows, model.input_cols, model.input_dtype)
+    input_root: bytes32 = tensor.tensor_root(input, rows, model.input_cols, model.input_dtype)
     s_0: bytes32 = merkle.initial_state(input_root, model.state_depth)
 
     job_id: uint256 = 0
@@ -371,13 +364,9 @@ def commit(
     # INVARIANT: the output is exactly the packed `[rows_out, output_cols]`
     # tensor of the output dtype; checked here so the reason names the
     # market.
-    assert len(output) == rows_out * model.output_cols * self._width(model.output_dtype), \
+    assert len(output) == rows_out * model.output_cols * packed_rows.width(model.output_dtype), \
         "market: output does not match shape"
-    output_root: bytes32 = empty(bytes32)
-    if model.output_dtype == DTYPE_INT8:
-        output_root = tensor.tensor_root(output, rows_out, model.output_cols)
-    else:
-        output_root = self._wide_root(output, rows_out, model.output_cols, model.output_dtype)
+    output_root: bytes32 = tensor.tensor_root(output, rows_out, model.output_cols, model.output_dtype)
     # INVARIANT: the posted output is the one the trace root commits to.
     assert merkle.verify(output_root, model.n_ops, output_proof, model.state_depth, trace_root), "market: bad output proof"
 
@@ -542,55 +531,3 @@ def _store_job(
     )
     escrow.total_escrow += fee
     return job_id, claim_deadline
-
-
-@pure
-@internal
-def _width(dtype: uint256) -> uint256:
-    """
-    @dev Bytes per element (section 3): 1 (int8), 4 (int32), 2 (int16);
-         the registry admits no other code.
-    @param dtype The dtype code.
-    @return uint256 The width.
-    """
-    if dtype == DTYPE_INT8:
-        return 1
-    if dtype == DTYPE_INT32:
-        return 4
-    return 2
-
-
-@pure
-@internal
-def _wide_root(data: Bytes[tensor.MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
-    """
-    @dev The tensor root of a packed int32 or int16 tensor (section 3):
-         `T = H(enc(rows, cols, R, dtype))`, `R` the rows root over the
-         leaves `H(packed row)` of `cols * width` bytes each; the caller
-         has checked `len(data) == rows * cols * width` and
-         `1 <= rows <= MAX_ROWS` (through MAX_TENSOR_BYTES). The frontier
-         walk of `tensor.rows_root`, with the row's byte length in place
-         of its column count.
-    @param data The packed tensor.
-    @param rows The row count.
-    @param cols The column count.
-    @param dtype 1 (int32) or 2 (int16).
-    @return bytes32 The tensor root.
-    """
-    row_bytes: uint256 = cols * self._width(dtype)
-    frontier: bytes32[tensor.FRONTIER] = empty(bytes32[tensor.FRONTIER])
-    offset: uint256 = 0
-    for i: uint256 in range(rows, bound=tensor.MAX_ROWS):
-        node: bytes32 = keccak256(slice(data, offset, row_bytes))
-        offset = unsafe_add(offset, row_bytes)
-        h: uint256 = 0
-        bits: uint256 = i
-        for _: uint256 in range(tensor.FRONTIER - 1):
-            if bits & 1 == 0:
-                break
-            node = keccak256(concat(frontier[h], node))
-            bits = bits >> 1
-            h = unsafe_add(h, 1)
-        frontier[h] = node
-    rows_root: bytes32 = tensor._frontier_root(frontier, rows)
-    return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root, convert(dtype, bytes32)))

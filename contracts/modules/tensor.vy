@@ -2,13 +2,16 @@
 """
 @title Tensor Commitments
 @custom:contract-name tensor
-@notice Roots of packed int8 tensors (section 3 of `docs/protocol.md`)
-        and of a row's word tree (section 10.3): row leaves
-        `L[r] = H(packed row r)`, the rows root
+@notice Roots of packed tensors of every dtype (section 3 of
+        `docs/protocol.md`) and of a row's word tree (section 10.3): row
+        leaves `L[r] = H(packed row r)`, the rows root
         `R = root([L[0] ... L[rows - 1]], depth(rows))` padded with
-        `Z[0]`, and the tensor root `T = H(enc(rows, cols, R))`.
+        `Z[0]`, and the tensor root `T = H(enc(rows, cols, R))` for
+        `int8`, `T = H(enc(rows, cols, R, dtype))` for `int32` and
+        `int16`.
 @dev Stateless: import it (`from ..modules import tensor`) and call
-     `tensor.tensor_root(...)`; it needs no `initializes:`.
+     `tensor.tensor_root(...)`; it needs no `initializes:`. A dtype's
+     element width is `rows.width` (`modules/rows.vy`, section 3).
 
      Roots are built with an incremental frontier (one pending subtree
      root per height, `bytes32[17]`), never with every leaf in memory:
@@ -25,6 +28,9 @@
 
 # @dev Depth of a tree over `n` leaves (section 2).
 from . import merkle
+
+# @dev A dtype's element width (section 3).
+from . import rows as packed_rows
 
 
 # @dev The largest packed tensor the contracts accept in one
@@ -54,17 +60,21 @@ MAX_WORDS: constant(uint256) = MAX_ROW_BYTES // 32
 
 @internal
 @pure
-def header_root(rows: uint256, cols: uint256, rows_root: bytes32) -> bytes32:
+def header_root(rows: uint256, cols: uint256, rows_root: bytes32, dtype: uint256) -> bytes32:
     """
-    @dev The tensor root of a header: `H(enc(rows, cols, R))`, 96 bytes
-         hashed (section 3). Checks nothing: the shape is whatever the
-         caller committed to.
+    @dev The tensor root of a header by its dtype's rule (section 3):
+         `H(enc(rows, cols, R))`, 96 bytes hashed, for `int8`;
+         `H(enc(rows, cols, R, dtype))` for any other dtype. Checks
+         nothing: the shape is whatever the caller committed to.
     @param rows The row count.
     @param cols The column count.
     @param rows_root The rows root `R`.
+    @param dtype The dtype code.
     @return bytes32 The tensor root `T`.
     """
-    return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root))
+    if dtype == packed_rows.DTYPE_INT8:
+        return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root))
+    return keccak256(concat(convert(rows, bytes32), convert(cols, bytes32), rows_root, convert(dtype, bytes32)))
 
 
 @internal
@@ -97,29 +107,31 @@ def _frontier_root(frontier: bytes32[FRONTIER], n: uint256) -> bytes32:
 
 @internal
 @pure
-def rows_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> bytes32:
+def rows_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
     """
     @dev The rows root `R` of a packed tensor (section 3): the Merkle
          root, depth `depth(rows)`, over the row leaves
-         `H(packed row r)`, padded with `Z[0]` leaves (not the hash of
-         a zero row). Reverts with "tensor: bad shape" if `rows` is not
-         in [1, MAX_ROWS] or `cols` is not in [1, MAX_COLS], and with
-         "tensor: length does not match shape" if
-         `len(data) != rows * cols`.
-    @param data The packed tensor, row-major, `rows * cols` bytes.
+         `H(packed row r)` of `cols * width(dtype)` bytes each, padded
+         with `Z[0]` leaves (not the hash of a zero row). Reverts with
+         "tensor: bad shape" if `rows` is not in [1, MAX_ROWS] or `cols`
+         is not in [1, MAX_COLS], with "rows: unknown dtype" for a dtype
+         other than 0, 1, 2, and with "tensor: length does not match
+         shape" if `len(data) != rows * cols * width(dtype)`.
+    @param data The packed tensor, row-major.
     @param rows The row count.
     @param cols The column count.
+    @param dtype The dtype code.
     @return bytes32 The rows root.
     """
     assert rows >= 1 and rows <= MAX_ROWS and cols >= 1 and cols <= MAX_COLS, "tensor: bad shape"
-    # Both factors are at most 2**16, so the product cannot overflow.
-    assert len(data) == unsafe_mul(rows, cols), "tensor: length does not match shape"
-
+    # The factors are at most 2**16, 2**14 and 4: the product cannot overflow.
+    row_bytes: uint256 = unsafe_mul(cols, packed_rows.width(dtype))
+    assert len(data) == unsafe_mul(rows, row_bytes), "tensor: length does not match shape"
     frontier: bytes32[FRONTIER] = empty(bytes32[FRONTIER])
     offset: uint256 = 0
     for i: uint256 in range(rows, bound=MAX_ROWS):
-        node: bytes32 = keccak256(slice(data, offset, cols))
-        offset = unsafe_add(offset, cols)
+        node: bytes32 = keccak256(slice(data, offset, row_bytes))
+        offset = unsafe_add(offset, row_bytes)
         # Push leaf `i`: merge with the pending subtree at each height
         # whose bit of `i` is 1 (`i < 2**16`: at most 16 merges).
         h: uint256 = 0
@@ -136,27 +148,28 @@ def rows_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> by
 
 @internal
 @pure
-def tensor_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> bytes32:
+def tensor_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256, dtype: uint256) -> bytes32:
     """
-    @dev The tensor root `T = H(enc(rows, cols, R))` of a packed tensor
-         (section 3), `R` being `rows_root(data, rows, cols)`. Reverts
-         as `rows_root`.
-    @param data The packed tensor, row-major, `rows * cols` bytes.
+    @dev The tensor root of a packed tensor by its dtype's rule
+         (`header_root`), `R` being `rows_root(data, rows, cols, dtype)`.
+         Reverts as `rows_root`.
+    @param data The packed tensor, row-major.
     @param rows The row count.
     @param cols The column count.
+    @param dtype The dtype code.
     @return bytes32 The tensor root.
     """
     # The body of `rows_root`, repeated rather than called: an internal
     # call copies `data` into a second 64 KiB frame, and the memory
     # expansion of that frame alone costs about 48k gas on every call.
     assert rows >= 1 and rows <= MAX_ROWS and cols >= 1 and cols <= MAX_COLS, "tensor: bad shape"
-    assert len(data) == unsafe_mul(rows, cols), "tensor: length does not match shape"
-
+    row_bytes: uint256 = unsafe_mul(cols, packed_rows.width(dtype))
+    assert len(data) == unsafe_mul(rows, row_bytes), "tensor: length does not match shape"
     frontier: bytes32[FRONTIER] = empty(bytes32[FRONTIER])
     offset: uint256 = 0
     for i: uint256 in range(rows, bound=MAX_ROWS):
-        node: bytes32 = keccak256(slice(data, offset, cols))
-        offset = unsafe_add(offset, cols)
+        node: bytes32 = keccak256(slice(data, offset, row_bytes))
+        offset = unsafe_add(offset, row_bytes)
         h: uint256 = 0
         bits: uint256 = i
         for _: uint256 in range(FRONTIER - 1):
@@ -166,7 +179,7 @@ def tensor_root(data: Bytes[MAX_TENSOR_BYTES], rows: uint256, cols: uint256) -> 
             bits = bits >> 1
             h = unsafe_add(h, 1)
         frontier[h] = node
-    return self.header_root(rows, cols, self._frontier_root(frontier, rows))
+    return self.header_root(rows, cols, self._frontier_root(frontier, rows), dtype)
 
 
 @internal

@@ -252,7 +252,7 @@ def _check_rows(desc: IVerifier.OpDescriptor, x_header: IVerifier.SlotHeader, ro
         "linear: input row not in the op's input"
     # INVARIANT: the weight row is row `column` of the op's committed
     # weights, whose header (n = out_cols, k = in_cols) hashes to params_root.
-    assert tensor.header_root(desc.out_cols, desc.in_cols, wrr) == desc.params_root, \
+    assert tensor.header_root(desc.out_cols, desc.in_cols, wrr, DTYPE_INT8) == desc.params_root, \
         "linear: weights header does not match the op"
     assert w_len == desc.in_cols, "linear: weight row length differs from the op's"
     assert desc.in_cols != 0, "linear: empty row"
