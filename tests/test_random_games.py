@@ -152,6 +152,7 @@ def solver_lie(choose: Chooser, job: Job) -> tuple[str, Trace, Trace, str | None
     prompt, n = job.generation
     if choose.chance(30, "wrong token"):
         truth, believed = tokens.wrong_token(job.model, prompt, n)
+        STATS.kind_lies["argmax"] += 1  # one element of the head's argmax output changed
         return "wrong token", believed, truth, "argmax"
     lie, believed, kind = lying_trace(choose, job, job.honest, "solver")
     committed = tokens.committed_tokens(believed, prompt, n)
