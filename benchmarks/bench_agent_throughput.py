@@ -49,8 +49,7 @@ def play(mode: str, accounts, model, games: int, rounds: int, home: Path) -> dic
     import ape
 
     d = deploy(accounts[0], sink=str(accounts[9].address), clock=CLOCK)
-    ChainClient(d, accounts[0]).registry.register(len(model.ops), model.input_cols, model.output_cols,
-                                                  model.ops_root, sender=accounts[0])
+    ChainClient(d, accounts[0]).registry.register(*model.registration(), sender=accounts[0])
     solver_account, attacker_account = (accounts[2], accounts[3]) if mode == "multicall" else (accounts[4], accounts[5])
     journal = Journal(home / mode / "solver.sqlite")
     client = ChainClient(d, solver_account, journal, patience=30)

@@ -82,11 +82,10 @@ class Deployment:
         rows, cols = honest.slots[lie_slot].shape
         lying = wrong_element(honest, lie_slot, row=rows - 1, col=cols - 1)
         m = self.market
-        if self.registry.model_id(model.root) == 0:
-            self.registry.register(len(model.ops), model.input_cols, model.output_cols, model.ops_root,
-                                   sender=self.deployer)
+        if self.registry.model_id(model.entry) == 0:
+            self.registry.register(*model.registration(), sender=self.deployer)
         gas = {}
-        receipt = m.post(self.registry.model_id(model.root), rows, cm.packed(x), SOLVER_BOND, *WINDOWS,
+        receipt = m.post(self.registry.model_id(model.entry), rows, cm.packed(x), SOLVER_BOND, *WINDOWS,
                          value=FEE, sender=self.requester)
         gas["post"] = receipt.gas_used
         job = m.job_count()

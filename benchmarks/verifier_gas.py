@@ -1,9 +1,9 @@
 """Gas of the one-step verifiers (contracts/verifiers/, docs/protocol.md 10.9) at real sizes.
 
-Each verifier's ``element`` is sent as a transaction (``transact`` of the view function) on a
-fresh anvil (ape-foundry, Prague rules: EIP-7623's calldata floor of 10 gas per zero byte and
-40 per non-zero byte applies) with a witness built by tests/verifier_witness.py from the
-independent reference, and its ``gas_used`` is reported next to the transaction's calldata
+Each verifier's ``step`` (IVerifier; called directly, without a game) is sent as a
+transaction (``transact`` of the view function) on a fresh anvil (ape-foundry, Prague rules:
+EIP-7623's calldata floor of 10 gas per zero byte and 40 per non-zero byte applies) with a
+witness built by tests/verifier_witness.py from the independent reference, and its ``gas_used`` is reported next to the transaction's calldata
 floor. The element is also checked against the reference. Sizes:
 
 * MiniLM (all-MiniLM-L6-v2's shapes): width 384, FFN 1536, 12 heads of 32, 128 tokens, a
@@ -152,12 +152,12 @@ def main() -> None:
         worst = 0
         for label, sizes, case, r, c in built:
             verifier = deployed[case["op"]["kind"]]
-            call = vw.call_args(case, r, c)
-            got = verifier.element(*call)
+            call = vw.step_call(case, r, c)
+            got = verifier.step(*call)
             want = case["output"]["values"][r][c]
             if got != want:
                 raise SystemExit(f"{label}: the verifier gave {got}, the reference {want}")
-            receipt = verifier.element.transact(*call, sender=sender)
+            receipt = verifier.step.transact(*call, sender=sender)
             floor = floor_gas(bytes(receipt.transaction.data))
             worst = max(worst, receipt.gas_used)
             print(f"| {label} | {sizes} | {len(call[-1]):,} | {receipt.gas_used:,} | {floor:,} |", flush=True)

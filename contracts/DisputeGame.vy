@@ -107,9 +107,10 @@ MAX_ROW_BYTES: constant(uint256) = tensor.MAX_ROW_BYTES
 # @dev Gas a metered move pays outside its measured body: the dispatch
 # and argument checks before the first `msg.gas` read, and the meter's
 # own update and the return after the last. `step` copies its witness
-# into memory before its body starts, but at a low address: the memory
-# it expands (the verifier call's buffer above the 80 KiB argument) is
-# paid inside the body, so its overhead is a move's plus the copy.
+# into memory before its body starts, at a low address: the memory the
+# verifier call expands (this call's calldata, copied just above the
+# witness) is paid inside the body, so its overhead is a move's plus
+# the copy.
 # Measured on anvil (tests/test_accomplice.py checks refunds against
 # receipts; tests/test_game_verifiers.py bounds the step's).
 MOVE_OVERHEAD_GAS: constant(uint256) = 4000
@@ -549,7 +550,8 @@ def reveal_row(game_id: uint256, row: Bytes[MAX_ROW_BYTES]):
 @nonreentrant
 def step(game_id: uint256, column: uint256, row_word: bytes32,
          row_word_proof: DynArray[bytes32, MAX_PROOF], desc: IVerifier.OpDescriptor,
-         inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS], witness: Bytes[MAX_WITNESS]):
+         inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS], row_index: uint256,
+         witness: Bytes[MAX_WITNESS]):
     """
     @notice Challenger: names a column of the revealed row and supplies
             the witness of the op kind's one step; the kind's verifier
@@ -561,13 +563,34 @@ def step(game_id: uint256, column: uint256, row_word: bytes32,
     @param desc The disputed op's descriptor and `inputs` the headers of
            its input slots, as the transition revealed them (the game
            keeps only their hash).
+    @param row_index The revealed row's index (the game's `node_index`).
     @param witness The kind's witness (protocol.md 10.9), passed to its
            verifier unread.
+    @dev The verifier is sent this call's own calldata: its `step` has
+         this function's selector and arguments (IVerifier). Everything
+         else is done in `_step`, whose frame Vyper places below this
+         one, so that this frame holds only the arguments: the 80 KiB
+         witness buffer is the highest memory laid out, the move pays
+         memory only for the witness it sends, and `raw_call` copies
+         `msg.data` just above it (any local here, or an ABI-encoded
+         call, would sit above the whole buffer: about 66k gas of
+         memory expansion at any witness length).
     """
-    start: uint256 = msg.gas
+    self._step(msg.gas, game_id, column, row_word, row_word_proof, desc, inputs, row_index, len(witness))
+
+
+@internal
+def _step(start: uint256, game_id: uint256, column: uint256, row_word: bytes32,
+          row_word_proof: DynArray[bytes32, MAX_PROOF], desc: IVerifier.OpDescriptor,
+          inputs: DynArray[IVerifier.SlotHeader, MAX_INPUTS], row_index: uint256, witness_len: uint256):
+    """
+    @dev `step`'s checks, its verifier call and its verdict, from the
+         move's first `msg.gas` (`start`); `witness_len` is
+         `len(witness)`.
+    """
     self._begin_move(game_id, STEP)
     cols: uint256 = self.games[game_id].cols
-    row_index: uint256 = self.games[game_id].node_index
+    assert row_index == self.games[game_id].node_index, "game: not the revealed row"
     assert column < cols, "game: column out of range"
     # INVARIANT: the verifier is given the transition's op, no other.
     assert keccak256(abi_encode(desc, inputs)) == self.games[game_id].op_hash, \
@@ -592,15 +615,22 @@ def step(game_id: uint256, column: uint256, row_word: bytes32,
     # The verifier proves every part of the witness against the roots in
     # desc and inputs, or reverts: its revert (a bad witness, or out of
     # gas) reverts this move whole, so only a returned value decides.
-    computed: int256 = staticcall IVerifier(verifier).element(desc, inputs, row_index, column, witness)
+    # It decodes the same calldata with the same types, so it reads the
+    # desc, inputs, row_index and column checked above (inside a
+    # `multicall`, `msg.data` is this move's own sub-call).
+    returned: Bytes[32] = raw_call(verifier, msg.data, max_outsize=32, is_static_call=True)
+    # INVARIANT: a return shorter than one word (none at all, from an
+    # address without code) is no element.
+    assert len(returned) == 32, "game: verifier returned no element"
+    computed: int256 = abi_decode(returned, int256)
     log Stepped(game_id=game_id, row_index=row_index, column=column, claimed=claimed,
                 computed=computed)
     if computed == claimed:
         self._resolve(game_id, True, "element matches")
     else:
         self._resolve(game_id, False, "element differs")
-    self._meter(game_id, start, 4 + 13 * 32 + gas_meter.words(len(row_word_proof))
-                + 32 + 4 * 32 * len(inputs) + gas_meter.bytes_tail(len(witness)),
+    self._meter(game_id, start, 4 + 14 * 32 + gas_meter.words(len(row_word_proof))
+                + 32 + 4 * 32 * len(inputs) + gas_meter.bytes_tail(witness_len),
                 STEP_OVERHEAD_GAS)
 
 
@@ -637,19 +667,19 @@ def timeout(game_id: uint256):
 BATCH_COLS: constant(uint256) = 128
 
 # @dev The largest batched move's calldata: a `linear` `step` with rows
-# of BATCH_COLS and three MAX_PROOF-deep proofs (selector, 13 head words,
+# of BATCH_COLS and three MAX_PROOF-deep proofs (selector, 14 head words,
 # the row word's proof, two input headers, then the witness: its length
 # word, 8 head words, two proofs, two rows with their length words). A
 # longer move goes in a transaction of its own: a wider `reveal_row` or
-# `step`, and a `transition` past 2,948 bytes (two inputs with proofs
+# `step`, and a `transition` past 2,980 bytes (two inputs with proofs
 # near MAX_PROOF deep, or a `lut`'s 512-byte table; at MiniLM's 97 ops a
 # two-input transition is about 2,100 bytes). A larger bound would make
 # every batch pay memory for it: Vyper copies the whole argument.
-MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
+MAX_CALL_BYTES: public(constant(uint256)) = 4 + 32 * 14 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) \
     + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF) + 2 * (32 + BATCH_COLS)
 
 # @dev Sub-calls per batch. Vyper copies the whole argument into memory,
-# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 86k
+# so the batch pays memory for MAX_CALLS x MAX_CALL_BYTES (about 88k
 # gas, under 1,400 a move in a full batch); 64 moves of 50k-250k gas
 # fill 3M-16M gas, a block's share or EIP-7825's transaction cap.
 MAX_CALLS: public(constant(uint256)) = 64

@@ -194,15 +194,15 @@ def _linear(args, g) -> bool:
 def _forged_witness(party, args, g, seen, rng, arity):
     """Any kind's witness with its last nonzero byte changed: data (a row, a proof, a table, a
     value), never ABI padding, and every part of a witness is hashed, proven or checked."""
-    data = bytearray(args[6])
+    data = bytearray(args[-1])
     data[max(i for i, b in enumerate(data) if b)] ^= 1
-    return [*args[:6], bytes(data)]
+    return [*args[:-1], bytes(data)]
 
 
 def _witness(args) -> list:
     """The parts of a step's linear witness (referee.witness.LINEAR_WITNESS): x, x_proof, bias,
     multiplier, shift, w, w_proof, weights_rows_root."""
-    return [list(p) if isinstance(p, tuple) else p for p in decode(witness.LINEAR_WITNESS, args[6])]
+    return [list(p) if isinstance(p, tuple) else p for p in decode(witness.LINEAR_WITNESS, args[-1])]
 
 
 def _witness_lie(change):
@@ -210,7 +210,7 @@ def _witness_lie(change):
     def lie(party, args, g, seen, rng, arity):
         parts = _witness(args)
         change(parts, rng)
-        return [*args[:6], encode(witness.LINEAR_WITNESS, tuple(parts))]
+        return [*args[:-1], encode(witness.LINEAR_WITNESS, tuple(parts))]
     return lie
 
 
@@ -256,14 +256,14 @@ CHALLENGER_TRICKS = {
                                   lambda p, a, g, s, rng, ar: [a[0], a[1], a[2], _flip(a[3], rng)]),
     "wrong column": (STEP, lambda a, g: g["cols"] > 1, _wrong_column),
     "column out of range": (STEP, lambda a, g: True, lambda p, a, g, s, rng, ar: [a[0], g["cols"], *a[2:]]),
-    "forged witness": (STEP, lambda a, g: any(a[6]), _forged_witness),
+    "forged witness": (STEP, lambda a, g: any(a[-1]), _forged_witness),
     "forged input row": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(0, _flip(w[0], rng)))),
     "forged weight row": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(5, _flip(w[5], rng)))),
     "wrong bias": (STEP, _linear, _witness_lie(lambda w, rng: w.__setitem__(2, w[2] + 1))),
     "input proof of the wrong depth": (STEP, lambda a, g: _linear(a, g) and len(_witness(a)[1]) > 0,
                                        _witness_lie(lambda w, rng: w.__setitem__(1, w[1][:-1]))),
     "forged input header": (STEP, lambda a, g: True,
-                            lambda p, a, g, s, rng, ar: [*a[:5], [(a[5][0][0] + 1, *a[5][0][1:])], a[6]]),
+                            lambda p, a, g, s, rng, ar: [*a[:5], [(a[5][0][0] + 1, *a[5][0][1:])], *a[6:]]),
     "step replayed from another job": (STEP, lambda a, g: True, _other_step),
 }
 

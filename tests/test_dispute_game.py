@@ -339,20 +339,21 @@ def _other_desc(s):
 
 
 STEP_TAMPERING = {
-    # name: (argument index, tampering, revert reason); the witness (index 5) is the linear
+    # name: (argument index, tampering, revert reason); the witness (index 6) is the linear
     # verifier's, whose reasons come back through the game's staticcall
     "column out of range": (0, lambda s: 3, "game: column out of range"),
     "row word": (1, lambda s: _flip(s.row_word), "game: row word not in the revealed row"),
     "descriptor": (3, _other_desc, "game: op differs from the transition's"),
     "input headers": (4, lambda s: [(s.inputs[0][0] + 1, *s.inputs[0][1:])], "game: op differs from the transition's"),
     "input headers, one too many": (4, lambda s: [*s.inputs, s.inputs[0]], "game: op differs from the transition's"),
-    "input row length": (5, lambda s: _witness(s, x=_part(s, "x")[:-1]), "linear: input row length differs from the op's"),
-    "input row bytes": (5, lambda s: _witness(s, x=_flip(_part(s, "x"))), "linear: input row not in the op's input"),
-    "weights rows root": (5, lambda s: _witness(s, weights_rows_root=b"\x04" * 32),
+    "row index": (5, lambda s: s.row_index + 1, "game: not the revealed row"),
+    "input row length": (6, lambda s: _witness(s, x=_part(s, "x")[:-1]), "linear: input row length differs from the op's"),
+    "input row bytes": (6, lambda s: _witness(s, x=_flip(_part(s, "x"))), "linear: input row not in the op's input"),
+    "weights rows root": (6, lambda s: _witness(s, weights_rows_root=b"\x04" * 32),
                           "linear: weights header does not match the op"),
-    "weight row length": (5, lambda s: _witness(s, w=_part(s, "w")[:-1]), "linear: weight row length differs from the op's"),
-    "weight row bias": (5, lambda s: _witness(s, bias=_part(s, "bias") + 1), "linear: weight row not in the weights"),
-    "weight row bytes": (5, lambda s: _witness(s, w=_flip(_part(s, "w"))), "linear: weight row not in the weights"),
+    "weight row length": (6, lambda s: _witness(s, w=_part(s, "w")[:-1]), "linear: weight row length differs from the op's"),
+    "weight row bias": (6, lambda s: _witness(s, bias=_part(s, "bias") + 1), "linear: weight row not in the weights"),
+    "weight row bytes": (6, lambda s: _witness(s, w=_flip(_part(s, "w"))), "linear: weight row not in the weights"),
 }
 
 
@@ -368,7 +369,7 @@ def test_step_witness_not_abi_reverts(at_phase, challenger):
     """A witness the verifier cannot even decode: the verifier reverts (no reason), the move is
     rejected and nothing changes."""
     game, gid, s, args = _step(at_phase)
-    args[5] = s.witness[:100]
+    args[-1] = s.witness[:100]
     _reverts_unchanged(game, gid, None, "step", *args, sender=challenger)
 
 

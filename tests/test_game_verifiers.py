@@ -16,7 +16,7 @@ from game_bots import CHALLENGER_WON, SOLVER_WON
 from helpers import linear_parts, linear_witness, model_and_trace
 from referee import commitments as cm
 from referee import game as moves
-from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game
+from referee.agents.deployment import VERIFIER_CONTRACTS, ZERO_ADDRESS, deploy_game, deploy_verifiers
 from referee.cheats import wrong_element
 from referee.hashing import keccak256
 
@@ -116,7 +116,7 @@ def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game
     before = g.games(gid)
     chain.pending_timestamp = before.last_move + 100
     bad = list(s.args())
-    bad[5] = linear_witness(s.witness, bias=linear_parts(s.witness)["bias"] + 1)
+    bad[-1] = linear_witness(s.witness, bias=linear_parts(s.witness)["bias"] + 1)
     with ape.reverts("linear: weight row not in the weights"):
         g.step(gid, *bad, sender=accounts[2])
     assert g.games(gid) == before and g.deadline(gid) == before.last_move + before.challenger_time
@@ -127,10 +127,41 @@ def test_step_verifier_revert_is_a_rejected_move_clock_runs_succeeds(chain, game
     assert after.challenger_time == before.challenger_time - 200
 
 
+def test_step_verifier_returning_nothing_reverts(chain, project, deployer, three_ops, accounts):
+    """A linear verifier whose `step` returns without a word (as an address without code would):
+    the game does not read the missing word as the element 0; the move is rejected, nothing
+    changes, and the real verifier's answer is still taken."""
+    verifiers = deploy_verifiers(deployer, project)
+    mute = deployer.deploy(project.mute_verifier, verifiers[0])
+    g = deployer.deploy(project.DisputeGame, 2, CLOCK, [mute.address, *verifiers[1:]])
+    pair = (g, deployer.deploy(project.game_owner_mock, g.address))
+    g, gid, s = _at_step(chain, pair, three_ops, accounts)
+    before = g.games(gid)
+    with ape.reverts("game: verifier returned no element"):
+        g.step(gid, *s.args(), sender=accounts[2])
+    assert g.games(gid) == before
+
+
+def test_step_in_multicall_forwards_its_own_calldata_succeeds(chain, game, three_ops, accounts):
+    """Inside a multicall the verifier is sent the sub-call's calldata (`msg.data` of the
+    self-delegatecall), not the batch's: a forged step is skipped with the verifier's reason,
+    the honest one after it decides the game."""
+    g, gid, s = _at_step(chain, game, three_ops, accounts)
+    bad = list(s.args())
+    bad[-1] = linear_witness(s.witness, bias=linear_parts(s.witness)["bias"] + 1)
+    receipt = g.multicall([g.step.encode_input(gid, *bad), g.step.encode_input(gid, *s.args())],
+                          sender=accounts[2])
+    [skipped] = receipt.decode_logs(g.CallSkipped)
+    assert skipped.index == 0 and b"linear: weight row not in the weights" in bytes(skipped.reason)
+    [stepped] = receipt.decode_logs(g.Stepped)
+    assert stepped.row_index == s.row_index and stepped.column == s.column
+    assert stepped.computed == stepped.claimed and g.games(gid).phase == SOLVER_WON
+
+
 def test_verifier_revert_then_timeout_challenger_loses_succeeds(chain, game, three_ops, accounts):
     g, gid, s = _at_step(chain, game, three_ops, accounts)
     bad = list(s.args())
-    bad[5] = linear_witness(s.witness, x=linear_parts(s.witness)["x"][:-1])
+    bad[-1] = linear_witness(s.witness, x=linear_parts(s.witness)["x"][:-1])
     with ape.reverts("linear: input row length differs from the op's"):
         g.step(gid, *bad, sender=accounts[2])
     chain.pending_timestamp = g.deadline(gid) + 1

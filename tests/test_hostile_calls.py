@@ -47,7 +47,7 @@ FRESH_SEED = os.environ.get("REFEREE_RANDOM_SEED") == "fresh"  # make test-long
 # the ABI decoder reverts without a reason.
 MAX_TENSOR_BYTES, MAX_PROOF, MAX_ROOTS, MAX_COLS, MAX_PARAMS = 65536, 16, 63, 16384, 512
 MAX_CALLS = 64  # multicall's batch: a linear step with rows of 128 and 16-deep proofs is the longest call
-MAX_CALL_BYTES = (4 + 32 * 13 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF)
+MAX_CALL_BYTES = (4 + 32 * 14 + (32 + 32 * MAX_PROOF) + (32 + 2 * 4 * 32) + 32 + 32 * 8 + 2 * (32 + 32 * MAX_PROOF)
                   + 2 * (32 + 128))
 LIMITS = {"input": MAX_TENSOR_BYTES, "output": MAX_TENSOR_BYTES, "output_proof": MAX_PROOF,
           "roots": MAX_ROOTS, "desc_proof": MAX_PROOF, "input_proof": MAX_PROOF, "input_proofs": 2,

@@ -16,6 +16,7 @@ import torch
 from eth_abi import encode
 
 from helpers import h, load_vectors
+import verifier_witness as vw
 from reference_transformer import run_op
 from referee import commitments as cm
 
@@ -52,7 +53,7 @@ class Case:
         return encode(LINEAR_WITNESS, tuple(parts.values()))
 
     def element(self, verifier, r: int, c: int, **override) -> int:
-        return verifier.element(self.desc, self.inputs, r, c, self.witness(r, c, **override))
+        return verifier.step(*vw.step_args(self.desc, self.inputs, r, c, self.witness(r, c, **override)))
 
 
 def _vector_cases():
@@ -154,14 +155,14 @@ def test_element_bad_witness_reverts(verifier, case16, override, reason):
 def test_element_bad_descriptor_or_header_reverts(verifier, case16, change, reason):
     desc, inputs = change(case16.desc, case16.inputs)
     with ape.reverts(reason):
-        verifier.element(desc, inputs, 1, 1, case16.witness(1, 1))
+        verifier.step(*vw.step_args(desc, inputs, 1, 1, case16.witness(1, 1)))
 
 
 def test_element_row_or_column_out_of_range_reverts(verifier, case16):
     with ape.reverts("linear: row out of range"):
-        verifier.element(case16.desc, case16.inputs, 3, 1, case16.witness(1, 1))
+        verifier.step(*vw.step_args(case16.desc, case16.inputs, 3, 1, case16.witness(1, 1)))
     with ape.reverts("linear: column out of range"):
-        verifier.element(case16.desc, case16.inputs, 1, 3, case16.witness(1, 1))
+        verifier.step(*vw.step_args(case16.desc, case16.inputs, 1, 3, case16.witness(1, 1)))
 
 
 def test_element_int8_witness_for_int16_header_reverts(verifier, case16):
@@ -188,7 +189,7 @@ def test_element_empty_rows_reverts(verifier):
     """in_cols = 0 (section 8 has cols >= 1): every hash verifies, yet no element is returned."""
     desc, inputs, witness = _hand_case(0, 5, b"", b"")
     with ape.reverts("linear: empty row"):
-        verifier.element(desc, inputs, 0, 0, witness)
+        verifier.step(*vw.step_args(desc, inputs, 0, 0, witness))
 
 
 MALFORMED = -(2**255)  # rows.MALFORMED: a revealed value breaks its range (protocol 7.4)
@@ -198,11 +199,11 @@ def test_element_bias_past_int32_is_malformed(verifier):
     """A bias of 2^31 whose sum with the dot product is back in the int32 range: still refused
     (section 4: b is an int32), not requantized: the step answers MALFORMED (the solver loses)."""
     desc, inputs, witness = _hand_case(1, 2**31, bytes([0x80]), bytes([0x7F]))  # -128 * 127
-    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == MALFORMED
     desc, inputs, witness = _hand_case(1, -(2**31) - 1, bytes([0x80]), bytes([0x80]))  # + 128 * 128
-    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == MALFORMED
     desc, inputs, witness = _hand_case(1, 2**31 - 1, bytes([0x80]), bytes([0x7F]))
-    assert verifier.element(desc, inputs, 0, 0, witness) == 127  # the int32 maximum is fine: clamped
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == 127  # the int32 maximum is fine: clamped
 
 
 def _hand_leaf(bias: int, m: int, s: int, x_row: bytes, w_row: bytes):
@@ -226,7 +227,7 @@ def test_element_leaf_out_of_range_is_malformed(verifier, bias, m, s):
     """m, s or the accumulator out of section 4's ranges in a leaf that verifies: MALFORMED."""
     x, w = (bytes([0x7F]), bytes([0x7F])) if bias > 0 else (bytes([0x80]), bytes([0x7F]))
     desc, inputs, witness = _hand_leaf(bias, m, s, x, w)
-    assert verifier.element(desc, inputs, 0, 0, witness) == MALFORMED
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == MALFORMED
 
 
 @pytest.mark.parametrize("bias, m, s", [(0, 1, 1), (0, 2**31 - 1, 62), (2**31 - 1 - 16129, 2**31 - 1, 1),
@@ -237,4 +238,4 @@ def test_element_leaf_range_edges_succeed(verifier, bias, m, s):
     desc, inputs, witness = _hand_leaf(bias, m, s, bytes([0x7F]), bytes([0x7F]))
     acc = bias + 127 * 127
     y = max(-128, min(127, (acc * m + 2 ** (s - 1)) >> s))
-    assert verifier.element(desc, inputs, 0, 0, witness) == y
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == y

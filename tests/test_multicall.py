@@ -127,7 +127,7 @@ def test_multicall_beyond_its_limits_reverts(game, model_and_trace, accounts, de
     proof, header, row = [b"\x11" * 32] * 16, (1, 1, b"\x22" * 32, 2), b"\x01" * 128
     witness = encode(LINEAR_WITNESS, (row, proof, 1, 1, 1, row, proof, b"\x33" * 32))
     longest = contract.step.encode_input(gid, 0, b"\x44" * 32, proof, (1, 0, 0, 0, 1, 1, b"\x33" * 32),
-                                         [header, header], witness)
+                                         [header, header], 0, witness)
     assert max_bytes == len(bytes(longest))
     web3 = ape.chain.provider.web3
 
@@ -239,10 +239,10 @@ def test_prepare_batch_beyond_its_limits_reverts(batch_client):
     from referee.errors import RefereeError
 
     client, _, (a, _, _) = batch_client
-    assert (client.max_calls, client.max_call_bytes) == (64, 2948)
+    assert (client.max_calls, client.max_call_bytes) == (64, 2980)
     timeout = client.encode(client.game, "timeout", a)
     with pytest.raises(RefereeError, match="at most 64 calls, not 65"):
         client.prepare_batch([(f"timeout:{i}", timeout) for i in range(65)])
-    with pytest.raises(RefereeError, match="step:9: 2,949 bytes of calldata, over the 2,948"):
-        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2949)])
+    with pytest.raises(RefereeError, match="step:9: 2,981 bytes of calldata, over the 2,980"):
+        client.prepare_batch([("timeout:1", timeout), ("step:9", b"\x00" * 2981)])
     assert client.journal.keys() == []

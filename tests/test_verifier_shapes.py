@@ -341,7 +341,7 @@ def test_argmax_without_carry_takes_empty_params(verifiers):
 
 
 def _element(verifiers, case, r, c):
-    return verifiers[case["op"]["kind"]].element(*vw.call_args(case, r, c))
+    return verifiers[case["op"]["kind"]].step(*vw.step_call(case, r, c))
 
 
 @pytest.mark.parametrize("entry, malformed", [(2**23, False), (2**23 + 1, True), (-1, True), (2**31 - 1, True),

@@ -127,7 +127,7 @@ def test_golden_case_every_element_succeeds(verifiers, case):
     values = case["output"]["values"]
     failures = []
     for r, c in vw.elements(case, ELEMENTS, random.Random(case["name"])):
-        got = verifier.element(*vw.call_args(case, r, c))
+        got = verifier.step(*vw.step_call(case, r, c))
         if got != values[r][c]:
             failures.append(f"y[{r}, {c}]: got {got}, want {values[r][c]}")
     assert not failures, failures
@@ -145,7 +145,7 @@ HASHED = sorted(FIRST.values(), key=lambda c: (c["op"]["kind"], c["op"]["flags"]
 
 def _revert(verifier, case, reason, r=0, c=0, **tamper):
     with ape.reverts(f"{vw.REASON[case['op']['kind']]}: {reason}"):
-        verifier.element(*vw.call_args(case, r, c, **tamper))
+        verifier.step(*vw.step_call(case, r, c, **tamper))
 
 
 WITH_PARAMS = [c for c in HASHED if c["op"]["kind"] != vw.ARGMAX or c["op"]["flags"] & vw.CARRY]
@@ -204,8 +204,8 @@ def test_descriptor_guards_revert(verifiers, kind):
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
     name = vw.REASON[kind]
     with ape.reverts(f"{name}: wrong kind"):
-        verifiers[kind].element((kind + 1,) + tuple(desc[1:]), inputs, r, c, wit)
+        verifiers[kind].step(*vw.step_args((kind + 1,) + tuple(desc[1:]), inputs, r, c, wit))
     with ape.reverts(f"{name}: wrong input count"):
-        verifiers[kind].element(desc, inputs + [inputs[0]] if len(inputs) == 1 else inputs[:1], r, c, wit)
+        verifiers[kind].step(*vw.step_args(desc, inputs + [inputs[0]] if len(inputs) == 1 else inputs[:1], r, c, wit))
     with ape.reverts(f"{name}: element out of range"):
-        verifiers[kind].element(desc, inputs, r, desc[5], wit)
+        verifiers[kind].step(*vw.step_args(desc, inputs, r, desc[5], wit))

@@ -49,21 +49,21 @@ def test_header_cols_differ_from_row_reverts(verifiers, case, which):
     inputs = [list(h) for h in inputs]
     inputs[which][1] += 1
     with ape.reverts(f"{vw.REASON[case['op']['kind']]}: {_row_reason(case['op']['kind'], which)}"):
-        verifiers[case["op"]["kind"]].element(desc, [tuple(h) for h in inputs], r, c, wit)
+        verifiers[case["op"]["kind"]].step(*vw.step_args(desc, [tuple(h) for h in inputs], r, c, wit))
 
 
 def test_unknown_dtype_reverts(verifiers):
     case = FIRST[vw.TRANSPOSE]
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
     with ape.reverts("rows: unknown dtype"):
-        verifiers[vw.TRANSPOSE].element(desc, [inputs[0][:3] + (3,)], r, c, wit)
+        verifiers[vw.TRANSPOSE].step(*vw.step_args(desc, [inputs[0][:3] + (3,)], r, c, wit))
 
 
 def test_softmax_int16_input_reverts(verifiers):
     case = FIRST[vw.SOFTMAX]
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
     with ape.reverts("softmax: input is not int8"):
-        verifiers[vw.SOFTMAX].element(desc, [inputs[0][:3] + (2,)], r, c, wit)
+        verifiers[vw.SOFTMAX].step(*vw.step_args(desc, [inputs[0][:3] + (2,)], r, c, wit))
 
 
 def test_lut_table_of_the_other_width_reverts(verifiers):
@@ -71,7 +71,7 @@ def test_lut_table_of_the_other_width_reverts(verifiers):
     case = _first(vw.LUT, 0)
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
     with ape.reverts("lut: table does not match"):
-        verifiers[vw.LUT].element((desc[0], 128) + tuple(desc[2:]), inputs, r, c, wit)
+        verifiers[vw.LUT].step(*vw.step_args((desc[0], 128) + tuple(desc[2:]), inputs, r, c, wit))
 
 
 def test_softmax_short_exp_table_reverts(verifiers):
@@ -83,7 +83,7 @@ def test_softmax_short_exp_table_reverts(verifiers):
     x, xp = vw._row(case["inputs"][0], 0)
     wit = encode(["bytes", "bytes", "bytes", vw.PROOF, "bytes", vw.PROOF], [params, table, x, xp, b"", []])
     with ape.reverts("softmax: exp table does not match"):
-        verifiers[vw.SOFTMAX].element(desc, vw.headers(case), 0, 0, wit)
+        verifiers[vw.SOFTMAX].step(*vw.step_args(desc, vw.headers(case), 0, 0, wit))
 
 
 @pytest.mark.parametrize("flip", [vw.GROUPED, 0])
@@ -93,7 +93,7 @@ def test_matmul_header_of_the_other_length_reverts(verifiers, flip):
                                                   and c["op"]["flags"] & vw.GROUPED)
     desc, inputs, r, c, wit = vw.call_args(case, 0, 0)
     with ape.reverts("matmul: params header does not match"):
-        verifiers[vw.MATMUL].element((desc[0], desc[1] ^ vw.GROUPED) + tuple(desc[2:]), inputs, r, c, wit)
+        verifiers[vw.MATMUL].step(*vw.step_args((desc[0], desc[1] ^ vw.GROUPED) + tuple(desc[2:]), inputs, r, c, wit))
 
 
 def test_argmax_short_carry_header_reverts(verifiers):
@@ -105,13 +105,13 @@ def test_argmax_short_carry_header_reverts(verifiers):
     carry, cp = vw._row(case["inputs"][1], 0)
     wit = encode(["bytes", "bytes", vw.PROOF, "bytes", vw.PROOF], [params, x, xp, carry, cp])
     with ape.reverts("argmax: params header does not match"):
-        verifiers[vw.ARGMAX].element(desc, vw.headers(case), 0, 0, wit)
+        verifiers[vw.ARGMAX].step(*vw.step_args(desc, vw.headers(case), 0, 0, wit))
 
 
 def test_norm_rho_one_too_small_reverts(verifiers):
     case = _first(vw.NORM, name="norm_layer_negative_floor_q")
     with ape.reverts("norm: rho is not the root of V"):
-        verifiers[vw.NORM].element(*vw.call_args(case, 0, 0, bad_rho=-1))
+        verifiers[vw.NORM].step(*vw.step_call(case, 0, 0, bad_rho=-1))
 
 
 def test_rope_table_of_other_width_reverts(verifiers):
@@ -126,7 +126,7 @@ def test_rope_table_of_other_width_reverts(verifiers):
     tr, tp = vw._table_row(table, rt.DTYPE_INT16, 0)
     wit = encode(["bytes", "bytes", vw.PROOF, "bytes", vw.PROOF], [params, x, xp, tr, tp])
     with ape.reverts("rope: table row not in the table"):
-        verifiers[vw.ROPE].element(desc, vw.headers(case), 0, 0, wit)
+        verifiers[vw.ROPE].step(*vw.step_args(desc, vw.headers(case), 0, 0, wit))
 
 
 @pytest.mark.parametrize("which", ["tok", "pos"])
@@ -146,7 +146,7 @@ def test_embed_table_of_other_width_reverts(verifiers, which):
     wit = encode(["bytes", "bytes", vw.PROOF, "bytes", vw.PROOF, "bytes", vw.PROOF], [params, ids, ip, tr, tp, pr, pp])
     reason = "token row not in the table" if which == "tok" else "position row not in the table"
     with ape.reverts(f"embed: {reason}"):
-        verifiers[vw.EMBED].element(desc, vw.headers(case), 0, 0, wit)
+        verifiers[vw.EMBED].step(*vw.step_args(desc, vw.headers(case), 0, 0, wit))
 
 
 @pytest.mark.parametrize("delta", [-1, 1])
@@ -155,6 +155,6 @@ def test_norm_rho_off_by_one_at_a_square_reverts(verifiers, delta):
     op = {"kind": vw.NORM, "flags": 1, "input_a": 0, "input_b": 0, "in_cols": 2, "out_cols": 2,
           "multiplier": 1, "shift": 1, "gamma": [1, 1], "beta": [0, 0]}
     case = vw.make_case("norm_square", op, [(0, [[3, 4]])])
-    assert verifiers[vw.NORM].element(*vw.call_args(case, 0, 1)) == case["output"]["values"][0][1]
+    assert verifiers[vw.NORM].step(*vw.step_call(case, 0, 1)) == case["output"]["values"][0][1]
     with ape.reverts("norm: rho is not the root of V"):
-        verifiers[vw.NORM].element(*vw.call_args(case, 0, 1, bad_rho=delta))
+        verifiers[vw.NORM].step(*vw.step_call(case, 0, 1, bad_rho=delta))

@@ -27,7 +27,7 @@ def _check(verifier, case, limit, rng):
     values = case["output"]["values"]
     failures = []
     for r, c in vw.elements(case, limit, rng):
-        got = verifier.element(*vw.call_args(case, r, c))
+        got = verifier.step(*vw.step_call(case, r, c))
         if got != values[r][c]:
             failures.append(f"{case['name']} y[{r}, {c}]: got {got}, want {values[r][c]}")
     return failures

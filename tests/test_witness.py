@@ -161,7 +161,7 @@ def _on_chain(verifiers, model, trace, j, elements):
     for r, c in elements:
         witness = step_witness(model, trace, j, r, c)
         largest = max(largest, len(witness))
-        got = verifiers[op.kind].element(desc, inputs, r, c, witness)
+        got = verifiers[op.kind].step(*vw.step_args(desc, inputs, r, c, witness))
         want = int(trace.slots[j][r, c])
         if got != want:
             failures.append(f"op {j} ({type(op).__name__}) y[{r}, {c}]: got {got}, want {want}")

@@ -148,8 +148,19 @@ def witness(case, row, column, bad_a=False, bad_b=False, bad_params=False, bad_t
 
 
 def call_args(case, row, column, **tamper):
-    """(desc, inputs, row, column, witness): the arguments of ``element``."""
+    """(desc, inputs, row, column, witness): what a verifier's ``step`` reads (``step_args``)."""
     return descriptor(case), headers(case), row, column, witness(case, row, column, **tamper)
+
+
+def step_args(desc, inputs, row, column, witness) -> tuple:
+    """The arguments of a verifier's ``step`` (IVerifier: ``DisputeGame.step``'s, which the game
+    forwards), called directly: no game, row word or row word proof (the verifier ignores them)."""
+    return 0, column, bytes(32), [], desc, inputs, row, witness
+
+
+def step_call(case, row, column, **tamper) -> tuple:
+    """``step_args`` of ``call_args``."""
+    return step_args(*call_args(case, row, column, **tamper))
 
 
 def elements(case, limit=None, rng=None):

@@ -68,8 +68,9 @@ WIDE_I16: constant(uint256) = linear.FLAG_WIDE | linear.FLAG_I16
 
 @external
 @view
-def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2], row: uint256,
-            column: uint256, witness: Bytes[MAX_WITNESS]) -> int256:
+def step(game_id: uint256, column: uint256, row_word: bytes32, row_word_proof: DynArray[bytes32, MAX_PROOF],
+         desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2], row: uint256,
+         witness: Bytes[MAX_WITNESS]) -> int256:
     """
     @notice `y[row, column]` of the `linear` op `desc` over the input
             slot `inputs[0]`, recomputed from `witness` (see the
@@ -278,7 +279,7 @@ def _malformed(bias: int256, multiplier: int256, shift_: uint256, dot: int256) -
          (ranges behind roots, protocol.md 7.4): the bias not an int32,
          `m` outside [1, 2^31 - 1], `s` outside [1, 62], or the
          accumulator `b + dot` not an int32 (the accumulator bound
-         broken). `element` then returns `rows.MALFORMED`.
+         broken). `step` then returns `rows.MALFORMED`.
     """
     if bias < linear.MIN_BIAS or bias > linear.MAX_BIAS:
         return True

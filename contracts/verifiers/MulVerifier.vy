@@ -19,13 +19,16 @@ implements: IVerifier
 KIND: constant(uint256) = 11
 FLAG_I16: constant(uint256) = 128
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
+# @dev The game's MAX_PROOF: the bound of `step`'s `row_word_proof`.
+MAX_PROOF: constant(uint256) = 16
 MAX_PARAMS: constant(uint256) = 512
 
 
 @external
 @view
-def element(desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2], row: uint256,
-            column: uint256, witness: Bytes[MAX_WITNESS]) -> int256:
+def step(game_id: uint256, column: uint256, row_word: bytes32, row_word_proof: DynArray[bytes32, MAX_PROOF],
+         desc: IVerifier.OpDescriptor, inputs: DynArray[IVerifier.SlotHeader, 2], row: uint256,
+         witness: Bytes[MAX_WITNESS]) -> int256:
     """
     @dev `y[row, column]` of the mul `desc`, from row `row` of each input.
     @param desc The op's descriptor.

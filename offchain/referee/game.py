@@ -111,17 +111,20 @@ def word_tree(row: bytes) -> MerkleTree:
 class Step:
     """The challenger's one-step move (protocol 7.4), in ABI order: the column, the revealed row's
     word holding it and its proof, the op (descriptor and input headers, as the transition
-    revealed them) and the kind's witness, ABI-encoded for its verifier (protocol 10.9)."""
+    revealed them), the revealed row's index and the kind's witness, ABI-encoded for its
+    verifier (protocol 10.9). The game sends the move's calldata to the verifier unchanged."""
 
     column: int
     row_word: bytes
     row_word_proof: list[bytes]
     desc: tuple
     inputs: list[tuple]
+    row_index: int
     witness: bytes
 
     def args(self) -> tuple:
-        return (self.column, self.row_word, self.row_word_proof, self.desc, self.inputs, self.witness)
+        return (self.column, self.row_word, self.row_word_proof, self.desc, self.inputs, self.row_index,
+                self.witness)
 
 
 def disputed_column(trace: Trace, op: int, row_index: int, revealed: bytes) -> int:
@@ -146,5 +149,6 @@ def step(model: IntegerModel, trace: Trace, op: int, row_index: int, revealed: b
         row_word_proof=words.proof(word),
         desc=witness.descriptor(model, op),
         inputs=witness.step_inputs(model, trace, op),
+        row_index=row_index,
         witness=witness.step_witness(model, trace, op, row_index, column),
     )
