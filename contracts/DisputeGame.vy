@@ -44,6 +44,8 @@ implements: IDisputeGame
 from .modules import merkle
 from .modules import tensor
 from .modules import gas_meter
+# @dev A dtype's element width (section 3), the one the verifiers use.
+from .modules import rows as packed_rows
 
 
 # ---------------------------------------------------------------------------
@@ -92,10 +94,6 @@ MAX_INPUTS: constant(uint256) = 2
 # @dev The longest params header the transition reveals: a `lut` table
 # of 256 `int16` entries (protocol.md 5.4; IVerifier's MAX_PARAMS).
 MAX_PARAMS: constant(uint256) = 512
-
-# @dev Output dtypes (protocol.md section 3): 0 int8, 1 int32, 2 int16.
-DTYPE_INT32: constant(uint256) = 1
-DTYPE_INT16: constant(uint256) = 2
 
 # @dev Bytes per EVM word: the row word tree's leaf width.
 WORD_BYTES: constant(uint256) = 32
@@ -538,7 +536,7 @@ def reveal_row(game_id: uint256, row: Bytes[MAX_ROW_BYTES]):
             only the root of its word tree (protocol.md 10.3).
     """
     self._begin_move(game_id, ROW)
-    width: uint256 = self._width(self.games[game_id].out_dtype)
+    width: uint256 = packed_rows.width(self.games[game_id].out_dtype)
     assert len(row) == self.games[game_id].cols * width, "game: row length differs from the output's cols"
     assert keccak256(row) == self.games[game_id].node, "game: row does not hash to the leaf"
     self.games[game_id].row_word_root = tensor.word_root(row)
@@ -602,7 +600,7 @@ def _step(start: uint256, game_id: uint256, column: uint256, row_word: bytes32,
     # INVARIANT: the claimed element is element `column` of the revealed
     # row: bytes `column * width ...` of it, inside one word (the
     # widths 1, 2, 4 divide 32).
-    width: uint256 = self._width(self.games[game_id].out_dtype)
+    width: uint256 = packed_rows.width(self.games[game_id].out_dtype)
     at: uint256 = column * width
     words: uint256 = (cols * width + WORD_BYTES - 1) // WORD_BYTES
     assert merkle.verify(row_word, at // WORD_BYTES, row_word_proof, merkle.depth(words),
@@ -842,19 +840,6 @@ def _header_root(header: IVerifier.SlotHeader) -> bytes32:
          dtype))` for any other dtype.
     """
     return tensor.header_root(header.rows, header.cols, header.rows_root, header.dtype)
-
-
-@pure
-@internal
-def _width(dtype: uint256) -> uint256:
-    """
-    @dev Bytes per element of a dtype (protocol.md section 3).
-    """
-    if dtype == DTYPE_INT32:
-        return 4
-    if dtype == DTYPE_INT16:
-        return 2
-    return 1
 
 
 @pure
