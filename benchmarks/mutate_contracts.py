@@ -73,7 +73,7 @@ TARGETS = {
 # roots of softmax, norm and rope), so those run first and the rest of that file not at all.
 VERIFIER_TESTS = ["tests/test_verifier_shapes.py", "tests/test_verifiers.py", "tests/test_verifiers_malformed.py",
                   "tests/test_verifiers_random.py"]
-ELEMENT_TESTS = ["tests/test_verifiers_malformed.py", "tests/test_verifiers.py", "tests/test_verifiers_random.py"]
+ELEMENT_TESTS = ["tests/test_verifiers_malformed.py", "tests/test_verifiers_random.py", "tests/test_verifiers.py"]
 ELEMENT_STAGES = {}
 for _kind in ("Linear", "Matmul", "Transpose", "Add", "Lut", "Softmax", "Norm", "Embed", "Argmax", "Rope", "Mul"):
     _file = f"contracts/verifiers/{_kind}Verifier.vy"
