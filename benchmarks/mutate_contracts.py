@@ -24,7 +24,8 @@ written over the file, the contracts that import it are recompiled (``ape compil
 does not notice edits to imported modules), and the test files that cover it (a stage may add
 ``-k``) run with ``-x -q`` until one fails (killed) or all pass (survived). The file is restored
 after every mutant, on Ctrl-C and on SIGTERM too, and the contracts are recompiled from the
-restored sources at the end.
+restored sources after each target's mutants (else the next target's tests, which deploy every
+verifier, would meet the last mutant's build: ``ape test`` does not rebuild it) and at the end.
 
 Results are appended as JSON lines (one per mutant) to ``--out``, and a run skips the mutants
 already there, so a stopped run resumes. A mutant that does not compile is recorded as
@@ -265,6 +266,9 @@ def main() -> None:
     touched = set()
     try:
         for name in args.only:
+            if touched:  # the last mutant's build must not meet the next target's tests
+                compile_contracts(sorted(touched))
+                touched.clear()
             path, stages = TARGETS[name]
             if args.skip_scope == "output_header":
                 stages = ELEMENT_STAGES.get(name, stages)
