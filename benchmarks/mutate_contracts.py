@@ -1,6 +1,7 @@
 """Mutation test of the contracts' checks: every ``assert`` deleted, and every comparison in it flipped;
-in the verifiers' ``output_header`` also every ``return (0, 0, 0)`` guard dropped and negated, and in
-the dispute game every guard that resolves the game.
+in the verifiers every ``return (0, 0, 0)`` guard of ``output_header`` dropped and negated, and every
+guard of a range behind a root (``return rows.MALFORMED``, ``_malformed``'s ``return True``) dropped,
+negated and loosened; in the dispute game every guard that resolves the game.
 
 Targets: the market's contract and stateful modules (``JobMarket.vy``, ``modules/terms.vy``,
 ``jobs.vy``, ``generation.vy``, ``stakes.vy``, ``escrow.vy``; ``payout.vy`` has none), the eleven one-step verifiers
@@ -10,16 +11,21 @@ it makes one mutant that deletes the check (``pass`` in its place) and one per c
 in its condition that loosens or flips it (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``;
 a check with no comparison, such as ``assert c.open``, is negated). For each guard
 ``if <condition>:`` whose body is ``return (0, 0, 0)`` (a verifier's "the op breaks its kind's
-rules") it makes one mutant that drops it (``if False:``) and one that negates its condition. In
-the game, each ``if`` / ``elif`` whose body resolves the game (``self._resolve(...)``: the
-transition's rule checks, the padding leaf, the step's verdict) is likewise dropped and negated,
-each side of a top-level ``or`` in its condition is dropped in turn, and each comparison in it is
-flipped. ``--scope output_header`` keeps only the mutants inside that function. Each mutant is
+rules") it makes one mutant that drops it (``if False:``) and one that negates its condition. Each
+guard whose body is ``return rows.MALFORMED`` or ``return True`` (a verifier's "a revealed leaf
+breaks a range behind a root", 7.4) and, in the game, each ``if`` / ``elif`` whose body resolves the
+game (``self._resolve(...)``: the transition's rule checks, the padding leaf, the step's verdict)
+is likewise dropped and negated, each side of a top-level ``or`` in its condition is dropped in
+turn, and each comparison in it is flipped (comments between a guard and its body are skipped).
+``--scope output_header`` keeps only the mutants inside that function, ``--skip-scope
+output_header`` all but those (``element`` and the internal helpers; the verifiers' stages are
+then ELEMENT_STAGES: the test files that call ``element``). Each mutant is
 written over the file, the contracts that import it are recompiled (``ape compile --force``: ape
 does not notice edits to imported modules), and the test files that cover it (a stage may add
 ``-k``) run with ``-x -q`` until one fails (killed) or all pass (survived). The file is restored
 after every mutant, on Ctrl-C and on SIGTERM too, and the contracts are recompiled from the
-restored sources at the end.
+restored sources after each target's mutants (else the next target's tests, which deploy every
+verifier, would meet the last mutant's build: ``ape test`` does not rebuild it) and at the end.
 
 Results are appended as JSON lines (one per mutant) to ``--out``, and a run skips the mutants
 already there, so a stopped run resumes. A mutant that does not compile is recorded as
@@ -27,7 +33,7 @@ already there, so a stopped run resumes. A mutant that does not compile is recor
 PYTHONPATH; about a minute a mutant here):
 
     python benchmarks/mutate_contracts.py [--only jobs terms] [--ids 'jobs.vy:2*'] [--kinds assert guard]
-        [--scope output_header] [--out FILE] [--list]
+        [--scope output_header | --skip-scope output_header] [--out FILE] [--list]
 """
 
 import argparse
@@ -65,13 +71,25 @@ TARGETS = {
 }
 
 # The verifiers: each is compiled alone, then its tests run (the shape checks first: fastest).
+# A run that leaves ``output_header`` out (``--skip-scope output_header``) takes ELEMENT_STAGES
+# instead: the shape tests call ``element`` only in their ``is_malformed`` ones (the ranges behind
+# roots of softmax, norm and rope), so those run first and the rest of that file not at all; the
+# descriptor checks (wrong kind, input count, column) fail first in test_verifiers.py's
+# ``descriptor_guards`` (a second of a file of nearly a minute).
 VERIFIER_TESTS = ["tests/test_verifier_shapes.py", "tests/test_verifiers.py", "tests/test_verifiers_malformed.py",
                   "tests/test_verifiers_random.py"]
+ELEMENT_TESTS = ["tests/test_verifiers_malformed.py", "tests/test_verifiers.py -k descriptor_guards",
+                 "tests/test_verifiers_random.py", "tests/test_verifiers.py"]
+ELEMENT_STAGES = {}
 for _kind in ("Linear", "Matmul", "Transpose", "Add", "Lut", "Softmax", "Norm", "Embed", "Argmax", "Rope", "Mul"):
     _file = f"contracts/verifiers/{_kind}Verifier.vy"
     _tests = (["tests/test_verifier_shapes.py", "tests/test_linear_verifier.py"] if _kind == "Linear"
               else VERIFIER_TESTS)
     TARGETS[_kind.lower()] = (_file, [([_file], _tests[0])] + [([], t) for t in _tests[1:]])
+    _tests = (["tests/test_linear_verifier.py"] if _kind == "Linear"
+              else ["tests/test_verifier_shapes.py -k is_malformed"] * (_kind in ("Softmax", "Norm", "Rope"))
+              + ELEMENT_TESTS)
+    ELEMENT_STAGES[_kind.lower()] = [([_file], _tests[0])] + [([], t) for t in _tests[1:]]
 
 # The dispute game: compiled alone (no contract imports it; the market calls it through its
 # interface), then its tests, fastest first.
@@ -119,24 +137,17 @@ def function_span(lines, name):
     return first, last - 1
 
 
-def guard_statements(lines):
-    """Line of every ``if <condition>:`` whose body is ``return (0, 0, 0)``."""
+def guard_statements(lines, body, elif_too=False):
+    """Line of every ``if <condition>:`` (and ``elif``, with ``elif_too``) whose body, comments
+    skipped, starts with ``body``."""
+    heads = ("if ", "elif ") if elif_too else ("if ",)
     for i, line in enumerate(lines[:-1]):
-        if line.lstrip().startswith("if ") and line.rstrip().endswith(":") \
-                and lines[i + 1].strip() == "return (0, 0, 0)":
-            yield i
-
-
-def resolve_guards(lines):
-    """Line of every ``if`` / ``elif <condition>:`` whose body (comments skipped) resolves the game."""
-    for i, line in enumerate(lines[:-1]):
-        head = line.lstrip()
-        if not (head.startswith("if ") or head.startswith("elif ")) or not line.rstrip().endswith(":"):
+        if not line.lstrip().startswith(heads) or not line.rstrip().endswith(":"):
             continue
         j = i + 1
         while j < len(lines) and lines[j].strip().startswith("#"):
             j += 1
-        if j < len(lines) and lines[j].strip().startswith("self._resolve("):
+        if j < len(lines) and lines[j].strip().startswith(body):
             yield i
 
 
@@ -151,9 +162,11 @@ def top_level_or(condition: str):
     return parts + [condition[start:]]
 
 
-def game_guard_mutants(path, lines, lo, hi):
-    for i in resolve_guards(lines):
-        if not lo <= i <= hi:
+def guard_mutants(path, lines, keep, body, elif_too=False, detailed=True):
+    """Each guard (``guard_statements``) on a line that ``keep`` accepts dropped and negated; with
+    ``detailed`` also each side of a top-level ``or`` dropped and each comparison flipped."""
+    for i in guard_statements(lines, body, elif_too):
+        if not keep(i):
             continue
         line = lines[i]
         indent = line[: len(line) - len(line.lstrip())]
@@ -161,12 +174,12 @@ def game_guard_mutants(path, lines, lo, hi):
         condition = line.strip()[len(keyword) + 1:-1]
         label = f"{Path(path).name}:{i + 1}"
         variants = [("drop", "drop", "False"), ("negate", "negate", f"not ({condition})")]
-        parts = top_level_or(condition)
+        parts = top_level_or(condition) if detailed else [condition]
         if len(parts) > 1:
             for k in range(len(parts)):
                 rest = " or ".join(p for m, p in enumerate(parts) if m != k)
                 variants.append((f"or{k}", f"drop `{parts[k]}` from guard", rest))
-        for k, op in enumerate(COMPARISON.finditer(condition)):
+        for k, op in enumerate(COMPARISON.finditer(condition) if detailed else []):
             new = FLIPS[op.group()]
             near = condition[max(0, op.start() - 30):op.end() + 30].strip()
             variants.append((f"flip{k}", f"`{op.group()}` -> `{new}` in guard `...{near}...`",
@@ -177,27 +190,26 @@ def game_guard_mutants(path, lines, lo, hi):
                 "\n".join(mutated)
 
 
-def mutants(path: str, scope: str = None, kinds=("assert", "guard")):
+def mutants(path: str, scope: str = None, kinds=("assert", "guard"), skip_scope: str = None):
     """Every mutant of one file: (id, description, mutated text)."""
     text = (ROOT / path).read_text()
     lines = text.split("\n")
-    lo, hi = function_span(lines, scope) if scope and f"def {scope}(" in text else (0, len(lines))
     if scope and f"def {scope}(" not in text:
         return
-    for i in guard_statements(lines) if "guard" in kinds else []:
-        if not lo <= i <= hi:
-            continue
-        line = lines[i]
-        indent = line[: len(line) - len(line.lstrip())]
-        condition = line.strip()[3:-1]
-        label = f"{Path(path).name}:{i + 1}"
-        for suffix, new in (("drop", "False"), ("negate", f"not ({condition})")):
-            mutated = lines[:i] + [f"{indent}if {new}:"] + lines[i + 1:]
-            yield f"{label}:{suffix}", f"{suffix} guard `{condition[:80]}`", "\n".join(mutated)
+    lo, hi = function_span(lines, scope) if scope else (0, len(lines))
+    skip = function_span(lines, skip_scope) if skip_scope and f"def {skip_scope}(" in text else (-1, -1)
+
+    def keep(i):
+        return lo <= i <= hi and not skip[0] <= i <= skip[1]
+
     if "guard" in kinds and path.endswith("DisputeGame.vy"):
-        yield from game_guard_mutants(path, lines, lo, hi)
+        yield from guard_mutants(path, lines, keep, "self._resolve(", elif_too=True)
+    elif "guard" in kinds:
+        yield from guard_mutants(path, lines, keep, "return (0, 0, 0)", detailed=False)
+        for body in ("return rows.MALFORMED", "return True"):  # a range behind a root (7.4) broken
+            yield from guard_mutants(path, lines, keep, body)
     for first, last in assert_statements(text) if "assert" in kinds else []:
-        if not lo <= first <= hi:
+        if not keep(first):
             continue
         statement = "\n".join(lines[first:last + 1])
         indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
@@ -247,6 +259,7 @@ def main() -> None:
     parser.add_argument("--ids", nargs="*", help="run only these mutants (fnmatch patterns of their ids)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--scope", help="only the mutants inside this function (e.g. output_header)")
+    parser.add_argument("--skip-scope", help="no mutants inside this function (e.g. output_header)")
     parser.add_argument("--kinds", nargs="*", choices=["assert", "guard"], default=["assert", "guard"],
                         help="which statements to mutate")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per test file")
@@ -258,9 +271,14 @@ def main() -> None:
     touched = set()
     try:
         for name in args.only:
+            if touched:  # the last mutant's build must not meet the next target's tests
+                compile_contracts(sorted(touched))
+                touched.clear()
             path, stages = TARGETS[name]
+            if args.skip_scope == "output_header":
+                stages = ELEMENT_STAGES.get(name, stages)
             original = (ROOT / path).read_text()
-            for mutant_id, description, text in list(mutants(path, args.scope, args.kinds)):
+            for mutant_id, description, text in list(mutants(path, args.scope, args.kinds, args.skip_scope)):
                 if args.list:
                     print(mutant_id, description)
                     continue

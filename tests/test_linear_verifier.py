@@ -206,17 +206,17 @@ def test_element_bias_past_int32_is_malformed(verifier):
     assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == 127  # the int32 maximum is fine: clamped
 
 
-def _hand_leaf(bias: int, m: int, s: int, x_row: bytes, w_row: bytes):
-    """As ``_hand_case`` with the leaf's m and s chosen."""
+def _hand_leaf(bias: int, m: int, s: int, x_row: bytes, w_row: bytes, x_dtype: int = 0):
+    """As ``_hand_case`` with the leaf's m and s chosen (and the input's dtype: 0 int8, 2 int16)."""
     from referee.hashing import enc, keccak256
     from referee.merkle import MerkleTree
 
-    k = len(x_row)
+    k = len(w_row)
     x_tree = MerkleTree([keccak256(x_row)], 0)
     w_tree = MerkleTree([keccak256(enc(bias, m, s) + w_row)], 0)
     desc = (1, 0, 0, 0, k, 1, keccak256(enc(1, k, w_tree.root)))
     witness = encode(LINEAR_WITNESS, (x_row, x_tree.proof(0), bias, m, s, w_row, w_tree.proof(0), w_tree.root))
-    return desc, [(1, k, x_tree.root, 0)], witness
+    return desc, [(1, k, x_tree.root, x_dtype)], witness
 
 
 @pytest.mark.parametrize("bias, m, s", [
@@ -239,3 +239,16 @@ def test_element_leaf_range_edges_succeed(verifier, bias, m, s):
     acc = bias + 127 * 127
     y = max(-128, min(127, (acc * m + 2 ** (s - 1)) >> s))
     assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == y
+
+
+@pytest.mark.parametrize("bias, m, s, malformed", [
+    (0, 1, 1, False), (2**31 - 1 - 300 * 127, 2**31 - 1, 62, False),  # in range, the accumulator's edge too
+    (0, 0, 1, True), (0, 1, 63, True), (2**31, 1, 1, True), (2**31 - 300 * 127, 1, 1, True),
+])
+def test_element_int16_leaf_out_of_range_is_malformed(verifier, bias, m, s, malformed):
+    """An int16 input takes element's other block, which has its own range check of the leaf:
+    the same leaves are MALFORMED there (x = 300, w = 127), and the in-range ones are requantized."""
+    desc, inputs, witness = _hand_leaf(bias, m, s, (300).to_bytes(2, "big", signed=True), bytes([0x7F]), 2)
+    acc = bias + 300 * 127
+    want = MALFORMED if malformed else max(-128, min(127, (acc * m + 2 ** (s - 1)) >> s))
+    assert verifier.step(*vw.step_args(desc, inputs, 0, 0, witness)) == want

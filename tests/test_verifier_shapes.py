@@ -377,6 +377,8 @@ def test_rope_table_entry_out_of_range_is_malformed(verifiers, monkeypatch, entr
     (2**15, 2**31 - 1 - 2**30, False), (-(2**15), -(2**31 - 1 - 2**30), False), (0, 2**31 - 1, False),
     (2**15, 2**30, True), (0, 2**31, True), (0, -(2**31), True), (2**16 - 1, 2**15 - 1, False), (2**16, 0, True), (2**16 + 1, 0, True),
     (-(2**16) - 1, 0, True), (2**200, 0, True), (0, -(2**255), True), (-(2**255), 0, True),
+    # each bound of the first check keeps the second's 2^15·|γ| + |β| from overflowing (a revert)
+    (2**255 - 1, 0, True), (2**16, 2**255 - 1, True),
 ])
 def test_norm_column_out_of_range_is_malformed(verifiers, gamma, beta, malformed):
     case = vw.random_case(vw.NORM, random.Random(7))
