@@ -74,11 +74,11 @@ TARGETS = {
 # A run that leaves ``output_header`` out (``--skip-scope output_header``) takes ELEMENT_STAGES
 # instead: the shape tests call ``element`` only in their ``is_malformed`` ones (the ranges behind
 # roots of softmax, norm and rope), so those run first and the rest of that file not at all; the
-# descriptor checks (wrong kind, input count, column) fail first in test_verifiers.py's
-# ``descriptor_guards`` (a second of a file of nearly a minute).
+# descriptor checks (wrong kind, input count, column) and the params header fail first in
+# test_verifiers.py's ``descriptor_guards`` and ``wrong_params`` (seconds of a file of a minute).
 VERIFIER_TESTS = ["tests/test_verifier_shapes.py", "tests/test_verifiers.py", "tests/test_verifiers_malformed.py",
                   "tests/test_verifiers_random.py"]
-ELEMENT_TESTS = ["tests/test_verifiers_malformed.py", "tests/test_verifiers.py -k descriptor_guards",
+ELEMENT_TESTS = ["tests/test_verifiers_malformed.py", "tests/test_verifiers.py -k 'descriptor_guards or wrong_params'",
                  "tests/test_verifiers_random.py", "tests/test_verifiers.py"]
 ELEMENT_STAGES = {}
 for _kind in ("Linear", "Matmul", "Transpose", "Add", "Lut", "Softmax", "Norm", "Embed", "Argmax", "Rope", "Mul"):
