@@ -191,12 +191,16 @@ def _linear(args, g) -> bool:
     return args[4][0] == 1
 
 
-def _forged_witness(party, args, g, seen, rng, arity):
+def forged_witness(witness: bytes) -> bytes:
     """Any kind's witness with its last nonzero byte changed: data (a row, a proof, a table, a
     value), never ABI padding, and every part of a witness is hashed, proven or checked."""
-    data = bytearray(args[-1])
+    data = bytearray(witness)
     data[max(i for i, b in enumerate(data) if b)] ^= 1
-    return [*args[:-1], bytes(data)]
+    return bytes(data)
+
+
+def _forged_witness(party, args, g, seen, rng, arity):
+    return [*args[:-1], forged_witness(args[-1])]
 
 
 def _witness(args) -> list:

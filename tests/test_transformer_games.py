@@ -21,7 +21,7 @@ import pytest
 from eth_abi import encode
 
 from dispute_driver import Party, play
-from game_bots import STATS
+from game_bots import STATS, forged_witness
 from helpers import load_vectors
 from referee import game as moves
 from referee import witness
@@ -281,12 +281,7 @@ def test_hostile_transitions_and_steps_of_every_kind_are_refused_succeeds(chain,
         seen = play(chain, game, gid, solver, challenger, stop_at=7)
         g = game.games(gid)
         step = moves.step(model, honest, j, g.node_index, seen.row)
-        witness_bytes = bytearray(step.witness)
-        # the last nonzero byte: data (a row, a proof, a table, a value), never ABI padding;
-        # every part of a witness is hashed, proven or checked, so any change is refused
-        last = max(i for i, b in enumerate(witness_bytes) if b)
-        witness_bytes[last] ^= 1
-        forged = {"forged witness": [*step.args()[:-1], bytes(witness_bytes)],
+        forged = {"forged witness": [*step.args()[:-1], forged_witness(step.witness)],
                   "another op's inputs": [*step.args()[:4], [(1, 1, b"\x00" * 32, 0)], *step.args()[5:]]}
         for lie, args in forged.items():
             if _refused(game, gid, "step", args, accounts[2]):
