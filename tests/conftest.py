@@ -6,7 +6,7 @@ Keep this file small: one section per contract; deployments shared per session o
 import ape
 import pytest
 
-from referee.agents.localchain import drop_steps_tracing
+from referee.agents.localchain import lean_anvil
 
 
 # ---------------------------------------------------------------------------
@@ -73,9 +73,10 @@ linear_mock = _harness("linear_mock")
 # The chain
 # ---------------------------------------------------------------------------
 
-# anvil without --steps-tracing: nothing here reads step traces (revert reasons come from the
-# error data), and keeping them costs memory on every transaction (referee.agents.localchain).
-drop_steps_tracing()
+# anvil without --steps-tracing (nothing here reads step traces: revert reasons come from the
+# error data, and keeping them costs memory on every transaction) and without states on disk
+# (gigabytes a session, left behind when the node is killed): referee.agents.localchain.
+lean_anvil()
 
 
 # ---------------------------------------------------------------------------

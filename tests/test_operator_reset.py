@@ -21,6 +21,7 @@ import ape
 from flood import model  # noqa: F401 (fixture)
 from referee.agents.client import ChainClient
 from referee.agents.deployment import deploy
+from referee.agents.localchain import LEAN_FLAGS
 from referee.modelfile import save_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def _free_port() -> int:
 
 
 def _anvil(port: int) -> subprocess.Popen:
-    process = subprocess.Popen([shutil.which("anvil") or "anvil", "--port", str(port), "--silent"],
+    process = subprocess.Popen([shutil.which("anvil") or "anvil", "--port", str(port), "--silent", *LEAN_FLAGS],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(300):
         try:

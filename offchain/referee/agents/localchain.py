@@ -1,9 +1,15 @@
 """A fresh local chain for the demo, the gas report and rehearsals: anvil, started and stopped.
 
 ``local_chain`` connects Ape to ``ethereum:local:foundry``; ape-foundry starts the anvil
-binary on a free port and stops it on exit. It is started without ``--steps-tracing``
-(ape-foundry's default): with that flag anvil keeps every transaction's full step trace in
-memory, gigabytes for calls with 64 KiB buffers, and nothing here needs the traces.
+binary on a free port and stops it on exit. Every anvil started here is lean (``lean_anvil``):
+- without ``--steps-tracing`` (ape-foundry's default): with that flag anvil keeps every
+  transaction's full step trace in memory, gigabytes for calls with 64 KiB buffers, and nothing
+  here needs the traces;
+- with ``--max-persisted-states 0``: by default anvil moves old blocks' states out of memory
+  into ``~/.foundry/anvil/tmp``, about 0.5 GB for a few minutes of tests and 4-5 GB for a
+  long run, and leaves them there when it is killed rather than stopped (ape-foundry kills it);
+  a test session filled a CI machine's disk that way. Nothing here reads the state of a block
+  older than the ones anvil keeps in memory.
 
 ``fork`` starts the anvil binary itself, forked from another node, on a free port, and stops
 it (its whole process group) on exit.
@@ -21,26 +27,30 @@ import time
 from ..errors import RefereeError
 
 
-def drop_steps_tracing() -> None:
-    """From now on, ape-foundry starts anvil without ``--steps-tracing`` (idempotent)."""
+# Keep no state on disk (see above); every anvil this project starts takes these flags.
+LEAN_FLAGS = ("--max-persisted-states", "0")
+
+
+def lean_anvil() -> None:
+    """From now on, ape-foundry starts anvil lean: no step traces, no states on disk (idempotent)."""
     from ape_foundry.provider import FoundryProvider
 
     build_command = FoundryProvider.build_command
-    if getattr(build_command, "untraced", False):
+    if getattr(build_command, "lean", False):
         return
 
-    def untraced(self):
-        return [arg for arg in build_command(self) if arg != "--steps-tracing"]
+    def lean(self):
+        return [arg for arg in build_command(self) if arg != "--steps-tracing"] + list(LEAN_FLAGS)
 
-    untraced.untraced = True
-    FoundryProvider.build_command = untraced
+    lean.lean = True
+    FoundryProvider.build_command = lean
 
 
 @contextlib.contextmanager
 def local_chain():
     import ape
 
-    drop_steps_tracing()
+    lean_anvil()
     with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
         yield provider
 
@@ -58,7 +68,7 @@ def fork(url: str, timeout: float = 30.0):
     if binary is None:
         raise RefereeError("anvil is not on PATH (make setup installs it)")
     port = _free_port()
-    process = subprocess.Popen([binary, "--fork-url", url, "--port", str(port), "--silent"],
+    process = subprocess.Popen([binary, "--fork-url", url, "--port", str(port), "--silent", *LEAN_FLAGS],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
