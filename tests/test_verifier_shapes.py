@@ -229,6 +229,12 @@ def _zero_cases(key):
         bad = next((b for b in range(2, H) if H % b), None)
         if bad:
             add(f"H_b = {bad} does not divide H", p=_word(params, 4, bad), rehash=True)
+        # The same H_b with input b's columns made H_b * K, so that only the H_b rule is broken
+        # (with b's columns as they were, its column check answers first).
+        k_len = n_in // H
+        for kv in (0, H, 2 * H) + ((bad,) if bad else ()):
+            add(f"H_b = {kv} and input b cols {kv * k_len}", hs=header_with(1, "cols", kv * k_len),
+                p=_word(params, 4, kv), rehash=True)
     return cases
 
 
