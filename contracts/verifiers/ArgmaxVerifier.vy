@@ -20,6 +20,8 @@
 """
 
 from ..interfaces import IVerifier
+# @dev The game's proof bound (MAX_PROOF), so that `step` decodes its calldata.
+from ..modules import merkle
 from ..modules import rows
 
 implements: IVerifier
@@ -31,7 +33,7 @@ MAX_COLS: constant(uint256) = 16384
 MAX_WORDS: constant(uint256) = 2048  # 32-byte words of the longest row
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
 # @dev The game's MAX_PROOF: the bound of `step`'s `row_word_proof`.
-MAX_PROOF: constant(uint256) = 16
+MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
 MAX_PARAMS: constant(uint256) = 512
 
 

@@ -18,6 +18,8 @@
 """
 
 from ..interfaces import IVerifier
+# @dev The game's proof bound (MAX_PROOF), so that `step` decodes its calldata.
+from ..modules import merkle
 from ..modules import rows
 
 implements: IVerifier
@@ -29,7 +31,7 @@ FLAG_I16: constant(uint256) = 128
 MAX_COLS: constant(uint256) = 16384
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
 # @dev The game's MAX_PROOF: the bound of `step`'s `row_word_proof`.
-MAX_PROOF: constant(uint256) = 16
+MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
 MAX_PARAMS: constant(uint256) = 512
 
 

@@ -20,6 +20,8 @@
 """
 
 from ..interfaces import IVerifier
+# @dev The game's proof bound (MAX_PROOF), so that `step` decodes its calldata.
+from ..modules import merkle
 from ..modules import rows
 
 implements: IVerifier
@@ -36,7 +38,7 @@ LOW31: constant(uint256) = LANES32 * (2**31 - 1)
 BIAS23: constant(uint256) = LANES32 * (2**31 - 2**23 - 1)
 MAX_WITNESS: constant(uint256) = rows.MAX_WITNESS
 # @dev The game's MAX_PROOF: the bound of `step`'s `row_word_proof`.
-MAX_PROOF: constant(uint256) = 16
+MAX_PROOF: constant(uint256) = merkle.MAX_PROOF
 MAX_PARAMS: constant(uint256) = 512
 
 
